@@ -1,0 +1,201 @@
+"""Every backward against centred differences, and the fast convolution against the loops."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from model import layers
+
+
+def numeric_gradient(f, x, dout, eps=1e-6):
+    """Centred-difference gradient of sum(f(x) * dout) with respect to x (float64)."""
+    grad = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = x[i]
+        x[i] = old + eps
+        plus = np.sum(f(x) * dout)
+        x[i] = old - eps
+        minus = np.sum(f(x) * dout)
+        x[i] = old
+        grad[i] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def rel_error(a, b):
+    """‖a − b‖ / (‖a‖ + ‖b‖): elementwise ratios would blow up round-off on tiny entries."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-300))
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.mark.parametrize("pad", [0, 1, 2])
+@pytest.mark.parametrize("kernel", [1, 3, 5])
+def test_conv_forward_matches_naive_loops(rng, pad, kernel):
+    x = rng.normal(size=(2, 3, 7, 6))
+    w = rng.normal(size=(4, 3, kernel, kernel))
+    b = rng.normal(size=4)
+    fast, _ = layers.conv_forward(x, w, b, pad=pad)
+    slow = layers._conv_forward_naive(x, w, b, pad=pad)
+    assert fast.shape == slow.shape == (2, 4, 7 + 2 * pad - kernel + 1, 6 + 2 * pad - kernel + 1)
+    np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
+
+
+def test_conv_forward_float32_stays_float32(rng):
+    x = rng.normal(size=(2, 3, 5, 5)).astype(np.float32)
+    w = rng.normal(size=(2, 3, 3, 3)).astype(np.float32)
+    b = np.zeros(2, dtype=np.float32)
+    out, _ = layers.conv_forward(x, w, b, pad=1)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(
+        out, layers._conv_forward_naive(x, w, b, pad=1), rtol=1e-5, atol=1e-5
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(1, 3),
+    c=st.integers(1, 3),
+    h=st.integers(3, 7),
+    w=st.integers(3, 7),
+    f=st.integers(1, 3),
+    k=st.sampled_from([1, 3]),
+    pad=st.integers(0, 1),
+    seed=st.integers(0, 2**16),
+)
+def test_conv_forward_matches_naive_on_random_shapes(n, c, h, w, f, k, pad, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, c, h, w))
+    wt = rng.normal(size=(f, c, k, k))
+    b = rng.normal(size=f)
+    fast, _ = layers.conv_forward(x, wt, b, pad=pad)
+    np.testing.assert_allclose(fast, layers._conv_forward_naive(x, wt, b, pad=pad), atol=1e-11)
+
+
+@pytest.mark.parametrize("pad", [0, 1])
+def test_conv_backward_matches_centred_differences(rng, pad):
+    x = rng.normal(size=(2, 3, 5, 4))
+    w = rng.normal(size=(2, 3, 3, 3))
+    b = rng.normal(size=2)
+    out, cache = layers.conv_forward(x, w, b, pad=pad)
+    dout = rng.normal(size=out.shape)
+    dx, dw, db = layers.conv_backward(dout, cache)
+
+    def run(x_, w_, b_):
+        return layers.conv_forward(x_, w_, b_, pad=pad)[0]
+
+    assert rel_error(dx, numeric_gradient(lambda v: run(v, w, b), x, dout)) < 1e-8
+    assert rel_error(dw, numeric_gradient(lambda v: run(x, v, b), w, dout)) < 1e-8
+    assert rel_error(db, numeric_gradient(lambda v: run(x, w, v), b, dout)) < 1e-8
+
+
+def test_conv_backward_can_skip_input_gradient(rng):
+    x = rng.normal(size=(1, 3, 4, 4))
+    w = rng.normal(size=(1, 3, 3, 3))
+    out, cache = layers.conv_forward(x, w, np.zeros(1), pad=1)
+    dx, dw, db = layers.conv_backward(np.ones_like(out), cache, need_dx=False)
+    full = layers.conv_backward(np.ones_like(out), cache)
+    assert dx is None
+    np.testing.assert_array_equal(dw, full[1])
+    np.testing.assert_array_equal(db, full[2])
+
+
+def test_relu_backward_matches_centred_differences(rng):
+    # Keep values away from 0, where ReLU has no derivative.
+    x = rng.normal(size=(3, 4))
+    x[np.abs(x) < 1e-3] = 0.5
+    dout = rng.normal(size=x.shape)
+    out, cache = layers.relu_forward(x)
+    assert np.all(out >= 0)
+    dx = layers.relu_backward(dout, cache)
+    assert rel_error(dx, numeric_gradient(lambda v: layers.relu_forward(v)[0], x, dout)) < 1e-8
+
+
+def test_relu_gradient_is_zero_at_and_below_zero():
+    x = np.array([-2.0, 0.0, 3.0])
+    _, cache = layers.relu_forward(x)
+    np.testing.assert_array_equal(layers.relu_backward(np.ones(3), cache), [0.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize("slope", [0.01, 0.2, 0.0])
+def test_leaky_relu_backward_matches_centred_differences(rng, slope):
+    x = rng.normal(size=(3, 4))
+    x[np.abs(x) < 1e-3] = 0.5
+    dout = rng.normal(size=x.shape)
+    _, cache = layers.leaky_relu_forward(x, slope)
+    dx = layers.leaky_relu_backward(dout, cache)
+    numeric = numeric_gradient(lambda v: layers.leaky_relu_forward(v, slope)[0], x, dout)
+    assert rel_error(dx, numeric) < 1e-8
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "identity"])
+def test_activation_dispatch_round_trip(rng, activation):
+    x = rng.normal(size=(2, 3))
+    x[np.abs(x) < 1e-3] = 0.5
+    dout = rng.normal(size=x.shape)
+    out, cache = layers.activation_forward(x, activation, 0.1)
+    dx = layers.activation_backward(dout, cache)
+    numeric = numeric_gradient(lambda v: layers.activation_forward(v, activation, 0.1)[0], x, dout)
+    assert rel_error(dx, numeric) < 1e-8
+    with pytest.raises(ValueError, match="activation must be one of"):
+        layers.activation_forward(x, "tanh")
+
+
+def test_linear_backward_matches_centred_differences(rng):
+    x = rng.normal(size=(3, 5))
+    w = rng.normal(size=5)
+    b = np.asarray(0.3)
+    dout = rng.normal(size=3)
+    _, cache = layers.linear_forward(x, w, b)
+    dx, dw, db = layers.linear_backward(dout, cache)
+    assert (
+        rel_error(dx, numeric_gradient(lambda v: layers.linear_forward(v, w, b)[0], x, dout)) < 1e-8
+    )
+    assert (
+        rel_error(dw, numeric_gradient(lambda v: layers.linear_forward(x, v, b)[0], w, dout)) < 1e-8
+    )
+    b_arr = np.array([0.3])
+    numeric_db = numeric_gradient(lambda v: layers.linear_forward(x, w, v[0])[0], b_arr, dout)
+    assert rel_error(db, numeric_db[0]) < 1e-8
+
+
+def test_bce_backward_matches_centred_differences(rng):
+    z = rng.normal(scale=3, size=6)
+    y = np.array([0, 1, 0, 1, 1, 0], dtype=np.float64)
+    dout = rng.normal(size=6)
+    _, cache = layers.bce_with_logits_forward(z, y)
+    dz = layers.bce_with_logits_backward(dout, cache)
+    numeric = numeric_gradient(lambda v: layers.bce_with_logits_forward(v, y)[0], z, dout)
+    assert rel_error(dz, numeric) < 1e-8
+
+
+def test_bce_is_exact_for_huge_logits():
+    # The question's setup gives logits around 1e6: log(1 + e^z) must be z, not inf.
+    z = np.array([1.5e6, -1.5e6, 1.5e6, -800.0, 800.0])
+    y = np.array([0.0, 1.0, 1.0, 0.0, 1.0])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        losses, cache = layers.bce_with_logits_forward(z, y)
+        dz = layers.bce_with_logits_backward(np.ones(5), cache)
+    np.testing.assert_array_equal(losses, [1.5e6, 1.5e6, 0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(dz, [1.0, -1.0, 0.0, 0.0, 0.0])
+
+
+def test_sigmoid_and_softplus_match_reference_formulas():
+    z = np.linspace(-30, 30, 61)
+    np.testing.assert_allclose(layers.sigmoid(z), 1 / (1 + np.exp(-z)), rtol=1e-14)
+    np.testing.assert_allclose(layers.softplus(z), np.logaddexp(0, z), rtol=1e-14)
+
+
+def test_output_size_and_padding_rules():
+    assert layers.output_size(32, 32, 3, "same") == (32, 32)
+    assert layers.output_size(32, 30, 3, "valid") == (30, 28)
+    with pytest.raises(ValueError, match="odd kernel"):
+        layers.padding_amount(4, "same")
+    with pytest.raises(ValueError, match="does not fit"):
+        layers.output_size(2, 2, 5, "valid")

@@ -1,0 +1,108 @@
+"""The whole network: the reference contract ``model.loss_and_gradients``."""
+
+import numpy as np
+import pytest
+from conftest import make_params
+
+import model
+from model import network
+
+
+def numeric_param_gradient(params, images, labels, key, eps=1e-6, **kwargs):
+    grad = np.zeros_like(params[key], dtype=np.float64)
+    flat = params[key].reshape(-1) if params[key].ndim else None
+    for i in range(params[key].size):
+        shifted = []
+        for sign in (1, -1):
+            p = {k: np.array(v, copy=True) for k, v in params.items()}
+            if flat is None:
+                p[key] = np.asarray(params[key] + sign * eps)
+            else:
+                p[key].reshape(-1)[i] += sign * eps
+            shifted.append(model.loss_and_gradients(p, images, labels, **kwargs)[0])
+        grad.reshape(-1)[i] = (shifted[0] - shifted[1]) / (2 * eps)
+    return grad
+
+
+@pytest.mark.parametrize(
+    "activation,padding",
+    [("relu", "same"), ("relu", "valid"), ("leaky_relu", "same"), ("identity", "valid")],
+)
+def test_every_gradient_matches_centred_differences(rng, activation, padding):
+    images = rng.normal(size=(3, 3, 5, 4))
+    labels = np.array([0, 1, 1])
+    params = make_params(rng, padding=padding)
+    kwargs = {"activation": activation, "padding": padding, "negative_slope": 0.05}
+    loss, grads = model.loss_and_gradients(params, images, labels, **kwargs)
+    assert isinstance(loss, float)
+    for key in model.PARAM_KEYS:
+        numeric = numeric_param_gradient(params, images, labels, key, **kwargs)
+        error = np.linalg.norm(numeric - grads[key]) / (
+            np.linalg.norm(numeric) + np.linalg.norm(grads[key])
+        )
+        assert error < 1e-8, key
+        assert grads[key].shape == np.shape(params[key])
+
+
+def test_loss_is_mean_binary_cross_entropy(rng):
+    images = rng.normal(size=(4, 3, 5, 4))
+    labels = np.array([0, 1, 0, 1])
+    params = make_params(rng)
+    loss, _ = model.loss_and_gradients(params, images, labels)
+    fwd = network.forward(params, images, labels)
+    p = 1 / (1 + np.exp(-fwd.logits))
+    expected = -np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p))
+    assert loss == pytest.approx(expected, rel=1e-12)
+
+
+def test_flatten_order_is_filter_row_column(rng):
+    images = rng.normal(size=(1, 3, 4, 4))
+    params = make_params(rng, filters=2, height=4, width=4)
+    fwd = network.forward(params, images)
+    manual = float(fwd.activation[0].reshape(-1) @ params["classifier.weight"])
+    manual += float(params["classifier.bias"])
+    assert fwd.logits[0] == pytest.approx(manual, rel=1e-12)
+    # C order: the second filter's map starts after H'·W' values of the first.
+    assert fwd.activation[0, 1, 0, 0] == fwd.activation[0].reshape(-1)[16]
+
+
+def test_float32_in_float32_out(rng):
+    images = rng.normal(size=(2, 3, 5, 4)).astype(np.float32)
+    params = make_params(rng)
+    loss, grads = model.loss_and_gradients(params, images, np.array([0, 1]))
+    assert isinstance(loss, float)
+    assert all(g.dtype == np.float32 for g in grads.values())
+    loss64, grads64 = model.loss_and_gradients(params, images.astype(np.float64), np.array([0, 1]))
+    assert loss == pytest.approx(loss64, rel=1e-5)
+    for key in model.PARAM_KEYS:
+        np.testing.assert_allclose(grads[key], grads64[key], rtol=1e-4, atol=1e-5)
+
+
+def test_question_scale_is_finite_and_exact():
+    # Raw 0..255 pixels and uniform(0, 1) weights: logits near 1e6 (the question's setup).
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(2, 3, 16, 16)).astype(np.float64)
+    params = {
+        "conv.weight": rng.uniform(0, 1, size=(1, 3, 3, 3)),
+        "conv.bias": np.zeros(1),
+        "classifier.weight": rng.uniform(0, 1, size=256),
+        "classifier.bias": np.asarray(0.0),
+    }
+    labels = np.array([0, 1])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        loss, grads = model.loss_and_gradients(params, images, labels)
+    fwd = network.forward(params, images, labels)
+    assert fwd.logits.min() > 1e5
+    # Label 0 predicted with logit z costs exactly z; label 1 costs 0: the mean is z0 / 2.
+    assert loss == fwd.logits[0] / 2
+    assert all(np.all(np.isfinite(g)) for g in grads.values())
+    # dL/dz = (σ(z) − y)/N = (1 − 0)/2 for the cross, 0 for the circle.
+    np.testing.assert_array_equal(grads["classifier.weight"], fwd.activation[0].reshape(-1) / 2)
+
+
+def test_shape_errors_name_the_problem(rng):
+    params = make_params(rng, height=5, width=4)
+    with pytest.raises(ValueError, match="classifier.weight must be"):
+        model.loss_and_gradients(params, rng.normal(size=(1, 3, 6, 6)), np.array([0]))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        model.loss_and_gradients(params, np.zeros((1, 3, 5, 4), dtype=np.uint8), np.array([0]))
