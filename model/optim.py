@@ -1,0 +1,68 @@
+"""Stochastic gradient descent with optional momentum and gradient-norm clipping."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class OptimSettings:
+    """The settings one update used; they may change between iterations."""
+
+    learning_rate: float
+    momentum: float = 0.0
+    clip_norm: float | None = None
+
+
+@dataclass(frozen=True)
+class SGDResult:
+    """What one SGD update did.
+
+    ``params`` and ``velocity`` are the new state; ``update`` is exactly ``new − old`` per
+    parameter; ``clip_scale`` is the factor the gradient was multiplied by (1.0 when not
+    clipped); ``grad_norm`` is the global L2 norm of the unclipped gradient.
+    """
+
+    params: dict
+    velocity: dict
+    update: dict
+    clip_scale: float
+    grad_norm: float
+
+
+def global_norm(arrays) -> float:
+    """L2 norm over every element of every array, without overflow for huge values."""
+    largest = max((float(np.max(np.abs(a))) if a.size else 0.0) for a in arrays)
+    if largest == 0.0 or not math.isfinite(largest):
+        return largest
+    total = sum(float(np.sum(np.square(np.asarray(a, dtype=np.float64) / largest))) for a in arrays)
+    return largest * math.sqrt(total)
+
+
+def sgd_step(params: dict, grads: dict, velocity: dict, settings: OptimSettings) -> SGDResult:
+    """One update: v ← momentum·v + g; θ ← θ − lr·v (PyTorch's SGD form).
+
+    With ``clip_norm`` set, g is first scaled by clip_norm/‖g‖ when ‖g‖ exceeds it, ‖·‖ being
+    the L2 norm over all parameters together. Arrays keep their dtype; the inputs are not
+    modified.
+    """
+    grad_norm = global_norm(grads.values())
+    clip_scale = 1.0
+    if settings.clip_norm is not None and grad_norm > settings.clip_norm:
+        clip_scale = settings.clip_norm / grad_norm
+    new_params, new_velocity, update = {}, {}, {}
+    for key, theta in params.items():
+        dtype = theta.dtype.type
+        g = grads[key] if clip_scale == 1.0 else grads[key] * dtype(clip_scale)
+        if settings.momentum:
+            v = velocity[key] * dtype(settings.momentum) + g
+        else:
+            v = g
+        new_theta = theta - dtype(settings.learning_rate) * v
+        new_params[key] = new_theta
+        new_velocity[key] = v
+        update[key] = new_theta - theta
+    return SGDResult(new_params, new_velocity, update, clip_scale, grad_norm)
