@@ -1,0 +1,583 @@
+"""Findings: what went wrong (or is about to), why, and what to change.
+
+Everything here is a pure function of records, config and numbers, so it is easy to test and to
+show. ``diagnose`` looks at one iteration (and the one before); ``pretraining_check`` looks at
+the initial state and a preview of the first update before the user presses Step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from model.formatting import format_number, format_range
+
+if TYPE_CHECKING:
+    from model.config import TrainingConfig
+    from model.record import StepRecord
+
+SEVERITIES = ("error", "warning", "info")
+
+#: |logit| beyond which float64 rounds σ to exactly 0 or 1 (float32: 16.6 / 88.7).
+SATURATED_LOGIT = {"float64": 36.7, "float32": 16.7}
+HIGH_DEAD_FRACTION = 0.8
+LARGE_UPDATE_RATIO = 0.1
+HUGE_UPDATE_RATIO = 1.0
+TINY_UPDATE_RATIO = 1e-9
+LARGE_GRAD_NORM = 1e3
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A suggested change of settings, applied in one click.
+
+    ``changes`` maps ``TrainingConfig`` field names to new values; ``rewind_to`` (optional)
+    first returns the session to that iteration so the change applies to the update that went
+    wrong.
+    """
+
+    label: str
+    changes: dict = field(default_factory=dict)
+    rewind_to: int | None = None
+
+    @property
+    def needs_reset(self) -> bool:
+        from model.config import LIVE_FIELDS
+
+        return bool(set(self.changes) - LIVE_FIELDS)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One diagnosis.
+
+    Attributes
+    ----------
+    code : stable identifier ('dead_filter', 'raw_pixels', ...).
+    severity : 'error', 'warning' or 'info'.
+    title : one line.
+    explanation : plain-language why, with the numbers of this run.
+    fixes : suggested changes.
+    iteration : the iteration this finding was made at.
+    since : first iteration of a lasting condition (a dead filter), else None.
+    subject : what it is about ('filter 0', 'conv layer', 'image 1', ...).
+    pauses : a running session stops when this finding first appears.
+    """
+
+    code: str
+    severity: str
+    title: str
+    explanation: str
+    fixes: tuple[Fix, ...] = ()
+    iteration: int = 0
+    since: int | None = None
+    subject: str = ""
+    pauses: bool = False
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (for snapshots, headless output and reports)."""
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "title": self.title,
+            "explanation": self.explanation,
+            "iteration": self.iteration,
+            "since": self.since,
+            "subject": self.subject,
+            "fixes": [
+                {"label": f.label, "changes": _json_changes(f.changes), "rewind_to": f.rewind_to}
+                for f in self.fixes
+            ],
+        }
+
+    def to_text(self) -> str:
+        """Readable multi-line form."""
+        lines = [f"[{self.severity}] iteration {self.iteration}: {self.title}", self.explanation]
+        lines += [f"  fix: {f.label}" for f in self.fixes]
+        return "\n".join(lines)
+
+
+def _json_changes(changes: dict) -> dict:
+    return {k: (v.to_dict() if hasattr(v, "to_dict") else v) for k, v in changes.items()}
+
+
+def sort_findings(findings) -> list[Finding]:
+    """Newest first, then most severe first."""
+    return sorted(findings, key=lambda f: (-f.iteration, SEVERITIES.index(f.severity)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixes
+# ---------------------------------------------------------------------------------------------
+
+
+def fix_small_init() -> Fix:
+    from model.init import InitSpec
+
+    spec = InitSpec("normal", {"mean": 0.0, "std": 0.02})
+    return Fix(
+        "Initialise both layers with N(0, 0.02) (applies on reset)",
+        {"conv_init": spec, "classifier_init": spec},
+    )
+
+
+def fix_unit_pixels() -> Fix:
+    return Fix("Scale pixels to 0..1 (applies on reset)", {"pixel_scaling": "unit"})
+
+
+def fix_learning_rate(learning_rate: float, factor: float, rewind_to: int | None = None) -> Fix:
+    new_rate = learning_rate / factor
+    where = f", from iteration {rewind_to}" if rewind_to is not None else ""
+    return Fix(
+        f"Divide the learning rate by {factor:g} (→ {new_rate:g}){where}",
+        {"learning_rate": new_rate},
+        rewind_to=rewind_to,
+    )
+
+
+def fix_leaky_relu() -> Fix:
+    return Fix("Use leaky ReLU (slope 0.01) (applies on reset)", {"activation": "leaky_relu"})
+
+
+def fix_clip(clip_norm: float = 1.0, rewind_to: int | None = None) -> Fix:
+    where = f", from iteration {rewind_to}" if rewind_to is not None else ""
+    return Fix(
+        f"Clip the gradient norm at {clip_norm:g}{where}", {"clip_norm": clip_norm}, rewind_to
+    )
+
+
+def _factor_for(ratio: float) -> float:
+    """A power of ten that would bring an update-to-weight ratio near 1e-2 (at least 10)."""
+    if not math.isfinite(ratio) or ratio <= 0:
+        return 10.0
+    return float(10 ** max(1, math.ceil(math.log10(ratio / 1e-2))))
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-iteration diagnosis
+# ---------------------------------------------------------------------------------------------
+
+
+def _non_finite(record: StepRecord) -> Finding | None:
+    where = []
+    for group_name, group in (("weights", record.params), ("gradients", record.grads)):
+        if group is None:
+            continue
+        for key, value in group.items():
+            if not np.all(np.isfinite(value)):
+                where.append(f"{group_name} of {key}")
+    if not np.all(np.isfinite(record.losses)):
+        where.append("the loss")
+    if not where:
+        return None
+    k = record.iteration
+    rewind = k - 1 if k > 0 else None
+    fixes = (fix_learning_rate(record.settings.learning_rate, 100, rewind), fix_clip(1.0, rewind))
+    return Finding(
+        code="non_finite",
+        severity="error",
+        title=f"NaN or infinity at iteration {k}",
+        explanation=(
+            f"The update at iteration {k} produced values that are not finite numbers in "
+            f"{', '.join(where)}. The learning rate × gradient overflowed the "
+            f"{record.params['conv.weight'].dtype} range; nothing computed after this is "
+            "meaningful. The history up to iteration "
+            f"{max(k - 1, 0)} is intact: rewind there and continue with a smaller learning rate."
+        ),
+        fixes=fixes,
+        iteration=k,
+        subject="all parameters",
+        pauses=True,
+    )
+
+
+def _death_breakdown(record: StepRecord, filter_index: int, before: np.ndarray) -> str:
+    """How the update of ``record`` moved filter ``filter_index`` (for the iteration it died)."""
+    grad = record.grads["conv.weight"][filter_index]
+    update = record.update["conv.weight"][filter_index]
+    after = record.params["conv.weight"][filter_index]
+    lr = record.settings.learning_rate
+    text = (
+        f"The update that killed it, at iteration {record.iteration}, was learning rate × "
+        f"gradient = {format_number(lr)} × {format_range(grad.min(), grad.max())} = "
+        f"{format_range(update.min(), update.max())}, which moved the filter weights from "
+        f"{format_range(before.min(), before.max())} to {format_range(after.min(), after.max())}."
+    )
+    if record.settings.momentum or record.clip_scale != 1.0:
+        text += (
+            " (With momentum or clipping the applied update is not exactly lr × gradient; the "
+            "range shown is what was applied.)"
+        )
+    return text
+
+
+def _dead_filters(
+    record: StepRecord, previous: StepRecord | None, config: TrainingConfig
+) -> list[Finding]:
+    findings = []
+    for f, since in enumerate(record.dead_since):
+        if since is None:
+            continue
+        pre = record.pre_activation
+        peak = (
+            f" (its largest pre-activation is {format_number(pre[:, f].max())})"
+            if pre is not None
+            else ""
+        )
+        earlier = _previous_dead_finding(previous, f)
+        if since == record.iteration and previous is not None and record.grads is not None:
+            story = _death_breakdown(record, f, previous.params["conv.weight"][f])
+            fixes = _dead_filter_fixes(record, config, since)
+        elif earlier is not None:
+            text = earlier.explanation
+            marker = "The update that killed it"
+            story = text[text.index(marker) :] if marker in text else ""
+            fixes = earlier.fixes
+        else:
+            story = (
+                "It was dead from the start: the initial weights give no positive pre-activation."
+            )
+            fixes = _dead_filter_fixes(record, config, since)
+        explanation = (
+            f"Filter {f}'s ReLU output is 0 for every image at every position: its "
+            f"pre-activation is ≤ 0 everywhere{peak}. ReLU passes no gradient where its output "
+            "is 0, so this filter's gradient is exactly zero and no later update can revive it; "
+            "the classifier sees only zeros from it. " + story
+        )
+        findings.append(
+            Finding(
+                code="dead_filter",
+                severity="error",
+                title=f"Filter {f} is dead (since iteration {since})",
+                explanation=explanation,
+                fixes=fixes,
+                iteration=record.iteration,
+                since=since,
+                subject=f"filter {f}",
+                pauses=since == record.iteration,
+            )
+        )
+    return findings
+
+
+def _dead_filter_fixes(record: StepRecord, config: TrainingConfig, since: int) -> tuple[Fix, ...]:
+    """Fixes for a filter that died at ``since`` (computed once, then carried forward)."""
+    fixes = []
+    if since > 0:
+        ratio = record.metrics.get("conv_update_ratio", math.nan)
+        fixes.append(
+            fix_learning_rate(
+                record.settings.learning_rate, _factor_for(ratio), rewind_to=since - 1
+            )
+        )
+    fixes.append(fix_small_init())
+    if config.pixel_scaling == "raw":
+        fixes.append(fix_unit_pixels())
+    fixes.append(fix_leaky_relu())
+    return tuple(fixes)
+
+
+def _previous_dead_finding(previous: StepRecord | None, filter_index: int) -> Finding | None:
+    """The dead-filter finding of the iteration before, whose story and fixes carry forward."""
+    if previous is None:
+        return None
+    for finding in previous.findings:
+        if finding.code == "dead_filter" and finding.subject == f"filter {filter_index}":
+            return finding
+    return None
+
+
+def _mostly_dead(record: StepRecord) -> list[Finding]:
+    findings = []
+    for f, fraction in enumerate(record.dead_fraction_per_filter):
+        if record.dead_since[f] is not None or fraction < HIGH_DEAD_FRACTION:
+            continue
+        findings.append(
+            Finding(
+                code="mostly_dead",
+                severity="warning",
+                title=f"{fraction:.0%} of filter {f}'s ReLU outputs are zero",
+                explanation=(
+                    f"Only {1 - fraction:.1%} of filter {f}'s outputs are positive, so only they "
+                    "pass gradient back to the filter. One more large update in the wrong "
+                    "direction can make it 0 everywhere (a dead filter)."
+                ),
+                fixes=(fix_learning_rate(record.settings.learning_rate, 10), fix_leaky_relu()),
+                iteration=record.iteration,
+                subject=f"filter {f}",
+            )
+        )
+    return findings
+
+
+def _update_ratios(record: StepRecord) -> list[Finding]:
+    if record.grads is None:
+        return []
+    findings = []
+    lr = record.settings.learning_rate
+    for layer, name in (("conv", "conv layer"), ("classifier", "classifier")):
+        ratio = record.metrics[f"{layer}_update_ratio"]
+        if not math.isfinite(ratio) or ratio >= LARGE_UPDATE_RATIO:
+            severity = (
+                "error" if not math.isfinite(ratio) or ratio >= HUGE_UPDATE_RATIO else "warning"
+            )
+            factor = _factor_for(ratio)
+            findings.append(
+                Finding(
+                    code="large_update",
+                    severity=severity,
+                    title=(
+                        f"The {name}'s update was {format_number(ratio)}× the size of its weights"
+                    ),
+                    explanation=(
+                        f"‖update‖ / ‖weights‖ for the {name} was {format_number(ratio)} at "
+                        f"iteration {record.iteration} (learning rate {format_number(lr)}). "
+                        "Healthy training moves weights by about 0.1% per update (a ratio near "
+                        "1e-3); a ratio near or above 1 replaces the weights instead of "
+                        "adjusting them."
+                    ),
+                    fixes=(fix_learning_rate(lr, factor, rewind_to=record.iteration - 1),),
+                    iteration=record.iteration,
+                    subject=name,
+                )
+            )
+        elif 0 < ratio < TINY_UPDATE_RATIO and layer == "conv" and not record.dead_filters:
+            findings.append(
+                Finding(
+                    code="tiny_update",
+                    severity="info",
+                    title=f"The conv layer barely moved ({format_number(ratio)}× its weights)",
+                    explanation=(
+                        "The update is so small relative to the weights that training has "
+                        "effectively stalled: either the loss is already near zero or the "
+                        "learning rate is too low."
+                    ),
+                    fixes=(
+                        Fix(
+                            f"Multiply the learning rate by 10 (→ {lr * 10:g})",
+                            {"learning_rate": lr * 10},
+                        ),
+                    ),
+                    iteration=record.iteration,
+                    subject=name,
+                )
+            )
+    return findings
+
+
+def _large_gradient(record: StepRecord, config: TrainingConfig) -> Finding | None:
+    if record.grads is None:
+        return None
+    norm = record.metrics["conv_grad_norm"]
+    if not math.isfinite(norm) or norm < LARGE_GRAD_NORM:
+        return None
+    cause = (
+        " The inputs are raw 0..255 pixels, which make the filter's gradient hundreds of times "
+        "larger than with 0..1 inputs."
+        if config.pixel_scaling == "raw"
+        else ""
+    )
+    fixes = [fix_learning_rate(record.settings.learning_rate, 10), fix_clip(1.0)]
+    if config.pixel_scaling == "raw":
+        fixes.insert(0, fix_unit_pixels())
+    return Finding(
+        code="large_gradient",
+        severity="warning",
+        title=f"Conv gradient norm is {format_number(norm)}",
+        explanation=(
+            f"The gradient of the loss with respect to the conv layer has norm "
+            f"{format_number(norm)} at iteration {record.iteration}; the weights move by the "
+            f"learning rate times this.{cause}"
+        ),
+        fixes=tuple(fixes),
+        iteration=record.iteration,
+        subject="conv layer",
+    )
+
+
+def _saturation(record: StepRecord, labels: np.ndarray, config: TrainingConfig) -> list[Finding]:
+    limit = SATURATED_LOGIT[config.dtype]
+    saturated = np.abs(record.logits) >= limit
+    if not saturated.any():
+        return []
+    wrong = saturated & (record.predictions != labels)
+    right = saturated & ~wrong
+    findings = []
+    if wrong.any():
+        images = np.flatnonzero(wrong)
+        i = int(images[0])
+        findings.append(
+            Finding(
+                code="saturated_wrong",
+                severity="warning",
+                title=f"Confidently wrong: {len(images)} image(s) with a saturated sigmoid",
+                explanation=(
+                    f"Image {i} (label {int(labels[i])}) has logit "
+                    f"{format_number(record.logits[i])}, "
+                    f"so the sigmoid rounds to exactly {record.probabilities[i]:.0f} in "
+                    f"{config.dtype} and its loss is {format_number(record.losses[i])}. Its "
+                    "gradient does not vanish: it is the full (p − y) = ±1 times the features, "
+                    "so every update from it is as large as it can be."
+                ),
+                fixes=(fix_small_init(), fix_unit_pixels())
+                if config.pixel_scaling == "raw"
+                else (fix_small_init(),),
+                iteration=record.iteration,
+                subject=f"image {i}",
+            )
+        )
+    if right.any():
+        findings.append(
+            Finding(
+                code="saturated_right",
+                severity="info",
+                title=f"{int(right.sum())} image(s) classified with a saturated sigmoid",
+                explanation=(
+                    "Their logits are so large that σ rounds to exactly 0 or 1: their loss and "
+                    "gradient are (almost) zero and they no longer teach the network anything."
+                ),
+                iteration=record.iteration,
+                subject="classifier",
+            )
+        )
+    return findings
+
+
+def diagnose(
+    record: StepRecord, previous: StepRecord | None, config: TrainingConfig, labels: np.ndarray
+) -> tuple[Finding, ...]:
+    """All findings of one iteration, most severe first.
+
+    Parameters
+    ----------
+    record : the iteration to diagnose (its ``findings`` are ignored).
+    previous : the iteration before (None for iteration 0); needed to tell when a filter died
+        and what the update that killed it was.
+    config : settings of the run.
+    labels : (N,) labels of the dataset.
+    """
+    non_finite = _non_finite(record)
+    if non_finite is not None:
+        return (non_finite,)
+    findings = _dead_filters(record, previous, config)
+    findings += _mostly_dead(record)
+    findings += _update_ratios(record)
+    large = _large_gradient(record, config)
+    if large is not None:
+        findings.append(large)
+    findings += _saturation(record, labels, config)
+    return tuple(sorted(findings, key=lambda f: SEVERITIES.index(f.severity)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Before the first step
+# ---------------------------------------------------------------------------------------------
+
+
+def pretraining_check(
+    config: TrainingConfig, initial: StepRecord, preview: StepRecord | None, labels: np.ndarray
+) -> tuple[Finding, ...]:
+    """Risks visible before training: all-positive initialisation, raw pixels, and what the
+    first update (``preview``, computed but not committed) would do.
+    """
+    findings = []
+    pre = initial.pre_activation
+    logits = initial.logits
+    pre_range = format_range(pre.min(), pre.max()) if pre is not None else "unknown"
+    logit_range = format_range(logits.min(), logits.max())
+    non_negative_pixels = config.pixel_scaling in ("raw", "unit")
+    if (
+        non_negative_pixels
+        and not config.conv_init.can_be_negative()
+        and config.activation == "relu"
+    ):
+        findings.append(
+            Finding(
+                code="init_all_positive",
+                severity="warning",
+                title=f"All conv weights start ≥ 0 ({config.conv_init.describe()})",
+                explanation=(
+                    "Every pixel is ≥ 0 and every filter weight starts ≥ 0, so every "
+                    f"pre-activation is positive (here {pre_range}) and the logits are large "
+                    f"and of one sign ({logit_range}). All weights then receive gradients of "
+                    "the same sign and move together: one update can push all of them negative "
+                    "at once, after which every ReLU output is 0 and the filter is dead. A "
+                    "zero-centred, small initialisation such as N(0, 0.02) avoids this bias."
+                ),
+                fixes=(fix_small_init(),),
+                subject="initialisation",
+            )
+        )
+    if config.pixel_scaling == "raw":
+        k = config.kernel_size
+        findings.append(
+            Finding(
+                code="raw_pixels",
+                severity="warning",
+                title="Inputs are raw 0..255 pixel values",
+                explanation=(
+                    f"A {k}×{k}×3 filter sums {3 * k * k} pixels of up to 255, so with these "
+                    f"weights the pre-activations span {pre_range} and the logits {logit_range}. "
+                    "The gradient of each filter weight is a sum of pixel values times "
+                    "classifier weights over every position, so it is hundreds of times larger "
+                    "than with 0..1 inputs and the same learning rate makes a far larger step."
+                ),
+                fixes=(fix_unit_pixels(),),
+                subject="inputs",
+            )
+        )
+    if preview is not None:
+        findings += _preview_findings(initial, preview)
+    return tuple(findings)
+
+
+def _preview_findings(initial: StepRecord, preview: StepRecord) -> list[Finding]:
+    lr = preview.settings.learning_rate
+    before = initial.params["conv.weight"]
+    after = preview.params["conv.weight"]
+    grad = preview.grads["conv.weight"]
+    ratio = preview.metrics["conv_update_ratio"]
+    move = (
+        f"The first update will be learning rate × gradient = {format_number(lr)} × "
+        f"{format_range(grad.min(), grad.max())}, moving the filter weights from "
+        f"{format_range(before.min(), before.max())} to {format_range(after.min(), after.max())}"
+    )
+    newly_dead = [f for f in preview.dead_filters if f not in initial.dead_filters]
+    if newly_dead or not np.all(np.isfinite(after)):
+        outcome = (
+            "the weights overflow to NaN or infinity"
+            if not np.all(np.isfinite(after))
+            else f"every ReLU output of filter(s) {', '.join(map(str, newly_dead))} becomes 0 "
+            "for every image: the filter dies at iteration 1 and can never learn again"
+        )
+        return [
+            Finding(
+                code="first_update_kills",
+                severity="error",
+                title="Pressing Step now will kill the filter"
+                if newly_dead
+                else "Pressing Step now will overflow",
+                explanation=f"{move}; after it {outcome}.",
+                fixes=(
+                    fix_learning_rate(lr, _factor_for(ratio)),
+                    fix_small_init(),
+                    fix_unit_pixels(),
+                ),
+                subject="first update",
+            )
+        ]
+    if math.isfinite(ratio) and ratio >= LARGE_UPDATE_RATIO:
+        return [
+            Finding(
+                code="first_update_large",
+                severity="warning",
+                title=f"The first update will be {format_number(ratio)}× the size of the filter",
+                explanation=f"{move}. Healthy updates change weights by about 0.1%.",
+                fixes=(fix_learning_rate(lr, _factor_for(ratio)),),
+                subject="first update",
+            )
+        ]
+    return []

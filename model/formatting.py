@@ -1,0 +1,50 @@
+"""How numbers are written for people: in findings, in heatmap cells and in the status bar.
+
+Large values keep every integer digit with thousands separators (the question printed
+-49678.5: a reader should see exactly that size), tiny and astronomical ones use scientific
+notation, and nothing is rounded to a misleading zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def format_number(value: float, digits: int = 4) -> str:
+    """Readable, honest form of ``value`` with about ``digits`` significant digits.
+
+    Examples: 0 -> '0', 0.0213 -> '0.02130', -49678.53 -> '-49,678.5', 3.2e-07 -> '3.200e-07',
+    1.5e12 -> '1.500e+12', nan -> 'NaN', inf -> 'inf'.
+    """
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 1e9 or magnitude < 1e-3:
+        return f"{value:.{digits - 1}e}"
+    if magnitude >= 1000:
+        return f"{value:,.1f}"
+    decimals = max(digits - 1 - math.floor(math.log10(magnitude)), 0)
+    return f"{value:.{decimals}f}"
+
+
+def format_range(low: float, high: float) -> str:
+    """'[low, high]' with ``format_number`` on both ends."""
+    return f"[{format_number(low)}, {format_number(high)}]"
+
+
+def format_compact(value: float) -> str:
+    """Short form for small cells (3 significant digits), e.g. '-4.97e+04', '0.0213', '12.5'."""
+    value = float(value)
+    if not math.isfinite(value):
+        return format_number(value)
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 1e4 or magnitude < 1e-3:
+        return f"{value:.2e}"
+    return f"{value:.3g}"

@@ -1,0 +1,321 @@
+"""Every iteration of a run, within a memory budget.
+
+What is kept, and what goes first when the budget is reached:
+
+1. The metrics table: the scalar metrics of ``model.record.METRIC_NAMES`` plus the loss and
+   probability of every image, for every iteration. It gives the curves. It is thinned (every
+   other old row dropped) only if it alone outgrows half the budget.
+2. Records, newest ones whole: parameters, gradients, the update, optimizer state, per-image
+   predictions, findings, and the pre-activation and ReLU maps of every image. When the budget
+   is reached, older records lose, in this order:
+   a. their pre-activation and ReLU maps (recomputed exactly from the parameters when viewed);
+   b. the classifier's arrays and the optimizer state, except at checkpoints (every
+      ``checkpoint_every``-th iteration); the conv filter, its gradient and update stay;
+   c. whole records between checkpoints;
+   d. every other checkpoint (the interval doubles), then c again.
+
+The session rebuilds any dropped iteration exactly by replaying from the checkpoint before it
+(``TrainingSession.record``), so nothing is lost, only recomputed. The newest record and
+iteration 0 are always kept whole except for maps of iteration 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from types import MappingProxyType
+
+import numpy as np
+
+from model.optim import OptimSettings
+from model.record import METRIC_NAMES, StepRecord
+
+#: Python-object overhead of one record beyond its arrays (dataclass, dicts, floats, findings),
+#: measured with tracemalloc on the question's example.
+RECORD_OVERHEAD_BYTES = 4096
+HEAVY_KEYS = ("classifier.weight",)
+
+
+def _arrays_nbytes(arrays) -> int:
+    return 0 if arrays is None else sum(a.nbytes for a in arrays.values())
+
+
+def record_nbytes(record: StepRecord) -> int:
+    """Approximate memory held by ``record``."""
+    total = RECORD_OVERHEAD_BYTES
+    for group in (record.params, record.velocity, record.grads, record.update):
+        total += _arrays_nbytes(group)
+    for array in (record.pre_activation, record.activation):
+        if array is not None:
+            total += array.nbytes
+    total += record.logits.nbytes + record.probabilities.nbytes + record.losses.nbytes
+    return total
+
+
+def _without(arrays, keys):
+    if arrays is None:
+        return None
+    return MappingProxyType({k: v for k, v in arrays.items() if k not in keys})
+
+
+def strip_maps(record: StepRecord) -> StepRecord:
+    return dataclasses.replace(record, pre_activation=None, activation=None)
+
+
+def strip_heavy(record: StepRecord) -> StepRecord:
+    """Drop maps, optimizer state and the classifier's weight arrays (conv arrays stay)."""
+    return dataclasses.replace(
+        strip_maps(record),
+        velocity=None,
+        params=_without(record.params, HEAVY_KEYS),
+        grads=_without(record.grads, HEAVY_KEYS),
+        update=_without(record.update, HEAVY_KEYS),
+    )
+
+
+class MetricsTable:
+    """Column-wise scalar metrics and per-image loss/probability, one row per kept iteration."""
+
+    def __init__(self, num_images: int) -> None:
+        self.num_images = num_images
+        self._rows = 0
+        self._scalars = np.empty((16, len(METRIC_NAMES)))
+        self._losses = np.empty((16, num_images))
+        self._probabilities = np.empty((16, num_images))
+
+    def __len__(self) -> int:
+        return self._rows
+
+    @property
+    def nbytes(self) -> int:
+        return self._scalars.nbytes + self._losses.nbytes + self._probabilities.nbytes
+
+    @property
+    def row_nbytes(self) -> int:
+        return 8 * (len(METRIC_NAMES) + 2 * self.num_images)
+
+    def append(self, record: StepRecord) -> None:
+        if self._rows == len(self._scalars):
+            grow = max(16, self._rows)
+            self._scalars = np.concatenate([self._scalars, np.empty((grow, len(METRIC_NAMES)))])
+            self._losses = np.concatenate([self._losses, np.empty((grow, self.num_images))])
+            self._probabilities = np.concatenate(
+                [self._probabilities, np.empty((grow, self.num_images))]
+            )
+        self._scalars[self._rows] = [record.metrics[name] for name in METRIC_NAMES]
+        self._losses[self._rows] = record.losses
+        self._probabilities[self._rows] = record.probabilities
+        self._rows += 1
+
+    def column(self, name: str) -> np.ndarray:
+        """A read-only view of one metric over the kept rows."""
+        view = self._scalars[: self._rows, METRIC_NAMES.index(name)]
+        view.flags.writeable = False
+        return view
+
+    @property
+    def iterations(self) -> np.ndarray:
+        return self.column("iteration")
+
+    @property
+    def image_losses(self) -> np.ndarray:
+        """(rows, N) loss of every image after each kept iteration (read-only view)."""
+        view = self._losses[: self._rows]
+        view.flags.writeable = False
+        return view
+
+    @property
+    def image_probabilities(self) -> np.ndarray:
+        view = self._probabilities[: self._rows]
+        view.flags.writeable = False
+        return view
+
+    def truncate_after(self, iteration: int) -> None:
+        """Forget rows of iterations after ``iteration``."""
+        self._rows = int(np.searchsorted(self.iterations, iteration, side="right"))
+
+    def thin(self) -> None:
+        """Drop every other row of the older half (row 0 stays), halving its resolution."""
+        old_end = self._rows // 2
+        keep = np.ones(self._rows, dtype=bool)
+        keep[1:old_end:2] = False
+        kept = int(keep.sum())
+        self._scalars[:kept] = self._scalars[: self._rows][keep]
+        self._losses[:kept] = self._losses[: self._rows][keep]
+        self._probabilities[:kept] = self._probabilities[: self._rows][keep]
+        self._rows = kept
+
+    def compact(self) -> None:
+        """Release unused capacity."""
+        self._scalars = self._scalars[: max(self._rows, 16)].copy()
+        self._losses = self._losses[: max(self._rows, 16)].copy()
+        self._probabilities = self._probabilities[: max(self._rows, 16)].copy()
+
+
+class History:
+    """Records of one run keyed by iteration, kept within ``budget_bytes``.
+
+    Parameters
+    ----------
+    num_images : N, for the per-image columns of the metrics table.
+    budget_bytes : memory the records and the table may use together.
+    checkpoint_every : initial checkpoint interval (doubles when the budget needs it).
+    """
+
+    def __init__(self, num_images: int, budget_bytes: int, checkpoint_every: int = 32) -> None:
+        self.budget_bytes = budget_bytes
+        self.checkpoint_every = checkpoint_every
+        self.metrics = MetricsTable(num_images)
+        self._records: dict[int, StepRecord] = {}
+        self._sizes: dict[int, int] = {}
+        self._with_maps: deque[int] = deque()
+        self._heavy: deque[int] = deque()
+        self._compact: deque[int] = deque()
+        self._record_bytes = 0
+        self.settings_log: list[tuple[int, OptimSettings]] = []
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def last_iteration(self) -> int:
+        """Iteration of the newest record (-1 when empty)."""
+        return max(self._records) if self._records else -1
+
+    def __len__(self) -> int:
+        """Number of iterations the run has (kept or not), i.e. last iteration + 1."""
+        return self.last_iteration + 1
+
+    def stored(self, iteration: int) -> StepRecord | None:
+        """The record as kept (possibly without maps or heavy arrays), or None if dropped."""
+        return self._records.get(iteration)
+
+    def latest_restorable(self, iteration: int) -> StepRecord:
+        """The newest record at or before ``iteration`` that has the full state to step from."""
+        # Records are stored in iteration order, so the first match from the end is the newest.
+        for k in reversed(self._records):
+            if k <= iteration and _restorable(self._records[k]):
+                return self._records[k]
+        raise LookupError(f"no restorable record at or before iteration {iteration}")
+
+    @property
+    def nbytes(self) -> int:
+        return self._record_bytes + self.metrics.nbytes
+
+    def settings_at(self, iteration: int) -> OptimSettings:
+        """Settings that the update of ``iteration`` used or will use."""
+        current = self.settings_log[0][1]
+        for start, settings in self.settings_log:
+            if start > iteration:
+                break
+            current = settings
+        return current
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def log_settings(self, start_iteration: int, settings: OptimSettings) -> None:
+        """Record that updates from ``start_iteration`` on use ``settings``."""
+        self.settings_log = [(s, v) for s, v in self.settings_log if s < start_iteration]
+        if not self.settings_log or self.settings_log[-1][1] != settings:
+            self.settings_log.append((start_iteration, settings))
+
+    def append(self, record: StepRecord) -> None:
+        """Add the next iteration's record, then shrink older ones to stay within budget."""
+        if record.iteration != len(self):
+            raise ValueError(f"expected iteration {len(self)}, got {record.iteration}")
+        previous = self.last_iteration
+        self._store(record)
+        if previous >= 0:
+            self._classify(previous)
+        self.metrics.append(record)
+        self._enforce_budget()
+
+    def truncate_after(self, iteration: int) -> None:
+        """Forget every iteration after ``iteration`` (a branch starts there)."""
+        for k in [k for k in self._records if k > iteration]:
+            self._record_bytes -= self._sizes.pop(k)
+            del self._records[k]
+        for queue in (self._with_maps, self._heavy, self._compact):
+            kept = [k for k in queue if k < iteration]
+            queue.clear()
+            queue.extend(kept)
+        self.metrics.truncate_after(iteration)
+        self.settings_log = [(s, v) for s, v in self.settings_log if s <= iteration + 1]
+
+    def replace(self, record: StepRecord) -> None:
+        """Store a rebuilt record that the budget allows to keep (used by ``rewind``)."""
+        self._store(record)
+
+    # -- budget ----------------------------------------------------------------------------
+
+    def _store(self, record: StepRecord) -> None:
+        size = record_nbytes(record)
+        self._record_bytes += size - self._sizes.get(record.iteration, 0)
+        self._sizes[record.iteration] = size
+        self._records[record.iteration] = record
+
+    def _classify(self, iteration: int) -> None:
+        """Queue a record that is no longer the newest for later shrinking."""
+        record = self._records[iteration]
+        if record.has_maps:
+            self._with_maps.append(iteration)
+        if iteration == 0:
+            return
+        if _restorable(record):
+            self._heavy.append(iteration)
+        else:
+            self._compact.append(iteration)
+
+    def _is_checkpoint(self, iteration: int) -> bool:
+        return iteration % self.checkpoint_every == 0
+
+    def _enforce_budget(self) -> None:
+        while (
+            len(self.metrics) * self.metrics.row_nbytes > self.budget_bytes // 2
+            and len(self.metrics) > 4
+        ):
+            self.metrics.thin()
+            self.metrics.compact()
+        while self.nbytes > self.budget_bytes and self._shrink_once():
+            pass
+
+    def _shrink_once(self) -> bool:
+        if self._with_maps:
+            k = self._with_maps.popleft()
+            if k in self._records:
+                self._store(strip_maps(self._records[k]))
+            return True
+        while self._heavy:
+            k = self._heavy.popleft()
+            if k in self._records and not self._is_checkpoint(k):
+                self._store(strip_heavy(self._records[k]))
+                self._compact.append(k)
+                return True
+        if self._compact:
+            k = self._compact.popleft()
+            if k in self._records and not self._is_checkpoint(k):
+                self._record_bytes -= self._sizes.pop(k)
+                del self._records[k]
+            return True
+        return self._double_checkpoint_interval()
+
+    def _double_checkpoint_interval(self) -> bool:
+        """Make every other checkpoint an ordinary record so it can be shrunk."""
+        checkpoints = [k for k in self._records if k > 0 and k != self.last_iteration]
+        if not checkpoints or self.checkpoint_every > self.last_iteration:
+            return False
+        self.checkpoint_every *= 2
+        for k in sorted(checkpoints):
+            if not self._is_checkpoint(k):
+                self._heavy.append(k)
+        return True
+
+
+def _restorable(record: StepRecord) -> bool:
+    return record.velocity is not None and "classifier.weight" in record.params
+
+
+def describe_budget(history: History) -> str:
+    """One line for the status bar: how much of the budget the history uses."""
+    used = history.nbytes / 2**20
+    total = history.budget_bytes / 2**20
+    return f"history {used:.1f} of {total:.0f} MiB, checkpoint every {history.checkpoint_every}"

@@ -1,0 +1,383 @@
+"""The training session: the one owner of a run's state.
+
+``TrainingSession`` holds the config, dataset, parameters, optimizer state, iteration counter and
+history. Only its methods change them. Every step returns an immutable ``StepRecord``.
+
+Determinism: the initial weights come from a generator seeded by ``SeedSequence([seed, 0])``
+and the per-image order of epoch e from ``SeedSequence([seed, 1, e])``, so the same config,
+dataset and seed give a bit-identical run, and any iteration can be recomputed exactly by
+replaying from an earlier one.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from model import diagnostics, network
+from model.config import LIVE_FIELDS, TrainingConfig
+from model.data import Dataset, pixel_statistics, scale_pixels
+from model.diagnostics import Finding
+from model.history import History
+from model.init import initialize
+from model.layers import output_size
+from model.optim import OptimSettings, sgd_step
+from model.record import (
+    StepRecord,
+    compute_metrics,
+    dead_fraction_per_filter,
+    frozen_array,
+    frozen_arrays,
+)
+
+INIT_STREAM = 0
+SHUFFLE_STREAM = 1
+
+
+def init_params(config: TrainingConfig, image_size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Initial parameters for ``config`` on images of ``image_size`` (H, W).
+
+    Conv weights (F, 3, K, K) are drawn first, then the classifier weights (D,), both from one
+    generator seeded by the config's seed; biases start at 0.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, INIT_STREAM]))
+    dtype = np.dtype(config.dtype)
+    f, k = config.num_filters, config.kernel_size
+    out_h, out_w = output_size(image_size[0], image_size[1], k, config.padding)
+    features = f * out_h * out_w
+    conv_w = initialize(
+        config.conv_init, (f, 3, k, k), fan_in=3 * k * k, fan_out=f * k * k, rng=rng, dtype=dtype
+    )
+    cls_w = initialize(
+        config.classifier_init, (features,), fan_in=features, fan_out=1, rng=rng, dtype=dtype
+    )
+    return {
+        "conv.weight": conv_w,
+        "conv.bias": np.zeros(f, dtype=dtype),
+        "classifier.weight": cls_w,
+        "classifier.bias": np.zeros((), dtype=dtype),
+    }
+
+
+@functools.lru_cache(maxsize=64)
+def _epoch_order(seed: int, epoch: int, num_images: int, shuffle: bool) -> np.ndarray:
+    if not shuffle:
+        order = np.arange(num_images)
+    else:
+        rng = np.random.default_rng(np.random.SeedSequence([seed, SHUFFLE_STREAM, epoch]))
+        order = rng.permutation(num_images)
+    order.flags.writeable = False
+    return order
+
+
+def batch_indices(config: TrainingConfig, iteration: int, num_images: int) -> np.ndarray:
+    """Dataset indices used by the update of ``iteration`` (1, 2, ...).
+
+    Per-image mode walks through the images one per iteration, epoch after epoch (in dataset
+    order, or a seeded permutation per epoch when shuffling); full-batch mode uses them all.
+    """
+    if config.update_mode == "full_batch":
+        return np.arange(num_images)
+    epoch, position = divmod(iteration - 1, num_images)
+    order = _epoch_order(config.seed, epoch, num_images, config.shuffle)
+    return order[position : position + 1]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What ``TrainingSession.run`` did: iterations taken and the finding that paused it."""
+
+    steps: int
+    paused_by: Finding | None
+
+
+class TrainingSession:
+    """One run of the network on a dataset.
+
+    Parameters
+    ----------
+    dataset : labeled images (``model.data.Dataset``).
+    config : settings; defaults to ``TrainingConfig()``.
+    """
+
+    def __init__(self, dataset: Dataset, config: TrainingConfig | None = None) -> None:
+        self._dataset = dataset
+        self._config = config or TrainingConfig()
+        self.reset()
+
+    # -- read-only views -------------------------------------------------------------------
+
+    @property
+    def config(self) -> TrainingConfig:
+        return self._config
+
+    @property
+    def dataset(self) -> Dataset:
+        return self._dataset
+
+    @property
+    def history(self) -> History:
+        return self._history
+
+    @property
+    def latest(self) -> StepRecord:
+        """The newest record (the current state)."""
+        return self._latest
+
+    @property
+    def iteration(self) -> int:
+        return self._latest.iteration
+
+    @property
+    def pixel_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel mean and std (0..255 scale) of the loaded images."""
+        return self._stats
+
+    @property
+    def inputs(self) -> np.ndarray:
+        """(N, 3, H, W) network inputs after pixel scaling, read-only."""
+        return self._x
+
+    @property
+    def settings(self) -> OptimSettings:
+        """Settings the next update will use."""
+        return OptimSettings(
+            self._config.learning_rate, self._config.momentum, self._config.clip_norm
+        )
+
+    @property
+    def epoch_length(self) -> int:
+        """Iterations per epoch: N in per-image mode, 1 in full-batch mode."""
+        return len(self._dataset) if self._config.update_mode == "per_image" else 1
+
+    # -- changing the run ------------------------------------------------------------------
+
+    def reset(self, config: TrainingConfig | None = None, dataset: Dataset | None = None) -> None:
+        """Start again from iteration 0 (same seed: same initial weights).
+
+        ``config`` and ``dataset`` replace the current ones when given.
+        """
+        if config is not None:
+            self._config = config
+        if dataset is not None:
+            self._dataset = dataset
+        cfg = self._config
+        dtype = np.dtype(cfg.dtype)
+        self._stats = pixel_statistics(self._dataset.images)
+        self._x = scale_pixels(self._dataset.images, cfg.pixel_scaling, dtype, self._stats)
+        self._x.flags.writeable = False
+        self._y = self._dataset.labels.astype(dtype)
+        self._history = History(len(self._dataset), cfg.history_budget_mb * 2**20)
+        self._history.log_settings(1, self.settings)
+        params = init_params(cfg, self._dataset.size)
+        velocity = {key: np.zeros_like(value) for key, value in params.items()}
+        initial = self._evaluate(0, params, velocity, None, self.settings, time.perf_counter())
+        preview = self._advance(initial, 1, self.settings)
+        pretraining = diagnostics.pretraining_check(cfg, initial, preview, self._dataset.labels)
+        initial = replace(initial, findings=pretraining + initial.findings)
+        self._history.append(initial)
+        self._latest = initial
+
+    def reseed(self, seed: int | None = None) -> int:
+        """Reset with a new seed (drawn from the operating system when None); returns it."""
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy % (2**32))
+        self.reset(self._config.with_changes(seed=seed))
+        return seed
+
+    def update_settings(self, **changes) -> None:
+        """Change live settings (learning rate, momentum, clipping) from the next update on."""
+        not_live = set(changes) - LIVE_FIELDS
+        if not_live:
+            raise ValueError(f"{', '.join(sorted(not_live))} can only change on reset")
+        self._config = self._config.with_changes(**changes)
+        self._history.log_settings(self.iteration + 1, self.settings)
+
+    def step(self) -> StepRecord:
+        """One SGD update; returns its record."""
+        record = self._advance(self._latest, self.iteration + 1, self.settings)
+        self._history.append(record)
+        self._latest = record
+        return record
+
+    def run(
+        self,
+        iterations: int,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+        on_step: Callable[[StepRecord], None] | None = None,
+        pause_on_findings: bool = True,
+    ) -> RunResult:
+        """Take up to ``iterations`` steps.
+
+        Stops early when ``should_stop()`` returns True or, with ``pause_on_findings``, at the
+        first iteration with a finding that pauses (a filter dying, NaN/inf).
+        """
+        for done in range(iterations):
+            if should_stop is not None and should_stop():
+                return RunResult(done, None)
+            record = self.step()
+            if on_step is not None:
+                on_step(record)
+            pausing = next((f for f in record.findings if f.pauses), None)
+            if pause_on_findings and pausing is not None:
+                return RunResult(done + 1, pausing)
+        return RunResult(iterations, None)
+
+    def steps_to_epoch_end(self) -> int:
+        """Iterations until the current epoch is complete (a whole epoch at an epoch boundary)."""
+        length = self.epoch_length
+        return length - self.iteration % length
+
+    def rewind(self, iteration: int) -> StepRecord:
+        """Return to ``iteration``; later iterations are forgotten (a new branch starts here)."""
+        record = self.record(iteration)
+        self._history.truncate_after(iteration)
+        self._history.replace(record)
+        self._latest = record
+        return record
+
+    # -- reading the past and the future ---------------------------------------------------
+
+    def record(self, iteration: int) -> StepRecord:
+        """The complete record of ``iteration``, recomputed exactly if the history thinned it."""
+        if not 0 <= iteration <= self.iteration:
+            raise IndexError(f"iteration {iteration} is not in 0..{self.iteration}")
+        stored = self._history.stored(iteration)
+        if stored is not None and stored.is_complete:
+            return stored
+        start = self._history.latest_restorable(iteration)
+        if start.iteration == iteration:
+            return self._with_maps(stored)
+        record = start
+        for k in range(start.iteration + 1, iteration + 1):
+            record = self._advance(record, k, self._history.settings_at(k))
+        return record
+
+    def preview(self, learning_rate: float | None = None) -> StepRecord:
+        """The record the next step would produce (optionally at another learning rate),
+        without changing the session."""
+        settings = self.settings
+        if learning_rate is not None:
+            settings = replace(settings, learning_rate=float(learning_rate))
+        return self._advance(self._latest, self.iteration + 1, settings)
+
+    def batch(self, iteration: int) -> np.ndarray:
+        """Dataset indices of the update at ``iteration``."""
+        return batch_indices(self._config, iteration, len(self._dataset))
+
+    # -- the computation -------------------------------------------------------------------
+
+    def _forward(self, params, images, labels):
+        cfg = self._config
+        return network.forward(
+            params,
+            images,
+            labels,
+            activation=cfg.activation,
+            negative_slope=cfg.negative_slope,
+            padding=cfg.padding,
+        )
+
+    def _advance(self, previous: StepRecord, iteration: int, settings: OptimSettings) -> StepRecord:
+        """Compute iteration ``iteration`` from ``previous`` (pure: nothing is stored)."""
+        started = time.perf_counter()
+        batch = self.batch(iteration)
+        params = dict(previous.params)
+        with np.errstate(over="ignore", invalid="ignore"):
+            fwd = self._forward(params, self._x[batch], self._y[batch])
+            grads = network.backward(fwd)
+            result = sgd_step(params, grads, previous.velocity, settings)
+        return self._evaluate(
+            iteration,
+            result.params,
+            result.velocity,
+            previous,
+            settings,
+            started,
+            grads=grads,
+            update=result.update,
+            batch=tuple(int(i) for i in batch),
+            batch_loss=fwd.loss,
+            clip_scale=result.clip_scale,
+        )
+
+    def _evaluate(
+        self,
+        iteration: int,
+        params: dict,
+        velocity: dict,
+        previous: StepRecord | None,
+        settings: OptimSettings,
+        started: float,
+        *,
+        grads: dict | None = None,
+        update: dict | None = None,
+        batch: tuple[int, ...] = (),
+        batch_loss: float | None = None,
+        clip_scale: float = 1.0,
+    ) -> StepRecord:
+        """Measure ``params`` on the whole dataset and build the record of ``iteration``."""
+        cfg = self._config
+        with np.errstate(over="ignore", invalid="ignore"):
+            fwd = self._forward(params, self._x, self._y)
+            dead_fractions = dead_fraction_per_filter(cfg.activation, fwd.pre_activation)
+            metrics = compute_metrics(
+                iteration=iteration,
+                params=params,
+                params_before=None if previous is None else previous.params,
+                grads=grads,
+                update=update,
+                losses=fwd.losses,
+                probabilities=fwd.probabilities,
+                logits=fwd.logits,
+                labels=self._dataset.labels,
+                pre_activation=fwd.pre_activation,
+                activation=fwd.activation,
+                dead_fraction_per_filter=dead_fractions,
+                batch_loss=batch_loss,
+                settings=settings,
+                clip_scale=clip_scale,
+            )
+        dead_since = []
+        for f, fraction in enumerate(dead_fractions):
+            earlier = None if previous is None else previous.dead_since[f]
+            dead_since.append(
+                (iteration if earlier is None else earlier) if fraction == 1.0 else None
+            )
+        record = StepRecord(
+            iteration=iteration,
+            params=frozen_arrays(params),
+            velocity=frozen_arrays(velocity),
+            grads=frozen_arrays(grads),
+            update=frozen_arrays(update),
+            settings=settings,
+            batch=batch,
+            batch_loss=batch_loss,
+            clip_scale=clip_scale,
+            logits=frozen_array(fwd.logits),
+            probabilities=frozen_array(fwd.probabilities),
+            losses=frozen_array(fwd.losses),
+            pre_activation=frozen_array(fwd.pre_activation),
+            activation=frozen_array(fwd.activation),
+            dead_fraction_per_filter=frozen_array(dead_fractions),
+            dead_since=tuple(dead_since),
+            metrics=metrics,
+        )
+        with np.errstate(over="ignore", invalid="ignore"):
+            findings = diagnostics.diagnose(record, previous, cfg, self._dataset.labels)
+        return replace(record, findings=findings, step_seconds=time.perf_counter() - started)
+
+    def _with_maps(self, record: StepRecord) -> StepRecord:
+        """``record`` with its pre-activation and ReLU maps recomputed from its parameters."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            fwd = self._forward(dict(record.params), self._x, self._y)
+        return replace(
+            record,
+            pre_activation=frozen_array(fwd.pre_activation),
+            activation=frozen_array(fwd.activation),
+        )

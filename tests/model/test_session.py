@@ -1,0 +1,239 @@
+"""The training session: determinism, the question's failure, the fix, branching, history."""
+
+import numpy as np
+import pytest
+
+from model.config import TrainingConfig
+from model.data import load_example
+from model.init import InitSpec
+from model.presets import preset_config
+from model.session import TrainingSession, batch_indices
+
+
+@pytest.fixture(scope="module")
+def question():
+    return load_example("question")
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    return load_example("shapes")
+
+
+def assert_same_record(a, b):
+    assert a.iteration == b.iteration
+    for group in ("params", "grads", "update", "velocity"):
+        left, right = getattr(a, group), getattr(b, group)
+        assert (left is None) == (right is None), group
+        if left is not None:
+            assert left.keys() == right.keys()
+            for key in left:
+                np.testing.assert_array_equal(left[key], right[key], err_msg=f"{group} {key}")
+    np.testing.assert_array_equal(a.losses, b.losses)
+    np.testing.assert_array_equal(a.pre_activation, b.pre_activation)
+    np.testing.assert_array_equal(a.activation, b.activation)
+    assert a.dead_since == b.dead_since
+    assert a.batch == b.batch
+    assert [f.to_dict() for f in a.findings] == [f.to_dict() for f in b.findings]
+    assert {k: v for k, v in a.metrics.items()} == pytest.approx(
+        dict(b.metrics), nan_ok=True, rel=0
+    )
+
+
+# -- the question's failure and the answer's fix ----------------------------------------------
+
+
+def test_seed_preset_reproduces_the_question(question):
+    session = TrainingSession(question, preset_config("seed"))
+    initial = session.latest
+    assert initial.params["conv.weight"].min() >= 0
+    assert initial.logits.min() > 1e5  # raw pixels × positive weights
+    codes = {f.code for f in initial.findings}
+    assert {"init_all_positive", "raw_pixels", "first_update_kills"} <= codes
+
+    first = session.step()
+    weights = first.params["conv.weight"]
+    # The question saw -49,678 to -61,932 after one iteration: tens of thousands negative.
+    assert -1e5 < weights.min() and weights.max() < -1e4
+    assert first.dead_fraction == 1.0
+    assert first.dead_since == (1,)
+    dead = [f for f in first.findings if f.code == "dead_filter"]
+    assert dead and dead[0].pauses and dead[0].since == 1
+    assert "learning rate × gradient" in dead[0].explanation
+
+    for _ in range(20):
+        record = session.step()
+        assert record.dead_fraction == 1.0
+        # A dead filter's gradient is exactly zero: it can never move again.
+        assert not np.any(record.grads["conv.weight"])
+        np.testing.assert_array_equal(record.params["conv.weight"], weights)
+    assert record.dead_since == (1,)
+    later = [f for f in record.findings if f.code == "dead_filter"][0]
+    assert not later.pauses
+    assert "The update that killed it, at iteration 1" in later.explanation
+
+
+def test_recommended_preset_learns_without_dead_filter(question):
+    session = TrainingSession(question, preset_config("recommended"))
+    initial_loss = session.latest.loss
+    records = [session.step() for _ in range(50)]
+    assert records[-1].accuracy == 1.0
+    assert records[-1].loss < initial_loss
+    assert all(not r.dead_filters for r in records)
+
+
+def test_run_pauses_when_a_filter_dies(question):
+    session = TrainingSession(question, preset_config("seed"))
+    result = session.run(100)
+    assert result.steps == 1
+    assert result.paused_by is not None and result.paused_by.code == "dead_filter"
+    assert session.iteration == 1
+    assert session.run(5).steps == 5  # already dead: nothing new pauses it
+
+
+def test_loss_falls_on_shapes_full_batch(shapes):
+    config = preset_config("recommended", update_mode="full_batch", learning_rate=0.05)
+    session = TrainingSession(shapes, config)
+    first = session.latest.loss
+    session.run(60, pause_on_findings=False)
+    assert session.latest.loss < first
+
+
+# -- determinism -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_same_seed_gives_bit_identical_history(shapes, dtype):
+    config = preset_config("recommended", shuffle=True, seed=11, dtype=dtype, momentum=0.5)
+    a = TrainingSession(shapes, config)
+    b = TrainingSession(shapes, config)
+    for _ in range(30):
+        assert_same_record(a.step(), b.step())
+    assert a.latest.params["conv.weight"].dtype == np.dtype(dtype)
+
+
+def test_reset_restores_the_initial_weights_and_reseed_changes_them(question):
+    session = TrainingSession(question, preset_config("recommended"))
+    initial = session.latest.params["conv.weight"]
+    session.run(5)
+    session.reset()
+    np.testing.assert_array_equal(session.latest.params["conv.weight"], initial)
+    assert session.iteration == 0 and len(session.history) == 1
+    seed = session.reseed(12345)
+    assert seed == 12345 and session.config.seed == 12345
+    assert not np.array_equal(session.latest.params["conv.weight"], initial)
+
+
+def test_per_image_order_and_shuffle():
+    config = TrainingConfig(shuffle=False)
+    assert [int(batch_indices(config, t, 3)[0]) for t in range(1, 8)] == [0, 1, 2, 0, 1, 2, 0]
+    shuffled = TrainingConfig(shuffle=True, seed=3)
+    epoch = sorted(int(batch_indices(shuffled, t, 10)[0]) for t in range(1, 11))
+    assert epoch == list(range(10))
+    first = [int(batch_indices(shuffled, t, 10)[0]) for t in range(1, 11)]
+    second = [int(batch_indices(shuffled, t, 10)[0]) for t in range(11, 21)]
+    assert first != second  # a new permutation each epoch
+    assert first == [int(batch_indices(shuffled, t, 10)[0]) for t in range(1, 11)]
+    full = TrainingConfig(update_mode="full_batch")
+    np.testing.assert_array_equal(batch_indices(full, 5, 4), [0, 1, 2, 3])
+
+
+def test_step_epoch_counts(shapes):
+    session = TrainingSession(shapes, preset_config("recommended"))
+    assert session.steps_to_epoch_end() == len(shapes)
+    session.run(3)
+    assert session.steps_to_epoch_end() == len(shapes) - 3
+    full = TrainingSession(shapes, preset_config("recommended", update_mode="full_batch"))
+    assert full.steps_to_epoch_end() == 1
+
+
+# -- live settings, branching, preview ---------------------------------------------------------
+
+
+def test_learning_rate_changes_between_iterations_without_reset(question):
+    session = TrainingSession(question, preset_config("recommended"))
+    session.step()
+    session.update_settings(learning_rate=0.001)
+    record = session.step()
+    assert record.settings.learning_rate == 0.001
+    assert session.iteration == 2
+    with pytest.raises(ValueError, match="only change on reset"):
+        session.update_settings(num_filters=2)
+
+
+def test_rewind_branches_and_replays_exactly(question):
+    session = TrainingSession(question, preset_config("seed"))
+    session.run(4, pause_on_findings=False)
+    session.rewind(0)
+    assert session.iteration == 0 and len(session.history) == 1
+    session.update_settings(learning_rate=1e-7)
+    record = session.step()
+    assert record.settings.learning_rate == 1e-7
+    assert record.dead_fraction < 1.0  # a small enough step does not kill the filter
+
+
+def test_preview_does_not_change_the_session(question):
+    session = TrainingSession(question, preset_config("seed"))
+    preview = session.preview(learning_rate=1e-6)
+    assert preview.iteration == 1 and preview.settings.learning_rate == 1e-6
+    assert session.iteration == 0 and len(session.history) == 1
+    expected = session.preview()
+    real = session.step()
+    assert real.settings.learning_rate == 0.5
+    assert_same_record(expected, real)
+
+
+# -- history within a budget -------------------------------------------------------------------
+
+
+def test_thinned_history_rebuilds_every_iteration_exactly(shapes):
+    # One whole record of the 80 shapes holds 1.3 MB of maps; 4 MB forces every kind of thinning.
+    config = preset_config("recommended", shuffle=True, momentum=0.9, history_budget_mb=4)
+    thin = TrainingSession(shapes, config)
+    full = TrainingSession(shapes, config.with_changes(history_budget_mb=4096))
+    for _ in range(400):
+        thin.step()
+        full.step()
+    assert thin.history.nbytes <= 4 * 2**20
+    stored = [thin.history.stored(k) for k in range(401)]
+    assert any(r is None for r in stored)  # whole records dropped
+    assert any(r is not None and not r.is_complete for r in stored)  # records stripped
+    for k in (0, 1, 7, 33, 64, 99, 200, 399, 400):
+        assert_same_record(thin.record(k), full.record(k))
+    # Rewinding into a dropped stretch and continuing matches the unthinned run too.
+    thin.rewind(50)
+    full.rewind(50)
+    for _ in range(5):
+        assert_same_record(thin.step(), full.step())
+
+
+def test_metrics_table_tracks_every_iteration(question):
+    session = TrainingSession(question, preset_config("recommended"))
+    session.run(10)
+    table = session.history.metrics
+    np.testing.assert_array_equal(table.iterations, np.arange(11))
+    assert table.image_losses.shape == (11, 2)
+    assert table.column("loss")[-1] == session.latest.loss
+    session.rewind(4)
+    assert len(table) == 5
+
+
+# -- divergence ----------------------------------------------------------------------------------
+
+
+def test_non_finite_weights_pause_the_run(question):
+    # Leaky ReLU keeps gradients flowing so the weights keep growing until float32 overflows.
+    config = TrainingConfig(
+        dtype="float32",
+        pixel_scaling="raw",
+        activation="leaky_relu",
+        conv_init=InitSpec("uniform", {"low": 0, "high": 1}),
+        classifier_init=InitSpec("uniform", {"low": 0, "high": 1}),
+        learning_rate=1e12,
+    )
+    session = TrainingSession(question, config)
+    result = session.run(50)
+    assert result.paused_by is not None and result.paused_by.code == "non_finite"
+    stopped_at = session.iteration
+    assert all(np.isfinite(session.record(k).loss) for k in range(stopped_at))
+    assert result.paused_by.fixes[0].rewind_to == stopped_at - 1
