@@ -1,0 +1,371 @@
+"""The ``training-inspector`` command: the desktop app, or with ``--headless`` a run that writes
+metrics, snapshots and findings to a folder.
+
+Nothing here imports Qt. The window's module is imported only when the window is asked for, so
+a headless run works without a display and without PySide6.
+
+Every failure ends in one line on stderr and a non-zero exit status (2 for a refused argument
+or setting, 1 for data or files that cannot be used, 130 when interrupted), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from model.config import (
+    ACTIVATIONS,
+    DTYPES,
+    PADDINGS,
+    PIXEL_SCALINGS,
+    UPDATE_MODES,
+    ConfigError,
+    TrainingConfig,
+)
+from model.data import EXAMPLES, Dataset, DatasetError, load_dataset
+from model.data import example_path as bundled_example
+from model.files import SaveError
+from model.headless import HeadlessRun, check_output_folder, run_headless, summary
+from model.init import INIT_KINDS, InitSpec
+from model.presets import PRESETS, preset_config
+
+PROG = "training-inspector"
+HEADLESS_PRESET = "recommended"
+DEFAULT_ITERATIONS = 50
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+INIT_SYNTAX = "uniform:LOW,HIGH | normal:MEAN,STD | he_normal | xavier_uniform | constant:VALUE"
+USAGE = f"""{PROG} [DIR] [--preset {{seed,recommended}}]
+       {PROG} --headless [--preset P] [--data DIR | --example NAME] [--iterations N]
+                          [settings] [--snapshot-every N] [--overwrite] --out DIR"""
+EPILOG = f"""\
+INIT SPEC: {INIT_SYNTAX}
+
+The headless run writes metrics.csv, config.json (with the command that repeats the run),
+findings.txt, findings.json and filter snapshots (filters-iterNNNNNN.png/.npy/.json) into
+--out DIR, and refuses to replace earlier outputs unless --overwrite is given.
+
+examples:
+  {PROG} --headless --preset seed --iterations 3 --out runs/question
+  {PROG} --headless --lr 0.01 --init normal:0,0.02 --filters 4 --out runs/four-filters"""
+
+#: Options that set one ``TrainingConfig`` field: (flag, field, choices, metavar, help).
+#: Numbers go to the config as typed, so its validation words the error ("learning_rate: ...").
+SETTING_OPTIONS = (
+    ("--pixels", "pixel_scaling", PIXEL_SCALINGS, None, "pixel scaling"),
+    ("--update", "update_mode", UPDATE_MODES, None, "one SGD update per image, or full batch"),
+    ("--lr", "learning_rate", None, "X", "learning rate"),
+    ("--momentum", "momentum", None, "M", "SGD momentum in [0, 1)"),
+    ("--clip", "clip_norm", None, "C", "clip the gradient norm at C ('off': no clipping)"),
+    ("--filters", "num_filters", None, "F", "number of conv filters"),
+    ("--kernel", "kernel_size", None, "K", "conv kernel size (odd with 'same' padding)"),
+    ("--padding", "padding", PADDINGS, None, "conv padding"),
+    ("--activation", "activation", ACTIVATIONS, None, "activation after the conv layer"),
+    ("--slope", "negative_slope", None, "S", "negative slope of leaky_relu"),
+    ("--dtype", "dtype", DTYPES, None, "float type of every array"),
+    ("--seed", "seed", None, "S", "seed of the initialisation and the shuffling"),
+)
+
+#: Options that mean something only with --headless: destination name -> flag.
+HEADLESS_ONLY = {
+    "data": "--data",
+    "example": "--example",
+    "size": "--size",
+    "iterations": "--iterations",
+    "snapshot_every": "--snapshot-every",
+    "out": "--out",
+    "overwrite": "--overwrite",
+    "init": "--init",
+    "conv_init": "--conv-init",
+    "classifier_init": "--classifier-init",
+    "shuffle": "--shuffle",
+    **{field: flag for flag, field, _, _, _ in SETTING_OPTIONS},
+}
+
+
+class UsageError(Exception):
+    """An argument that is refused."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a refused argument raises ``UsageError`` instead of printing the usage and
+    exiting, so that ``main`` reports it in one line like every other failure."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see --help)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument types
+# ---------------------------------------------------------------------------------------------
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'HxW' -> (H, W), both >= 1 (the dataset loader checks the upper limit)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"must be HEIGHTxWIDTH such as 32x32, got {text!r}")
+    height, width = int(match[1]), int(match[2])
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f"height and width must be at least 1, got {text!r}")
+    return height, width
+
+
+def parse_init_spec(text: str) -> InitSpec:
+    """An initialiser from 'kind' or 'kind:number,...' (see ``INIT_SYNTAX``)."""
+    kind, _, numbers = text.partition(":")
+    kind = kind.strip()
+    if kind not in INIT_KINDS:
+        raise argparse.ArgumentTypeError(f"unknown initialiser {text!r}; use {INIT_SYNTAX}")
+    names = list(INIT_KINDS[kind])
+    values = [value.strip() for value in numbers.split(",")] if numbers.strip() else []
+    if len(values) != len(names):
+        wanted = f"{len(names)} number(s): {', '.join(names)}" if names else "no numbers"
+        raise argparse.ArgumentTypeError(f"{kind} takes {wanted}, got {text!r}")
+    try:
+        params = {name: float(value) for name, value in zip(names, values, strict=True)}
+        return InitSpec(kind, params)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+
+
+def format_init_spec(spec: InitSpec) -> str:
+    """The ``parse_init_spec`` form of ``spec``, exact (floats written with repr)."""
+    if not spec.params:
+        return spec.kind
+    return f"{spec.kind}:{','.join(repr(value) for value in spec.params.values())}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The parser
+# ---------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        usage=USAGE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Watch a small convolutional network (conv -> activation -> logistic regression)\n"
+            "learn, or fail to learn, one SGD update at a time. Without --headless the desktop\n"
+            "app opens; with --headless the run is written to a folder."
+        ),
+        epilog=EPILOG,
+    )
+    parser.add_argument("data_dir", nargs="?", metavar="DIR", help="dataset folder")
+    parser.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        help=f"starting settings (headless default: {HEADLESS_PRESET})",
+    )
+    parser.add_argument("--headless", action="store_true", help="train without a window")
+
+    run = parser.add_argument_group("headless run")
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--data", metavar="DIR", help="dataset folder (same as DIR)")
+    source.add_argument(
+        "--example", choices=EXAMPLES, help="bundled example (default: the preset's, question)"
+    )
+    run.add_argument("--size", type=parse_size, metavar="HxW", help="resize images to HxW")
+    run.add_argument(
+        "--iterations", type=positive_int, metavar="N", help=f"SGD updates ({DEFAULT_ITERATIONS})"
+    )
+    run.add_argument(
+        "--snapshot-every",
+        type=positive_int,
+        metavar="N",
+        help="also snapshot the filters every N iterations (always: first, last, deaths)",
+    )
+    run.add_argument("--out", metavar="DIR", help="output folder (created if missing)")
+    run.add_argument("--overwrite", action="store_true", help="replace outputs of a run in DIR")
+
+    settings = parser.add_argument_group("settings (override the preset)")
+    for flag, help_text in (
+        ("--init", "initialiser of both layers' weights"),
+        ("--conv-init", "initialiser of the conv weights (overrides --init)"),
+        ("--classifier-init", "initialiser of the classifier weights (overrides --init)"),
+    ):
+        settings.add_argument(flag, type=parse_init_spec, metavar="SPEC", help=help_text)
+    settings.add_argument(
+        "--shuffle", action=argparse.BooleanOptionalAction, help="shuffle images every epoch"
+    )
+    for flag, field, choices, metavar, help_text in SETTING_OPTIONS:
+        settings.add_argument(flag, dest=field, choices=choices, metavar=metavar, help=help_text)
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------
+# From arguments to a run
+# ---------------------------------------------------------------------------------------------
+
+
+def config_from_args(args: argparse.Namespace, preset: str) -> TrainingConfig:
+    """The preset's config with the options given (raises ``ConfigError``)."""
+    changes = {}
+    for _, field, _, _, _ in SETTING_OPTIONS:
+        value = getattr(args, field)
+        if value is not None:
+            no_clipping = field == "clip_norm" and value.strip().lower() == "off"
+            changes[field] = None if no_clipping else value
+    if args.shuffle is not None:
+        changes["shuffle"] = args.shuffle
+    for field in ("conv_init", "classifier_init"):
+        spec = getattr(args, field) or args.init
+        if spec is not None:
+            changes[field] = spec
+    return preset_config(preset, **changes)
+
+
+def config_arguments(config: TrainingConfig) -> list[str]:
+    """Options that set every field of ``config`` the command line can set, exactly."""
+    arguments = [
+        "--conv-init",
+        format_init_spec(config.conv_init),
+        "--classifier-init",
+        format_init_spec(config.classifier_init),
+        "--shuffle" if config.shuffle else "--no-shuffle",
+    ]
+    for flag, field, _, _, _ in SETTING_OPTIONS:
+        value = getattr(config, field)
+        # str of a float is its shortest exact form (repr), so the value reads back unchanged.
+        arguments += [flag, "off" if value is None else str(value)]
+    return arguments
+
+
+def reproduce_command(
+    config: TrainingConfig,
+    preset: str,
+    source: Mapping[str, str],
+    dataset: Dataset,
+    iterations: int,
+    snapshot_every: int | None,
+    out_dir: Path,
+) -> list[str]:
+    """The command line that repeats a run exactly, every setting spelled out."""
+    command = [PROG, "--headless", "--preset", preset]
+    if "example" in source:
+        command += ["--example", source["example"]]
+    else:
+        command += ["--data", source["folder"]]
+    command += ["--size", "{}x{}".format(*dataset.size), "--iterations", str(iterations)]
+    command += config_arguments(config)
+    if snapshot_every is not None:
+        command += ["--snapshot-every", str(snapshot_every)]
+    return command + ["--out", str(out_dir.resolve())]
+
+
+class CommandFailed(Exception):
+    """A failure that is not a refused argument: data that cannot be loaded, an app that
+    cannot start."""
+
+
+def load_data(args: argparse.Namespace, preset: str) -> tuple[Dataset, dict[str, str]]:
+    """The dataset the arguments name (a folder, else an example, else the preset's example)
+    and its source, {'folder': absolute path} or {'example': name}."""
+    folder = args.data or args.data_dir
+    try:
+        if folder is not None:
+            source = {"folder": str(Path(folder).resolve())}
+            return load_dataset(folder, args.size), source
+        name = args.example or PRESETS[preset].example
+        return load_dataset(bundled_example(name), args.size), {"example": name}
+    except (DatasetError, ValueError, OSError) as exc:
+        raise CommandFailed(f"dataset: {exc}") from exc
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """The headless run: check everything cheap first, then load, train and write."""
+    if args.out is None:
+        raise UsageError("--headless needs --out DIR (see --help)")
+    if args.data is not None and args.data_dir is not None:
+        raise UsageError("give the dataset folder either as DIR or as --data, not both")
+    if args.example is not None and args.data_dir is not None:
+        raise UsageError("give either a dataset folder DIR or --example, not both")
+    preset = args.preset or HEADLESS_PRESET
+    config = config_from_args(args, preset)
+    out_dir = Path(args.out)
+    # run_headless checks this too; checking before the load fails fast on a large dataset.
+    check_output_folder(out_dir, args.overwrite)
+    dataset, source = load_data(args, preset)
+    iterations = args.iterations or DEFAULT_ITERATIONS
+    run = HeadlessRun(
+        dataset=dataset,
+        config=config,
+        iterations=iterations,
+        out_dir=out_dir,
+        preset=preset,
+        source=source,
+        snapshot_every=args.snapshot_every,
+        overwrite=args.overwrite,
+        command=tuple(
+            reproduce_command(
+                config, preset, source, dataset, iterations, args.snapshot_every, out_dir
+            )
+        ),
+    )
+    print(summary(run, run_headless(run)))
+    return 0
+
+
+def open_app(args: argparse.Namespace) -> int:
+    """The desktop app (Qt is imported here and only here)."""
+    for dest, flag in HEADLESS_ONLY.items():
+        if getattr(args, dest) not in (None, False):
+            raise UsageError(f"{flag} applies only with --headless (see --help)")
+    try:
+        from inspector.app import run_app
+    except ImportError as exc:
+        raise CommandFailed(f"the desktop app cannot start: {exc}") from exc
+    return run_app(args.data_dir, args.preset)
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------------------------
+
+
+def _fail(message: object, status: int) -> int:
+    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:
+            # --help has printed its text; argparse ends by exiting, which main turns into a
+            # status so that callers (and tests) are not exited from.
+            return exc.code if isinstance(exc.code, int) else 0
+        return run_from_args(args) if args.headless else open_app(args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except (UsageError, ConfigError) as exc:
+        return _fail(exc, EXIT_USAGE)
+    except SaveError as exc:
+        return _fail(exc.strerror or exc, EXIT_FAILURE)
+    except CommandFailed as exc:
+        return _fail(exc, EXIT_FAILURE)
+    except OSError as exc:
+        return _fail(f"{exc.strerror or exc}: {exc.filename or ''}", EXIT_FAILURE)
+    except Exception as exc:
+        # Reported, not hidden: one line names the exception so the failure can be reproduced.
+        return _fail(f"unexpected {type(exc).__name__}: {exc}", EXIT_FAILURE)

@@ -1,0 +1,121 @@
+"""Saving files safely: atomically (temporary file, then rename) and never over an existing file
+unless the caller says so.
+
+A failure (read-only folder, full disk, path too long) raises ``SaveError`` with a plain message
+and leaves no partial file behind; whatever was being saved is still in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+#: The process's file-creation mask, read once at import (reading it means setting it).
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+class SaveError(OSError):
+    """A save that did not happen, with a message for people."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
+def _reason(exc: OSError) -> str:
+    reasons = {
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.EROFS: "the folder is on a read-only file system",
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is exceeded",
+        errno.ENAMETOOLONG: "the file name or path is too long",
+        errno.ENOENT: "the folder does not exist",
+        errno.ENOTDIR: "a part of the path is not a folder",
+        errno.EEXIST: "the file already exists",
+    }
+    return reasons.get(exc.errno, exc.strerror or str(exc))
+
+
+def write_atomic(
+    path: str | os.PathLike,
+    write: Callable[[BinaryIO], None] | bytes,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write a file so that it either appears complete or not at all.
+
+    Parameters
+    ----------
+    path : destination.
+    write : the bytes, or a function writing them to a binary file object.
+    overwrite : replace an existing file; when False an existing file raises ``SaveError``.
+
+    Returns
+    -------
+    The destination path.
+    """
+    target = Path(path)
+    if not overwrite and target.exists():
+        raise SaveError(errno.EEXIST, f"Not saved: {target} already exists")
+    tmp_name = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name[:40]}.", suffix=".tmp", dir=target.parent
+        )
+        with os.fdopen(fd, "wb") as handle:
+            if isinstance(write, (bytes, bytearray, memoryview)):
+                handle.write(write)
+            else:
+                write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(tmp_name, target)
+        else:
+            _link_without_overwrite(tmp_name, target)
+        tmp_name = None
+    except OSError as exc:
+        raise SaveError(exc.errno, f"Could not save {target}: {_reason(exc)}") from exc
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+    return target
+
+
+def _link_without_overwrite(tmp_name: str, target: Path) -> None:
+    """Move the finished temporary file into place, failing if ``target`` appeared meanwhile."""
+    try:
+        os.link(tmp_name, target)
+    except OSError as exc:
+        if exc.errno == errno.EEXIST:
+            raise
+        # File systems without hard links: a rename, after a last existence check.
+        if target.exists():
+            raise FileExistsError(errno.EEXIST, "exists", str(target)) from exc
+        os.replace(tmp_name, target)
+        return
+    os.unlink(tmp_name)
+
+
+def existing(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Those of ``paths`` that already exist."""
+    return [Path(p) for p in paths if Path(p).exists()]
+
+
+def free_stem(directory: str | os.PathLike, stem: str, suffixes: Iterable[str]) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``, ... : the first for which no ``stem + suffix`` exists
+    in ``directory``."""
+    directory = Path(directory)
+    suffixes = list(suffixes)
+    candidate, n = stem, 1
+    while existing(directory / f"{candidate}{s}" for s in suffixes):
+        n += 1
+        candidate = f"{stem}-{n}"
+    return candidate

@@ -1,0 +1,379 @@
+"""The headless run: train without a window and write what is needed to study and reproduce it.
+
+Into one output folder go
+
+- ``metrics.csv``: one row per iteration (row 0 is the initial state), columns
+  ``model.record.METRIC_NAMES``, every value measured on the whole dataset after that
+  iteration's update; NaN is an empty cell, floats are written with ``repr`` (full precision);
+- ``config.json``: config, preset, dataset (source, digest, size, labels, skipped files, pixel
+  statistics), iterations, the command that reproduces the run, package versions;
+- filter snapshots (``model.snapshot``) at iteration 0, at the last iteration, every
+  ``snapshot_every`` iterations and at each iteration a filter died;
+- ``findings.txt`` and ``findings.json``: the findings of the last iteration and every finding
+  as it first appeared during the run.
+
+Nothing is overwritten unless asked: existing outputs refuse the run before it starts. The rows
+of metrics.csv are streamed to a temporary file while training, so a long run does not hold
+them in memory, and the file appears under its name only when the run is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import errno
+import math
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import PIL
+
+from model.config import TrainingConfig
+from model.data import Dataset
+from model.diagnostics import SEVERITIES, Finding
+from model.files import SaveError, existing, write_atomic
+from model.formatting import format_number, format_range
+from model.record import METRIC_NAMES, StepRecord
+from model.session import TrainingSession
+from model.snapshot import SNAPSHOT_SUFFIXES, default_stem, json_bytes, save_snapshot
+
+METRICS_NAME = "metrics.csv"
+CONFIG_NAME = "config.json"
+FINDINGS_TEXT_NAME = "findings.txt"
+FINDINGS_JSON_NAME = "findings.json"
+OUTPUT_NAMES = (METRICS_NAME, CONFIG_NAME, FINDINGS_TEXT_NAME, FINDINGS_JSON_NAME)
+#: Any file matching this is a snapshot of some run; one in the folder refuses a new run.
+SNAPSHOT_GLOB = f"{default_stem(0).rstrip('0')}*"
+_LISTED_FILES = 5
+
+
+@dataclass(frozen=True)
+class HeadlessRun:
+    """What to run and where to write it.
+
+    Attributes
+    ----------
+    dataset : the images.
+    config : the settings.
+    iterations : number of updates (at least 1).
+    out_dir : output folder (created if missing).
+    preset : name of the preset the config started from.
+    source : where the dataset came from: {'example': name} or {'folder': absolute path}.
+    snapshot_every : also snapshot every this many iterations (None: only the fixed ones).
+    overwrite : replace existing outputs instead of refusing.
+    command : command-line arguments that reproduce the run.
+    """
+
+    dataset: Dataset
+    config: TrainingConfig
+    iterations: int
+    out_dir: Path
+    preset: str
+    source: Mapping[str, str]
+    snapshot_every: int | None = None
+    overwrite: bool = False
+    command: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HeadlessResult:
+    """What a headless run did.
+
+    Attributes
+    ----------
+    final : record of the last iteration.
+    files : every file written.
+    snapshot_iterations : iterations a filter snapshot was saved at, in order.
+    first_findings : every distinct finding of the run as it first appeared, in order.
+    """
+
+    final: StepRecord
+    files: tuple[Path, ...]
+    snapshot_iterations: tuple[int, ...]
+    first_findings: tuple[Finding, ...]
+
+
+# ---------------------------------------------------------------------------------------------
+# Refusing to overwrite
+# ---------------------------------------------------------------------------------------------
+
+
+def _listing(paths: list[Path]) -> str:
+    names = [path.name for path in paths]
+    shown = ", ".join(names[:_LISTED_FILES])
+    hidden = len(names) - _LISTED_FILES
+    return f"{shown} and {hidden} more" if hidden > 0 else shown
+
+
+def check_output_folder(out_dir: str | os.PathLike, overwrite: bool = False) -> None:
+    """Refuse an output folder that is not a folder or (without ``overwrite``) already holds
+    outputs of a run: any of ``OUTPUT_NAMES`` or any filter snapshot.
+
+    Raises
+    ------
+    SaveError
+        With a message naming the folder or the files found.
+    """
+    folder = Path(out_dir)
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise SaveError(errno.ENOTDIR, f"Not a folder: {folder}")
+    if overwrite:
+        return
+    found = existing(folder / name for name in OUTPUT_NAMES)
+    found += sorted(p for p in folder.glob(SNAPSHOT_GLOB) if p.suffix in SNAPSHOT_SUFFIXES)
+    if found:
+        raise SaveError(
+            errno.EEXIST,
+            f"{folder} already holds {_listing(found)}; choose another folder or overwrite them",
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# What is written
+# ---------------------------------------------------------------------------------------------
+
+
+def metrics_row(record: StepRecord) -> list[str]:
+    """The metrics.csv cells of ``record``: the iteration as an integer, floats with ``repr``,
+    NaN as an empty cell."""
+    cells = [str(record.iteration)]
+    for name in METRIC_NAMES[1:]:
+        value = float(record.metrics[name])
+        cells.append("" if math.isnan(value) else repr(value))
+    return cells
+
+
+def finding_key(finding: Finding) -> tuple:
+    """What makes two findings the same one: a filter that died at iteration 3 is one finding
+    however many iterations report it."""
+    return finding.code, finding.subject, finding.since
+
+
+class FindingLog:
+    """Every distinct finding of a run, kept as it first appeared."""
+
+    def __init__(self) -> None:
+        self._first: dict[tuple, Finding] = {}
+
+    def add(self, findings: Iterable[Finding]) -> None:
+        for finding in findings:
+            self._first.setdefault(finding_key(finding), finding)
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        """In the order they appeared; within one iteration most severe first."""
+        return tuple(
+            sorted(self._first.values(), key=lambda f: (f.iteration, SEVERITIES.index(f.severity)))
+        )
+
+
+def _severity_sorted(findings: Iterable[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: SEVERITIES.index(f.severity))
+
+
+def findings_text(final_iteration: int, final: Iterable[Finding], first: Iterable[Finding]) -> str:
+    """findings.txt: the last iteration's findings, then every finding as it first appeared."""
+    sections = (
+        (f"Findings at the last iteration ({final_iteration})", _severity_sorted(final)),
+        ("Findings as they first appeared during the run", list(first)),
+    )
+    lines = []
+    for heading, findings in sections:
+        lines += [heading, "=" * len(heading), ""]
+        lines += [f"{finding.to_text()}\n" for finding in findings] or ["none\n"]
+    return "\n".join(lines)
+
+
+def findings_data(final_iteration: int, final: Iterable[Finding], first: Iterable[Finding]) -> dict:
+    """findings.json: the same content as ``findings_text``."""
+    return {
+        "final_iteration": final_iteration,
+        "final": [finding.to_dict() for finding in _severity_sorted(final)],
+        "first_appeared": [finding.to_dict() for finding in first],
+    }
+
+
+def dataset_description(run: HeadlessRun, session: TrainingSession) -> dict:
+    """The dataset part of config.json."""
+    dataset = run.dataset
+    mean, std = session.pixel_stats
+    return {
+        "source": dict(run.source),
+        "digest": dataset.digest(),
+        "size": list(dataset.size),
+        "images": len(dataset),
+        "class_names": list(dataset.class_names),
+        "label_counts": list(dataset.label_counts()),
+        "files": list(dataset.paths),
+        "skipped": [{"path": path, "reason": reason} for path, reason in dataset.skipped],
+        "pixel_mean": mean,
+        "pixel_std": std,
+    }
+
+
+def run_description(run: HeadlessRun, session: TrainingSession, snapshots: list[Path]) -> dict:
+    """config.json: everything needed to reproduce the run and to know what it read."""
+    return {
+        "preset": run.preset,
+        "config": run.config.to_dict(),
+        "iterations": run.iterations,
+        "snapshot_every": run.snapshot_every,
+        "dataset": dataset_description(run, session),
+        "command": list(run.command),
+        "versions": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "pillow": PIL.__version__,
+        },
+        "outputs": {
+            "metrics": METRICS_NAME,
+            "findings": [FINDINGS_TEXT_NAME, FINDINGS_JSON_NAME],
+            "snapshots": [path.name for path in snapshots],
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+
+
+def _save_error(exc: OSError, what: str) -> SaveError:
+    return SaveError(exc.errno, f"{what}: {(exc.strerror or str(exc)).lower()}")
+
+
+@contextlib.contextmanager
+def _metrics_stream(out_dir: Path):
+    """(csv writer, file, path) of a hidden temporary file in ``out_dir`` holding the header of
+    metrics.csv; the file is removed when the block ends, whether the run completed or not."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{METRICS_NAME}.", suffix=".tmp", dir=out_dir)
+    except OSError as exc:
+        raise _save_error(exc, f"Cannot write in {out_dir}") from exc
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(METRIC_NAMES)
+            yield writer, handle, Path(name)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+
+
+def _copy_of(path: Path):
+    def write(handle) -> None:
+        with open(path, "rb") as source:
+            shutil.copyfileobj(source, handle)
+
+    return write
+
+
+class _Snapshots:
+    """Saves the filter snapshots of a run at the iterations that call for one."""
+
+    def __init__(self, run: HeadlessRun) -> None:
+        self._run = run
+        self._extra = {
+            "preset": run.preset,
+            "dataset": {"source": dict(run.source), "digest": run.dataset.digest()},
+        }
+        self.paths: list[Path] = []
+        self.iterations: list[int] = []
+
+    def wanted(self, record: StepRecord) -> bool:
+        every = self._run.snapshot_every
+        return (
+            record.iteration in (0, self._run.iterations)
+            or (every is not None and record.iteration % every == 0)
+            or record.iteration in record.dead_since
+        )
+
+    def save(self, record: StepRecord) -> None:
+        self.paths += save_snapshot(
+            record,
+            self._run.config,
+            record.findings,
+            self._run.out_dir,
+            overwrite=self._run.overwrite,
+            extra=self._extra,
+        )
+        self.iterations.append(record.iteration)
+
+
+def run_headless(run: HeadlessRun) -> HeadlessResult:
+    """Train ``run.iterations`` updates and write every output into ``run.out_dir``.
+
+    Raises
+    ------
+    SaveError
+        When the folder holds earlier outputs (before training; unless ``run.overwrite``) or
+        a file cannot be written.
+    """
+    check_output_folder(run.out_dir, run.overwrite)
+    try:
+        run.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _save_error(exc, f"Cannot create the folder {run.out_dir}") from exc
+    session = TrainingSession(run.dataset, run.config)
+    snapshots = _Snapshots(run)
+    log = FindingLog()
+    with _metrics_stream(run.out_dir) as (writer, handle, temporary):
+
+        def record_step(record: StepRecord) -> None:
+            writer.writerow(metrics_row(record))
+            log.add(record.findings)
+            if snapshots.wanted(record):
+                snapshots.save(record)
+
+        record_step(session.latest)
+        session.run(run.iterations, pause_on_findings=False, on_step=record_step)
+        handle.flush()
+        metrics = write_atomic(
+            run.out_dir / METRICS_NAME, _copy_of(temporary), overwrite=run.overwrite
+        )
+    final = session.latest
+    first = log.findings
+    outputs = {
+        FINDINGS_TEXT_NAME: findings_text(final.iteration, final.findings, first).encode("utf-8"),
+        FINDINGS_JSON_NAME: json_bytes(findings_data(final.iteration, final.findings, first)),
+        CONFIG_NAME: json_bytes(run_description(run, session, snapshots.paths)),
+    }
+    written = [metrics]
+    for name, payload in outputs.items():
+        written.append(write_atomic(run.out_dir / name, payload, overwrite=run.overwrite))
+    return HeadlessResult(
+        final=final,
+        files=tuple(written + snapshots.paths),
+        snapshot_iterations=tuple(snapshots.iterations),
+        first_findings=first,
+    )
+
+
+def summary(run: HeadlessRun, result: HeadlessResult) -> str:
+    """A few lines for people: what ran, how it ended, where the files are."""
+    final = result.final
+    dataset = run.dataset
+    source = ", ".join(f"{kind} {value}" for kind, value in run.source.items())
+    weights = final.params["conv.weight"]
+    filters = weights.shape[0]
+    snapshot_list = ", ".join(map(str, result.snapshot_iterations))
+    return "\n".join(
+        (
+            f"Trained {final.iteration} iterations, preset {run.preset!r}, on {source} "
+            f"({len(dataset)} images of {dataset.size[0]}x{dataset.size[1]}).",
+            f"Final loss {format_number(final.loss)}, accuracy {final.accuracy:.1%}, dead "
+            f"fraction {format_number(final.dead_fraction)} "
+            f"({len(final.dead_filters)} of {filters} filters dead).",
+            f"Conv weights in {format_range(weights.min(), weights.max())}.",
+            f"Wrote {', '.join(OUTPUT_NAMES)} and filter snapshots of iterations "
+            f"{snapshot_list} to {run.out_dir.resolve()}",
+        )
+    )

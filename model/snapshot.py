@@ -1,0 +1,540 @@
+"""Filter snapshots: a picture of the conv filters of one iteration, and the numbers behind it.
+
+``render_filters`` draws, for every filter, its weights, the gradient of the update that led
+to them and the update itself, one K×K heatmap per input channel, coloured on a diverging scale
+centred on 0 whose limits are printed under each group, with the value written in every cell
+that is large enough. ``save_snapshot`` writes that PNG together with the raw weights (.npy) and
+a JSON file of the iteration's arrays, metrics, findings and config.
+
+Text uses Pillow's bundled font, which has only Latin-1 glyphs: labels are written with ASCII
+'-' and 'x' where print would use a minus sign and a multiplication sign.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from model.colormap import DIVERGING_LUT, diverging_rgb, symmetric_limit
+from model.config import TrainingConfig
+from model.diagnostics import Finding
+from model.files import SaveError, existing, write_atomic
+from model.formatting import format_compact, format_number, format_range
+from model.record import METRIC_NAMES, StepRecord
+
+#: (group name, StepRecord attribute holding its arrays, title drawn above it).
+GROUPS = (
+    ("weights", "params", "weights"),
+    ("gradient", "grads", "gradient"),
+    ("update", "update", "update = new - old"),
+)
+CHANNEL_NAMES = ("R", "G", "B")
+SNAPSHOT_SUFFIXES = (".png", ".npy", ".json")
+
+BACKGROUND = (255, 255, 255)
+INK = (20, 20, 20)
+MUTED = (100, 100, 100)
+DEAD_INK = (178, 24, 43)
+BORDER = (110, 110, 110)
+
+MARGIN = 16
+CHANNEL_GAP = 8
+GROUP_GAP = 40
+ROW_GAP = 14
+BAR_HEIGHT = 14
+TICK = 4
+#: Text is drawn in a cell only at a font size at least this large (smaller is unreadable).
+MIN_CELL_FONT = 9
+MAX_CELL_FONT = 12
+#: Font size cells are sized for (when K is small enough to afford it).
+CELL_FONT = 11
+#: Relative luminance above which a cell gets black text instead of white.
+LIGHT_CELL = 0.5
+
+
+def cell_size(kernel_size: int, widest_text: int) -> int:
+    """Side in pixels of one heatmap cell.
+
+    Up to K = 5 a cell is 40..64 px, wide enough for ``widest_text`` (the width in pixels of
+    the longest value at ``CELL_FONT``) where possible; larger kernels get smaller cells, in
+    which only short values are written.
+    """
+    if kernel_size > 5:
+        return max(12, 200 // kernel_size)
+    return min(64, max(40, widest_text + 8))
+
+
+def default_stem(iteration: int) -> str:
+    """File name stem of a snapshot of ``iteration``, e.g. 'filters-iter000001'."""
+    return f"filters-iter{iteration:06d}"
+
+
+def snapshot_paths(directory: str | os.PathLike, stem: str) -> list[Path]:
+    """The .png, .npy and .json paths of snapshot ``stem`` in ``directory``."""
+    return [Path(directory) / f"{stem}{suffix}" for suffix in SNAPSHOT_SUFFIXES]
+
+
+def filter_groups(record: StepRecord) -> dict[str, np.ndarray]:
+    """The conv-filter arrays of ``record`` by group name, (F, 3, K, K) each.
+
+    'weights' is always there; 'gradient' and 'update' only after an update (not at 0).
+    """
+    groups = {}
+    for name, attribute, _ in GROUPS:
+        arrays = getattr(record, attribute)
+        if arrays is not None and "conv.weight" in arrays:
+            groups[name] = np.asarray(arrays["conv.weight"])
+    return groups
+
+
+def group_limits(
+    groups: Mapping[str, np.ndarray], limits: Mapping[str, float] | None = None
+) -> dict[str, float]:
+    """Colour limit of each group: ``limits[name]`` when given, else its largest finite |value|.
+
+    Raises
+    ------
+    ValueError
+        When a given limit is not a positive finite number or names no group.
+    """
+    limits = dict(limits or {})
+    unknown = set(limits) - {name for name, _, _ in GROUPS}
+    if unknown:
+        raise ValueError(f"no colour group named {sorted(unknown)[0]!r}")
+    chosen = {}
+    for name, values in groups.items():
+        if name in limits:
+            limit = float(limits[name])
+            if not (math.isfinite(limit) and limit > 0):
+                raise ValueError(f"{name} colour limit must be a positive number, got {limit}")
+            chosen[name] = limit
+        else:
+            chosen[name] = symmetric_limit(values)
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------
+# Drawing
+# ---------------------------------------------------------------------------------------------
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)
+
+
+def _text_width(font: ImageFont.FreeTypeFont, text: str) -> int:
+    return math.ceil(font.getlength(text))
+
+
+def _text_height(font: ImageFont.FreeTypeFont) -> int:
+    ascent, descent = font.getmetrics()
+    return ascent + descent
+
+
+def heatmap_tile(values: np.ndarray, limit: float, cell: int) -> Image.Image:
+    """A K×K array as an image of K×K square cells of ``cell`` px with 1 px borders.
+
+    Parameters
+    ----------
+    values : (K, K) values.
+    limit : colour scale [-limit, +limit].
+    cell : side of a cell in pixels, borders included.
+    """
+    pixels = np.repeat(np.repeat(diverging_rgb(values, limit), cell, axis=0), cell, axis=1)
+    pixels = np.pad(pixels, ((0, 1), (0, 1), (0, 0)))
+    pixels[::cell, :] = BORDER
+    pixels[:, ::cell] = BORDER
+    return Image.fromarray(pixels)
+
+
+def colour_bar(width: int, height: int = BAR_HEIGHT) -> Image.Image:
+    """The diverging colour map from -limit (left) to +limit (right), with a border."""
+    index = np.round(np.linspace(0, len(DIVERGING_LUT) - 1, width)).astype(np.intp)
+    pixels = np.repeat(DIVERGING_LUT[index][None], height, axis=0)
+    pixels[[0, -1], :] = BORDER
+    pixels[:, [0, -1]] = BORDER
+    return Image.fromarray(pixels)
+
+
+def _is_light(rgb) -> bool:
+    red, green, blue = (c / 255 for c in rgb)
+    return 0.299 * red + 0.587 * green + 0.114 * blue > LIGHT_CELL
+
+
+def _cell_font_size(texts: Iterable[str], cell: int) -> int | None:
+    """The largest font size at which every text fits in a cell (None: none is readable)."""
+    texts = list(texts)
+    for size in range(MAX_CELL_FONT, MIN_CELL_FONT - 1, -1):
+        font = _font(size)
+        fits = all(_text_width(font, text) <= cell - 5 for text in texts)
+        if fits and _text_height(font) <= cell - 4:
+            return size
+    return None
+
+
+def _write_values(
+    draw: ImageDraw.ImageDraw,
+    origin: tuple[int, int],
+    values: np.ndarray,
+    limit: float,
+    cell: int,
+    font: ImageFont.FreeTypeFont,
+) -> None:
+    """Write each value of a (K, K) heatmap drawn at ``origin`` into its cell."""
+    colours = diverging_rgb(values, limit)
+    for (row, column), value in np.ndenumerate(values):
+        centre = (origin[0] + column * cell + cell / 2, origin[1] + row * cell + cell / 2)
+        ink = (0, 0, 0) if _is_light(colours[row, column]) else (255, 255, 255)
+        draw.text(centre, format_compact(value), fill=ink, font=font, anchor="mm")
+
+
+def _fonts() -> dict[str, ImageFont.FreeTypeFont]:
+    return {"header": _font(16), "title": _font(15), "label": _font(13), "small": _font(12)}
+
+
+@dataclass(frozen=True)
+class FilterLayout:
+    """Where ``render_filters`` puts things, in pixels from the image's top-left corner.
+
+    Attributes
+    ----------
+    groups : names of the groups drawn, left to right.
+    filters, kernel_size : F and K.
+    cell : side of a heatmap cell; its 1 px border is the cell's first row and column.
+    cell_font_size : font size of the values in the cells (None: cells too small for text).
+    label_width, header_height, titles_height, channels_height, bar_block_height : sizes of
+        the filter-label column, the header, the group titles, the channel names and the
+        colour bars with their labels.
+    """
+
+    groups: tuple[str, ...]
+    filters: int
+    kernel_size: int
+    cell: int
+    cell_font_size: int | None
+    label_width: int
+    header_height: int
+    titles_height: int
+    channels_height: int
+    bar_block_height: int
+
+    @property
+    def heatmap_side(self) -> int:
+        return self.kernel_size * self.cell + 1
+
+    @property
+    def group_width(self) -> int:
+        return 3 * self.heatmap_side + 2 * CHANNEL_GAP
+
+    @property
+    def rows_top(self) -> int:
+        return MARGIN + self.header_height + self.titles_height + self.channels_height
+
+    @property
+    def bars_top(self) -> int:
+        return self.rows_top + self.filters * (self.heatmap_side + ROW_GAP)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the image."""
+        width = self.group_left(len(self.groups)) - GROUP_GAP + MARGIN
+        return width, self.bars_top + self.bar_block_height + MARGIN
+
+    def group_left(self, group: int) -> int:
+        return MARGIN + self.label_width + group * (self.group_width + GROUP_GAP)
+
+    def heatmap_origin(self, group: int, channel: int, row: int) -> tuple[int, int]:
+        """Top-left corner of the heatmap of filter ``row``, input ``channel``, in ``group``."""
+        left = self.group_left(group) + channel * (self.heatmap_side + CHANNEL_GAP)
+        return left, self.rows_top + row * (self.heatmap_side + ROW_GAP)
+
+    def cell_box(self, group: str, f: int, channel: int, i: int, j: int) -> tuple[int, ...]:
+        """(left, top, right, bottom) inside the borders of the cell of weight [f, channel, i, j]
+        of ``group`` (right and bottom exclusive)."""
+        left, top = self.heatmap_origin(self.groups.index(group), channel, f)
+        left, top = left + j * self.cell + 1, top + i * self.cell + 1
+        return left, top, left + self.cell - 1, top + self.cell - 1
+
+
+def filter_layout(record: StepRecord) -> FilterLayout:
+    """The layout ``render_filters`` uses for ``record``."""
+    groups = filter_groups(record)
+    weights = groups["weights"]
+    filters, kernel_size = weights.shape[0], weights.shape[2]
+    fonts = _fonts()
+    line = {name: _text_height(font) for name, font in fonts.items()}
+    texts = _cell_texts(groups)
+    widest = max(_text_width(_font(CELL_FONT), text) for text in texts)
+    cell = cell_size(kernel_size, widest)
+    labels = [text for pair in _filter_labels(record, filters) for text in pair]
+    return FilterLayout(
+        groups=tuple(groups),
+        filters=filters,
+        kernel_size=kernel_size,
+        cell=cell,
+        cell_font_size=_cell_font_size(texts, cell),
+        label_width=max(_text_width(fonts["label"], text) for text in labels) + 16,
+        header_height=line["header"] + line["label"] + 18,
+        titles_height=line["title"] + 6,
+        channels_height=line["small"] + 4,
+        bar_block_height=BAR_HEIGHT + TICK + 2 * line["small"] + 6,
+    )
+
+
+def _cell_texts(groups: Mapping[str, np.ndarray]) -> set[str]:
+    return {format_compact(v) for values in groups.values() for v in values.ravel()}
+
+
+def _header_lines(record: StepRecord, weights: np.ndarray) -> tuple[str, str]:
+    f, _, k, _ = weights.shape
+    first = (
+        f"Iteration {record.iteration} · conv filters {f}x3x{k}x{k} · "
+        f"learning rate {format_number(record.settings.learning_rate)}"
+    )
+    dead = len(record.dead_filters)
+    second = f"weights in {format_range(weights.min(), weights.max())} · {dead} of {f} filters dead"
+    return first, second
+
+
+def _filter_labels(record: StepRecord, filters: int) -> list[tuple[str, str]]:
+    return [
+        (f"filter {f}", "" if since is None else f"dead since {since}")
+        for f, since in enumerate(record.dead_since[:filters])
+    ]
+
+
+def _scale_note(values: np.ndarray, limit: float) -> str:
+    """What the colour bar alone does not tell: values beyond a fixed scale (drawn in its end
+    colours), or a group that is all zero (its scale of ±1 is then arbitrary)."""
+    finite = values[np.isfinite(values)]
+    if not np.any(finite):
+        return "all values are 0" if finite.size == values.size else "no finite non-zero value"
+    with np.errstate(invalid="ignore"):
+        beyond = int(np.count_nonzero(np.abs(values) > limit))
+    return f"{beyond} value(s) beyond the scale, drawn in its end colours" if beyond else ""
+
+
+def render_filters(record: StepRecord, *, limits: Mapping[str, float] | None = None) -> Image.Image:
+    """An RGB picture of the conv filters of ``record`` (positions: ``filter_layout``).
+
+    One row per filter; per row the groups 'weights', 'gradient' and 'update' (the last two
+    only after an update), each as three K×K heatmaps for the input channels R, G and B. Every
+    group has one symmetric colour scale for all its filters and channels, shown as a colour
+    bar labelled -limit, 0, +limit under it.
+
+    Parameters
+    ----------
+    record : the iteration to draw; uses ``params``, ``grads`` and ``update`` of
+        'conv.weight', (F, 3, K, K) each.
+    limits : fixed colour limits by group name ('weights', 'gradient', 'update'); groups not
+        given use their largest finite |value|. Values beyond a fixed limit take the end
+        colours and are counted under the bar.
+
+    Returns
+    -------
+    PIL.Image.Image in mode 'RGB'.
+    """
+    groups = filter_groups(record)
+    scale = group_limits(groups, limits)
+    layout = filter_layout(record)
+    fonts = _fonts()
+    image = Image.new("RGB", layout.size, BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    header = _header_lines(record, groups["weights"])
+    draw.text((MARGIN, MARGIN), header[0], fill=INK, font=fonts["header"])
+    second_line = MARGIN + _text_height(fonts["header"]) + 4
+    draw.text((MARGIN, second_line), header[1], fill=MUTED, font=fonts["label"])
+    _draw_filter_labels(draw, layout, _filter_labels(record, layout.filters), fonts["label"])
+    cell_font = None if layout.cell_font_size is None else _font(layout.cell_font_size)
+    for index, (name, values) in enumerate(groups.items()):
+        title = next(title for group, _, title in GROUPS if group == name)
+        _draw_group(draw, image, layout, index, title, values, scale[name], fonts, cell_font)
+    return image
+
+
+def _draw_filter_labels(draw, layout: FilterLayout, labels, font) -> None:
+    for row, (name, state) in enumerate(labels):
+        _, top = layout.heatmap_origin(0, 0, row)
+        middle = top + layout.heatmap_side // 2
+        draw.text((MARGIN, middle), name, fill=INK, font=font, anchor="lb" if state else "lm")
+        if state:
+            draw.text((MARGIN, middle + 2), state, fill=DEAD_INK, font=font, anchor="lt")
+
+
+def _draw_group(draw, image, layout: FilterLayout, index, title, values, limit, fonts, cell_font):
+    """One group: title, channel names, a heatmap per filter and channel, the colour bar."""
+    left = layout.group_left(index)
+    draw.text((left, MARGIN + layout.header_height), title, fill=INK, font=fonts["title"])
+    channel_top = MARGIN + layout.header_height + layout.titles_height
+    for channel, channel_name in enumerate(CHANNEL_NAMES):
+        x, _ = layout.heatmap_origin(index, channel, 0)
+        centre = x + layout.heatmap_side // 2
+        draw.text((centre, channel_top), channel_name, fill=MUTED, font=fonts["small"], anchor="mt")
+    for row in range(values.shape[0]):
+        for channel in range(3):
+            origin = layout.heatmap_origin(index, channel, row)
+            image.paste(heatmap_tile(values[row, channel], limit, layout.cell), origin)
+            if cell_font is not None:
+                _write_values(draw, origin, values[row, channel], limit, layout.cell, cell_font)
+    top = layout.bars_top
+    _draw_colour_bar(draw, image, (left, top), layout.group_width, limit, values, fonts["small"])
+
+
+def _draw_colour_bar(draw, image, corner, width, limit, values, font) -> None:
+    """The colour bar of a group at ``corner`` (left, top), its limits and what lies beyond."""
+    left, top = corner
+    right = left + width - 1
+    image.paste(colour_bar(width), (left, top))
+    tick_top = top + BAR_HEIGHT
+    middle = left + width // 2
+    ticks = ((left, "la", -limit), (middle, "ma", 0.0), (right, "ra", limit))
+    for x, anchor, value in ticks:
+        draw.line([(x, tick_top), (x, tick_top + TICK - 1)], fill=INK)
+        draw.text((x, tick_top + TICK), format_number(value), fill=INK, font=font, anchor=anchor)
+    note = _scale_note(values, limit)
+    if note:
+        note_top = tick_top + TICK + _text_height(font) + 2
+        draw.text((left, note_top), note, fill=MUTED, font=font)
+
+
+# ---------------------------------------------------------------------------------------------
+# Saving
+# ---------------------------------------------------------------------------------------------
+
+
+def json_ready(value):
+    """``value`` with arrays as lists and non-finite floats as null (NaN) or 'inf'/'-inf', so
+    that strict JSON (``allow_nan=False``) can hold it."""
+    if isinstance(value, Mapping):
+        return {str(key): json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return json_ready(value.tolist())
+    if isinstance(value, np.generic):
+        return json_ready(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def json_bytes(data) -> bytes:
+    """Strict, indented UTF-8 JSON of ``data`` (after ``json_ready``)."""
+    text = json.dumps(json_ready(data), indent=2, ensure_ascii=False, allow_nan=False)
+    return (text + "\n").encode("utf-8")
+
+
+def snapshot_data(
+    record: StepRecord,
+    config: TrainingConfig,
+    findings: Iterable[Finding],
+    limits: Mapping[str, float],
+) -> dict:
+    """The JSON content of a snapshot (before ``extra`` is merged in)."""
+    groups = filter_groups(record)
+    settings = record.settings
+    return {
+        "iteration": record.iteration,
+        "seed": config.seed,
+        "dtype": str(groups["weights"].dtype),
+        "learning_rate": settings.learning_rate,
+        "momentum": settings.momentum,
+        "clip_norm": settings.clip_norm,
+        "clip_scale": record.clip_scale,
+        "config": config.to_dict(),
+        "conv_weight_shape": list(groups["weights"].shape),
+        "conv_weight": groups["weights"],
+        "conv_bias": np.asarray(record.params["conv.bias"]),
+        "conv_weight_gradient": groups.get("gradient"),
+        "conv_weight_update": groups.get("update"),
+        "dead_since": list(record.dead_since),
+        "colour_limits": dict(limits),
+        "metrics": {name: record.metrics.get(name, math.nan) for name in METRIC_NAMES},
+        "findings": [finding.to_dict() for finding in findings],
+    }
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def save_snapshot(
+    record: StepRecord,
+    config: TrainingConfig,
+    findings: Iterable[Finding],
+    directory: str | os.PathLike,
+    stem: str | None = None,
+    *,
+    overwrite: bool = False,
+    limits: Mapping[str, float] | None = None,
+    extra: Mapping | None = None,
+) -> list[Path]:
+    """Write ``<stem>.png``, ``<stem>.npy`` and ``<stem>.json`` for ``record`` in ``directory``.
+
+    Parameters
+    ----------
+    record : the iteration to save.
+    config : the run's settings (stored in the JSON).
+    findings : findings to store with it (usually ``record.findings``).
+    directory : an existing folder.
+    stem : file name without suffix; ``default_stem(record.iteration)`` when None.
+    overwrite : replace existing files; otherwise any of the three existing refuses the save.
+    limits : fixed colour limits, as in ``render_filters``.
+    extra : more JSON fields (e.g. the dataset); may not replace the standard ones.
+
+    Returns
+    -------
+    The three paths written (.png, .npy, .json).
+
+    Raises
+    ------
+    SaveError
+        When a file exists (and ``overwrite`` is False; nothing is written then) or a file
+        cannot be written (files this call already wrote are removed again, unless they
+        replaced existing ones).
+    ValueError
+        When ``extra`` repeats a standard field or a limit is invalid.
+    """
+    paths = snapshot_paths(directory, stem or default_stem(record.iteration))
+    clashing = existing(paths)
+    if clashing and not overwrite:
+        names = ", ".join(path.name for path in clashing)
+        raise SaveError(errno.EEXIST, f"Not saved: {names} already exist(s) in {Path(directory)}")
+    scale = group_limits(filter_groups(record), limits)
+    data = snapshot_data(record, config, findings, scale)
+    repeated = set(extra or {}) & set(data)
+    if repeated:
+        raise ValueError(f"extra may not replace the snapshot field {sorted(repeated)[0]!r}")
+    data.update(extra or {})
+    payloads = (
+        _png_bytes(render_filters(record, limits=scale)),
+        _npy_bytes(record.params["conv.weight"]),
+        json_bytes(data),
+    )
+    written = []
+    try:
+        for path, payload in zip(paths, payloads, strict=True):
+            written.append(write_atomic(path, payload, overwrite=overwrite))
+    except SaveError:
+        if not overwrite:
+            for path in written:
+                path.unlink(missing_ok=True)
+        raise
+    return written

@@ -1,0 +1,383 @@
+"""The headless run and the command line: outputs, reproducibility, refusals, one-line errors."""
+
+import csv
+import json
+import math
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import inspector
+from inspector import cli
+from model.config import TrainingConfig
+from model.data import example_path, load_example
+from model.diagnostics import Finding
+from model.files import SaveError
+from model.headless import OUTPUT_NAMES, FindingLog, check_output_folder, metrics_row
+from model.init import InitSpec
+from model.presets import preset_config
+from model.record import METRIC_NAMES
+from model.session import TrainingSession
+
+ROOT = Path(inspector.__file__).resolve().parent.parent
+QT_PREFIXES = ("PySide6", "shiboken6", "pyqtgraph")
+
+
+def run_cli(capsys, *argv):
+    """``cli.main(argv)`` in this process: (exit status, stdout, stderr)."""
+    status = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def read_metrics(folder):
+    with open(folder / "metrics.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    return rows[0], [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+
+
+@pytest.fixture(scope="module")
+def seed_run(tmp_path_factory):
+    """The question's setup, 3 iterations."""
+    out = tmp_path_factory.mktemp("seed-run")
+    assert cli.main(["--headless", "--preset", "seed", "--iterations", "3", "--out", str(out)]) == 0
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# What a run writes
+# ---------------------------------------------------------------------------------------------
+
+
+def test_metrics_csv_has_one_row_per_iteration_from_zero(seed_run):
+    header, rows = read_metrics(seed_run)
+    assert tuple(header) == METRIC_NAMES
+    assert [row["iteration"] for row in rows] == ["0", "1", "2", "3"]
+    assert rows[0]["conv_grad_norm"] == ""  # NaN at iteration 0: no gradient yet
+    assert float(rows[0]["conv_weight_min"]) >= 0  # uniform(0, 1)
+    assert float(rows[1]["conv_weight_max"]) < -1000
+    assert [float(row["dead_fraction"]) for row in rows] == [0.0, 1.0, 1.0, 1.0]
+
+
+def test_metrics_are_written_at_full_precision(seed_run, tmp_path):
+    _, rows = read_metrics(seed_run)
+    config = json.loads((seed_run / "config.json").read_text(encoding="utf-8"))
+    session = TrainingSession(load_example("question"), TrainingConfig.from_dict(config["config"]))
+    session.run(3, pause_on_findings=False)
+    for iteration, row in enumerate(rows):
+        expected = session.record(iteration).metrics
+        for name in METRIC_NAMES[1:]:
+            value = expected[name]
+            assert (row[name] == "") if math.isnan(value) else float(row[name]) == value, name
+
+
+def test_snapshots_at_start_death_and_end(seed_run):
+    names = sorted(p.name for p in seed_run.glob("filters-iter*"))
+    stems = sorted({name.split(".")[0] for name in names})
+    assert stems == ["filters-iter000000", "filters-iter000001", "filters-iter000003"]
+    assert len(names) == 9
+    death = json.loads((seed_run / "filters-iter000001.json").read_text(encoding="utf-8"))
+    assert death["dead_since"] == [1]
+    assert death["dataset"]["source"] == {"example": "question"}
+
+
+def test_snapshot_every(capsys, tmp_path):
+    status, _, _ = run_cli(
+        capsys, "--headless", "--iterations", "5", "--snapshot-every", "2", "--out", tmp_path
+    )
+    assert status == 0
+    stems = sorted({p.name.split(".")[0] for p in tmp_path.glob("filters-iter*")})
+    assert stems == [f"filters-iter{k:06d}" for k in (0, 2, 4, 5)]
+
+
+def test_config_json_describes_the_run(seed_run):
+    config = json.loads((seed_run / "config.json").read_text(encoding="utf-8"))
+    assert config["preset"] == "seed"
+    assert config["iterations"] == 3
+    assert config["config"]["learning_rate"] == 0.5
+    assert config["config"]["seed"] == preset_config("seed").seed
+    dataset = config["dataset"]
+    assert dataset["source"] == {"example": "question"}
+    assert len(dataset["digest"]) == 64
+    assert dataset["size"] == [32, 32] and dataset["images"] == 2
+    assert dataset["label_counts"] == [1, 1] and dataset["class_names"] == ["cross", "circle"]
+    assert len(dataset["pixel_mean"]) == 3 and len(dataset["pixel_std"]) == 3
+    assert set(config["versions"]) == {"python", "numpy", "pillow"}
+    assert config["command"][:2] == ["training-inspector", "--headless"]
+    assert len(config["outputs"]["snapshots"]) == 9
+
+
+def test_findings_name_the_death_once_with_the_iteration_it_happened(seed_run):
+    text = (seed_run / "findings.txt").read_text(encoding="utf-8")
+    assert "Findings at the last iteration (3)" in text
+    data = json.loads((seed_run / "findings.json").read_text(encoding="utf-8"))
+    deaths = [f for f in data["first_appeared"] if f["code"] == "dead_filter"]
+    assert len(deaths) == 1
+    assert deaths[0]["iteration"] == 1 and deaths[0]["since"] == 1
+    assert any(f["code"] == "dead_filter" for f in data["final"])
+    assert text.count("is dead (since iteration 1)") == 2  # last iteration + first appearance
+
+
+def test_finding_log_keeps_first_appearance():
+    log = FindingLog()
+    first = Finding("dead_filter", "error", "t", "e", iteration=1, since=1, subject="filter 0")
+    later = Finding("dead_filter", "error", "t", "e", iteration=2, since=1, subject="filter 0")
+    other = Finding("dead_filter", "error", "t", "e", iteration=2, since=1, subject="filter 1")
+    log.add([first])
+    log.add([later, other])
+    assert log.findings == (first, other)
+
+
+def test_recommended_preset_learns_without_killing_the_filter(capsys, tmp_path):
+    status, out, err = run_cli(capsys, "--headless", "--out", tmp_path)
+    assert status == 0 and err == ""
+    _, rows = read_metrics(tmp_path)
+    assert len(rows) == 51
+    assert float(rows[-1]["accuracy"]) == 1.0
+    assert float(rows[-1]["dead_fraction"]) < 1.0
+    assert "accuracy 100.0%" in out and str(tmp_path.resolve()) in out
+
+
+def test_the_recorded_command_reproduces_the_run_byte_for_byte(seed_run, capsys, tmp_path):
+    command = json.loads((seed_run / "config.json").read_text(encoding="utf-8"))["command"]
+    arguments = command[1:]
+    arguments[arguments.index("--out") + 1] = str(tmp_path)
+    status, _, err = run_cli(capsys, *arguments)
+    assert status == 0, err
+    assert (tmp_path / "metrics.csv").read_bytes() == (seed_run / "metrics.csv").read_bytes()
+    for name in ("filters-iter000001.npy", "findings.json"):
+        assert (tmp_path / name).read_bytes() == (seed_run / name).read_bytes()
+
+
+def test_every_option_reaches_the_config(capsys, tmp_path):
+    status, _, err = run_cli(
+        capsys, "--headless", "--example", "shapes", "--size", "12x10", "--iterations", "2",
+        "--init", "uniform:-0.5,0.5", "--classifier-init", "constant:0.25", "--pixels",
+        "standardize", "--update", "full_batch", "--shuffle", "--momentum", "0.5", "--clip",
+        "2", "--filters", "2", "--kernel", "5", "--padding", "valid", "--activation",
+        "leaky_relu", "--slope", "0.1", "--dtype", "float32", "--seed", "9", "--lr", "0.003",
+        "--out", tmp_path,
+    )  # fmt: skip
+    assert status == 0, err
+    written = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
+    config = TrainingConfig.from_dict(written["config"])
+    assert config.conv_init == InitSpec("uniform", {"low": -0.5, "high": 0.5})
+    assert config.classifier_init == InitSpec("constant", {"value": 0.25})
+    assert (config.pixel_scaling, config.update_mode, config.shuffle) == (
+        "standardize", "full_batch", True
+    )  # fmt: skip
+    assert (config.momentum, config.clip_norm, config.learning_rate) == (0.5, 2.0, 0.003)
+    assert (config.num_filters, config.kernel_size, config.padding) == (2, 5, "valid")
+    assert (config.activation, config.negative_slope) == ("leaky_relu", 0.1)
+    assert (config.dtype, config.seed) == ("float32", 9)
+    assert written["dataset"]["size"] == [12, 10]
+    assert written["dataset"]["source"] == {"example": "shapes"}
+    assert np.load(tmp_path / "filters-iter000002.npy").dtype == np.float32
+    recorded = cli.build_parser().parse_args(written["command"][1:])
+    assert cli.config_from_args(recorded, "seed") == config
+
+
+def test_a_dataset_folder_and_clip_off(capsys, tmp_path):
+    folder = example_path("question")
+    out = tmp_path / "out"
+    status, _, err = run_cli(
+        capsys, "--headless", folder, "--clip", "off", "--iterations", "1", "--out", out
+    )
+    assert status == 0, err
+    written = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert written["dataset"]["source"] == {"folder": str(folder.resolve())}
+    assert written["config"]["clip_norm"] is None
+    assert written["command"][written["command"].index("--clip") + 1] == "off"
+
+
+@pytest.mark.parametrize(
+    "spec", ["uniform:0,1", "normal:0.0,0.02", "he_normal", "xavier_uniform", "constant:-3"]
+)
+def test_init_spec_round_trips(spec):
+    parsed = cli.parse_init_spec(spec)
+    assert cli.parse_init_spec(cli.format_init_spec(parsed)) == parsed
+
+
+def test_specific_init_overrides_init():
+    args = cli.build_parser().parse_args(
+        ["--headless", "--init", "he_normal", "--conv-init", "normal:0,0.5", "--out", "x"]
+    )
+    config = cli.config_from_args(args, "seed")
+    assert config.conv_init == InitSpec("normal", {"mean": 0.0, "std": 0.5})
+    assert config.classifier_init == InitSpec("he_normal")
+
+
+def test_metrics_row_writes_nan_as_empty_and_iteration_as_integer():
+    record = TrainingSession(load_example("question")).latest
+    row = metrics_row(record)
+    assert row[0] == "0" and len(row) == len(METRIC_NAMES)
+    assert row[METRIC_NAMES.index("batch_loss")] == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Never overwrite silently
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_second_run_into_the_same_folder_is_refused_until_overwrite(capsys, tmp_path):
+    args = ("--headless", "--preset", "seed", "--iterations", "2", "--out", tmp_path)
+    assert run_cli(capsys, *args)[0] == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    status, out, err = run_cli(capsys, *args[:-3], "3", "--out", tmp_path)
+    assert status != 0 and out == ""
+    assert err.count("\n") == 1 and "metrics.csv" in err and "overwrite" in err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    status, _, err = run_cli(capsys, *args[:-3], "3", "--out", tmp_path, "--overwrite")
+    assert status == 0, err
+    assert len(read_metrics(tmp_path)[1]) == 4
+
+
+def test_a_snapshot_of_an_earlier_run_also_refuses(tmp_path):
+    (tmp_path / "filters-iter000007.png").write_bytes(b"")
+    with pytest.raises(SaveError, match="filters-iter000007.png"):
+        check_output_folder(tmp_path)
+    check_output_folder(tmp_path, overwrite=True)
+    (tmp_path / "notes.txt").write_text("unrelated files are fine")
+    (tmp_path / "filters-iter000007.png").unlink()
+    check_output_folder(tmp_path)
+
+
+def test_each_output_name_refuses(tmp_path):
+    for name in OUTPUT_NAMES:
+        folder = tmp_path / name.replace(".", "-")
+        folder.mkdir()
+        (folder / name).write_text("")
+        with pytest.raises(SaveError, match=name):
+            check_output_folder(folder)
+
+
+def test_interrupted_run_exits_130_quietly_and_leaves_no_metrics(capsys, tmp_path, monkeypatch):
+    real_step = TrainingSession.step
+
+    def step_then_interrupt(self):
+        if self.iteration == 2:
+            raise KeyboardInterrupt
+        return real_step(self)
+
+    monkeypatch.setattr(TrainingSession, "step", step_then_interrupt)
+    status, out, err = run_cli(capsys, "--headless", "--iterations", "10", "--out", tmp_path)
+    assert (status, out, err) == (130, "", "")
+    assert not (tmp_path / "metrics.csv").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Refused arguments: one line, no traceback
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["--lr", "-1"], "learning_rate: must be greater than 0"),
+        (["--lr", "nan"], "learning_rate: must be a finite number"),
+        (["--lr", "abc"], "learning_rate: must be a number"),
+        (["--momentum", "1"], "momentum"),
+        (["--filters", "0"], "num_filters"),
+        (["--kernel", "4"], "kernel_size"),
+        (["--iterations", "0"], "--iterations"),
+        (["--iterations", "-5"], "--iterations"),
+        (["--iterations", "two"], "--iterations"),
+        (["--init", "bogus"], "unknown initialiser"),
+        (["--init", "uniform:1"], "uniform takes 2"),
+        (["--init", "uniform:1,0"], "must not exceed"),
+        (["--conv-init", "normal:0,x"], "--conv-init"),
+        (["--size", "0x5"], "--size"),
+        (["--size", "big"], "--size"),
+        (["--size", "5000x5000"], "dataset"),
+        (["--data", "/nonexistent"], "no such folder"),
+        (["--preset", "bogus"], "--preset"),
+        (["--example", "bogus"], "--example"),
+        (["--padding", "round"], "--padding"),
+        (["--frobnicate"], "unrecognized arguments"),
+        (["--data", "/tmp", "--example", "question"], "not allowed with"),
+    ],
+)
+def test_bad_arguments_fail_in_one_line(capsys, tmp_path, arguments, expected):
+    out = tmp_path / "out"
+    status, stdout, err = run_cli(capsys, "--headless", *arguments, "--out", out)
+    assert status != 0
+    assert err.count("\n") == 1 and err.startswith("training-inspector: error: ")
+    assert expected in err and "Traceback" not in err
+    assert stdout == ""
+    assert not out.exists()  # nothing is created for a refused run
+
+
+def test_out_pointing_at_a_file_fails_in_one_line(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me")
+    status, _, err = run_cli(capsys, "--headless", "--iterations", "1", "--out", blocker)
+    assert status != 0 and err.count("\n") == 1 and "Not a folder" in err
+    assert blocker.read_text() == "keep me"
+
+
+def test_headless_needs_out(capsys):
+    status, _, err = run_cli(capsys, "--headless")
+    assert status == 2 and err.count("\n") == 1 and "--out" in err
+
+
+def test_headless_options_without_headless_are_refused(capsys):
+    status, _, err = run_cli(capsys, "--lr", "0.1")
+    assert status == 2 and err.count("\n") == 1 and "--lr applies only with --headless" in err
+
+
+def test_help_exits_zero(capsys):
+    status, out, err = run_cli(capsys, "--help")
+    assert status == 0 and err == ""
+    assert "--headless" in out and "INIT SPEC" in out
+
+
+def test_without_headless_the_app_is_opened_lazily(capsys, monkeypatch):
+    calls = []
+    fake = types.ModuleType("inspector.app")
+    fake.run_app = lambda data_dir, preset: calls.append((data_dir, preset)) or 7
+    monkeypatch.setitem(sys.modules, "inspector.app", fake)
+    assert run_cli(capsys, "some/folder", "--preset", "seed")[0] == 7
+    assert run_cli(capsys)[0] == 7
+    assert calls == [("some/folder", "seed"), (None, None)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Console wiring, in a fresh interpreter
+# ---------------------------------------------------------------------------------------------
+
+
+def test_python_m_inspector_runs_headless_without_importing_qt(tmp_path):
+    """``python -m inspector`` (the module the console script shares) runs a headless run and
+    leaves no Qt module loaded; importing inspector.cli alone loads none either."""
+    script = (
+        "import runpy, sys\n"
+        "import inspector.cli\n"
+        f"assert not [m for m in sys.modules if m.startswith({QT_PREFIXES!r})]\n"
+        f"sys.argv = ['inspector', '--headless', '--preset', 'seed', '--iterations', '2',"
+        f" '--out', {str(tmp_path)!r}]\n"
+        "try:\n"
+        "    runpy.run_module('inspector', run_name='__main__', alter_sys=True)\n"
+        "except SystemExit as exc:\n"
+        "    status = exc.code\n"
+        f"loaded = [m for m in sys.modules if m.startswith({QT_PREFIXES!r})]\n"
+        "print('QT:' + ','.join(loaded))\n"
+        "sys.exit(status)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.rstrip().endswith("QT:")
+    assert "Trained 2 iterations" in result.stdout
+    assert len(read_metrics(tmp_path)[1]) == 3
+
+
+def test_console_script_points_at_cli_main():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["project"]["scripts"]["training-inspector"] == "inspector.cli:main"

@@ -1,0 +1,320 @@
+"""Filter snapshots: what the PNG shows, and what save_snapshot writes (or refuses to write)."""
+
+import dataclasses
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from model import snapshot
+from model.colormap import DIVERGING_LUT, diverging_rgb
+from model.config import TrainingConfig
+from model.data import load_example
+from model.files import SaveError
+from model.presets import preset_config
+from model.record import METRIC_NAMES
+from model.session import TrainingSession
+from model.snapshot import filter_layout, group_limits, render_filters, save_snapshot
+
+
+@pytest.fixture(scope="module")
+def seed_session():
+    """The question's setup: iteration 0 and the update that kills the filter."""
+    session = TrainingSession(load_example("question"), preset_config("seed"))
+    session.step()
+    return session
+
+
+@pytest.fixture(scope="module")
+def initial(seed_session):
+    return seed_session.record(0)
+
+
+@pytest.fixture(scope="module")
+def after_death(seed_session):
+    return seed_session.record(1)
+
+
+def _pixels(image):
+    return np.asarray(image.convert("RGB")).astype(int)
+
+
+def _cell(pixels, box):
+    left, top, right, bottom = box
+    return pixels[top:bottom, left:right]
+
+
+def _blueish(rgb):
+    return rgb[2] > rgb[0] + 40
+
+
+def _redish(rgb):
+    return rgb[0] > rgb[2] + 40
+
+
+def _strict_json(path):
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token}")
+
+    return json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
+
+
+# ---------------------------------------------------------------------------------------------
+# The picture
+# ---------------------------------------------------------------------------------------------
+
+
+def test_initial_snapshot_shows_weights_only(initial):
+    layout = filter_layout(initial)
+    image = render_filters(initial)
+    assert image.mode == "RGB"
+    assert layout.groups == ("weights",)
+    assert image.size == layout.size
+    width, height = image.size
+    # One filter of 3 heatmaps of 3x3 cells of at least 40 px, plus labels and a colour bar.
+    assert 3 * 3 * 40 < width < 1200
+    assert 3 * 40 < height < 600
+
+
+def test_after_an_update_three_groups_side_by_side(initial, after_death):
+    layout = filter_layout(after_death)
+    assert layout.groups == ("weights", "gradient", "update")
+    assert render_filters(after_death).width > 2.5 * render_filters(initial).width
+
+
+def test_cells_are_coloured_by_sign_on_the_group_scale(after_death):
+    """After the fatal update every weight is tens of thousands negative (blue), the gradient
+    that caused it positive (red) and the update negative (blue)."""
+    layout = filter_layout(after_death)
+    pixels = _pixels(render_filters(after_death))
+    groups = snapshot.filter_groups(after_death)
+    limits = group_limits(groups)
+    for name, values in groups.items():
+        for (f, channel, i, j), value in np.ndenumerate(values):
+            left, top, _, _ = layout.cell_box(name, f, channel, i, j)
+            # Near the cell's corner: inside the border, away from the number in the middle.
+            sample = pixels[top + 2, left + 2]
+            assert tuple(sample) == tuple(diverging_rgb(value, limits[name])), (name, f, i, j)
+            assert _blueish(sample) if value < 0 else _redish(sample), (name, value, sample)
+    assert np.all(groups["weights"] < -1000) and np.all(groups["gradient"] > 0)
+
+
+def test_positive_initial_weights_are_red_and_cells_have_borders(initial):
+    layout = filter_layout(initial)
+    pixels = _pixels(render_filters(initial))
+    weights = initial.params["conv.weight"]
+    strong = np.argwhere(weights > 0.5)
+    assert len(strong) > 0
+    for f, channel, i, j in strong:
+        left, top, _, _ = layout.cell_box("weights", f, channel, i, j)
+        assert _redish(pixels[top + 2, left + 2])
+        assert tuple(pixels[top - 1, left + 2]) == snapshot.BORDER
+        assert tuple(pixels[top + 2, left - 1]) == snapshot.BORDER
+
+
+def test_values_are_written_in_contrasting_ink(initial, after_death):
+    for record in (initial, after_death):
+        layout = filter_layout(record)
+        assert layout.cell_font_size is not None
+        pixels = _pixels(render_filters(record))
+        for name, values in snapshot.filter_groups(record).items():
+            for (f, channel, i, j), _ in np.ndenumerate(values):
+                cell = _cell(pixels, layout.cell_box(name, f, channel, i, j))
+                luminance = cell @ np.array([0.299, 0.587, 0.114])
+                if luminance[1, 1] > 128:  # a light cell: dark digits
+                    assert (luminance < 60).sum() >= 10, (name, f, channel, i, j)
+                else:
+                    assert (luminance > 200).sum() >= 10, (name, f, channel, i, j)
+
+
+def test_no_text_in_cells_too_small_for_it():
+    session = TrainingSession(
+        load_example("question"), preset_config("recommended", kernel_size=13)
+    )
+    record = session.latest
+    layout = filter_layout(record)
+    assert layout.cell < 20 and layout.cell_font_size is None
+    pixels = _pixels(render_filters(record))
+    left, top, right, bottom = layout.cell_box("weights", 0, 0, 6, 6)
+    assert len(np.unique(pixels[top:bottom, left:right].reshape(-1, 3), axis=0)) == 1
+
+
+def test_colour_bar_runs_from_blue_through_white_to_red(after_death):
+    layout = filter_layout(after_death)
+    pixels = _pixels(render_filters(after_death))
+    row = pixels[layout.bars_top + snapshot.BAR_HEIGHT // 2]
+    for group in range(len(layout.groups)):
+        left = layout.group_left(group)
+        right = left + layout.group_width - 1
+        assert tuple(row[left + 1]) == tuple(DIVERGING_LUT[0])
+        assert _redish(row[right - 1])
+        middle = row[(left + right) // 2]
+        assert middle.min() > 230
+    # Tick labels are drawn below the bar.
+    below = pixels[layout.bars_top + snapshot.BAR_HEIGHT + snapshot.TICK :][:20]
+    assert (below.sum(axis=2) < 200).sum() > 50
+
+
+def test_fixed_limits_are_used_instead_of_the_data_range(after_death):
+    layout = filter_layout(after_death)
+    pixels = _pixels(render_filters(after_death, limits={"weights": 1e6}))
+    value = after_death.params["conv.weight"][0, 0, 0, 0]
+    left, top, _, _ = layout.cell_box("weights", 0, 0, 0, 0)
+    sample = pixels[top + 2, left + 2]
+    assert tuple(sample) == tuple(diverging_rgb(value, 1e6))
+    # -6e4 on a ±1e6 scale is pale, not the dark blue of the automatic scale.
+    assert sample.min() > 150
+
+
+@pytest.mark.parametrize("limits", [{"weights": 0}, {"weights": math.nan}, {"bias": 1.0}])
+def test_bad_limits_are_refused(initial, limits):
+    with pytest.raises(ValueError):
+        render_filters(initial, limits=limits)
+
+
+def test_all_zero_gradient_still_renders():
+    """After the filter died its gradient is exactly 0: the scale falls back to ±1."""
+    session = TrainingSession(load_example("question"), preset_config("seed"))
+    session.run(2, pause_on_findings=False)
+    record = session.latest
+    assert record.dead_filters == (0,) and not np.any(record.grads["conv.weight"])
+    assert group_limits(snapshot.filter_groups(record))["gradient"] == 1.0
+    assert render_filters(record).size == filter_layout(record).size
+
+
+# ---------------------------------------------------------------------------------------------
+# Saving
+# ---------------------------------------------------------------------------------------------
+
+
+def test_save_writes_png_npy_and_strict_json(seed_session, after_death, tmp_path):
+    config = seed_session.config
+    paths = save_snapshot(after_death, config, after_death.findings, tmp_path)
+    assert [p.name for p in paths] == [
+        "filters-iter000001.png",
+        "filters-iter000001.npy",
+        "filters-iter000001.json",
+    ]
+    with Image.open(paths[0]) as image:
+        assert image.size == filter_layout(after_death).size
+    weights = np.load(paths[1], allow_pickle=False)
+    assert weights.dtype == after_death.params["conv.weight"].dtype
+    assert np.array_equal(weights, after_death.params["conv.weight"])
+    data = _strict_json(paths[2])
+    assert data["iteration"] == 1
+    assert data["seed"] == config.seed
+    assert data["learning_rate"] == config.learning_rate
+    assert TrainingConfig.from_dict(data["config"]) == config
+    assert np.array_equal(np.array(data["conv_weight"]), weights)
+    assert np.array_equal(np.array(data["conv_weight_update"]), after_death.update["conv.weight"])
+    assert data["findings"] == [f.to_dict() for f in after_death.findings]
+    assert any(f["code"] == "dead_filter" for f in data["findings"])
+    assert list(data["metrics"]) == list(METRIC_NAMES)
+    assert data["metrics"]["dead_fraction"] == 1.0
+
+
+def test_json_has_no_nan_tokens_at_iteration_zero(seed_session, initial, tmp_path):
+    paths = save_snapshot(initial, seed_session.config, initial.findings, tmp_path)
+    data = _strict_json(paths[2])
+    assert data["conv_weight_gradient"] is None and data["conv_weight_update"] is None
+    assert data["metrics"]["conv_grad_norm"] is None  # NaN at iteration 0
+
+
+def test_non_finite_values_become_null_or_inf_strings(seed_session, after_death, tmp_path):
+    metrics = dict(after_death.metrics, conv_update_ratio=math.inf, loss=-math.inf)
+    record = dataclasses.replace(after_death, metrics=metrics)
+    paths = save_snapshot(record, seed_session.config, (), tmp_path, "odd")
+    data = _strict_json(paths[2])
+    assert data["metrics"]["conv_update_ratio"] == "inf"
+    assert data["metrics"]["loss"] == "-inf"
+    assert snapshot.json_ready({"a": np.array([math.nan, 1.0])}) == {"a": [None, 1.0]}
+
+
+def test_float32_weights_keep_their_dtype(tmp_path):
+    session = TrainingSession(
+        load_example("question"), preset_config("recommended", dtype="float32")
+    )
+    record = session.step()
+    paths = save_snapshot(record, session.config, record.findings, tmp_path)
+    weights = np.load(paths[1])
+    assert weights.dtype == np.float32
+    assert np.array_equal(weights, record.params["conv.weight"])
+    assert _strict_json(paths[2])["dtype"] == "float32"
+
+
+def test_extra_fields_are_merged_but_cannot_replace_standard_ones(seed_session, initial, tmp_path):
+    extra = {"dataset": {"digest": "abc"}}
+    paths = save_snapshot(initial, seed_session.config, (), tmp_path, extra=extra)
+    assert _strict_json(paths[2])["dataset"] == {"digest": "abc"}
+    with pytest.raises(ValueError, match="iteration"):
+        save_snapshot(initial, seed_session.config, (), tmp_path, "other", extra={"iteration": 5})
+    assert not list(tmp_path.glob("other*"))
+
+
+def test_existing_files_refuse_the_save_and_nothing_is_written(
+    seed_session, initial, after_death, tmp_path
+):
+    config = seed_session.config
+    png, npy, json_path = save_snapshot(after_death, config, (), tmp_path, "snap")
+    npy.unlink()
+    before = png.read_bytes()
+    with pytest.raises(SaveError, match=r"snap\.png.*snap\.json|snap\.json.*snap\.png"):
+        save_snapshot(initial, config, (), tmp_path, "snap")
+    assert not npy.exists()
+    assert png.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snap.json", "snap.png"]
+
+
+def test_overwrite_replaces_all_three(seed_session, initial, after_death, tmp_path):
+    config = seed_session.config
+    save_snapshot(after_death, config, (), tmp_path, "snap")
+    paths = save_snapshot(initial, config, (), tmp_path, "snap", overwrite=True)
+    assert np.array_equal(np.load(paths[1]), initial.params["conv.weight"])
+    assert _strict_json(paths[2])["iteration"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snap.json", "snap.npy", "snap.png"]
+
+
+def test_a_failed_write_removes_what_this_save_wrote(seed_session, initial, tmp_path, monkeypatch):
+    real_write = snapshot.write_atomic
+
+    def failing_on_json(path, payload, *, overwrite=False):
+        if str(path).endswith(".json"):
+            raise SaveError(28, f"Could not save {path}: the disk is full")
+        return real_write(path, payload, overwrite=overwrite)
+
+    monkeypatch.setattr(snapshot, "write_atomic", failing_on_json)
+    with pytest.raises(SaveError, match="disk is full"):
+        save_snapshot(initial, seed_session.config, (), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_folder_is_a_save_error(seed_session, initial, tmp_path):
+    with pytest.raises(SaveError, match="folder does not exist"):
+        save_snapshot(initial, seed_session.config, (), tmp_path / "missing" / "deeper")
+
+
+def test_a_file_in_place_of_the_folder_is_a_save_error(seed_session, initial, tmp_path):
+    # Works as root too, unlike a read-only folder (root writes into those regardless).
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    with pytest.raises(SaveError, match="not a folder"):
+        save_snapshot(initial, seed_session.config, (), blocker)
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0,
+    reason="root can write into read-only folders; the two tests above cover failing writes",
+)
+def test_read_only_folder_is_a_save_error(seed_session, initial, tmp_path):
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(SaveError, match="permission denied"):
+            save_snapshot(initial, seed_session.config, (), folder)
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o700)
