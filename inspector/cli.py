@@ -1,5 +1,6 @@
 """The ``training-inspector`` command: the desktop app, or with ``--headless`` a run that writes
-metrics, snapshots and findings to a folder.
+metrics, snapshots and findings to a folder, or with ``--headless --sweep`` an outcome map of a
+grid of learning rates and initialisation scales.
 
 Nothing here imports Qt. The window's module is imported only when the window is asked for, so
 a headless run works without a display and without PySide6.
@@ -11,6 +12,8 @@ or setting, 1 for data or files that cannot be used, 130 when interrupted), neve
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -28,9 +31,18 @@ from model.config import (
 from model.data import EXAMPLES, Dataset, DatasetError, load_dataset
 from model.data import example_path as bundled_example
 from model.files import SaveError
-from model.headless import HeadlessRun, check_output_folder, run_headless, summary
+from model.headless import (
+    HeadlessRun,
+    check_output_folder,
+    run_headless,
+    summary,
+    sweep_summary,
+    write_sweep,
+)
 from model.init import INIT_KINDS, InitSpec
 from model.presets import PRESETS, preset_config
+from model.settings_log import SettingsLog, read_settings_log
+from model.sweep import INIT_FAMILIES, SweepSpec, log_spaced, run_sweep
 
 PROG = "training-inspector"
 HEADLESS_PRESET = "recommended"
@@ -40,19 +52,48 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 INIT_SYNTAX = "uniform:LOW,HIGH | normal:MEAN,STD | he_normal | xavier_uniform | constant:VALUE"
+RANGE_SYNTAX = "START:STOP:COUNT (COUNT values from START to STOP, log-spaced) | V1,V2,..."
+MAX_AXIS_VALUES = 100
+SWEEP_LR_DEFAULT = "1e-4:10:11"
+SWEEP_SCALE_DEFAULT = "0.001:1:7"
 USAGE = f"""{PROG} [DIR] [--preset {{seed,recommended}}]
-       {PROG} --headless [--preset P] [--data DIR | --example NAME] [--iterations N]
-                          [settings] [--snapshot-every N] [--overwrite] --out DIR"""
+       {PROG} --headless [--preset P | --config FILE] [--data DIR | --example NAME]
+                          [--iterations N] [settings] [--settings-log FILE]
+                          [--snapshot-every N] [--overwrite] --out DIR
+       {PROG} --headless --sweep [--preset P | --config FILE]
+                          [--data DIR | --example NAME] [--sweep-lr RANGE]
+                          [--sweep-scale RANGE] [--sweep-init FAMILY] [--sweep-pixels LIST]
+                          [--iterations N] [settings] [--workers W] [--overwrite] --out DIR"""
 EPILOG = f"""\
 INIT SPEC: {INIT_SYNTAX}
+RANGE:     {RANGE_SYNTAX}
+           e.g. 1e-4:10:11 is 1e-4, 3.2e-4, 1e-3, ..., 10 (half a decade apart)
 
 The headless run writes metrics.csv, config.json (with the command that repeats the run),
 findings.txt, findings.json and filter snapshots (filters-iterNNNNNN.png/.npy/.json) into
 --out DIR, and refuses to replace earlier outputs unless --overwrite is given.
 
+--config FILE starts from a saved config (the config.json of a run or of a report) instead of
+a preset; other options override it. --settings-log FILE changes the learning rate, momentum
+and clipping before the updates at which a report's run changed them, so that the report's
+REPRODUCE command repeats its metrics.csv exactly.
+
+A sweep (--sweep) trains one fresh run per cell of a grid of learning rates (--sweep-lr) x
+initial weight scales s (--sweep-scale) of both layers, N(0, s) or U(0, s) (--sweep-init;
+default: the family of the starting config's conv init), for each pixel scaling of
+--sweep-pixels (default: the config's), --iterations N each (default {DEFAULT_ITERATIONS}), on
+every core (--workers). Each cell ends 'learned' (accuracy 100% on up to 10 images, 95% on
+more), 'stuck', 'dead filter' (every filter dead) or 'diverged' (NaN or inf). It writes
+sweep.csv (one row per cell), sweep.png (the outcome map, the starting setting ringed) and
+sweep.json.
+
 examples:
   {PROG} --headless --preset seed --iterations 3 --out runs/question
-  {PROG} --headless --lr 0.01 --init normal:0,0.02 --filters 4 --out runs/four-filters"""
+  {PROG} --headless --lr 0.01 --init normal:0,0.02 --filters 4 --out runs/four-filters
+  {PROG} --headless --sweep --preset seed --sweep-lr 1e-9:10:11 --sweep-pixels raw,unit \\
+      --out runs/question-map
+  cd report && {PROG} --headless --data data --config config.json \\
+      --settings-log settings_log.json --size 32x32 --iterations 12 --out reproduced"""
 
 #: Options that set one ``TrainingConfig`` field: (flag, field, choices, metavar, help).
 #: Numbers go to the config as typed, so its validation words the error ("learning_rate: ...").
@@ -84,8 +125,20 @@ HEADLESS_ONLY = {
     "conv_init": "--conv-init",
     "classifier_init": "--classifier-init",
     "shuffle": "--shuffle",
+    "config": "--config",
+    "settings_log": "--settings-log",
+    "sweep": "--sweep",
+    "sweep_lr": "--sweep-lr",
+    "sweep_scale": "--sweep-scale",
+    "sweep_init": "--sweep-init",
+    "sweep_pixels": "--sweep-pixels",
+    "workers": "--workers",
     **{field: flag for flag, field, _, _, _ in SETTING_OPTIONS},
 }
+#: Options that mean something only with --sweep.
+SWEEP_ONLY = ("sweep_lr", "sweep_scale", "sweep_init", "sweep_pixels", "workers")
+#: Options that mean something only without --sweep.
+RUN_ONLY = ("snapshot_every", "settings_log")
 
 
 class UsageError(Exception):
@@ -145,6 +198,45 @@ def parse_init_spec(text: str) -> InitSpec:
         raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
 
 
+def parse_axis(text: str) -> tuple[float, ...]:
+    """Values of a sweep axis from 'START:STOP:COUNT' (log-spaced) or 'V1,V2,...'."""
+    parts = text.split(":")
+    try:
+        if len(parts) == 3:
+            start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
+        elif len(parts) == 1:
+            values = tuple(float(value) for value in text.split(","))
+        else:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {RANGE_SYNTAX}") from None
+    if len(parts) == 3:
+        if not 1 <= count <= MAX_AXIS_VALUES:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: COUNT must be between 1 and {MAX_AXIS_VALUES}, got {count}"
+            )
+        try:
+            values = log_spaced(start, stop, count)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    if len(values) > MAX_AXIS_VALUES:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most {MAX_AXIS_VALUES} values")
+    if not all(math.isfinite(value) and value > 0 for value in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: every value must be a positive number")
+    return values
+
+
+def parse_pixel_list(text: str) -> tuple[str, ...]:
+    """Pixel scalings from 'raw,unit,...'."""
+    names = tuple(name.strip() for name in text.split(","))
+    unknown = [name for name in names if name not in PIXEL_SCALINGS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown pixel scaling {unknown[0]!r}; use a comma list of {', '.join(PIXEL_SCALINGS)}"
+        )
+    return names
+
+
 def format_init_spec(spec: InitSpec) -> str:
     """The ``parse_init_spec`` form of ``spec``, exact (floats written with repr)."""
     if not spec.params:
@@ -193,10 +285,52 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="also snapshot the filters every N iterations (always: first, last, deaths)",
     )
+    run.add_argument(
+        "--settings-log",
+        metavar="FILE",
+        help="change learning rate / momentum / clipping at the iterations logged in FILE "
+        "(a report's settings_log.json)",
+    )
     run.add_argument("--out", metavar="DIR", help="output folder (created if missing)")
     run.add_argument("--overwrite", action="store_true", help="replace outputs of a run in DIR")
 
-    settings = parser.add_argument_group("settings (override the preset)")
+    sweep = parser.add_argument_group("outcome map (with --headless --sweep)")
+    sweep.add_argument(
+        "--sweep", action="store_true", help="train a grid of settings and map the outcomes"
+    )
+    sweep.add_argument(
+        "--sweep-lr",
+        type=parse_axis,
+        metavar="RANGE",
+        help=f"learning rates, the map's columns (default {SWEEP_LR_DEFAULT})",
+    )
+    sweep.add_argument(
+        "--sweep-scale",
+        type=parse_axis,
+        metavar="RANGE",
+        help=f"initial weight scales s, the map's rows (default {SWEEP_SCALE_DEFAULT})",
+    )
+    sweep.add_argument(
+        "--sweep-init",
+        choices=INIT_FAMILIES,
+        help="both layers N(0, s) or U(0, s) (default: the config's conv init family)",
+    )
+    sweep.add_argument(
+        "--sweep-pixels",
+        type=parse_pixel_list,
+        metavar="LIST",
+        help="pixel scalings, one map each, e.g. raw,unit (default: the config's)",
+    )
+    sweep.add_argument(
+        "--workers", type=positive_int, metavar="W", help="processes (default: every core)"
+    )
+
+    settings = parser.add_argument_group("settings (override the preset or --config)")
+    settings.add_argument(
+        "--config",
+        metavar="FILE",
+        help="start from this config JSON instead of a preset (a run's or report's config.json)",
+    )
     for flag, help_text in (
         ("--init", "initialiser of both layers' weights"),
         ("--conv-init", "initialiser of the conv weights (overrides --init)"),
@@ -216,8 +350,33 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------------------------------
 
 
-def config_from_args(args: argparse.Namespace, preset: str) -> TrainingConfig:
-    """The preset's config with the options given (raises ``ConfigError``)."""
+def _read_json(path: str, flag: str):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except OSError as exc:
+        raise CommandFailed(f"{flag}: {exc.strerror or exc}: {path}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CommandFailed(f"{flag}: {path} is not valid JSON: {exc}") from exc
+
+
+def load_config_file(path: str) -> TrainingConfig:
+    """The config in a JSON file: ``TrainingConfig.to_dict`` output, or an object holding it
+    under "config" (the config.json of a headless run or of a report)."""
+    data = _read_json(path, "--config")
+    if isinstance(data, dict) and isinstance(data.get("config"), dict):
+        data = data["config"]
+    return TrainingConfig.from_dict(data)
+
+
+def load_settings_log(path: str) -> SettingsLog:
+    """The settings log in a JSON file (``model.settings_log``)."""
+    return read_settings_log(_read_json(path, "--settings-log"))
+
+
+def config_from_args(args: argparse.Namespace, preset: str | None) -> TrainingConfig:
+    """The config of ``--config`` (when given) or of the preset, with the options given
+    (raises ``ConfigError``)."""
     changes = {}
     for _, field, _, _, _ in SETTING_OPTIONS:
         value = getattr(args, field)
@@ -230,7 +389,9 @@ def config_from_args(args: argparse.Namespace, preset: str) -> TrainingConfig:
         spec = getattr(args, field) or args.init
         if spec is not None:
             changes[field] = spec
-    return preset_config(preset, **changes)
+    if getattr(args, "config", None) is not None:
+        return load_config_file(args.config).with_changes(**changes)
+    return preset_config(preset or HEADLESS_PRESET, **changes)
 
 
 def config_arguments(config: TrainingConfig) -> list[str]:
@@ -251,21 +412,27 @@ def config_arguments(config: TrainingConfig) -> list[str]:
 
 def reproduce_command(
     config: TrainingConfig,
-    preset: str,
+    preset: str | None,
     source: Mapping[str, str],
     dataset: Dataset,
     iterations: int,
     snapshot_every: int | None,
     out_dir: Path,
+    settings_log: str | None = None,
 ) -> list[str]:
-    """The command line that repeats a run exactly, every setting spelled out."""
-    command = [PROG, "--headless", "--preset", preset]
+    """The command line that repeats a run exactly, every setting spelled out (so it needs
+    no preset, and names one only when the run started from one)."""
+    command = [PROG, "--headless"]
+    if preset is not None:
+        command += ["--preset", preset]
     if "example" in source:
         command += ["--example", source["example"]]
     else:
         command += ["--data", source["folder"]]
     command += ["--size", "{}x{}".format(*dataset.size), "--iterations", str(iterations)]
     command += config_arguments(config)
+    if settings_log is not None:
+        command += ["--settings-log", str(Path(settings_log).resolve())]
     if snapshot_every is not None:
         command += ["--snapshot-every", str(snapshot_every)]
     return command + ["--out", str(out_dir.resolve())]
@@ -276,7 +443,7 @@ class CommandFailed(Exception):
     cannot start."""
 
 
-def load_data(args: argparse.Namespace, preset: str) -> tuple[Dataset, dict[str, str]]:
+def load_data(args: argparse.Namespace, preset: str | None) -> tuple[Dataset, dict[str, str]]:
     """The dataset the arguments name (a folder, else an example, else the preset's example)
     and its source, {'folder': absolute path} or {'example': name}."""
     folder = args.data or args.data_dir
@@ -284,27 +451,52 @@ def load_data(args: argparse.Namespace, preset: str) -> tuple[Dataset, dict[str,
         if folder is not None:
             source = {"folder": str(Path(folder).resolve())}
             return load_dataset(folder, args.size), source
-        name = args.example or PRESETS[preset].example
+        name = args.example or PRESETS[preset or HEADLESS_PRESET].example
         return load_dataset(bundled_example(name), args.size), {"example": name}
     except (DatasetError, ValueError, OSError) as exc:
         raise CommandFailed(f"dataset: {exc}") from exc
 
 
+def _refuse_misplaced(args: argparse.Namespace) -> None:
+    """Refuse options that belong to the other kind of headless command."""
+    wrong = RUN_ONLY if args.sweep else SWEEP_ONLY
+    given = [HEADLESS_ONLY[dest] for dest in wrong if getattr(args, dest) is not None]
+    if given:
+        where = "a training run, not with --sweep" if args.sweep else "--sweep"
+        raise UsageError(f"{given[0]} applies only to {where} (see --help)")
+
+
 def run_from_args(args: argparse.Namespace) -> int:
-    """The headless run: check everything cheap first, then load, train and write."""
+    """The headless run or sweep: check everything cheap first, then load, train and write."""
     if args.out is None:
         raise UsageError("--headless needs --out DIR (see --help)")
     if args.data is not None and args.data_dir is not None:
         raise UsageError("give the dataset folder either as DIR or as --data, not both")
     if args.example is not None and args.data_dir is not None:
         raise UsageError("give either a dataset folder DIR or --example, not both")
-    preset = args.preset or HEADLESS_PRESET
+    if args.preset is not None and args.config is not None:
+        raise UsageError("give either --preset or --config, not both")
+    _refuse_misplaced(args)
+    preset = args.preset or (None if args.config is not None else HEADLESS_PRESET)
     config = config_from_args(args, preset)
     out_dir = Path(args.out)
+    if args.sweep:
+        return sweep_from_args(args, preset, config, out_dir)
+    settings_log = () if args.settings_log is None else load_settings_log(args.settings_log)
     # run_headless checks this too; checking before the load fails fast on a large dataset.
     check_output_folder(out_dir, args.overwrite)
     dataset, source = load_data(args, preset)
     iterations = args.iterations or DEFAULT_ITERATIONS
+    command = reproduce_command(
+        config,
+        preset,
+        source,
+        dataset,
+        iterations,
+        args.snapshot_every,
+        out_dir,
+        args.settings_log,
+    )
     run = HeadlessRun(
         dataset=dataset,
         config=config,
@@ -314,13 +506,90 @@ def run_from_args(args: argparse.Namespace) -> int:
         source=source,
         snapshot_every=args.snapshot_every,
         overwrite=args.overwrite,
-        command=tuple(
-            reproduce_command(
-                config, preset, source, dataset, iterations, args.snapshot_every, out_dir
-            )
-        ),
+        command=tuple(command),
+        settings_log=settings_log,
     )
     print(summary(run, run_headless(run)))
+    return 0
+
+
+def sweep_command(
+    spec: SweepSpec,
+    preset: str | None,
+    source: Mapping[str, str],
+    dataset: Dataset,
+    out_dir: Path,
+) -> list[str]:
+    """The command line that repeats a sweep exactly, every axis value spelled out."""
+    command = reproduce_command(spec.base, preset, source, dataset, spec.iterations, None, out_dir)
+    command[1:2] = ["--headless", "--sweep"]
+    command[-2:-2] = [
+        "--sweep-lr",
+        ",".join(map(repr, spec.learning_rates)),
+        "--sweep-scale",
+        ",".join(map(repr, spec.init_scales)),
+        "--sweep-init",
+        spec.init_family,
+        "--sweep-pixels",
+        ",".join(spec.pixel_scalings),
+    ]
+    return command
+
+
+def _default_family(config: TrainingConfig) -> str:
+    """'uniform' when the conv layer starts U(0, s) as in the question, else 'normal'."""
+    spec = config.conv_init
+    return "uniform" if spec.kind == "uniform" and spec.params["low"] == 0 else "normal"
+
+
+def _sweep_marker(spec: SweepSpec, config: TrainingConfig) -> tuple[float, float] | None:
+    """(learning rate, s) of ``config`` when both its layers start as a cell of ``spec`` would."""
+    scale = spec.scale_of(config.conv_init)
+    if scale is None or spec.scale_of(config.classifier_init) != scale:
+        return None
+    if config.pixel_scaling not in spec.pixel_scalings:
+        return None
+    return config.learning_rate, scale
+
+
+def _progress_on_terminal(done: int, total: int) -> None:
+    print(f"\r{done}/{total} cells", end="" if done < total else "\n", file=sys.stderr)
+
+
+def sweep_from_args(
+    args: argparse.Namespace, preset: str | None, config: TrainingConfig, out_dir: Path
+) -> int:
+    """The headless sweep: grid from the arguments, cells on every core, then the files."""
+    try:
+        spec = SweepSpec(
+            base=config,
+            learning_rates=args.sweep_lr or parse_axis(SWEEP_LR_DEFAULT),
+            init_scales=args.sweep_scale or parse_axis(SWEEP_SCALE_DEFAULT),
+            init_family=args.sweep_init or _default_family(config),
+            pixel_scalings=args.sweep_pixels or (),
+            iterations=args.iterations or DEFAULT_ITERATIONS,
+        )
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise UsageError(f"sweep: {exc}") from None
+    check_output_folder(out_dir, args.overwrite, sweep=True)
+    dataset, source = load_data(args, preset)
+    name = source.get("example") or Path(source["folder"]).name
+    progress = _progress_on_terminal if sys.stderr.isatty() else None
+    result = run_sweep(spec, dataset, workers=args.workers, progress=progress, dataset_name=name)
+    marker = _sweep_marker(spec, config)
+    several = len(spec.pixel_scalings) > 1
+    write_sweep(
+        result,
+        out_dir,
+        source=source,
+        marker=marker,
+        marker_pixel_scaling=config.pixel_scaling if marker and several else None,
+        command=sweep_command(spec, preset, source, dataset, out_dir),
+        overwrite=args.overwrite,
+    )
+    print(sweep_summary(result, out_dir))
     return 0
 
 

@@ -5,12 +5,19 @@ Into one output folder go
 - ``metrics.csv``: one row per iteration (row 0 is the initial state), columns
   ``model.record.METRIC_NAMES``, every value measured on the whole dataset after that
   iteration's update; NaN is an empty cell, floats are written with ``repr`` (full precision);
-- ``config.json``: config, preset, dataset (source, digest, size, labels, skipped files, pixel
-  statistics), iterations, the command that reproduces the run, package versions;
+- ``config.json``: config, preset, settings log, dataset (source, digest, size, labels, skipped
+  files, pixel statistics), iterations, the command that reproduces the run, package versions;
 - filter snapshots (``model.snapshot``) at iteration 0, at the last iteration, every
   ``snapshot_every`` iterations and at each iteration a filter died;
 - ``findings.txt`` and ``findings.json``: the findings of the last iteration and every finding
   as it first appeared during the run.
+
+A run may follow a settings log (``model.settings_log``): the learning rate, momentum and
+clipping then change before the updates of the logged iterations, as they did in the run that
+wrote the log, so that a report's run is repeated update for update.
+
+A sweep (``model.sweep``) writes ``sweep.csv`` (one row per cell), ``sweep.png`` (the outcome
+map) and ``sweep.json`` (the grid, the dataset, the outcome counts and the command) instead.
 
 Nothing is overwritten unless asked: existing outputs refuse the run before it starts. The rows
 of metrics.csv are streamed to a temporary file while training, so a long run does not hold
@@ -22,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import io
 import math
 import os
 import platform
@@ -41,13 +49,19 @@ from model.files import SaveError, existing, write_atomic
 from model.formatting import format_number, format_range
 from model.record import METRIC_NAMES, StepRecord
 from model.session import TrainingSession
+from model.settings_log import SettingsLog, run_with_settings_log, settings_log_data
 from model.snapshot import SNAPSHOT_SUFFIXES, default_stem, json_bytes, save_snapshot
+from model.sweep import OUTCOMES, SweepResult
 
 METRICS_NAME = "metrics.csv"
 CONFIG_NAME = "config.json"
 FINDINGS_TEXT_NAME = "findings.txt"
 FINDINGS_JSON_NAME = "findings.json"
 OUTPUT_NAMES = (METRICS_NAME, CONFIG_NAME, FINDINGS_TEXT_NAME, FINDINGS_JSON_NAME)
+SWEEP_CSV_NAME = "sweep.csv"
+SWEEP_PNG_NAME = "sweep.png"
+SWEEP_JSON_NAME = "sweep.json"
+SWEEP_NAMES = (SWEEP_CSV_NAME, SWEEP_PNG_NAME, SWEEP_JSON_NAME)
 #: Any file matching this is a snapshot of some run; one in the folder refuses a new run.
 SNAPSHOT_GLOB = f"{default_stem(0).rstrip('0')}*"
 _LISTED_FILES = 5
@@ -63,22 +77,24 @@ class HeadlessRun:
     config : the settings.
     iterations : number of updates (at least 1).
     out_dir : output folder (created if missing).
-    preset : name of the preset the config started from.
+    preset : name of the preset the config started from (None: it was read from a file).
     source : where the dataset came from: {'example': name} or {'folder': absolute path}.
     snapshot_every : also snapshot every this many iterations (None: only the fixed ones).
     overwrite : replace existing outputs instead of refusing.
     command : command-line arguments that reproduce the run.
+    settings_log : live-setting changes to make before the updates of their iterations.
     """
 
     dataset: Dataset
     config: TrainingConfig
     iterations: int
     out_dir: Path
-    preset: str
+    preset: str | None
     source: Mapping[str, str]
     snapshot_every: int | None = None
     overwrite: bool = False
     command: tuple[str, ...] = ()
+    settings_log: SettingsLog = ()
 
 
 @dataclass(frozen=True)
@@ -111,9 +127,12 @@ def _listing(paths: list[Path]) -> str:
     return f"{shown} and {hidden} more" if hidden > 0 else shown
 
 
-def check_output_folder(out_dir: str | os.PathLike, overwrite: bool = False) -> None:
+def check_output_folder(
+    out_dir: str | os.PathLike, overwrite: bool = False, *, sweep: bool = False
+) -> None:
     """Refuse an output folder that is not a folder or (without ``overwrite``) already holds
-    outputs of a run: any of ``OUTPUT_NAMES`` or any filter snapshot.
+    outputs of a run: any of ``OUTPUT_NAMES`` or any filter snapshot, or with ``sweep`` any of
+    ``SWEEP_NAMES``.
 
     Raises
     ------
@@ -127,8 +146,11 @@ def check_output_folder(out_dir: str | os.PathLike, overwrite: bool = False) -> 
         raise SaveError(errno.ENOTDIR, f"Not a folder: {folder}")
     if overwrite:
         return
-    found = existing(folder / name for name in OUTPUT_NAMES)
-    found += sorted(p for p in folder.glob(SNAPSHOT_GLOB) if p.suffix in SNAPSHOT_SUFFIXES)
+    if sweep:
+        found = existing(folder / name for name in SWEEP_NAMES)
+    else:
+        found = existing(folder / name for name in OUTPUT_NAMES)
+        found += sorted(p for p in folder.glob(SNAPSHOT_GLOB) if p.suffix in SNAPSHOT_SUFFIXES)
     if found:
         raise SaveError(
             errno.EEXIST,
@@ -141,14 +163,26 @@ def check_output_folder(out_dir: str | os.PathLike, overwrite: bool = False) -> 
 # ---------------------------------------------------------------------------------------------
 
 
-def metrics_row(record: StepRecord) -> list[str]:
-    """The metrics.csv cells of ``record``: the iteration as an integer, floats with ``repr``,
-    NaN as an empty cell."""
-    cells = [str(record.iteration)]
+def metrics_cells(metrics: Mapping[str, float]) -> list[str]:
+    """The metrics.csv cells of one iteration's metrics (keyed by ``METRIC_NAMES``): the
+    iteration as an integer, floats with ``repr``, NaN as an empty cell."""
+    cells = [str(int(metrics["iteration"]))]
     for name in METRIC_NAMES[1:]:
-        value = float(record.metrics[name])
+        value = float(metrics[name])
         cells.append("" if math.isnan(value) else repr(value))
     return cells
+
+
+def metrics_row(record: StepRecord) -> list[str]:
+    """The metrics.csv cells of ``record`` (``metrics_cells`` of its metrics)."""
+    return metrics_cells(record.metrics)
+
+
+def metrics_writer(handle):
+    """A csv writer in metrics.csv's dialect on the text file ``handle``, header written."""
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(METRIC_NAMES)
+    return writer
 
 
 def finding_key(finding: Finding) -> tuple:
@@ -219,6 +253,11 @@ def dataset_description(run: HeadlessRun, session: TrainingSession) -> dict:
     }
 
 
+def versions() -> dict[str, str]:
+    """Versions of Python and of the packages that compute a run."""
+    return {"python": platform.python_version(), "numpy": np.__version__, "pillow": PIL.__version__}
+
+
 def run_description(run: HeadlessRun, session: TrainingSession, snapshots: list[Path]) -> dict:
     """config.json: everything needed to reproduce the run and to know what it read."""
     return {
@@ -227,12 +266,9 @@ def run_description(run: HeadlessRun, session: TrainingSession, snapshots: list[
         "iterations": run.iterations,
         "snapshot_every": run.snapshot_every,
         "dataset": dataset_description(run, session),
+        "settings_log": settings_log_data(run.settings_log),
         "command": list(run.command),
-        "versions": {
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "pillow": PIL.__version__,
-        },
+        "versions": versions(),
         "outputs": {
             "metrics": METRICS_NAME,
             "findings": [FINDINGS_TEXT_NAME, FINDINGS_JSON_NAME],
@@ -260,9 +296,7 @@ def _metrics_stream(out_dir: Path):
         raise _save_error(exc, f"Cannot write in {out_dir}") from exc
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(METRIC_NAMES)
-            yield writer, handle, Path(name)
+            yield metrics_writer(handle), handle, Path(name)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(name)
@@ -334,7 +368,7 @@ def run_headless(run: HeadlessRun) -> HeadlessResult:
                 snapshots.save(record)
 
         record_step(session.latest)
-        session.run(run.iterations, pause_on_findings=False, on_step=record_step)
+        run_with_settings_log(session, run.iterations, run.settings_log, on_step=record_step)
         handle.flush()
         metrics = write_atomic(
             run.out_dir / METRICS_NAME, _copy_of(temporary), overwrite=run.overwrite
@@ -365,9 +399,12 @@ def summary(run: HeadlessRun, result: HeadlessResult) -> str:
     weights = final.params["conv.weight"]
     filters = weights.shape[0]
     snapshot_list = ", ".join(map(str, result.snapshot_iterations))
+    origin = "settings from a config file" if run.preset is None else f"preset {run.preset!r}"
+    changes = len(run.settings_log)
+    followed = f", following a settings log of {changes} entries" if changes else ""
     return "\n".join(
         (
-            f"Trained {final.iteration} iterations, preset {run.preset!r}, on {source} "
+            f"Trained {final.iteration} iterations, {origin}{followed}, on {source} "
             f"({len(dataset)} images of {dataset.size[0]}x{dataset.size[1]}).",
             f"Final loss {format_number(final.loss)}, accuracy {final.accuracy:.1%}, dead "
             f"fraction {format_number(final.dead_fraction)} "
@@ -375,5 +412,81 @@ def summary(run: HeadlessRun, result: HeadlessResult) -> str:
             f"Conv weights in {format_range(weights.min(), weights.max())}.",
             f"Wrote {', '.join(OUTPUT_NAMES)} and filter snapshots of iterations "
             f"{snapshot_list} to {run.out_dir.resolve()}",
+        )
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# A sweep
+# ---------------------------------------------------------------------------------------------
+
+
+def sweep_description(
+    result: SweepResult,
+    source: Mapping[str, str],
+    marker: tuple[float, float] | None,
+    command: Iterable[str],
+) -> dict:
+    """sweep.json: the grid, the dataset, the outcome counts, the marked setting, the command."""
+    return {
+        **result.to_dict(),
+        "source": dict(source),
+        "marker": None if marker is None else {"learning_rate": marker[0], "init_scale": marker[1]},
+        "outputs": {"cells": SWEEP_CSV_NAME, "map": SWEEP_PNG_NAME},
+        "command": list(command),
+        "versions": versions(),
+    }
+
+
+def write_sweep(
+    result: SweepResult,
+    out_dir: Path,
+    *,
+    source: Mapping[str, str],
+    marker: tuple[float, float] | None = None,
+    marker_pixel_scaling: str | None = None,
+    command: Iterable[str] = (),
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write sweep.csv, sweep.png and sweep.json into ``out_dir`` (created if missing).
+
+    Raises
+    ------
+    SaveError
+        When one of them exists (unless ``overwrite``; nothing is written then) or cannot be
+        written.
+    """
+    check_output_folder(out_dir, overwrite, sweep=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _save_error(exc, f"Cannot create the folder {out_dir}") from exc
+    picture = io.BytesIO()
+    result.render_png(marker, marker_pixel_scaling=marker_pixel_scaling).save(picture, "PNG")
+    payloads = {
+        SWEEP_CSV_NAME: result.to_csv_bytes(),
+        SWEEP_PNG_NAME: picture.getvalue(),
+        SWEEP_JSON_NAME: json_bytes(sweep_description(result, source, marker, command)),
+    }
+    return [
+        write_atomic(out_dir / name, payload, overwrite=overwrite)
+        for name, payload in payloads.items()
+    ]
+
+
+def sweep_summary(result: SweepResult, out_dir: Path) -> str:
+    """A few lines for people: the grid, how its cells ended, where the files are."""
+    spec = result.spec
+    counts = result.counts()
+    shape = (
+        f"{len(spec.learning_rates)} learning rates x {len(spec.init_scales)} init scales x "
+        f"{len(spec.pixel_scalings)} pixel scaling(s)"
+    )
+    return "\n".join(
+        (
+            f"Swept {len(result.cells)} cells ({shape}), {spec.iterations} iterations each, in "
+            f"{result.seconds:.1f} s on {result.workers} worker(s).",
+            "Outcomes: " + ", ".join(f"{name} {counts[name]}" for name in OUTCOMES) + ".",
+            f"Wrote {', '.join(SWEEP_NAMES)} to {out_dir.resolve()}",
         )
     )

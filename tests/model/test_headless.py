@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import inspector
 from inspector import cli
@@ -22,6 +23,7 @@ from model.init import InitSpec
 from model.presets import preset_config
 from model.record import METRIC_NAMES
 from model.session import TrainingSession
+from model.sweep import MARKER_COLOUR
 
 ROOT = Path(inspector.__file__).resolve().parent.parent
 QT_PREFIXES = ("PySide6", "shiboken6", "pyqtgraph")
@@ -300,6 +302,23 @@ def test_interrupted_run_exits_130_quietly_and_leaves_no_metrics(capsys, tmp_pat
         (["--padding", "round"], "--padding"),
         (["--frobnicate"], "unrecognized arguments"),
         (["--data", "/tmp", "--example", "question"], "not allowed with"),
+        (["--sweep", "--sweep-lr", "1:2:0"], "COUNT must be between 1 and 100"),
+        (["--sweep", "--sweep-lr", "a:b:c"], "START:STOP:COUNT"),
+        (["--sweep", "--sweep-lr", "1:2"], "START:STOP:COUNT"),
+        (["--sweep", "--sweep-lr=-1:2:3"], "start must be a positive number"),
+        (["--sweep", "--sweep-scale", "0,1"], "positive"),
+        (["--sweep", "--sweep-scale", "nan"], "positive"),
+        (["--sweep", "--sweep-lr", "1e13"], "learning_rate: must be greater than 0"),
+        (["--sweep", "--sweep-pixels", "raw,foo"], "unknown pixel scaling 'foo'"),
+        (["--sweep", "--sweep-init", "he_normal"], "--sweep-init"),
+        (["--sweep", "--workers", "0"], "--workers"),
+        (["--sweep-lr", "1:2:3"], "--sweep-lr applies only to --sweep"),
+        (["--workers", "2"], "--workers applies only to --sweep"),
+        (["--sweep", "--snapshot-every", "2"], "not with --sweep"),
+        (["--sweep", "--settings-log", "log.json"], "not with --sweep"),
+        (["--config", "/nonexistent/config.json"], "--config"),
+        (["--preset", "seed", "--config", "config.json"], "either --preset or --config"),
+        (["--settings-log", "/nonexistent/log.json"], "--settings-log"),
     ],
 )
 def test_bad_arguments_fail_in_one_line(capsys, tmp_path, arguments, expected):
@@ -334,6 +353,171 @@ def test_help_exits_zero(capsys):
     status, out, err = run_cli(capsys, "--help")
     assert status == 0 and err == ""
     assert "--headless" in out and "INIT SPEC" in out
+    for text in ("--sweep-lr RANGE", "START:STOP:COUNT", "log-spaced", "--config FILE"):
+        assert text in out
+    assert "--settings-log FILE" in out
+
+
+# ---------------------------------------------------------------------------------------------
+# --config and --settings-log
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_runs_config_json_starts_the_same_run(seed_run, capsys, tmp_path):
+    status, out, err = run_cli(
+        capsys, "--headless", "--config", seed_run / "config.json", "--iterations", "3",
+        "--out", tmp_path,
+    )  # fmt: skip
+    assert status == 0, err
+    assert "settings from a config file" in out
+    assert (tmp_path / "metrics.csv").read_bytes() == (seed_run / "metrics.csv").read_bytes()
+    written = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
+    assert written["preset"] is None and "--preset" not in written["command"]
+
+
+def test_options_override_the_config_file(seed_run, capsys, tmp_path):
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(preset_config("seed").to_dict()))
+    out = tmp_path / "out"
+    status, _, err = run_cli(
+        capsys, "--headless", "--config", bare, "--lr", "0.1", "--iterations", "1", "--out", out
+    )
+    assert status == 0, err
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))["config"]
+    assert config["learning_rate"] == 0.1
+    assert config["conv_init"] == preset_config("seed").conv_init.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "expected"),
+    [
+        ('{"config": {"bogus": 1}}', 2, "bogus: is not a setting"),
+        ('{"learning_rate": -1}', 2, "learning_rate: must be greater than 0"),
+        ("[1, 2]", 2, "config: must be a mapping"),
+        ("{not json", 1, "is not valid JSON"),
+    ],
+)
+def test_a_bad_config_file_fails_in_one_line(capsys, tmp_path, content, status, expected):
+    path = tmp_path / "config.json"
+    path.write_text(content)
+    out = tmp_path / "out"
+    result, stdout, err = run_cli(capsys, "--headless", "--config", path, "--out", out)
+    assert (result, stdout) == (status, "")
+    assert err.count("\n") == 1 and expected in err
+    assert not out.exists()
+
+
+def write_log(folder, entries):
+    path = folder / "settings_log.json"
+    path.write_text(json.dumps(entries))
+    return path
+
+
+def test_a_settings_log_changes_the_learning_rate_at_its_iterations(capsys, tmp_path):
+    log = write_log(
+        tmp_path, [{"iteration": 1, "learning_rate": 1e-6}, {"iteration": 3, "learning_rate": 0.5}]
+    )
+    out = tmp_path / "out"
+    status, stdout, err = run_cli(
+        capsys, "--headless", "--preset", "seed", "--settings-log", log, "--iterations", "4",
+        "--out", out,
+    )  # fmt: skip
+    assert status == 0, err
+    assert "following a settings log of 2 entries" in stdout
+    _, rows = read_metrics(out)
+    assert [float(row["learning_rate"]) for row in rows] == [0.5, 1e-6, 1e-6, 0.5, 0.5]
+    assert [float(row["dead_fraction"]) for row in rows][:3] == [0.0, 0.0, 0.0]
+    written = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert [entry["iteration"] for entry in written["settings_log"]] == [1, 3]
+    command = written["command"]
+    assert command[command.index("--settings-log") + 1] == str(log.resolve())
+    # The recorded command repeats the run exactly.
+    command[command.index("--out") + 1] = str(tmp_path / "again")
+    assert run_cli(capsys, *command[1:])[0] == 0
+    assert (tmp_path / "again" / "metrics.csv").read_bytes() == (out / "metrics.csv").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("entries", "expected"),
+    [
+        ({"iteration": 1}, "must be a list"),
+        ([{"iteration": 1}], "needs at least 'iteration' and 'learning_rate'"),
+        ([{"iteration": 0, "learning_rate": 0.1}], "iteration must be a whole number >= 1"),
+        ([{"iteration": 2.5, "learning_rate": 0.1}], "iteration must be a whole number"),
+        (
+            [{"iteration": 3, "learning_rate": 0.1}, {"iteration": 2, "learning_rate": 0.1}],
+            "does not follow 3",
+        ),
+        ([{"iteration": 1, "learning_rate": -1}], "learning_rate: must be greater than 0"),
+        ([{"iteration": 1, "learning_rate": 0.1, "momentum": 2}], "momentum"),
+        ([{"iteration": 1, "learning_rate": 0.1, "seed": 3}], "seed is not a live setting"),
+        (["x"], "must be an object"),
+    ],
+)
+def test_a_bad_settings_log_fails_in_one_line(capsys, tmp_path, entries, expected):
+    log = write_log(tmp_path, entries)
+    out = tmp_path / "out"
+    status, stdout, err = run_cli(capsys, "--headless", "--settings-log", log, "--out", out)
+    assert (status, stdout) == (2, "")
+    assert err.count("\n") == 1 and expected in err and "settings log" in err
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# --sweep
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_sweep_writes_its_table_map_and_spec(capsys, tmp_path):
+    out = tmp_path / "map"
+    arguments = (
+        "--headless", "--sweep", "--preset", "seed", "--sweep-lr", "1e-9,0.5", "--sweep-scale",
+        "0.001:1:2", "--iterations", "5", "--workers", "1", "--out", out,
+    )  # fmt: skip
+    status, stdout, err = run_cli(capsys, *arguments)
+    assert status == 0 and err == ""
+    assert "Swept 4 cells" in stdout and "dead filter 2" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["sweep.csv", "sweep.json", "sweep.png"]
+    with open(out / "sweep.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["init_scale"], r["learning_rate"], r["outcome"]) for r in rows] == [
+        ("0.001", "1e-09", "stuck"),
+        ("0.001", "0.5", "dead filter"),
+        ("1.0", "1e-09", "stuck"),
+        ("1.0", "0.5", "dead filter"),
+    ]
+    assert {r["init_family"] for r in rows} == {"uniform"}  # the seed preset's family
+    described = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
+    assert described["spec"]["iterations"] == 5
+    assert described["spec"]["init_scales"] == [0.001, 1.0]
+    assert described["marker"] == {"learning_rate": 0.5, "init_scale": 1.0}
+    assert described["source"] == {"example": "question"}
+    assert described["counts"]["dead filter"] == 2
+    picture = np.asarray(Image.open(out / "sweep.png").convert("RGB"))
+    assert np.all(picture == MARKER_COLOUR, axis=-1).sum() > 100  # the seed setting is ringed
+    # The recorded command repeats the sweep.
+    command = described["command"]
+    command[command.index("--out") + 1] = str(tmp_path / "again")
+    assert run_cli(capsys, *command[1:])[0] == 0
+    assert (tmp_path / "again" / "sweep.csv").read_bytes() == (out / "sweep.csv").read_bytes()
+    # Never over earlier outputs without --overwrite.
+    status, stdout, err = run_cli(capsys, *arguments)
+    assert status == 1 and stdout == "" and err.count("\n") == 1 and "sweep.csv" in err
+    assert run_cli(capsys, *arguments, "--overwrite")[0] == 0
+
+
+def test_a_sweep_without_the_settings_family_has_no_marker(capsys, tmp_path):
+    status, _, err = run_cli(
+        capsys, "--headless", "--sweep", "--preset", "seed", "--sweep-init", "normal",
+        "--sweep-lr", "0.5", "--sweep-scale", "1", "--sweep-pixels", "raw,unit", "--iterations",
+        "2", "--workers", "1", "--out", tmp_path,
+    )  # fmt: skip
+    assert status == 0, err
+    described = json.loads((tmp_path / "sweep.json").read_text(encoding="utf-8"))
+    assert described["marker"] is None
+    assert described["spec"]["pixel_scalings"] == ["raw", "unit"]
+    with open(tmp_path / "sweep.csv", newline="", encoding="utf-8") as handle:
+        assert [r["pixel_scaling"] for r in csv.DictReader(handle)] == ["raw", "unit"]
 
 
 def test_without_headless_the_app_is_opened_lazily(capsys, monkeypatch):

@@ -14,8 +14,12 @@ def _installed_non_editable() -> bool:
         dist = importlib.metadata.distribution("training-inspector")
     except importlib.metadata.PackageNotFoundError:
         return False
+    # pip writes direct_url.json for what it installs; a stray egg-info from a local build in
+    # the source tree has none and must not count as an installation.
     direct_url = dist.read_text("direct_url.json")
-    return not (direct_url and json.loads(direct_url).get("dir_info", {}).get("editable"))
+    if not direct_url:
+        return False
+    return not json.loads(direct_url).get("dir_info", {}).get("editable", False)
 
 
 @pytest.mark.skipif(not _installed_non_editable(), reason="needs a non-editable install (CI)")

@@ -1,0 +1,704 @@
+"""A shareable report of a run: one folder (or .zip) to attach to a question or an issue, from
+which anyone can repeat the run with one command.
+
+The folder holds
+
+- ``index.html``: a readable page (no external assets, relative links only) with what the run
+  is, its settings, the findings with their explanations, the filter snapshots and the plots;
+- ``config.json``: the settings the run started with (live settings as at iteration 0), seed
+  and preset; ``settings_log.json``: every later change of learning rate, momentum or clipping
+  and the iteration it took effect (``model.settings_log``);
+- ``dataset.json`` and ``data/``: the images as PNGs in the dataset folder convention
+  (``data/0_<class 0>/img_0000.png``, ``data/1_<class 1>/...``), written from the very arrays
+  the network saw, so that loading ``data/`` gives the same arrays (same ``Dataset.digest``);
+- ``metrics.csv``: every iteration the history holds, in the headless run's format;
+- ``snapshots/``: filter snapshots (``model.snapshot``); ``plots/``: plots passed in;
+- ``findings.txt`` and ``findings.json``: as written by a headless run;
+- ``REPRODUCE.txt``: the command that repeats the run from the report's own files, and how to
+  check that it did.
+
+The report is assembled in a hidden temporary folder beside its destination and moved there
+in one rename, so a failed or interrupted save leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import html
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from model.config import (
+    PIXEL_SCALING_LABELS,
+    UPDATE_MODE_LABELS,
+    TrainingConfig,
+)
+from model.data import Dataset
+from model.diagnostics import Finding
+from model.files import SaveError, write_atomic
+from model.formatting import format_number
+from model.headless import (
+    FINDINGS_JSON_NAME,
+    FINDINGS_TEXT_NAME,
+    METRICS_NAME,
+    FindingLog,
+    findings_data,
+    findings_text,
+    metrics_cells,
+    metrics_writer,
+    versions,
+)
+from model.record import METRIC_NAMES, StepRecord
+from model.session import TrainingSession
+from model.settings_log import run_with_settings_log, settings_changes, settings_log_data
+from model.snapshot import json_bytes, save_snapshot
+
+PROG = "training-inspector"
+INDEX_NAME = "index.html"
+REPRODUCE_NAME = "REPRODUCE.txt"
+CONFIG_NAME = "config.json"
+DATASET_NAME = "dataset.json"
+SETTINGS_LOG_NAME = "settings_log.json"
+DATA_DIR = "data"
+SNAPSHOT_DIR = "snapshots"
+PLOT_DIR = "plots"
+REPRODUCED_DIR = "reproduced"
+#: Files whose presence marks a folder as a report, which ``overwrite`` may replace whole.
+REPORT_MARKERS = (INDEX_NAME, REPRODUCE_NAME)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: Images shown on the page (all are in data/).
+SHOWN_IMAGES = 24
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+# ---------------------------------------------------------------------------------------------
+# What the run was
+# ---------------------------------------------------------------------------------------------
+
+
+def start_config(session: TrainingSession) -> TrainingConfig:
+    """The session's config with the live settings it started with (those of iteration 0);
+    later changes are in its settings log."""
+    return session.config.with_changes(**settings_changes(session.record(0).settings))
+
+
+def _class_folder(label: int, name: str) -> str:
+    """'0_cross': the ordering prefix, then the class name made safe as a folder name (the
+    loader strips the prefix again; a name starting with '.' would be hidden)."""
+    safe = _UNSAFE_NAME.sub("_", name).strip(" .") or f"class{label}"
+    return f"{label}_{safe}"
+
+
+def data_files(dataset: Dataset) -> list[str]:
+    """Relative path under the report of each image of ``dataset``, in dataset order."""
+    width = max(4, len(str(len(dataset) - 1)))
+    folders = [_class_folder(label, name) for label, name in enumerate(dataset.class_names)]
+    counters = [0, 0]
+    paths = []
+    for label in dataset.labels:
+        paths.append(f"{DATA_DIR}/{folders[label]}/img_{counters[label]:0{width}d}.png")
+        counters[label] += 1
+    return paths
+
+
+def order_survives_reload(dataset: Dataset) -> bool:
+    """Whether loading data/ gives the images in dataset order: the loader puts every label-0
+    image before every label-1 image, so only a dataset sorted by label keeps its order."""
+    return bool(np.all(np.diff(dataset.labels) >= 0))
+
+
+def dataset_description(dataset: Dataset, source: Mapping | None) -> dict:
+    """dataset.json."""
+    return {
+        "digest": dataset.digest(),
+        "images": len(dataset),
+        "size": list(dataset.size),
+        "class_names": list(dataset.class_names),
+        "label_counts": list(dataset.label_counts()),
+        "labels": dataset.labels.tolist(),
+        "source": None if source is None else dict(source),
+        "files": data_files(dataset),
+        # Names only: a report is shared, and the folders above are nobody else's business.
+        "original_names": [os.path.basename(path) for path in dataset.paths],
+        "order_survives_reload": order_survives_reload(dataset),
+    }
+
+
+def reproduce_arguments(session: TrainingSession) -> list[str]:
+    """The command, run from inside the report folder, that repeats the run into
+    ``reproduced/``."""
+    height, width = session.dataset.size
+    return [
+        PROG,
+        "--headless",
+        "--data",
+        DATA_DIR,
+        "--config",
+        CONFIG_NAME,
+        "--settings-log",
+        SETTINGS_LOG_NAME,
+        "--size",
+        f"{height}x{width}",
+        "--iterations",
+        # A headless run takes at least one update; its first row is iteration 0 all the same.
+        str(max(1, session.iteration)),
+        "--out",
+        REPRODUCED_DIR,
+    ]
+
+
+def metrics_rows(session: TrainingSession) -> list[list[str]]:
+    """metrics.csv rows of every iteration the session's history holds."""
+    table = session.history.metrics
+    columns = [table.column(name) for name in METRIC_NAMES]
+    return [
+        metrics_cells(
+            {name: column[row] for name, column in zip(METRIC_NAMES, columns, strict=True)}
+        )
+        for row in range(len(table))
+    ]
+
+
+def run_findings(session: TrainingSession) -> FindingLog:
+    """Every finding of the run as it first appeared.
+
+    Read from the history's records; when the history has dropped some, the run is repeated
+    in a fresh session (with the same settings log) to see them, which is exact and takes one
+    model step per iteration.
+    """
+    log = FindingLog()
+    stored = [session.history.stored(k) for k in range(session.iteration + 1)]
+    if all(record is not None for record in stored):
+        for record in stored:
+            log.add(record.findings)
+        return log
+    # Only the findings are kept, so the replay's history may thin at once.
+    config = start_config(session).with_changes(history_budget_mb=1)
+    replay = TrainingSession(session.dataset, config)
+    log.add(replay.latest.findings)
+    run_with_settings_log(
+        replay,
+        session.iteration,
+        session.history.settings_log,
+        on_step=lambda record: log.add(record.findings),
+    )
+    return log
+
+
+def default_snapshot_iterations(session: TrainingSession, findings: Iterable[Finding]) -> list:
+    """0, every iteration a filter died, and the last."""
+    deaths = {f.since for f in findings if f.code == "dead_filter" and f.since is not None}
+    deaths |= {since for since in session.latest.dead_since if since is not None}
+    return sorted({0, session.iteration, *deaths})
+
+
+# ---------------------------------------------------------------------------------------------
+# The page
+# ---------------------------------------------------------------------------------------------
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem;
+       color: #1a1a1a; line-height: 1.45; }
+h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
+h2 { font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; }
+td, th { padding: 0.2rem 0.8rem 0.2rem 0; text-align: left; vertical-align: top; }
+th { font-weight: 600; }
+.finding { border-left: 4px solid #999; padding: 0.3rem 0.8rem; margin: 0.8rem 0;
+           background: #f7f7f7; }
+.error { border-color: #b2182b; } .warning { border-color: #e69f00; }
+.info { border-color: #0072b2; }
+.severity { font-weight: 600; text-transform: uppercase; font-size: 0.8rem; }
+figure { margin: 1rem 0; } figcaption { color: #555; font-size: 0.9rem; }
+img { max-width: 100%; }
+.thumbs img { width: 64px; height: 64px; image-rendering: pixelated; border: 1px solid #ccc; }
+.thumbs figure { display: inline-block; margin: 0.3rem; text-align: center; }
+pre { background: #f3f3f3; padding: 0.8rem; overflow-x: auto; }
+.note { color: #8a4b00; }
+"""
+
+
+def _e(value) -> str:
+    return html.escape(str(value))
+
+
+def _link(path: str, text: str | None = None) -> str:
+    return f'<a href="{_e(path)}">{_e(text or path)}</a>'
+
+
+def _settings_table(config: TrainingConfig, preset: str | None) -> list[tuple[str, str]]:
+    clip = "off" if config.clip_norm is None else format_number(config.clip_norm)
+    return [
+        ("preset", preset or "(not from a preset)"),
+        (
+            "network",
+            f"conv {config.num_filters} filter(s) 3x{config.kernel_size}x{config.kernel_size}, "
+            f"padding {config.padding}, {config.activation}"
+            + (f" (slope {config.negative_slope:g})" if config.activation == "leaky_relu" else "")
+            + " -> logistic regression",
+        ),
+        ("conv init", config.conv_init.describe()),
+        ("classifier init", config.classifier_init.describe()),
+        ("pixels", PIXEL_SCALING_LABELS[config.pixel_scaling]),
+        (
+            "updates",
+            UPDATE_MODE_LABELS[config.update_mode] + (", shuffled" if config.shuffle else ""),
+        ),
+        ("learning rate at the start", format_number(config.learning_rate)),
+        ("momentum", f"{config.momentum:g}"),
+        ("gradient clipping", clip),
+        ("seed", str(config.seed)),
+        ("dtype", config.dtype),
+    ]
+
+
+def _finding_html(finding: Finding) -> str:
+    fixes = "".join(f"<li>{_e(fix.label)}</li>" for fix in finding.fixes)
+    return (
+        f'<div class="finding {_e(finding.severity)}">'
+        f'<span class="severity">{_e(finding.severity)}</span> '
+        f"<strong>iteration {finding.iteration}: {_e(finding.title)}</strong>"
+        f"<p>{_e(finding.explanation)}</p>"
+        + (f"<p>Suggested fixes:</p><ul>{fixes}</ul>" if fixes else "")
+        + "</div>"
+    )
+
+
+def index_html(
+    session: TrainingSession,
+    *,
+    preset: str | None,
+    source: Mapping | None,
+    final_findings: Iterable[Finding],
+    first_findings: Iterable[Finding],
+    snapshots: Mapping[int, str],
+    plots: Mapping[str, str],
+    files: Iterable[str],
+    metric_rows: int,
+) -> str:
+    """The report's page."""
+    dataset = session.dataset
+    config = start_config(session)
+    final = session.latest
+    image_files = data_files(dataset)
+    weights = final.params["conv.weight"]
+    where = "" if not source else " from " + ", ".join(f"{k} {v}" for k, v in source.items())
+    zeros, ones = dataset.label_counts()
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>Training Inspector report</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        "<h1>Training Inspector report</h1>",
+        f"<p>{final.iteration} SGD updates of a small convolutional network on "
+        f"{len(dataset)} images of {dataset.size[0]}x{dataset.size[1]}{_e(where)}: "
+        f"{zeros} '{_e(dataset.class_names[0])}' (label 0) and {ones} "
+        f"'{_e(dataset.class_names[1])}' (label 1).</p>",
+        f"<p>At the last iteration: loss {_e(format_number(final.loss))}, accuracy "
+        f"{final.accuracy:.1%}, {len(final.dead_filters)} of {weights.shape[0]} filter(s) dead, "
+        f"filter weights in [{_e(format_number(weights.min()))}, "
+        f"{_e(format_number(weights.max()))}].</p>",
+        "<h2>Settings</h2><table>",
+        *(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in _settings_table(config, preset)),
+        "</table>",
+    ]
+    changes = session.history.settings_log
+    if len(changes) > 1:
+        parts += [
+            "<p>Live settings changed during the run (from the update of the iteration shown):"
+            "</p><table><tr><th>iteration</th><th>learning rate</th><th>momentum</th>"
+            "<th>clipping</th></tr>",
+            *(
+                f"<tr><td>{start}</td><td>{_e(format_number(s.learning_rate))}</td>"
+                f"<td>{s.momentum:g}</td>"
+                f"<td>{'off' if s.clip_norm is None else _e(format_number(s.clip_norm))}</td></tr>"
+                for start, s in changes
+            ),
+            "</table>",
+        ]
+    parts.append('<h2>Images</h2><div class="thumbs">')
+    for index in range(min(len(dataset), SHOWN_IMAGES)):
+        label = int(dataset.labels[index])
+        parts.append(
+            f'<figure><img src="{_e(image_files[index])}" alt="image {index}">'
+            f"<figcaption>{index}: {_e(dataset.class_names[label])}</figcaption></figure>"
+        )
+    parts.append("</div>")
+    if len(dataset) > SHOWN_IMAGES:
+        parts.append(f"<p>and {len(dataset) - SHOWN_IMAGES} more in {_link(DATA_DIR + '/')}.</p>")
+    parts += _metrics_html(session)
+    parts.append(f"<h2>Findings at the last iteration ({final.iteration})</h2>")
+    parts += [_finding_html(f) for f in final_findings] or ["<p>none</p>"]
+    parts.append("<h2>Findings as they first appeared</h2>")
+    parts += [_finding_html(f) for f in first_findings] or ["<p>none</p>"]
+    parts.append("<h2>Conv filters</h2>")
+    for iteration, path in snapshots.items():
+        shown = "the initial weights" if iteration == 0 else "weights, and the gradient and "
+        shown += "" if iteration == 0 else "update that led to them"
+        parts.append(
+            f'<figure><img src="{_e(path)}" alt="filters at iteration {iteration}">'
+            f"<figcaption>Iteration {iteration}: {shown} "
+            f"({_link(path.replace('.png', '.json'), 'numbers')}, "
+            f"{_link(path.replace('.png', '.npy'), 'weights as .npy')})</figcaption></figure>"
+        )
+    if plots:
+        parts.append("<h2>Plots</h2>")
+        for name, path in plots.items():
+            parts.append(
+                f'<figure><img src="{_e(path)}" alt="{_e(name)}">'
+                f"<figcaption>{_e(name)}</figcaption></figure>"
+            )
+    parts.append("<h2>Reproduce</h2>")
+    parts.append(
+        "<p>With Training Inspector installed, run this inside the report's folder; it trains "
+        f"the same network on the images of {_link(DATA_DIR + '/')} with "
+        f"{_link(CONFIG_NAME)}, changes the live settings as {_link(SETTINGS_LOG_NAME)} says, "
+        f"and writes {REPRODUCED_DIR}/{METRICS_NAME}, which matches {_link(METRICS_NAME)}:</p>"
+    )
+    parts.append(f"<pre>{_e(' '.join(reproduce_arguments(session)))}</pre>")
+    parts += _reproduce_notes_html(session, metric_rows)
+    parts.append("<h2>Files</h2><ul>")
+    parts += [f"<li>{_link(name)}</li>" for name in files]
+    parts.append("</ul></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+#: (metrics.csv column, heading) of the metrics table on the page.
+_PAGE_METRICS = (
+    ("loss", "loss"),
+    ("accuracy", "accuracy"),
+    ("dead_fraction", "dead fraction"),
+    ("conv_weight_min", "filter min"),
+    ("conv_weight_max", "filter max"),
+    ("conv_update_ratio", "update / weight"),
+    ("learning_rate", "learning rate"),
+)
+#: Rows of that table at most (evenly spread, first and last always); all are in metrics.csv.
+PAGE_METRIC_ROWS = 15
+
+
+def _page_value(name: str, value: float) -> str:
+    return f"{value:.0%}" if name == "accuracy" else format_number(value)
+
+
+def _metrics_html(session: TrainingSession) -> list[str]:
+    table = session.history.metrics
+    picked = np.unique(np.linspace(0, len(table) - 1, min(len(table), PAGE_METRIC_ROWS)).round())
+    iterations = table.iterations
+    header = "".join(f"<th>{_e(title)}</th>" for _, title in _PAGE_METRICS)
+    rows = []
+    for row in picked.astype(int):
+        cells = "".join(
+            f"<td>{_e(_page_value(name, table.column(name)[row]))}</td>"
+            for name, _ in _PAGE_METRICS
+        )
+        rows.append(f"<tr><td>{int(iterations[row])}</td>{cells}</tr>")
+    return [
+        "<h2>Metrics</h2>",
+        f"<p>Measured on the whole dataset after each update; every iteration is in "
+        f"{_link(METRICS_NAME)}.</p>",
+        f"<table><tr><th>iteration</th>{header}</tr>",
+        *rows,
+        "</table>",
+    ]
+
+
+def _reproduce_notes(session: TrainingSession, metric_rows: int) -> list[str]:
+    notes = []
+    if session.iteration == 0:
+        notes.append(
+            f"The run had taken no update yet: {METRICS_NAME} holds iteration 0 only, the first "
+            "row of the reproduced file (which goes on to iteration 1)."
+        )
+    if metric_rows < session.iteration + 1:
+        notes.append(
+            f"The history had thinned its metrics table: {METRICS_NAME} holds {metric_rows} of "
+            f"the {session.iteration + 1} iterations; each of its rows appears unchanged in the "
+            "reproduced file."
+        )
+    if not order_survives_reload(session.dataset):
+        notes.append(
+            "The run saw its images in an order that is not sorted by label; the folder "
+            "convention loads every label-0 image first, so the reproduced run sees them in "
+            "another order and its metrics differ."
+        )
+    return notes
+
+
+def _reproduce_notes_html(session: TrainingSession, metric_rows: int) -> list[str]:
+    return [f'<p class="note">{_e(note)}</p>' for note in _reproduce_notes(session, metric_rows)]
+
+
+def reproduce_text(session: TrainingSession, metric_rows: int) -> str:
+    """REPRODUCE.txt."""
+    lines = [
+        "Reproduce this run",
+        "==================",
+        "",
+        "With Training Inspector installed, run inside this folder:",
+        "",
+        "    " + " ".join(reproduce_arguments(session)),
+        "",
+        f"It loads the images of {DATA_DIR}/, starts from {CONFIG_NAME}, changes the learning "
+        f"rate, momentum and clipping at the iterations listed in {SETTINGS_LOG_NAME}, and "
+        f"writes {REPRODUCED_DIR}/{METRICS_NAME}. Compare it with {METRICS_NAME}, e.g.",
+        "",
+        f"    cmp {METRICS_NAME} {REPRODUCED_DIR}/{METRICS_NAME}",
+        "",
+    ]
+    for note in _reproduce_notes(session, metric_rows):
+        lines += [note, ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------
+
+
+def _plot_name(name: str, taken: set[str]) -> str:
+    stem = _UNSAFE_NAME.sub("_", Path(name).stem if name.lower().endswith(".png") else name)
+    stem = stem.strip(" .") or "plot"
+    candidate, n = f"{stem}.png", 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{stem}-{n}.png"
+    taken.add(candidate)
+    return candidate
+
+
+def _checked_iterations(session: TrainingSession, iterations: Iterable[int]) -> list[int]:
+    chosen = set()
+    for value in iterations:
+        k = int(value)
+        if k != value or not 0 <= k <= session.iteration:
+            raise ValueError(f"snapshot iteration {value!r} is not in 0..{session.iteration}")
+        chosen.add(k)
+    return sorted(chosen)
+
+
+def _write_data(folder: Path, dataset: Dataset) -> None:
+    for relative, pixels in zip(data_files(dataset), dataset.images, strict=True):
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.ascontiguousarray(pixels.transpose(1, 2, 0)), "RGB").save(path, "PNG")
+
+
+def _write_metrics(path: Path, rows: list[list[str]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = metrics_writer(handle)
+        writer.writerows(rows)
+
+
+def _build(
+    folder: Path,
+    session: TrainingSession,
+    snapshot_iterations: Iterable[int] | None,
+    plot_pngs: Mapping[str, bytes],
+    preset: str | None,
+    source: Mapping | None,
+) -> None:
+    """Write every file of the report into the empty ``folder``."""
+    config = start_config(session)
+    log = run_findings(session)
+    first = log.findings
+    final = session.latest
+    iterations = (
+        default_snapshot_iterations(session, first)
+        if snapshot_iterations is None
+        else _checked_iterations(session, snapshot_iterations)
+    )
+    rows = metrics_rows(session)
+    files: dict[str, bytes] = {
+        CONFIG_NAME: json_bytes(
+            {
+                "preset": preset,
+                "seed": config.seed,
+                "config": config.to_dict(),
+                "iterations": session.iteration,
+                "versions": versions(),
+            }
+        ),
+        DATASET_NAME: json_bytes(dataset_description(session.dataset, source)),
+        SETTINGS_LOG_NAME: json_bytes(settings_log_data(session.history.settings_log)),
+        FINDINGS_TEXT_NAME: findings_text(final.iteration, final.findings, first).encode("utf-8"),
+        FINDINGS_JSON_NAME: json_bytes(findings_data(final.iteration, final.findings, first)),
+        REPRODUCE_NAME: reproduce_text(session, len(rows)).encode("utf-8"),
+    }
+    for name, payload in files.items():
+        (folder / name).write_bytes(payload)
+    _write_metrics(folder / METRICS_NAME, rows)
+    _write_data(folder, session.dataset)
+    (folder / SNAPSHOT_DIR).mkdir()
+    snapshots = {}
+    extra = {"dataset": {"source": source and dict(source), "digest": session.dataset.digest()}}
+    for k in iterations:
+        record: StepRecord = session.record(k)
+        at_k = config.with_changes(**settings_changes(record.settings))
+        written = save_snapshot(record, at_k, record.findings, folder / SNAPSHOT_DIR, extra=extra)
+        snapshots[k] = f"{SNAPSHOT_DIR}/{written[0].name}"
+    plots = {}
+    if plot_pngs:
+        (folder / PLOT_DIR).mkdir()
+        taken: set[str] = set()
+        for name, payload in plot_pngs.items():
+            file_name = _plot_name(name, taken)
+            (folder / PLOT_DIR / file_name).write_bytes(payload)
+            plots[name] = f"{PLOT_DIR}/{file_name}"
+    listed = [INDEX_NAME, *files, METRICS_NAME, f"{DATA_DIR}/", f"{SNAPSHOT_DIR}/"]
+    page = index_html(
+        session,
+        preset=preset,
+        source=source,
+        final_findings=final.findings,
+        first_findings=first,
+        snapshots=snapshots,
+        plots=plots,
+        files=sorted(listed, key=listed.index),
+        metric_rows=len(rows),
+    )
+    (folder / INDEX_NAME).write_text(page, encoding="utf-8")
+
+
+def _is_report(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in REPORT_MARKERS)
+
+
+def _check_plots(plot_pngs: Mapping[str, bytes]) -> None:
+    for name, payload in plot_pngs.items():
+        if not bytes(payload[:8]) == PNG_SIGNATURE:
+            raise ValueError(f"plot {name!r} is not PNG data")
+
+
+def _zip_of(folder: Path, top: str):
+    def write(handle) -> None:
+        with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    archive.write(path, f"{top}/{path.relative_to(folder).as_posix()}")
+
+    return write
+
+
+def _save_error(exc: OSError, what: str) -> SaveError:
+    return SaveError(exc.errno, f"{what}: {(exc.strerror or str(exc)).lower()}")
+
+
+def _check_destination(target: Path, overwrite: bool) -> None:
+    if target.exists() and not target.is_dir():
+        raise SaveError(errno.ENOTDIR, f"Not a folder: {target}")
+    if not target.is_dir() or not any(target.iterdir()):
+        return
+    if not overwrite:
+        raise SaveError(
+            errno.EEXIST,
+            f"{target} is not empty; choose a new or empty folder, or overwrite the report in it",
+        )
+    if not _is_report(target):
+        raise SaveError(
+            errno.EEXIST,
+            f"{target} holds files that are not a report; choose a new or empty folder",
+        )
+
+
+def _move_into_place(built: Path, target: Path) -> None:
+    """Rename the finished report folder to ``target``: over an empty folder, or over an
+    earlier report (moved aside first and deleted once the new one is in place)."""
+    aside = None
+    if target.is_dir():
+        if any(target.iterdir()):
+            aside = Path(tempfile.mkdtemp(prefix=f".{target.name[:40]}.old.", dir=target.parent))
+            os.replace(target, aside)
+        else:
+            target.rmdir()
+    try:
+        os.rename(built, target)
+    except OSError:
+        if aside is not None:
+            os.replace(aside, target)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def write_report(
+    session: TrainingSession,
+    directory: str | os.PathLike,
+    *,
+    snapshot_iterations: Iterable[int] | None = None,
+    plot_pngs: Mapping[str, bytes] | None = None,
+    as_zip: bool = False,
+    overwrite: bool = False,
+    preset: str | None = None,
+    source: Mapping[str, str] | None = None,
+) -> Path:
+    """Write a report of ``session`` (see the module docstring).
+
+    Parameters
+    ----------
+    session : the run, as it stands (its last iteration ends the report).
+    directory : the report folder to create; with ``as_zip`` the archive is this path with
+        '.zip' appended (unless it already ends so) and holds one folder of this name.
+    snapshot_iterations : iterations to snapshot the filters at; default 0, every iteration a
+        filter died and the last.
+    plot_pngs : plot name -> PNG bytes, saved in plots/ and shown on the page.
+    as_zip : write a .zip archive instead of a folder.
+    overwrite : replace an earlier report (a folder holding index.html and REPRODUCE.txt, or
+        the archive); a folder holding anything else is never replaced.
+    preset : name of the preset the run started from, when known.
+    source : where the dataset came from, e.g. {'example': 'question'} or {'folder': path}.
+
+    Returns
+    -------
+    The folder or archive written.
+
+    Raises
+    ------
+    SaveError
+        When the destination exists and may not be replaced, or cannot be written.
+    ValueError
+        When a snapshot iteration is outside 0..iteration or a plot is not PNG data.
+    """
+    plot_pngs = dict(plot_pngs or {})
+    _check_plots(plot_pngs)
+    destination = Path(directory)
+    if as_zip:
+        archive = destination if destination.suffix == ".zip" else Path(f"{destination}.zip")
+        if archive.exists() and not overwrite:
+            raise SaveError(errno.EEXIST, f"Not saved: {archive} already exists")
+    else:
+        _check_destination(destination, overwrite)
+    parent = (archive if as_zip else destination).parent
+    try:
+        built = Path(tempfile.mkdtemp(prefix=f".{destination.name[:40]}.", dir=parent))
+    except OSError as exc:
+        raise _save_error(exc, f"Cannot write in {parent}") from exc
+    try:
+        try:
+            _build(built, session, snapshot_iterations, plot_pngs, preset, source)
+        except OSError as exc:
+            if isinstance(exc, SaveError):
+                raise
+            raise _save_error(exc, f"Cannot write the report in {parent}") from exc
+        if as_zip:
+            top = archive.stem
+            return write_atomic(archive, _zip_of(built, top), overwrite=overwrite)
+        try:
+            _move_into_place(built, destination)
+        except OSError as exc:
+            raise _save_error(exc, f"Cannot create {destination}") from exc
+        built = None
+        return destination
+    finally:
+        if built is not None:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(built)

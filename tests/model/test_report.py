@@ -1,0 +1,273 @@
+"""Shareable report: its files, links, data that reloads exactly, and the one-command reproduce."""
+
+import json
+import re
+import zipfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from inspector import cli
+from model.data import Dataset, load_dataset, load_example
+from model.files import SaveError
+from model.headless import FindingLog
+from model.presets import preset_config
+from model.report import (
+    default_snapshot_iterations,
+    reproduce_arguments,
+    run_findings,
+    start_config,
+    write_report,
+)
+from model.session import TrainingSession
+
+
+@pytest.fixture(scope="module")
+def question():
+    return load_example("question")
+
+
+def changed_mid_run(dataset):
+    """The question's setup with a safe learning rate, raised to the question's at iteration 4:
+    the filter dies on the cross at iteration 5."""
+    session = TrainingSession(dataset, preset_config("seed", learning_rate=1e-6))
+    session.run(3, pause_on_findings=False)
+    session.update_settings(learning_rate=0.5)
+    session.run(4, pause_on_findings=False)
+    return session
+
+
+@pytest.fixture(scope="module")
+def report(question, tmp_path_factory):
+    session = changed_mid_run(question)
+    folder = tmp_path_factory.mktemp("reports") / "question-report"
+    plot = Image.new("RGB", (40, 20), (200, 30, 30))
+    png = tmp_path_factory.mktemp("plot") / "loss.png"
+    plot.save(png)
+    written = write_report(
+        session,
+        folder,
+        plot_pngs={"loss curve": png.read_bytes()},
+        preset="seed",
+        source={"example": "question"},
+    )
+    assert written == folder
+    return session, folder
+
+
+class Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.targets = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("href", "src"):
+                self.targets.append(value)
+
+
+def test_every_file_is_written(report):
+    session, folder = report
+    for name in (
+        "index.html",
+        "REPRODUCE.txt",
+        "config.json",
+        "dataset.json",
+        "settings_log.json",
+        "metrics.csv",
+        "findings.txt",
+        "findings.json",
+        "data/0_cross/img_0000.png",
+        "data/1_circle/img_0000.png",
+        "plots/loss curve.png",
+    ):
+        assert (folder / name).is_file(), name
+    snapshots = sorted(p.name for p in (folder / "snapshots").iterdir())
+    assert snapshots == [
+        f"filters-iter{k:06d}{s}" for k in (0, 5, 7) for s in (".json", ".npy", ".png")
+    ]
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temporaries
+
+
+def test_every_link_of_the_page_resolves_inside_the_report(report):
+    _, folder = report
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    parser = Links()
+    parser.feed(page)
+    assert len(parser.targets) > 15
+    for target in parser.targets:
+        assert not re.match(r"^[a-z]+:", target) and not target.startswith("/"), target
+        assert (folder / target).exists(), target
+    for shown in ("snapshots/filters-iter000005.png", "plots/loss curve.png", "data/0_cross/"):
+        assert shown in page
+    assert "Filter 0 is dead (since iteration 5)" in page
+    assert "<h2>Reproduce</h2>" in page and "--settings-log settings_log.json" in page
+
+
+def test_config_is_the_start_and_the_log_holds_the_change(report):
+    session, folder = report
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    assert config["preset"] == "seed" and config["seed"] == 4 and config["iterations"] == 7
+    assert config["config"]["learning_rate"] == 1e-6  # as at iteration 0, not the current 0.5
+    assert session.config.learning_rate == 0.5
+    log = json.loads((folder / "settings_log.json").read_text(encoding="utf-8"))
+    assert [(entry["iteration"], entry["learning_rate"]) for entry in log] == [(1, 1e-6), (4, 0.5)]
+
+
+def test_data_reloads_to_the_same_arrays(report, question):
+    _, folder = report
+    reloaded = load_dataset(folder / "data")
+    assert reloaded.digest() == question.digest()
+    assert reloaded.class_names == question.class_names
+    description = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
+    assert description["digest"] == question.digest()
+    assert description["label_counts"] == [1, 1] and description["size"] == [32, 32]
+    assert description["source"] == {"example": "question"}
+    assert description["order_survives_reload"] is True
+
+
+def test_metrics_csv_has_every_iteration_in_the_headless_format(report):
+    session, folder = report
+    lines = (folder / "metrics.csv").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 9 and lines[0].startswith("iteration,loss,accuracy")
+    assert [line.split(",")[0] for line in lines[1:]] == [str(k) for k in range(8)]
+
+
+def test_the_reproduce_command_repeats_metrics_byte_for_byte(report, capsys, monkeypatch):
+    session, folder = report
+    command = reproduce_arguments(session)
+    assert " ".join(command) in (folder / "REPRODUCE.txt").read_text(encoding="utf-8")
+    monkeypatch.chdir(folder)
+    assert cli.main(command[1:]) == 0, capsys.readouterr().err
+    reproduced = folder / "reproduced" / "metrics.csv"
+    assert reproduced.read_bytes() == (folder / "metrics.csv").read_bytes()
+    # Without the settings log the run never raises its learning rate, and the metrics differ.
+    without = [a for a in command[1:] if a not in ("--settings-log", "settings_log.json")]
+    without[without.index("--out") + 1] = "without-log"
+    assert cli.main(without) == 0
+    assert (folder / "without-log" / "metrics.csv").read_bytes() != reproduced.read_bytes()
+
+
+def test_a_report_is_never_overwritten_by_accident(report, question, tmp_path):
+    session, _ = report
+    folder = tmp_path / "r"
+    write_report(session, folder)
+    first = (folder / "index.html").read_bytes()
+    with pytest.raises(SaveError, match="not empty"):
+        write_report(session, folder)
+    session_later = changed_mid_run(question)
+    session_later.run(1, pause_on_findings=False)
+    write_report(session_later, folder, overwrite=True)
+    assert (folder / "index.html").read_bytes() != first
+    assert not (folder / "snapshots" / "filters-iter000007.png").exists()  # old files gone
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_folder_that_is_not_a_report_is_never_replaced(report, tmp_path):
+    session, _ = report
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(SaveError, match="not a report"):
+        write_report(session, tmp_path, overwrite=True)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert write_report(session, empty) == empty and (empty / "index.html").exists()
+
+
+def test_zip(report, tmp_path):
+    session, folder = report
+    archive = write_report(session, tmp_path / "shared", as_zip=True)
+    assert archive == tmp_path / "shared.zip"
+    with zipfile.ZipFile(archive) as opened:
+        names = set(opened.namelist())
+    expected = {
+        f"shared/{p.relative_to(folder).as_posix()}"
+        for p in folder.rglob("*")
+        if p.is_file()
+        and not p.relative_to(folder).as_posix().startswith(("reproduced", "without"))
+    }
+    assert expected - {"shared/plots/loss curve.png"} == names
+    with pytest.raises(SaveError, match="already exists"):
+        write_report(session, tmp_path / "shared.zip", as_zip=True)
+    assert write_report(session, tmp_path / "shared.zip", as_zip=True, overwrite=True) == archive
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.zip"]
+
+
+def test_snapshot_iterations_can_be_chosen(report, tmp_path):
+    session, _ = report
+    folder = write_report(session, tmp_path / "r", snapshot_iterations=[2, 2, 6])
+    names = sorted(p.stem for p in (folder / "snapshots").glob("*.png"))
+    assert names == ["filters-iter000002", "filters-iter000006"]
+    for bad in ([8], [-1], [1.5]):
+        with pytest.raises(ValueError, match="snapshot iteration"):
+            write_report(session, tmp_path / "bad", snapshot_iterations=bad)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_plots_must_be_png(report, tmp_path):
+    session, _ = report
+    with pytest.raises(ValueError, match="not PNG"):
+        write_report(session, tmp_path / "r", plot_pngs={"curve": b"GIF89a..."})
+    assert not list(tmp_path.iterdir())
+
+
+def test_default_snapshots_are_start_deaths_and_end(report):
+    session, _ = report
+    assert default_snapshot_iterations(session, run_findings(session).findings) == [0, 5, 7]
+
+
+def test_findings_of_a_thinned_history_are_replayed_exactly(tmp_path):
+    """With a tiny history budget the records of old iterations are dropped; the report repeats
+    the run to list every finding as it first appeared."""
+    shapes = load_example("shapes")
+    thin = TrainingSession(shapes, preset_config("seed", history_budget_mb=1))
+    full = TrainingSession(shapes, preset_config("seed"))
+    for session in (thin, full):
+        session.run(12, pause_on_findings=False)
+    assert any(thin.history.stored(k) is None for k in range(13))
+    expected = FindingLog()
+    for k in range(13):
+        expected.add(full.history.stored(k).findings)
+    assert run_findings(thin).findings == expected.findings
+    assert start_config(thin) == thin.config
+
+
+def test_odd_class_names_and_an_unsorted_dataset(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(3, 3, 5, 4), dtype=np.uint8)
+    dataset = Dataset(images, np.array([1, 0, 1]), ("a/b", ".hidden"), ("x", "y", "z"))
+    session = TrainingSession(dataset, preset_config("recommended"))
+    folder = write_report(session, tmp_path / "r")
+    assert sorted(p.name for p in (folder / "data").iterdir()) == ["0_a_b", "1_hidden"]
+    reloaded = load_dataset(folder / "data")
+    assert reloaded.class_names == ("a_b", "hidden")
+    order = [1, 0, 2]  # the loader puts label 0 first
+    assert np.array_equal(reloaded.images, images[order])
+    assert "sorted by label" in (folder / "REPRODUCE.txt").read_text(encoding="utf-8")
+    description = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
+    assert description["order_survives_reload"] is False
+    assert description["files"][0] == "data/1_hidden/img_0000.png"
+
+
+def test_an_unwritable_parent_is_a_save_error(report, tmp_path):
+    session, _ = report
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(SaveError):
+        write_report(session, blocker / "r")
+    assert Path(blocker).read_text() == ""
+
+
+def test_a_report_before_the_first_step_reproduces_its_one_row(question, tmp_path, monkeypatch):
+    session = TrainingSession(question, preset_config("seed"))
+    folder = write_report(session, tmp_path / "r")
+    assert sorted(p.stem for p in (folder / "snapshots").glob("*.png")) == ["filters-iter000000"]
+    assert "Pressing Step now will kill the filter" in (folder / "index.html").read_text("utf-8")
+    monkeypatch.chdir(folder)
+    assert cli.main(reproduce_arguments(session)[1:]) == 0
+    ours = (folder / "metrics.csv").read_text(encoding="utf-8").splitlines()
+    theirs = (folder / "reproduced" / "metrics.csv").read_text(encoding="utf-8").splitlines()
+    assert len(ours) == 2 and theirs[:2] == ours and len(theirs) == 3

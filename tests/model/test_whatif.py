@@ -1,0 +1,110 @@
+"""Learning-rate what-if: previews at other learning rates, verdicts, and an unchanged session."""
+
+import math
+
+import numpy as np
+import pytest
+
+from model.data import load_example
+from model.presets import preset_config
+from model.session import TrainingSession
+from model.whatif import DEFAULT_FACTORS, VERDICTS, WhatIfRow, format_table, verdict, what_if
+
+
+@pytest.fixture(scope="module")
+def question():
+    return load_example("question")
+
+
+def test_the_questions_step_kills_the_filter_and_a_tiny_one_does_not(question):
+    session = TrainingSession(question, preset_config("seed"))
+    rows = what_if(session, (1, 1e-6))
+    at_current, tiny = rows
+    assert at_current.learning_rate == 0.5 and at_current.factor == 1
+    assert at_current.verdict == "kills filter"
+    assert at_current.dead_filters == 1 and at_current.newly_dead == 1
+    assert at_current.surviving_fraction == 0.0
+    assert at_current.filter_max < -1000  # the question's "massively negative" filter
+    assert tiny.learning_rate == pytest.approx(5e-7)
+    assert tiny.verdict in ("ok", "too small")
+    assert tiny.dead_filters == 0 and tiny.surviving_fraction > 0.5
+    assert not tiny.non_finite
+
+
+def test_what_if_leaves_the_session_unchanged(question):
+    session = TrainingSession(question, preset_config("seed", learning_rate=1e-6))
+    session.run(2, pause_on_findings=False)
+    before = session.latest
+    params = {key: np.array(value) for key, value in before.params.items()}
+    rows_before = len(session.history.metrics)
+    log_before = list(session.history.settings_log)
+    what_if(session, (1e3, 1, 1e-3))
+    assert session.iteration == 2 and session.latest is before
+    assert len(session.history) == 3 and len(session.history.metrics) == rows_before
+    assert session.history.settings_log == log_before
+    assert session.settings.learning_rate == 1e-6
+    for key, value in session.latest.params.items():
+        assert np.array_equal(value, params[key])
+
+
+def test_the_row_at_factor_one_is_exactly_the_next_step(question):
+    session = TrainingSession(question, preset_config("recommended"))
+    (row,) = what_if(session, (1,))
+    record = session.step()
+    weights = record.params["conv.weight"]
+    assert (row.filter_min, row.filter_max) == (weights.min(), weights.max())
+    assert (row.loss, row.accuracy) == (record.loss, record.accuracy)
+    assert row.update_ratio == record.metrics["conv_update_ratio"]
+    assert row.surviving_fraction == 1 - record.dead_fraction
+
+
+def test_default_factors_give_one_row_each_in_order(question):
+    session = TrainingSession(question, preset_config("recommended"))
+    rows = what_if(session)
+    assert [row.factor for row in rows] == list(DEFAULT_FACTORS)
+    assert [row.learning_rate for row in rows] == pytest.approx([0.01 * f for f in DEFAULT_FACTORS])
+    assert all(row.verdict in VERDICTS for row in rows)
+
+
+def test_a_negligible_step_is_too_small(question):
+    session = TrainingSession(question, preset_config("recommended"))
+    (row,) = what_if(session, (1e-9,))
+    assert row.update_ratio < 1e-6
+    assert row.verdict == "too small"
+
+
+def test_an_overflowing_step_diverges(question):
+    config = preset_config(
+        "recommended", dtype="float32", pixel_scaling="standardize", learning_rate=1e9
+    )
+    session = TrainingSession(question, config)
+    session.step()
+    (row,) = what_if(session, (1,))
+    assert row.non_finite
+    assert row.verdict == "diverges"
+
+
+def test_verdict_order():
+    assert verdict(True, 1, math.nan) == "diverges"
+    assert verdict(False, 1, 1e-9) == "kills filter"
+    assert verdict(False, 0, 1e-7) == "too small"
+    assert verdict(False, 0, 1e-3) == "ok"
+
+
+@pytest.mark.parametrize("factor", [0, -1, math.nan, math.inf])
+def test_bad_factors_are_refused(question, factor):
+    session = TrainingSession(question, preset_config("recommended"))
+    with pytest.raises(ValueError, match="factor"):
+        what_if(session, (1, factor))
+
+
+def test_table_and_dict(question):
+    session = TrainingSession(question, preset_config("seed"))
+    rows = what_if(session, (1, 1e-6))
+    table = format_table(rows).splitlines()
+    assert len(table) == 4  # header, rule, two rows
+    assert table[0].startswith("factor") and set(table[1]) <= {"-", " "}
+    assert "kills filter" in table[2] and "x1e-06" in table[3]
+    data = rows[0].to_dict()
+    assert set(data) == {field for field in WhatIfRow.__dataclass_fields__}
+    assert data["verdict"] == "kills filter"
