@@ -561,10 +561,12 @@ def _preview_findings(initial: StepRecord, preview: StepRecord) -> list[Finding]
                 if newly_dead
                 else "Pressing Step now will overflow",
                 explanation=f"{move}; after it {outcome}.",
+                # The answer's fixes first: a learning rate small enough for raw pixels and
+                # all-positive weights is absurd (the factor says how absurd).
                 fixes=(
-                    fix_learning_rate(lr, _factor_for(ratio)),
                     fix_small_init(),
                     fix_unit_pixels(),
+                    fix_learning_rate(lr, _factor_for(ratio)),
                 ),
                 subject="first update",
             )

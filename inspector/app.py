@@ -1,0 +1,132 @@
+"""Starting the desktop application.
+
+On Linux, Qt's xcb platform plugin needs system libraries that minimal machines lack; Qt then
+aborts with a cryptic message. ``display_problem`` checks first and says in one line what to
+install, or how to run without a display.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from model.data import DatasetError, load_dataset, load_example
+from model.presets import PRESETS, preset_config
+
+#: Debian/Ubuntu package names that do not follow the soname convention.
+PACKAGE_NAMES = {
+    "libEGL.so.1": "libegl1",
+    "libGL.so.1": "libgl1",
+    "libOpenGL.so.0": "libopengl0",
+    "libX11-xcb.so.1": "libx11-xcb1",
+    "libglib-2.0.so.0": "libglib2.0-0",
+    "libdbus-1.so.3": "libdbus-1-3",
+}
+#: Loaded by Qt's xcb plugin at run time (dlopen), so ``ldd`` does not list it.
+RUNTIME_LIBRARIES = ("libxcb-cursor.so.0",)
+
+
+def package_for(soname: str) -> str:
+    """The Debian package that ships ``soname`` (libfoo-bar.so.4 -> libfoo-bar4)."""
+    if soname in PACKAGE_NAMES:
+        return PACKAGE_NAMES[soname]
+    stem, _, version = soname.partition(".so.")
+    stem = stem.lower()
+    return f"{stem}-{version}" if stem[-1].isdigit() else f"{stem}{version}"
+
+
+def _xcb_plugin_files() -> list[str]:
+    import importlib.util
+
+    spec = importlib.util.find_spec("PySide6")
+    if spec is None or spec.origin is None:
+        return []
+    qt = Path(spec.origin).parent / "Qt"
+    candidates = [qt / "plugins" / "platforms" / "libqxcb.so", qt / "lib" / "libQt6XcbQpa.so.6"]
+    return [str(p) for p in candidates if p.exists()]
+
+
+def missing_libraries(run=subprocess.run, find=ctypes.util.find_library) -> list[str]:
+    """Shared libraries Qt's xcb plugin needs that the system cannot find."""
+    missing = []
+    for plugin in _xcb_plugin_files():
+        try:
+            listing = run(["ldd", plugin], capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            break
+        for line in listing.splitlines():
+            if "not found" in line:
+                soname = line.split("=>")[0].strip()
+                if soname not in missing:
+                    missing.append(soname)
+    for soname in RUNTIME_LIBRARIES:
+        if find(soname.removeprefix("lib").partition(".so")[0]) is None and soname not in missing:
+            missing.append(soname)
+    return missing
+
+
+def display_problem(environ=os.environ, platform: str = sys.platform, missing=missing_libraries):
+    """A one-line explanation of why no window can open here, or None if it should work."""
+    requested = environ.get("QT_QPA_PLATFORM", "")
+    if platform != "linux" or (requested and not requested.startswith("xcb")):
+        return None
+    if not requested and environ.get("WAYLAND_DISPLAY"):
+        return None
+    if not environ.get("DISPLAY"):
+        return (
+            "no display found (DISPLAY is not set): run it on a desktop, under Xvfb "
+            "(xvfb-run training-inspector), or train without a window with "
+            "'training-inspector --headless --out DIR'"
+        )
+    libraries = missing()
+    if libraries:
+        packages = sorted({package_for(soname) for soname in libraries})
+        return (
+            f"Qt cannot open a window: missing system libraries ({', '.join(libraries)}); "
+            f"install them with: sudo apt-get install {' '.join(packages)}"
+        )
+    return None
+
+
+def _initial_dataset(data_dir: str | None):
+    if data_dir is None:
+        return load_example("question"), "example:question"
+    return load_dataset(data_dir), os.path.abspath(data_dir)
+
+
+def run_app(data_dir: str | None = None, preset: str | None = None, *, argv=None) -> int:
+    """Open the main window on ``data_dir`` (default: the question's example) with ``preset``
+    (default 'seed', so pressing Step shows the question's failure at once)."""
+    problem = display_problem()
+    if problem is not None:
+        print(f"training-inspector: {problem}", file=sys.stderr)
+        return 2
+    preset_name = preset or "seed"
+    if preset_name not in PRESETS:
+        print(f"training-inspector: unknown preset {preset_name!r}", file=sys.stderr)
+        return 2
+    try:
+        dataset, source = _initial_dataset(data_dir)
+    except (DatasetError, OSError, ValueError) as exc:
+        print(f"training-inspector: error: {exc}", file=sys.stderr)
+        return 2
+
+    from PySide6.QtCore import QCoreApplication
+    from PySide6.QtWidgets import QApplication
+
+    from inspector.controller import SessionController
+    from inspector.errors import install_excepthook
+    from inspector.main_window import MainWindow
+
+    QCoreApplication.setOrganizationName("TrainingInspector")
+    QCoreApplication.setApplicationName("training-inspector")
+    app = QApplication.instance() or QApplication(list(argv or sys.argv[:1]))
+    app.setApplicationDisplayName("Training Inspector")
+    controller = SessionController(dataset, preset_config(preset_name), source=source)
+    window = MainWindow(controller)
+    install_excepthook(lambda: window)
+    window.show()
+    return app.exec()

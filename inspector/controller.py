@@ -1,0 +1,512 @@
+"""The one object in the window that touches the training session.
+
+Views never change the session: they call the controller's request slots and redraw from its
+signals. Signals are named for what happened:
+
+- ``session_reset(record)``: a new run started (config, data or seed changed); record is
+  iteration 0. Views rebuild for new shapes here.
+- ``record_shown(record)``: the iteration every view should draw now (the newest while
+  following training, or the one picked on the history slider).
+- ``history_changed(last_iteration)``: iterations were added or dropped (curves, slider).
+- ``running_changed(bool)``, ``config_changed(config)``, ``pending_config_changed(config|None)``,
+  ``dataset_changed(dataset)``, ``paused_by_finding(finding)``,
+  ``error_occurred(title, message, details)``, ``status_message(text)``,
+  ``loading_changed(bool)``, ``load_progress(done, total)``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+
+from inspector.tasks import BackgroundTask
+from inspector.worker import RunOutcome, TrainingWorker
+from model.config import LIVE_FIELDS, ConfigError, TrainingConfig
+from model.data import (
+    Dataset,
+    DatasetError,
+    LoadCancelled,
+    dataset_from_files,
+    load_dataset,
+    load_example,
+)
+from model.diagnostics import Fix
+from model.presets import PRESETS
+from model.record import StepRecord
+from model.session import TrainingSession
+
+FRAME_MS = 16
+RUN_FOREVER = 2**31 - 1  # the largest count a Qt int signal carries
+
+
+class SessionController(QObject):
+    """Owns the ``TrainingSession`` and the worker thread that trains it."""
+
+    session_reset = Signal(object)
+    record_shown = Signal(object)
+    history_changed = Signal(int)
+    running_changed = Signal(bool)
+    config_changed = Signal(object)
+    pending_config_changed = Signal(object)
+    dataset_changed = Signal(object)
+    paused_by_finding = Signal(object)
+    error_occurred = Signal(str, str, str)
+    status_message = Signal(str)
+    loading_changed = Signal(bool)
+    load_progress = Signal(int, int)
+
+    _run_requested = Signal(int, bool)
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        config: TrainingConfig,
+        parent: QObject | None = None,
+        *,
+        source: str = "example:question",
+    ) -> None:
+        super().__init__(parent)
+        self._session = TrainingSession(dataset, config)
+        self._lock = threading.RLock()
+        self._pending: TrainingConfig | None = None
+        self._pinned: int | None = None
+        self._shown: StepRecord = self._session.latest
+        self._published: StepRecord | None = None
+        self._running = False
+        self._load_task: BackgroundTask | None = None
+        self._dataset_source = source
+
+        self._thread = QThread()
+        self._thread.setObjectName("training")
+        self._worker = TrainingWorker(self._session, self._lock)
+        self._worker.moveToThread(self._thread)
+        self._run_requested.connect(self._worker.run)
+        self._worker.finished.connect(self._on_run_finished)
+        self._worker.failed.connect(self._on_run_failed)
+        self._thread.start()
+
+        self._frame = QTimer(self)
+        self._frame.setInterval(FRAME_MS)
+        self._frame.timeout.connect(self._publish_latest)
+
+    # -- read-only state for views -----------------------------------------------------------
+
+    @property
+    def config(self) -> TrainingConfig:
+        return self._session.config
+
+    @property
+    def pending_config(self) -> TrainingConfig | None:
+        """Settings chosen that need a reset before they take effect."""
+        return self._pending
+
+    @property
+    def dataset(self) -> Dataset:
+        return self._session.dataset
+
+    @property
+    def dataset_source(self) -> str:
+        """Where the data came from: 'example:NAME', a folder path, or 'files'."""
+        return self._dataset_source
+
+    @property
+    def is_running(self) -> bool:
+        return self._running
+
+    @property
+    def is_loading(self) -> bool:
+        return self._load_task is not None
+
+    @property
+    def shown(self) -> StepRecord:
+        """The record the views are showing."""
+        return self._shown
+
+    @property
+    def latest_iteration(self) -> int:
+        return self._session.iteration
+
+    @property
+    def following_latest(self) -> bool:
+        return self._pinned is None
+
+    @property
+    def pixel_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._session.pixel_stats
+
+    @property
+    def inputs(self) -> np.ndarray:
+        """(N, 3, H, W) network inputs after pixel scaling."""
+        return self._session.inputs
+
+    @property
+    def iterations_per_second(self) -> float:
+        return self._worker.iterations_per_second
+
+    def metric_columns(self, names) -> dict[str, np.ndarray]:
+        """Copies of metric columns (and 'image_losses' (rows, N)) taken consistently."""
+        with self._lock:
+            table = self._session.history.metrics
+            columns = {name: table.column(name).copy() for name in names if name != "image_losses"}
+            if "image_losses" in names:
+                columns["image_losses"] = table.image_losses.copy()
+        return columns
+
+    def record(self, iteration: int) -> StepRecord:
+        """The complete record of ``iteration`` (recomputed if the history thinned it)."""
+        with self._lock:
+            return self._session.record(iteration)
+
+    def describe_history(self) -> str:
+        from model.history import describe_budget
+
+        with self._lock:
+            return describe_budget(self._session.history)
+
+    def preview(self, learning_rate: float) -> StepRecord:
+        """What the next update would do at ``learning_rate``, without taking it."""
+        with self._lock:
+            return self._session.preview(learning_rate)
+
+    # -- training -----------------------------------------------------------------------------
+
+    @Slot()
+    def step(self) -> None:
+        """One iteration (F10)."""
+        self._start(1, pause_on_findings=False)
+
+    @Slot()
+    def step_epoch(self) -> None:
+        """Iterations to the end of the current epoch."""
+        with self._lock:
+            steps = self._session.steps_to_epoch_end()
+        self._start(steps, pause_on_findings=True)
+
+    @Slot()
+    def run(self) -> None:
+        """Train until paused, or until a finding pauses the run (F5)."""
+        self._start(RUN_FOREVER, pause_on_findings=True)
+
+    @Slot()
+    def pause(self) -> None:
+        self._worker.stop()
+
+    @Slot()
+    def toggle_run(self) -> None:
+        if self._running:
+            self.pause()
+        else:
+            self.run()
+
+    @Slot(float)
+    def set_speed(self, iterations_per_second: float) -> None:
+        """Iterations per second while running; 0 for as fast as possible."""
+        if not math.isfinite(iterations_per_second) or iterations_per_second < 0:
+            raise ValueError(f"speed must be 0 or positive, got {iterations_per_second}")
+        self._worker.iterations_per_second = float(iterations_per_second)
+
+    def _start(self, steps: int, *, pause_on_findings: bool) -> None:
+        if self._running or steps <= 0 or self.is_loading:
+            return
+        if self._pinned is not None:
+            self.follow_latest()
+        self._running = True
+        self.running_changed.emit(True)
+        self._frame.start()
+        self._worker.arm()
+        self._run_requested.emit(steps, pause_on_findings)
+
+    def _publish_latest(self) -> None:
+        """At most once per frame: announce the newest record, and show it unless the user
+        pinned an earlier iteration on the history slider."""
+        latest = self._worker.latest
+        if latest is None or latest is self._published:
+            return
+        self._published = latest
+        self.history_changed.emit(latest.iteration)
+        if self._pinned is None:
+            self._show(latest)
+
+    @Slot(object)
+    def _on_run_finished(self, outcome: RunOutcome) -> None:
+        self._frame.stop()
+        self._running = False
+        self._publish_latest()
+        self.running_changed.emit(False)
+        if outcome.paused_by is not None:
+            self.paused_by_finding.emit(outcome.paused_by)
+            self.status_message.emit(
+                f"Paused at iteration {self._session.iteration}: {outcome.paused_by.title}"
+            )
+
+    @Slot(str, str)
+    def _on_run_failed(self, message: str, details: str) -> None:
+        self.error_occurred.emit("Training stopped", message, details)
+
+    def _ensure_paused(self) -> None:
+        """Stop a run and wait for the worker to let go of the session."""
+        if not self._running:
+            return
+        self._worker.stop()
+        with self._lock:
+            pass  # the worker finishes its current step; the loop then sees the flag
+
+    # -- history ------------------------------------------------------------------------------
+
+    @Slot(int)
+    def show_iteration(self, iteration: int) -> None:
+        """Show ``iteration`` in every view (the newest one means: follow training again)."""
+        last = self._session.iteration
+        iteration = max(0, min(int(iteration), last))
+        if iteration == last and not self._running:
+            self.follow_latest()
+            return
+        self._pinned = iteration
+        self._show(self.record(iteration))
+
+    @Slot()
+    def follow_latest(self) -> None:
+        self._pinned = None
+        self._show(self.record(self._session.iteration))
+
+    @Slot()
+    def continue_from_shown(self) -> None:
+        """Branch: forget the iterations after the shown one and continue from it."""
+        self.rewind_to(self._shown.iteration)
+
+    def rewind_to(self, iteration: int) -> None:
+        """Return the run to ``iteration``; later iterations are dropped."""
+        self._ensure_paused()
+        with self._lock:
+            record = self._session.rewind(iteration)
+            self._worker.latest = None
+        self._pinned = None
+        self.history_changed.emit(iteration)
+        self._show(record)
+        self.status_message.emit(f"Continuing from iteration {iteration}; later iterations dropped")
+
+    def _show(self, record: StepRecord) -> None:
+        self._shown = record
+        self.record_shown.emit(record)
+
+    # -- settings -----------------------------------------------------------------------------
+
+    def request_config(self, config: TrainingConfig) -> None:
+        """Take new settings. Live ones (learning rate, momentum, clipping) apply from the next
+        iteration; any other difference is kept as the pending config for Reset (announced by
+        ``pending_config_changed``). A config that differs only in live settings clears
+        whatever was pending."""
+        current = self._session.config
+        changes = {
+            name: getattr(config, name)
+            for name in LIVE_FIELDS
+            if getattr(config, name) != getattr(current, name)
+        }
+        if changes:
+            with self._lock:
+                self._session.update_settings(**changes)
+            self.config_changed.emit(self._session.config)
+        self._set_pending(config if self._session.config.needs_reset(config) else None)
+
+    def update_live(self, **changes) -> None:
+        """Change live settings (learning rate, momentum, clipping) of the running session from
+        the next iteration on, and of the pending config too if there is one."""
+        with self._lock:
+            self._session.update_settings(**changes)
+        self.config_changed.emit(self._session.config)
+        if self._pending is not None:
+            self._set_pending(self._pending.with_changes(**changes))
+
+    @Slot(str)
+    def apply_preset(self, name: str) -> None:
+        """Choose a preset's settings; all of them, the learning rate included, wait for Reset
+        (the running iterations keep the settings they were started with)."""
+        config = PRESETS[name].config
+        self._set_pending(config if config != self._session.config else None)
+
+    def _set_pending(self, config: TrainingConfig | None) -> None:
+        if config != self._pending:
+            self._pending = config
+            self.pending_config_changed.emit(config)
+
+    def apply_fix(self, fix: Fix) -> None:
+        """Carry out a suggested fix: rewind if it says so, then change settings (resetting the
+        run when a setting needs new weights)."""
+        self._ensure_paused()
+        try:
+            config = self._session.config.with_changes(**fix.changes)
+        except ConfigError as exc:
+            self.error_occurred.emit("Fix not applied", str(exc), "")
+            return
+        if fix.needs_reset:
+            self._pending = config
+            self.reset()
+            self.status_message.emit(f"Applied: {fix.label}")
+            return
+        if fix.rewind_to is not None and fix.rewind_to <= self._session.iteration:
+            self.rewind_to(fix.rewind_to)
+        self.request_config(config)
+        self.status_message.emit(f"Applied: {fix.label}")
+
+    @Slot()
+    def reset(self) -> None:
+        """Start the run again from iteration 0, with any pending settings."""
+        self._ensure_paused()
+        config = self._pending or self._session.config
+        self._reset(config=config)
+
+    @Slot()
+    def reseed(self) -> None:
+        """Reset with a new random seed."""
+        self._ensure_paused()
+        with self._lock:
+            seed = int(np.random.SeedSequence().entropy % (2**32))
+        config = (self._pending or self._session.config).with_changes(seed=seed)
+        self._reset(config=config)
+        self.status_message.emit(f"New seed: {seed}")
+
+    def _reset(self, *, config: TrainingConfig | None = None, dataset: Dataset | None = None):
+        try:
+            with self._lock:
+                self._session.reset(config=config, dataset=dataset)
+                self._worker.latest = None
+        except (ValueError, DatasetError) as exc:
+            self.error_occurred.emit("Could not start the run", str(exc), "")
+            return False
+        self._pending = None
+        self._pinned = None
+        self._shown = self._session.latest
+        self.pending_config_changed.emit(None)
+        self.config_changed.emit(self._session.config)
+        if dataset is not None:
+            self.dataset_changed.emit(self._session.dataset)
+        self.session_reset.emit(self._shown)
+        self.history_changed.emit(0)
+        self.record_shown.emit(self._shown)
+        return True
+
+    # -- data ---------------------------------------------------------------------------------
+
+    def set_dataset(self, dataset: Dataset, source: str) -> bool:
+        """Use ``dataset`` (a new run starts, with any pending settings)."""
+        self._ensure_paused()
+        config = self._pending or self._session.config
+        previous_source, self._dataset_source = self._dataset_source, source
+        if self._reset(config=config, dataset=dataset):
+            return True
+        self._dataset_source = previous_source
+        return False
+
+    @Slot(str)
+    def load_example(self, name: str) -> None:
+        self._load(lambda progress, cancelled: load_example(name), f"example:{name}")
+
+    @Slot(str)
+    def load_folder(self, path: str) -> None:
+        """Load a labeled folder (two sub-folders) in the background."""
+        self._load(
+            lambda progress, cancelled: load_dataset(
+                path, size=None, progress=progress, cancel=cancelled
+            ),
+            str(Path(path).resolve()),
+        )
+
+    def add_files(self, paths: list[str], label: int) -> None:
+        """Add image files with ``label`` to the current dataset (resized to its size)."""
+        current = self._session.dataset
+        names = current.class_names
+
+        def job(progress, cancelled):
+            added = dataset_from_files(
+                [(p, label) for p in paths],
+                size=current.size,
+                class_names=names,
+                progress=progress,
+                cancel=cancelled,
+            )
+            return current.extended(added)
+
+        self._load(
+            job, "files" if self._dataset_source.startswith("example") else self._dataset_source
+        )
+
+    def set_label(self, index: int, label: int) -> None:
+        self.set_labels([index], label)
+
+    def set_labels(self, indices, label: int) -> None:
+        """Give every image of ``indices`` the label ``label`` (one new run)."""
+
+        def relabel(dataset):
+            for index in indices:
+                dataset = dataset.with_label(index, label)
+            return dataset
+
+        self._change_data(relabel)
+
+    def remove_images(self, indices) -> None:
+        self._change_data(lambda d: d.without(list(indices)))
+
+    def _change_data(self, change) -> None:
+        try:
+            dataset = change(self._session.dataset)
+        except (DatasetError, IndexError, ValueError) as exc:
+            self.error_occurred.emit("Data not changed", str(exc), "")
+            return
+        self.set_dataset(dataset, self._dataset_source)
+
+    @Slot()
+    def cancel_loading(self) -> None:
+        if self._load_task is not None:
+            self._load_task.cancel()
+
+    def _load(self, job, source: str) -> None:
+        if self._load_task is not None:
+            self.status_message.emit("Already loading; cancel that first")
+            return
+        task = BackgroundTask(job, self)
+        self._load_task = task
+        task.progress.connect(self.load_progress)
+        task.done.connect(lambda dataset: self._on_loaded(dataset, source))
+        task.failed.connect(self._on_load_failed)
+        task.cancelled.connect(lambda: self.status_message.emit("Loading cancelled"))
+        task.ended.connect(self._on_load_ended)
+        self.loading_changed.emit(True)
+        task.start()
+
+    def _on_loaded(self, dataset: Dataset, source: str) -> None:
+        if self.set_dataset(dataset, source):
+            skipped = len(dataset.skipped)
+            note = f"; {skipped} file(s) skipped (see the Data panel)" if skipped else ""
+            self.status_message.emit(f"Loaded {len(dataset)} images{note}")
+
+    def _on_load_failed(self, exc: Exception, details: str) -> None:
+        if isinstance(exc, LoadCancelled):
+            self.status_message.emit("Loading cancelled")
+        elif isinstance(exc, (DatasetError, ValueError, OSError)):
+            self.error_occurred.emit("Could not load the images", str(exc), "")
+        else:
+            self.error_occurred.emit(
+                "Could not load the images", f"{type(exc).__name__}: {exc}", details
+            )
+
+    def _on_load_ended(self) -> None:
+        task, self._load_task = self._load_task, None
+        if task is not None:
+            task.deleteLater()
+        self.loading_changed.emit(False)
+
+    # -- shutdown -----------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Stop training and background work and end the threads (on window close)."""
+        self._frame.stop()
+        self._worker.stop()
+        if self._load_task is not None:
+            self._load_task.cancel()
+            self._load_task.wait()
+        self._thread.quit()
+        self._thread.wait()

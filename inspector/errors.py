@@ -1,0 +1,64 @@
+"""Errors people can read: a dialog with details to copy, and a log file in the user's data
+folder. Nothing here ends the application."""
+
+from __future__ import annotations
+
+import datetime
+import sys
+import traceback
+from pathlib import Path
+
+from PySide6.QtCore import QStandardPaths
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+
+
+def log_path() -> Path:
+    """Where errors are logged: <user data folder>/errors.log."""
+    folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(folder or Path.home() / ".training-inspector") / "errors.log"
+
+
+def log_error(title: str, message: str, details: str = "") -> Path | None:
+    """Append an error to the log file; returns its path, or None if it could not be written."""
+    path = log_path()
+    stamp = datetime.datetime.now().isoformat(timespec="seconds")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(f"[{stamp}] {title}: {message}\n{details}\n")
+    except OSError:
+        return None
+    return path
+
+
+def show_error(parent: QWidget | None, title: str, message: str, details: str = "") -> QMessageBox:
+    """Log the error and show it in a non-blocking dialog (details can be copied)."""
+    logged = log_error(title, message, details)
+    box = QMessageBox(
+        QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, parent
+    )
+    box.setObjectName("errorDialog")
+    if details:
+        box.setDetailedText(details)
+    if logged is not None:
+        box.setInformativeText(f"The details were also written to {logged}.")
+    box.setModal(False)
+    box.show()
+    return box
+
+
+def install_excepthook(parent_getter) -> None:
+    """Show any exception that escapes a slot (drawing, a click) instead of losing it.
+
+    ``parent_getter()`` returns the window to parent the dialog on (or None).
+    """
+
+    def hook(exc_type, exc, tb):
+        if issubclass(exc_type, KeyboardInterrupt):
+            QApplication.quit()
+            return
+        details = "".join(traceback.format_exception(exc_type, exc, tb))
+        sys.stderr.write(details)
+        show_error(parent_getter(), "Unexpected error", f"{exc_type.__name__}: {exc}", details)
+
+    sys.excepthook = hook

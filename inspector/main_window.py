@@ -1,0 +1,507 @@
+"""The main window: docks around the views, the Train menu and toolbar, the status bar, saving.
+
+Layout, the last folder and the last configuration are kept in QSettings (UI state only; the
+training settings themselves live in the session's config).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, Slot
+from PySide6.QtGui import QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QStyle,
+    QWidget,
+)
+
+from inspector import export
+from inspector.actions import ActionSpec, create_actions
+from inspector.controller import SessionController
+from inspector.errors import show_error
+from inspector.views.curves import CurvesView
+from inspector.views.data import DataView
+from inspector.views.diagnostics import DiagnosticsView
+from inspector.views.filters import FiltersView
+from inspector.views.history import HistoryView
+from inspector.views.maps import MapsView
+from inspector.views.setup import SetupView
+from model import files, snapshot
+from model.formatting import format_number
+from model.record import StepRecord
+
+STATE_VERSION = 1
+SPEEDS = (
+    ("1 / s", 1.0),
+    ("5 / s", 5.0),
+    ("20 / s", 20.0),
+    ("100 / s", 100.0),
+    ("As fast as possible", 0.0),
+)
+DEFAULT_SPEED_INDEX = 2
+
+
+class MainWindow(QMainWindow):
+    """Training Inspector's window around one ``SessionController``."""
+
+    def __init__(self, controller: SessionController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.setObjectName("mainWindow")
+        self.setWindowTitle("Training Inspector")
+        self.setDockNestingEnabled(True)
+        self.setDockOptions(
+            QMainWindow.DockOption.AnimatedDocks
+            | QMainWindow.DockOption.AllowNestedDocks
+            | QMainWindow.DockOption.AllowTabbedDocks
+        )
+
+        self.filters_view = FiltersView(controller)
+        self.maps_view = MapsView(controller)
+        self.curves_view = CurvesView(controller)
+        self.diagnostics_view = DiagnosticsView(controller)
+        self.data_view = DataView(controller)
+        self.setup_view = SetupView(controller)
+        self.history_view = HistoryView(controller)
+
+        self.actions = create_actions(self, self._action_specs())
+        self._build_docks()
+        self._build_menus()
+        self._build_toolbar()
+        self._build_status_bar()
+        self._default_state: QByteArray | None = None
+        self._saved_state = self._restore_settings()
+
+        controller.running_changed.connect(self._on_running_changed)
+        controller.record_shown.connect(self._update_status)
+        controller.error_occurred.connect(self._show_error)
+        controller.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        controller.paused_by_finding.connect(self._on_paused_by_finding)
+        controller.loading_changed.connect(self._on_loading_changed)
+        controller.dataset_changed.connect(lambda _d: self._update_title())
+        self._update_title()
+        self._update_status(controller.shown)
+        self._on_running_changed(False)
+
+    # -- construction ------------------------------------------------------------------------
+
+    def _action_specs(self) -> list[ActionSpec]:
+        c = self.controller
+        sp = QStyle.StandardPixmap
+        return [
+            ActionSpec(
+                "step",
+                "&Step",
+                c.step,
+                "F10",
+                "Take one training iteration",
+                sp.SP_MediaSeekForward,
+            ),
+            ActionSpec(
+                "step_epoch",
+                "Step &epoch",
+                c.step_epoch,
+                "Shift+F10",
+                "Iterate to the end of the current epoch (every image once)",
+                sp.SP_MediaSkipForward,
+            ),
+            ActionSpec(
+                "run",
+                "&Run",
+                c.toggle_run,
+                "F5",
+                "Train continuously; press again to pause",
+                sp.SP_MediaPlay,
+            ),
+            ActionSpec(
+                "reset",
+                "R&eset",
+                c.reset,
+                "Ctrl+R",
+                "Start again from iteration 0 with the same seed (applies pending settings)",
+                sp.SP_BrowserReload,
+            ),
+            ActionSpec(
+                "reseed", "Re&seed", c.reseed, "Ctrl+Shift+R", "Start again with a new random seed"
+            ),
+            ActionSpec(
+                "open_folder",
+                "&Open image folder…",
+                self.data_view.open_folder,
+                QKeySequence.StandardKey.Open,
+                "Load a folder with one sub-folder per label",
+                sp.SP_DirOpenIcon,
+            ),
+            ActionSpec("add_images", "&Add images…", self.data_view.add_images, "Ctrl+Shift+O"),
+            ActionSpec(
+                "example_question", "The question's two images", lambda: c.load_example("question")
+            ),
+            ActionSpec("example_shapes", "Shapes (80 images)", lambda: c.load_example("shapes")),
+            ActionSpec(
+                "save_snapshot",
+                "Save filter &snapshot…",
+                self.save_snapshot,
+                QKeySequence.StandardKey.Save,
+                "Save the shown filters as PNG, raw values (.npy) and JSON",
+                sp.SP_DialogSaveButton,
+            ),
+            ActionSpec(
+                "save_plots",
+                "Save &plots…",
+                self.save_plots,
+                "Ctrl+Shift+S",
+                "Save every plot as PNG and SVG and the curves as CSV",
+            ),
+            ActionSpec("quit", "&Quit", self.close, QKeySequence.StandardKey.Quit),
+            ActionSpec(
+                "history_back", "Previous iteration", self.history_view.step_back, "Alt+Left"
+            ),
+            ActionSpec(
+                "history_forward", "Next iteration", self.history_view.step_forward, "Alt+Right"
+            ),
+            ActionSpec("history_latest", "Latest iteration", c.follow_latest, "End"),
+            ActionSpec("restore_layout", "Restore default layout", self.restore_default_layout),
+            ActionSpec("about", "&About Training Inspector", self._about),
+        ]
+
+    def _dock(self, key: str, title: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"{key}Dock")
+        dock.setWidget(widget)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_docks(self) -> None:
+        area = Qt.DockWidgetArea
+        self.docks = {
+            "data": self._dock("data", "Data", self.data_view, area.LeftDockWidgetArea),
+            "setup": self._dock("setup", "Setup", self.setup_view, area.LeftDockWidgetArea),
+            "filters": self._dock(
+                "filters", "Filters", self.filters_view, area.RightDockWidgetArea
+            ),
+            "maps": self._dock("maps", "ReLU outputs", self.maps_view, area.RightDockWidgetArea),
+            "curves": self._dock("curves", "Curves", self.curves_view, area.RightDockWidgetArea),
+            "diagnostics": self._dock(
+                "diagnostics", "Diagnostics", self.diagnostics_view, area.RightDockWidgetArea
+            ),
+            "history": self._dock(
+                "history", "History", self.history_view, area.BottomDockWidgetArea
+            ),
+        }
+        d = self.docks
+        self.tabifyDockWidget(d["setup"], d["data"])
+        self.splitDockWidget(d["filters"], d["diagnostics"], Qt.Orientation.Horizontal)
+        self.splitDockWidget(d["filters"], d["maps"], Qt.Orientation.Vertical)
+        self.tabifyDockWidget(d["maps"], d["curves"])
+        d["maps"].raise_()
+        d["setup"].raise_()
+
+    def _size_docks(self) -> None:
+        """Default dock sizes; Qt only honours them once the window has its real size."""
+        d = self.docks
+        self.resizeDocks(
+            [d["setup"], d["filters"], d["diagnostics"]], [290, 650, 330], Qt.Orientation.Horizontal
+        )
+        self.resizeDocks([d["filters"], d["maps"]], [360, 290], Qt.Orientation.Vertical)
+
+    def _build_menus(self) -> None:
+        a = self.actions
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        for key in ("open_folder", "add_images"):
+            file_menu.addAction(a[key])
+        examples = file_menu.addMenu("Examples")
+        examples.addAction(a["example_question"])
+        examples.addAction(a["example_shapes"])
+        file_menu.addSeparator()
+        file_menu.addAction(a["save_snapshot"])
+        file_menu.addAction(a["save_plots"])
+        file_menu.addSeparator()
+        file_menu.addAction(a["quit"])
+
+        train = bar.addMenu("&Train")
+        for key in ("step", "step_epoch", "run"):
+            train.addAction(a[key])
+        train.addSeparator()
+        train.addAction(a["reset"])
+        train.addAction(a["reseed"])
+        train.addSeparator()
+        for key in ("history_back", "history_forward", "history_latest"):
+            train.addAction(a[key])
+
+        view = bar.addMenu("&View")
+        for dock in self.docks.values():
+            view.addAction(dock.toggleViewAction())
+        view.addSeparator()
+        view.addAction(a["restore_layout"])
+
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(a["about"])
+
+    def _build_toolbar(self) -> None:
+        toolbar = self.addToolBar("Training")
+        toolbar.setObjectName("trainingToolbar")
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for key in ("step", "step_epoch", "run"):
+            toolbar.addAction(self.actions[key])
+        toolbar.addWidget(QLabel("  Speed: "))
+        self.speed_combo = QComboBox()
+        self.speed_combo.setObjectName("speedCombo")
+        self.speed_combo.setToolTip("Iterations per second while running")
+        for text, value in SPEEDS:
+            self.speed_combo.addItem(text, value)
+        self.speed_combo.currentIndexChanged.connect(
+            lambda index: self.controller.set_speed(self.speed_combo.itemData(index))
+        )
+        self.speed_combo.setCurrentIndex(DEFAULT_SPEED_INDEX)
+        self.controller.set_speed(SPEEDS[DEFAULT_SPEED_INDEX][1])
+        toolbar.addWidget(self.speed_combo)
+        toolbar.addSeparator()
+        toolbar.addAction(self.actions["reset"])
+        toolbar.addAction(self.actions["reseed"])
+        toolbar.addSeparator()
+        toolbar.addAction(self.actions["save_snapshot"])
+        toolbar.addAction(self.actions["save_plots"])
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.status_iteration = QLabel()
+        self.status_iteration.setObjectName("statusIteration")
+        self.status_loss = QLabel()
+        self.status_loss.setObjectName("statusLoss")
+        self.status_time = QLabel()
+        self.status_time.setObjectName("statusTime")
+        self.status_memory = QLabel()
+        self.status_memory.setObjectName("statusMemory")
+        for label in (
+            self.status_iteration,
+            self.status_loss,
+            self.status_time,
+            self.status_memory,
+        ):
+            bar.addPermanentWidget(label)
+
+    # -- settings ----------------------------------------------------------------------------
+
+    def _restore_settings(self) -> QByteArray | None:
+        """Restore the last geometry; return the last dock layout (applied once shown)."""
+        settings = QSettings()
+        geometry = settings.value("window/geometry")
+        state = settings.value("window/state")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self._first_launch_geometry()
+        return state if isinstance(state, QByteArray) and not state.isEmpty() else None
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if self._default_state is None:
+            # Dock sizes only take once the window has its real size: lay out the default
+            # now, keep it for "Restore default layout", then put back the user's last layout.
+            self._size_docks()
+            self._default_state = self.saveState(STATE_VERSION)
+            if self._saved_state is not None:
+                self.restoreState(self._saved_state, STATE_VERSION)
+
+    def _first_launch_geometry(self) -> None:
+        screen = self.screen().availableGeometry() if self.screen() else None
+        width, height = 1280, 800
+        if screen is not None:
+            width = min(width, screen.width())
+            height = min(height, screen.height())
+        self.resize(width, height)
+
+    def _save_settings(self) -> None:
+        settings = QSettings()
+        settings.setValue("window/geometry", self.saveGeometry())
+        settings.setValue("window/state", self.saveState(STATE_VERSION))
+        settings.setValue("setup/last_config", json.dumps(self.controller.config.to_dict()))
+
+    @Slot()
+    def restore_default_layout(self) -> None:
+        for dock in self.docks.values():
+            dock.setFloating(False)
+            dock.show()
+        if self._default_state is not None:
+            self.restoreState(self._default_state, STATE_VERSION)
+        self._size_docks()
+
+    # -- status ------------------------------------------------------------------------------
+
+    def _update_title(self) -> None:
+        source = self.controller.dataset_source
+        name = source.split(":", 1)[1] + " example" if source.startswith("example:") else source
+        self.setWindowTitle(f"Training Inspector — {name}")
+
+    @Slot(object)
+    def _update_status(self, record: StepRecord) -> None:
+        latest = self.controller.latest_iteration
+        where = "" if record.iteration == latest else f" (viewing; latest {latest})"
+        self.status_iteration.setText(f"Iteration {record.iteration}{where}")
+        self.status_loss.setText(
+            f"Loss {format_number(record.loss)} · accuracy {record.accuracy:.0%}"
+        )
+        self.status_time.setText(f"Step {record.step_seconds * 1000:.1f} ms")
+        self.status_memory.setText(self.controller.describe_history())
+
+    @Slot(bool)
+    def _on_running_changed(self, running: bool) -> None:
+        run = self.actions["run"]
+        style = self.style()
+        run.setText("Pause" if running else "Run")
+        run.setIcon(
+            style.standardIcon(
+                QStyle.StandardPixmap.SP_MediaPause
+                if running
+                else QStyle.StandardPixmap.SP_MediaPlay
+            )
+        )
+        run.setToolTip(f"{'Pause training' if running else 'Train continuously'} (F5)")
+        for key in ("step", "step_epoch"):
+            self.actions[key].setEnabled(not running)
+
+    @Slot(bool)
+    def _on_loading_changed(self, loading: bool) -> None:
+        for key in ("step", "step_epoch", "run", "reset", "reseed"):
+            self.actions[key].setEnabled(not loading)
+        if not loading:
+            self._on_running_changed(self.controller.is_running)
+
+    @Slot(object)
+    def _on_paused_by_finding(self, finding) -> None:
+        self.docks["diagnostics"].show()
+        self.docks["diagnostics"].raise_()
+
+    @Slot(str, str, str)
+    def _show_error(self, title: str, message: str, details: str) -> None:
+        show_error(self, title, message, details)
+
+    def _about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About Training Inspector",
+            "<b>Training Inspector</b><p>Watch a small convolutional network learn, or fail to "
+            "learn, one weight update at a time: filter weights, gradients, updates and ReLU "
+            "outputs, with plain explanations of what went wrong.</p>",
+        )
+
+    # -- saving ------------------------------------------------------------------------------
+
+    def _ask_save_path(self, title: str, suggested: Path, filter_text: str) -> str:
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            title,
+            str(suggested),
+            filter_text,
+            options=QFileDialog.Option.DontConfirmOverwrite,
+        )
+        return path
+
+    def _ask_directory(self, title: str, start: Path) -> str:
+        return QFileDialog.getExistingDirectory(self, title, str(start))
+
+    def _confirm_replace(self, paths: list[Path]) -> bool:
+        names = "\n".join(str(p) for p in paths)
+        answer = QMessageBox.question(
+            self,
+            "Replace files?",
+            f"These files already exist:\n{names}\n\nReplace them?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _last_save_folder(self) -> Path:
+        stored = QSettings().value("save/last_folder", "")
+        folder = Path(stored) if stored else Path.home()
+        return folder if folder.is_dir() else Path.home()
+
+    @Slot()
+    def save_snapshot(self) -> list[Path]:
+        """Save the shown iteration's filters: PNG, raw .npy and JSON with config and findings."""
+        record = self.controller.shown
+        suggested = self._last_save_folder() / f"filters-iter{record.iteration:06d}.png"
+        chosen = self._ask_save_path("Save filter snapshot", suggested, "PNG image (*.png)")
+        if not chosen:
+            return []
+        target = Path(chosen)
+        stem = target.stem if target.suffix.lower() in (".png", ".npy", ".json") else target.name
+        directory = target.parent
+        clashes = files.existing(directory / f"{stem}{s}" for s in snapshot.SNAPSHOT_SUFFIXES)
+        overwrite = False
+        if clashes:
+            if not self._confirm_replace(clashes):
+                return []
+            overwrite = True
+        try:
+            written = snapshot.save_snapshot(
+                record,
+                self.controller.config,
+                record.findings,
+                directory,
+                stem,
+                overwrite=overwrite,
+                limits=self.filters_view.current_limits(),
+                extra={
+                    "dataset": {
+                        "source": self.controller.dataset_source,
+                        "digest": self.controller.dataset.digest(),
+                        "images": len(self.controller.dataset),
+                    }
+                },
+            )
+        except files.SaveError as exc:
+            self._show_error("Snapshot not saved", str(exc), "")
+            return []
+        QSettings().setValue("save/last_folder", str(directory))
+        self.statusBar().showMessage(
+            f"Saved {', '.join(p.name for p in written)} in {directory}", 8000
+        )
+        return written
+
+    def plot_items(self) -> dict:
+        """Every exportable plot of every view, by name."""
+        items = {}
+        for view in (self.filters_view, self.maps_view, self.curves_view):
+            items.update(view.plot_items())
+        return items
+
+    @Slot()
+    def save_plots(self) -> list[Path]:
+        """Save every plot (PNG and SVG) and the curves (CSV) into a new folder."""
+        chosen = self._ask_directory("Save plots into folder", self._last_save_folder())
+        if not chosen:
+            return []
+        parent = Path(chosen)
+        iteration = self.controller.shown.iteration
+        folder = parent / files.free_stem(parent, f"plots-iter{iteration:06d}", [""])
+        try:
+            folder.mkdir()
+            written = export.save_plots(self.plot_items(), folder)
+            written.append(self.curves_view.export_csv(folder / "curves.csv"))
+        except (files.SaveError, OSError) as exc:
+            self._show_error("Plots not saved", str(exc), "")
+            return []
+        QSettings().setValue("save/last_folder", str(parent))
+        self.statusBar().showMessage(f"Saved {len(written)} files in {folder}", 8000)
+        return written
+
+    # -- closing -----------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self._save_settings()
+        self.controller.shutdown()
+        super().closeEvent(event)

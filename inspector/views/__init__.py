@@ -1,0 +1,1 @@
+"""The panels of the Training Inspector window; each observes the controller and draws a record."""

@@ -1,0 +1,236 @@
+"""The Diagnostics panel: the engine's findings for the shown iteration, most recent first, each
+with its plain-language explanation and one-click fixes."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from model.diagnostics import Finding, sort_findings
+from model.record import StepRecord
+
+SEVERITY_STYLE = {
+    "error": ("#b2182b", "#fdecea", "Problem"),
+    "warning": ("#b35806", "#fff4e5", "Warning"),
+    "info": ("#2166ac", "#eaf2fb", "Note"),
+}
+#: While training, findings are rebuilt at most this often (their widgets are not cheap).
+RUNNING_REFRESH_MS = 250
+
+
+class FixButton(QPushButton):
+    """A push button whose label wraps, so a long fix never widens the panel."""
+
+    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("findingFix")
+        self._label = QLabel(text, self)
+        self._label.setWordWrap(True)
+        self._label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 4, 8, 4)
+        layout.addWidget(self._label)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+
+    def label_text(self) -> str:
+        return self._label.text()
+
+    def sizeHint(self):  # noqa: N802 - Qt override
+        return self.layout().sizeHint()
+
+    def minimumSizeHint(self):  # noqa: N802 - Qt override
+        return self.layout().minimumSize()
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt override
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt override
+        return self.layout().heightForWidth(width)
+
+
+class FindingCard(QFrame):
+    """One finding: severity chip, title, iteration, explanation and fix buttons."""
+
+    def __init__(self, finding: Finding, apply_fix, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.finding = finding
+        accent, background, word = SEVERITY_STYLE[finding.severity]
+        self.setObjectName(f"finding_{finding.code}")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setStyleSheet(
+            f"FindingCard {{ background: {background}; border: 1px solid {accent}; "
+            f"border-left: 5px solid {accent}; border-radius: 4px; }}"
+        )
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 8, 10, 8)
+        layout.setSpacing(4)
+
+        header = QHBoxLayout()
+        chip = QLabel(word.upper())
+        chip.setStyleSheet(
+            f"color: white; background: {accent}; border-radius: 3px; padding: 1px 6px;"
+            "font-weight: bold; font-size: 10px;"
+        )
+        header.addWidget(chip, 0, Qt.AlignmentFlag.AlignTop)
+        title = QLabel(finding.title)
+        title.setObjectName("findingTitle")
+        title.setWordWrap(True)
+        title.setStyleSheet("font-weight: bold; background: transparent; border: none;")
+        header.addWidget(title, 1)
+        when = f"iteration {finding.iteration}"
+        if finding.since is not None and finding.since != finding.iteration:
+            when += f" · since {finding.since}"
+        if finding.iteration == 0 and finding.code in _PRETRAINING_CODES:
+            when = "before training"
+        stamp = QLabel(when)
+        stamp.setStyleSheet("color: #555; background: transparent; border: none;")
+        header.addWidget(stamp, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(header)
+
+        text = QLabel(finding.explanation)
+        text.setObjectName("findingExplanation")
+        text.setWordWrap(True)
+        text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        text.setStyleSheet("background: transparent; border: none;")
+        layout.addWidget(text)
+
+        self.fix_buttons: list[FixButton] = []
+        for fix in finding.fixes:
+            button = FixButton(f"Fix: {fix.label}")
+            button.setToolTip(
+                "Rewinds, then changes the setting and continues from there."
+                if fix.rewind_to is not None
+                else "Starts a new run with this setting (same seed)."
+                if fix.needs_reset
+                else "Changes the setting from the next iteration on."
+            )
+            button.clicked.connect(lambda _checked=False, f=fix: apply_fix(f))
+            layout.addWidget(button)
+            self.fix_buttons.append(button)
+
+
+_PRETRAINING_CODES = {"init_all_positive", "raw_pixels", "first_update_kills", "first_update_large"}
+
+
+class DiagnosticsView(QWidget):
+    """Findings of ``controller.shown``; a banner says when a finding paused the run."""
+
+    def __init__(self, controller, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._controller = controller
+        self._record: StepRecord | None = None
+        self._drawn_signature = None
+
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
+        self.banner = QLabel()
+        self.banner.setObjectName("diagnosticsBanner")
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet(
+            "background: #b2182b; color: white; padding: 6px; border-radius: 3px;font-weight: bold;"
+        )
+        self.banner.hide()
+        outer.addWidget(self.banner)
+        self.summary = QLabel()
+        self.summary.setObjectName("diagnosticsSummary")
+        self.summary.setWordWrap(True)
+        outer.addWidget(self.summary)
+
+        self._scroll = QScrollArea()
+        self._scroll.setWidgetResizable(True)
+        self._scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self._list = QWidget()
+        self._list_layout = QVBoxLayout(self._list)
+        self._list_layout.setContentsMargins(0, 0, 0, 0)
+        self._list_layout.setSpacing(8)
+        self._list_layout.addStretch(1)
+        self._scroll.setWidget(self._list)
+        outer.addWidget(self._scroll, 1)
+
+        self._refresh = QTimer(self)
+        self._refresh.setSingleShot(True)
+        self._refresh.setInterval(RUNNING_REFRESH_MS)
+        self._refresh.timeout.connect(self._draw)
+
+        controller.record_shown.connect(self.show_record)
+        controller.session_reset.connect(self._on_reset)
+        controller.paused_by_finding.connect(self._on_paused)
+        controller.running_changed.connect(self._on_running_changed)
+        self.show_record(controller.shown)
+
+    @property
+    def cards(self) -> list[FindingCard]:
+        """The finding cards currently shown, top to bottom."""
+        layout = self._list_layout
+        return [layout.itemAt(i).widget() for i in range(layout.count() - 1)]
+
+    @Slot(object)
+    def show_record(self, record: StepRecord) -> None:
+        self._record = record
+        if self._controller.is_running:
+            if not self._refresh.isActive():
+                self._refresh.start()
+        else:
+            self._draw()
+
+    def _draw(self) -> None:
+        record = self._record
+        if record is None:
+            return
+        findings = sort_findings(record.findings)
+        signature = (record.iteration, tuple((f.title, f.explanation) for f in findings))
+        if signature == self._drawn_signature:
+            return
+        self._drawn_signature = signature
+        for card in self.cards:
+            self._list_layout.removeWidget(card)
+            card.deleteLater()
+        for position, finding in enumerate(findings):
+            card = FindingCard(finding, self._apply_fix, self._list)
+            self._list_layout.insertWidget(position, card)
+        self.summary.setText(self._summary_text(record, findings))
+
+    @staticmethod
+    def _summary_text(record: StepRecord, findings: list[Finding]) -> str:
+        if not findings:
+            return f"✓ Nothing wrong found at iteration {record.iteration}."
+        counts = {s: sum(f.severity == s for f in findings) for s in SEVERITY_STYLE}
+        parts = [
+            f"{n} {SEVERITY_STYLE[s][2].lower()}{'s' if n != 1 else ''}"
+            for s, n in counts.items()
+            if n
+        ]
+        return f"Iteration {record.iteration}: {', '.join(parts)}."
+
+    def _apply_fix(self, fix) -> None:
+        self.banner.hide()
+        self._controller.apply_fix(fix)
+
+    @Slot(object)
+    def _on_reset(self, record: StepRecord) -> None:
+        self.banner.hide()
+        self._drawn_signature = None
+        self.show_record(record)
+
+    @Slot(object)
+    def _on_paused(self, finding: Finding) -> None:
+        self.banner.setText(f"Run paused at iteration {finding.iteration}: {finding.title}")
+        self.banner.show()
+
+    @Slot(bool)
+    def _on_running_changed(self, running: bool) -> None:
+        if running:
+            self.banner.hide()
+        else:
+            self._refresh.stop()
+            self._draw()

@@ -1,0 +1,84 @@
+"""Qt tests run offscreen, with settings in a temporary folder, on the bundled examples."""
+
+import json
+import os
+import tempfile
+
+# An offscreen screen of a real desktop's size (the plugin's default is 800x600, smaller than
+# the window's minimum), so that window geometry behaves as on a 1920x1080 monitor.
+_SCREEN = {
+    "screens": [
+        {
+            "name": "test-1920x1080",
+            "x": 0,
+            "y": 0,
+            "width": 1920,
+            "height": 1080,
+            "logicalDpiX": 96,
+            "logicalDpiY": 96,
+            "dpr": 1,
+        }
+    ]
+}
+if os.environ.get("QT_QPA_PLATFORM", "offscreen") == "offscreen":
+    _config = os.path.join(tempfile.mkdtemp(prefix="inspector-screen-"), "screen.json")
+    with open(_config, "w", encoding="utf-8") as handle:
+        json.dump(_SCREEN, handle)
+    os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={_config}"
+
+import pytest  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QSettings  # noqa: E402
+
+from model.data import load_example  # noqa: E402
+from model.presets import preset_config  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path, monkeypatch):
+    """QSettings and the app's data folder point into ``tmp_path`` for every test."""
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(
+        QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings")
+    )
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    QCoreApplication.setOrganizationName("TrainingInspectorTests")
+    QCoreApplication.setApplicationName("training-inspector-tests")
+    yield
+
+
+@pytest.fixture(scope="session")
+def question_dataset():
+    return load_example("question")
+
+
+@pytest.fixture(scope="session")
+def shapes_dataset():
+    return load_example("shapes")
+
+
+@pytest.fixture
+def controller(qtbot, question_dataset):
+    """A controller on the question's two images with the ``seed`` preset (the failure)."""
+    from inspector.controller import SessionController
+
+    ctrl = SessionController(question_dataset, preset_config("seed"))
+    yield ctrl
+    ctrl.shutdown()
+
+
+@pytest.fixture
+def step_and_wait(qtbot):
+    """Press Step on a controller and wait until the record of the new iteration is shown."""
+
+    def run(ctrl, times=1):
+        for _ in range(times):
+            target = ctrl.latest_iteration + 1
+            with qtbot.waitSignal(
+                ctrl.running_changed, timeout=10000, check_params_cb=lambda r: not r
+            ):
+                ctrl.step()
+            assert ctrl.shown.iteration == target
+        return ctrl.shown
+
+    return run

@@ -1,0 +1,91 @@
+"""The Diagnostics panel explains the shown iteration and applies fixes in one click."""
+
+import pytest
+from PySide6.QtCore import Qt
+
+from inspector.views.diagnostics import DiagnosticsView
+from model.presets import preset_config
+
+
+@pytest.fixture
+def view(qtbot, controller):
+    widget = DiagnosticsView(controller)
+    qtbot.addWidget(widget)
+    widget.resize(330, 600)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def codes(view):
+    return [card.finding.code for card in view.cards]
+
+
+def click_fix(qtbot, view, code, text):
+    card = next(c for c in view.cards if c.finding.code == code)
+    button = next(b for b in card.fix_buttons if text in b.label_text())
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def test_before_training_the_risk_is_explained(view):
+    assert codes(view)[0] == "first_update_kills"  # the most severe first
+    assert {"raw_pixels", "init_all_positive"} <= set(codes(view))
+    first = view.cards[0]
+    assert "Pressing Step now will kill the filter" in first.finding.title
+    assert "1 problem" in view.summary.text()
+
+
+def test_after_the_step_the_dead_filter_comes_first_with_its_cause(view, controller, step_and_wait):
+    step_and_wait(controller)
+    assert codes(view)[0] == "dead_filter"
+    explanation = view.cards[0].finding.explanation
+    assert "learning rate × gradient" in explanation and "0.5000" in explanation
+
+
+def test_a_run_paused_by_a_dying_filter_shows_the_banner(qtbot, view, controller):
+    controller.set_speed(0)
+    with qtbot.waitSignal(controller.paused_by_finding, timeout=10000):
+        controller.run()
+    qtbot.waitUntil(lambda: not controller.is_running, timeout=10000)
+    assert view.banner.isVisible()
+    assert "paused at iteration 1" in view.banner.text()
+
+
+def test_an_init_fix_resets_with_the_new_setting(qtbot, view, controller, step_and_wait):
+    step_and_wait(controller)
+    click_fix(qtbot, view, "dead_filter", "N(0, 0.02)")
+    assert controller.config.conv_init.kind == "normal"
+    assert controller.config.conv_init.params["std"] == 0.02
+    assert controller.latest_iteration == 0
+    assert "dead_filter" not in codes(view)
+
+
+def test_a_learning_rate_fix_rewinds_to_before_the_bad_update(
+    qtbot, view, controller, step_and_wait
+):
+    step_and_wait(controller, times=3)
+    click_fix(qtbot, view, "dead_filter", "Divide the learning rate")
+    assert controller.latest_iteration == 0
+    assert controller.config.learning_rate < 0.5
+    assert controller.config.pixel_scaling == "raw"  # nothing else changed
+
+
+def test_cards_fit_the_panel_width(qtbot, view, controller):
+    qtbot.waitUntil(lambda: all(card.width() > 0 for card in view.cards))
+    viewport = view._scroll.viewport().width()
+    assert all(card.width() <= viewport for card in view.cards)
+    assert all(b.width() <= viewport for card in view.cards for b in card.fix_buttons)
+
+
+def test_healthy_iteration_says_nothing_is_wrong(qtbot, question_dataset):
+    from inspector.controller import SessionController
+
+    # Seed 9 starts with most of the filter alive; a small learning rate makes a small update.
+    config = preset_config("recommended", seed=9, learning_rate=1e-3)
+    ctrl = SessionController(question_dataset, config)
+    widget = DiagnosticsView(ctrl)
+    qtbot.addWidget(widget)
+    assert ctrl.shown.findings == ()
+    assert widget.cards == []
+    assert widget.summary.text() == "✓ Nothing wrong found at iteration 0."
+    ctrl.shutdown()

@@ -1,0 +1,143 @@
+"""The whole window, driven the way the README's tour goes: F10 twice on the question's setup,
+see the filter die and why, switch to 'recommended', reset, run, then save a snapshot and plots.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QSettings, Qt
+
+from inspector.controller import SessionController
+from inspector.main_window import MainWindow
+from model.presets import PRESETS, preset_config
+
+
+@pytest.fixture
+def window(qtbot, question_dataset):
+    controller = SessionController(question_dataset, preset_config("seed"))
+    win = MainWindow(controller)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    controller.shutdown()
+
+
+def press(qtbot, window, key, modifier=Qt.KeyboardModifier.NoModifier):
+    qtbot.keyClick(window, key, modifier)
+
+
+def wait_idle(qtbot, controller, timeout=10000):
+    qtbot.waitUntil(lambda: not controller.is_running, timeout=timeout)
+
+
+def test_f10_twice_shows_the_dead_filter_and_explains_it(qtbot, window):
+    controller = window.controller
+    pre = [card.finding.code for card in window.diagnostics_view.cards]
+    assert "first_update_kills" in pre  # the pre-training check already warns
+
+    for expected in (1, 2):
+        press(qtbot, window, Qt.Key.Key_F10)
+        qtbot.waitUntil(lambda e=expected: controller.shown.iteration == e, timeout=10000)
+        wait_idle(qtbot, controller)
+
+    record = controller.shown
+    weights = record.params["conv.weight"]
+    assert weights.max() < -1e4  # tens of thousands negative
+    assert record.dead_fraction == 1.0
+    assert np.all(record.activation == 0)
+    codes = [card.finding.code for card in window.diagnostics_view.cards]
+    assert codes[0] == "dead_filter"
+    card = window.diagnostics_view.cards[0]
+    assert "since iteration 1" in card.finding.title
+    assert window.status_iteration.text().startswith("Iteration 2")
+
+
+def test_switch_to_recommended_reset_and_run_learns(qtbot, window):
+    controller = window.controller
+    controller.apply_preset("recommended")
+    assert controller.pending_config == PRESETS["recommended"].config
+    press(qtbot, window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    assert controller.config == PRESETS["recommended"].config
+    assert controller.latest_iteration == 0
+    window.speed_combo.setCurrentIndex(window.speed_combo.count() - 1)  # as fast as possible
+    press(qtbot, window, Qt.Key.Key_F5)
+    qtbot.waitUntil(lambda: controller.latest_iteration >= 60, timeout=20000)
+    press(qtbot, window, Qt.Key.Key_F5)  # pause
+    wait_idle(qtbot, controller)
+    assert controller.shown.accuracy == 1.0
+    assert controller.shown.dead_fraction < 1.0
+    assert window.actions["run"].text() == "Run"
+
+
+def test_save_snapshot_and_plots(qtbot, window, tmp_path, step_and_wait):
+    step_and_wait(window.controller)
+    target = tmp_path / "snap.png"
+    window._ask_save_path = lambda *args: str(target)
+    written = window.save_snapshot()
+    assert sorted(p.name for p in written) == ["snap.json", "snap.npy", "snap.png"]
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "snap.npy"), window.controller.shown.params["conv.weight"]
+    )
+    meta = json.loads((tmp_path / "snap.json").read_text())
+    assert meta["iteration"] == 1
+    assert Image.open(target).size[0] > 300
+
+    # Saving again must not silently overwrite: the user is asked, and "No" keeps the files.
+    before = (tmp_path / "snap.npy").stat().st_mtime_ns
+    asked = []
+    window._confirm_replace = lambda paths: asked.append(paths) or False
+    assert window.save_snapshot() == []
+    assert asked and (tmp_path / "snap.npy").stat().st_mtime_ns == before
+
+    window._ask_directory = lambda *args: str(tmp_path)
+    plots = window.save_plots()
+    folder = tmp_path / "plots-iter000001"
+    names = {p.name for p in plots}
+    assert folder.is_dir() and "curves.csv" in names
+    assert any(n.endswith(".svg") for n in names) and any(n.endswith(".png") for n in names)
+    again = window.save_plots()  # a second save goes to a new folder, never over the first
+    assert again and Path(again[0]).parent.name == "plots-iter000001-2"
+
+
+def test_failed_save_says_so_and_keeps_running(qtbot, window, tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    window._ask_save_path = lambda *args: str(blocker / "snap.png")
+    shown = []
+    monkeypatch.setattr("inspector.main_window.show_error", lambda *a: shown.append(a))
+    assert window.save_snapshot() == []
+    assert shown and "not saved" in shown[0][1].lower()
+    press(qtbot, window, Qt.Key.Key_F10)
+    qtbot.waitUntil(lambda: window.controller.shown.iteration == 1, timeout=10000)
+
+
+def test_layout_is_remembered(qtbot, question_dataset):
+    controller = SessionController(question_dataset, preset_config("seed"))
+    first = MainWindow(controller)
+    qtbot.addWidget(first)
+    first.show()
+    first.docks["curves"].hide()
+    first.resize(1100, 700)
+    first.close()
+    assert QSettings().value("window/state") is not None
+
+    controller2 = SessionController(question_dataset, preset_config("seed"))
+    second = MainWindow(controller2)
+    qtbot.addWidget(second)
+    second.show()
+    assert not second.docks["curves"].toggleViewAction().isChecked()
+    assert (second.width(), second.height()) == (1100, 700)
+    second.restore_default_layout()
+    assert second.docks["curves"].toggleViewAction().isChecked()
+    second.close()
+
+
+def test_every_dock_has_an_object_name_and_actions_show_shortcuts(window):
+    assert all(dock.objectName().endswith("Dock") for dock in window.docks.values())
+    assert window.actions["step"].shortcut().toString() == "F10"
+    assert "(F10)" in window.actions["step"].toolTip()
+    assert window.actions["run"].shortcut().toString() == "F5"
