@@ -1,0 +1,291 @@
+"""The Setup panel, driven as a user would: typing into fields, choosing from combos, pressing
+buttons; refused values stay at their field, live ones apply at once, others wait for Reset."""
+
+import math
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFrame,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+)
+
+from inspector.views.setup import LR_SLIDER_STEPS_PER_DECADE, SetupView
+from model.init import InitSpec
+from model.presets import PRESETS, preset_config
+
+
+def make_view(qtbot, controller):
+    view = SetupView(controller)
+    qtbot.addWidget(view)
+    view.resize(360, 700)
+    view.show()
+    qtbot.waitExposed(view)
+    return view
+
+
+@pytest.fixture
+def view(qtbot, controller):
+    return make_view(qtbot, controller)
+
+
+def field(view, name, kind=QLineEdit):
+    widget = view.findChild(kind, name)
+    assert widget is not None, name
+    return widget
+
+
+def type_and_enter(qtbot, edit, text):
+    edit.setFocus()
+    edit.clear()
+    qtbot.keyClicks(edit, text)
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+
+
+def choose(qtbot, combo, key):
+    """Pick the entry whose data is ``key`` as a click in the open list does: it becomes
+    current and ``activated`` is emitted (only user choices emit it)."""
+    target = combo.findData(key)
+    assert target >= 0, key
+    combo.setCurrentIndex(target)
+    combo.activated.emit(target)
+
+
+def banner(view):
+    return view.findChild(QFrame, "pendingBanner")
+
+
+@pytest.mark.parametrize("text", ["abc", "-1", "0", "nan", "inf", "1e400", "", "1e13", "0.1.2"])
+def test_refused_learning_rate_is_shown_at_the_field(qtbot, view, controller, text):
+    before = controller.config
+    lr = field(view, "learningRate")
+    type_and_enter(qtbot, lr, text)
+    error = field(view, "learningRateError", QLabel)
+    assert error.isVisibleTo(view)
+    assert error.text().startswith("Learning rate")
+    assert lr.property("error") is True
+    assert lr.toolTip() == error.text()
+    assert controller.config == before
+    assert controller.pending_config is None
+    assert not banner(view).isVisibleTo(view)
+
+
+def test_valid_learning_rate_applies_immediately_while_training(
+    qtbot, view, controller, step_and_wait
+):
+    step_and_wait(controller, 2)
+    lr = field(view, "learningRate")
+    type_and_enter(qtbot, lr, "abc")
+    type_and_enter(qtbot, lr, "0.001")
+    assert controller.config.learning_rate == 0.001
+    assert controller.latest_iteration == 2  # no reset
+    assert controller.pending_config is None
+    assert not field(view, "learningRateError", QLabel).isVisibleTo(view)
+    assert lr.property("error") is False
+    slider = field(view, "learningRateSlider", QSlider)
+    assert slider.value() == -3 * LR_SLIDER_STEPS_PER_DECADE
+    qtbot.mouseClick(field(view, "learningRateUp", QPushButton), Qt.MouseButton.LeftButton)
+    assert controller.config.learning_rate == 0.01
+    assert lr.text() == "0.01"
+    qtbot.mouseClick(field(view, "learningRateDown", QPushButton), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(field(view, "learningRateDown", QPushButton), Qt.MouseButton.LeftButton)
+    assert controller.config.learning_rate == 0.0001
+    # Keyboard on the log slider: one page is one decade.
+    slider.setFocus()
+    qtbot.keyClick(slider, Qt.Key.Key_PageUp)
+    assert math.isclose(controller.config.learning_rate, 0.001)
+    assert step_and_wait(controller, 1).settings.learning_rate == controller.config.learning_rate
+
+
+def test_conv_initialiser_waits_for_reset(qtbot, view, controller, step_and_wait):
+    step_and_wait(controller, 1)
+    running = controller.config
+    choose(qtbot, field(view, "convInitKind", QComboBox), "normal")
+    type_and_enter(qtbot, field(view, "convInitMean"), "0")
+    type_and_enter(qtbot, field(view, "convInitStd"), "0.02")
+    assert field(view, "convInitStd").isVisibleTo(view)
+    assert not field(view, "convInitLow").isVisibleTo(view)
+    assert controller.config == running
+    assert controller.pending_config.conv_init == InitSpec("normal", {"mean": 0, "std": 0.02})
+    assert banner(view).isVisibleTo(view)
+    text = field(view, "pendingText", QLabel).text()
+    assert "apply on Reset" in text and "filter initialiser" in text
+    assert "95% of weights in [-0.04, 0.04]" in field(view, "convInitInfo", QLabel).text()
+
+    qtbot.mouseClick(field(view, "resetNowButton", QPushButton), Qt.MouseButton.LeftButton)
+    assert controller.config.conv_init == InitSpec("normal", {"mean": 0, "std": 0.02})
+    assert controller.shown.iteration == 0
+    assert controller.pending_config is None
+    assert not banner(view).isVisibleTo(view)
+
+
+def test_refused_initialiser_parameter_is_shown_at_it(qtbot, view, controller):
+    before = controller.config
+    type_and_enter(qtbot, field(view, "convInitHigh"), "abc")
+    error = field(view, "convInitError", QLabel)
+    assert error.isVisibleTo(view) and "high must be a number" in error.text()
+    assert field(view, "convInitHigh").property("error") is True
+    type_and_enter(qtbot, field(view, "convInitHigh"), "-5")  # below low = 0
+    assert "must not exceed" in error.text()
+    assert controller.config == before and controller.pending_config is None
+
+
+def test_he_initialiser_shows_its_computed_std(qtbot, view, controller):
+    choose(qtbot, field(view, "classifierInitKind", QComboBox), "he_normal")
+    features = 1 * 32 * 32  # one filter, 'same' padding on 32x32 images
+    info = field(view, "classifierInitInfo", QLabel).text()
+    assert f"fan-in {features:,}" in info
+    assert f"{math.sqrt(2 / features):.4g}" in info
+    assert controller.pending_config.classifier_init.kind == "he_normal"
+
+
+def test_even_kernel_with_same_padding_is_refused_at_kernel_size(qtbot, view, controller):
+    kernel = field(view, "kernelSize", QSpinBox)
+    kernel.setFocus()
+    kernel.lineEdit().selectAll()
+    qtbot.keyClicks(kernel, "4")
+    qtbot.keyClick(kernel, Qt.Key.Key_Return)
+    error = field(view, "kernelSizeError", QLabel)
+    assert error.isVisibleTo(view) and "odd kernel size" in error.text()
+    assert kernel.value() == 4  # what was entered stays, marked
+    assert kernel.property("error") is True
+    assert controller.pending_config is None and controller.config.kernel_size == 3
+    # Choosing 'valid' padding makes the even kernel acceptable.
+    choose(qtbot, field(view, "padding", QComboBox), "valid")
+    assert controller.pending_config.padding == "valid"
+    qtbot.keyClick(kernel, Qt.Key.Key_Up)
+    assert controller.pending_config.kernel_size == 4
+    assert not error.isVisibleTo(view) and kernel.property("error") is False
+
+
+def test_recommended_preset_applies_on_reset_and_fills_the_form(qtbot, view, controller):
+    combo = field(view, "presetCombo", QComboBox)
+    assert combo.currentData() == "seed"
+    choose(qtbot, combo, "recommended")
+    assert controller.config == PRESETS["seed"].config
+    assert banner(view).isVisibleTo(view)
+    qtbot.mouseClick(field(view, "resetNowButton", QPushButton), Qt.MouseButton.LeftButton)
+    assert controller.config == PRESETS["recommended"].config
+    assert combo.currentData() == "recommended"
+    assert field(view, "learningRate").text() == "0.01"
+    assert field(view, "convInitKind", QComboBox).currentData() == "normal"
+    assert field(view, "convInitStd").text() == "0.02"
+    assert field(view, "pixelScaling", QComboBox).currentData() == "unit"
+    assert not banner(view).isVisibleTo(view)
+
+
+def test_custom_appears_when_the_form_matches_no_preset(qtbot, view, controller):
+    combo = field(view, "presetCombo", QComboBox)
+    assert combo.findData("custom") < 0
+    type_and_enter(qtbot, field(view, "momentum"), "0.5")
+    assert controller.config.momentum == 0.5
+    assert combo.currentData() == "custom"
+
+
+def test_last_session_is_offered_in_a_new_view(qtbot, controller, question_dataset):
+    from inspector.controller import SessionController
+
+    first = make_view(qtbot, controller)
+    assert field(first, "presetCombo", QComboBox).findData("last") < 0
+    type_and_enter(qtbot, field(first, "learningRate"), "0.001")
+    assert controller.config.learning_rate == 0.001
+
+    fresh = SessionController(question_dataset, preset_config("seed"))
+    try:
+        second = make_view(qtbot, fresh)
+        combo = field(second, "presetCombo", QComboBox)
+        assert combo.findData("last") >= 0
+        assert combo.currentData() == "seed"
+        choose(qtbot, combo, "last")
+        assert fresh.config.learning_rate == 0.001
+        assert combo.currentData() == "last"
+    finally:
+        fresh.shutdown()
+
+
+def test_form_follows_config_changes_from_elsewhere(qtbot, view, controller):
+    seen = []
+    controller.pending_config_changed.connect(seen.append)
+    controller.apply_preset("recommended")
+    assert len(seen) == 1  # filling the form requested nothing more
+    controller.reset()
+    assert field(view, "learningRate").text() == "0.01"
+    assert field(view, "pixelScaling", QComboBox).currentData() == "unit"
+    assert controller.pending_config is None
+    assert seen[-1] is None and len(seen) == 2
+
+
+def test_live_change_applies_now_and_stays_in_the_pending_settings(qtbot, view, controller):
+    choose(qtbot, field(view, "pixelScaling", QComboBox), "unit")
+    assert controller.pending_config.pixel_scaling == "unit"
+    type_and_enter(qtbot, field(view, "learningRate"), "0.02")
+    assert controller.config.learning_rate == 0.02  # applied to the running session
+    assert controller.config.pixel_scaling == "raw"
+    assert controller.pending_config.learning_rate == 0.02  # and kept for after Reset
+    assert controller.pending_config.pixel_scaling == "unit"
+    assert banner(view).isVisibleTo(view)
+    assert "pixel scaling" in field(view, "pendingText", QLabel).text()
+    assert "learning rate" not in field(view, "pendingText", QLabel).text()
+    qtbot.mouseClick(field(view, "resetNowButton", QPushButton), Qt.MouseButton.LeftButton)
+    assert controller.config.learning_rate == 0.02
+    assert controller.config.pixel_scaling == "unit"
+
+
+def test_leaky_slope_shown_only_for_leaky_relu_and_validated(qtbot, view, controller):
+    slope = field(view, "negativeSlope")
+    assert not slope.isVisibleTo(view)
+    choose(qtbot, field(view, "activation", QComboBox), "leaky_relu")
+    assert slope.isVisibleTo(view)
+    type_and_enter(qtbot, slope, "1.5")
+    assert "Leaky slope must be in [0, 1)" in field(view, "negativeSlopeError", QLabel).text()
+    assert controller.pending_config.negative_slope == 0.01
+    type_and_enter(qtbot, slope, "0.1")
+    assert controller.pending_config.negative_slope == 0.1
+    assert not field(view, "negativeSlopeError", QLabel).isVisibleTo(view)
+
+
+def test_clipping_checkbox_and_value(qtbot, view, controller):
+    clip = field(view, "clipNorm")
+    assert not clip.isEnabled()
+    qtbot.mouseClick(field(view, "clipEnabled", QCheckBox), Qt.MouseButton.LeftButton)
+    assert controller.config.clip_norm == 1.0
+    type_and_enter(qtbot, clip, "0")
+    assert field(view, "clipNormError", QLabel).isVisibleTo(view)
+    assert controller.config.clip_norm == 1.0
+    type_and_enter(qtbot, clip, "5")
+    assert controller.config.clip_norm == 5.0
+    qtbot.mouseClick(field(view, "clipEnabled", QCheckBox), Qt.MouseButton.LeftButton)
+    assert controller.config.clip_norm is None
+    assert controller.pending_config is None
+
+
+def test_note_when_the_shown_iteration_used_another_learning_rate(
+    qtbot, view, controller, step_and_wait
+):
+    step_and_wait(controller, 1)
+    note = field(view, "learningRateNote", QLabel)
+    assert not note.isVisibleTo(view)
+    type_and_enter(qtbot, field(view, "learningRate"), "0.01")
+    step_and_wait(controller, 1)
+    assert not note.isVisibleTo(view)
+    controller.show_iteration(1)
+    assert note.isVisibleTo(view) and note.text() == "Iteration 1 used 0.5."
+
+
+def test_reseed_starts_a_new_run_with_another_seed(qtbot, view, controller, step_and_wait):
+    step_and_wait(controller, 1)
+    seed = field(view, "seed")
+    assert seed.text() == "4"
+    qtbot.mouseClick(field(view, "reseedButton", QPushButton), Qt.MouseButton.LeftButton)
+    assert controller.shown.iteration == 0
+    assert seed.text() == str(controller.config.seed)
+    type_and_enter(qtbot, seed, "-3")
+    assert "Seed must be between 0 and" in field(view, "seedError", QLabel).text()
+    type_and_enter(qtbot, seed, "4")
+    assert controller.pending_config.seed == 4
