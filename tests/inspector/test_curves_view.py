@@ -1,0 +1,216 @@
+"""The Curves panel shows the true metrics of every iteration, marks the shown one, reads out
+exact values on hover and exports its table as CSV."""
+
+import csv
+import math
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF
+
+from inspector.views.curves import PLOT_NAMES, REDRAW_INTERVAL_MS, CurvesView
+from model.files import SaveError
+from model.formatting import format_number
+from model.presets import preset_config
+from model.record import METRIC_NAMES
+
+
+@pytest.fixture
+def view(qtbot, controller):
+    widget = CurvesView(controller)
+    qtbot.addWidget(widget)
+    widget.resize(900, 600)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def curve_named(plot, name):
+    matches = [item for item in plot.listDataItems() if item.name() == name]
+    assert len(matches) == 1, [item.name() for item in plot.listDataItems()]
+    return matches[0]
+
+
+def y_at(curve, iteration):
+    x, y = curve.getData()
+    index = np.flatnonzero(x == iteration)
+    assert index.size == 1, (x, iteration)
+    return float(y[index[0]])
+
+
+def xs(item):
+    """x values an item draws (pyqtgraph gives None for an empty item)."""
+    x = item.getData()[0]
+    return [] if x is None else list(x)
+
+
+def switch_to_recommended(controller):
+    controller.request_config(preset_config("recommended"))
+    controller.reset()
+
+
+def test_plot_items_has_every_named_plot(view):
+    assert list(view.plot_items()) == list(PLOT_NAMES)
+
+
+def test_weights_min_curve_shows_the_records_minimum(view, controller, step_and_wait):
+    step_and_wait(controller, 3)
+    expected = controller.record(1).metrics["conv_weight_min"]
+    assert expected < -40_000  # the question's jump
+    weights = view.plot_items()["curve-weights"]
+    assert y_at(curve_named(weights, "min"), 1) == pytest.approx(expected)
+    assert y_at(curve_named(weights, "max"), 0) == pytest.approx(
+        controller.record(0).metrics["conv_weight_max"]
+    )
+
+
+def test_loss_plot_has_mean_and_one_curve_per_image(
+    view, controller, step_and_wait, shapes_dataset
+):
+    step_and_wait(controller, 2)
+    loss = view.plot_items()["curve-loss"]
+    images = len(controller.dataset.labels)
+    assert len(loss.listDataItems()) == images + 1
+    cross = curve_named(loss, "cross.png")
+    column = controller.metric_columns(["image_losses"])["image_losses"]
+    assert y_at(cross, 2) == pytest.approx(math.log10(column[2, 0]))  # log axis: seed's loss
+
+    controller.set_dataset(shapes_dataset, "example:shapes")
+    # 80 images: the highest and lowest image loss instead of 80 lines, and the legend says so
+    assert len(loss.listDataItems()) == 3
+    assert "highest of 80 images" in loss.titleLabel.text
+
+
+def test_seed_loss_starts_on_a_log_axis_and_the_user_can_switch_it_off(
+    view, controller, step_and_wait
+):
+    step_and_wait(controller, 1)
+    box = view.findChild(type(view._loss_log), "curvesLossLog")
+    loss = view.plot_items()["curve-loss"]
+    assert box.isChecked() and view.loss_log_scale
+    assert loss.getAxis("left").logMode
+    box.click()
+    assert not view.loss_log_scale and not loss.getAxis("left").logMode
+    mean = curve_named(loss, "mean")
+    assert y_at(mean, 0) == pytest.approx(controller.record(0).loss)
+
+    switch_to_recommended(controller)  # a new run decides from its own data again
+    step_and_wait(controller, 2)
+    assert not box.isChecked() and not view.loss_log_scale
+
+
+def test_dead_filters_zero_gradient_is_drawn_not_dropped(view, controller, step_and_wait):
+    gradients = view.plot_items()["curve-gradient-norms"]
+    zeros = curve_named(gradients, "conv filter: 0 (no gradient)")
+    step_and_wait(controller, 1)
+    assert xs(zeros) == []  # iteration 1 still had a (huge) gradient
+
+    step_and_wait(controller, 2)
+    assert controller.record(2).metrics["conv_grad_norm"] == 0
+    x, y = zeros.getData()
+    assert list(x) == [2, 3]
+    # on the floor line, below every drawn gradient
+    classifier = curve_named(gradients, "classifier").getData()[1]
+    assert np.all(y < np.nanmin(classifier))
+    floor_line = view._panels["curve-gradient-norms"].floor_line
+    assert floor_line.isVisible() and floor_line.value() == pytest.approx(y[0])
+
+    ratio = view.plot_items()["curve-update-ratio"]
+    assert xs(curve_named(ratio, "conv filter: 0 (no update)")) == [2, 3]
+
+
+def test_marker_follows_the_shown_iteration(view, controller, step_and_wait):
+    step_and_wait(controller, 3)
+    markers = [panel.marker for panel in view._panels.values()]
+    assert [m.value() for m in markers] == [3] * len(PLOT_NAMES)
+    controller.show_iteration(0)
+    assert [m.value() for m in markers] == [0] * len(PLOT_NAMES)
+    controller.follow_latest()
+    assert [m.value() for m in markers] == [3] * len(PLOT_NAMES)
+
+
+def test_hover_reads_out_exact_values_at_the_nearest_iteration(
+    qtbot, view, controller, step_and_wait
+):
+    step_and_wait(controller, 3)
+    record = controller.record(1)
+    weights = view.plot_items()["curve-weights"]
+    scene = weights.scene()
+    # a little right of iteration 1: the readout snaps to the nearest iteration
+    position = weights.vb.mapViewToScene(QPointF(1.2, record.metrics["conv_weight_mean"]))
+    scene.sigMouseMoved.emit(position)
+    qtbot.waitUntil(lambda: view.hover_text("curve-weights") != "", timeout=2000)
+    text = view.hover_text("curve-weights")
+    assert "iteration 1" in text
+    for name in ("conv_weight_min", "conv_weight_mean", "conv_weight_max"):
+        assert format_number(record.metrics[name]) in text
+    assert view.hover_text("curve-loss") == ""
+
+    gradients = view.plot_items()["curve-gradient-norms"]
+    position = gradients.vb.mapViewToScene(QPointF(2, gradients.vb.viewRect().center().y()))
+    scene.sigMouseMoved.emit(position)
+    qtbot.waitUntil(lambda: "iteration 2" in view.hover_text("curve-gradient-norms"))
+    text = view.hover_text("curve-gradient-norms")
+    assert "conv filter: 0 (no gradient)" in text
+    classifier = controller.record(2).metrics["classifier_grad_norm"]
+    assert f"classifier: {format_number(classifier)}" in text
+    assert view.hover_text("curve-weights") == ""
+
+
+def test_export_csv_writes_every_metric_and_refuses_to_overwrite(
+    view, controller, step_and_wait, tmp_path
+):
+    step_and_wait(controller, 3)
+    path = tmp_path / "metrics.csv"
+    assert view.export_csv(path) == path
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == [*METRIC_NAMES, "loss_image_0", "loss_image_1"]
+    assert len(rows) == 1 + 4
+    header = rows[0]
+    first = dict(zip(header, rows[1], strict=True))
+    second = dict(zip(header, rows[2], strict=True))
+    assert first["iteration"] == "0" and first["conv_grad_norm"] == ""  # NaN -> empty
+    record = controller.record(1)
+    assert float(second["conv_weight_min"]) == record.metrics["conv_weight_min"]
+    assert float(second["loss_image_1"]) == record.losses[1]
+
+    before = path.read_bytes()
+    step_and_wait(controller, 1)
+    with pytest.raises(SaveError, match="already exists"):
+        view.export_csv(path)
+    assert path.read_bytes() == before
+    view.export_csv(path, overwrite=True)
+    assert len(path.read_text().splitlines()) == 1 + 5
+
+
+def test_redraws_are_coalesced_while_running_and_exact_when_paused(
+    qtbot, view, controller, monkeypatch
+):
+    switch_to_recommended(controller)
+    fetches = []
+    original = controller.metric_columns
+
+    def counting(names):
+        fetches.append(time.monotonic())
+        return original(names)
+
+    monkeypatch.setattr(controller, "metric_columns", counting)
+    announcements = []
+    controller.history_changed.connect(announcements.append)
+    controller.set_speed(300)
+    with qtbot.waitSignal(controller.running_changed):
+        controller.run()
+    qtbot.wait(1000)
+    with qtbot.waitSignal(controller.running_changed, timeout=10000):
+        controller.pause()
+    assert len(announcements) >= 10
+    # at most one fetch per interval (plus the final one when the run ended)
+    gaps = np.diff(fetches[:-1]) * 1000
+    assert len(fetches) < len(announcements)
+    assert len(gaps) >= 3 and np.all(gaps >= REDRAW_INTERVAL_MS * 0.9), gaps
+    mean = curve_named(view.plot_items()["curve-loss"], "mean")
+    x, y = mean.getData()
+    assert x[-1] == controller.latest_iteration
+    assert y[-1] == pytest.approx(controller.record(controller.latest_iteration).loss)

@@ -1,0 +1,150 @@
+"""The History bar: look back at any iteration, follow training again, continue from the past."""
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QPushButton, QSlider, QToolButton
+
+from inspector.views.history import HistoryView
+from model.formatting import format_number
+from model.presets import preset_config
+
+
+@pytest.fixture
+def view(qtbot, controller):
+    widget = HistoryView(controller)
+    qtbot.addWidget(widget)
+    widget.resize(1000, widget.sizeHint().height())
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def slider(view) -> QSlider:
+    return view.findChild(QSlider, "historySlider")
+
+
+def button(view, name) -> QPushButton:
+    return view.findChild(QPushButton, name)
+
+
+def text(view, name) -> str:
+    return view.findChild(type(view._position), name).text()
+
+
+def test_slider_spans_the_run_and_follows_new_iterations(view, controller, step_and_wait):
+    assert (slider(view).maximum(), slider(view).value()) == (0, 0)
+    step_and_wait(controller, 5)
+    assert (slider(view).maximum(), slider(view).value()) == (5, 5)
+    assert text(view, "historyPosition") == "Iteration 5 of 5"
+    assert format_number(controller.record(5).loss) in text(view, "historyMetrics")
+    assert not button(view, "historyLatest").isEnabled()
+    assert not button(view, "historyContinue").isEnabled()
+
+
+def test_moving_the_slider_shows_that_iteration(qtbot, view, controller, step_and_wait):
+    step_and_wait(controller, 5)
+    slider(view).setValue(2)
+    assert controller.shown.iteration == 2
+    assert not controller.following_latest
+    assert text(view, "historyPosition") == "Iteration 2 of 5"
+    record = controller.record(2)
+    assert f"loss {format_number(record.loss)}" in text(view, "historyMetrics")
+    assert button(view, "historyLatest").isEnabled()
+    assert button(view, "historyContinue").isEnabled()
+
+    qtbot.mouseClick(button(view, "historyLatest"), Qt.MouseButton.LeftButton)
+    assert controller.shown.iteration == 5 and controller.following_latest
+    assert slider(view).value() == 5
+
+
+def test_keys_and_step_buttons_move_through_iterations(qtbot, view, controller, step_and_wait):
+    step_and_wait(controller, 5)
+    bar = slider(view)
+    bar.setFocus()
+    qtbot.keyClick(bar, Qt.Key.Key_Left)
+    qtbot.waitUntil(lambda: controller.shown.iteration == 4)
+    qtbot.keyClick(bar, Qt.Key.Key_Left)
+    qtbot.keyClick(bar, Qt.Key.Key_Left)
+    qtbot.waitUntil(lambda: controller.shown.iteration == 2)
+    qtbot.keyClick(bar, Qt.Key.Key_Home)
+    qtbot.waitUntil(lambda: controller.shown.iteration == 0)
+    assert not view.findChild(QToolButton, "historyBack").isEnabled()
+    qtbot.keyClick(bar, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: controller.shown.iteration == 1)
+    qtbot.keyClick(bar, Qt.Key.Key_End)
+    qtbot.waitUntil(lambda: controller.shown.iteration == 5 and controller.following_latest)
+
+    back = view.findChild(QToolButton, "historyBack")
+    forward = view.findChild(QToolButton, "historyForward")
+    qtbot.mouseClick(back, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: controller.shown.iteration == 4)
+    qtbot.mouseClick(forward, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: controller.shown.iteration == 5 and controller.following_latest)
+    assert not forward.isEnabled()
+
+
+def test_a_fast_drag_is_coalesced_and_ends_where_released(
+    qtbot, view, controller, step_and_wait, monkeypatch
+):
+    step_and_wait(controller, 12)
+    requests = []
+    original = controller.show_iteration
+    monkeypatch.setattr(controller, "show_iteration", lambda k: (requests.append(k), original(k)))
+    bar = slider(view)
+    bar.setSliderDown(True)
+    for value in range(11, 0, -1):
+        bar.setValue(value)
+    bar.setSliderDown(False)
+    qtbot.waitUntil(lambda: controller.shown.iteration == 1)
+    assert requests[0] == 11 and requests[-1] == 1
+    assert len(requests) < 5, requests
+    assert bar.value() == 1
+
+
+def test_continue_from_here_drops_later_iterations(qtbot, view, controller, step_and_wait):
+    step_and_wait(controller, 5)
+    slider(view).setValue(2)
+    asked = []
+    view.confirm = lambda iteration, dropped: asked.append((iteration, dropped)) or False
+    qtbot.mouseClick(button(view, "historyContinue"), Qt.MouseButton.LeftButton)
+    assert asked == [(2, 3)]
+    assert controller.latest_iteration == 5  # declined: nothing dropped
+
+    view.confirm = lambda iteration, dropped: asked.append((iteration, dropped)) or True
+    qtbot.mouseClick(button(view, "historyContinue"), Qt.MouseButton.LeftButton)
+    assert asked[-1] == (2, 3)
+    assert controller.latest_iteration == 2
+    assert (slider(view).maximum(), slider(view).value()) == (2, 2)
+    assert text(view, "historyPosition") == "Iteration 2 of 2"
+    assert not button(view, "historyContinue").isEnabled()
+
+    step_and_wait(controller, 1)
+    assert controller.shown.iteration == 3
+    assert slider(view).maximum() == 3
+
+
+def test_continue_is_disabled_while_running_and_a_picked_iteration_stays(
+    qtbot, view, controller, step_and_wait
+):
+    controller.request_config(preset_config("recommended"))
+    controller.reset()
+    step_and_wait(controller, 3)
+    slider(view).setValue(1)
+    assert button(view, "historyContinue").isEnabled()
+    controller.set_speed(200)
+    with qtbot.waitSignal(controller.running_changed):
+        controller.run()
+    assert not button(view, "historyContinue").isEnabled()
+    qtbot.waitUntil(lambda: controller.latest_iteration >= 6, timeout=5000)
+    slider(view).setValue(2)  # pick a past iteration while training goes on
+    start = controller.latest_iteration
+    qtbot.waitUntil(lambda: slider(view).maximum() >= start + 5, timeout=5000)
+    assert slider(view).value() == 2 and controller.shown.iteration == 2
+    assert text(view, "historyPosition").startswith("Iteration 2 of ")
+    assert not button(view, "historyContinue").isEnabled()
+
+    qtbot.mouseClick(button(view, "historyLatest"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: slider(view).value() > start + 5, timeout=5000)
+    with qtbot.waitSignal(controller.running_changed, timeout=10000):
+        controller.pause()
+    assert slider(view).value() == slider(view).maximum() == controller.latest_iteration
