@@ -1,0 +1,238 @@
+"""MapsView: pre-activation and ReLU output maps, dead outputs, paging, predictions."""
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from inspector import plotting
+from inspector.views.maps import PAGE_SIZE, MapsView
+from model.colormap import diverging_rgb
+from model.presets import preset_config
+
+
+@pytest.fixture
+def make_controller(qtbot):
+    """Controllers on any dataset and config, shut down after the test."""
+    from inspector.controller import SessionController
+
+    made = []
+
+    def make(dataset, config):
+        controller = SessionController(dataset, config)
+        made.append(controller)
+        return controller
+
+    yield make
+    for controller in made:
+        controller.shutdown()
+
+
+def make_view(qtbot, controller, width=None, height=None):
+    view = MapsView(controller)
+    qtbot.addWidget(view)
+    if width:
+        view.resize(width, height)
+        view.show()
+        qtbot.waitExposed(view)
+    return view
+
+
+def tile(view, name, row, f):
+    """The colour codes of map (row, f) of the page in mosaic ``name`` ('pre' / 'output')."""
+    assert view.pixel_step() == 1
+    layout = view.shown_layout()
+    image = view.image_items()[name].image
+    y, x = row * layout.pitch_y, f * layout.pitch_x
+    return image[y : y + layout.tile_height, x : x + layout.tile_width]
+
+
+def pixel_at(view, name, x, y):
+    graphics = view.findChild(object, "mapsPlots")
+    point = plotting.widget_point(graphics, view.plots()[name], x, y, view)
+    return view.grab().toImage().pixelColor(point)
+
+
+def test_seed_after_one_step_every_output_is_dead_and_drawn_black(qtbot, controller, step_and_wait):
+    view = make_view(qtbot, controller, 900, 600)
+    record = step_and_wait(controller)
+    qtbot.wait(50)
+    assert np.all(record.activation == 0)
+
+    layout = view.mosaic_layout()
+    for row in range(2):
+        assert np.all(tile(view, "output", row, 0) == plotting.DEAD_CODE)
+        x, y = layout.tile_centre(row, 0)
+        colour = pixel_at(view, "output", x + 3, y + 3)
+        assert max(colour.red(), colour.green(), colour.blue()) < 20
+    assert view.pair_labels() == ["100% zero", "100% zero"]
+    banner = view.findChild(object, "mapsDeadBanner")
+    assert banner.isVisible()
+    assert banner.text().startswith("All ReLU outputs are 0: the filter is dead — see Diagnostics")
+    summary = view.findChild(object, "mapsSummary").text()
+    assert "filter 0 100% (dead since iteration 1)" in summary
+    assert view.scale_labels()["output"] == "every output is 0\n(dead, black)"
+
+
+def test_seed_at_iteration_0_nothing_is_dead_yet(qtbot, controller):
+    view = make_view(qtbot, controller)
+    assert not view.findChild(object, "mapsDeadBanner").isVisibleTo(view)
+    assert view.pair_labels() == ["0% zero", "0% zero"]
+    assert np.all(tile(view, "output", 0, 0) > plotting.DEAD_CODE)
+
+
+def test_recommended_dead_fractions_are_the_records(qtbot, make_controller, question_dataset):
+    controller = make_controller(question_dataset, preset_config("recommended"))
+    view = make_view(qtbot, controller)
+    record = controller.shown
+    fraction = float(record.dead_fraction_per_filter[0])
+    assert 0 < fraction < 1
+
+    summary = view.findChild(object, "mapsSummary").text()
+    assert summary == (f"Outputs that are zero (dead), over all 2 images: filter 0 {fraction:.0%}")
+    per_image = (np.asarray(record.pre_activation) <= 0).mean(axis=(2, 3))
+    assert view.pair_labels() == [f"{share:.0%} zero" for share in per_image[:, 0]]
+    dead_pixels = np.count_nonzero(tile(view, "output", 0, 0) == plotting.DEAD_CODE)
+    assert dead_pixels == np.count_nonzero(record.activation[0, 0] == 0)
+    assert not view.findChild(object, "mapsDeadBanner").isVisibleTo(view)
+
+
+def test_positive_outputs_use_the_positive_colours(qtbot, make_controller, question_dataset):
+    controller = make_controller(question_dataset, preset_config("recommended"))
+    view = make_view(qtbot, controller, 900, 600)
+    record = controller.shown
+    output = np.asarray(record.activation[0, 0])
+    i, j = np.unravel_index(np.argmax(output), output.shape)
+    layout = view.mosaic_layout()
+    x, y = layout.tile_origin(0, 0)
+    colour = pixel_at(view, "output", x + j + 0.5, y + i + 0.5)
+    # The largest output takes the dark-blue end of the positive map.
+    assert (colour.red(), colour.green(), colour.blue()) == pytest.approx((37, 52, 148), abs=12)
+
+
+def test_predictions_and_losses_label_the_rows(qtbot, controller, step_and_wait):
+    view = make_view(qtbot, controller, 1000, 700)
+    record = step_and_wait(controller)
+    qtbot.wait(50)
+    ticks = view.plots()["inputs"].getAxis("left")._tickLevels[0]
+    texts = [text for _, text in ticks]
+    # The circle (label 1) is predicted as a cross after the update: marked wrong.
+    assert record.predictions.tolist() == [0, 0]
+    assert texts[0].startswith("#1 cross\n→ cross")
+    assert "✗ wrong" in texts[1] and texts[1].startswith("#2 circle")
+    assert f"→ cross {1 - record.probabilities[1]:.0%} ✗ wrong" in texts[1]
+
+
+def test_shapes_pages_through_80_images(qtbot, make_controller, shapes_dataset):
+    controller = make_controller(shapes_dataset, preset_config("recommended", num_filters=8))
+    view = make_view(qtbot, controller, 900, 600)
+    page = view.findChild(object, "mapsPage")
+    assert page.currentText() == "images 1–16 of 80"
+    assert page.count() == 5
+    thumbs = view.image_items()["inputs"]
+    first_thumb = thumbs.image[:32, :32, :3].copy()
+    np.testing.assert_array_equal(first_thumb, shapes_dataset.images[0].transpose(1, 2, 0))
+    first_pre = tile(view, "pre", 0, 3).copy()
+
+    qtbot.mouseClick(view.findChild(object, "mapsPageNext"), Qt.MouseButton.LeftButton)
+
+    assert page.currentText() == "images 17–32 of 80"
+    assert view.page_range() == (16, 32)
+    np.testing.assert_array_equal(
+        thumbs.image[:32, :32, :3], shapes_dataset.images[16].transpose(1, 2, 0)
+    )
+    assert not np.array_equal(tile(view, "pre", 0, 3), first_pre)
+    assert len(view.pair_labels()) == PAGE_SIZE * 8
+
+    page.setCurrentIndex(4)
+    assert view.page_range() == (64, 80)
+    assert not view.findChild(object, "mapsPageNext").isEnabled()
+
+
+def test_whole_run_and_custom_scales_are_labelled(qtbot, make_controller, question_dataset):
+    controller = make_controller(question_dataset, preset_config("seed"))
+    view = make_view(qtbot, controller)
+    initial_max = float(controller.shown.metrics["pre_activation_absmax"])
+    controller.step()
+    qtbot.waitUntil(lambda: controller.shown.iteration == 1 and not controller.is_running)
+    mode = view.findChild(object, "mapsScaleMode")
+
+    mode.setCurrentText("Whole run")
+    after = float(controller.shown.metrics["pre_activation_absmax"])
+    assert view.current_limits()["pre"] == pytest.approx(max(initial_max, after))
+    assert view.scale_labels()["pre"].endswith("(whole run)")
+
+    mode.setCurrentText("Custom")
+    view.findChild(object, "mapsScaleCustom").setValue(100.0)
+    assert view.current_limits() == {"pre": 100.0, "output": 100.0}
+    assert view.scale_labels()["pre"] == "±100.0\n(custom; 2048 on this page clipped beyond ±100.0)"
+    assert np.all(np.isin(tile(view, "pre", 0, 0), (2, 254)))
+
+
+def test_leaky_relu_speaks_of_negative_outputs(qtbot, make_controller, question_dataset):
+    config = preset_config("seed", activation="leaky_relu")
+    controller = make_controller(question_dataset, config)
+    view = make_view(qtbot, controller)
+    controller.step()
+    qtbot.waitUntil(lambda: controller.shown.iteration == 1 and not controller.is_running)
+
+    assert view.pair_labels() == ["100% negative", "100% negative"]
+    summary = view.findChild(object, "mapsSummary").text()
+    assert summary.startswith("Outputs that are negative")
+    assert "dead" not in summary
+    assert not view.findChild(object, "mapsDeadBanner").isVisibleTo(view)
+    assert view.scale_labels()["output"].startswith("±")
+    # Negative outputs use the blue half of the diverging codes, not the dead code.
+    assert np.all(tile(view, "output", 0, 0) < plotting.DIVERGING_CENTRE_CODE)
+
+
+def test_plot_items_are_named_for_export(qtbot, controller):
+    view = make_view(qtbot, controller)
+    assert set(view.plot_items()) == {"maps-pre-activation", "maps-relu-output"}
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [(0.0, plotting.DEAD_CODE), (1e-300, plotting.DEAD_CODE + 1), (2.0, 255), (np.nan, 1)],
+)
+def test_activation_codes_keep_zero_apart_from_tiny_positives(value, code):
+    out = np.empty(1, dtype=np.uint8)
+    plotting.encode_activation(np.array([value]), 2.0, out)
+    assert out[0] == code
+
+
+def test_diverging_codes_are_centred_on_zero_and_coloured_as_saved_pngs():
+    values = np.array([0.0, -5.0, 5.0, -1e9, 2.5])
+    out = np.empty(len(values), dtype=np.uint8)
+    plotting.encode_diverging(values, 5.0, out)
+    assert out.tolist() == [128, 2, 254, 2, 191]
+    np.testing.assert_array_equal(plotting.DIVERGING_CODE_LUT[out, :3], diverging_rgb(values, 5.0))
+
+
+def test_maps_smaller_than_their_pixels_draw_every_nth_pixel(qtbot, make_controller):
+    from model.data import Dataset
+
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, size=(16, 3, 64, 64), dtype=np.uint8)
+    dataset = Dataset(images, np.arange(16) % 2, ("a", "b"), [f"{i}.png" for i in range(16)])
+    controller = make_controller(dataset, preset_config("recommended", num_filters=16))
+    view = make_view(qtbot, controller, 600, 400)
+    qtbot.waitUntil(lambda: view.pixel_step() > 1)
+    step = view.pixel_step()
+    record = controller.shown
+
+    shown = view.shown_layout()
+    image = view.image_items()["pre"].image
+    y, x = 3 * shown.pitch_y, 5 * shown.pitch_x
+    codes = image[y : y + shown.tile_height, x : x + shown.tile_width]
+    expected = np.empty(codes.shape, dtype=np.uint8)
+    limit = view.current_limits()["pre"]
+    plotting.encode_diverging(record.pre_activation[3, 5, ::step, ::step], limit, expected)
+    np.testing.assert_array_equal(codes, expected)
+    # The same plot coordinates as with every pixel: tiles stay where the layout puts them.
+    assert (
+        view.image_items()["pre"].mapRectToParent(view.image_items()["pre"].boundingRect())
+        == view.mosaic_layout().data_rect()
+    )
+
+    view.resize(1900, 1400)
+    qtbot.waitUntil(lambda: view.pixel_step() == 1)
