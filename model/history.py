@@ -34,6 +34,15 @@ from model.record import METRIC_NAMES, StepRecord
 #: measured with tracemalloc on the question's example.
 RECORD_OVERHEAD_BYTES = 4096
 HEAVY_KEYS = ("classifier.weight",)
+#: Columns that hold a largest |value|; thinning keeps their maxima (see ``MetricsTable.thin``).
+PEAK_COLUMNS = (
+    "conv_weight_absmax",
+    "conv_grad_absmax",
+    "conv_update_absmax",
+    "pre_activation_absmax",
+    "activation_max",
+    "max_abs_logit",
+)
 
 
 def _arrays_nbytes(arrays) -> int:
@@ -135,10 +144,19 @@ class MetricsTable:
         self._rows = int(np.searchsorted(self.iterations, iteration, side="right"))
 
     def thin(self) -> None:
-        """Drop every other row of the older half (row 0 stays), halving its resolution."""
+        """Drop every other row of the older half (row 0 stays), halving its resolution.
+
+        The largest-magnitude columns (``PEAK_COLUMNS``) of a dropped row are folded into the
+        row kept after it, so the run's maxima (which fixed colour scales use) survive.
+        """
         old_end = self._rows // 2
         keep = np.ones(self._rows, dtype=bool)
         keep[1:old_end:2] = False
+        dropped = np.flatnonzero(~keep)
+        for column in PEAK_COLUMNS:
+            c = METRIC_NAMES.index(column)
+            pair = self._scalars[dropped, c], self._scalars[dropped + 1, c]
+            self._scalars[dropped + 1, c] = np.fmax(*pair)
         kept = int(keep.sum())
         self._scalars[:kept] = self._scalars[: self._rows][keep]
         self._losses[:kept] = self._losses[: self._rows][keep]

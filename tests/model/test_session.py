@@ -237,3 +237,15 @@ def test_non_finite_weights_pause_the_run(question):
     stopped_at = session.iteration
     assert all(np.isfinite(session.record(k).loss) for k in range(stopped_at))
     assert result.paused_by.fixes[0].rewind_to == stopped_at - 1
+
+
+def test_thinning_the_metrics_keeps_the_runs_peaks(question):
+    session = TrainingSession(question, preset_config("seed"))
+    session.run(40, pause_on_findings=False)
+    table = session.history.metrics
+    peak = float(np.nanmax(table.column("conv_grad_absmax")))
+    assert peak == session.record(1).metrics["conv_grad_absmax"]  # the killing update
+    while 1 in table.iterations:
+        table.thin()
+    assert float(np.nanmax(table.column("conv_grad_absmax"))) == peak
+    assert table.iterations[0] == 0 and len(table) < 41
