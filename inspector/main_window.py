@@ -440,13 +440,11 @@ class MainWindow(QMainWindow):
         target = Path(chosen)
         stem = target.stem if target.suffix.lower() in (".png", ".npy", ".json") else target.name
         directory = target.parent
-        clashes = files.existing(directory / f"{stem}{s}" for s in snapshot.SNAPSHOT_SUFFIXES)
-        overwrite = False
-        if clashes:
-            if not self._confirm_replace(clashes):
-                return []
-            overwrite = True
         try:
+            clashes = files.existing(directory / f"{stem}{s}" for s in snapshot.SNAPSHOT_SUFFIXES)
+            overwrite = bool(clashes)
+            if clashes and not self._confirm_replace(clashes):
+                return []
             written = snapshot.save_snapshot(
                 record,
                 self.controller.config,
@@ -487,12 +485,12 @@ class MainWindow(QMainWindow):
             return []
         parent = Path(chosen)
         iteration = self.controller.shown.iteration
-        folder = parent / files.free_stem(parent, f"plots-iter{iteration:06d}", [""])
         try:
-            folder.mkdir()
+            folder = parent / files.free_stem(parent, f"plots-iter{iteration:06d}", [""])
+            files.make_folder(folder)
             written = export.save_plots(self.plot_items(), folder)
             written.append(self.curves_view.export_csv(folder / "curves.csv"))
-        except (files.SaveError, OSError) as exc:
+        except files.SaveError as exc:
             self._show_error("Plots not saved", str(exc), "")
             return []
         QSettings().setValue("save/last_folder", str(parent))

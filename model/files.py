@@ -61,7 +61,7 @@ def write_atomic(
     The destination path.
     """
     target = Path(path)
-    if not overwrite and target.exists():
+    if not overwrite and existing([target]):
         raise SaveError(errno.EEXIST, f"Not saved: {target} already exists")
     tmp_name = None
     try:
@@ -104,9 +104,32 @@ def _link_without_overwrite(tmp_name: str, target: Path) -> None:
     os.unlink(tmp_name)
 
 
+def make_folder(path: str | os.PathLike) -> Path:
+    """Create a new folder (its parent must exist); ``SaveError`` with the reason otherwise."""
+    folder = Path(path)
+    try:
+        folder.mkdir()
+    except OSError as exc:
+        raise SaveError(exc.errno, f"Could not create the folder {folder}: {_reason(exc)}") from exc
+    return folder
+
+
 def existing(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Those of ``paths`` that already exist."""
-    return [Path(p) for p in paths if Path(p).exists()]
+    """Those of ``paths`` that already exist.
+
+    A path that cannot even be looked up (too long, a file used as a folder, no permission)
+    raises ``SaveError`` with the reason, since nothing can be saved there either.
+    """
+    found = []
+    for p in paths:
+        try:
+            os.stat(p)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise SaveError(exc.errno, f"Could not save {p}: {_reason(exc)}") from exc
+        found.append(Path(p))
+    return found
 
 
 def free_stem(directory: str | os.PathLike, stem: str, suffixes: Iterable[str]) -> str:
