@@ -1,0 +1,87 @@
+"""Launching: a machine that cannot open a window gets one line saying why, never an abort."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from inspector.app import display_problem, package_for, run_app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def no_libraries_missing():
+    return []
+
+
+def test_no_display_suggests_xvfb_or_headless():
+    problem = display_problem({}, "linux", no_libraries_missing)
+    assert "DISPLAY is not set" in problem and "--headless" in problem
+
+
+def test_missing_xcb_libraries_are_named_with_their_packages():
+    missing = lambda: ["libxcb-cursor.so.0", "libxkbcommon-x11.so.0"]  # noqa: E731
+    problem = display_problem({"DISPLAY": ":0"}, "linux", missing)
+    assert "libxcb-cursor.so.0" in problem
+    assert "sudo apt-get install libxcb-cursor0 libxkbcommon-x11-0" in problem
+    assert "\n" not in problem
+
+
+@pytest.mark.parametrize(
+    "environ,platform",
+    [
+        ({"QT_QPA_PLATFORM": "offscreen"}, "linux"),
+        ({"WAYLAND_DISPLAY": "wayland-0"}, "linux"),
+        ({"DISPLAY": ":0"}, "linux"),
+        ({}, "darwin"),
+        ({}, "win32"),
+    ],
+)
+def test_no_problem_where_a_window_can_open(environ, platform):
+    assert display_problem(environ, platform, no_libraries_missing) is None
+
+
+def test_package_names_follow_debian_conventions():
+    assert package_for("libxcb-icccm.so.4") == "libxcb-icccm4"
+    assert package_for("libxkbcommon-x11.so.0") == "libxkbcommon-x11-0"
+    assert package_for("libEGL.so.1") == "libegl1"
+
+
+def test_launch_without_display_is_one_line_and_exit_2():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.pop("QT_QPA_PLATFORM", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "inspector"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("training-inspector: no display found")
+
+
+def test_bad_folder_is_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert run_app(str(tmp_path / "missing")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("training-inspector: error:")
+
+
+def test_the_app_starts_on_a_folder_with_a_preset_and_stays_up(tmp_path):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path))
+    shapes = ROOT / "resources" / "examples" / "shapes"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "inspector", str(shapes), "--preset", "recommended"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            process.wait(timeout=6)  # still running: the window is up
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=10)
+    assert "Traceback" not in err
