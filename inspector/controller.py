@@ -37,9 +37,12 @@ from model.data import (
 from model.diagnostics import Fix
 from model.presets import PRESETS
 from model.record import StepRecord
+from model.report import write_report
 from model.session import TrainingSession
+from model.whatif import WhatIfRow, what_if
 
 FRAME_MS = 16
+DEFAULT_WHAT_IF_FACTORS = (10, 1, 0.1, 0.01, 0.001)
 RUN_FOREVER = 2**31 - 1  # the largest count a Qt int signal carries
 
 
@@ -171,6 +174,39 @@ class SessionController(QObject):
         """What the next update would do at ``learning_rate``, without taking it."""
         with self._lock:
             return self._session.preview(learning_rate)
+
+    def what_if(self, factors=DEFAULT_WHAT_IF_FACTORS) -> list[WhatIfRow]:
+        """The next update at the current learning rate times each factor, none of them taken
+        (``model.whatif``); safe to call from a worker thread."""
+        with self._lock:
+            return what_if(self._session, factors)
+
+    @property
+    def preset_name(self) -> str | None:
+        """The preset whose settings are in use, if they are exactly a preset's."""
+        config = self._session.config
+        return next((name for name, p in PRESETS.items() if p.config == config), None)
+
+    def write_report(self, directory, *, plot_pngs=None, as_zip=False, snapshot_iterations=None):
+        """Write a shareable report of the run (``model.report.write_report``); pauses training
+        first. It may replay thinned history, so call it from a worker thread."""
+        self._ensure_paused()
+        with self._lock:
+            return write_report(
+                self._session,
+                directory,
+                snapshot_iterations=snapshot_iterations,
+                plot_pngs=plot_pngs,
+                as_zip=as_zip,
+                preset=self.preset_name,
+                source=self._source_description(),
+            )
+
+    def _source_description(self) -> dict[str, str]:
+        source = self._dataset_source
+        if source.startswith("example:"):
+            return {"example": source.split(":", 1)[1]}
+        return {"folder": source} if source != "files" else {"files": "added one by one"}
 
     # -- training -----------------------------------------------------------------------------
 
