@@ -22,6 +22,7 @@ Two ways of colouring a mosaic:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,9 +30,10 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPen
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QSizePolicy, QWidget
 
 from model.colormap import DEAD_COLOR, DIVERGING_LUT, POSITIVE_LUT
+from model.formatting import format_compact, format_number
 
 CHANNEL_NAMES = ("R", "G", "B")
 
@@ -278,8 +280,9 @@ class MosaicLayout:
 
 
 def tile_scale(kernel_size: int) -> int:
-    """Pixels per cell for K×K filter tiles, so that 1-pixel gaps stay thin next to cells."""
-    return max(1, 12 // kernel_size)
+    """Pixels per cell for K×K filter tiles, so that 1-pixel gaps stay thin next to cells
+    (at least 2, so that a gap is never as wide as a cell)."""
+    return max(2, 12 // kernel_size)
 
 
 # -- plots, bars, labels -------------------------------------------------------------------------
@@ -288,12 +291,20 @@ def tile_scale(kernel_size: int) -> int:
 class GuardedViewBox(pg.ViewBox):
     """A ViewBox that zooms with the wheel only while Ctrl is held.
 
-    Scrolling a panel past a plot then never zooms it by surprise; drag still pans.
+    Scrolling a panel past a plot then never zooms it by surprise; drag still pans. A plain
+    wheel turn goes to ``plain_wheel(delta)`` when one is set (the maps scroll their rows with
+    it) and is otherwise left to the widgets around the plot.
     """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.plain_wheel = None
 
     def wheelEvent(self, ev, axis=None):  # noqa: N802 (Qt override)
         if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
             super().wheelEvent(ev, axis)
+        elif self.plain_wheel is not None and self.plain_wheel(ev.delta()):
+            ev.accept()
         else:
             ev.ignore()
 
@@ -319,10 +330,26 @@ def font(pixel_size: int, bold: bool = False) -> QFont:
     return result
 
 
-def image_plot(image_item: pg.ImageItem | None = None) -> pg.PlotItem:
-    """A plot for mosaics: aspect locked, y down, no menus or auto-range button."""
+class TextAxis(pg.AxisItem):
+    """An axis that only writes its tick texts: no axis line, no tick marks (a column or row
+    of labels beside a mosaic, e.g. one per image)."""
+
+    def drawPicture(self, p, axisSpec, tickSpecs, textSpecs):  # noqa: N802 (pyqtgraph override)
+        p.setRenderHint(p.RenderHint.TextAntialiasing, True)
+        if self.style["tickFont"] is not None:
+            p.setFont(self.style["tickFont"])
+        p.setPen(self.textPen())
+        p.setClipRect(self.boundingRect().toAlignedRect())
+        for rect, flags, text in textSpecs:
+            p.drawText(rect, int(flags), text)
+
+
+def image_plot(image_item: pg.ImageItem | None = None, text_axes=()) -> pg.PlotItem:
+    """A plot for mosaics: aspect locked, y down, no menus or auto-range button; the axes
+    named in ``text_axes`` ('left', 'right', ...) are ``TextAxis``."""
     view = GuardedViewBox(lockAspect=True, invertY=True, enableMenu=False)
-    plot = pg.PlotItem(viewBox=view)
+    axes = {name: TextAxis(name) for name in text_axes}
+    plot = pg.PlotItem(viewBox=view, axisItems=axes)
     plot.hideButtons()
     plot.setMenuEnabled(False)
     ink = foreground()
@@ -345,13 +372,15 @@ def new_image_item(lut: np.ndarray | None) -> pg.ImageItem:
     return item
 
 
-def colour_bar(colormap: pg.ColorMap, *, horizontal: bool = False) -> pg.ColorBarItem:
+def colour_bar(
+    colormap: pg.ColorMap, *, horizontal: bool = False, width: int = 14
+) -> pg.ColorBarItem:
     """A non-interactive colour bar (levels are set by the view, never by dragging)."""
     bar = pg.ColorBarItem(
         values=(-1.0, 1.0),
         colorMap=colormap,
         interactive=False,
-        width=14,
+        width=width,
         orientation="horizontal" if horizontal else "vertical",
         colorMapMenu=False,
     )
@@ -361,8 +390,20 @@ def colour_bar(colormap: pg.ColorMap, *, horizontal: bool = False) -> pg.ColorBa
     for name in ("left", "right", "top", "bottom"):
         bar.getAxis(name).setPen(pg.mkPen(muted()))
     if not horizontal:
-        bar.axis.setWidth(66)
+        bar.axis.setWidth(40)
+    for name in ("top", "bottom"):
+        bar.getAxis(name).setHeight(6)
     return bar
+
+
+def axis_width(axis: pg.AxisItem) -> float:
+    """The width an axis was given (its geometry may not have caught up yet)."""
+    return axis.fixedWidth if axis.fixedWidth is not None else axis.width()
+
+
+def bar_width(bar: pg.ColorBarItem) -> float:
+    """Pixels a vertical colour bar takes in its layout: the bar, its frame and its labels."""
+    return bar.layout.columnMinimumWidth(1) + axis_width(bar.axis) + 2
 
 
 def set_bar_range(bar: pg.ColorBarItem, low: float, high: float, ticks) -> bool:
@@ -376,8 +417,8 @@ def set_bar_range(bar: pg.ColorBarItem, low: float, high: float, ticks) -> bool:
     bar.axis.setTicks([ticks])
     if not bar.horizontal:
         metrics = QFontMetricsF(bar.axis.style["tickFont"])
-        needed = max((metrics.horizontalAdvance(text) for _, text in ticks), default=0) + 12
-        if needed > bar.axis.width():
+        needed = max((metrics.horizontalAdvance(text) for _, text in ticks), default=0) + 9
+        if needed > axis_width(bar.axis):
             bar.axis.setWidth(int(math.ceil(needed)))
             return True
     return False
@@ -399,13 +440,154 @@ class ShrinkingLabel(pg.LabelItem):
         self._sizeHint[Qt.SizeHint.PreferredSize] = (0, height)
 
 
+class CaptionItem(pg.GraphicsWidget):
+    """Lines of text in a layout cell, top-left aligned, each in its own size, weight and ink.
+
+    Unlike a LabelItem (rich text with a document margin, centred) it takes exactly the room
+    its lines need, so a caption beside a heatmap costs no more height than its text. Its
+    natural width grows to its widest line and never shrinks again, so a running view does
+    not jitter; given a fixed width (``set_fixed_width``), longer lines are elided with '…'.
+    When the cell is lower than the lines, optional lines are left out first, then the last
+    ones: no line is ever drawn cut in half.
+    """
+
+    def __init__(self, pixel_size: int = 11) -> None:
+        super().__init__()
+        self._lines: list[tuple[str, int, bool, str, bool]] = []
+        self._pixel_size = pixel_size
+        self._width = 0.0
+        self._fixed_width: float | None = None
+        self._fonts: dict[tuple[int, bool], tuple[QFont, QFontMetricsF]] = {}
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
+
+    def line(
+        self,
+        text: str,
+        *,
+        bold: bool = False,
+        size: int | None = None,
+        ink=None,
+        optional: bool = False,
+    ):
+        """One line (text, pixel size, bold, colour, optional), for ``set_lines``."""
+        return (text, size or self._pixel_size, bold, ink or FOREGROUND, optional)
+
+    def _font(self, size: int, bold: bool) -> tuple[QFont, QFontMetricsF]:
+        key = (size, bold)
+        if key not in self._fonts:
+            line_font = font(size, bold)
+            self._fonts[key] = (line_font, QFontMetricsF(line_font))
+        return self._fonts[key]
+
+    def set_lines(self, lines) -> None:
+        """Show ``lines`` (from ``line``); lays out and repaints only on a change."""
+        lines = list(lines)
+        if lines == self._lines:
+            return
+        self._lines = lines
+        widest, height = 0.0, 0.0
+        for text, size, bold, *_ in lines:
+            metrics = self._font(size, bold)[1]
+            if text:
+                widest = max(widest, metrics.horizontalAdvance(text))
+            height += metrics.height()
+        changed = False
+        if widest + 4 > self._width:
+            self._width = math.ceil(widest + 4)
+            changed = self._fixed_width is None
+        # Room for every line is asked for, but only the first is insisted on: in a lower
+        # cell the caption leaves lines out rather than push its row higher.
+        first = self._font(lines[0][1], lines[0][2])[1].height() if lines else 0.0
+        if abs(self.preferredHeight() - height) > 0.5 or self.minimumHeight() != first:
+            self.setMinimumHeight(first)
+            self.setPreferredHeight(height)
+        if changed:
+            self._apply_width()
+        self.update()
+
+    def set_fixed_width(self, width: float | None) -> None:
+        """Fix the width (lines longer than it are elided), or None to follow the text."""
+        self._fixed_width = None if width is None else float(width)
+        self._apply_width()
+
+    def natural_width(self) -> float:
+        """The width the widest line shown so far needs."""
+        return self._width
+
+    def _apply_width(self) -> None:
+        width = self._fixed_width if self._fixed_width is not None else self._width
+        self.setMinimumWidth(width)
+        self.setMaximumWidth(width)
+        self.updateGeometry()
+
+    def texts(self) -> list[str]:
+        return [line[0] for line in self._lines]
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt override)
+        return QRectF(0.0, 0.0, self.size().width(), self.size().height())
+
+    def shown_lines(self) -> list[str]:
+        """The lines that fit the caption's height (what ``paint`` draws)."""
+        return [line[0] for line in self._fitting_lines()]
+
+    def _fitting_lines(self):
+        room = self.size().height() + 0.5
+        lines = list(self._lines)
+
+        def height(candidates) -> float:
+            return sum(self._font(line[1], line[2])[1].height() for line in candidates)
+
+        while height(lines) > room and any(line[4] for line in lines):
+            last_optional = max(i for i, line in enumerate(lines) if line[4])
+            del lines[last_optional]
+        while lines and height(lines) > room:
+            lines.pop()
+        return lines
+
+    def paint(self, painter, *args) -> None:
+        width = self.size().width()
+        y = 0.0
+        for text, size, bold, ink, _ in self._fitting_lines():
+            line_font, metrics = self._font(size, bold)
+            if text:
+                shown = metrics.elidedText(text, Qt.TextElideMode.ElideRight, width)
+                painter.setFont(line_font)
+                painter.setPen(QPen(QColor(ink)))
+                painter.drawText(QPointF(0.0, y + metrics.ascent()), shown)
+            y += metrics.height()
+
+
 def label_item(text: str = "", *, size: int = 12, bold: bool = False) -> ShrinkingLabel:
     return ShrinkingLabel(text, size=f"{size}px", bold=bold, color=foreground())
 
 
 SMALLEST_CELL_FONT = 9
 LARGEST_CELL_FONT = 14
+#: Cell values are written at least this large when a more exact format is chosen over a
+#: shorter one (below it, the shorter format at a larger size reads better).
+COMFORTABLE_CELL_FONT = 11
 _REFERENCE_FONT = 20
+
+
+_SHORT_EXPONENT = re.compile(r"e\+?(-?)0*(\d)")
+
+
+def format_cell(value: float) -> str:
+    """Short but honest text of a heatmap cell: thousands to hundreds of thousands keep every
+    integer digit ('-65,092', as the question printed its weights), everything else has
+    three significant digits (``format_compact``) with a short exponent: '0.0451',
+    '2.54e-4', '-3.97e8'."""
+    value = float(value)
+    if math.isfinite(value) and 1e3 <= abs(value) < 1e6:
+        return f"{value:,.0f}"
+    return _SHORT_EXPONENT.sub(r"e\1\2", format_compact(value))
+
+
+def cell_formats(values: np.ndarray) -> tuple[list[str], list[str]]:
+    """The values as cell texts, most exact format first: ``format_number`` (4 significant
+    digits, '-65,092.3') and ``format_cell`` ('-65,092')."""
+    flat = np.asarray(values, dtype=np.float64).reshape(-1)
+    return [format_number(v) for v in flat], [format_cell(v) for v in flat]
 
 
 def split_exponent(text: str) -> str:
@@ -414,42 +596,81 @@ def split_exponent(text: str) -> str:
     return f"{mantissa}\n{exponent}{power}" if exponent else text
 
 
-def fit_cell_texts(texts: Sequence[str], cell_pixels: float) -> tuple[int, bool] | None:
-    """(pixel font size, split) at which every text fits a square cell of ``cell_pixels``.
+@dataclass(frozen=True)
+class CellFit:
+    """How a group of cell texts is written: pixel font size, which format (index into the
+    formats given to ``fit_cell_texts``) and whether split before the exponent."""
 
-    The largest size in ``SMALLEST_CELL_FONT``..``LARGEST_CELL_FONT``, on one line or split
-    before the exponent (``split_exponent``), one line when both give the same size; None when
-    neither fits.
+    size: int
+    format: int
+    split: bool
+
+
+def cell_font(pixel_size: int) -> QFont:
+    """The font of heatmap cell values: semi-condensed where the font family has such a face
+    (DejaVu Sans does), so that a table of numbers fits narrower cells."""
+    result = font(pixel_size)
+    result.setStretch(QFont.Stretch.SemiCondensed)
+    return result
+
+
+def fit_cell_texts(
+    formats: Sequence[Sequence[str]],
+    cell_width: float,
+    cell_height: float | None = None,
+    largest: int = LARGEST_CELL_FONT,
+) -> CellFit | None:
+    """The best way every text of one format fits a cell of ``cell_width`` × ``cell_height``
+    screen pixels (square when no height is given) in ``cell_font``, at most ``largest``
+    pixels high, or None when none fits.
+
+    Preference: one line at ``COMFORTABLE_CELL_FONT`` or more (largest size first, the more
+    exact format first at each size); then one line at a smaller size; then split before the
+    exponent ('-6.51' over 'e+04', the shortest format).
     """
-    if cell_pixels <= 0 or not texts:
+    cell_height = cell_width if cell_height is None else cell_height
+    formats = [list(texts) for texts in formats if len(texts)]
+    if cell_width <= 0 or cell_height <= 0 or not formats:
         return None
-    metrics = QFontMetricsF(font(_REFERENCE_FONT))
-    line_ratio = metrics.height() / _REFERENCE_FONT
-    one_line = max(metrics.horizontalAdvance(text) for text in texts) / _REFERENCE_FONT
-    split = (
-        max(
-            metrics.horizontalAdvance(part)
-            for text in texts
-            for part in split_exponent(text).split()
-        )
-        / _REFERENCE_FONT
-    )
-    best = None
-    for lines, width in ((1, one_line), (2, split)):
-        size = min(
-            LARGEST_CELL_FONT,
-            math.floor((cell_pixels - 4) / max(width, 1e-9)),
-            math.floor((cell_pixels - 2) / (lines * line_ratio)),
-        )
-        if size >= SMALLEST_CELL_FONT and (best is None or size > best[0]):
-            best = (size, lines == 2)
-    return best
+    metrics = QFontMetricsF(cell_font(_REFERENCE_FONT))
+    line = metrics.height() / _REFERENCE_FONT
+
+    def widest(texts) -> float:
+        return max(metrics.horizontalAdvance(text) for text in texts) / _REFERENCE_FONT
+
+    one_line = [widest(texts) for texts in formats]
+    parts = [part for text in formats[-1] for part in split_exponent(text).split("\n")]
+    split_width = widest(parts)
+    has_exponent = any("e" in text for text in formats[-1])
+
+    def fits(size: int, width: float, lines: int) -> bool:
+        return size * width + 4 <= cell_width and size * line * lines + 2 <= cell_height
+
+    sizes = range(min(largest, LARGEST_CELL_FONT), SMALLEST_CELL_FONT - 1, -1)
+    for size in sizes:
+        if size < COMFORTABLE_CELL_FONT:
+            break
+        for index, width in enumerate(one_line):
+            if fits(size, width, 1):
+                return CellFit(size, index, False)
+    for size in sizes:
+        if size >= COMFORTABLE_CELL_FONT:
+            continue
+        for index, width in enumerate(one_line):
+            if fits(size, width, 1):
+                return CellFit(size, index, False)
+    if has_exponent:
+        for size in sizes:
+            if fits(size, split_width, 2):
+                return CellFit(size, len(formats) - 1, True)
+    return None
 
 
-def pixels_per_unit(view: pg.ViewBox) -> float:
-    """Screen pixels per plot unit along x (0 before the view has a size)."""
-    size = view.viewPixelSize()
-    return 0.0 if not size[0] or not math.isfinite(size[0]) else 1.0 / size[0]
+def pixels_per_unit(view: pg.ViewBox, axis: int = 0) -> float:
+    """Screen pixels per plot unit along x (``axis`` 0) or y (1); 0 before the view has a
+    size."""
+    size = view.viewPixelSize()[axis]
+    return 0.0 if not size or not math.isfinite(size) else 1.0 / size
 
 
 def frame_pairs(rects: Sequence[tuple[float, float, float, float]]) -> tuple[np.ndarray, ...]:
@@ -460,21 +681,6 @@ def frame_pairs(rects: Sequence[tuple[float, float, float, float]]) -> tuple[np.
         for a, b in zip(corners, corners[1:] + corners[:1], strict=True):
             xs += [a[0], b[0]]
             ys += [a[1], b[1]]
-    return np.array(xs, dtype=np.float64), np.array(ys, dtype=np.float64)
-
-
-def grid_lines(layout: MosaicLayout) -> tuple[np.ndarray, np.ndarray]:
-    """x, y arrays (connect='pairs') of the cell borders inside every tile of ``layout``."""
-    xs, ys = [], []
-    for row in range(layout.rows):
-        for col in range(layout.cols):
-            x0, y0 = layout.tile_origin(row, col)
-            for k in range(1, layout.tile_width):
-                xs += [x0 + k, x0 + k]
-                ys += [y0, y0 + layout.tile_height]
-            for k in range(1, layout.tile_height):
-                xs += [x0, x0 + layout.tile_width]
-                ys += [y0 + k, y0 + k]
     return np.array(xs, dtype=np.float64), np.array(ys, dtype=np.float64)
 
 

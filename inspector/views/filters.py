@@ -1,16 +1,20 @@
 """The conv filters of the shown iteration: weights, the gradient and the update that made them.
 
-Each group (weights / gradient / update) is one mosaic heatmap: one tile row per input channel
-(R, G, B), one tile column per filter, each tile the K×K kernel of that filter and channel. The
-diverging colour map is centred on 0 with explicit, labelled limits (never auto-levels), the
-value is written in every cell while there are few enough cells to read, and the text under the
-heatmaps spells out the update rule with this iteration's numbers, so that "why did the filter
-move so far" can be read off the screen.
+The three groups (weights / gradient / update) are stacked, one strip each: on the left the
+group's name and colour scale, then its heatmap, then a slim colour bar. A heatmap is one mosaic
+of every filter's K×K kernel per input channel. Each filter is a block of its three channel
+tiles, side by side (R G B: "across") or one above the other ("down"), the blocks in one row;
+``_arrange`` picks whichever gives the larger cells in the space the view has, and while there
+are few enough cells it lets them be wider than tall, like the cells of a table, so that the
+value in every cell can be written (the question's one 3×3×3 filter at 1280×800). The diverging
+colour map is centred on 0 with explicit, labelled limits (never auto-levels), and the text
+under the heatmaps spells out the update rule with this iteration's numbers, so that "why did
+the filter move so far" can be read off the screen.
 
-Mosaic layout (``mosaic_layout()``, a ``plotting.MosaicLayout``): weight [f, c, i, j] lies in
-tile (row c, column f), cell [i, j]; ``layout.cell_pixel(c, f, i, j)`` indexes the group's
-``ImageItem.image`` (float values, NaN in the gaps) and ``layout.cell_centre(c, f, i, j)`` is the
-cell's centre in plot coordinates.
+Mosaic layout (``mosaic_layout()``, a ``FilterLayout``): weight [f, c, i, j] lies in cell
+[i, j] of tile (f, c); ``layout.cell_pixel(f, c, i, j)`` indexes the group's
+``ImageItem.image`` (float values, NaN in the gaps) and ``layout.cell_centre(f, c, i, j)`` is
+the cell's centre in plot coordinates (one cell = one unit).
 """
 
 from __future__ import annotations
@@ -18,14 +22,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, Qt, QTimer, Slot
+from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, Qt, QTimer, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QSizePolicy,
@@ -36,14 +40,14 @@ from PySide6.QtWidgets import (
 
 from inspector import plotting
 from model.colormap import DIVERGING_LUT
-from model.formatting import format_compact, format_number, format_range
+from model.formatting import format_number, format_range
 from model.record import StepRecord
 
-#: (group, StepRecord attribute, plot name, title above the heatmap).
+#: (group, StepRecord attribute, plot name, title, subtitle).
 GROUPS = (
-    ("weights", "params", "filters-weights", "weights"),
-    ("gradient", "grads", "filters-gradient", "gradient"),
-    ("update", "update", "filters-update", "update (new − old)"),
+    ("weights", "params", "filters-weights", "weights", ""),
+    ("gradient", "grads", "filters-gradient", "gradient", "of the loss"),
+    ("update", "update", "filters-update", "update", "new − old"),
 )
 GROUP_NAMES = tuple(name for name, *_ in GROUPS)
 #: Metric column giving a group's largest |value| at every iteration ("Whole run" scale).
@@ -65,38 +69,200 @@ SCALE_TIPS = (
 TEXT_CELL_BUDGET = 108
 #: While training runs, cell texts are rewritten at most this often (images every frame).
 TEXT_INTERVAL_S = 0.1
-#: Pixels a group needs beside / above its heatmap (axes, colour bar, title, scale label).
-GROUP_EXTRA_WIDTH = 130
-GROUP_EXTRA_HEIGHT = 80
-ARRANGEMENTS = ("row", "column")
-#: The widest texts ``format_compact`` writes without and with an exponent.
-WIDEST_TEXTS = {False: ("-0.00888", "-888"), True: ("-8.88e-88",)}
-NO_UPDATE_MESSAGE = "No update yet\n(iteration 0)"
+#: A cell that carries its value may be up to this many times wider than tall.
+MAX_CELL_RATIO = 3.0
+#: The text a table-like layout must hold to be chosen over square cells.
+CELL_TEMPLATE = ("-0.0451",)
+#: How much smaller cells may be in columns of filters ("down") than in a row of R G B
+#: triples ("across") and still be chosen, for several filters.
+DOWN_PREFERENCE = 1.2
+#: Cell borders are drawn from this many screen pixels per cell.
+GRID_MIN_PIXELS = 8
+#: Pixel sizes of the strips' parts (the sizes are set, so the layout can be computed).
+AXIS_HEIGHT = 17
+LEFT_AXIS_WIDTH = 16
+BAR_WIDTH = 10
+STRIP_MARGIN = 2
+STRIP_SPACING = 4
+STRIPS_SPACING = 3
+TEXT_SPACING = 4
+#: Share of the mosaic's size left free around it when fitted.
+PADDING = 0.005
+NO_UPDATE_MESSAGE = "No update yet (iteration 0): press Step (F10)"
 HOVER_HINT = "hover a cell for its values · Ctrl+wheel zooms · drag pans · Fit resets"
 READOUT_HINT = HOVER_HINT[0].upper() + HOVER_HINT[1:]
 
 
+@dataclass(frozen=True)
+class FilterLayout:
+    """Where every weight lies in a group's mosaic.
+
+    Filter f is a block of its ``channels`` tiles of K×K cells: side by side when ``across``
+    (R G B in a row), else one above the other; the blocks stand in one row. One cell is
+    ``scale`` × ``scale`` image pixels; tiles of a block are ``gap`` pixels apart, blocks
+    ``block_gap`` pixels. The ImageItem is given ``data_rect()``, so one cell is one unit of the
+    plot's coordinates.
+    """
+
+    filters: int
+    channels: int
+    kernel: int
+    across: bool
+    scale: int = 4
+    gap: int = 1
+    block_gap: int = 3
+
+    @property
+    def tile(self) -> int:
+        """Pixels of a tile's side."""
+        return self.kernel * self.scale
+
+    @property
+    def block_size(self) -> tuple[int, int]:
+        """(height, width) of one filter's block in pixels."""
+        long = self.channels * self.tile + (self.channels - 1) * self.gap
+        return (self.tile, long) if self.across else (long, self.tile)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the mosaic in pixels."""
+        height, width = self.block_size
+        return height, self.filters * width + (self.filters - 1) * self.block_gap
+
+    @property
+    def units(self) -> tuple[float, float]:
+        """(width, height) of the mosaic in plot units (cells)."""
+        height, width = self.shape
+        return width / self.scale, height / self.scale
+
+    def allocate(self) -> np.ndarray:
+        return np.full(self.shape, np.nan)
+
+    def tile_pixel(self, f: int, c: int) -> tuple[int, int]:
+        """(y, x) of the top-left pixel of tile (f, c)."""
+        x = f * (self.block_size[1] + self.block_gap)
+        step = c * (self.tile + self.gap)
+        return (0, x + step) if self.across else (step, x)
+
+    def tile_origin(self, f: int, c: int) -> tuple[float, float]:
+        """(x, y) of the top-left corner of tile (f, c) in plot units."""
+        y, x = self.tile_pixel(f, c)
+        return x / self.scale, y / self.scale
+
+    def tile_centre(self, f: int, c: int) -> tuple[float, float]:
+        x, y = self.tile_origin(f, c)
+        return x + self.kernel / 2, y + self.kernel / 2
+
+    def block_centre(self, f: int) -> tuple[float, float]:
+        """(x, y) of the centre of filter f's block."""
+        height, width = self.block_size
+        x = f * (width + self.block_gap)
+        return (x + width / 2) / self.scale, height / 2 / self.scale
+
+    def cell_centre(self, f: int, c: int, i: int, j: int) -> tuple[float, float]:
+        x, y = self.tile_origin(f, c)
+        return x + j + 0.5, y + i + 0.5
+
+    def cell_pixel(self, f: int, c: int, i: int, j: int) -> tuple[int, int]:
+        """(y, x) index into the mosaic array of a pixel inside cell [i, j] of tile (f, c)."""
+        y, x = self.tile_pixel(f, c)
+        half = self.scale // 2
+        return y + i * self.scale + half, x + j * self.scale + half
+
+    def tile_rects(self) -> list[tuple[float, float, float, float]]:
+        """(x, y, width, height) of every tile in plot units, filter by filter."""
+        return [
+            (*self.tile_origin(f, c), float(self.kernel), float(self.kernel))
+            for f in range(self.filters)
+            for c in range(self.channels)
+        ]
+
+    def grid_lines(self) -> tuple[np.ndarray, np.ndarray]:
+        """x, y arrays (connect='pairs') of the cell borders inside every tile."""
+        xs, ys = [], []
+        k = self.kernel
+        for x0, y0, _, _ in self.tile_rects():
+            for step in range(1, k):
+                xs += [x0 + step, x0 + step, x0, x0 + k]
+                ys += [y0, y0 + k, y0 + step, y0 + step]
+        return np.array(xs, dtype=np.float64), np.array(ys, dtype=np.float64)
+
+    def data_rect(self) -> QRectF:
+        width, height = self.units
+        return QRectF(0.0, 0.0, width, height)
+
+    @cached_property
+    def _index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mosaic (y, x) of every cell pixel and the flat weight index drawn there."""
+        s, k = self.scale, self.kernel
+        f, c, i, j, dy, dx = np.indices((self.filters, self.channels, k, k, s, s)).reshape(6, -1)
+        origins = np.array(
+            [[self.tile_pixel(ff, cc) for cc in range(self.channels)] for ff in range(self.filters)]
+        )
+        y = origins[f, c, 0] + i * s + dy
+        x = origins[f, c, 1] + j * s + dx
+        source = ((f * self.channels + c) * k + i) * k + j
+        return y, x, source
+
+    def fill(self, mosaic: np.ndarray, values: np.ndarray) -> None:
+        """Write ``values`` (F, C, K, K) into ``mosaic`` (from ``allocate``)."""
+        y, x, source = self._index
+        mosaic[y, x] = np.asarray(values, dtype=np.float64).reshape(-1)[source]
+
+    def locate(self, x: float, y: float) -> tuple[int, int, int, int] | None:
+        """(f, c, i, j) of the cell under plot point (x, y), or None over a gap/outside."""
+        if not (math.isfinite(x) and math.isfinite(y)) or x < 0 or y < 0:
+            return None
+        px, py = x * self.scale, y * self.scale
+        height, width = self.block_size
+        f, inner_x = divmod(px, width + self.block_gap)
+        if f >= self.filters or inner_x >= width or py >= height:
+            return None
+        along = inner_x if self.across else py
+        c, inner = divmod(along, self.tile + self.gap)
+        if inner >= self.tile:
+            return None
+        tile_x = inner if self.across else inner_x
+        tile_y = py if self.across else inner
+        return int(f), int(c), int(tile_y // self.scale), int(tile_x // self.scale)
+
+
 @dataclass
 class _Group:
-    """The items of one heatmap group; rebuilt (inner items only) on session reset."""
+    """The items of one strip; inner items are rebuilt on session reset."""
 
     name: str
     widget: pg.GraphicsLayoutWidget
+    caption: plotting.CaptionItem
     plot: pg.PlotItem
     image: pg.ImageItem
     bar: pg.ColorBarItem
-    scale_label: pg.LabelItem
     frame: pg.PlotCurveItem
+    grid: pg.PlotCurveItem
     message: pg.TextItem
+    title: str
+    subtitle: str
+    scale_text: str = ""
     buffer: np.ndarray | None = None
     texts: list[pg.TextItem] = field(default_factory=list)
     text_cache: list[tuple[str, bool]] = field(default_factory=list)
-    strings: list[str] = field(default_factory=list)
+    formats: tuple = ()
     light: np.ndarray | None = None
-    fit: tuple[int, bool] | None = None
+    fit: plotting.CellFit | None = None
     values: np.ndarray | None = None
     limit: float = 1.0
-    filter_ticks: tuple = ()
+    ticks: tuple = ()
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """Screen size of one cell and the plot width that shows the mosaic at that size."""
+
+    cell_width: float
+    cell_height: float
+    plot_width: float
+    plot_height: float
+    with_text: bool
 
 
 class FiltersView(QWidget):
@@ -114,8 +280,8 @@ class FiltersView(QWidget):
         self._controller = controller
         self._record: StepRecord | None = None
         self._shape: tuple[int, ...] | None = None
-        self._layout: plotting.MosaicLayout | None = None
-        self._arrangement: str | None = None
+        self._layout: FilterLayout | None = None
+        self._geometry: _Geometry | None = None
         self._limits = {name: 1.0 for name in GROUP_NAMES}
         self._stale = False
         self._hovering = False
@@ -125,9 +291,14 @@ class FiltersView(QWidget):
         self._text_timer = QTimer(self)
         self._text_timer.setSingleShot(True)
         self._text_timer.timeout.connect(self._update_texts)
+        self._arrange_timer = QTimer(self)
+        self._arrange_timer.setSingleShot(True)
+        self._arrange_timer.timeout.connect(self._arrange)
 
         self._build_controls()
-        self._groups = {name: self._build_group(name, title) for name, _, _, title in GROUPS}
+        self._groups = {
+            name: self._build_group(name, title, subtitle) for name, _, _, title, subtitle in GROUPS
+        }
         self._build_layout()
 
         controller.session_reset.connect(self._on_session_reset)
@@ -139,14 +310,14 @@ class FiltersView(QWidget):
     # -- public ------------------------------------------------------------------------------
 
     def plot_items(self) -> dict[str, pg.GraphicsLayout]:
-        """Each group's heatmap with its title, colour bar and scale label, for export."""
-        return {plot_name: self._groups[name].widget.ci for name, _, plot_name, _ in GROUPS}
+        """Each group's strip (name and scale, heatmap, colour bar), for export."""
+        return {plot_name: self._groups[name].widget.ci for name, _, plot_name, _, _ in GROUPS}
 
     def current_limits(self) -> dict[str, float]:
         """The ± colour limit each group is drawn with now ('weights', 'gradient', 'update')."""
         return dict(self._limits)
 
-    def mosaic_layout(self) -> plotting.MosaicLayout | None:
+    def mosaic_layout(self) -> FilterLayout | None:
         """Where each weight lies in every group's mosaic (see the module docstring)."""
         return self._layout
 
@@ -162,11 +333,8 @@ class FiltersView(QWidget):
         return list(self._groups[name].texts)
 
     def scale_labels(self) -> dict[str, str]:
-        """The text under each colour bar, e.g. '±65,201.4\n(per iteration)'."""
-        return {
-            name: group.scale_label.text.replace("<br>", "\n")
-            for name, group in self._groups.items()
-        }
+        """The colour scale written under each group's name, e.g. '±65,201.4\\nper iteration'."""
+        return {name: group.scale_text for name, group in self._groups.items()}
 
     def message_visible(self, name: str) -> bool:
         """Whether group ``name`` shows the 'no update yet' message instead of values."""
@@ -186,9 +354,16 @@ class FiltersView(QWidget):
         self._limits = self._chosen_limits(record, values)
         for name, group in self._groups.items():
             self._draw_group(group, values[name], self._limits[name])
+        self._sync_widths()
         self._update_filter_ticks(record)
         self._update_equation(record)
         self._request_texts()
+
+    @Slot()
+    def reset_zoom(self) -> None:
+        """Show all tiles of every group again (and keep them fitted as the panel resizes)."""
+        self._zoomed = False
+        self._fit_views()
 
     # -- construction ------------------------------------------------------------------------
 
@@ -209,7 +384,7 @@ class FiltersView(QWidget):
             self._scale_mode.setItemData(index, tip, Qt.ItemDataRole.ToolTipRole)
         self._scale_mode.setToolTip(
             "How the colour scale of the heatmaps is chosen; the limit in use is written "
-            "under each colour bar"
+            "under each heatmap's name and on its colour bar"
         )
         self._scale_mode.currentIndexChanged.connect(self._on_scale_changed)
 
@@ -224,7 +399,7 @@ class FiltersView(QWidget):
         self._custom.setKeyboardTracking(False)
         self._custom.setToolTip(
             "Custom colour limit: values beyond ± this are drawn in the end colours and "
-            "counted under the colour bar"
+            "counted under the heatmap's name"
         )
         self._custom.setVisible(False)
         self._custom.valueChanged.connect(self._on_scale_changed)
@@ -247,39 +422,59 @@ class FiltersView(QWidget):
         self._readout.setTextFormat(Qt.TextFormat.PlainText)
         self._readout.setStyleSheet(f"color: {plotting.MUTED};")
         self._readout.setMinimumWidth(10)
+        self._readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
-    def _build_group(self, name: str, title: str) -> _Group:
+    def _build_group(self, name: str, title: str, subtitle: str) -> _Group:
         widget = pg.GraphicsLayoutWidget(self)
         widget.setObjectName(f"filters{name.capitalize()}Plot")
-        widget.setMinimumSize(120, 90)
+        widget.setMinimumSize(160, 48)
         widget.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         plotting.style_graphics_widget(widget)
-        title_item = plotting.label_item(title, size=13, bold=True)
+        root = widget.ci
+        root.setContentsMargins(STRIP_MARGIN, STRIP_MARGIN, STRIP_MARGIN, STRIP_MARGIN)
+        root.layout.setHorizontalSpacing(STRIP_SPACING)
+        root.layout.setVerticalSpacing(0)
+
+        caption = plotting.CaptionItem(11)
         image = plotting.new_image_item(DIVERGING_LUT)
-        plot = plotting.image_plot(image)
+        plot = plotting.image_plot(image, text_axes=("top", "bottom", "left"))
+        plot.layout.setContentsMargins(0, 0, 0, 0)
         plot.vb.disableAutoRange()
-        plot.showAxis("left")
-        plot.showAxis("bottom")
+        plot.hideAxis("left")
+        plot.hideAxis("bottom")
+        plot.showAxis("top")
+        for side in ("top", "bottom"):
+            plot.getAxis(side).setHeight(AXIS_HEIGHT)
+        plot.getAxis("left").setWidth(LEFT_AXIS_WIDTH)
+        for side in ("top", "left"):
+            plot.getAxis(side).setStyle(tickFont=plotting.font(12, bold=True))
         frame = pg.PlotCurveItem(connect="pairs", pen=pg.mkPen(plotting.TILE_FRAME, width=1))
-        frame.setZValue(5)
+        frame.setZValue(6)
+        grid = pg.PlotCurveItem(connect="pairs", pen=pg.mkPen(plotting.TILE_FRAME, width=1))
+        grid.setZValue(5)
+        plot.addItem(grid)
         plot.addItem(frame)
         message = pg.TextItem(NO_UPDATE_MESSAGE, color=plotting.FOREGROUND, anchor=(0.5, 0.5))
         message.setFont(plotting.font(12))
-        message.fill = pg.mkBrush(255, 255, 255, 230)
+        message.fill = pg.mkBrush(255, 255, 255, 235)
         message.border = pg.mkPen(plotting.MUTED)
         message.setZValue(20)
         message.setVisible(False)
         plot.addItem(message)
-        bar = plotting.colour_bar(plotting.DIVERGING_COLORMAP)
-        scale_label = plotting.label_item("", size=12)
-        widget.ci.addItem(title_item, row=0, col=0, colspan=2)
-        widget.ci.addItem(plot, row=1, col=0)
-        widget.ci.addItem(bar, row=1, col=1)
-        widget.ci.addItem(scale_label, row=2, col=0, colspan=2)
-        group = _Group(name, widget, plot, image, bar, scale_label, frame, message)
+        bar = plotting.colour_bar(plotting.DIVERGING_COLORMAP, width=BAR_WIDTH)
+        root.addItem(caption, row=0, col=0)
+        root.addItem(plot, row=0, col=1)
+        root.addItem(bar, row=0, col=2)
+        root.addLayout(row=0, col=3)
+        for col in range(3):
+            root.layout.setColumnStretchFactor(col, 0)
+        root.layout.setColumnStretchFactor(3, 1)
+        group = _Group(
+            name, widget, caption, plot, image, bar, frame, grid, message, title, subtitle
+        )
         plot.vb.sigResized.connect(lambda _vb, g=group: self._on_view_resized(g))
         plot.vb.sigRangeChangedManually.connect(self._on_zoomed)
-        plot.vb.sigRangeChanged.connect(lambda *_args, g=group: self._fit_text(g))
+        plot.vb.sigRangeChanged.connect(lambda *_args: self._fit_texts())
         widget.scene().sigMouseMoved.connect(lambda pos, g=group: self._on_hover(g, pos))
         return group
 
@@ -295,78 +490,239 @@ class FiltersView(QWidget):
         controls.addWidget(self._fit)
 
         self._plots = QWidget(self)
-        self._grid = QGridLayout(self._plots)
-        self._grid.setContentsMargins(0, 0, 0, 0)
-        self._grid.setSpacing(4)
+        self._plots.setObjectName("filtersPlots")
+        strips = QVBoxLayout(self._plots)
+        strips.setContentsMargins(0, 0, 0, 0)
+        strips.setSpacing(STRIPS_SPACING)
+        for group in self._groups.values():
+            strips.addWidget(group.widget, 1)
+        # The texts follow the strips directly; room the strips do not need stays below.
+        strips.addSpacing(TEXT_SPACING)
+        strips.addWidget(self._readout)
+        strips.addSpacing(TEXT_SPACING)
+        strips.addWidget(self._equation)
+        strips.addStretch(0)
         self._plots.installEventFilter(self)
+        self._text_height = 0
+        self._equation_lines: tuple[int, ...] = ()
+        # The equation's height only grows while the width stays, so that the strips above
+        # do not jump when an iteration's numbers wrap onto one more line.
+        self._equation_floor = (0, 0)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.setSpacing(4)
         layout.addLayout(controls)
         layout.addWidget(self._plots, 1)
-        layout.addWidget(self._readout)
-        layout.addWidget(self._equation)
 
     def _on_session_reset(self, record: StepRecord) -> None:
         self._rebuild(record)
         self.show_record(record)
 
     def _rebuild(self, record: StepRecord) -> None:
-        """Create the items that depend on F and K: mosaic buffers, frames, cell texts."""
+        """Create the items that depend on F and K (cell texts), then lay the mosaics out."""
         weights = record.params["conv.weight"]
         filters, channels, kernel, _ = weights.shape
+        self._record = record
         self._shape = weights.shape
-        layout = plotting.MosaicLayout(
-            rows=channels,
-            cols=filters,
-            tile_height=kernel,
-            tile_width=kernel,
-            gap=1,
-            scale=plotting.tile_scale(kernel),
-        )
-        self._layout = layout
-        frame_x, frame_y = plotting.frame_pairs(layout.tile_rects())
-        grid_x, grid_y = plotting.grid_lines(layout)
+        self._layout = None
+        self._geometry = None
         with_text = filters * channels * kernel * kernel <= TEXT_CELL_BUDGET
-        centre_x, centre_y = layout.data_rect().center().x(), layout.data_rect().center().y()
         for group in self._groups.values():
-            group.buffer = layout.allocate(np.float64, np.nan)
-            group.image.setImage(group.buffer, levels=(-1.0, 1.0))
-            group.image.setRect(layout.data_rect())
-            group.frame.setData(
-                np.concatenate([frame_x, grid_x]), np.concatenate([frame_y, grid_y])
-            )
-            group.message.setPos(QPointF(centre_x, centre_y))
             for item in group.texts:
                 group.plot.removeItem(item)
             group.texts = []
             group.text_cache = []
-            group.strings = []
+            group.formats = ()
             group.fit = None
-            group.filter_ticks = ()
+            group.ticks = ()
             if with_text:
-                for f, c, i, j in np.ndindex(filters, channels, kernel, kernel):
+                for _ in range(filters * channels * kernel * kernel):
                     item = pg.TextItem("", color="w", anchor=(0.5, 0.5))
                     item.setZValue(10)
-                    item.setPos(*layout.cell_centre(c, f, i, j))
                     item.setVisible(False)
                     group.plot.addItem(item)
                     group.texts.append(item)
                 group.text_cache = [("", False)] * len(group.texts)
-            left = group.plot.getAxis("left")
-            names = plotting.CHANNEL_NAMES
-            left.setTicks([[(layout.tile_centre(c, 0)[1], names[c]) for c in range(channels)]])
-            left.setStyle(tickFont=plotting.font(12, bold=True))
-        self._arrange(force=True)
-        self.reset_zoom()
+        self._arrange()
+
+    # -- arrangement -------------------------------------------------------------------------
+
+    def _arrange(self) -> None:
+        """Pick the layout of the blocks (across / down) and the cells' screen size that show
+        the filters largest in the space the strips have: table-like cells wide enough for the
+        values while there are few enough cells to write, square cells otherwise."""
+        if self._shape is None:
+            return
+        width, height = self._plots.width(), self._plots.height()
+        if not self._plots.isVisible() or width < 60 or height < 60:
+            width, height = 620, 300  # not laid out yet: the size the window gives first
+        filters, channels, kernel, _ = self._shape
+        self._text_height = self._texts_height(width)
+        self._equation_lines = self._equation_shape(self._equation.text())
+        strip = (height - self._text_height - 2 * STRIPS_SPACING) / 3
+        with_text = bool(self._groups["weights"].texts)
+        best_key, best = None, None
+        for across in (True, False):
+            scale = plotting.tile_scale(kernel)
+            layout = FilterLayout(
+                filters, channels, kernel, across, scale=scale, block_gap=max(2, 3 * scale // 4)
+            )
+            for table in (True, False) if with_text else (False,):
+                geometry = self._geometry_for(layout, width, strip, table)
+                fit = None
+                if table:
+                    fit = plotting.fit_cell_texts(
+                        [CELL_TEMPLATE], geometry.cell_width, geometry.cell_height
+                    )
+                    if fit is None:
+                        continue
+                cell = min(geometry.cell_width, geometry.cell_height)
+                if filters > 1 and not across:
+                    # Columns of filters with R, G, B once beside them read more easily than
+                    # a row of R G B triples: preferred unless the triples are clearly larger.
+                    cell *= DOWN_PREFERENCE
+                key = (fit is not None, fit.size if fit else 0, round(cell, 1), across)
+                if best_key is None or key > best_key:
+                    best_key, best = key, (layout, geometry)
+        layout, geometry = best
+        if layout != self._layout:
+            self._apply_layout(layout)
+        if geometry != self._geometry:
+            self._geometry = geometry
+            ratio = geometry.cell_width / geometry.cell_height
+            for group in self._groups.values():
+                # The plot and its bar as high as the mosaic needs, so that labels stay next
+                # to the tiles; a strip is no higher than they are (spare room goes below).
+                group.plot.setFixedWidth(geometry.plot_width)
+                group.plot.setFixedHeight(geometry.plot_height)
+                group.bar.setFixedHeight(geometry.plot_height)
+                group.widget.setMaximumHeight(int(geometry.plot_height) + 2 * STRIP_MARGIN + 2)
+                group.plot.vb.setAspectLocked(True, ratio=ratio)
+            if not self._zoomed:
+                self._fit_views()
+        if self._record is not None:
+            self._update_filter_ticks(self._record)
+
+    def _equation_shape(self, text: str) -> tuple[int, ...]:
+        """Screen lines each of the equation's lines takes, roughly (a change signal)."""
+        metrics = self._equation.fontMetrics()
+        width = max(self._plots.width(), 60)
+        return tuple(1 + int(metrics.horizontalAdvance(line) // width) for line in text.split("\n"))
+
+    def _texts_height(self, width: int) -> int:
+        """Height of the read-out and equation lines under the strips at ``width``: the
+        tallest the equation has been at this width (it then keeps that room)."""
+        width = max(width, 60)
+        wrapped = self._equation.fontMetrics().boundingRect(
+            QRect(0, 0, width, 100_000), Qt.TextFlag.TextWordWrap, self._equation.text()
+        )
+        margins = self._equation.contentsMargins()
+        equation = wrapped.height() + margins.top() + margins.bottom()
+        floor_width, floor = self._equation_floor
+        if floor_width == width:
+            equation = max(equation, floor)
+        self._equation_floor = (width, equation)
+        self._equation.setMinimumHeight(equation)
+        return self._readout.sizeHint().height() + equation + 2 * TEXT_SPACING + STRIPS_SPACING
+
+    def _geometry_for(
+        self, layout: FilterLayout, width: float, strip: float, table: bool
+    ) -> _Geometry:
+        units_w, units_h = layout.units
+        axes_h = AXIS_HEIGHT * (2 if layout.across and layout.filters > 1 else 1)
+        axes_w = 0 if layout.across else LEFT_AXIS_WIDTH
+        group = self._groups["weights"]
+        fixed = (
+            group.caption.natural_width()
+            + plotting.bar_width(group.bar)
+            + axes_w
+            + 2 * STRIP_MARGIN
+            + 3 * STRIP_SPACING
+            + 4
+        )
+        free_w = max(width - fixed, 10.0)
+        free_h = max(strip - axes_h - 2 * STRIP_MARGIN - 2, 10.0)
+        unit_w = free_w / (units_w * (1 + 2 * PADDING))
+        unit_h = free_h / (units_h * (1 + 2 * PADDING))
+        if table:
+            cell_h = min(unit_h, unit_w)
+            cell_w = min(unit_w, MAX_CELL_RATIO * cell_h)
+        else:
+            cell_w = cell_h = min(unit_w, unit_h)
+        plot_width = math.ceil(axes_w + units_w * (1 + 2 * PADDING) * cell_w) + 1
+        plot_height = math.ceil(axes_h + units_h * (1 + 2 * PADDING) * cell_h) + 1
+        return _Geometry(cell_w, cell_h, plot_width, plot_height, table)
+
+    def _apply_layout(self, layout: FilterLayout) -> None:
+        """Buffers, tile frames, cell grids, text positions and axes for ``layout``."""
+        self._layout = layout
+        frame_x, frame_y = plotting.frame_pairs(layout.tile_rects())
+        grid_x, grid_y = layout.grid_lines()
+        centre = layout.data_rect().center()
+        shape = (layout.filters, layout.channels, layout.kernel, layout.kernel)
+        names = plotting.CHANNEL_NAMES
+        if layout.across:
+            channel_ticks = [
+                (layout.tile_centre(f, c)[0], names[c])
+                for f in range(layout.filters)
+                for c in range(layout.channels)
+            ]
+        else:
+            channel_ticks = [
+                (layout.tile_centre(0, c)[1], names[c]) for c in range(layout.channels)
+            ]
+        for group in self._groups.values():
+            group.buffer = layout.allocate()
+            group.image.setImage(group.buffer, levels=(-1.0, 1.0))
+            group.image.setRect(layout.data_rect())
+            group.frame.setData(frame_x, frame_y)
+            group.grid.setData(grid_x, grid_y)
+            group.message.setPos(QPointF(centre.x(), centre.y()))
+            if group.texts:
+                for item, index in zip(group.texts, np.ndindex(shape), strict=True):
+                    item.setPos(*layout.cell_centre(*index))
+            plot = group.plot
+            plot.showAxis("left", not layout.across)
+            plot.showAxis("bottom", layout.across and layout.filters > 1)
+            channel_axis = plot.getAxis("top" if layout.across else "left")
+            channel_axis.setTicks([channel_ticks])
+            group.ticks = ()
+        if self._record is not None:
+            values = self._group_values(self._record)
+            for name, group in self._groups.items():
+                self._draw_group(group, values[name], self._limits[name])
+
+    def _fit_views(self) -> None:
+        if self._layout is None:
+            return
+        for group in self._groups.values():
+            group.plot.vb.setRange(rect=self._layout.data_rect(), padding=PADDING)
+
+    def _sync_widths(self) -> None:
+        """Give the three strips' captions and colour bars one width, so that their heatmaps
+        line up; lay out again when that width grew."""
+        groups = self._groups.values()
+        caption = max(group.caption.natural_width() for group in groups)
+        axis = max(plotting.axis_width(group.bar.axis) for group in groups)
+        changed = False
+        for group in groups:
+            if group.caption.minimumWidth() != caption:
+                group.caption.set_fixed_width(caption)
+                changed = True
+            if plotting.axis_width(group.bar.axis) != axis:
+                group.bar.axis.setWidth(int(axis))
+                changed = True
+        if changed:
+            self._geometry = None
+            self._arrange_timer.start(0)
 
     # -- drawing -----------------------------------------------------------------------------
 
     @staticmethod
     def _group_values(record: StepRecord) -> dict[str, np.ndarray | None]:
         values = {}
-        for name, attribute, _, _ in GROUPS:
+        for name, attribute, *_ in GROUPS:
             arrays = getattr(record, attribute)
             values[name] = None if arrays is None else np.asarray(arrays["conv.weight"])
         return values
@@ -392,15 +748,16 @@ class FiltersView(QWidget):
     def _draw_group(self, group: _Group, values: np.ndarray | None, limit: float) -> None:
         group.values = values
         group.limit = limit
-        layout = self._layout
         if values is None:
             group.buffer.fill(np.nan)
         else:
-            layout.fill(group.buffer, np.swapaxes(values, 0, 1))
+            self._layout.fill(group.buffer, values)
         group.image.setImage(group.buffer, levels=(-limit, limit))
         group.message.setVisible(values is None)
         group.frame.setVisible(values is not None)
-        group.bar.setVisible(values is not None)
+        # Transparent rather than hidden: a hidden bar's axis loses its width for good.
+        group.bar.setOpacity(1.0 if values is not None else 0.0)
+        self._show_grid(group)
         plotting.set_bar_range(
             group.bar,
             -limit,
@@ -408,48 +765,81 @@ class FiltersView(QWidget):
             [(-limit, format_number(-limit)), (0.0, "0"), (limit, format_number(limit))],
         )
         text = self._scale_text(values, limit)
-        if group.scale_label.text != text:
-            group.scale_label.setText(text)
+        if text != group.scale_text:
+            group.scale_text = text
+            caption = group.caption
+            lines = [caption.line(group.title, bold=True, size=13)]
+            if group.subtitle:
+                lines.append(caption.line(group.subtitle, ink=plotting.MUTED, optional=True))
+            scale_lines = text.split("\n")
+            lines.append(caption.line(scale_lines[0]))
+            lines += [caption.line(line, ink=plotting.MUTED) for line in scale_lines[1:]]
+            caption.set_lines(lines)
+
+    def _show_grid(self, group: _Group) -> None:
+        """Cell borders while cells are large enough on screen for them not to crowd."""
+        cell = min(
+            plotting.pixels_per_unit(group.plot.vb), plotting.pixels_per_unit(group.plot.vb, 1)
+        )
+        visible = group.values is not None and cell >= GRID_MIN_PIXELS
+        if group.grid.isVisible() != visible:
+            group.grid.setVisible(visible)
 
     def _scale_text(self, values: np.ndarray | None, limit: float) -> str:
+        """The lines under a group's name: its ± limit (or why there is none) and the mode."""
         if values is None:
             return "no update yet"
         mode = self._scale_mode.currentText()
         finite = np.isfinite(values)
         nonfinite = int(values.size - np.count_nonzero(finite))
         if not np.any(values[finite]):
-            text = "all values are 0" if nonfinite == 0 else "no finite non-zero value"
-            return text + f"<br>(scale ±{format_number(limit)}, {SCALE_WORDS[mode]})"
-        text = f"±{format_number(limit)}<br>({SCALE_WORDS[mode]}"
+            first = "all values are 0" if nonfinite == 0 else "no finite value ≠ 0"
+            lines = [first, f"scale ±{format_number(limit)}"]
+        else:
+            lines = [f"±{format_number(limit)}", SCALE_WORDS[mode]]
         if mode == "Custom":
             with np.errstate(invalid="ignore"):
                 beyond = int(np.count_nonzero(np.abs(values[finite]) > limit))
             if beyond:
-                text += f"; {beyond} clipped beyond ±{format_number(limit)}"
+                lines.append(f"{beyond} clipped")
         if nonfinite:
-            text += f"; {nonfinite} not finite"
-        return text + ")"
+            lines.append(f"{nonfinite} not finite")
+        return "\n".join(lines)
 
     def _update_filter_ticks(self, record: StepRecord) -> None:
-        filters = self._shape[0]
+        """Filter numbers (dead ones marked) over or under their blocks."""
+        layout, geometry = self._layout, self._geometry
+        if layout is None:
+            return
+        filters = layout.filters
+        block_pixels = (
+            layout.block_size[1] / layout.scale * (geometry.cell_width if geometry else 1)
+        )
         ticks = []
         for f in range(filters):
             dead = f < len(record.dead_since) and record.dead_since[f] is not None
-            label = f"filter {f}" if filters <= 4 else str(f)
-            if dead:
-                label += " (dead)" if filters <= 4 else "✝"
-            ticks.append((self._layout.tile_centre(0, f)[0], label))
+            if block_pixels >= 110:
+                label = f"filter {f}" + (" (dead)" if dead else "")
+            elif block_pixels >= 60:
+                label = f"filter {f}" + (" ✝" if dead else "")
+            else:
+                label = f"{f}" + ("✝" if dead else "")
+            ticks.append((layout.block_centre(f)[0], label))
         ticks = tuple(ticks)
+        side = "bottom" if layout.across else "top"
         for group in self._groups.values():
-            if group.filter_ticks != ticks:
-                group.filter_ticks = ticks
-                group.plot.getAxis("bottom").setTicks([list(ticks)])
+            if group.ticks != ticks:
+                group.ticks = ticks
+                group.plot.getAxis(side).setTicks([list(ticks)])
 
     def _update_equation(self, record: StepRecord) -> None:
         weights = np.asarray(record.params["conv.weight"])
         bias = np.asarray(record.params["conv.bias"])
         filters, _, kernel, _ = weights.shape
-        heading = f"Iteration {record.iteration} · {filters} × 3×{kernel}×{kernel}"
+        heading = (
+            f"Iteration {record.iteration} · {filters} filter{'s' if filters != 1 else ''} "
+            f"of 3×{kernel}×{kernel}"
+        )
         self._heading.setText(heading)
         if record.update is None:
             lines = [
@@ -473,6 +863,12 @@ class FiltersView(QWidget):
         text = "\n".join(lines)
         if self._equation.text() != text:
             self._equation.setText(text)
+            # Measuring the wrapped label is slow; its lines' widths say when it may change.
+            shape = self._equation_shape(text)
+            if shape != self._equation_lines:
+                self._equation_lines = shape
+                if self._texts_height(self._plots.width()) > self._text_height:
+                    self._arrange()
 
     @staticmethod
     def _dead_text(record: StepRecord) -> str:
@@ -546,46 +942,64 @@ class FiltersView(QWidget):
             if not group.texts:
                 continue
             if group.values is None:
-                group.strings = []
+                group.formats = ()
             else:
-                group.strings = [format_compact(v) for v in group.values.reshape(-1)]
+                group.formats = plotting.cell_formats(group.values)
                 group.light = plotting.light_cells(group.values.reshape(-1), group.limit)
-            self._fit_text(group, force=True)
+        self._fit_texts(force=True)
         self._update_hint()
 
-    def _fit_text(self, group: _Group, force: bool = False) -> None:
-        """Write the cell values at the largest font (9..14 px) their cells hold on screen:
-        on one line, else split before the exponent ('-6.51' over 'e+04'); hidden when even
-        that does not fit (the hover read-out still gives every value).
+    def _fit_texts(self, force: bool = False) -> None:
+        """Write the cell values in the most exact format and the largest font (9..14 px)
+        their cells hold on screen (``plotting.fit_cell_texts``), hidden when nothing fits
+        (the hover read-out still gives every value). While no heatmap is zoomed, the three
+        share the smallest of their sizes, so that the table reads as one."""
+        fits = {}
+        for name, group in self._groups.items():
+            self._show_grid(group)
+            if group.texts and group.formats:
+                fits[name] = plotting.fit_cell_texts(group.formats, *self._cell_pixels(group))
+        sizes = [fit.size for fit in fits.values() if fit is not None]
+        if sizes and not self._zoomed:
+            common = min(sizes)
+            fits = {
+                name: plotting.fit_cell_texts(
+                    self._groups[name].formats, *self._cell_pixels(self._groups[name]), common
+                )
+                if fit is not None
+                else None
+                for name, fit in fits.items()
+            }
+        changed = False
+        for name, group in self._groups.items():
+            if group.texts:
+                changed |= self._write_cells(group, fits.get(name), force)
+        if changed:
+            self._update_hint()
 
-        The size is chosen for the widest text of the values' kind (with or without an
-        exponent), not for the shown values, so it stays put while values change.
-        """
-        if not group.texts:
-            return
-        fit = None
-        if group.strings:
-            exponent = any("e" in text for text in group.strings)
-            templates = WIDEST_TEXTS[exponent]
-            fit = plotting.fit_cell_texts(templates, plotting.pixels_per_unit(group.plot.vb))
+    @staticmethod
+    def _cell_pixels(group: _Group) -> tuple[float, float]:
+        view = group.plot.vb
+        return plotting.pixels_per_unit(view), plotting.pixels_per_unit(view, 1)
+
+    def _write_cells(self, group: _Group, fit: plotting.CellFit | None, force: bool) -> bool:
+        """Show ``fit`` in the group's cells; returns whether the fit changed."""
         if fit == group.fit and not force:
-            return
+            return False
         changed_fit = fit != group.fit
         group.fit = fit
         if fit is None:
             for item in group.texts:
                 if item.isVisible():
                     item.setVisible(False)
-            if changed_fit:
-                self._update_hint()
-            return
-        size, wrapped = fit
+            return changed_fit
         if changed_fit:
-            cell_font = plotting.font(size)
+            cell_font = plotting.cell_font(fit.size)
             for item in group.texts:
                 item.setFont(cell_font)
-        for index, (item, text) in enumerate(zip(group.texts, group.strings, strict=True)):
-            entry = (plotting.split_exponent(text) if wrapped else text, bool(group.light[index]))
+        strings = group.formats[fit.format]
+        for index, (item, text) in enumerate(zip(group.texts, strings, strict=True)):
+            entry = (plotting.split_exponent(text) if fit.split else text, bool(group.light[index]))
             if group.text_cache[index] != entry:
                 if group.text_cache[index][0] != entry[0]:
                     item.setText(entry[0])
@@ -594,13 +1008,12 @@ class FiltersView(QWidget):
                 group.text_cache[index] = entry
             if not item.isVisible():
                 item.setVisible(True)
-        if changed_fit:
-            self._update_hint()
+        return changed_fit
 
     def _update_hint(self) -> None:
         """The read-out line's hint, when no cell is hovered."""
         hidden = any(
-            group.texts and group.strings and group.fit is None for group in self._groups.values()
+            group.texts and group.formats and group.fit is None for group in self._groups.values()
         )
         too_many = any(
             not group.texts and group.values is not None for group in self._groups.values()
@@ -616,22 +1029,13 @@ class FiltersView(QWidget):
 
     # -- interaction -------------------------------------------------------------------------
 
-    @Slot()
-    def reset_zoom(self) -> None:
-        """Show all tiles of every group again (and keep them fitted as the panel resizes)."""
-        self._zoomed = False
-        if self._layout is None:
-            return
-        for group in self._groups.values():
-            group.plot.vb.setRange(rect=self._layout.data_rect(), padding=0.04)
-
     def _on_zoomed(self, *_args) -> None:
         self._zoomed = True
 
     def _on_view_resized(self, group: _Group) -> None:
         if not self._zoomed and self._layout is not None:
-            group.plot.vb.setRange(rect=self._layout.data_rect(), padding=0.04)
-        self._fit_text(group)
+            group.plot.vb.setRange(rect=self._layout.data_rect(), padding=PADDING)
+        self._fit_texts()
 
     def _on_scale_changed(self, *_args) -> None:
         self._custom.setVisible(self._scale_mode.currentText() == "Custom")
@@ -651,7 +1055,7 @@ class FiltersView(QWidget):
         if self._readout.text() != text:
             self._readout.setText(text)
 
-    def _cell_readout(self, channel: int, f: int, i: int, j: int) -> str:
+    def _cell_readout(self, f: int, channel: int, i: int, j: int) -> str:
         record = self._record
         where = f"filter {f}, channel {plotting.CHANNEL_NAMES[channel]}, row {i}, column {j}"
         weight = float(record.params["conv.weight"][f, channel, i, j])
@@ -664,10 +1068,8 @@ class FiltersView(QWidget):
             f"update {format_number(update)}, gradient {format_number(gradient)}"
         )
 
-    # -- layout of the three groups ----------------------------------------------------------
-
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt override)
-        if watched is self._plots and event.type() == QEvent.Type.Resize:
+        if watched is self._plots and event.type() in (QEvent.Type.Resize, QEvent.Type.Show):
             self._arrange()
         return super().eventFilter(watched, event)
 
@@ -675,52 +1077,6 @@ class FiltersView(QWidget):
         super().showEvent(event)
         if self._stale and self._record is not None:
             self.show_record(self._record)
-
-    def _arrange(self, force: bool = False) -> None:
-        """Put the three groups side by side or one above the other, whichever gives the
-        larger cells in the space the view has."""
-        if self._layout is None:
-            return
-        width = max(self._plots.width(), 1)
-        height = max(self._plots.height(), 1)
-        best = max(ARRANGEMENTS, key=lambda a: self._cell_pixels(a, width, height))
-        if best == self._arrangement and not force:
-            return
-        self._arrangement = best
-        for index, name in enumerate(GROUP_NAMES):
-            widget = self._groups[name].widget
-            self._grid.removeWidget(widget)
-            row, col = (0, index) if best == "row" else (index, 0)
-            self._grid.addWidget(widget, row, col)
-        for index in range(3):
-            self._grid.setColumnStretch(index, 1 if best == "row" else 0)
-            self._grid.setRowStretch(index, 1 if best == "column" else 0)
-        if best == "row":
-            self._grid.setRowStretch(0, 1)
-        else:
-            self._grid.setColumnStretch(0, 1)
-        QTimer.singleShot(0, self.reset_zoom)
-
-    def _cell_pixels(self, arrangement: str, width: int, height: int) -> float:
-        """Screen pixels per cell the groups would get in ``arrangement``."""
-        rect = self._layout.data_rect()
-        extra_w, extra_h = self._group_extra()
-        if arrangement == "row":
-            free_w, free_h = width / 3 - extra_w, height - extra_h
-        else:
-            free_w, free_h = width - extra_w, height / 3 - extra_h
-        return min(free_w / (rect.width() * 1.08), free_h / (rect.height() * 1.08))
-
-    def _group_extra(self) -> tuple[float, float]:
-        """Width and height a group needs besides its heatmap: measured once it is laid out."""
-        group = self._groups["weights"]
-        view = group.plot.vb.size()
-        if view.width() > 10 and view.height() > 10:
-            return (
-                group.widget.width() - view.width(),
-                group.widget.height() - view.height(),
-            )
-        return GROUP_EXTRA_WIDTH, GROUP_EXTRA_HEIGHT
 
 
 def _finite_absmax(values) -> float:

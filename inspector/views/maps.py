@@ -6,7 +6,12 @@ pre-activation maps (conv output + bias, diverging colours centred on 0) and the
 maps, where an output that is exactly 0 (a dead ReLU output: no gradient flows back through it)
 is black and positive outputs run from pale yellow to dark blue. Every colour bar is labelled
 with its numeric range, and the share of zero outputs is written per (image, filter) pair and
-per filter; when every output is 0 a banner says so.
+per filter; when every output is 0 a one-line banner says so.
+
+Maps are drawn pixel for pixel (nearest neighbour) at the largest size the panel allows, but
+never smaller than ``MIN_MAP_PIXELS`` while there is room across: when the page's rows do not
+fit the panel's height they scroll (scroll bar, or the mouse wheel over the maps) under
+titles and colour bars that stay in place.
 
 For leaky ReLU and identity activations the output maps use the diverging colours as well, and
 the fractions written are of negative outputs.
@@ -22,13 +27,14 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Qt, QTimer, Slot
+from PySide6.QtCore import QEvent, QRectF, Qt, QTimer, Slot
 from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
+    QScrollBar,
     QSizePolicy,
     QToolButton,
     QVBoxLayout,
@@ -48,17 +54,63 @@ SCALE_TIPS = (
     "A fixed limit: pre-activations ± it, outputs 0 … it; values beyond take the end colours",
 )
 RUN_METRICS = {"pre": "pre_activation_absmax", "output": "activation_max"}
-TITLE_HEIGHT = 22
-SCALE_HEIGHT = 36
-TOP_AXIS_HEIGHT = 22
+TITLE_HEIGHT = 18
+TOP_AXIS_HEIGHT = 18
+BAR_WIDTH = 10
+#: Maps are not drawn smaller than this (screen pixels) while they fit across; rows that do
+#: not fit the height then scroll. Maps smaller than this are drawn at least pixel for pixel.
+MIN_MAP_PIXELS = 32
+#: Nor larger than this: beyond it a map shows nothing more.
+MAX_MAP_PIXELS = 160
+#: Share of the mosaics' width left free at their sides.
+PADDING = 0.01
 #: Row height in pixels from which row labels have 3, 2 or 1 line(s).
 ROW_LINE_PIXELS = {3: 52, 2: 34, 1: 0}
 WRONG_PEN = "#d7191c"
 BANNER_STYLES = {
-    "dead": "background: #b2182b; color: white; padding: 5px 8px; border-radius: 3px;",
-    "warning": "background: #fdd49e; color: #3a2600; padding: 5px 8px; border-radius: 3px;",
+    "dead": "background: #b2182b; color: white; padding: 2px 8px; border-radius: 3px;",
+    "warning": "background: #fdd49e; color: #3a2600; padding: 2px 8px; border-radius: 3px;",
 }
 READOUT_HINT = "Hover a map or an image for its values · Ctrl+wheel zooms · drag pans · Fit resets"
+FOOTER_HINT = "Hover a map for its values"
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that shortens its text with '…' to the width it gets (the whole text
+    stays in ``text()`` and, when shortened, in the tooltip)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self._tip = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setMinimumWidth(20)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt override)
+        self._full = text
+        self._elide()
+
+    def text(self) -> str:
+        return self._full
+
+    def set_tip(self, tip: str) -> None:
+        """The tooltip (besides the whole text when it is shortened)."""
+        self._tip = tip
+        self._elide()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        margins = self.contentsMargins()
+        room = self.width() - margins.left() - margins.right() - 2 * self.margin() - 16
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, room)
+        super().setText(shown)
+        tips = [self._full] if shown != self._full else []
+        if self._tip:
+            tips.append(self._tip)
+        self.setToolTip("\n\n".join(tips))
 
 
 class MapsView(QWidget):
@@ -87,11 +139,16 @@ class MapsView(QWidget):
         self._limits = {"pre": 1.0, "output": 1.0}
         self._row_ticks: tuple = ()
         self._filter_ticks: tuple = ()
+        self._side_ticks: tuple = ()
         self._row_lines = 1
         self._pair_fractions = np.zeros((0, 0))
+        self._pair_texts: list[str] = []
+        self._scale_texts = {"pre": "", "output": ""}
         self._step = 0
         self._max_step = 1
         self._shown_layout: plotting.MosaicLayout | None = None
+        self._scale = 1.0
+        self._top = 0.0
 
         self._build_controls()
         self._build_graphics()
@@ -137,18 +194,28 @@ class MapsView(QWidget):
 
     def scale_labels(self) -> dict[str, str]:
         """The text under each colour bar (line breaks as newlines)."""
-        return {
-            "pre": self._pre_scale.text.replace("<br>", "\n"),
-            "output": self._out_scale.text.replace("<br>", "\n"),
-        }
+        return dict(self._scale_texts)
 
     def pair_labels(self) -> list[str]:
-        """The zero (or negative) share written on each output map of the page, row by row."""
-        return self._pair_layer.texts()
+        """The zero (or negative) share written beside or on each output map of the page, row
+        by row."""
+        return list(self._pair_texts)
 
     def current_limits(self) -> dict[str, float]:
         """Pre-activation ± limit and output maximum the maps are drawn with."""
         return dict(self._limits)
+
+    def map_pixels(self) -> float:
+        """Screen pixels per map pixel at the fitted size."""
+        return self._scale
+
+    def visible_rows(self) -> tuple[float, float]:
+        """(first, end) rows of the page in view, in rows (fractions at the edges)."""
+        if self._layout is None:
+            return 0.0, 0.0
+        (y0, y1) = self._thumb_plot.vb.viewRange()[1]
+        pitch = self._layout.pitch_y
+        return max(y0, 0.0) / pitch, min(y1, self._layout.data_rect().height()) / pitch
 
     @Slot(object)
     def show_record(self, record: StepRecord) -> None:
@@ -165,7 +232,7 @@ class MapsView(QWidget):
     # -- construction ------------------------------------------------------------------------
 
     def _build_controls(self) -> None:
-        self._heading = QLabel(self)
+        self._heading = ElidedLabel(self)
         self._heading.setObjectName("mapsHeading")
         bold = self._heading.font()
         bold.setBold(True)
@@ -179,7 +246,7 @@ class MapsView(QWidget):
             self._scale_mode.addItem(mode)
             self._scale_mode.setItemData(index, tip, Qt.ItemDataRole.ToolTipRole)
         self._scale_mode.setToolTip(
-            "How the colour scales of the maps are chosen; the range in use is written under "
+            "How the colour scales of the maps are chosen; the range in use is written on "
             "each colour bar"
         )
         self._scale_mode.currentIndexChanged.connect(self._on_scale_changed)
@@ -214,12 +281,13 @@ class MapsView(QWidget):
         self._fit = QToolButton(self)
         self._fit.setObjectName("mapsResetZoom")
         self._fit.setText("Fit")
-        self._fit.setToolTip("Show the whole page again after zooming (Ctrl+wheel) or panning")
+        self._fit.setToolTip(
+            "Show the maps at their fitted size again after zooming (Ctrl+wheel) or panning"
+        )
         self._fit.clicked.connect(self.reset_zoom)
 
-        self._banner = QLabel(self)
+        self._banner = ElidedLabel(self)
         self._banner.setObjectName("mapsDeadBanner")
-        self._banner.setWordWrap(True)
         self._banner.setVisible(False)
 
         self._summary = QLabel(self)
@@ -227,39 +295,56 @@ class MapsView(QWidget):
         self._summary.setWordWrap(True)
         self._summary.setTextFormat(Qt.TextFormat.PlainText)
         self._summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
-        self._readout = QLabel(READOUT_HINT, self)
+        self._hint = QLabel(FOOTER_HINT, self)
+        self._hint.setObjectName("mapsHint")
+        self._hint.setStyleSheet(f"color: {plotting.MUTED};")
+        self._hint.setToolTip(READOUT_HINT)
+
+        self._readout = ElidedLabel(self)
         self._readout.setObjectName("mapsReadout")
         self._readout.setTextFormat(Qt.TextFormat.PlainText)
-        self._readout.setStyleSheet(f"color: {plotting.MUTED};")
-        self._readout.setMinimumWidth(10)
+        self._readout.setText(READOUT_HINT)
+
+        self._rows_bar = QScrollBar(Qt.Orientation.Vertical, self)
+        self._rows_bar.setObjectName("mapsRowsScroll")
+        self._rows_bar.setToolTip("Scroll the rows of images (or turn the wheel over the maps)")
+        self._rows_bar.setVisible(False)
+        self._rows_bar.valueChanged.connect(self._on_scrolled)
 
     def _build_graphics(self) -> None:
         self._graphics = pg.GraphicsLayoutWidget(self)
         self._graphics.setObjectName("mapsPlots")
         plotting.style_graphics_widget(self._graphics)
         root = self._graphics.ci
+        root.layout.setHorizontalSpacing(6)
 
         self._thumb_image = plotting.new_image_item(None)
-        self._thumb_plot = plotting.image_plot(self._thumb_image)
+        self._thumb_plot = plotting.image_plot(self._thumb_image, text_axes=("left", "top"))
         self._pre_image = plotting.new_image_item(plotting.DIVERGING_CODE_LUT)
-        self._pre_plot = plotting.image_plot(self._pre_image)
+        self._pre_plot = plotting.image_plot(self._pre_image, text_axes=("top",))
         self._out_image = plotting.new_image_item(plotting.ACTIVATION_CODE_LUT)
-        self._out_plot = plotting.image_plot(self._out_image)
+        self._out_plot = plotting.image_plot(self._out_image, text_axes=("right", "top"))
         for plot in (self._thumb_plot, self._pre_plot, self._out_plot):
+            plot.layout.setContentsMargins(0, 0, 0, 0)
             plot.vb.disableAutoRange()
+            plot.vb.plain_wheel = self._on_plain_wheel
             plot.hideAxis("bottom")
             plot.hideAxis("left")
-            plot.showAxis("top")
             top = plot.getAxis("top")
             top.setHeight(TOP_AXIS_HEIGHT)
+            top.setStyle(tickFont=plotting.font(11))
             plot.vb.sigRangeChangedManually.connect(self._on_zoomed)
         self._thumb_plot.showAxis("left")
         self._thumb_plot.getAxis("left").setStyle(autoExpandTextSpace=False)
         self._thumb_plot.getAxis("top").setTicks([[]])
+        side = self._out_plot.getAxis("right")
+        side.setStyle(tickFont=plotting.font(11), autoExpandTextSpace=False, tickLength=0)
         self._pre_plot.vb.setYLink(self._thumb_plot.vb)
         self._out_plot.vb.setYLink(self._thumb_plot.vb)
         self._thumb_plot.vb.sigResized.connect(self._on_view_resized)
+        self._thumb_plot.vb.sigYRangeChanged.connect(self._on_rows_moved)
         self._pre_plot.vb.sigRangeChanged.connect(self._on_range_changed)
 
         self._wrong_frames = pg.PlotCurveItem(connect="pairs", pen=pg.mkPen(WRONG_PEN, width=3))
@@ -277,11 +362,11 @@ class MapsView(QWidget):
         self._pair_layer.setZValue(15)
         self._out_plot.addItem(self._pair_layer)
 
-        self._pre_bar = plotting.colour_bar(plotting.DIVERGING_COLORMAP)
-        self._out_bar = plotting.colour_bar(plotting.ACTIVATION_BAR_COLORMAP)
+        self._pre_bar = plotting.colour_bar(plotting.DIVERGING_COLORMAP, width=BAR_WIDTH)
+        self._out_bar = plotting.colour_bar(plotting.ACTIVATION_BAR_COLORMAP, width=BAR_WIDTH)
         self._out_bar_diverging = False
-        self._pre_scale = plotting.label_item("", size=12)
-        self._out_scale = plotting.label_item("", size=12)
+        self._pre_scale = plotting.CaptionItem(11)
+        self._out_scale = plotting.CaptionItem(11)
 
         self._thumb_title = plotting.label_item("input", size=13, bold=True)
         self._pre_title = plotting.label_item("pre-activation", size=13, bold=True)
@@ -296,21 +381,19 @@ class MapsView(QWidget):
         for col in range(3):
             root.layout.setColumnStretchFactor(col, 0)
         self._thumb_panel.addItem(self._thumb_title, row=0, col=0)
-        self._thumb_panel.addItem(self._thumb_plot, row=1, col=0)
-        self._thumb_spacer = plotting.label_item("", size=12)
-        self._thumb_panel.addItem(self._thumb_spacer, row=2, col=0)
+        self._thumb_panel.addItem(self._thumb_plot, row=1, col=0, rowspan=2)
         for panel, title, plot, bar, scale in (
             (self._pre_panel, self._pre_title, self._pre_plot, self._pre_bar, self._pre_scale),
             (self._out_panel, self._out_title, self._out_plot, self._out_bar, self._out_scale),
         ):
             panel.addItem(title, row=0, col=0, colspan=2)
-            panel.addItem(plot, row=1, col=0)
+            panel.addItem(plot, row=1, col=0, rowspan=2)
             panel.addItem(bar, row=1, col=1)
-            panel.addItem(scale, row=2, col=0, colspan=2)
+            panel.addItem(scale, row=2, col=1)
+            panel.layout.setRowStretchFactor(1, 1)
+            panel.layout.setRowStretchFactor(2, 0)
         for item in (self._thumb_title, self._pre_title, self._out_title):
             item.setFixedHeight(TITLE_HEIGHT)
-        for item in (self._thumb_spacer, self._pre_scale, self._out_scale):
-            item.setFixedHeight(SCALE_HEIGHT)
         for panel in (self._thumb_panel, self._pre_panel, self._out_panel):
             panel.setSpacing(2)
             panel.setContentsMargins(2, 2, 2, 2)
@@ -318,6 +401,7 @@ class MapsView(QWidget):
         scene = self._graphics.scene()
         scene.sigMouseMoved.connect(self._on_hover)
         self._graphics.installEventFilter(self)
+        self._graphics.viewport().installEventFilter(self)
 
     def _build_layout(self) -> None:
         controls = QHBoxLayout()
@@ -334,14 +418,39 @@ class MapsView(QWidget):
         controls.addWidget(self._next)
         controls.addWidget(self._fit)
 
+        graphics = QHBoxLayout()
+        graphics.setContentsMargins(0, 0, 0, 0)
+        graphics.setSpacing(0)
+        graphics.addWidget(self._graphics, 1)
+        graphics.addWidget(self._rows_bar)
+
+        # The footer: a banner when filters are dead, and the summary (redundant beside the
+        # banner when every output is 0). While a map is hovered, its values cover them: the
+        # read-out lies over the footer (outside any layout), so the footer keeps its height.
+        self._summary_row = QWidget(self)
+        summary_row = QHBoxLayout(self._summary_row)
+        summary_row.setContentsMargins(0, 0, 0, 0)
+        summary_row.addWidget(self._summary, 1)
+        summary_row.addWidget(self._hint, 0, Qt.AlignmentFlag.AlignTop)
+        self._footer = QWidget(self)
+        self._footer.setObjectName("mapsFooter")
+        summary_column = QVBoxLayout(self._footer)
+        summary_column.setContentsMargins(0, 0, 0, 0)
+        summary_column.setSpacing(3)
+        summary_column.addWidget(self._banner)
+        summary_column.addWidget(self._summary_row)
+        self._readout.setParent(self._footer)
+        self._readout.setAutoFillBackground(True)
+        self._readout.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self._readout.hide()
+        self._footer.installEventFilter(self)
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.setSpacing(4)
         layout.addLayout(controls)
-        layout.addWidget(self._banner)
-        layout.addWidget(self._graphics, 1)
-        layout.addWidget(self._readout)
-        layout.addWidget(self._summary)
+        layout.addLayout(graphics, 1)
+        layout.addWidget(self._footer)
 
     # -- session shape -----------------------------------------------------------------------
 
@@ -409,7 +518,10 @@ class MapsView(QWidget):
             widget.setVisible(paged)
         self._row_ticks = ()
         self._filter_ticks = ()
+        self._side_ticks = ()
         self._pair_fractions = np.zeros((0, 0))
+        self._top = 0.0
+        self._configure_axes(filters)
         self._configure_output_bar()
         self._draw_thumbnails()
         self._size_panels()
@@ -537,17 +649,15 @@ class MapsView(QWidget):
 
         self._draw_bars(record, pre, output, limits, relu)
         if step == 1:
-            fractions = self._pair_share(codes["output"][:count], output, relu)
+            fractions = self._pair_share(output, relu, codes["output"][:count])
+        elif self._layout.cols == 1:
+            fractions = self._pair_share(output, relu)
         else:
             # Maps this small on screen get no labels (LabelLayer); hover computes its own.
             fractions = np.full((count, self._layout.cols), np.nan)
         if not np.array_equal(fractions, self._pair_fractions, equal_nan=True):
             self._pair_fractions = fractions
-            word = "zero" if relu else "negative"
-            long = [f"{_percent(v)} {word}" for v in fractions.reshape(-1)]
-            short = [_percent(v) for v in fractions.reshape(-1)]
-            blank = [""] * (self._layout.rows - count) * self._layout.cols
-            self._pair_layer.set_texts(long + blank, short + blank)
+            self._draw_pair_labels(fractions, count, relu)
         self._draw_filter_headers(record, relu)
         self._draw_rows(record, first, end)
         self._draw_banner_and_summary(record, relu)
@@ -590,15 +700,15 @@ class MapsView(QWidget):
         return {name: value if value > 0 else 1.0 for name, value in current.items()}
 
     def _draw_bars(self, record, pre, output, limits, relu) -> None:
+        """Colour bar ranges, and under each bar how its scale was chosen."""
         mode = self._scale_mode.currentText()
-        word = SCALE_WORDS[mode]
         total = len(self._controller.dataset)
-        scope = f", all {total} images" if self._page_count > 1 and mode != "Custom" else ""
+        scope = [f"all {total} images"] if self._page_count > 1 and mode != "Custom" else []
         pre_limit = limits["pre"]
         widened = plotting.set_bar_range(
             self._pre_bar, -pre_limit, pre_limit, _symmetric_ticks(pre_limit)
         )
-        pre_text = f"±{format_number(pre_limit)}<br>({word}{scope}"
+        pre_lines = [SCALE_WORDS[mode], *scope]
         out_limit = limits["output"]
         if relu:
             block = out_limit * plotting.DEAD_BLOCK / (1 - plotting.DEAD_BLOCK)
@@ -610,35 +720,83 @@ class MapsView(QWidget):
             )
             all_zero = record.metrics.get("activation_max") == 0
             if all_zero and mode != "Custom":
-                out_text = "every output is 0<br>(dead, black"
+                out_lines = ["every output", "is 0 (dead)"]
             else:
-                out_text = f"0 (dead, black) … {format_number(out_limit)}<br>({word}{scope}"
+                out_lines = [SCALE_WORDS[mode], *scope]
         else:
             widened |= plotting.set_bar_range(
                 self._out_bar, -out_limit, out_limit, _symmetric_ticks(out_limit)
             )
-            out_text = f"±{format_number(out_limit)}<br>({word}{scope}"
+            out_lines = [SCALE_WORDS[mode], *scope]
         if mode == "Custom":
-            pre_text += _clipped_note(pre, pre_limit, symmetric=True)
-            out_text += _clipped_note(output, out_limit, symmetric=not relu)
+            pre_lines += _clipped_note(pre, pre_limit, symmetric=True)
+            out_lines += _clipped_note(output, out_limit, symmetric=not relu)
         if not math.isfinite(record.metrics.get("pre_activation_absmax", math.nan)):
-            pre_text += "; some values not finite (NaN grey)"
-            out_text += "; some values not finite (NaN grey)"
-        pre_text += ")"
-        out_text += ")"
+            pre_lines.append("NaN: grey")
+            out_lines.append("NaN: grey")
+        for name, caption, lines in (
+            ("pre", self._pre_scale, pre_lines),
+            ("output", self._out_scale, out_lines),
+        ):
+            text = "\n".join(lines)
+            if text != self._scale_texts[name]:
+                self._scale_texts[name] = text
+                caption.set_lines([caption.line(line, ink=plotting.MUTED) for line in lines])
+                widened = True
         if widened:
             self._size_panels()
-        if self._pre_scale.text != pre_text:
-            self._pre_scale.setText(pre_text)
-        if self._out_scale.text != out_text:
-            self._out_scale.setText(out_text)
+
+    def _draw_pair_labels(self, fractions: np.ndarray, count: int, relu: bool) -> None:
+        """Each map's zero (or negative) share: beside the output map while there is one
+        filter, else in the map's corner (while the map is large enough to carry it)."""
+        word = "zero" if relu else "negative"
+        self._pair_texts = [f"{_percent(v)} {word}" for v in fractions.reshape(-1)]
+        filters = self._layout.cols
+        blank = [""] * (self._layout.rows - count) * filters
+        if filters == 1:
+            ticks = tuple(
+                (self._layout.tile_centre(row, 0)[1], text)
+                for row, text in enumerate(self._pair_texts)
+            )
+            if ticks != self._side_ticks:
+                self._side_ticks = ticks
+                self._out_plot.getAxis("right").setTicks([list(ticks)])
+            self._pair_layer.set_texts(blank + [""] * count, blank + [""] * count)
+            return
+        short = [_percent(v) for v in fractions.reshape(-1)]
+        self._pair_layer.set_texts(self._pair_texts + blank, short + blank)
+
+    def _share_word(self) -> str:
+        """What the shares written per map count: zero (ReLU) or negative outputs."""
+        return "zero" if self._activation == "relu" else "negative"
+
+    def _configure_axes(self, filters: int) -> None:
+        """Filter headers over the maps when there are several filters; with one, its zero
+        share beside each output map instead."""
+        several = filters > 1
+        for plot in (self._thumb_plot, self._pre_plot, self._out_plot):
+            plot.showAxis("top", several)
+        metrics = QFontMetricsF(self._pre_plot.getAxis("top").style["tickFont"])
+        self._header_widths = tuple(
+            metrics.horizontalAdvance(text)
+            for text in (f"filter {filters - 1}", f"100% {self._share_word()}", "99%")
+        )
+        self._out_plot.showAxis("right", not several)
+        if not several:
+            metrics = QFontMetricsF(self._out_plot.getAxis("right").style["tickFont"])
+            self._out_plot.getAxis("right").setWidth(
+                int(metrics.horizontalAdvance(f"100% {self._share_word()}")) + 10
+            )
 
     @staticmethod
-    def _pair_share(codes: np.ndarray, output: np.ndarray, relu: bool) -> np.ndarray:
-        """(n, F) share of outputs that are 0 (ReLU) or negative (other activations)."""
+    def _pair_share(output: np.ndarray, relu: bool, codes: np.ndarray | None = None):
+        """(n, F) share of outputs that are 0 (ReLU) or negative (other activations), counted
+        on the drawn ReLU codes when they hold every pixel (cheaper than the floats)."""
         per_map = output.shape[2] * output.shape[3]
-        if relu:
+        if relu and codes is not None:
             return np.count_nonzero(codes == plotting.DEAD_CODE, axis=(2, 3)) / per_map
+        if relu:
+            return np.count_nonzero(output <= 0, axis=(2, 3)) / per_map
         return np.count_nonzero(output < 0, axis=(2, 3)) / per_map
 
     def _filter_shares(self, record: StepRecord, relu: bool) -> np.ndarray:
@@ -650,16 +808,26 @@ class MapsView(QWidget):
         )
 
     def _draw_filter_headers(self, record: StepRecord, relu: bool) -> None:
+        """Over each column of maps its filter, and over the outputs the filter's zero share,
+        in words while the column is wide enough for the widest such text."""
         shares = self._filter_shares(record, relu)
         self._shares = shares
         filters = self._layout.cols
+        if filters == 1:
+            return  # one filter: no header; its share is in the summary
+        room = self._layout.pitch_x * self._scale - 4
+        named, worded, percent = self._header_widths
+        word = self._share_word()
         pre_ticks, out_ticks = [], []
         for f in range(filters):
             x = self._layout.tile_centre(0, f)[0]
-            name = f"filter {f}" if filters <= 4 else str(f)
-            pre_ticks.append((x, name))
-            word = "zero" if relu else "negative"
-            out_ticks.append((x, f"{_percent(shares[f])} {word}" if filters <= 4 else name))
+            pre_ticks.append((x, f"filter {f}" if named <= room else str(f)))
+            share = _percent(shares[f])
+            if worded <= room:
+                share = f"{share} {word}"
+            elif percent > room:
+                share = str(f)
+            out_ticks.append((x, share))
         ticks = (tuple(pre_ticks), tuple(out_ticks))
         if ticks != self._filter_ticks:
             self._filter_ticks = ticks
@@ -677,7 +845,7 @@ class MapsView(QWidget):
             probability = float(record.probabilities[index])
             predicted = int(probability >= 0.5)
             confidence = probability if predicted else 1.0 - probability
-            mark = "✓" if predicted == label else "✗ wrong"
+            mark = "✓" if predicted == label else "✗"
             parts = [
                 f"#{index + 1} {names[label]}",
                 f"→ {names[predicted]} {_percent(confidence)} {mark}",
@@ -705,7 +873,7 @@ class MapsView(QWidget):
         number = f"#{len(dataset)}"
         templates = [f"{number} {longest} ✗"]
         if lines > 1:
-            templates = [f"{number} {longest}", f"→ {longest} 100% ✗ wrong"]
+            templates = [f"{number} {longest}", f"→ {longest} 100% ✗"]
         if lines > 2:
             templates.append("loss 8,888,888.8")
         metrics = QFontMetricsF(self._thumb_plot.getAxis("left").style["tickFont"])
@@ -717,26 +885,6 @@ class MapsView(QWidget):
     def _draw_banner_and_summary(self, record: StepRecord, relu: bool) -> None:
         shares = self._shares
         filters = len(shares)
-        if relu and record.metrics.get("activation_max") == 0:
-            subject = "the filter is dead" if filters == 1 else "every filter is dead"
-            self._set_banner(
-                "dead",
-                f"All ReLU outputs are 0: {subject} — see Diagnostics. The maps are black "
-                "because no image gives any filter a positive response, so no gradient flows "
-                "back into the filters.",
-            )
-        elif relu and record.dead_filters:
-            dead = record.dead_filters
-            which = ", ".join(str(f) for f in dead)
-            noun = "Filter" if len(dead) == 1 else "Filters"
-            verb = "is" if len(dead) == 1 else "are"
-            self._set_banner(
-                "warning",
-                f"{noun} {which} {verb} dead: ReLU output 0 for every image and position — "
-                "see Diagnostics.",
-            )
-        else:
-            self._banner.setVisible(False)
         total = len(self._controller.dataset)
         word = "zero (dead)" if relu else "negative"
         parts = []
@@ -749,30 +897,115 @@ class MapsView(QWidget):
         summary = f"Outputs that are {word}, over all {total} images: " + " · ".join(parts)
         if self._summary.text() != summary:
             self._summary.setText(summary)
+            self._fit_hint()
+        all_dead = relu and record.metrics.get("activation_max") == 0
+        if all_dead:
+            subject = "the filter is dead" if filters == 1 else "every filter is dead"
+            since = [s for s in record.dead_since if s is not None]
+            when = f" (since iteration {min(since)})" if since and filters == 1 else ""
+            self._set_banner(
+                "dead",
+                f"All ReLU outputs are 0: {subject}{when} — see Diagnostics.",
+                "The maps are black because no image gives any filter a positive response, "
+                f"so no gradient flows back into the filters.\n\n{summary}",
+            )
+        elif relu and record.dead_filters:
+            dead = record.dead_filters
+            which = ", ".join(str(f) for f in dead)
+            noun = "Filter" if len(dead) == 1 else "Filters"
+            verb = "is" if len(dead) == 1 else "are"
+            self._set_banner(
+                "warning",
+                f"{noun} {which} {verb} dead: ReLU output 0 for every image and position — "
+                "see Diagnostics.",
+                "A dead filter passes no gradient back, so no later update can revive it.",
+            )
+        elif self._banner.isVisibleTo(self):
+            self._banner.setVisible(False)
+        if self._summary_row.isVisibleTo(self) == all_dead:
+            self._summary_row.setVisible(not all_dead)
 
-    def _set_banner(self, kind: str, text: str) -> None:
+    def _set_banner(self, kind: str, text: str, tip: str) -> None:
         self._banner.setStyleSheet(BANNER_STYLES[kind])
         self._banner.setText(text)
-        self._banner.setVisible(True)
+        self._banner.set_tip(tip)
+        if not self._banner.isVisibleTo(self):
+            self._banner.setVisible(True)
 
     # -- interaction -------------------------------------------------------------------------
 
     @Slot()
     def reset_zoom(self) -> None:
-        """Fit the page's rows in the panels again."""
+        """Show the maps at their fitted size again, from the page's first row."""
         self._zoomed = False
+        self._top = 0.0
         self._fit_views()
 
     def _fit_views(self) -> None:
+        """Show one map pixel as ``map_pixels()`` screen pixels, rows from ``_top`` on."""
         if self._layout is None:
             return
+        scale = self._scale
+        view_h = self._thumb_plot.vb.height()
+        if view_h <= 1 or scale <= 0:
+            return
         rect = self._layout.data_rect()
-        self._pre_plot.vb.setRange(rect=rect, padding=0.02)
-        self._out_plot.vb.setRange(rect=rect, padding=0.02)
-        height = rect.height()
-        self._thumb_plot.vb.setRange(
-            xRange=(0, self._thumb_width()), yRange=(0, height), padding=0.02
-        )
+        visible = view_h / scale
+        lead = self._layout.gap / 2
+        self._top = min(max(self._top, 0.0), max(rect.height() - visible, 0.0))
+        top = self._top - lead
+        for plot, content in (
+            (self._thumb_plot, self._thumb_width()),
+            (self._pre_plot, rect.width()),
+            (self._out_plot, rect.width()),
+        ):
+            width = plot.vb.width() / scale
+            left = -(width - content) / 2
+            plot.vb.setRange(QRectF(left, top, width, visible), padding=0)
+        self._update_rows_bar()
+
+    def _update_rows_bar(self) -> None:
+        """The scroll bar's range and position for the rows in view."""
+        if self._layout is None or not self._rows_bar.isVisibleTo(self):
+            return
+        scale = self._scale
+        content = self._layout.data_rect().height() * scale
+        view = self._thumb_plot.vb.height()
+        self._rows_bar.blockSignals(True)
+        self._rows_bar.setRange(0, max(0, math.ceil(content - view)))
+        self._rows_bar.setPageStep(max(1, int(view)))
+        self._rows_bar.setSingleStep(max(1, int(self._layout.pitch_y * scale)))
+        self._rows_bar.setValue(round(self._top * scale))
+        self._rows_bar.blockSignals(False)
+
+    def _on_scrolled(self, value: int) -> None:
+        if self._layout is None or self._scale <= 0:
+            return
+        (y0, y1) = self._thumb_plot.vb.viewRange()[1]
+        lead = self._layout.gap / 2
+        self._top = value / self._scale
+        top = self._top - lead
+        self._thumb_plot.vb.setYRange(top, top + (y1 - y0), padding=0)
+
+    def _on_rows_moved(self, *_args) -> None:
+        """Panning or zooming moved the rows: the scroll bar follows."""
+        if self._layout is None or not self._rows_bar.isVisibleTo(self):
+            return
+        y0 = self._thumb_plot.vb.viewRange()[1][0]
+        value = round((y0 + self._layout.gap / 2) * self._scale)
+        if value != self._rows_bar.value():
+            self._rows_bar.blockSignals(True)
+            self._rows_bar.setValue(value)
+            self._rows_bar.blockSignals(False)
+            self._top = y0 + self._layout.gap / 2
+
+    def _on_plain_wheel(self, delta: float) -> bool:
+        """The wheel over the maps scrolls their rows (when they scroll at all)."""
+        if not self._rows_bar.isVisibleTo(self) or not delta:
+            return False
+        rows = -delta / 120
+        self._rows_bar.setValue(round((self._top + rows * self._layout.pitch_y) * self._scale))
+        return True
 
     def _on_zoomed(self, *_args) -> None:
         self._zoomed = True
@@ -802,27 +1035,63 @@ class MapsView(QWidget):
             self.show_record(self._record)
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt override)
-        if watched is self._graphics and event.type() == QEvent.Type.Resize:
+        kind = event.type()
+        if watched is self._graphics and kind in (QEvent.Type.Resize, QEvent.Type.Show):
             self._size_panels()
+        elif watched is self._graphics.viewport() and kind == QEvent.Type.Leave:
+            self._show_readout(None)
+        elif watched is self._footer and kind == QEvent.Type.Resize:
+            self._readout.setGeometry(self._footer.rect())
         return super().eventFilter(watched, event)
 
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self._fit_hint()
+
     def _size_panels(self) -> None:
-        """Give the three plots widths in proportion to what they show, so that one map pixel
-        is as large in every panel and rows line up at the largest size that fits."""
+        """Size the three plots so that one map pixel is as large in every panel: the largest
+        size at which the page fits, but not below ``MIN_MAP_PIXELS`` while the maps fit
+        across (the rows then scroll), nor above ``MAX_MAP_PIXELS``."""
         if self._layout is None:
             return
         rect = self._layout.data_rect()
-        margin = 1.04
-        units_w = (self._thumb_width() + 2 * rect.width()) * margin
-        units_h = rect.height() * margin
-        bars = sum(bar.axis.width() + 30 for bar in (self._pre_bar, self._out_bar))
-        free_h = self._graphics.height() - TITLE_HEIGHT - SCALE_HEIGHT - TOP_AXIS_HEIGHT - 24
+        filters = self._layout.cols
+        tile = self._layout.tile_height
+        width = self._graphics.width()
+        if self._rows_bar.isVisibleTo(self):
+            width += self._rows_bar.width()
+        height = self._graphics.height()
+        if not self._graphics.isVisible() or width < 60 or height < 60:
+            width, height = 620, 140  # not laid out yet: the size the window gives first
+        bars = sum(
+            max(plotting.bar_width(bar), caption.natural_width()) + 2
+            for bar, caption in ((self._pre_bar, self._pre_scale), (self._out_bar, self._out_scale))
+        )
+        side = self._out_plot.getAxis("right").width() if filters == 1 else 0
+        top_axis = TOP_AXIS_HEIGHT if filters > 1 else 0
+        free_h = height - TITLE_HEIGHT - top_axis - 12
+        units_w = (self._thumb_width() + 2 * rect.width()) * (1 + 2 * PADDING)
+        units_h = rect.height()
+        low, high = MIN_MAP_PIXELS / tile, MAX_MAP_PIXELS / tile
+        scroll_w = self._rows_bar.sizeHint().width()
         for lines in (3, 2, 1):
             left = self._row_text_width(lines)
-            free_w = self._graphics.width() - left - bars - 40
-            scale = max(min(free_w / units_w, free_h / units_h), 0.05)
-            if scale * self._layout.tile_height >= ROW_LINE_PIXELS[lines]:
+            free_w = width - left - bars - side - 44
+            scale = min(free_w / units_w, max(free_h / units_h, low), high)
+            scroll = units_h * scale > free_h + 0.5
+            if scroll:
+                scale = min((free_w - scroll_w) / units_w, max(free_h / units_h, low), high)
+                scroll = units_h * scale > free_h + 0.5
+            if scale * tile >= ROW_LINE_PIXELS[lines]:
                 break
+        # A whole number of screen pixels per map pixel draws every map pixel alike: crisp.
+        whole = math.floor(scale)
+        if whole >= 1 and whole >= 0.8 * scale:
+            scale = float(whole)
+        scale = max(scale, 0.05)
+        self._scale = scale
+        if self._rows_bar.isVisibleTo(self) != scroll:
+            self._rows_bar.setVisible(scroll)
         axis = self._thumb_plot.getAxis("left")
         if axis.width() != int(left):
             axis.setWidth(int(left))
@@ -831,9 +1100,10 @@ class MapsView(QWidget):
             self._row_ticks = ()
             if self._record is not None and self._record.pre_activation is not None:
                 self._draw_rows(self._record, *self.page_range())
-        self._thumb_plot.setFixedWidth(left + self._thumb_width() * margin * scale)
-        self._pre_plot.setFixedWidth(rect.width() * margin * scale)
-        self._out_plot.setFixedWidth(rect.width() * margin * scale)
+        maps_w = rect.width() * (1 + 2 * PADDING) * scale
+        self._thumb_plot.setFixedWidth(left + self._thumb_width() * (1 + 2 * PADDING) * scale)
+        self._pre_plot.setFixedWidth(maps_w)
+        self._out_plot.setFixedWidth(maps_w + side)
         self._update_step(scale)
         if not self._zoomed:
             QTimer.singleShot(0, self._fit_views)
@@ -843,14 +1113,32 @@ class MapsView(QWidget):
         if self._stale and self._record is not None:
             QTimer.singleShot(0, lambda: self.show_record(self._record))
 
+    def _fit_hint(self) -> None:
+        """The footer's hint only while the summary leaves room for it on its line."""
+        metrics = self._summary.fontMetrics()
+        needed = metrics.horizontalAdvance(self._summary.text())
+        room = self.width() - 12 - self._hint.sizeHint().width() - 12
+        fits = needed <= room
+        if self._hint.isVisibleTo(self) != fits:
+            self._hint.setVisible(fits)
+
     def _on_hover(self, scene_pos) -> None:
         text = None
         record = self._record
         if record is not None and self._layout is not None:
             text = self._hover_text(scene_pos, record)
-        text = READOUT_HINT if text is None else text
-        if self._readout.text() != text:
+        self._show_readout(text)
+
+    def _show_readout(self, text: str | None) -> None:
+        """The footer: the values under the mouse, or (``None``) the summary."""
+        if text is not None and self._readout.text() != text:
             self._readout.setText(text)
+        self._hovering = text is not None
+        if self._readout.isVisibleTo(self) != self._hovering:
+            self._readout.setVisible(self._hovering)
+            if self._hovering:
+                self._readout.setGeometry(self._footer.rect())
+                self._readout.raise_()
 
     def _hover_text(self, scene_pos, record: StepRecord) -> str | None:
         first, end = self.page_range()
@@ -921,11 +1209,9 @@ def _finite_or(value, array, symmetric: bool) -> float:
     return float(np.max(np.abs(finite)) if symmetric else np.max(finite))
 
 
-def _clipped_note(values: np.ndarray, limit: float, *, symmetric: bool) -> str:
+def _clipped_note(values: np.ndarray, limit: float, *, symmetric: bool) -> list[str]:
+    """Lines saying how many values on the page lie beyond a custom limit (none: no lines)."""
     with np.errstate(invalid="ignore"):
         beyond = np.abs(values) > limit if symmetric else values > limit
     count = int(np.count_nonzero(beyond))
-    if not count:
-        return ""
-    bound = f"±{format_number(limit)}" if symmetric else format_number(limit)
-    return f"; {count} on this page clipped beyond {bound}"
+    return [f"{count} clipped", "on this page"] if count else []

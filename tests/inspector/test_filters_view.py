@@ -5,9 +5,14 @@ import pytest
 from PySide6.QtCore import Qt
 
 from inspector import plotting
-from inspector.views.filters import FiltersView
-from model.formatting import format_compact, format_number, format_range
+from inspector.views.filters import FilterLayout, FiltersView
+from model.formatting import format_number, format_range
 from model.presets import preset_config
+
+#: The Filters dock's size in the 1280×800 window at first launch, and in a maximised
+#: 1920×1080 window.
+DOCK_1280 = (631, 366)
+DOCK_1920 = (1250, 480)
 
 
 @pytest.fixture
@@ -17,8 +22,8 @@ def view(qtbot, controller):
     return widget
 
 
-def shown_big(qtbot, widget, width=1300, height=950):
-    """Show the view large enough for 3×3 cells to hold their values."""
+def shown_big(qtbot, widget, width=DOCK_1280[0], height=DOCK_1280[1]):
+    """Show the view at the window's size for it (3×3 cells then hold their values)."""
     widget.resize(width, height)
     widget.show()
     qtbot.waitExposed(widget)
@@ -29,12 +34,26 @@ def cell_values(widget, name):
     """Values read back from the group's ImageItem at every cell, in weight order [f, c, i, j]."""
     image = widget.image_item(name).image
     layout = widget.mosaic_layout()
-    filters = layout.cols
-    kernel = layout.tile_height
-    values = np.empty((filters, 3, kernel, kernel))
+    values = np.empty((layout.filters, 3, layout.kernel, layout.kernel))
     for f, c, i, j in np.ndindex(values.shape):
-        values[f, c, i, j] = image[layout.cell_pixel(c, f, i, j)]
+        values[f, c, i, j] = image[layout.cell_pixel(f, c, i, j)]
     return values
+
+
+def cell_texts(widget, name):
+    return [item.toPlainText().replace("\n", "") for item in widget.cell_text_items(name)]
+
+
+def assert_cells_read(texts, values):
+    """Every text is the value in one of the cell formats, and reads back as the value to its
+    three or more significant digits."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    exact, short = plotting.cell_formats(values)
+    assert len(texts) == len(values)
+    for text, value, one, other in zip(texts, values, exact, short, strict=True):
+        assert text in (one, other)
+        written = float(text.replace(",", ""))
+        assert written == pytest.approx(value, rel=5e-3, abs=0.5 if "," in text else 0)
 
 
 def combo(widget, name):
@@ -47,19 +66,50 @@ def test_iteration_0_mosaic_holds_the_weights_where_the_layout_says(view, contro
     layout = view.mosaic_layout()
 
     np.testing.assert_array_equal(cell_values(view, "weights"), weights)
-    # Rows of tiles are the channels R, G, B; gaps between them are NaN (drawn transparent).
-    assert (layout.rows, layout.cols) == (3, 1)
-    assert np.isnan(image[layout.pitch_y - 1, :]).all()
+    # The question's one filter: its channels R, G, B side by side, NaN gaps between them
+    # (drawn transparent).
+    assert layout.filters == 1 and layout.across
+    assert image.shape[1] > 3 * image.shape[0]
+    for channel in (1, 2):
+        gap_x = layout.tile_pixel(0, channel)[1] - 1
+        assert np.isnan(image[:, gap_x]).all()
     cells = weights.size * layout.scale**2
     assert np.count_nonzero(np.isfinite(image)) == cells
 
 
-def test_cells_show_the_weight_values_as_format_compact(qtbot, view, controller):
+def test_cells_show_the_weight_values(qtbot, view, controller):
     shown_big(qtbot, view)
-    weights = np.asarray(controller.shown.params["conv.weight"]).reshape(-1)
-    texts = [item.toPlainText().replace("\n", "") for item in view.cell_text_items("weights")]
+    assert_cells_read(cell_texts(view, "weights"), controller.shown.params["conv.weight"])
 
-    assert texts == [format_compact(value) for value in weights]
+
+@pytest.mark.parametrize("size", [DOCK_1280, DOCK_1920])
+def test_every_value_of_the_question_filter_is_written_at_window_sizes(
+    qtbot, view, controller, step_and_wait, size
+):
+    """The brief's hard requirement: weights, gradient and update of the one 3×3×3 filter
+    all readable, without zooming, in the dock the window gives the view."""
+    shown_big(qtbot, view, *size)
+    record = step_and_wait(controller)
+    arrays = {"weights": record.params, "gradient": record.grads, "update": record.update}
+    for name, array in arrays.items():
+        qtbot.waitUntil(lambda n=name: all(i.isVisible() for i in view.cell_text_items(n)))
+        assert_cells_read(cell_texts(view, name), array["conv.weight"])
+        # Large enough to read, the same size in all three heatmaps.
+        sizes = {item.textItem.font().pixelSize() for item in view.cell_text_items(name)}
+        assert len(sizes) == 1 and sizes.pop() >= 10
+    # The more exact format where there is room for it.
+    if size == DOCK_1920:
+        assert cell_texts(view, "weights")[0] == format_number(
+            record.params["conv.weight"][0, 0, 0, 0]
+        )
+    # Nothing clipped: each heatmap lies wholly in its view, each plot wholly in its strip.
+    rect = view.mosaic_layout().data_rect()
+    for name in ("weights", "gradient", "update"):
+        (x0, x1), (y0, y1) = view.plot(name).vb.viewRange()
+        assert x0 <= 0 and y0 <= 0 and x1 >= rect.width() and y1 >= rect.height()
+        strip = view.findChild(object, f"filters{name.capitalize()}Plot")
+        plot_rect = view.plot(name).sceneBoundingRect()
+        assert plot_rect.bottom() <= strip.height() and plot_rect.right() <= strip.width()
 
 
 def test_iteration_0_says_no_update_yet_instead_of_blank_panels(view, controller):
@@ -79,12 +129,12 @@ def test_after_one_step_weights_are_tens_of_thousands_negative(
     record = step_and_wait(controller)
     weights = np.asarray(record.params["conv.weight"])
 
-    texts = [item.toPlainText().replace("\n", "") for item in view.cell_text_items("weights")]
-    written = np.array([float(text) for text in texts])
+    texts = cell_texts(view, "weights")
+    written = np.array([float(text.replace(",", "")) for text in texts])
     assert np.all((written > -66_000) & (written < -48_000))
-    assert texts == [format_compact(value) for value in weights.reshape(-1)]
+    assert_cells_read(texts, weights)
     label = view.scale_labels()["weights"]
-    assert label == f"±{format_number(np.abs(weights).max())}\n(per iteration)"
+    assert label == f"±{format_number(np.abs(weights).max())}\nper iteration"
     assert label.startswith("±65,")
 
 
@@ -122,7 +172,7 @@ def test_whole_run_scale_is_the_largest_value_so_far(qtbot, view, controller, st
 
     expected = max(np.abs(controller.record(k).params["conv.weight"]).max() for k in (0, 1))
     assert view.current_limits()["weights"] == pytest.approx(expected)
-    assert "(whole run)" in view.scale_labels()["weights"]
+    assert view.scale_labels()["weights"].endswith("\nwhole run")
 
     # The dead filter gets a zero gradient at iteration 2: per iteration the scale of the
     # gradient shows it as all zero, the whole-run scale keeps iteration 1's size.
@@ -144,7 +194,7 @@ def test_custom_limit_clips_and_says_so(view, controller, step_and_wait):
 
     assert view.current_limits() == {"weights": 1000.0, "gradient": 1000.0, "update": 1000.0}
     assert view.image_item("weights").levels.tolist() == [-1000.0, 1000.0]
-    assert view.scale_labels()["weights"] == "±1,000.0\n(custom; 27 clipped beyond ±1,000.0)"
+    assert view.scale_labels()["weights"] == "±1,000.0\ncustom\n27 clipped"
 
 
 def test_negative_cell_is_drawn_blue(qtbot, view, controller, step_and_wait):
@@ -155,14 +205,14 @@ def test_negative_cell_is_drawn_blue(qtbot, view, controller, step_and_wait):
     plot = view.plot("weights")
     # Near a corner of cell [0, 0] of filter 0, channel R: away from its value's text.
     x, y = view.mosaic_layout().cell_centre(0, 0, 0, 0)
-    point = plotting.widget_point(group_widget, plot, x - 0.35, y - 0.35, view)
+    point = plotting.widget_point(group_widget, plot, x - 0.42, y - 0.38, view)
     colour = view.grab().toImage().pixelColor(point)
 
     assert colour.blue() > colour.red() + 60
 
 
 def test_small_cells_hide_their_values_until_zoomed(qtbot, view, controller, step_and_wait):
-    view.resize(600, 400)
+    view.resize(400, 300)
     view.show()
     qtbot.waitExposed(view)
     step_and_wait(controller)
@@ -172,11 +222,9 @@ def test_small_cells_hide_their_values_until_zoomed(qtbot, view, controller, ste
     assert readout.text().startswith("Cells too small for values")
 
     plot = view.plot("weights")
-    plot.vb.scaleBy((0.3, 0.3))
+    plot.vb.scaleBy((0.15, 0.15))
     qtbot.waitUntil(lambda: any(item.isVisible() for item in texts))
-    assert texts[0].toPlainText().replace("\n", "") == format_compact(
-        controller.shown.params["conv.weight"][0, 0, 0, 0]
-    )
+    assert_cells_read([texts[0].toPlainText()], controller.shown.params["conv.weight"][0, 0, 0, 0])
 
 
 def test_cell_text_colour_follows_the_cell_background(qtbot, view, controller, step_and_wait):
@@ -190,7 +238,7 @@ def test_hover_reads_out_a_cell(qtbot, view, controller, step_and_wait):
     shown_big(qtbot, view, 1000, 700)
     record = step_and_wait(controller)
     group_widget = view.findChild(object, "filtersUpdatePlot")
-    x, y = view.mosaic_layout().cell_centre(2, 0, 1, 2)
+    x, y = view.mosaic_layout().cell_centre(0, 2, 1, 2)
     point = plotting.widget_point(group_widget, view.plot("update"), x, y, group_widget)
     qtbot.mouseMove(group_widget.viewport(), point)
     readout = view.findChild(object, "filtersReadout")
@@ -206,7 +254,7 @@ def test_more_filters_after_reset_rebuild_the_cells(qtbot, view, controller):
     controller.reset()
 
     layout = view.mosaic_layout()
-    assert (layout.cols, layout.tile_height) == (2, 5)
+    assert (layout.filters, layout.kernel) == (2, 5)
     np.testing.assert_array_equal(
         cell_values(view, "weights"), controller.shown.params["conv.weight"]
     )
@@ -226,3 +274,46 @@ def test_reset_zoom_shows_every_tile(qtbot, view):
 
 def test_plot_items_are_named_for_export(view):
     assert set(view.plot_items()) == {"filters-weights", "filters-gradient", "filters-update"}
+
+
+@pytest.mark.parametrize("across", [True, False])
+def test_filter_layout_locates_every_cell_it_places(across):
+    layout = FilterLayout(filters=3, channels=3, kernel=5, across=across, scale=2, block_gap=2)
+    mosaic = layout.allocate()
+    values = np.arange(3 * 3 * 5 * 5, dtype=np.float64).reshape(3, 3, 5, 5)
+    layout.fill(mosaic, values)
+    for f, c, i, j in np.ndindex(values.shape):
+        assert layout.locate(*layout.cell_centre(f, c, i, j)) == (f, c, i, j)
+        assert mosaic[layout.cell_pixel(f, c, i, j)] == values[f, c, i, j]
+    assert np.count_nonzero(np.isfinite(mosaic)) == values.size * layout.scale**2
+    # Gaps between tiles and between filters are no cell.
+    x, y = layout.tile_origin(0, 1)
+    assert layout.locate(x - 0.25, y + 0.5 if across else y - 0.25) is None
+    assert layout.locate(layout.block_centre(1)[0] - layout.units[0] / 6 + 0.01, 100.0) is None
+
+
+def test_many_filters_stand_in_columns_with_the_channels_down(qtbot, controller):
+    controller.request_config(preset_config("recommended", num_filters=16))
+    controller.reset()
+    view = FiltersView(controller)
+    qtbot.addWidget(view)
+    shown_big_plain(qtbot, view, *DOCK_1280)
+    layout = view.mosaic_layout()
+    assert layout.filters == 16 and not layout.across
+    np.testing.assert_array_equal(
+        cell_values(view, "weights"), controller.shown.params["conv.weight"]
+    )
+    # Filter numbers over the columns, channel letters beside the rows.
+    top = view.plot("weights").getAxis("top")._tickLevels[0]
+    dead = controller.shown.dead_since
+    assert [text for _, text in top] == [
+        f"{f}✝" if dead[f] is not None else str(f) for f in range(16)
+    ]
+    left = view.plot("weights").getAxis("left")._tickLevels[0]
+    assert [text for _, text in left] == ["R", "G", "B"]
+
+
+def shown_big_plain(qtbot, widget, width, height):
+    widget.resize(width, height)
+    widget.show()
+    qtbot.waitExposed(widget)

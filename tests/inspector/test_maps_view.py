@@ -1,12 +1,17 @@
 """MapsView: pre-activation and ReLU output maps, dead outputs, paging, predictions."""
 
+import re
+
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QApplication
 
 from inspector import plotting
-from inspector.views.maps import PAGE_SIZE, MapsView
+from inspector.views.maps import MIN_MAP_PIXELS, PAGE_SIZE, MapsView
 from model.colormap import diverging_rgb
+from model.formatting import format_number
 from model.presets import preset_config
 
 
@@ -27,6 +32,12 @@ def make_controller(qtbot):
         controller.shutdown()
 
 
+#: The ReLU outputs dock's size in the 1280×800 window at first launch, and in a maximised
+#: 1920×1080 window.
+DOCK_1280 = (631, 242)
+DOCK_1920 = (1250, 330)
+
+
 def make_view(qtbot, controller, width=None, height=None):
     view = MapsView(controller)
     qtbot.addWidget(view)
@@ -34,7 +45,25 @@ def make_view(qtbot, controller, width=None, height=None):
         view.resize(width, height)
         view.show()
         qtbot.waitExposed(view)
+        qtbot.waitUntil(lambda: laid_out(view))
     return view
+
+
+def laid_out(view):
+    """Whether the maps are drawn at their fitted size (the plots have their new widths)."""
+    width = view.mosaic_layout().data_rect().width() * view.map_pixels()
+    return abs(view.plots()["pre"].vb.width() - width * 1.02) < 2
+
+
+def inside(item, widget):
+    """Whether a graphics item lies wholly inside the widget showing it."""
+    rect = item.sceneBoundingRect()
+    return (
+        rect.left() >= 0
+        and rect.top() >= 0
+        and rect.right() <= widget.width() + 0.5
+        and (rect.bottom() <= widget.height() + 0.5)
+    )
 
 
 def tile(view, name, row, f):
@@ -67,10 +96,42 @@ def test_seed_after_one_step_every_output_is_dead_and_drawn_black(qtbot, control
     assert view.pair_labels() == ["100% zero", "100% zero"]
     banner = view.findChild(object, "mapsDeadBanner")
     assert banner.isVisible()
-    assert banner.text().startswith("All ReLU outputs are 0: the filter is dead — see Diagnostics")
-    summary = view.findChild(object, "mapsSummary").text()
-    assert "filter 0 100% (dead since iteration 1)" in summary
-    assert view.scale_labels()["output"] == "every output is 0\n(dead, black)"
+    assert banner.text() == (
+        "All ReLU outputs are 0: the filter is dead (since iteration 1) — see Diagnostics."
+    )
+    # The summary would repeat the banner: it moves into the banner's tooltip.
+    summary = view.findChild(object, "mapsSummary")
+    assert not summary.isVisible()
+    assert "filter 0 100% (dead since iteration 1)" in summary.text()
+    assert summary.text() in banner.toolTip()
+    assert "no gradient flows back" in banner.toolTip()
+    assert view.scale_labels()["output"] == "every output\nis 0 (dead)"
+
+
+@pytest.mark.parametrize("size", [DOCK_1280, DOCK_1920])
+def test_question_maps_are_large_and_whole_in_the_window_docks(
+    qtbot, controller, step_and_wait, size
+):
+    """Each image's row (thumbnail, pre-activation, output, its zero share) at 64 px or more,
+    every row in view, the banner one line, nothing cut off."""
+    view = make_view(qtbot, controller, *size)
+    step_and_wait(controller)
+    qtbot.waitUntil(lambda: view.map_pixels() * view.mosaic_layout().tile_height >= 64)
+    qtbot.waitUntil(lambda: laid_out(view))
+    assert view.map_pixels() == int(view.map_pixels())  # whole pixels: crisp
+    first, end = view.visible_rows()
+    assert first <= 0.01 and end >= 1.99
+    assert not view.findChild(object, "mapsRowsScroll").isVisible()
+    graphics = view.findChild(object, "mapsPlots")
+    for item in (*view.plots().values(), *view.plot_items().values()):
+        assert inside(item, graphics)
+    banner = view.findChild(object, "mapsDeadBanner")
+    assert banner.isVisible() and banner.height() < 2 * banner.fontMetrics().height()
+    assert banner.text() in banner.toolTip() or banner.toolTip().startswith("The maps")
+    # The zero share of each image's output written beside its map.
+    side = view.plots()["output"].getAxis("right")
+    assert side.isVisible()
+    assert [text for _, text in side._tickLevels[0]] == ["100% zero", "100% zero"]
 
 
 def test_seed_at_iteration_0_nothing_is_dead_yet(qtbot, controller):
@@ -118,8 +179,11 @@ def test_predictions_and_losses_label_the_rows(qtbot, controller, step_and_wait)
     # The circle (label 1) is predicted as a cross after the update: marked wrong.
     assert record.predictions.tolist() == [0, 0]
     assert texts[0].startswith("#1 cross\n→ cross")
-    assert "✗ wrong" in texts[1] and texts[1].startswith("#2 circle")
-    assert f"→ cross {1 - record.probabilities[1]:.0%} ✗ wrong" in texts[1]
+    assert texts[1].startswith("#2 circle")
+    assert f"→ cross {1 - record.probabilities[1]:.0%} ✗" in texts[1]
+    # The wrongly predicted image is framed in red.
+    colour = pixel_at(view, "inputs", 0.0, view.mosaic_layout().pitch_y + 1)
+    assert colour.red() > 180 and colour.green() < 80
 
 
 def test_shapes_pages_through_80_images(qtbot, make_controller, shapes_dataset):
@@ -159,12 +223,13 @@ def test_whole_run_and_custom_scales_are_labelled(qtbot, make_controller, questi
     mode.setCurrentText("Whole run")
     after = float(controller.shown.metrics["pre_activation_absmax"])
     assert view.current_limits()["pre"] == pytest.approx(max(initial_max, after))
-    assert view.scale_labels()["pre"].endswith("(whole run)")
+    assert view.scale_labels()["pre"] == "whole run"
 
     mode.setCurrentText("Custom")
     view.findChild(object, "mapsScaleCustom").setValue(100.0)
     assert view.current_limits() == {"pre": 100.0, "output": 100.0}
-    assert view.scale_labels()["pre"] == "±100.0\n(custom; 2048 on this page clipped beyond ±100.0)"
+    assert view.scale_labels()["pre"] == "custom\n2048 clipped\non this page"
+    assert [text for _, text in view._pre_bar.axis._tickLevels[0]] == ["-100.0", "0", "100.0"]
     assert np.all(np.isin(tile(view, "pre", 0, 0), (2, 254)))
 
 
@@ -180,7 +245,10 @@ def test_leaky_relu_speaks_of_negative_outputs(qtbot, make_controller, question_
     assert summary.startswith("Outputs that are negative")
     assert "dead" not in summary
     assert not view.findChild(object, "mapsDeadBanner").isVisibleTo(view)
-    assert view.scale_labels()["output"].startswith("±")
+    assert view.scale_labels()["output"] == "per iteration"
+    limit = view.current_limits()["output"]
+    ticks = view._out_bar.axis._tickLevels[0]
+    assert [value for value, _ in ticks] == [-limit, 0.0, limit]
     # Negative outputs use the blue half of the diverging codes, not the dead code.
     assert np.all(tile(view, "output", 0, 0) < plotting.DIVERGING_CENTRE_CODE)
 
@@ -236,3 +304,80 @@ def test_maps_smaller_than_their_pixels_draw_every_nth_pixel(qtbot, make_control
 
     view.resize(1900, 1400)
     qtbot.waitUntil(lambda: view.pixel_step() == 1)
+
+
+def test_shapes_page_scrolls_its_rows_under_fixed_headers(qtbot, make_controller, shapes_dataset):
+    controller = make_controller(shapes_dataset, preset_config("recommended", num_filters=8))
+    view = make_view(qtbot, controller, *DOCK_1920)
+    # Maps pixel for pixel at least (32×32 maps), the rows that do not fit scroll.
+    assert view.map_pixels() * view.mosaic_layout().tile_height >= MIN_MAP_PIXELS
+    scroll = view.findChild(object, "mapsRowsScroll")
+    assert scroll.isVisible()
+    first, end = view.visible_rows()
+    assert first <= 0.01 and 4 <= end < PAGE_SIZE
+    scroll.setValue(scroll.maximum())
+    first, end = view.visible_rows()
+    layout = view.mosaic_layout()
+    # The last image's maps wholly in view (the gap after them need not be).
+    assert end * layout.pitch_y >= (PAGE_SIZE - 1) * layout.pitch_y + layout.tile_height
+    assert first > 4
+    # The pre-activation and output plots scroll with the thumbnails.
+    assert view.plots()["pre"].vb.viewRange()[1] == pytest.approx(
+        view.plots()["inputs"].vb.viewRange()[1]
+    )
+    # Fit shows the page from its first row again.
+    qtbot.mouseClick(view.findChild(object, "mapsResetZoom"), Qt.MouseButton.LeftButton)
+    assert view.visible_rows()[0] <= 0.01 and scroll.value() == 0
+
+
+def test_wheel_over_the_maps_scrolls_the_rows(qtbot, make_controller, shapes_dataset):
+    controller = make_controller(shapes_dataset, preset_config("recommended", num_filters=8))
+    view = make_view(qtbot, controller, *DOCK_1280)
+    scroll = view.findChild(object, "mapsRowsScroll")
+    assert scroll.isVisible()
+    graphics = view.findChild(object, "mapsPlots")
+    layout = view.mosaic_layout()
+    x, y = layout.tile_centre(1, 2)
+    point = plotting.widget_point(graphics, view.plots()["pre"], x, y, graphics)
+    before = view.visible_rows()[0]
+    event = QWheelEvent(
+        QPointF(point),
+        QPointF(graphics.viewport().mapToGlobal(point)),
+        QPoint(0, 0),
+        QPoint(0, -240),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(graphics.viewport(), event)
+    assert view.visible_rows()[0] == pytest.approx(before + 2, abs=0.1)
+    assert scroll.value() > 0
+
+
+def test_hover_reads_out_a_map_pixel_over_the_footer(qtbot, make_controller, shapes_dataset):
+    controller = make_controller(shapes_dataset, preset_config("recommended", num_filters=8))
+    view = make_view(qtbot, controller, *DOCK_1920)
+    graphics = view.findChild(object, "mapsPlots")
+    summary = view.findChild(object, "mapsSummary")
+    readout = view.findChild(object, "mapsReadout")
+    height = graphics.height()
+    assert summary.isVisible() and not readout.isVisible()
+    x, y = view.mosaic_layout().tile_origin(1, 3)
+    point = plotting.widget_point(graphics, view.plots()["pre"], x + 5.5, y + 7.5, graphics)
+    qtbot.mouseMove(graphics.viewport(), point)
+    qtbot.waitUntil(readout.isVisible)
+
+    # The pixel under the mouse (within a pixel of the aimed one, as the mouse moves in
+    # whole screen pixels), with its pre-activation and output.
+    match = re.match(
+        r"image 2, filter 3, x=(\d+), y=(\d+): pre-activation (\S+) → output", readout.text()
+    )
+    assert match
+    column, row = int(match[1]), int(match[2])
+    assert abs(column - 5) <= 1 and abs(row - 7) <= 1
+    assert match[3] == format_number(controller.shown.pre_activation[1, 3, row, column])
+    # The read-out covers the summary; nothing above it moves.
+    assert readout.geometry() == view.findChild(object, "mapsFooter").rect()
+    qtbot.wait(20)
+    assert graphics.height() == height
