@@ -11,7 +11,8 @@ Arithmetic stays in the dtype of the inputs: nothing here upcasts float32 to flo
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+
+from model import convolution
 
 PADDINGS = ("same", "valid")
 ACTIVATIONS = ("relu", "leaky_relu", "identity")
@@ -46,26 +47,6 @@ def output_size(height: int, width: int, kernel_size: int, padding: str) -> tupl
 # ---------------------------------------------------------------------------------------------
 
 
-def _im2col(xp: np.ndarray, kernel_size: int) -> np.ndarray:
-    """Column matrix of a padded input.
-
-    Parameters
-    ----------
-    xp : (N, C, H+2p, W+2p) padded input.
-
-    Returns
-    -------
-    cols : (N, C·K·K, L), C order over (C, K, K) so that ``w.reshape(F, -1) @ cols[n]`` is the
-        convolution of image n.
-    """
-    n, c = xp.shape[:2]
-    windows = sliding_window_view(xp, (kernel_size, kernel_size), axis=(2, 3))
-    out_h, out_w = windows.shape[2:4]
-    # (N, C, H', W', K, K) -> (N, C, K, K, H', W'): one strided copy builds the whole matrix.
-    cols = np.ascontiguousarray(windows.transpose(0, 1, 4, 5, 2, 3))
-    return cols.reshape(n, c * kernel_size * kernel_size, out_h * out_w)
-
-
 def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, *, pad: int):
     """Stride-1 cross-correlation (what deep-learning libraries call convolution).
 
@@ -80,16 +61,15 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, *, pad: int):
     -------
     out : (N, F, H', W') with H' = H + 2·pad − K + 1.
     cache : what ``conv_backward`` needs.
+
+    Notes
+    -----
+    GEMMs over column matrices built by strided copies, with the bias folded in (see
+    ``model.convolution``). ``out`` may be a buffer that a later call reuses, but only once
+    nothing refers to it any more. The cache refers to ``x`` (a large batch's columns are
+    rebuilt from it in the backward pass): do not change ``x`` in between.
     """
-    f, _, k, _ = w.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))) if pad else x
-    out_h = xp.shape[2] - k + 1
-    out_w = xp.shape[3] - k + 1
-    cols = _im2col(xp, k)
-    out = np.matmul(w.reshape(f, -1), cols)
-    out += b.reshape(1, f, 1)
-    cache = (x.shape, w, cols, pad)
-    return out.reshape(x.shape[0], f, out_h, out_w), cache
+    return convolution.forward(x, w, b, pad=pad)
 
 
 def conv_backward(dout: np.ndarray, cache, *, need_dx: bool = True):
@@ -108,15 +88,17 @@ def conv_backward(dout: np.ndarray, cache, *, need_dx: bool = True):
     dw : (F, C, K, K).
     db : (F,).
     """
-    x_shape, w, cols, pad = cache
-    n, c, h, width = x_shape
+    x, w, pad = cache.x, cache.w, cache.pad
+    n, c, h, width = x.shape
     f, _, k, _ = w.shape
-    dout_mat = dout.reshape(n, f, -1)
-    dw = np.tensordot(dout_mat, cols, axes=([0, 2], [0, 2])).reshape(w.shape)
-    db = dout_mat.sum(axis=(0, 2))
+    out_h, out_w = dout.shape[2:]
+    dout_mat = dout.reshape(n, f, out_h * out_w)
+    dweights = np.zeros(cache.gradient_shape, dtype=cache.weights.dtype)
+    for start, stop, cols in convolution.column_chunks(cache):
+        dweights += np.add.reduce(cache.weight_partials(dout_mat[start:stop], cols), axis=0)
+    dw, db = cache.split_gradient(dweights)
     if not need_dx:
         return None, dw, db
-    out_h, out_w = dout.shape[2:]
     dcols = np.matmul(w.reshape(f, -1).T, dout_mat).reshape(n, c, k, k, out_h, out_w)
     dxp = np.zeros((n, c, h + 2 * pad, width + 2 * pad), dtype=dout.dtype)
     for ki in range(k):
@@ -229,15 +211,23 @@ def linear_backward(dout: np.ndarray, cache):
     """Gradients of ``linear_forward``: dx (N, D), dw (D,), db (0-d array)."""
     x, w = cache
     dx = np.multiply.outer(dout, w)
-    dw = dout @ x
-    db = dout.sum()
-    return dx, dw, np.asarray(db)
+    return dx, linear_weight_gradient(dout, x), np.asarray(np.add.reduce(dout))
+
+
+def linear_weight_gradient(dout: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """dout (N,) @ x (N, D) -> (D,)."""
+    if dout.shape[0] == 1:
+        # BLAS is slow on a matrix-vector product with a single row.
+        return x[0] * dout[0]
+    return dout @ x
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
-    """Logistic function that neither overflows nor loses precision for large |z|."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+    """Logistic function that neither overflows nor loses precision for large |z|.
+
+    exp(min(z, 0)) / (1 + exp(−|z|)): 1/(1 + e^−z) for z >= 0 and e^z/(1 + e^z) below.
+    """
+    return np.exp(np.minimum(z, 0)) / (1 + np.exp(-np.abs(z)))
 
 
 def softplus(z: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model import layers
+from model import convolution, layers
 
 PARAM_KEYS = ("conv.weight", "conv.bias", "classifier.weight", "classifier.bias")
 
@@ -39,7 +39,7 @@ class Forward:
     @property
     def loss(self) -> float:
         """Mean loss over the images."""
-        return float(self.losses.mean())
+        return float(np.add.reduce(self.losses) / self.losses.shape[0])
 
 
 def _check(params: dict, images: np.ndarray, padding: str) -> None:
@@ -70,46 +70,116 @@ def forward(
 
     With ``labels`` (N,) the per-image losses are computed too; without them ``losses`` is an
     empty array. All arithmetic is in the dtype of ``images``.
+
+    The arrays of the result may be buffers that a later call reuses, but only once nothing
+    refers to them any more (see ``model.workspace``): holding on to a ``Forward`` or to any of
+    its arrays keeps them intact.
     """
     _check(params, images, padding)
-    dtype = images.dtype
+    if activation not in layers.ACTIVATIONS:
+        raise ValueError(f"activation must be one of {layers.ACTIVATIONS}, got {activation!r}")
     w = params["conv.weight"]
+    cls_w = params["classifier.weight"]
+    n = images.shape[0]
     pad = layers.padding_amount(w.shape[2], padding)
-    pre, conv_cache = layers.conv_forward(images, w, params["conv.bias"], pad=pad)
-    act, act_cache = layers.activation_forward(pre, activation, negative_slope)
-    features = act.reshape(act.shape[0], -1)
-    logits, linear_cache = layers.linear_forward(
-        features, params["classifier.weight"], params["classifier.bias"]
+    dtype = images.dtype if images.dtype == w.dtype else np.result_type(images.dtype, w.dtype)
+    f = w.shape[0]
+    features_shape = (n, cls_w.shape[0])
+    maps_shape = (n, f, cls_w.shape[0] // f)
+    pre = convolution.output_buffer("network.pre", maps_shape, dtype).reshape(features_shape)
+    logits = np.empty(n, dtype=np.result_type(dtype, cls_w.dtype))
+    if activation == "relu":
+        # ReLU and the logits of each chunk while the chunk's maps are still in cache.
+        act = convolution.output_buffer("network.act", features_shape, dtype)
+
+        def each_chunk(start, stop):
+            np.maximum(pre[start:stop], 0, out=act[start:stop])
+            np.matmul(act[start:stop], cls_w, out=logits[start:stop])
+
+    elif activation == "identity":
+        act = pre
+
+        def each_chunk(start, stop):
+            np.matmul(pre[start:stop], cls_w, out=logits[start:stop])
+
+    else:
+        each_chunk = None
+    pre_maps, conv_cache = convolution.forward(
+        images, w, params["conv.bias"], pad=pad, out=pre.reshape(maps_shape), each_chunk=each_chunk
     )
+    if each_chunk is None:
+        act_maps, act_cache = layers.activation_forward(pre_maps, activation, negative_slope)
+        act = act_maps.reshape(features_shape)
+        np.matmul(act, cls_w, out=logits)
+    else:
+        act_maps = act.reshape(pre_maps.shape)
+        act_cache = (activation, act_maps if activation == "relu" else None)
+    logits += params["classifier.bias"]
     probabilities = layers.sigmoid(logits)
     if labels is None:
-        losses = np.empty(0, dtype=dtype)
+        losses = np.empty(0, dtype=logits.dtype)
         loss_cache = None
     else:
-        y = np.asarray(labels).astype(dtype, copy=False)
+        y = np.asarray(labels).astype(logits.dtype, copy=False)
         losses, loss_cache = layers.bce_with_logits_forward(logits, y)
     return Forward(
-        pre_activation=pre,
-        activation=act,
+        pre_activation=pre_maps,
+        activation=act_maps,
         logits=logits,
         probabilities=probabilities,
         losses=losses,
-        caches=(conv_cache, act_cache, linear_cache, loss_cache),
+        caches=(conv_cache, act_cache, (act, cls_w), loss_cache),
     )
 
 
 def backward(fwd: Forward) -> dict:
-    """Gradients of the mean loss of ``fwd`` with respect to every parameter (same keys/shapes)."""
+    """Gradients of the mean loss of ``fwd`` with respect to every parameter (same keys/shapes).
+
+    The same chain as the layers' backward pairs (BCE → linear → activation → conv), computed
+    chunk by chunk: for image n the gradient reaching the conv output is dz[n]·g[n] with
+    g[n] = activation'(pre[n]) ⊙ classifier weight, so the conv weight gradient is
+    Σ_n dz[n]·(g[n] @ cols[n].T) and the (N, D) upstream gradient is never materialised.
+    """
     conv_cache, act_cache, linear_cache, loss_cache = fwd.caches
     if loss_cache is None:
         raise ValueError("backward needs a forward pass that was given labels")
-    n = fwd.logits.shape[0]
-    dlosses = np.full(n, 1 / n, dtype=fwd.logits.dtype)
-    dlogits = layers.bce_with_logits_backward(dlosses, loss_cache)
-    dfeatures, dw_cls, db_cls = layers.linear_backward(dlogits, linear_cache)
-    dact = dfeatures.reshape(fwd.activation.shape)
-    dpre = layers.activation_backward(dact, act_cache)
-    _, dw_conv, db_conv = layers.conv_backward(dpre, conv_cache, need_dx=False)
+    features, cls_w = linear_cache
+    z, y = loss_cache
+    n = z.shape[0]
+    # dL/dz of the mean BCE: (σ(z) − y)/N, σ(z) being the probabilities already computed.
+    dlogits = (fwd.probabilities - y) * z.dtype.type(1 / n)
+    dw_cls = layers.linear_weight_gradient(dlogits, features)
+    db_cls = np.asarray(np.add.reduce(dlogits))
+
+    activation, inner = act_cache
+    f = conv_cache.w.shape[0]
+    gate_shape = (f, features.shape[1] // f)
+    weight_maps = cls_w.reshape(1, *gate_shape)
+    acts = features.reshape(n, *gate_shape)
+    dweights = np.zeros(conv_cache.gradient_shape, dtype=conv_cache.weights.dtype)
+    if activation == "relu":
+        gate = convolution.output_buffer(
+            "network.gate", (conv_cache.chunk, *gate_shape), cls_w.dtype
+        )
+    for start, stop, cols in convolution.column_chunks(conv_cache):
+        m = stop - start
+        if activation == "identity":
+            g = weight_maps
+        elif activation == "relu":
+            g = gate[:m]
+            np.greater(acts[start:stop], 0, out=g)
+            g *= weight_maps
+        else:
+            positive, slope = inner
+            g = np.where(positive[start:stop], 1, slope).reshape(m, *gate_shape) * weight_maps
+        partials = conv_cache.weight_partials(g, cols)
+        if m == 1:
+            dweights += partials[0] * dlogits[start]
+        else:
+            dweights += np.matmul(dlogits[start:stop], partials.reshape(m, -1)).reshape(
+                dweights.shape
+            )
+    dw_conv, db_conv = conv_cache.split_gradient(dweights)
     return {
         "conv.weight": dw_conv,
         "conv.bias": db_conv,

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model import layers
+from model import convolution, layers, workspace
 
 
 def numeric_gradient(f, x, dout, eps=1e-6):
@@ -35,9 +35,17 @@ def rng():
     return np.random.default_rng(1234)
 
 
+@pytest.fixture(params=["rows", "im2col"])
+def layout(request, monkeypatch):
+    """Run the test with each layout of the column matrices (``model.convolution``)."""
+    monkeypatch.setattr(convolution, "ROWS_MAX_FILTERS", 10**6 if request.param == "rows" else 0)
+    monkeypatch.setattr(convolution, "ROWS_MIN_PIXELS", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("pad", [0, 1, 2])
 @pytest.mark.parametrize("kernel", [1, 3, 5])
-def test_conv_forward_matches_naive_loops(rng, pad, kernel):
+def test_conv_forward_matches_naive_loops(rng, layout, pad, kernel):
     x = rng.normal(size=(2, 3, 7, 6))
     w = rng.normal(size=(4, 3, kernel, kernel))
     b = rng.normal(size=4)
@@ -47,7 +55,7 @@ def test_conv_forward_matches_naive_loops(rng, pad, kernel):
     np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
 
 
-def test_conv_forward_float32_stays_float32(rng):
+def test_conv_forward_float32_stays_float32(rng, layout):
     x = rng.normal(size=(2, 3, 5, 5)).astype(np.float32)
     w = rng.normal(size=(2, 3, 3, 3)).astype(np.float32)
     b = np.zeros(2, dtype=np.float32)
@@ -68,18 +76,25 @@ def test_conv_forward_float32_stays_float32(rng):
     k=st.sampled_from([1, 3]),
     pad=st.integers(0, 1),
     seed=st.integers(0, 2**16),
+    rows=st.booleans(),
 )
-def test_conv_forward_matches_naive_on_random_shapes(n, c, h, w, f, k, pad, seed):
+def test_conv_forward_matches_naive_on_random_shapes(n, c, h, w, f, k, pad, seed, rows):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, c, h, w))
     wt = rng.normal(size=(f, c, k, k))
     b = rng.normal(size=f)
-    fast, _ = layers.conv_forward(x, wt, b, pad=pad)
+    limits = convolution.ROWS_MAX_FILTERS, convolution.ROWS_MIN_PIXELS
+    convolution.ROWS_MAX_FILTERS, convolution.ROWS_MIN_PIXELS = (10**6 if rows else 0), 0
+    try:
+        fast, cache = layers.conv_forward(x, wt, b, pad=pad)
+    finally:
+        convolution.ROWS_MAX_FILTERS, convolution.ROWS_MIN_PIXELS = limits
+    assert cache.layout == ("rows" if rows else "im2col")
     np.testing.assert_allclose(fast, layers._conv_forward_naive(x, wt, b, pad=pad), atol=1e-11)
 
 
 @pytest.mark.parametrize("pad", [0, 1])
-def test_conv_backward_matches_centred_differences(rng, pad):
+def test_conv_backward_matches_centred_differences(rng, layout, pad):
     x = rng.normal(size=(2, 3, 5, 4))
     w = rng.normal(size=(2, 3, 3, 3))
     b = rng.normal(size=2)
@@ -199,3 +214,136 @@ def test_output_size_and_padding_rules():
         layers.padding_amount(4, "same")
     with pytest.raises(ValueError, match="does not fit"):
         layers.output_size(2, 2, 5, "valid")
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast paths: chunks, kept columns, reused buffers, dtypes
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_chunks(monkeypatch):
+    """Force the chunked path (columns rebuilt in backward) on small test shapes."""
+    monkeypatch.setattr(convolution, "KEEP_COLUMNS_BYTES", 0)
+    monkeypatch.setattr(convolution, "CHUNK_BYTES", 1)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 1600])
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_chunked_convolution_matches_unchunked(rng, monkeypatch, layout, n, chunk_bytes):
+    x = rng.normal(size=(n, 3, 5, 5))
+    w = rng.normal(size=(2, 3, 3, 3))
+    b = rng.normal(size=2)
+    dout = rng.normal(size=(n, 2, 5, 5))
+    out, cache = layers.conv_forward(x, w, b, pad=1)
+    assert cache.kept is not None and cache.band == 5
+    whole = (out.copy(), *layers.conv_backward(dout, cache))
+    monkeypatch.setattr(convolution, "KEEP_COLUMNS_BYTES", 0)
+    # 1 byte: one image per chunk, one row per band ("rows" layout). 1600 bytes: bands of two
+    # rows (10 rows of 5 float64 columns per padded row, 2 + K - 1 padded rows), the last one
+    # shorter.
+    monkeypatch.setattr(convolution, "CHUNK_BYTES", chunk_bytes)
+    out, cache = layers.conv_forward(x, w, b, pad=1)
+    assert cache.kept is None and cache.chunk == 1
+    if layout == "rows":
+        assert cache.band == (1 if chunk_bytes == 1 else 2)
+    chunked = (out, *layers.conv_backward(dout, cache))
+    # The products of an image do not depend on the chunking but those of a band: the
+    # forward is identical for whole images, equal up to rounding for bands.
+    if cache.band == 5:
+        np.testing.assert_array_equal(chunked[0], whole[0])
+    for a, b_ in zip(chunked, whole, strict=True):
+        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(chunked[0], layers._conv_forward_naive(x, w, b, pad=1), atol=1e-12)
+
+
+def test_chunked_backward_matches_centred_differences(rng, layout, tiny_chunks):
+    x = rng.normal(size=(3, 3, 5, 4))
+    w = rng.normal(size=(2, 3, 3, 3))
+    b = rng.normal(size=2)
+    out, cache = layers.conv_forward(x, w, b, pad=1)
+    dout = rng.normal(size=out.shape)
+    _, dw, db = layers.conv_backward(dout, cache, need_dx=False)
+
+    def run(w_, b_):
+        return layers.conv_forward(x, w_, b_, pad=1)[0].copy()
+
+    assert rel_error(dw, numeric_gradient(lambda v: run(v, b), w, dout)) < 1e-8
+    assert rel_error(db, numeric_gradient(lambda v: run(w, v), b, dout)) < 1e-8
+
+
+def test_held_results_survive_later_calls(rng, layout):
+    x = rng.normal(size=(2, 3, 6, 6)).astype(np.float32)
+    w = rng.normal(size=(2, 3, 3, 3)).astype(np.float32)
+    b = np.zeros(2, dtype=np.float32)
+    first, first_cache = layers.conv_forward(x, w, b, pad=1)
+    first_copy = first.copy()
+    for _ in range(3):
+        # Same shapes, other values: these calls must not write into what the caller holds.
+        layers.conv_forward(x * 2 + 1, -w, b + 1, pad=1)
+    np.testing.assert_array_equal(first, first_copy)
+    # The cache of the first call still gives the first call's gradient.
+    dout = np.ones_like(first)
+    _, dw, _ = layers.conv_backward(dout, first_cache)
+    _, fresh_dw, _ = layers.conv_backward(dout, layers.conv_forward(x, w, b, pad=1)[1])
+    np.testing.assert_array_equal(dw, fresh_dw)
+
+
+def test_released_buffers_are_reused(rng):
+    x = rng.normal(size=(2, 3, 64, 64))
+    w = rng.normal(size=(4, 3, 3, 3))
+    b = np.zeros(4)
+    out, _ = layers.conv_forward(x, w, b, pad=1)
+    address = out.ctypes.data
+    del out
+    again, _ = layers.conv_forward(x, w, b, pad=1)
+    assert again.ctypes.data == address
+    held, _ = layers.conv_forward(x, w, b, pad=1)
+    assert held.ctypes.data != again.ctypes.data
+
+
+def test_workspace_hands_out_only_free_buffers():
+    pool = workspace.Workspace(max_per_key=2)
+
+    def build():
+        array = np.zeros(4)
+        return (array, array[1:]), (array,)
+
+    first = pool.take("key", build)
+    assert pool.take("key", build)[0] is not first[0]  # first still held
+    kept_view = first[1]
+    del first
+    second = pool.take("key", build)
+    assert not np.shares_memory(second[0], kept_view)  # a view keeps its base busy
+    del kept_view, second
+    assert len(pool) == 2
+    pool.take("key", build)
+    assert len(pool) == 2  # reused, not grown
+    pool.clear()
+    assert len(pool) == 0
+
+
+def test_workspace_is_per_thread():
+    import threading
+
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(workspace.local()))
+    thread.start()
+    thread.join()
+    assert seen[0] is not workspace.local()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layers_keep_the_dtype(rng, dtype):
+    x = rng.normal(size=(2, 3, 5, 5)).astype(dtype)
+    w = rng.normal(size=(2, 3, 3, 3)).astype(dtype)
+    b = np.zeros(2, dtype=dtype)
+    out, cache = layers.conv_forward(x, w, b, pad=1)
+    _, dw, db = layers.conv_backward(np.ones_like(out), cache, need_dx=False)
+    act, _ = layers.relu_forward(out)
+    z = rng.normal(size=4).astype(dtype)
+    y = np.array([0, 1, 1, 0], dtype=dtype)
+    losses, loss_cache = layers.bce_with_logits_forward(z, y)
+    dz = layers.bce_with_logits_backward(np.full(4, 0.25, dtype=dtype), loss_cache)
+    for array in (out, dw, db, act, layers.sigmoid(z), losses, dz):
+        assert array.dtype == dtype

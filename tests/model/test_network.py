@@ -5,7 +5,7 @@ import pytest
 from conftest import make_params
 
 import model
-from model import network
+from model import convolution, network
 
 
 def numeric_param_gradient(params, images, labels, key, eps=1e-6, **kwargs):
@@ -106,3 +106,107 @@ def test_shape_errors_name_the_problem(rng):
         model.loss_and_gradients(params, rng.normal(size=(1, 3, 6, 6)), np.array([0]))
     with pytest.raises(TypeError, match="float32 or float64"):
         model.loss_and_gradients(params, np.zeros((1, 3, 5, 4), dtype=np.uint8), np.array([0]))
+
+
+@pytest.fixture(params=["rows", "im2col"])
+def layout(request, monkeypatch):
+    """Run the test with each layout of the column matrices."""
+    monkeypatch.setattr(convolution, "ROWS_MAX_FILTERS", 10**6 if request.param == "rows" else 0)
+    monkeypatch.setattr(convolution, "ROWS_MIN_PIXELS", 0)
+    return request.param
+
+
+def chained_gradients(params, images, labels, *, activation, negative_slope, padding):
+    """The gradients by chaining the layers' forward/backward pairs one after the other."""
+    from model import layers
+
+    pad = layers.padding_amount(params["conv.weight"].shape[2], padding)
+    pre, conv_cache = layers.conv_forward(
+        images, params["conv.weight"], params["conv.bias"], pad=pad
+    )
+    act, act_cache = layers.activation_forward(pre, activation, negative_slope)
+    features = act.reshape(act.shape[0], -1)
+    z, linear_cache = layers.linear_forward(
+        features, params["classifier.weight"], params["classifier.bias"]
+    )
+    y = labels.astype(images.dtype)
+    _, loss_cache = layers.bce_with_logits_forward(z, y)
+    n = len(z)
+    dz = layers.bce_with_logits_backward(np.full(n, 1 / n, dtype=images.dtype), loss_cache)
+    dfeatures, dw_cls, db_cls = layers.linear_backward(dz, linear_cache)
+    dpre = layers.activation_backward(dfeatures.reshape(act.shape), act_cache)
+    _, dw, db = layers.conv_backward(dpre, conv_cache, need_dx=False)
+    return {
+        "conv.weight": dw,
+        "conv.bias": db,
+        "classifier.weight": dw_cls,
+        "classifier.bias": db_cls,
+    }
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize(
+    "activation,padding",
+    [("relu", "same"), ("relu", "valid"), ("leaky_relu", "same"), ("identity", "same")],
+)
+def test_fused_backward_matches_the_chained_pairs(
+    rng, monkeypatch, layout, activation, padding, chunked
+):
+    if chunked:
+        monkeypatch.setattr(convolution, "KEEP_COLUMNS_BYTES", 0)
+        monkeypatch.setattr(convolution, "CHUNK_BYTES", 1)
+    images = rng.normal(size=(5, 3, 6, 5))
+    labels = np.array([0, 1, 1, 0, 1])
+    params = make_params(rng, filters=3, height=6, width=5, padding=padding)
+    kwargs = {"activation": activation, "negative_slope": 0.1, "padding": padding}
+    _, grads = model.loss_and_gradients(params, images, labels, **kwargs)
+    reference = chained_gradients(params, images, labels, **kwargs)
+    for key in model.PARAM_KEYS:
+        np.testing.assert_allclose(grads[key], reference[key], rtol=1e-12, atol=1e-14)
+
+
+def test_chunked_forward_matches_unchunked(rng, monkeypatch, layout):
+    images = rng.normal(size=(4, 3, 6, 5))
+    params = make_params(rng, filters=2, height=6, width=5)
+    whole = network.forward(params, images, np.array([0, 1, 0, 1]))
+    monkeypatch.setattr(convolution, "KEEP_COLUMNS_BYTES", 0)
+    monkeypatch.setattr(convolution, "CHUNK_BYTES", 1)
+    chunked = network.forward(params, images, np.array([0, 1, 0, 1]))
+    # The maps come from the same per-image GEMM: bit-identical. The logits are summed by
+    # BLAS over another number of rows: equal up to rounding.
+    for name in ("pre_activation", "activation"):
+        np.testing.assert_array_equal(getattr(chunked, name), getattr(whole, name))
+    for name in ("logits", "probabilities", "losses"):
+        np.testing.assert_allclose(getattr(chunked, name), getattr(whole, name), rtol=1e-14)
+
+
+def test_a_kept_forward_is_not_overwritten_by_later_calls(rng):
+    images = rng.normal(size=(3, 3, 8, 8)).astype(np.float32)
+    labels = np.array([0, 1, 1])
+    params = make_params(rng, filters=2, height=8, width=8, dtype=np.float32)
+    first = network.forward(params, images, labels)
+    snapshot = {
+        name: np.array(getattr(first, name))
+        for name in ("pre_activation", "activation", "logits", "probabilities", "losses")
+    }
+    grads = network.backward(first)
+    other = {k: v * 3 for k, v in params.items()}
+    for _ in range(3):
+        later = network.forward(other, images[::-1].copy(), labels)
+        network.backward(later)
+    for name, values in snapshot.items():
+        np.testing.assert_array_equal(getattr(first, name), values)
+    again = network.backward(first)
+    for key in model.PARAM_KEYS:
+        np.testing.assert_array_equal(again[key], grads[key])
+
+
+def test_float32_stays_float32_everywhere(rng):
+    images = rng.normal(size=(3, 3, 6, 6)).astype(np.float32)
+    params = make_params(rng, filters=2, height=6, width=6, dtype=np.float32)
+    for activation in ("relu", "leaky_relu", "identity"):
+        fwd = network.forward(params, images, np.array([0, 1, 1]), activation=activation)
+        for name in ("pre_activation", "activation", "logits", "probabilities", "losses"):
+            assert getattr(fwd, name).dtype == np.float32, (activation, name)
+        grads = network.backward(fwd)
+        assert all(g.dtype == np.float32 for g in grads.values()), activation
