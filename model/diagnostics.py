@@ -119,13 +119,13 @@ def fix_small_init() -> Fix:
 
     spec = InitSpec("normal", {"mean": 0.0, "std": 0.02})
     return Fix(
-        "Initialise both layers with N(0, 0.02) (applies on reset)",
+        "Initialise both layers with N(0, 0.02) and start again",
         {"conv_init": spec, "classifier_init": spec},
     )
 
 
 def fix_unit_pixels() -> Fix:
-    return Fix("Scale pixels to 0..1 (applies on reset)", {"pixel_scaling": "unit"})
+    return Fix("Scale pixels to 0..1 and start again", {"pixel_scaling": "unit"})
 
 
 def fix_learning_rate(learning_rate: float, factor: float, rewind_to: int | None = None) -> Fix:
@@ -139,7 +139,7 @@ def fix_learning_rate(learning_rate: float, factor: float, rewind_to: int | None
 
 
 def fix_leaky_relu() -> Fix:
-    return Fix("Use leaky ReLU (slope 0.01) (applies on reset)", {"activation": "leaky_relu"})
+    return Fix("Use leaky ReLU (slope 0.01) and start again", {"activation": "leaky_relu"})
 
 
 def fix_clip(clip_norm: float = 1.0, rewind_to: int | None = None) -> Fix:
@@ -264,8 +264,16 @@ def _dead_filters(
 
 
 def _dead_filter_fixes(record: StepRecord, config: TrainingConfig, since: int) -> tuple[Fix, ...]:
-    """Fixes for a filter that died at ``since`` (computed once, then carried forward)."""
+    """Fixes for a filter that died at ``since`` (computed once, then carried forward).
+
+    The causes the setup itself shows come first (all-positive weights, raw pixels); then a
+    smaller learning rate from just before the fatal update, then leaky ReLU.
+    """
     fixes = []
+    if not config.conv_init.can_be_negative():
+        fixes.append(fix_small_init())
+    if config.pixel_scaling == "raw":
+        fixes.append(fix_unit_pixels())
     if since > 0:
         ratio = record.metrics.get("conv_update_ratio", math.nan)
         fixes.append(
@@ -273,9 +281,11 @@ def _dead_filter_fixes(record: StepRecord, config: TrainingConfig, since: int) -
                 record.settings.learning_rate, _factor_for(ratio), rewind_to=since - 1
             )
         )
-    fixes.append(fix_small_init())
-    if config.pixel_scaling == "raw":
-        fixes.append(fix_unit_pixels())
+    small = fix_small_init()
+    if config.conv_init.can_be_negative() and any(
+        getattr(config, name) != spec for name, spec in small.changes.items()
+    ):
+        fixes.append(small)
     fixes.append(fix_leaky_relu())
     return tuple(fixes)
 
