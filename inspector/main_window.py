@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, Slot
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -77,6 +77,10 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self._build_status_bar()
         self._default_state: QByteArray | None = None
+        self._column_timer = QTimer(self)
+        self._column_timer.setSingleShot(True)
+        self._column_timer.setInterval(0)
+        self._column_timer.timeout.connect(self._size_columns)
         self._saved_state = self._restore_settings()
 
         controller.running_changed.connect(self._on_running_changed)
@@ -210,11 +214,45 @@ class MainWindow(QMainWindow):
 
     def _size_docks(self) -> None:
         """Default dock sizes; Qt only honours them once the window has its real size."""
+        self._size_columns()
         d = self.docks
+        height = max(self.height() - 150, 500)
         self.resizeDocks(
-            [d["setup"], d["filters"], d["diagnostics"]], [290, 650, 330], Qt.Orientation.Horizontal
+            [d["filters"], d["maps"]],
+            [round(height * 0.56), round(height * 0.44)],
+            Qt.Orientation.Vertical,
         )
-        self.resizeDocks([d["filters"], d["maps"]], [360, 290], Qt.Orientation.Vertical)
+
+    def _size_columns(self) -> None:
+        """Side columns a modest share of the width, the filters and maps column the rest.
+
+        Qt would give a wider window's extra width to the left column (Setup), so this runs
+        again whenever the window is resized, as long as the docks are where the default layout
+        puts them (a layout the user rearranged is left alone).
+        """
+        d = self.docks
+        area = Qt.DockWidgetArea
+        placed = (
+            self.dockWidgetArea(d["setup"]) == area.LeftDockWidgetArea
+            and self.dockWidgetArea(d["filters"]) == area.RightDockWidgetArea
+            and self.dockWidgetArea(d["diagnostics"]) == area.RightDockWidgetArea
+            and not any(d[k].isFloating() for k in ("setup", "filters", "diagnostics"))
+        )
+        if not placed:
+            return
+        width = self.width()
+        left = min(max(round(width * 0.2), 290), 400)
+        right = min(max(round(width * 0.22), 330), 440)
+        self.resizeDocks(
+            [d["setup"], d["filters"], d["diagnostics"]],
+            [left, max(width - left - right, 400), right],
+            Qt.Orientation.Horizontal,
+        )
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if self._default_state is not None and event.size().width() != event.oldSize().width():
+            self._column_timer.start()
 
     def _build_menus(self) -> None:
         a = self.actions

@@ -81,30 +81,26 @@ class FindingCard(QFrame):
             "font-weight: bold; font-size: 10px;"
         )
         header.addWidget(chip, 0, Qt.AlignmentFlag.AlignTop)
-        title = QLabel(finding.title)
-        title.setObjectName("findingTitle")
-        title.setWordWrap(True)
-        title.setStyleSheet("font-weight: bold; background: transparent; border: none;")
-        header.addWidget(title, 1)
-        when = f"iteration {finding.iteration}"
-        if finding.since is not None and finding.since != finding.iteration:
-            when += f" · since {finding.since}"
-        if finding.iteration == 0 and finding.code in _PRETRAINING_CODES:
-            when = "before training"
-        stamp = QLabel(when)
-        stamp.setStyleSheet("color: #555; background: transparent; border: none;")
-        header.addWidget(stamp, 0, Qt.AlignmentFlag.AlignTop)
+        self._title = QLabel()
+        self._title.setObjectName("findingTitle")
+        self._title.setWordWrap(True)
+        self._title.setStyleSheet("font-weight: bold; background: transparent; border: none;")
+        header.addWidget(self._title, 1)
+        self._stamp = QLabel()
+        self._stamp.setStyleSheet("color: #555; background: transparent; border: none;")
+        header.addWidget(self._stamp, 0, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(header)
 
-        text = QLabel(finding.explanation)
-        text.setObjectName("findingExplanation")
-        text.setWordWrap(True)
-        text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        text.setStyleSheet("background: transparent; border: none;")
-        layout.addWidget(text)
+        self._text = QLabel()
+        self._text.setObjectName("findingExplanation")
+        self._text.setWordWrap(True)
+        self._text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._text.setStyleSheet("background: transparent; border: none;")
+        layout.addWidget(self._text)
+        self._show_texts(finding)
 
         self.fix_buttons: list[FixButton] = []
-        for fix in finding.fixes:
+        for index, fix in enumerate(finding.fixes):
             button = FixButton(f"Fix: {fix.label}")
             button.setToolTip(
                 "Rewinds, then changes the setting and continues from there."
@@ -113,9 +109,41 @@ class FindingCard(QFrame):
                 if fix.needs_reset
                 else "Changes the setting from the next iteration on."
             )
-            button.clicked.connect(lambda _checked=False, f=fix: apply_fix(f))
+            button.clicked.connect(lambda _checked=False, i=index: self._fix(i))
             layout.addWidget(button)
             self.fix_buttons.append(button)
+        self._apply_fix = apply_fix
+
+    def matches(self, finding: Finding) -> bool:
+        """Whether ``finding`` can be shown by this card (same kind, subject and fixes)."""
+        return (
+            finding.code == self.finding.code
+            and finding.subject == self.finding.subject
+            and finding.severity == self.finding.severity
+            and finding.fixes == self.finding.fixes
+        )
+
+    def update_finding(self, finding: Finding) -> None:
+        """Show a newer finding of the same kind without rebuilding the card's widgets."""
+        self.finding = finding
+        self._show_texts(finding)
+
+    def _show_texts(self, finding: Finding) -> None:
+        when = f"iteration {finding.iteration}"
+        if finding.since is not None and finding.since != finding.iteration:
+            when += f" · since {finding.since}"
+        if finding.iteration == 0 and finding.code in _PRETRAINING_CODES:
+            when = "before training"
+        for label, text in (
+            (self._title, finding.title),
+            (self._stamp, when),
+            (self._text, finding.explanation),
+        ):
+            if label.text() != text:
+                label.setText(text)
+
+    def _fix(self, index: int) -> None:
+        self._apply_fix(self.finding.fixes[index])
 
 
 _PRETRAINING_CODES = {"init_all_positive", "raw_pixels", "first_update_kills", "first_update_large"}
@@ -192,12 +220,20 @@ class DiagnosticsView(QWidget):
         if signature == self._drawn_signature:
             return
         self._drawn_signature = signature
-        for card in self.cards:
-            self._list_layout.removeWidget(card)
-            card.deleteLater()
-        for position, finding in enumerate(findings):
-            card = FindingCard(finding, self._apply_fix, self._list)
-            self._list_layout.insertWidget(position, card)
+        cards = self.cards
+        if len(cards) == len(findings) and all(
+            c.matches(f) for c, f in zip(cards, findings, strict=True)
+        ):
+            # The same findings with new numbers (every frame while training): update texts.
+            for card, finding in zip(cards, findings, strict=True):
+                card.update_finding(finding)
+        else:
+            for card in cards:
+                self._list_layout.removeWidget(card)
+                card.deleteLater()
+            for position, finding in enumerate(findings):
+                card = FindingCard(finding, self._apply_fix, self._list)
+                self._list_layout.insertWidget(position, card)
         self.summary.setText(self._summary_text(record, findings))
 
     @staticmethod

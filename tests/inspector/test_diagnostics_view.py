@@ -89,3 +89,13 @@ def test_healthy_iteration_says_nothing_is_wrong(qtbot, question_dataset):
     assert widget.cards == []
     assert widget.summary.text() == "✓ Nothing wrong found at iteration 0."
     ctrl.shutdown()
+
+
+def test_a_lasting_finding_updates_its_card_in_place(view, controller, step_and_wait):
+    step_and_wait(controller, times=2)
+    card = view.cards[0]
+    assert card.finding.code == "dead_filter" and card.finding.iteration == 2
+    step_and_wait(controller)
+    assert view.cards[0] is card  # same widgets, new numbers
+    assert card.finding.iteration == 3
+    assert "iteration 3" in card._stamp.text()
