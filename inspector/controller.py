@@ -1,4 +1,9 @@
-"""The one object in the window that touches the training session.
+"""The one object in the window that talks to the training session.
+
+The session lives in a training process of its own (``inspector.training_process``): the
+window's drawing never competes with training for Python's interpreter lock. The controller
+keeps what the views read (config, dataset, the shown record, a mirror of the metrics table)
+and turns the training process's frames into signals at most once per screen frame.
 
 Views never change the session: they call the controller's request slots and redraw from its
 signals. Signals are named for what happened:
@@ -17,14 +22,13 @@ signals. Signals are named for what happened:
 from __future__ import annotations
 
 import math
-import threading
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from inspector.tasks import BackgroundTask
-from inspector.worker import RunOutcome, TrainingWorker
+from inspector.training_process import Frame, RunOutcome, TrainerClient, TrainerError
 from model.config import LIVE_FIELDS, ConfigError, TrainingConfig
 from model.data import (
     Dataset,
@@ -35,19 +39,26 @@ from model.data import (
     load_example,
 )
 from model.diagnostics import Fix
+from model.history import MetricsTable
 from model.presets import PRESETS
 from model.record import StepRecord
-from model.report import write_report
-from model.session import TrainingSession
-from model.whatif import WhatIfRow, what_if
+from model.whatif import WhatIfRow
 
 FRAME_MS = 16
 DEFAULT_WHAT_IF_FACTORS = (10, 1, 0.1, 0.01, 0.001)
-RUN_FOREVER = 2**31 - 1  # the largest count a Qt int signal carries
+RUN_FOREVER = 2**62
 
 
 class SessionController(QObject):
-    """Owns the ``TrainingSession`` and the worker thread that trains it."""
+    """Drives the training process and tells the views what to draw.
+
+    Parameters
+    ----------
+    dataset, config : the run to start with.
+    source : where the dataset came from ('example:NAME', a folder, or 'files').
+    backend : 'process' (default) or 'thread' (the same server in a thread; tests use it to
+        reach the session directly as ``controller.server.session``).
+    """
 
     session_reset = Signal(object)
     record_shown = Signal(object)
@@ -62,8 +73,6 @@ class SessionController(QObject):
     loading_changed = Signal(bool)
     load_progress = Signal(int, int)
 
-    _run_requested = Signal(int, bool)
-
     def __init__(
         self,
         dataset: Dataset,
@@ -71,36 +80,44 @@ class SessionController(QObject):
         parent: QObject | None = None,
         *,
         source: str = "example:question",
+        backend: str = "process",
     ) -> None:
         super().__init__(parent)
-        self._session = TrainingSession(dataset, config)
-        self._lock = threading.RLock()
+        self._backend = backend
+        self._config = config
+        self._dataset = dataset
         self._pending: TrainingConfig | None = None
         self._pinned: int | None = None
-        self._shown: StepRecord = self._session.latest
-        self._published: StepRecord | None = None
         self._running = False
         self._load_task: BackgroundTask | None = None
         self._dataset_source = source
-
-        self._thread = QThread()
-        self._thread.setObjectName("training")
-        self._worker = TrainingWorker(self._session, self._lock)
-        self._worker.moveToThread(self._thread)
-        self._run_requested.connect(self._worker.run)
-        self._worker.finished.connect(self._on_run_finished)
-        self._worker.failed.connect(self._on_run_failed)
-        self._thread.start()
+        self._iterations_per_second = 0.0
+        self._client = TrainerClient(dataset, config, backend)
+        self._adopt(*self._client.call("state"))
 
         self._frame = QTimer(self)
         self._frame.setInterval(FRAME_MS)
-        self._frame.timeout.connect(self._publish_latest)
+        self._frame.timeout.connect(self._poll_frames)
+
+    def _adopt(self, generation: int, record: StepRecord, rows, history: str) -> None:
+        """Take the state the training process reports after starting, a reset or a rewind."""
+        self._generation = generation
+        self._latest = record
+        self._shown = record
+        self._history_text = history
+        self._metrics = MetricsTable(len(self._dataset))
+        self._metrics.extend(*rows)
+
+    @property
+    def server(self):
+        """The training server, with the 'thread' backend only (for tests)."""
+        return self._client.server
 
     # -- read-only state for views -----------------------------------------------------------
 
     @property
     def config(self) -> TrainingConfig:
-        return self._session.config
+        return self._config
 
     @property
     def pending_config(self) -> TrainingConfig | None:
@@ -109,7 +126,7 @@ class SessionController(QObject):
 
     @property
     def dataset(self) -> Dataset:
-        return self._session.dataset
+        return self._dataset
 
     @property
     def dataset_source(self) -> str:
@@ -131,76 +148,71 @@ class SessionController(QObject):
 
     @property
     def latest_iteration(self) -> int:
-        return self._session.iteration
+        return self._latest.iteration
 
     @property
     def following_latest(self) -> bool:
         return self._pinned is None
 
     @property
-    def pixel_stats(self) -> tuple[np.ndarray, np.ndarray]:
-        return self._session.pixel_stats
-
-    @property
-    def inputs(self) -> np.ndarray:
-        """(N, 3, H, W) network inputs after pixel scaling."""
-        return self._session.inputs
-
-    @property
     def iterations_per_second(self) -> float:
-        return self._worker.iterations_per_second
+        return self._iterations_per_second
 
     def metric_columns(self, names) -> dict[str, np.ndarray]:
-        """Copies of metric columns (and 'image_losses' (rows, N)) taken consistently."""
-        with self._lock:
-            table = self._session.history.metrics
-            columns = {name: table.column(name).copy() for name in names if name != "image_losses"}
-            if "image_losses" in names:
-                columns["image_losses"] = table.image_losses.copy()
+        """Copies of metric columns (and 'image_losses' (rows, N)) of the whole run so far."""
+        table = self._metrics
+        columns = {name: table.column(name).copy() for name in names if name != "image_losses"}
+        if "image_losses" in names:
+            columns["image_losses"] = table.image_losses.copy()
         return columns
 
     def record(self, iteration: int) -> StepRecord:
         """The complete record of ``iteration`` (recomputed if the history thinned it)."""
-        with self._lock:
-            return self._session.record(iteration)
+        if iteration == self._latest.iteration:
+            return self._latest
+        return self._call("record", iteration)
 
     def describe_history(self) -> str:
-        from model.history import describe_budget
-
-        with self._lock:
-            return describe_budget(self._session.history)
+        """How much of its memory budget the history uses."""
+        return self._history_text
 
     def preview(self, learning_rate: float) -> StepRecord:
         """What the next update would do at ``learning_rate``, without taking it."""
-        with self._lock:
-            return self._session.preview(learning_rate)
+        return self._client.call("preview", learning_rate)
 
     def what_if(self, factors=DEFAULT_WHAT_IF_FACTORS) -> list[WhatIfRow]:
         """The next update at the current learning rate times each factor, none of them taken
-        (``model.whatif``); safe to call from a worker thread."""
-        with self._lock:
-            return what_if(self._session, factors)
+        (``model.whatif``). Safe to call from a worker thread; raises ``TrainerError``."""
+        return self._client.call("what_if", factors)
 
     @property
     def preset_name(self) -> str | None:
         """The preset whose settings are in use, if they are exactly a preset's."""
-        config = self._session.config
-        return next((name for name, p in PRESETS.items() if p.config == config), None)
+        return next((name for name, p in PRESETS.items() if p.config == self._config), None)
 
     def write_report(self, directory, *, plot_pngs=None, as_zip=False, snapshot_iterations=None):
-        """Write a shareable report of the run (``model.report.write_report``); pauses training
-        first. It may replay thinned history, so call it from a worker thread."""
-        self._ensure_paused()
-        with self._lock:
-            return write_report(
-                self._session,
-                directory,
-                snapshot_iterations=snapshot_iterations,
-                plot_pngs=plot_pngs,
-                as_zip=as_zip,
-                preset=self.preset_name,
-                source=self._source_description(),
-            )
+        """Write a shareable report of the run so far (``model.report.write_report``). It may
+        replay thinned history, so call it from a worker thread; raises ``TrainerError``."""
+        return self._client.call(
+            "write_report",
+            directory,
+            snapshot_iterations=snapshot_iterations,
+            plot_pngs=plot_pngs,
+            as_zip=as_zip,
+            preset=self.preset_name,
+            source=self._source_description(),
+        )
+
+    def _call(self, name: str, *args, **kwargs):
+        """A request to the training process from the GUI thread; a failure is reported as
+        ``error_occurred`` and re-raised as ``TrainerError``."""
+        try:
+            return self._client.call(name, *args, **kwargs)
+        except TrainerError as exc:
+            self.error_occurred.emit("The training process failed", str(exc), exc.details)
+            if not self._client.alive:
+                self._restart()
+            raise
 
     def _source_description(self) -> dict[str, str]:
         source = self._dataset_source
@@ -218,9 +230,9 @@ class SessionController(QObject):
     @Slot()
     def step_epoch(self) -> None:
         """Iterations to the end of the current epoch."""
-        with self._lock:
-            steps = self._session.steps_to_epoch_end()
-        self._start(steps, pause_on_findings=True)
+        if self._running:
+            return
+        self._start(self._call("steps_to_epoch_end"), pause_on_findings=True)
 
     @Slot()
     def run(self) -> None:
@@ -229,7 +241,10 @@ class SessionController(QObject):
 
     @Slot()
     def pause(self) -> None:
-        self._worker.stop()
+        """Stop training after the step in progress."""
+        if self._running:
+            self._call("stop")
+            self._poll_frames()
 
     @Slot()
     def toggle_run(self) -> None:
@@ -243,71 +258,94 @@ class SessionController(QObject):
         """Iterations per second while running; 0 for as fast as possible."""
         if not math.isfinite(iterations_per_second) or iterations_per_second < 0:
             raise ValueError(f"speed must be 0 or positive, got {iterations_per_second}")
-        self._worker.iterations_per_second = float(iterations_per_second)
+        self._call("speed", float(iterations_per_second))
+        self._iterations_per_second = float(iterations_per_second)
 
     def _start(self, steps: int, *, pause_on_findings: bool) -> None:
         if self._running or steps <= 0 or self.is_loading:
             return
         if self._pinned is not None:
             self.follow_latest()
+        self._call("run", steps, pause_on_findings)
         self._running = True
         self.running_changed.emit(True)
         self._frame.start()
-        self._worker.arm()
-        self._run_requested.emit(steps, pause_on_findings)
 
-    def _publish_latest(self) -> None:
-        """At most once per frame: announce the newest record, and show it unless the user
-        pinned an earlier iteration on the history slider."""
-        latest = self._worker.latest
-        if latest is None or latest is self._published:
-            return
-        self._published = latest
-        self.history_changed.emit(latest.iteration)
-        if self._pinned is None:
-            self._show(latest)
+    @Slot()
+    def _poll_frames(self) -> None:
+        """At most once per screen frame: take the training process's frames, show the newest
+        record (unless an earlier iteration is pinned on the history slider), and end the run
+        when its last frame says so."""
+        outcome = None
+        newest: Frame | None = None
+        for frame in self._client.frames():
+            if frame.generation != self._generation:
+                continue  # sent before a reset or rewind
+            self._metrics.extend(*frame.rows)
+            newest = frame
+            outcome = frame.outcome or outcome
+        if newest is not None:
+            self._metrics.fit(self._config.history_budget_mb * 2**20 // 2)
+            self._latest = newest.record
+            self._history_text = newest.history
+            self.history_changed.emit(newest.record.iteration)
+            if self._pinned is None:
+                self._show(newest.record)
+        if outcome is not None:
+            self._finish(outcome)
+        elif self._running and not self._client.alive:
+            self._finish(RunOutcome(0, error=("the training process stopped unexpectedly", "")))
+            self._restart()
 
-    @Slot(object)
-    def _on_run_finished(self, outcome: RunOutcome) -> None:
+    def _finish(self, outcome: RunOutcome) -> None:
         self._frame.stop()
         self._running = False
-        self._publish_latest()
         self.running_changed.emit(False)
+        if outcome.error is not None:
+            self.error_occurred.emit("Training stopped", *outcome.error)
         if outcome.paused_by is not None:
             self.paused_by_finding.emit(outcome.paused_by)
             self.status_message.emit(
-                f"Paused at iteration {self._session.iteration}: {outcome.paused_by.title}"
+                f"Paused at iteration {self.latest_iteration}: {outcome.paused_by.title}"
             )
 
-    @Slot(str, str)
-    def _on_run_failed(self, message: str, details: str) -> None:
-        self.error_occurred.emit("Training stopped", message, details)
-
     def _ensure_paused(self) -> None:
-        """Stop a run and wait for the worker to let go of the session."""
-        if not self._running:
-            return
-        self._worker.stop()
-        with self._lock:
-            pass  # the worker finishes its current step; the loop then sees the flag
+        """Stop a run and take its last frame, so that the views and the session agree."""
+        if self._running:
+            self.pause()
+
+    def _restart(self) -> None:
+        """Start a new training process after the old one died, from iteration 0 of the same
+        settings and data (nothing else can be recovered from a dead process)."""
+        self._client.close(timeout=1.0)
+        self._client = TrainerClient(self._dataset, self._config, self._backend)
+        self._running = False
+        self._frame.stop()
+        self._adopt(*self._client.call("state"))
+        self._announce_reset(dataset_changed=False)
+        self.status_message.emit("Training restarted from iteration 0")
 
     # -- history ------------------------------------------------------------------------------
 
     @Slot(int)
     def show_iteration(self, iteration: int) -> None:
         """Show ``iteration`` in every view (the newest one means: follow training again)."""
-        last = self._session.iteration
+        last = self.latest_iteration
         iteration = max(0, min(int(iteration), last))
         if iteration == last and not self._running:
             self.follow_latest()
             return
+        try:
+            record = self.record(iteration)
+        except TrainerError:
+            return
         self._pinned = iteration
-        self._show(self.record(iteration))
+        self._show(record)
 
     @Slot()
     def follow_latest(self) -> None:
         self._pinned = None
-        self._show(self.record(self._session.iteration))
+        self._show(self._latest)
 
     @Slot()
     def continue_from_shown(self) -> None:
@@ -317,12 +355,13 @@ class SessionController(QObject):
     def rewind_to(self, iteration: int) -> None:
         """Return the run to ``iteration``; later iterations are dropped."""
         self._ensure_paused()
-        with self._lock:
-            record = self._session.rewind(iteration)
-            self._worker.latest = None
+        try:
+            self._adopt(*self._call("rewind", iteration))
+        except TrainerError:
+            return
         self._pinned = None
         self.history_changed.emit(iteration)
-        self._show(record)
+        self._show(self._latest)
         self.status_message.emit(f"Continuing from iteration {iteration}; later iterations dropped")
 
     def _show(self, record: StepRecord) -> None:
@@ -336,24 +375,27 @@ class SessionController(QObject):
         iteration; any other difference is kept as the pending config for Reset (announced by
         ``pending_config_changed``). A config that differs only in live settings clears
         whatever was pending."""
-        current = self._session.config
+        current = self._config
         changes = {
             name: getattr(config, name)
             for name in LIVE_FIELDS
             if getattr(config, name) != getattr(current, name)
         }
         if changes:
-            with self._lock:
-                self._session.update_settings(**changes)
-            self.config_changed.emit(self._session.config)
-        self._set_pending(config if self._session.config.needs_reset(config) else None)
+            self._update_settings(changes)
+        self._set_pending(config if self._config.needs_reset(config) else None)
+
+    def _update_settings(self, changes: dict) -> None:
+        try:
+            self._config = self._call("update_settings", changes)
+        except TrainerError:
+            return
+        self.config_changed.emit(self._config)
 
     def update_live(self, **changes) -> None:
         """Change live settings (learning rate, momentum, clipping) of the running session from
         the next iteration on, and of the pending config too if there is one."""
-        with self._lock:
-            self._session.update_settings(**changes)
-        self.config_changed.emit(self._session.config)
+        self._update_settings(changes)
         if self._pending is not None:
             self._set_pending(self._pending.with_changes(**changes))
 
@@ -362,7 +404,7 @@ class SessionController(QObject):
         """Choose a preset's settings; all of them, the learning rate included, wait for Reset
         (the running iterations keep the settings they were started with)."""
         config = PRESETS[name].config
-        self._set_pending(config if config != self._session.config else None)
+        self._set_pending(config if config != self._config else None)
 
     def _set_pending(self, config: TrainingConfig | None) -> None:
         if config != self._pending:
@@ -374,7 +416,7 @@ class SessionController(QObject):
         run when a setting needs new weights)."""
         self._ensure_paused()
         try:
-            config = self._session.config.with_changes(**fix.changes)
+            config = self._config.with_changes(**fix.changes)
         except ConfigError as exc:
             self.error_occurred.emit("Fix not applied", str(exc), "")
             return
@@ -383,7 +425,7 @@ class SessionController(QObject):
             self.reset()
             self.status_message.emit(f"Applied: {fix.label}")
             return
-        if fix.rewind_to is not None and fix.rewind_to <= self._session.iteration:
+        if fix.rewind_to is not None and fix.rewind_to <= self.latest_iteration:
             self.rewind_to(fix.rewind_to)
         self.request_config(config)
         self.status_message.emit(f"Applied: {fix.label}")
@@ -392,45 +434,49 @@ class SessionController(QObject):
     def reset(self) -> None:
         """Start the run again from iteration 0, with any pending settings."""
         self._ensure_paused()
-        config = self._pending or self._session.config
+        config = self._pending or self._config
         self._reset(config=config)
 
     @Slot()
     def reseed(self) -> None:
         """Reset with a new random seed."""
         self._ensure_paused()
-        with self._lock:
-            seed = int(np.random.SeedSequence().entropy % (2**32))
-        config = (self._pending or self._session.config).with_changes(seed=seed)
+        seed = int(np.random.SeedSequence().entropy % (2**32))
+        config = (self._pending or self._config).with_changes(seed=seed)
         self._reset(config=config)
         self.status_message.emit(f"New seed: {seed}")
 
     def _reset(self, *, config: TrainingConfig | None = None, dataset: Dataset | None = None):
         try:
-            with self._lock:
-                self._session.reset(config=config, dataset=dataset)
-                self._worker.latest = None
-        except (ValueError, DatasetError) as exc:
-            self.error_occurred.emit("Could not start the run", str(exc), "")
+            state = self._client.call("reset", config, dataset)
+        except TrainerError as exc:
+            self.error_occurred.emit("Could not start the run", str(exc), exc.details)
             return False
+        if config is not None:
+            self._config = config
+        if dataset is not None:
+            self._dataset = dataset
+        self._adopt(*state)
+        self._announce_reset(dataset_changed=dataset is not None)
+        return True
+
+    def _announce_reset(self, *, dataset_changed: bool) -> None:
         self._pending = None
         self._pinned = None
-        self._shown = self._session.latest
         self.pending_config_changed.emit(None)
-        self.config_changed.emit(self._session.config)
-        if dataset is not None:
-            self.dataset_changed.emit(self._session.dataset)
+        self.config_changed.emit(self._config)
+        if dataset_changed:
+            self.dataset_changed.emit(self._dataset)
         self.session_reset.emit(self._shown)
-        self.history_changed.emit(0)
+        self.history_changed.emit(self.latest_iteration)
         self.record_shown.emit(self._shown)
-        return True
 
     # -- data ---------------------------------------------------------------------------------
 
     def set_dataset(self, dataset: Dataset, source: str) -> bool:
         """Use ``dataset`` (a new run starts, with any pending settings)."""
         self._ensure_paused()
-        config = self._pending or self._session.config
+        config = self._pending or self._config
         previous_source, self._dataset_source = self._dataset_source, source
         if self._reset(config=config, dataset=dataset):
             return True
@@ -453,7 +499,7 @@ class SessionController(QObject):
 
     def add_files(self, paths: list[str], label: int) -> None:
         """Add image files with ``label`` to the current dataset (resized to its size)."""
-        current = self._session.dataset
+        current = self._dataset
         names = current.class_names
 
         def job(progress, cancelled):
@@ -488,7 +534,7 @@ class SessionController(QObject):
 
     def _change_data(self, change) -> None:
         try:
-            dataset = change(self._session.dataset)
+            dataset = change(self._dataset)
         except (DatasetError, IndexError, ValueError) as exc:
             self.error_occurred.emit("Data not changed", str(exc), "")
             return
@@ -538,11 +584,9 @@ class SessionController(QObject):
     # -- shutdown -----------------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Stop training and background work and end the threads (on window close)."""
+        """Stop training and background work and end the training process (on window close)."""
         self._frame.stop()
-        self._worker.stop()
         if self._load_task is not None:
             self._load_task.cancel()
             self._load_task.wait()
-        self._thread.quit()
-        self._thread.wait()
+        self._client.close()

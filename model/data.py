@@ -172,6 +172,11 @@ class Dataset:
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def __reduce__(self):
+        # Through the constructor, so an unpickled dataset (the desktop app sends one to its
+        # training process) is validated and read-only like any other.
+        return (Dataset, (self.images, self.labels, self.class_names, self.paths, self.skipped))
+
     def __repr__(self) -> str:
         height, width = self.size
         zeros, ones = self.label_counts()

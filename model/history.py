@@ -104,17 +104,47 @@ class MetricsTable:
         return 8 * (len(METRIC_NAMES) + 2 * self.num_images)
 
     def append(self, record: StepRecord) -> None:
-        if self._rows == len(self._scalars):
-            grow = max(16, self._rows)
+        """Add the row of ``record``."""
+        self.extend(
+            np.array([[record.metrics[name] for name in METRIC_NAMES]]),
+            record.losses[np.newaxis],
+            record.probabilities[np.newaxis],
+        )
+
+    def extend(self, scalars: np.ndarray, losses: np.ndarray, probabilities: np.ndarray) -> None:
+        """Add rows: scalars (k, len(METRIC_NAMES)), losses and probabilities (k, N)."""
+        new = len(scalars)
+        if self._rows + new > len(self._scalars):
+            grow = max(16, self._rows, new)
             self._scalars = np.concatenate([self._scalars, np.empty((grow, len(METRIC_NAMES)))])
             self._losses = np.concatenate([self._losses, np.empty((grow, self.num_images))])
             self._probabilities = np.concatenate(
                 [self._probabilities, np.empty((grow, self.num_images))]
             )
-        self._scalars[self._rows] = [record.metrics[name] for name in METRIC_NAMES]
-        self._losses[self._rows] = record.losses
-        self._probabilities[self._rows] = record.probabilities
-        self._rows += 1
+        end = self._rows + new
+        self._scalars[self._rows : end] = scalars
+        self._losses[self._rows : end] = losses
+        self._probabilities[self._rows : end] = probabilities
+        self._rows = end
+
+    def rows_after(self, iteration: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Copies of the rows of every iteration after ``iteration``, as ``extend`` takes them."""
+        start = int(np.searchsorted(self.iterations, iteration, side="right"))
+        end = self._rows
+        return (
+            self._scalars[start:end].copy(),
+            self._losses[start:end].copy(),
+            self._probabilities[start:end].copy(),
+        )
+
+    def fit(self, max_bytes: int) -> None:
+        """Thin the oldest rows until the rows take at most ``max_bytes``."""
+        thinned = False
+        while self._rows * self.row_nbytes > max_bytes and self._rows > 4:
+            self.thin()
+            thinned = True
+        if thinned:
+            self.compact()
 
     def column(self, name: str) -> np.ndarray:
         """A read-only view of one metric over the kept rows."""
@@ -287,12 +317,7 @@ class History:
         return iteration % self.checkpoint_every == 0
 
     def _enforce_budget(self) -> None:
-        while (
-            len(self.metrics) * self.metrics.row_nbytes > self.budget_bytes // 2
-            and len(self.metrics) > 4
-        ):
-            self.metrics.thin()
-            self.metrics.compact()
+        self.metrics.fit(self.budget_bytes // 2)
         while self.nbytes > self.budget_bytes and self._shrink_once():
             pass
 

@@ -6,6 +6,7 @@ session computed. Iteration 0 is the initial state (no gradient, no update).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ METRIC_NAMES = (
 )
 
 CONV_KEYS = ("conv.weight", "conv.bias")
+ARRAY_GROUPS = ("params", "velocity", "grads", "update")
 CLASSIFIER_KEYS = ("classifier.weight", "classifier.bias")
 
 
@@ -133,6 +135,16 @@ class StepRecord:
     findings: tuple[Finding, ...] = ()
     step_seconds: float = 0.0
 
+    def __reduce__(self):
+        # Read-only mappings cannot be pickled (the desktop app sends records from its training
+        # process); they travel as plain dicts and are frozen again on arrival.
+        state = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name in ARRAY_GROUPS:
+            if state[name] is not None:
+                state[name] = dict(state[name])
+        state["metrics"] = dict(state["metrics"])
+        return (_rebuild_record, (state,))
+
     @property
     def loss(self) -> float:
         return self.metrics["loss"]
@@ -168,6 +180,24 @@ class StepRecord:
             and "classifier.weight" in self.params
             and (self.grads is None or "classifier.weight" in self.grads)
         )
+
+
+def _read_only(array):
+    if isinstance(array, np.ndarray):
+        array.flags.writeable = False
+    return array
+
+
+def _rebuild_record(state: dict) -> StepRecord:
+    """Unpickle a ``StepRecord``: arrays read-only and mappings frozen again, without copies."""
+    for name in ARRAY_GROUPS:
+        if state[name] is not None:
+            state[name] = MappingProxyType({k: _read_only(v) for k, v in state[name].items()})
+    for name in ("logits", "probabilities", "losses", "pre_activation", "activation"):
+        _read_only(state[name])
+    _read_only(state["dead_fraction_per_filter"])
+    state["metrics"] = MappingProxyType(state["metrics"])
+    return StepRecord(**state)
 
 
 def dead_fraction_per_filter(activation_name: str, pre_activation: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import time
+from types import MappingProxyType
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -366,7 +367,7 @@ class TrainingSession:
             activation=frozen_array(fwd.activation),
             dead_fraction_per_filter=frozen_array(dead_fractions),
             dead_since=tuple(dead_since),
-            metrics=metrics,
+            metrics=MappingProxyType(metrics),
         )
         with np.errstate(over="ignore", invalid="ignore"):
             findings = diagnostics.diagnose(record, previous, cfg, self._dataset.labels)

@@ -34,7 +34,11 @@ def isolated(tmp_path, monkeypatch):
 
 @pytest.fixture
 def window(qtbot):
-    controller = SessionController(load_example("question"), preset_config("recommended"))
+    # The 'thread' backend runs the training server in this process, so faults can be
+    # injected into its session.
+    controller = SessionController(
+        load_example("question"), preset_config("recommended"), backend="thread"
+    )
     win = MainWindow(controller)
     qtbot.addWidget(win)
     win.show()
@@ -90,7 +94,7 @@ def test_an_exception_while_drawing_is_shown_logged_and_survived(qtbot, window, 
 
 
 def test_an_exception_while_training_stops_the_run_and_keeps_history(qtbot, window, monkeypatch):
-    session = window.controller._session
+    session = window.controller.server.session
     real_step = session.step
     calls = {"n": 0}
 

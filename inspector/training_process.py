@@ -1,0 +1,556 @@
+"""Training in a process of its own, so the window and the training never share one interpreter.
+
+In one process the window's drawing and the training steps take turns on Python's global
+interpreter lock: at 60 frames a second the window takes most of it and a small model trains
+at a third of its speed. Here a ``TrainerServer`` owns the ``TrainingSession`` in a child
+process (started with 'spawn': the window's process has Qt threads, so it must never fork)
+and the window talks to it through a ``TrainerClient``:
+
+- requests and replies on one pipe: any ``TrainingSession`` operation the window needs
+  (record of an iteration, reset, rewind, settings, previews, reports), answered between two
+  training steps while a run goes on;
+- frames on another: while running, at most ``FRAME_INTERVAL`` apart, the newest record, the
+  metric rows added since the last frame and the history's memory use; the last frame of a run
+  says how it ended.
+
+Nothing here imports Qt. ``backend="thread"`` runs the same server in a thread of the calling
+process instead (for tests that inject faults into the session, and where processes cannot be
+started).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import multiprocessing
+import os
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing import shared_memory
+
+import numpy as np
+
+from model.config import TrainingConfig
+from model.data import Dataset
+from model.diagnostics import Finding
+from model.history import describe_budget
+from model.record import StepRecord
+from model.report import write_report
+from model.session import TrainingSession
+from model.whatif import what_if
+
+#: Seconds between two frames while training (60 frames a second).
+FRAME_INTERVAL = 1 / 60
+#: Seconds a request may take before the training process is presumed dead or hung.
+CALL_TIMEOUT = 600.0
+
+
+class TrainerError(RuntimeError):
+    """A request failed in the training process; ``details`` holds its traceback."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended: steps taken, the finding that paused it, whether it was stopped, and
+    the error (message, traceback) that ended it, if any."""
+
+    steps: int
+    paused_by: Finding | None = None
+    stopped: bool = False
+    error: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class MapsRef:
+    """Where a frame's pre-activation and ReLU maps wait in shared memory."""
+
+    block: str
+    slot: int
+    offset: int
+    shape: tuple[int, ...]
+    dtype: str
+
+    def arrays(self, buffer) -> tuple[np.ndarray, np.ndarray]:
+        """Read-only copies of (pre-activation, activation) out of ``buffer``."""
+        dtype = np.dtype(self.dtype)
+        size = int(np.prod(self.shape)) * dtype.itemsize
+        copies = []
+        for start in (self.offset, self.offset + size):
+            view = np.ndarray(self.shape, dtype=dtype, buffer=buffer, offset=start)
+            copy = view.copy()
+            copy.flags.writeable = False
+            copies.append(copy)
+        return copies[0], copies[1]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What the window needs to draw training progress.
+
+    ``rows`` are the metric rows added since the previous frame (scalars, losses,
+    probabilities, as ``MetricsTable.extend`` takes them); ``generation`` counts resets and
+    rewinds so that a frame sent before one is recognised as stale. With ``maps`` set, the
+    record travels without its maps, which wait in shared memory (``MapSlots``).
+    """
+
+    generation: int
+    record: StepRecord
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray]
+    history: str
+    outcome: RunOutcome | None = None
+    maps: MapsRef | None = None
+
+
+class MapSlots:
+    """Shared-memory slots that carry records' maps to the window without pickling them.
+
+    The maps are most of a record (16 images × 8 filters of 64×64 in float64 are 8 MB) and
+    pushing them through a pipe 60 times a second halved the training speed. The training
+    process copies them into a free slot; the window copies them out and hands the slot back
+    (``release``). When no slot is free, the frame waits for the next step.
+    """
+
+    SLOTS = 3
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._block: shared_memory.SharedMemory | None = None
+        self._slot_bytes = 0
+        self._free: set[int] = set()
+
+    def put(self, record: StepRecord) -> tuple[StepRecord, MapsRef] | None:
+        """The record without its maps and where they went, or None when no slot is free."""
+        pre, act = record.pre_activation, record.activation
+        size = pre.nbytes + act.nbytes
+        with self._lock:
+            if self._block is None or self._slot_bytes != size:
+                self._new_block(size)
+            if not self._free:
+                return None
+            slot = self._free.pop()
+            block = self._block
+        offset = slot * size
+        ref = MapsRef(block.name, slot, offset, pre.shape, pre.dtype.str)
+        np.ndarray(pre.shape, pre.dtype, buffer=block.buf, offset=offset)[...] = pre
+        np.ndarray(act.shape, act.dtype, buffer=block.buf, offset=offset + pre.nbytes)[...] = act
+        return dataclasses.replace(record, pre_activation=None, activation=None), ref
+
+    def release(self, block: str, slot: int) -> None:
+        with self._lock:
+            if self._block is not None and self._block.name == block:
+                self._free.add(slot)
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop_block()
+
+    def _new_block(self, slot_bytes: int) -> None:
+        # Maps of another size (a new run): the window attaches to the new block by name.
+        self._drop_block()
+        self._block = shared_memory.SharedMemory(create=True, size=slot_bytes * self.SLOTS)
+        self._slot_bytes = slot_bytes
+        self._free = set(range(self.SLOTS))
+
+    def _drop_block(self) -> None:
+        if self._block is not None:
+            self._block.close()
+            self._block.unlink()
+            self._block = None
+
+
+class _FrameSender:
+    """Sends frames from a thread of its own, so training never waits for the window.
+
+    A pipe holds less than one frame; sending from the training loop would make every step
+    wait until the window next reads. The loop hands a frame over and goes on; if the window
+    has not taken the previous one yet, the new one replaces it and carries its metric rows
+    along, so no row is ever lost.
+    """
+
+    def __init__(self, connection, slots: MapSlots) -> None:
+        self._connection = connection
+        self._slots = slots
+        self._condition = threading.Condition()
+        self._pending: Frame | None = None
+        self._sending = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="frames", daemon=True)
+        self._thread.start()
+
+    def offer(self, frame: Frame) -> None:
+        with self._condition:
+            waiting = self._pending
+            if waiting is not None and waiting.maps is not None:
+                self._slots.release(waiting.maps.block, waiting.maps.slot)
+            if waiting is not None and waiting.generation == frame.generation:
+                rows = tuple(
+                    np.concatenate(pair) for pair in zip(waiting.rows, frame.rows, strict=True)
+                )
+                frame = dataclasses.replace(
+                    frame, rows=rows, outcome=frame.outcome or waiting.outcome
+                )
+            self._pending = frame
+            self._condition.notify_all()
+
+    def flush(self) -> None:
+        """Wait until every frame offered so far is in the pipe."""
+        with self._condition:
+            self._condition.wait_for(
+                lambda: (self._pending is None and not self._sending) or self._closed
+            )
+
+    def _loop(self) -> None:
+        while True:
+            with self._condition:
+                self._condition.wait_for(lambda: self._pending is not None)
+                frame, self._pending = self._pending, None
+                self._sending = True
+            try:
+                self._connection.send(frame)
+            except (OSError, BrokenPipeError):
+                with self._condition:
+                    self._closed = True
+                    self._condition.notify_all()
+                return
+            with self._condition:
+                self._sending = False
+                self._condition.notify_all()
+
+
+@dataclass
+class _Run:
+    remaining: int
+    pause_on_findings: bool
+    steps: int = 0
+    due: float = field(default_factory=time.perf_counter)
+
+
+class TrainerServer:
+    """Owns the session; answers requests; trains while a run is on. One per process."""
+
+    def __init__(
+        self, requests, frames, releases, dataset: Dataset, config: TrainingConfig
+    ) -> None:
+        self._requests = requests
+        self._releases = releases
+        self._slots = MapSlots()
+        self._frames = _FrameSender(frames, self._slots)
+        self.session = TrainingSession(dataset, config)
+        self._generation = 0
+        self._run: _Run | None = None
+        self._iterations_per_second = 0.0
+        self._sent_iteration = self.session.iteration
+        self._last_frame = 0.0
+        self._quit = False
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        """Answer requests and train until asked to quit or the window's end of a pipe closes."""
+        try:
+            while not self._quit:
+                if self._run is None:
+                    self._answer(self._requests.recv())
+                    continue
+                self._train_one()
+                while self._run is not None and self._wait_or_request():
+                    self._answer(self._requests.recv())
+        except (EOFError, OSError, BrokenPipeError):
+            pass  # the window went away: so does this process
+        finally:
+            self._slots.close()
+
+    def _wait_or_request(self) -> bool:
+        """Pace the run; True as soon as a request is waiting."""
+        rate = self._iterations_per_second
+        if rate <= 0:
+            return self._requests.poll()
+        delay = self._run.due - time.perf_counter()
+        return self._requests.poll(max(delay, 0.0))
+
+    def _train_one(self) -> None:
+        run = self._run
+        try:
+            record = self.session.step()
+        except Exception as exc:  # noqa: BLE001 - reported to the window, the process lives on
+            self._end_run(error=(f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+            return
+        run.steps += 1
+        run.remaining -= 1
+        if self._iterations_per_second > 0:
+            run.due = max(run.due + 1 / self._iterations_per_second, time.perf_counter() - 0.1)
+        paused_by = None
+        if run.pause_on_findings:
+            paused_by = next((f for f in record.findings if f.pauses), None)
+        if paused_by is not None or run.remaining <= 0:
+            self._end_run(paused_by=paused_by)
+        elif time.perf_counter() - self._last_frame >= FRAME_INTERVAL:
+            self._send_frame(final=False)
+
+    def _end_run(self, *, paused_by=None, stopped=False, error=None) -> RunOutcome:
+        steps = self._run.steps if self._run is not None else 0
+        self._run = None
+        outcome = RunOutcome(steps, paused_by, stopped, error)
+        self._send_frame(outcome=outcome)
+        # The run's last frame is in the pipe before any reply that follows (a stop, a reset).
+        self._frames.flush()
+        return outcome
+
+    def _send_frame(self, *, outcome: RunOutcome | None = None, final: bool = True) -> None:
+        """Hand the newest record and the new metric rows to the sender. A frame that is not
+        the last of a run waits for the next step when no map slot is free."""
+        while self._releases.poll():
+            self._slots.release(*self._releases.recv())
+        record = dataclasses.replace(self.session.latest, velocity=None)
+        maps = None
+        if record.pre_activation is not None:
+            placed = self._slots.put(record)
+            if placed is not None:
+                record, maps = placed
+            elif not final:
+                return
+        history = self.session.history
+        rows = history.metrics.rows_after(self._sent_iteration)
+        self._sent_iteration = self.session.iteration
+        self._last_frame = time.perf_counter()
+        frame = Frame(self._generation, record, rows, describe_budget(history), outcome, maps)
+        self._frames.offer(frame)
+
+    def _answer(self, request) -> None:
+        name, args, kwargs = request
+        try:
+            result = getattr(self, f"do_{name}")(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the window shows it
+            self._requests.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+            return
+        self._requests.send(("ok", result))
+
+    def _restart_stream(self) -> tuple:
+        """After a reset or rewind: new generation, and the state to rebuild the window from."""
+        self._generation += 1
+        self._sent_iteration = self.session.iteration
+        history = self.session.history
+        return (
+            self._generation,
+            self.session.latest,
+            history.metrics.rows_after(-1),
+            describe_budget(history),
+        )
+
+    # -- requests (do_<name>) ----------------------------------------------------------------
+
+    def do_run(self, max_steps: int, pause_on_findings: bool) -> int:
+        if self._run is None:
+            self._run = _Run(max_steps, pause_on_findings)
+        return self._generation
+
+    def do_stop(self) -> RunOutcome | None:
+        """End the run after the step in progress (its last frame still follows)."""
+        if self._run is None:
+            return None
+        return self._end_run(stopped=True)
+
+    def do_speed(self, iterations_per_second: float) -> None:
+        self._iterations_per_second = float(iterations_per_second)
+
+    def do_quit(self) -> None:
+        self._run = None
+        self._quit = True
+
+    def do_state(self) -> tuple:
+        return self._restart_stream()
+
+    def do_reset(self, config: TrainingConfig | None = None, dataset: Dataset | None = None):
+        self.session.reset(config=config, dataset=dataset)
+        return self._restart_stream()
+
+    def do_rewind(self, iteration: int):
+        self.session.rewind(iteration)
+        return self._restart_stream()
+
+    def do_update_settings(self, changes: dict) -> TrainingConfig:
+        self.session.update_settings(**changes)
+        return self.session.config
+
+    def do_record(self, iteration: int) -> StepRecord:
+        return self.session.record(iteration)
+
+    def do_preview(self, learning_rate: float) -> StepRecord:
+        return self.session.preview(learning_rate)
+
+    def do_what_if(self, factors) -> list:
+        return what_if(self.session, factors)
+
+    def do_steps_to_epoch_end(self) -> int:
+        return self.session.steps_to_epoch_end()
+
+    def do_history(self) -> str:
+        return describe_budget(self.session.history)
+
+    def do_pixel_stats(self):
+        return self.session.pixel_stats
+
+    def do_write_report(self, directory, **options):
+        return write_report(self.session, directory, **options)
+
+
+#: Thread-count variables of the BLAS libraries NumPy may use.
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _single_threaded_blas():
+    """Start the training process with one BLAS thread.
+
+    The window needs one of the (often two) cores. A second BLAS thread in the training
+    process would fight it for that core, and OpenBLAS threads spin for a while after every
+    call; measured here, one thread trains the bundled examples as fast as two.
+    """
+    saved = {name: os.environ.get(name) for name in BLAS_THREAD_VARIABLES}
+    os.environ.update({name: "1" for name in BLAS_THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _serve_in_child(requests, frames, releases, dataset, config) -> None:
+    TrainerServer(requests, frames, releases, dataset, config).serve()
+
+
+class TrainerClient:
+    """The window's handle on the training server.
+
+    Parameters
+    ----------
+    dataset, config : the run to start with.
+    backend : 'process' (default) or 'thread'.
+    """
+
+    def __init__(self, dataset: Dataset, config: TrainingConfig, backend: str = "process"):
+        self._call_lock = threading.Lock()
+        self._frames_lock = threading.Lock()
+        self._received: list[Frame] = []
+        self.backend = backend
+        context = multiprocessing.get_context("spawn")
+        pipe = context.Pipe if backend == "process" else multiprocessing.Pipe
+        self._requests, server_requests = pipe(duplex=True)
+        self._frames, frames_out = pipe(duplex=False)
+        releases_in, self._releases = pipe(duplex=False)
+        self._blocks: dict[str, shared_memory.SharedMemory] = {}
+        self.server: TrainerServer | None = None
+        if backend == "process":
+            self._process = context.Process(
+                target=_serve_in_child,
+                args=(server_requests, frames_out, releases_in, dataset, config),
+                name="training",
+                daemon=True,
+            )
+            with _single_threaded_blas():
+                self._process.start()
+            for end in (server_requests, frames_out, releases_in):
+                end.close()
+        elif backend == "thread":
+            self.server = TrainerServer(server_requests, frames_out, releases_in, dataset, config)
+            self._process = threading.Thread(target=self.server.serve, name="training", daemon=True)
+            self._process.start()
+        else:
+            raise ValueError(f"backend must be 'process' or 'thread', got {backend!r}")
+
+    @property
+    def alive(self) -> bool:
+        return self._process.is_alive()
+
+    def call(self, name: str, *args, timeout: float = CALL_TIMEOUT, **kwargs):
+        """Run ``TrainerServer.do_<name>(*args, **kwargs)`` in the server and return its result.
+
+        Raises ``TrainerError`` when it failed there, or when the server is gone.
+        """
+        with self._call_lock:
+            try:
+                self._requests.send((name, args, kwargs))
+                deadline = time.monotonic() + timeout
+                # Keep taking frames while waiting: a server blocked on a full frame pipe
+                # could never read this request.
+                while not self._requests.poll(0.01):
+                    self._drain_frames()
+                    if not self.alive:
+                        raise TrainerError("the training process has stopped")
+                    if time.monotonic() > deadline:
+                        raise TrainerError(f"the training process did not answer '{name}'")
+                reply = self._requests.recv()
+            except (EOFError, OSError, BrokenPipeError) as exc:
+                raise TrainerError(f"the training process has stopped ({exc})") from exc
+        if reply[0] == "error":
+            raise TrainerError(reply[1], reply[2])
+        return reply[1]
+
+    def frames(self) -> list[Frame]:
+        """Every frame that has arrived (oldest first), without waiting."""
+        self._drain_frames()
+        with self._frames_lock:
+            received, self._received = self._received, []
+        return received
+
+    def _drain_frames(self) -> None:
+        with self._frames_lock:
+            try:
+                while self._frames.poll():
+                    self._received.append(self._with_maps(self._frames.recv()))
+            except (EOFError, OSError):
+                pass
+
+    def _with_maps(self, frame: Frame) -> Frame:
+        """Put the maps waiting in shared memory back into the frame's record."""
+        ref = frame.maps
+        if ref is None:
+            return frame
+        block = self._attach(ref.block)
+        if block is None:
+            return frame  # from a run that has been replaced; the controller skips it
+        pre, act = ref.arrays(block.buf)
+        self._releases.send((ref.block, ref.slot))
+        record = dataclasses.replace(frame.record, pre_activation=pre, activation=act)
+        return dataclasses.replace(frame, record=record, maps=None)
+
+    def _attach(self, name: str) -> shared_memory.SharedMemory | None:
+        if name not in self._blocks:
+            for old in self._blocks.values():
+                old.close()
+            self._blocks.clear()
+            try:
+                block = shared_memory.SharedMemory(name=name)
+            except FileNotFoundError:
+                return None
+            # Attaching registers the block with the resource tracker the training process
+            # shares with this one (spawned children inherit it); that is a no-op, and the
+            # training process unlinks the block.
+            self._blocks[name] = block
+        return self._blocks[name]
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Ask the server to quit and wait for it (terminating a process that does not)."""
+        if self.alive:
+            try:
+                self.call("quit", timeout=timeout)
+            except TrainerError:
+                pass
+        self._process.join(timeout)
+        if self.backend == "process" and self._process.is_alive():
+            self._process.terminate()
+            self._process.join(timeout)
+        for end in (self._requests, self._frames, self._releases):
+            end.close()
+        for block in self._blocks.values():
+            block.close()
+        self._blocks.clear()
