@@ -28,7 +28,15 @@ class _TaskRunner(QObject):
     @Slot()
     def run(self) -> None:
         try:
-            result = self._job(self.progress.emit, self._cancel.is_set)
+            self._report(self._job)
+        finally:
+            # The thread ends itself: an owner blocked in wait() on the GUI thread could
+            # never process a request to quit.
+            QThread.currentThread().quit()
+
+    def _report(self, job) -> None:
+        try:
+            result = job(self.progress.emit, self._cancel.is_set)
         except Exception as exc:  # noqa: BLE001 - reported to the user by the owner
             if self._cancel.is_set():
                 self.cancelled.emit()
@@ -79,6 +87,5 @@ class BackgroundTask(QObject):
         return self._thread.wait(msecs)
 
     def _finish(self, *_args) -> None:
-        self._thread.quit()
         self._thread.wait()
         self.ended.emit()

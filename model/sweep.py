@@ -8,7 +8,9 @@ cell is
 - 'diverged' when a NaN or an infinity appeared in the loss or the weights;
 - 'dead filter' when every filter is dead (ReLU output 0 for every image and position), so
   the conv layer can never learn again;
-- 'learned' when the accuracy on the whole dataset reached ``learned_accuracy``;
+- 'learned' when the accuracy on the whole dataset reached ``learned_accuracy`` and the loss
+  fell below its starting value (with two images a random start is right a quarter of the
+  time; that is luck, not learning);
 - 'stuck' otherwise: alive and finite, but not (yet) classifying the images.
 
 A cell stops early once its outcome cannot change: after a non-finite value, or once every
@@ -279,18 +281,20 @@ def classify(source: TrainingSession | Sequence, learned_accuracy: float) -> str
         final = source.latest
         table = source.history.metrics
         rows_diverged = any(_diverged_metrics(table.column(name)) for name in DIVERGENCE_METRICS)
+        initial_loss = float(table.column("loss")[0])
     else:
         final = source[-1]
         rows_diverged = any(
             _diverged_metrics([record.metrics[name] for name in DIVERGENCE_METRICS])
             for record in source
         )
+        initial_loss = source[0].loss
     final_arrays = [*final.params.values(), final.losses]
     if rows_diverged or not all(np.all(np.isfinite(array)) for array in final_arrays):
         return "diverged"
     if all(since is not None for since in final.dead_since):
         return "dead filter"
-    if final.accuracy >= learned_accuracy:
+    if final.accuracy >= learned_accuracy and final.loss < initial_loss:
         return "learned"
     return "stuck"
 
@@ -305,11 +309,20 @@ def _settled(record) -> bool:
     return all_dead and not coasting
 
 
-def run_cell(dataset: Dataset, cell: SweepCell, iterations: int, learned_accuracy: float):
-    """Train one cell and classify it (a ``CellResult``)."""
+def run_cell(
+    dataset: Dataset,
+    cell: SweepCell,
+    iterations: int,
+    learned_accuracy: float,
+    should_stop: Callable[[], bool] | None = None,
+):
+    """Train one cell and classify it (a ``CellResult``); ``should_stop()`` returning True
+    ends it early (its result is then of no use)."""
     session = TrainingSession(dataset, cell.config)
     record = session.latest
     while record.iteration < iterations and not _settled(record):
+        if should_stop is not None and should_stop():
+            break
         record = session.step()
     dead = [since for since in record.dead_since if since is not None]
     all_dead = len(dead) == len(record.dead_since)
@@ -333,17 +346,19 @@ def run_cell(dataset: Dataset, cell: SweepCell, iterations: int, learned_accurac
 # ---------------------------------------------------------------------------------------------
 
 _worker_dataset: Dataset | None = None
+_worker_stop = None
 
 
-def _start_worker(dataset: Dataset) -> None:
-    global _worker_dataset
+def _start_worker(dataset: Dataset, stop) -> None:
+    global _worker_dataset, _worker_stop
     _worker_dataset = dataset
+    _worker_stop = stop
     # Ctrl+C reaches the whole process group; the parent alone handles it and stops the pool.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_cell_in_worker(cell: SweepCell, iterations: int, learned_accuracy: float) -> CellResult:
-    return run_cell(_worker_dataset, cell, iterations, learned_accuracy)
+    return run_cell(_worker_dataset, cell, iterations, learned_accuracy, _worker_stop.is_set)
 
 
 def available_workers() -> int:
@@ -432,11 +447,14 @@ def _one_thread_per_worker():
 
 
 def _run_in_pool(cells, dataset, iterations, threshold, workers, finished, cancel) -> None:
+    context = multiprocessing.get_context("spawn")
+    # Set on cancel: a cell can run for minutes, and a worker checks this between steps.
+    stop = context.Event()
     pool = ProcessPoolExecutor(
         max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
+        mp_context=context,
         initializer=_start_worker,
-        initargs=(dataset,),
+        initargs=(dataset, stop),
     )
     pending = {}
     completed = False
@@ -454,10 +472,11 @@ def _run_in_pool(cells, dataset, iterations, threshold, workers, finished, cance
         completed = True
     finally:
         # On cancel, error or Ctrl+C, return at once: cells not started are dropped and the
-        # workers exit after the cell they are on. The futures are cancelled here because
+        # workers end the cell they are on at its next step. The futures are cancelled here because
         # shutdown's cancel_futures is carried out by the pool's manager thread, which finds
         # the pool already collected once this function has returned, and then runs every
         # queued cell before the interpreter may exit.
+        stop.set()
         for future in pending:
             future.cancel()
         pool.shutdown(wait=completed, cancel_futures=True)

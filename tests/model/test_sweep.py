@@ -167,7 +167,11 @@ def test_classify_reads_sessions_and_records_alike(question):
     records += [session.step() for _ in range(3)]
     assert classify(session, 1.0) == classify(records, 1.0) == "dead filter"
     assert classify(records[:1], 1.0) == "stuck"  # before the first update: alive, 50%
-    assert classify(records[:1], 0.5) == "learned"
+    # Accuracy enough but the loss has not fallen: a lucky start, not learning.
+    assert classify(records[:1], 0.5) == "stuck"
+    recommended = TrainingSession(question, preset_config("recommended"))
+    learning = [recommended.latest] + [recommended.step() for _ in range(50)]
+    assert classify(learning, 1.0) == "learned"
 
 
 def test_classify_sees_a_non_finite_value_anywhere_in_the_run(question):
