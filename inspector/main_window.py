@@ -26,13 +26,16 @@ from inspector import export
 from inspector.actions import ActionSpec, create_actions
 from inspector.controller import SessionController
 from inspector.errors import show_error
+from inspector.report_action import ReportSaver
 from inspector.views.curves import CurvesView
 from inspector.views.data import DataView
 from inspector.views.diagnostics import DiagnosticsView
 from inspector.views.filters import FiltersView
 from inspector.views.history import HistoryView
 from inspector.views.maps import MapsView
+from inspector.views.outcome_map import OutcomeMapView
 from inspector.views.setup import SetupView
+from inspector.views.whatif import WhatIfView
 from model import files, snapshot
 from model.formatting import format_number
 from model.record import StepRecord
@@ -70,6 +73,9 @@ class MainWindow(QMainWindow):
         self.data_view = DataView(controller)
         self.setup_view = SetupView(controller)
         self.history_view = HistoryView(controller)
+        self.what_if_view = WhatIfView(controller)
+        self.outcome_map_view = OutcomeMapView(controller)
+        self.report_saver = ReportSaver(self)
 
         self.actions = create_actions(self, self._action_specs())
         self._build_docks()
@@ -163,6 +169,22 @@ class MainWindow(QMainWindow):
                 "Ctrl+Shift+S",
                 "Save every plot as PNG and SVG and the curves as CSV",
             ),
+            ActionSpec(
+                "save_report",
+                "Save &report…",
+                self.report_saver.save,
+                "Ctrl+Shift+E",
+                "Save a report to share: a folder with a readable page, the settings, images, "
+                "metrics, findings, filter snapshots, the plots and the command that repeats "
+                "the run",
+            ),
+            ActionSpec(
+                "save_report_zip",
+                "Save report as &zip…",
+                self.report_saver.save_zip,
+                None,
+                "Save the report as one .zip archive, ready to attach to a question or an issue",
+            ),
             ActionSpec("quit", "&Quit", self.close, QKeySequence.StandardKey.Quit),
             ActionSpec(
                 "history_back", "Previous iteration", self.history_view.step_back, "Alt+Left"
@@ -209,6 +231,14 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(d["filters"], d["diagnostics"], Qt.Orientation.Horizontal)
         self.splitDockWidget(d["filters"], d["maps"], Qt.Orientation.Vertical)
         self.tabifyDockWidget(d["maps"], d["curves"])
+        # Each new dock joins the tabs at once: stacked for a moment, the column's minimum
+        # height would outgrow a 700-pixel window and stay the window's minimum until shown.
+        for key, title, view in (
+            ("whatif", "What if", self.what_if_view),
+            ("outcome", "Outcome map", self.outcome_map_view),
+        ):
+            d[key] = self._dock(key, title, view, area.RightDockWidgetArea)
+            self.tabifyDockWidget(d["curves"], d[key])
         d["maps"].raise_()
         d["setup"].raise_()
 
@@ -266,6 +296,8 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(a["save_snapshot"])
         file_menu.addAction(a["save_plots"])
+        file_menu.addAction(a["save_report"])
+        file_menu.addAction(a["save_report_zip"])
         file_menu.addSeparator()
         file_menu.addAction(a["quit"])
 
@@ -539,5 +571,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self._save_settings()
+        self.outcome_map_view.shutdown()
+        self.what_if_view.shutdown()
+        self.report_saver.shutdown()
         self.controller.shutdown()
         super().closeEvent(event)

@@ -3,6 +3,7 @@ see the filter die and why, switch to 'recommended', reset, run, then save a sna
 """
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +142,44 @@ def test_every_dock_has_an_object_name_and_actions_show_shortcuts(window):
     assert window.actions["step"].shortcut().toString() == "F10"
     assert "(F10)" in window.actions["step"].toolTip()
     assert window.actions["run"].shortcut().toString() == "F5"
+
+
+def test_what_if_outcome_map_and_report_are_in_the_window(qtbot, window):
+    assert window.docks["whatif"].objectName() == "whatifDock"
+    assert window.docks["outcome"].objectName() == "outcomeDock"
+    file_menu = window.menuBar().actions()[0].menu()
+    texts = [action.text() for action in file_menu.actions()]
+    assert "Save &report…" in texts and "Save report as &zip…" in texts
+    assert window.actions["save_report"].shortcut().toString() == "Ctrl+Shift+E"
+    shortcuts = [
+        a.shortcut().toString() for a in window.actions.values() if not a.shortcut().isEmpty()
+    ]
+    assert len(shortcuts) == len(set(shortcuts))
+
+    # The What-if tab computes when raised, and follows F10.
+    window.docks["whatif"].raise_()
+    view = window.what_if_view
+    qtbot.waitUntil(lambda: view.is_current and not view.is_computing, timeout=15000)
+    assert "iteration 1, on image 'cross'" in view.header.text()
+    press(qtbot, window, Qt.Key.Key_F10)
+    qtbot.waitUntil(lambda: window.controller.latest_iteration == 1, timeout=10000)
+    wait_idle(qtbot, window.controller)
+    qtbot.waitUntil(lambda: view.is_current and not view.is_computing, timeout=15000)
+    assert "iteration 2, on image 'circle'" in view.header.text()
+
+
+def test_closing_the_window_during_a_sweep_does_not_hang(qtbot, question_dataset):
+    controller = SessionController(question_dataset, preset_config("seed"))
+    win = MainWindow(controller)
+    qtbot.addWidget(win)
+    win.show()
+    win.docks["outcome"].raise_()
+    view = win.outcome_map_view
+    view.workers = 2
+    view.iterations.setValue(5000)
+    qtbot.mouseClick(view.run_button, Qt.MouseButton.LeftButton)
+    assert view.is_running
+    started = time.monotonic()
+    win.close()
+    assert time.monotonic() - started < 20
+    assert not view.is_running

@@ -1,0 +1,173 @@
+"""The Outcome map panel, driven as a user would: type a grid, run it, read the map, pick a cell,
+cancel a long sweep, save the map (and not over earlier files without asking)."""
+
+import csv
+import io
+import time
+
+import pytest
+from PIL import Image
+from PySide6.QtCore import Qt
+
+from inspector.views.outcome_map import OutcomeMapView
+from model.init import InitSpec
+from model.sweep import OUTCOME_COLOURS
+
+
+@pytest.fixture
+def make_view(qtbot, controller):
+    views = []
+
+    def make(workers=1):
+        view = OutcomeMapView(controller, workers=workers)
+        qtbot.addWidget(view)
+        view.resize(1000, 560)
+        view.show()
+        qtbot.waitExposed(view)
+        views.append(view)
+        return view
+
+    yield make
+    for view in views:
+        view.shutdown()
+
+
+def set_grid(qtbot, view, lr, scale, iterations):
+    for edit, text in (
+        (view.lr_from, lr[0]),
+        (view.lr_to, lr[1]),
+        (view.scale_from, scale[0]),
+        (view.scale_to, scale[1]),
+    ):
+        edit.selectAll()
+        qtbot.keyClicks(edit, text)
+    view.lr_count.setValue(lr[2])
+    view.scale_count.setValue(scale[2])
+    view.iterations.setValue(iterations)
+
+
+def run_tiny_sweep(qtbot, view):
+    """2 learning rates (0.05, 0.5) × 2 scales (0.1, 1) of U(0, s), raw pixels, 5 iterations."""
+    set_grid(qtbot, view, ("0.05", "0.5", 2), ("0.1", "1", 2), 5)
+    with qtbot.waitSignal(view.sweep_ended, timeout=60000) as ended:
+        qtbot.mouseClick(view.run_button, Qt.MouseButton.LeftButton)
+    assert ended.args == ["done"]
+    return view.result
+
+
+def test_defaults_follow_the_current_setting(make_view):
+    view = make_view()
+    assert view.family.currentData() == "uniform"  # the seed preset starts U(0, 1)
+    assert [name for name, box in view.pixel_boxes.items() if box.isChecked()] == ["raw"]
+    assert view.lr_count.value() == 11 and view.scale_count.value() == 7
+    assert view.iterations.value() == 50
+    assert view.size_label.text().startswith("77 cells × 50 iterations")
+    assert not view.save_button.isEnabled()
+
+
+def test_tiny_sweep_shows_the_map_with_the_seed_cell_dead(qtbot, controller, make_view):
+    view = make_view()
+    result = run_tiny_sweep(qtbot, view)
+    assert len(result.cells) == 4
+    seed_cell = next(c for c in result.cells if (c.learning_rate, c.init_scale) == (0.5, 1.0))
+    assert seed_cell.outcome == "dead filter" and seed_cell.died_at == 1
+    assert "4 cells" in view.status.text() and "dead filter" in view.status.text()
+    assert view.save_button.isEnabled()
+    assert view.canvas.result is result
+
+    # The map shows the seed's cell black (dead) and rings the current setting there.
+    picture = view.canvas.grab().toImage()
+    box = view.canvas.cell_rect(seed_cell)
+    corner = picture.pixelColor(int(box.left()) + 3, int(box.bottom()) - 3)
+    assert (corner.red(), corner.green(), corner.blue()) == OUTCOME_COLOURS["dead filter"]
+    assert view.canvas._marker == (0.5, 1.0)
+
+    # Clicking a cell explains it and offers its settings as a new run.
+    other = next(c for c in result.cells if (c.learning_rate, c.init_scale) == (0.05, 0.1))
+    qtbot.mouseClick(
+        view.canvas,
+        Qt.MouseButton.LeftButton,
+        pos=view.canvas.cell_rect(other).center().toPoint(),
+    )
+    assert view.canvas.selected == other
+    assert view.try_button.isVisible()
+    assert "Learning rate 0.05000, weights U(0, 0.1)" in view.cell_label.text()
+    with qtbot.waitSignal(controller.session_reset, timeout=10000):
+        qtbot.mouseClick(view.try_button, Qt.MouseButton.LeftButton)
+    assert controller.config.learning_rate == 0.05
+    assert controller.config.conv_init == InitSpec("uniform", {"low": 0.0, "high": 0.1})
+    assert controller.config.classifier_init == controller.config.conv_init
+    assert controller.latest_iteration == 0
+    # The ring follows the new current setting.
+    assert view.canvas._marker == (0.05, 0.1)
+
+
+def test_bad_input_is_refused_and_marked(qtbot, make_view):
+    view = make_view()
+    view.lr_from.selectAll()
+    qtbot.keyClicks(view.lr_from, "fast")
+    qtbot.mouseClick(view.run_button, Qt.MouseButton.LeftButton)
+    assert not view.is_running
+    assert view.status.text().startswith("Not started: learning rate 'from' must be a positive")
+    assert view.lr_from.property("error") is True
+    view.lr_from.selectAll()
+    qtbot.keyClicks(view.lr_from, "1e-3")
+    view.pixel_boxes["raw"].setChecked(False)
+    qtbot.mouseClick(view.run_button, Qt.MouseButton.LeftButton)
+    assert "Tick at least one pixel scaling" in view.status.text()
+    assert view.lr_from.property("error") is False
+
+
+def test_cancel_stops_a_long_sweep(qtbot, make_view):
+    view = make_view()
+    set_grid(qtbot, view, ("1e-4", "10", 11), ("1e-3", "1", 7), 2000)
+    view.pixel_boxes["unit"].setChecked(True)
+    qtbot.mouseClick(view.run_button, Qt.MouseButton.LeftButton)
+    assert view.is_running and view.progress.isVisible()
+    assert not view.run_button.isEnabled() and view.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: view.progress.value() >= 1, timeout=30000)
+    started = time.monotonic()
+    with qtbot.waitSignal(view.sweep_ended, timeout=30000) as ended:
+        qtbot.mouseClick(view.cancel_button, Qt.MouseButton.LeftButton)
+    assert ended.args == ["cancelled"]
+    assert time.monotonic() - started < 20
+    assert "cancelled" in view.status.text()
+    assert view.result is None
+    assert view.run_button.isEnabled() and not view.progress.isVisible()
+
+
+def test_shutdown_during_a_pooled_sweep_does_not_hang(qtbot, make_view):
+    view = make_view(workers=2)
+    set_grid(qtbot, view, ("1e-4", "10", 11), ("1e-3", "1", 7), 2000)
+    qtbot.mouseClick(view.run_button, Qt.MouseButton.LeftButton)
+    qtbot.wait(300)
+    assert view.is_running
+    started = time.monotonic()
+    view.shutdown()
+    assert time.monotonic() - started < 20
+    qtbot.waitUntil(lambda: not view.is_running, timeout=5000)
+
+
+def test_save_writes_png_csv_json_and_asks_before_replacing(qtbot, make_view, tmp_path):
+    view = make_view()
+    result = run_tiny_sweep(qtbot, view)
+    view._ask_save_path = lambda *args: str(tmp_path / "map.png")
+    written = view.save()
+    assert sorted(p.name for p in written) == ["map.csv", "map.json", "map.png"]
+    picture = Image.open(tmp_path / "map.png")
+    assert picture.size[0] >= 600
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "map.csv").read_text())))
+    assert len(rows) == len(result.cells) == 4
+    assert {row["outcome"] for row in rows if row["learning_rate"] == "0.5"} == {"dead filter"}
+    assert '"--sweep"' in (tmp_path / "map.json").read_text()
+
+    before = (tmp_path / "map.csv").stat().st_mtime_ns
+    asked = []
+    view._confirm_replace = lambda paths: asked.append(sorted(p.name for p in paths)) or False
+    assert view.save() == []
+    assert asked == [["map.csv", "map.json", "map.png"]]
+    assert (tmp_path / "map.csv").stat().st_mtime_ns == before
+    assert "kept" in view.status.text()
+
+    view._confirm_replace = lambda paths: True
+    assert len(view.save()) == 3

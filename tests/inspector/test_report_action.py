@@ -1,0 +1,155 @@
+"""File > Save report…: a folder (or .zip) to share, written in the background, never over an
+existing one, and a failure that says so and leaves the app working."""
+
+import errno
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from inspector.controller import SessionController
+from inspector.main_window import MainWindow
+from model.files import SaveError
+from model.presets import preset_config
+
+
+@pytest.fixture
+def window(qtbot, question_dataset):
+    controller = SessionController(question_dataset, preset_config("seed"))
+    win = MainWindow(controller)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    win.report_saver.open_url = lambda url: opened.append(url)
+    opened = []
+    win.opened = opened
+    yield win
+    win.report_saver.shutdown()
+    controller.shutdown()
+
+
+def step(qtbot, window):
+    target = window.controller.latest_iteration + 1
+    qtbot.keyClick(window, Qt.Key.Key_F10)
+    qtbot.waitUntil(
+        lambda: window.controller.shown.iteration == target and not window.controller.is_running,
+        timeout=10000,
+    )
+
+
+def save(qtbot, window, key="save_report"):
+    """Trigger the action and wait for the report; returns its path (None if not written)."""
+    with qtbot.waitSignal(window.report_saver.finished, timeout=60000) as done:
+        window.actions[key].trigger()
+        assert window.report_saver.is_busy
+        assert busy_shown(window)
+    return done.args[0]
+
+
+def busy_shown(window) -> bool:
+    label = window.findChild(type(window.status_iteration), "reportBusyLabel")
+    return label is not None and label.isVisible()
+
+
+def links(page: str) -> list[str]:
+    return re.findall(r'(?:href|src)="([^"]+)"', page)
+
+
+def test_save_report_writes_a_folder_whose_links_resolve(qtbot, window, tmp_path):
+    step(qtbot, window)
+    target = tmp_path / "question-report"
+    asked = []
+    window._ask_save_path = lambda *args: asked.append(args) or str(target)
+    written = save(qtbot, window)
+    assert written == target
+    assert asked and asked[0][1].name == "report-iter000001"  # a free name is suggested
+
+    page = (target / "index.html").read_text(encoding="utf-8")
+    found = links(page)
+    assert found
+    for link in found:
+        assert not link.startswith(("/", "http")), link
+        assert (target / link).exists(), link
+    plots = sorted(p.stem for p in (target / "plots").glob("*.png"))
+    assert plots == sorted(window.plot_items())
+    for path in (target / "plots").glob("*.png"):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "training-inspector --headless --data data" in (target / "REPRODUCE.txt").read_text()
+    assert not window.report_saver.is_busy and not busy_shown(window)
+    assert window.actions["save_report"].isEnabled()
+    assert "question-report" in window.statusBar().currentMessage()
+
+    dialog = window.report_saver.saved_dialog
+    assert dialog.isVisible() and str(target) in dialog.text()
+    opener = dialog.findChild(type(dialog.buttons()[0]), "reportOpen")
+    qtbot.mouseClick(opener, Qt.MouseButton.LeftButton)
+    assert [Path(url.toLocalFile()) for url in window.opened] == [target / "index.html"]
+
+
+def test_save_report_as_zip(qtbot, window, tmp_path):
+    window._ask_save_path = lambda *args: str(tmp_path / "shared")
+    written = save(qtbot, window, "save_report_zip")
+    assert written == tmp_path / "shared.zip"
+    with zipfile.ZipFile(written) as archive:
+        names = archive.namelist()
+    assert "shared/index.html" in names and "shared/REPRODUCE.txt" in names
+    assert any(name.startswith("shared/plots/") for name in names)
+    assert not (tmp_path / "shared").exists()
+
+
+def test_an_existing_folder_is_never_replaced(qtbot, window, tmp_path):
+    taken = tmp_path / "report"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine")
+    window._ask_save_path = lambda *args: str(taken)
+    offered = []
+    window.report_saver._use_free_name = lambda old, new: offered.append(new) or False
+    window.actions["save_report"].trigger()
+    assert offered == [tmp_path / "report-2"]
+    assert not window.report_saver.is_busy
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+    assert (taken / "notes.txt").read_text() == "mine"
+
+    window.report_saver._use_free_name = lambda old, new: True
+    assert save(qtbot, window) == tmp_path / "report-2"
+    assert (tmp_path / "report-2" / "index.html").is_file()
+    assert sorted(p.name for p in taken.iterdir()) == ["notes.txt"]
+
+
+def test_an_unwritable_target_says_so_and_the_app_keeps_working(
+    qtbot, window, tmp_path, monkeypatch
+):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    window._ask_save_path = lambda *args: str(blocker / "report")
+    shown = []
+    monkeypatch.setattr("inspector.report_action.show_error", lambda *a: shown.append(a))
+    assert window.report_saver.save() is False
+    assert shown and shown[0][1] == "Report not saved"
+    assert "not-a-folder" in shown[0][2]
+    assert not window.report_saver.is_busy
+    assert blocker.read_text() == "x"
+    step(qtbot, window)
+    assert window.controller.latest_iteration == 1
+
+
+def test_a_failure_while_writing_says_so_and_the_app_keeps_working(
+    qtbot, window, tmp_path, monkeypatch
+):
+    def disk_full(*args, **kwargs):
+        raise SaveError(errno.ENOSPC, "Could not save the report: the disk is full")
+
+    monkeypatch.setattr(window.controller, "write_report", disk_full)
+    window._ask_save_path = lambda *args: str(tmp_path / "report")
+    shown = []
+    monkeypatch.setattr("inspector.report_action.show_error", lambda *a: shown.append(a))
+    assert save(qtbot, window) is None
+    assert shown == [(window, "Report not saved", "Could not save the report: the disk is full")]
+    assert window.actions["save_report"].isEnabled()
+    assert not busy_shown(window)
+    assert "not saved" in window.statusBar().currentMessage()
+    assert not (tmp_path / "report").exists()
+    step(qtbot, window)
+    assert window.controller.latest_iteration == 1
