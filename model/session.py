@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import functools
 import time
-from types import MappingProxyType
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 import numpy as np
 
