@@ -239,6 +239,10 @@ class SessionController(QObject):
         """Train until paused, or until a finding pauses the run (F5)."""
         self._start(RUN_FOREVER, pause_on_findings=True)
 
+    def run_steps(self, steps: int) -> None:
+        """Take ``steps`` iterations without pausing on findings (a compared run catching up)."""
+        self._start(steps, pause_on_findings=False)
+
     @Slot()
     def pause(self) -> None:
         """Stop training after the step in progress."""
@@ -445,6 +449,13 @@ class SessionController(QObject):
         config = (self._pending or self._config).with_changes(seed=seed)
         self._reset(config=config)
         self.status_message.emit(f"New seed: {seed}")
+
+    def start_over(self, config: TrainingConfig, dataset: Dataset | None = None, source=None):
+        """A new run with ``config`` (and ``dataset`` from ``source``, when given)."""
+        self._ensure_paused()
+        if dataset is not None and source is not None:
+            self._dataset_source = source
+        return self._reset(config=config, dataset=dataset)
 
     def _reset(self, *, config: TrainingConfig | None = None, dataset: Dataset | None = None):
         try:

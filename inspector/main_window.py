@@ -27,6 +27,7 @@ from inspector.actions import ActionSpec, create_actions
 from inspector.controller import SessionController
 from inspector.errors import show_error
 from inspector.report_action import ReportSaver
+from inspector.views.compare import CompareView
 from inspector.views.curves import CurvesView
 from inspector.views.data import DataView
 from inspector.views.diagnostics import DiagnosticsView
@@ -75,6 +76,7 @@ class MainWindow(QMainWindow):
         self.history_view = HistoryView(controller)
         self.what_if_view = WhatIfView(controller)
         self.outcome_map_view = OutcomeMapView(controller)
+        self.compare_view = CompareView(controller)
         self.report_saver = ReportSaver(self)
 
         self.actions = create_actions(self, self._action_specs())
@@ -193,6 +195,13 @@ class MainWindow(QMainWindow):
                 "history_forward", "Next iteration", self.history_view.step_forward, "Alt+Right"
             ),
             ActionSpec("history_latest", "Latest iteration", c.follow_latest, "End"),
+            ActionSpec(
+                "compare",
+                "&Compare side by side…",
+                self.show_comparison,
+                "Ctrl+K",
+                "Run a second recipe next to this one on the same images, seed and sample order",
+            ),
             ActionSpec("restore_layout", "Restore default layout", self.restore_default_layout),
             ActionSpec("about", "&About Training Inspector", self._about),
         ]
@@ -241,6 +250,12 @@ class MainWindow(QMainWindow):
             self.tabifyDockWidget(d["curves"], d[key])
         d["maps"].raise_()
         d["setup"].raise_()
+        # Two runs side by side need room: a window of its own until the user docks it.
+        d["compare"] = self._dock(
+            "compare", "Side by side", self.compare_view, area.RightDockWidgetArea
+        )
+        d["compare"].setFloating(True)
+        d["compare"].hide()
 
     def _size_docks(self) -> None:
         """Default dock sizes; Qt only honours them once the window has its real size."""
@@ -310,6 +325,8 @@ class MainWindow(QMainWindow):
         train.addSeparator()
         for key in ("history_back", "history_forward", "history_latest"):
             train.addAction(a[key])
+        train.addSeparator()
+        train.addAction(a["compare"])
 
         view = bar.addMenu("&View")
         for dock in self.docks.values():
@@ -543,9 +560,26 @@ class MainWindow(QMainWindow):
     def plot_items(self) -> dict:
         """Every exportable plot of every view, by name."""
         items = {}
-        for view in (self.filters_view, self.maps_view, self.curves_view):
+        for view in (self.filters_view, self.maps_view, self.curves_view, self.compare_view):
             items.update(view.plot_items())
         return items
+
+    @Slot()
+    def show_comparison(self) -> None:
+        """Show the side-by-side panel, at a good size the first time it floats."""
+        dock = self.docks["compare"]
+        if dock.isFloating() and not dock.isVisible() and dock.width() < 900:
+            available = self.screen().availableGeometry()
+            width = min(1240, available.width() - 40)
+            height = min(820, available.height() - 60)
+            dock.setGeometry(
+                available.x() + (available.width() - width) // 2,
+                available.y() + (available.height() - height) // 2,
+                width,
+                height,
+            )
+        dock.show()
+        dock.raise_()
 
     @Slot()
     def save_plots(self) -> list[Path]:
@@ -572,6 +606,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self._save_settings()
         self.outcome_map_view.shutdown()
+        self.compare_view.shutdown()
         self.what_if_view.shutdown()
         self.report_saver.shutdown()
         self.controller.shutdown()

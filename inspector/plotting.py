@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPen
 from PySide6.QtWidgets import QApplication, QSizePolicy, QWidget
 
@@ -777,3 +777,37 @@ def widget_point(widget: QWidget, plot: pg.PlotItem, x: float, y: float, target:
     scene_point = plot.vb.mapViewToScene(QPointF(x, y))
     view_point = widget.mapFromScene(scene_point)
     return widget.mapTo(target, view_point)
+
+
+class ScaleLink(QObject):
+    """Colour scales shared by the same view of two runs, so colours compare at a glance.
+
+    Each member reports the limits it would use on its own (group name -> ± limit); every
+    member then draws with the largest of them. When the shared limits change, ``changed``
+    asks the other members to redraw.
+    """
+
+    changed = Signal(object)  # the member whose report changed them
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._reports: dict[int, dict[str, float]] = {}
+
+    def shared(self, member: object, own: dict[str, float]) -> dict[str, float]:
+        """Record ``member``'s own limits; return the limits every member should draw with."""
+        before = self.limits()
+        self._reports[id(member)] = dict(own)
+        after = self.limits()
+        if after != before:
+            self.changed.emit(member)
+        return {name: after.get(name, value) for name, value in own.items()}
+
+    def leave(self, member: object) -> None:
+        self._reports.pop(id(member), None)
+
+    def limits(self) -> dict[str, float]:
+        combined: dict[str, float] = {}
+        for report in self._reports.values():
+            for name, value in report.items():
+                combined[name] = max(combined.get(name, 0.0), value)
+        return combined

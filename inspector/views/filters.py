@@ -283,6 +283,7 @@ class FiltersView(QWidget):
         self._layout: FilterLayout | None = None
         self._geometry: _Geometry | None = None
         self._limits = {name: 1.0 for name in GROUP_NAMES}
+        self._scale_link: plotting.ScaleLink | None = None
         self._stale = False
         self._hovering = False
         self._zoomed = False
@@ -312,6 +313,22 @@ class FiltersView(QWidget):
     def plot_items(self) -> dict[str, pg.GraphicsLayout]:
         """Each group's strip (name and scale, heatmap, colour bar), for export."""
         return {plot_name: self._groups[name].widget.ci for name, _, plot_name, _, _ in GROUPS}
+
+    def link_scale(self, link: plotting.ScaleLink | None) -> None:
+        """Share colour scales with the same view of another run (``None`` to stop)."""
+        if self._scale_link is not None:
+            self._scale_link.leave(self)
+            self._scale_link.changed.disconnect(self._on_link_changed)
+        self._scale_link = link
+        if link is not None:
+            link.changed.connect(self._on_link_changed)
+        if self._record is not None:
+            self.show_record(self._record)
+
+    @Slot(object)
+    def _on_link_changed(self, member) -> None:
+        if member is not self and self._record is not None:
+            self.show_record(self._record)
 
     def current_limits(self) -> dict[str, float]:
         """The ± colour limit each group is drawn with now ('weights', 'gradient', 'update')."""
@@ -351,7 +368,11 @@ class FiltersView(QWidget):
         if record.params["conv.weight"].shape != self._shape:
             self._rebuild(record)
         values = self._group_values(record)
-        self._limits = self._chosen_limits(record, values)
+        limits = self._chosen_limits(record, values)
+        if self._scale_link is not None:
+            limits = self._scale_link.shared(self, limits)
+        # An all-zero group still needs a scale to draw its (white) cells.
+        self._limits = {name: value if value > 0 else 1.0 for name, value in limits.items()}
         for name, group in self._groups.items():
             self._draw_group(group, values[name], self._limits[name])
         self._sync_widths()
@@ -742,7 +763,7 @@ class FiltersView(QWidget):
             largest = 0.0 if current is None else _finite_absmax(current)
             if mode == "Whole run":
                 largest = max(largest, _finite_absmax(columns[RUN_METRICS[name]]))
-            limits[name] = largest if largest > 0 else 1.0
+            limits[name] = largest
         return limits
 
     def _draw_group(self, group: _Group, values: np.ndarray | None, limit: float) -> None:
@@ -796,7 +817,8 @@ class FiltersView(QWidget):
             first = "all values are 0" if nonfinite == 0 else "no finite value ≠ 0"
             lines = [first, f"scale ±{format_number(limit)}"]
         else:
-            lines = [f"±{format_number(limit)}", SCALE_WORDS[mode]]
+            word = SCALE_WORDS[mode] + (", shared" if self._scale_link is not None else "")
+            lines = [f"±{format_number(limit)}", word]
         if mode == "Custom":
             with np.errstate(invalid="ignore"):
                 beyond = int(np.count_nonzero(np.abs(values[finite]) > limit))

@@ -137,6 +137,7 @@ class MapsView(QWidget):
         self._zoomed = False
         self._hovering = False
         self._limits = {"pre": 1.0, "output": 1.0}
+        self._scale_link: plotting.ScaleLink | None = None
         self._row_ticks: tuple = ()
         self._filter_ticks: tuple = ()
         self._side_ticks: tuple = ()
@@ -200,6 +201,22 @@ class MapsView(QWidget):
         """The zero (or negative) share written beside or on each output map of the page, row
         by row."""
         return list(self._pair_texts)
+
+    def link_scale(self, link: plotting.ScaleLink | None) -> None:
+        """Share colour scales with the same view of another run (``None`` to stop)."""
+        if self._scale_link is not None:
+            self._scale_link.leave(self)
+            self._scale_link.changed.disconnect(self._on_link_changed)
+        self._scale_link = link
+        if link is not None:
+            link.changed.connect(self._on_link_changed)
+        if self._record is not None:
+            self.show_record(self._record)
+
+    @Slot(object)
+    def _on_link_changed(self, member) -> None:
+        if member is not self and self._record is not None:
+            self.show_record(self._record)
 
     def current_limits(self) -> dict[str, float]:
         """Pre-activation ± limit and output maximum the maps are drawn with."""
@@ -628,6 +645,10 @@ class MapsView(QWidget):
         shown_pre, shown_output = pre[:, :, ::step, ::step], output[:, :, ::step, ::step]
         relu = self._activation == "relu"
         limits = self._chosen_limits(record)
+        if self._scale_link is not None:
+            limits = self._scale_link.shared(self, limits)
+        # All-zero maps still need a scale to draw with.
+        limits = {name: value if value > 0 else 1.0 for name, value in limits.items()}
         self._limits = limits
 
         codes = self._codes
@@ -697,13 +718,15 @@ class MapsView(QWidget):
                 finite = column[np.isfinite(column)]
                 if finite.size:
                     current[name] = max(current[name], float(np.max(np.abs(finite))))
-        return {name: value if value > 0 else 1.0 for name, value in current.items()}
+        return current
 
     def _draw_bars(self, record, pre, output, limits, relu) -> None:
         """Colour bar ranges, and under each bar how its scale was chosen."""
         mode = self._scale_mode.currentText()
         total = len(self._controller.dataset)
         scope = [f"all {total} images"] if self._page_count > 1 and mode != "Custom" else []
+        if self._scale_link is not None:
+            scope.append("shared by both runs")
         pre_limit = limits["pre"]
         widened = plotting.set_bar_range(
             self._pre_bar, -pre_limit, pre_limit, _symmetric_ticks(pre_limit)

@@ -1,0 +1,290 @@
+"""Side by side: a second run next to the main one, on the same images, seed and sample order.
+
+Choose the second run's settings (a preset, or the main run's current settings to change
+afterwards) and start it. Both runs then move together: Step, Run, Reset, new data and the
+history slider act on both (``inspector.compare.ComparisonLink``). Their filters and ReLU
+outputs are drawn with shared colour scales (``plotting.ScaleLink``), so the difference is
+visible at a glance, and their loss and dead fraction share two plots.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inspector import plotting
+from inspector.compare import ComparisonLink, follower_config
+from inspector.controller import SessionController
+from inspector.views.filters import FiltersView
+from inspector.views.maps import MapsView
+from model.config import TrainingConfig
+from model.formatting import format_number
+from model.presets import PRESETS
+
+CURRENT = "current"
+RUN_COLOURS = {"A": (33, 102, 172), "B": (214, 96, 77)}
+REDRAW_MS = 100
+
+
+def describe(config: TrainingConfig) -> str:
+    """One line naming what differs between runs: init, pixels, learning rate."""
+    return (
+        f"filters {config.conv_init.describe()}, classifier {config.classifier_init.describe()}, "
+        f"pixels {config.pixel_scaling}, learning rate {format_number(config.learning_rate)}"
+    )
+
+
+def preset_title(config: TrainingConfig) -> str:
+    name = next((p.title for p in PRESETS.values() if p.config == config), None)
+    return name or "custom settings"
+
+
+class RunColumn(QWidget):
+    """One run's title, filters and ReLU outputs."""
+
+    def __init__(self, letter: str, controller: SessionController, parent=None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.setObjectName(f"compareColumn{letter}")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        self.title = QLabel()
+        self.title.setObjectName(f"compareTitle{letter}")
+        self.title.setWordWrap(True)
+        red, green, blue = RUN_COLOURS[letter]
+        self.title.setStyleSheet(f"border-left: 6px solid rgb({red},{green},{blue}); padding: 4px;")
+        layout.addWidget(self.title)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        self.filters = FiltersView(controller)
+        self.maps = MapsView(controller)
+        splitter.addWidget(self.filters)
+        splitter.addWidget(self.maps)
+        splitter.setSizes([420, 320])
+        layout.addWidget(splitter, 1)
+        self._letter = letter
+        controller.config_changed.connect(self._show_title)
+        controller.record_shown.connect(lambda _record: self._show_title())
+        self._show_title()
+
+    def _show_title(self, *_args) -> None:
+        config = self.controller.config
+        record = self.controller.shown
+        self.title.setText(
+            f"<b>Run {self._letter} · {preset_title(config)}</b><br>{describe(config)}<br>"
+            f"iteration {record.iteration}: loss {format_number(record.loss)}, accuracy "
+            f"{record.accuracy:.0%}, ReLU outputs at 0: {record.dead_fraction:.0%}"
+        )
+
+
+class CompareCurves(pg.GraphicsLayoutWidget):
+    """Loss (log scale) and dead fraction of both runs over iterations."""
+
+    def __init__(self, runs: dict[str, SessionController], parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("compareCurves")
+        self.setBackground("w")
+        self._runs = runs
+        self.loss_plot = self.addPlot(title="loss (log scale)")
+        self.dead_plot = self.addPlot(title="fraction of ReLU outputs at 0")
+        self.loss_plot.setLogMode(y=True)
+        self.dead_plot.setYRange(0, 1)
+        self.dead_plot.setXLink(self.loss_plot)
+        self.curves = {}
+        for plot in (self.loss_plot, self.dead_plot):
+            plot.showGrid(x=True, y=True, alpha=0.2)
+            plot.setLabel("bottom", "iteration")
+            legend = plot.addLegend(offset=(-10, 10))
+            legend.setLabelTextColor("k")
+        for letter, colour in RUN_COLOURS.items():
+            pen = pg.mkPen(colour, width=2)
+            self.curves[("loss", letter)] = self.loss_plot.plot(pen=pen, name=f"run {letter}")
+            self.curves[("dead", letter)] = self.dead_plot.plot(pen=pen, name=f"run {letter}")
+        self.markers = [
+            pg.InfiniteLine(angle=90, pen=pg.mkPen((90, 90, 90), style=Qt.PenStyle.DashLine))
+            for _ in range(2)
+        ]
+        self.loss_plot.addItem(self.markers[0])
+        self.dead_plot.addItem(self.markers[1])
+        self.setMinimumHeight(170)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(REDRAW_MS)
+        self._timer.timeout.connect(self.redraw)
+        for controller in runs.values():
+            controller.history_changed.connect(lambda _last: self._schedule())
+            controller.session_reset.connect(lambda _record: self._schedule())
+        runs["A"].record_shown.connect(self._move_marker)
+        self.redraw()
+
+    def _schedule(self) -> None:
+        if not self._timer.isActive():
+            self._timer.start()
+
+    @Slot()
+    def redraw(self) -> None:
+        for letter, controller in self._runs.items():
+            columns = controller.metric_columns(["iteration", "loss", "dead_fraction"])
+            x = columns["iteration"]
+            loss = columns["loss"]
+            # Log scale cannot show 0 or non-finite losses; they are left out, not faked.
+            keep = np.isfinite(loss) & (loss > 0)
+            self.curves[("loss", letter)].setData(x[keep], loss[keep])
+            self.curves[("dead", letter)].setData(x, columns["dead_fraction"])
+
+    @Slot(object)
+    def _move_marker(self, record) -> None:
+        for marker in self.markers:
+            marker.setValue(record.iteration)
+
+    def plot_items(self) -> dict:
+        return {"compare-loss": self.loss_plot, "compare-dead-fraction": self.dead_plot}
+
+
+class CompareView(QWidget):
+    """The 'Side by side' panel: start, show and stop a second run next to the main one.
+
+    Parameters
+    ----------
+    controller : the main run (run A); the second run follows it.
+    backend : training backend of the second run ('process' or 'thread').
+    """
+
+    def __init__(self, controller: SessionController, parent=None, *, backend="process") -> None:
+        super().__init__(parent)
+        self.setObjectName("compareView")
+        self._controller = controller
+        self._backend = backend
+        self.follower: SessionController | None = None
+        self._link: ComparisonLink | None = None
+        self._scales: list[plotting.ScaleLink] = []
+        self._columns: list[RunColumn] = []
+        self.curves: CompareCurves | None = None
+
+        outer = QVBoxLayout(self)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Second run:"))
+        self.choice = QComboBox()
+        self.choice.setObjectName("compareChoice")
+        for name, preset in PRESETS.items():
+            self.choice.addItem(preset.title, name)
+            self.choice.setItemData(
+                self.choice.count() - 1, preset.description, Qt.ItemDataRole.ToolTipRole
+            )
+        self.choice.addItem("The main run's current settings", CURRENT)
+        bar.addWidget(self.choice)
+        self.start_button = QPushButton("Start second run")
+        self.start_button.setObjectName("compareStart")
+        self.start_button.clicked.connect(self.start)
+        bar.addWidget(self.start_button)
+        self.close_button = QPushButton("Close second run")
+        self.close_button.setObjectName("compareClose")
+        self.close_button.clicked.connect(self.close_comparison)
+        bar.addWidget(self.close_button)
+        bar.addStretch(1)
+        outer.addLayout(bar)
+        self.note = QLabel()
+        self.note.setObjectName("compareNote")
+        self.note.setWordWrap(True)
+        outer.addWidget(self.note)
+        self.body = QSplitter(Qt.Orientation.Vertical)
+        self.body.setObjectName("compareBody")
+        outer.addWidget(self.body, 1)
+        self._choose_default()
+        self._show_state()
+
+    @property
+    def is_open(self) -> bool:
+        return self.follower is not None
+
+    def _choose_default(self) -> None:
+        """Offer the preset the main run is not using (the fix next to the failure)."""
+        current = self._controller.preset_name
+        other = next((name for name in PRESETS if name != current), None)
+        index = self.choice.findData(other)
+        if index >= 0:
+            self.choice.setCurrentIndex(index)
+
+    def _chosen_config(self) -> TrainingConfig:
+        key = self.choice.currentData()
+        own = self._controller.config if key == CURRENT else PRESETS[key].config
+        return follower_config(self._controller.config, own)
+
+    @Slot()
+    def start(self) -> None:
+        """Start the second run at iteration 0 (it catches up with the main run at once)."""
+        self.close_comparison()
+        leader = self._controller
+        self.follower = SessionController(
+            leader.dataset,
+            self._chosen_config(),
+            self,
+            source=leader.dataset_source,
+            backend=self._backend,
+        )
+        self._link = ComparisonLink(leader, self.follower)
+        columns = QSplitter(Qt.Orientation.Horizontal)
+        self._columns = [RunColumn("A", leader), RunColumn("B", self.follower)]
+        for column in self._columns:
+            columns.addWidget(column)
+        self._scales = [plotting.ScaleLink(self), plotting.ScaleLink(self)]
+        for column in self._columns:
+            column.filters.link_scale(self._scales[0])
+            column.maps.link_scale(self._scales[1])
+        self.curves = CompareCurves({"A": leader, "B": self.follower})
+        self.body.addWidget(columns)
+        self.body.addWidget(self.curves)
+        self.body.setSizes([640, 200])
+        self._link._follow_progress(leader.latest_iteration)
+        self._show_state()
+
+    @Slot()
+    def close_comparison(self) -> None:
+        if self.follower is None:
+            return
+        self._link.disconnect_all()
+        for column in self._columns:
+            column.filters.link_scale(None)
+            column.maps.link_scale(None)
+        while self.body.count():
+            widget = self.body.widget(0)
+            widget.setParent(None)
+            widget.deleteLater()
+        self.follower.shutdown()
+        self.follower.deleteLater()
+        self.follower = None
+        self._link = None
+        self._columns = []
+        self.curves = None
+        self._show_state()
+
+    def _show_state(self) -> None:
+        self.start_button.setText("Restart second run" if self.is_open else "Start second run")
+        self.close_button.setEnabled(self.is_open)
+        if self.is_open:
+            self.note.setText(
+                "Both runs use the same images, seed and sample order. Step, Run, Reset, "
+                "new data and the history slider move both; colours use one scale for both."
+            )
+        else:
+            self.note.setText(
+                "Put two recipes next to each other on the same images, seed and sample order, "
+                "for example the question's setup beside the answer's fix. Choose the second "
+                "run's settings and press Start."
+            )
+
+    def plot_items(self) -> dict:
+        return self.curves.plot_items() if self.curves is not None else {}
+
+    def shutdown(self) -> None:
+        """End the second run's training process (on window close)."""
+        self.close_comparison()
