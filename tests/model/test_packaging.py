@@ -10,16 +10,13 @@ import pytest
 
 
 def _installed_non_editable() -> bool:
-    try:
-        dist = importlib.metadata.distribution("training-inspector")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    # pip writes direct_url.json for what it installs; a stray egg-info from a local build in
-    # the source tree has none and must not count as an installation.
-    direct_url = dist.read_text("direct_url.json")
-    if not direct_url:
-        return False
-    return not json.loads(direct_url).get("dir_info", {}).get("editable", False)
+    # pip writes direct_url.json for what it installs; the egg-info a local build leaves in the
+    # source tree (found first when tests run from there) has none and does not count.
+    for dist in importlib.metadata.distributions(name="training-inspector"):
+        direct_url = dist.read_text("direct_url.json")
+        if direct_url and not json.loads(direct_url).get("dir_info", {}).get("editable", False):
+            return True
+    return False
 
 
 @pytest.mark.skipif(not _installed_non_editable(), reason="needs a non-editable install (CI)")
