@@ -114,6 +114,13 @@ def run_app(data_dir: str | None = None, preset: str | None = None, *, argv=None
         print(f"training-inspector: error: {exc}", file=sys.stderr)
         return 2
 
+    config = preset_config(preset_name)
+    # The training process starts first: it loads NumPy and builds iteration 0 while this
+    # process loads Qt, instead of after it.
+    from inspector.training_process import TrainerClient
+
+    client = TrainerClient(dataset, config)
+
     from PySide6.QtCore import QCoreApplication
     from PySide6.QtWidgets import QApplication
 
@@ -125,7 +132,7 @@ def run_app(data_dir: str | None = None, preset: str | None = None, *, argv=None
     QCoreApplication.setApplicationName("training-inspector")
     app = QApplication.instance() or QApplication(list(argv or sys.argv[:1]))
     app.setApplicationDisplayName("Training Inspector")
-    controller = SessionController(dataset, preset_config(preset_name), source=source)
+    controller = SessionController(dataset, config, source=source, client=client)
     window = MainWindow(controller)
     install_excepthook(lambda: window)
     window.show()

@@ -18,6 +18,7 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from model.config import (
     ACTIVATIONS,
@@ -31,18 +32,12 @@ from model.config import (
 from model.data import EXAMPLES, Dataset, DatasetError, load_dataset
 from model.data import example_path as bundled_example
 from model.files import SaveError
-from model.headless import (
-    HeadlessRun,
-    check_output_folder,
-    run_headless,
-    summary,
-    sweep_summary,
-    write_sweep,
-)
-from model.init import INIT_KINDS, InitSpec
+from model.init import INIT_KINDS, SCALE_FAMILIES, InitSpec
 from model.presets import PRESETS, preset_config
-from model.settings_log import SettingsLog, read_settings_log
-from model.sweep import INIT_FAMILIES, SweepSpec, log_spaced, run_sweep
+
+if TYPE_CHECKING:
+    from model.settings_log import SettingsLog
+    from model.sweep import SweepSpec
 
 PROG = "training-inspector"
 HEADLESS_PRESET = "recommended"
@@ -216,6 +211,8 @@ def parse_axis(text: str) -> tuple[float, ...]:
                 f"{text!r}: COUNT must be between 1 and {MAX_AXIS_VALUES}, got {count}"
             )
         try:
+            from model.sweep import log_spaced
+
             values = log_spaced(start, stop, count)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
@@ -312,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument(
         "--sweep-init",
-        choices=INIT_FAMILIES,
+        choices=SCALE_FAMILIES,
         help="both layers N(0, s) or U(0, s) (default: the config's conv init family)",
     )
     sweep.add_argument(
@@ -371,6 +368,8 @@ def load_config_file(path: str) -> TrainingConfig:
 
 def load_settings_log(path: str) -> SettingsLog:
     """The settings log in a JSON file (``model.settings_log``)."""
+    from model.settings_log import read_settings_log
+
     return read_settings_log(_read_json(path, "--settings-log"))
 
 
@@ -468,6 +467,10 @@ def _refuse_misplaced(args: argparse.Namespace) -> None:
 
 def run_from_args(args: argparse.Namespace) -> int:
     """The headless run or sweep: check everything cheap first, then load, train and write."""
+    # Imported here, not at the top: the desktop app starts through this module too and has
+    # no use for them (start-up time).
+    from model.headless import HeadlessRun, check_output_folder, run_headless, summary
+
     if args.out is None:
         raise UsageError("--headless needs --out DIR (see --help)")
     if args.data is not None and args.data_dir is not None:
@@ -560,6 +563,9 @@ def sweep_from_args(
     args: argparse.Namespace, preset: str | None, config: TrainingConfig, out_dir: Path
 ) -> int:
     """The headless sweep: grid from the arguments, cells on every core, then the files."""
+    from model.headless import check_output_folder, sweep_summary, write_sweep
+    from model.sweep import SweepSpec, run_sweep
+
     try:
         spec = SweepSpec(
             base=config,

@@ -58,6 +58,8 @@ class SessionController(QObject):
     source : where the dataset came from ('example:NAME', a folder, or 'files').
     backend : 'process' (default) or 'thread' (the same server in a thread; tests use it to
         reach the session directly as ``controller.server.session``).
+    client : a ``TrainerClient`` already started on ``dataset`` and ``config`` (the app starts
+        the training process before it loads Qt, so the two start up side by side).
     """
 
     session_reset = Signal(object)
@@ -81,6 +83,7 @@ class SessionController(QObject):
         *,
         source: str = "example:question",
         backend: str = "process",
+        client: TrainerClient | None = None,
     ) -> None:
         super().__init__(parent)
         self._backend = backend
@@ -92,7 +95,7 @@ class SessionController(QObject):
         self._load_task: BackgroundTask | None = None
         self._dataset_source = source
         self._iterations_per_second = 0.0
-        self._client = TrainerClient(dataset, config, backend)
+        self._client = client or TrainerClient(dataset, config, backend)
         self._adopt(*self._client.call("state"))
 
         self._frame = QTimer(self)

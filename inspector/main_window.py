@@ -6,8 +6,10 @@ training settings themselves live in the session's config).
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent, QKeySequence
@@ -19,6 +21,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QStyle,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -27,16 +30,18 @@ from inspector.actions import ActionSpec, create_actions
 from inspector.controller import SessionController
 from inspector.errors import show_error
 from inspector.report_action import ReportSaver
-from inspector.views.compare import CompareView
-from inspector.views.curves import CurvesView
 from inspector.views.data import DataView
 from inspector.views.diagnostics import DiagnosticsView
 from inspector.views.filters import FiltersView
 from inspector.views.history import HistoryView
 from inspector.views.maps import MapsView
-from inspector.views.outcome_map import OutcomeMapView
 from inspector.views.setup import SetupView
-from inspector.views.whatif import WhatIfView
+
+if TYPE_CHECKING:
+    from inspector.views.compare import CompareView
+    from inspector.views.curves import CurvesView
+    from inspector.views.outcome_map import OutcomeMapView
+    from inspector.views.whatif import WhatIfView
 from model import files, snapshot
 from model.formatting import format_number
 from model.record import StepRecord
@@ -50,6 +55,48 @@ SPEEDS = (
     ("As fast as possible", 0.0),
 )
 DEFAULT_SPEED_INDEX = 2
+
+
+#: Panels built when first in view: key -> (module, class). Their modules are imported then
+#: too, which is part of what keeps start-up short.
+LAZY_VIEWS = {
+    "curves": ("inspector.views.curves", "CurvesView"),
+    "whatif": ("inspector.views.whatif", "WhatIfView"),
+    "outcome": ("inspector.views.outcome_map", "OutcomeMapView"),
+    "compare": ("inspector.views.compare", "CompareView"),
+}
+
+
+def _view_class(module: str, name: str):
+    return getattr(importlib.import_module(module), name)
+
+
+class LazyView(QWidget):
+    """A dock's content built the first time its dock is in view (or it is asked for), so
+    panels behind other tabs cost nothing at start-up. (Not on showEvent: Qt briefly shows
+    every tab's content while it first lays the window out.)"""
+
+    def __init__(self, factory, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._factory = factory
+        self._view: QWidget | None = None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+
+    @property
+    def created(self) -> bool:
+        return self._view is not None
+
+    def view(self) -> QWidget:
+        if self._view is None:
+            self._view = self._factory()
+            self.layout().addWidget(self._view)
+        return self._view
+
+    @Slot(bool)
+    def build_when_visible(self, visible: bool) -> None:
+        if visible:
+            self.view()
 
 
 class MainWindow(QMainWindow):
@@ -69,14 +116,15 @@ class MainWindow(QMainWindow):
 
         self.filters_view = FiltersView(controller)
         self.maps_view = MapsView(controller)
-        self.curves_view = CurvesView(controller)
         self.diagnostics_view = DiagnosticsView(controller)
         self.data_view = DataView(controller)
         self.setup_view = SetupView(controller)
         self.history_view = HistoryView(controller)
-        self.what_if_view = WhatIfView(controller)
-        self.outcome_map_view = OutcomeMapView(controller)
-        self.compare_view = CompareView(controller)
+        # Panels behind other tabs, or hidden, are built when first shown (start-up time).
+        self._lazy = {
+            key: LazyView(lambda module=module, name=name: _view_class(module, name)(controller))
+            for key, (module, name) in LAZY_VIEWS.items()
+        }
         self.report_saver = ReportSaver(self)
 
         self.actions = create_actions(self, self._action_specs())
@@ -103,6 +151,27 @@ class MainWindow(QMainWindow):
         self._on_running_changed(False)
 
     # -- construction ------------------------------------------------------------------------
+
+    def created_view(self, key: str) -> QWidget | None:
+        """The panel ``key`` ('curves', 'whatif', 'outcome', 'compare') if it was built."""
+        lazy = self._lazy[key]
+        return lazy.view() if lazy.created else None
+
+    @property
+    def curves_view(self) -> CurvesView:
+        return self._lazy["curves"].view()
+
+    @property
+    def what_if_view(self) -> WhatIfView:
+        return self._lazy["whatif"].view()
+
+    @property
+    def outcome_map_view(self) -> OutcomeMapView:
+        return self._lazy["outcome"].view()
+
+    @property
+    def compare_view(self) -> CompareView:
+        return self._lazy["compare"].view()
 
     def _action_specs(self) -> list[ActionSpec]:
         c = self.controller
@@ -227,7 +296,9 @@ class MainWindow(QMainWindow):
                 "filters", "Filters", self.filters_view, area.RightDockWidgetArea
             ),
             "maps": self._dock("maps", "ReLU outputs", self.maps_view, area.RightDockWidgetArea),
-            "curves": self._dock("curves", "Curves", self.curves_view, area.RightDockWidgetArea),
+            "curves": self._dock(
+                "curves", "Curves", self._lazy["curves"], area.RightDockWidgetArea
+            ),
             "diagnostics": self._dock(
                 "diagnostics", "Diagnostics", self.diagnostics_view, area.RightDockWidgetArea
             ),
@@ -243,8 +314,8 @@ class MainWindow(QMainWindow):
         # Each new dock joins the tabs at once: stacked for a moment, the column's minimum
         # height would outgrow a 700-pixel window and stay the window's minimum until shown.
         for key, title, view in (
-            ("whatif", "What if", self.what_if_view),
-            ("outcome", "Outcome map", self.outcome_map_view),
+            ("whatif", "What if", self._lazy["whatif"]),
+            ("outcome", "Outcome map", self._lazy["outcome"]),
         ):
             d[key] = self._dock(key, title, view, area.RightDockWidgetArea)
             self.tabifyDockWidget(d["curves"], d[key])
@@ -252,10 +323,12 @@ class MainWindow(QMainWindow):
         d["setup"].raise_()
         # Two runs side by side need room: a window of its own until the user docks it.
         d["compare"] = self._dock(
-            "compare", "Side by side", self.compare_view, area.RightDockWidgetArea
+            "compare", "Side by side", self._lazy["compare"], area.RightDockWidgetArea
         )
         d["compare"].setFloating(True)
         d["compare"].hide()
+        for key, lazy in self._lazy.items():
+            d[key].visibilityChanged.connect(lazy.build_when_visible)
 
     def _size_docks(self) -> None:
         """Default dock sizes; Qt only honours them once the window has its real size."""
@@ -560,8 +633,10 @@ class MainWindow(QMainWindow):
     def plot_items(self) -> dict:
         """Every exportable plot of every view, by name."""
         items = {}
-        for view in (self.filters_view, self.maps_view, self.curves_view, self.compare_view):
-            items.update(view.plot_items())
+        views = [self.filters_view, self.maps_view, self.curves_view, self.created_view("compare")]
+        for view in views:
+            if view is not None:
+                items.update(view.plot_items())
         return items
 
     @Slot()
@@ -605,9 +680,10 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self._save_settings()
-        self.outcome_map_view.shutdown()
-        self.compare_view.shutdown()
-        self.what_if_view.shutdown()
+        for key in ("outcome", "compare", "whatif"):
+            view = self.created_view(key)
+            if view is not None:
+                view.shutdown()
         self.report_saver.shutdown()
         self.controller.shutdown()
         super().closeEvent(event)

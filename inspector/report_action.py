@@ -20,7 +20,6 @@ from inspector import export
 from inspector.errors import show_error
 from inspector.tasks import BackgroundTask
 from model import files
-from model.report import INDEX_NAME
 
 ZIP_SUFFIX = ".zip"
 #: Longest wait for a report being written when the window closes.
@@ -167,7 +166,7 @@ class ReportSaver(QObject):
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             pngs = {name: export.render_png(item) for name, item in window.plot_items().items()}
-            outcome = getattr(window, "outcome_map_view", None)
+            outcome = window.created_view("outcome")
             picture = outcome.map_png() if outcome is not None else None
             if picture is not None:
                 pngs["outcome-map"] = picture
@@ -217,6 +216,9 @@ class ReportSaver(QObject):
             window,
         )
         box.setObjectName("reportSavedDialog")
+        # Imported here: the report module is only needed once a report exists (start-up).
+        from model.report import INDEX_NAME
+
         box.setInformativeText(
             "Attach the archive to a question or an issue; unpacked, its index.html is the "
             "report and REPRODUCE.txt says how to repeat the run."

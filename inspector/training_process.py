@@ -37,9 +37,7 @@ from model.data import Dataset
 from model.diagnostics import Finding
 from model.history import describe_budget
 from model.record import StepRecord
-from model.report import write_report
 from model.session import TrainingSession
-from model.whatif import what_if
 
 #: Seconds between two frames while training (60 frames a second).
 FRAME_INTERVAL = 1 / 60
@@ -385,6 +383,10 @@ class TrainerServer:
         return self.session.preview(learning_rate)
 
     def do_what_if(self, factors) -> list:
+        # Imported on first use: the window's process loads this module too, and needs
+        # neither previews nor reports at start-up.
+        from model.whatif import what_if
+
         return what_if(self.session, factors)
 
     def do_steps_to_epoch_end(self) -> int:
@@ -397,6 +399,8 @@ class TrainerServer:
         return self.session.pixel_stats
 
     def do_write_report(self, directory, **options):
+        from model.report import write_report
+
         return write_report(self.session, directory, **options)
 
 

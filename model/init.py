@@ -20,6 +20,9 @@ INIT_KINDS: dict[str, dict[str, float]] = {
     "constant": {"value": 0.0},
 }
 
+#: Initialiser families with one scale parameter s: N(0, s) and U(0, s) (outcome-map sweeps).
+SCALE_FAMILIES = ("normal", "uniform")
+
 INIT_LABELS = {
     "uniform": "Uniform(low, high)",
     "normal": "Normal(mean, std)",

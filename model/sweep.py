@@ -41,13 +41,13 @@ from PIL import Image, ImageDraw, ImageFont
 
 from model.config import PIXEL_SCALING_LABELS, PIXEL_SCALINGS, UPDATE_MODE_LABELS, TrainingConfig
 from model.data import Dataset
-from model.init import InitSpec
+from model.init import SCALE_FAMILIES, InitSpec
 from model.session import TrainingSession
 
 OUTCOMES = ("learned", "stuck", "dead filter", "diverged")
 #: Letter written in each cell of the map, so that it reads without colour too.
 OUTCOME_LETTERS = {"learned": "L", "stuck": "S", "dead filter": "D", "diverged": "X"}
-INIT_FAMILIES = ("normal", "uniform")
+INIT_FAMILIES = SCALE_FAMILIES
 INIT_FAMILY_LABELS = {"normal": "N(0, s)", "uniform": "U(0, s)"}
 DEFAULT_ITERATIONS = 50
 #: Datasets of at most this many images must be classified perfectly to count as learned.
