@@ -21,6 +21,7 @@ signals. Signals are named for what happened:
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -235,7 +236,8 @@ class SessionController(QObject):
         """Iterations to the end of the current epoch."""
         if self._running:
             return
-        self._start(self._call("steps_to_epoch_end"), pause_on_findings=True)
+        with contextlib.suppress(TrainerError):  # reported by _call
+            self._start(self._call("steps_to_epoch_end"), pause_on_findings=True)
 
     @Slot()
     def run(self) -> None:
@@ -250,7 +252,8 @@ class SessionController(QObject):
     def pause(self) -> None:
         """Stop training after the step in progress."""
         if self._running:
-            self._call("stop")
+            with contextlib.suppress(TrainerError):  # reported by _call
+                self._call("stop")
             self._poll_frames()
 
     @Slot()
@@ -265,15 +268,19 @@ class SessionController(QObject):
         """Iterations per second while running; 0 for as fast as possible."""
         if not math.isfinite(iterations_per_second) or iterations_per_second < 0:
             raise ValueError(f"speed must be 0 or positive, got {iterations_per_second}")
-        self._call("speed", float(iterations_per_second))
-        self._iterations_per_second = float(iterations_per_second)
+        with contextlib.suppress(TrainerError):  # reported by _call
+            self._call("speed", float(iterations_per_second))
+            self._iterations_per_second = float(iterations_per_second)
 
     def _start(self, steps: int, *, pause_on_findings: bool) -> None:
         if self._running or steps <= 0 or self.is_loading:
             return
         if self._pinned is not None:
             self.follow_latest()
-        self._call("run", steps, pause_on_findings)
+        try:
+            self._call("run", steps, pause_on_findings)
+        except TrainerError:
+            return  # reported by _call
         self._running = True
         self.running_changed.emit(True)
         self._frame.start()
@@ -329,6 +336,7 @@ class SessionController(QObject):
         self._running = False
         self._frame.stop()
         self._adopt(*self._client.call("state"))
+        self._client.call("speed", self._iterations_per_second)
         self._announce_reset(dataset_changed=False)
         self.status_message.emit("Training restarted from iteration 0")
 

@@ -685,7 +685,8 @@ def _describe_base(result: SweepResult) -> str:
         f"Both layers initialised {family}, seed {base.seed}, "
         f"{UPDATE_MODE_LABELS[base.update_mode]}, {base.num_filters} filter(s) "
         f"{base.kernel_size}x{base.kernel_size}, {base.activation}, {base.dtype}, momentum "
-        f"{base.momentum:g}; learned = accuracy >= {result.learned_accuracy:.0%}"
+        f"{base.momentum:g}; learned = accuracy >= {result.learned_accuracy:.0%} and loss "
+        "below its start"
     )
 
 

@@ -1239,8 +1239,8 @@ class OutcomeMapView(QWidget):
             f"{UPDATE_MODE_LABELS[base.update_mode]}, {base.num_filters} filter(s) "
             f"{base.kernel_size}×{base.kernel_size}, {base.activation}, momentum "
             f"{base.momentum:g}, images {result.image_size[0]}×{result.image_size[1]}. "
-            f"Learned = accuracy ≥ {result.learned_accuracy:.0%}. Hover a cell for its numbers; "
-            "click it to pick it."
+            f"Learned = accuracy ≥ {result.learned_accuracy:.0%} and a lower loss than at the "
+            "start. Hover a cell for its numbers; click it to pick it."
         )
         self.subtitle.setText(subtitle)
         self.title.setToolTip(subtitle)

@@ -179,3 +179,25 @@ def test_nan_weights_pause_the_run_and_history_stays_browsable(qtbot, question_d
 @pytest.fixture
 def question_dataset():
     return load_example("question")
+
+
+def test_a_dead_training_process_is_reported_and_replaced(qtbot, monkeypatch):
+    controller = SessionController(load_example("question"), preset_config("recommended"))
+    try:
+        errors_seen = []
+        controller.error_occurred.connect(lambda *a: errors_seen.append(a))
+        resets = []
+        controller.session_reset.connect(resets.append)
+        old = controller._client
+        old._process.kill()
+        old._process.join(5)
+        controller.step()  # the request finds the process gone
+        assert errors_seen and "training process" in errors_seen[0][0].lower()
+        assert controller._client is not old and controller._client.alive
+        assert resets and controller.latest_iteration == 0
+        controller.step()
+        qtbot.waitUntil(
+            lambda: controller.latest_iteration == 1 and not controller.is_running, timeout=10000
+        )
+    finally:
+        controller.shutdown()
