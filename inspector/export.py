@@ -6,6 +6,12 @@ Every plot is rendered to memory first (PNG through pyqtgraph's ``ImageExporter`
 before anything is written (unless ``overwrite``), and when a write fails the files this save
 already created are removed again, so a failed save leaves the folder as it was.
 
+Each plot is drawn as a figure of its own, not as the window happens to show it: for the time
+of the export (``export_layout``) it is laid out at a good size in its scene, then everything
+is put back before the window can paint. A plot in a dock tab that is not in front, never laid
+out, or squeezed into a short dock thus comes out as clear as one in a large dock, with the
+same data, ranges and labelled colour scales.
+
 Importing this module also makes pyqtgraph 0.14's SVG export cope with closed paths (see
 ``_install_svg_closed_path_fix``); the plots' right-click "Export..." uses the same code.
 """
@@ -13,6 +19,7 @@ Importing this module also makes pyqtgraph 0.14's SVG export cope with closed pa
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import functools
 import importlib
@@ -22,13 +29,23 @@ import xml.dom.minidom
 from collections.abc import Mapping
 from pathlib import Path
 
+import pyqtgraph as pg
 from pyqtgraph.exporters import ImageExporter, SVGExporter
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRectF, QSizeF, Qt
+from PySide6.QtWidgets import QGraphicsGridLayout, QGraphicsWidget
 
 from model.files import SaveError, existing, write_atomic
 
 #: PNGs are rendered at least this wide so they stay crisp in a printed report.
 MIN_PNG_WIDTH = 1200
+#: A plot whose size is free (a curve plot) is laid out this large for export, in screen
+#: pixels, and then drawn ``MIN_PNG_WIDTH`` wide: text comes out about twice its screen size,
+#: as in a figure, whatever size (or hidden tab) the plot has in the window.
+EXPORT_SIZE = QSizeF(640.0, 400.0)
+#: A plot of fixed-size content (heatmaps, maps) grows evenly until the figure is this wide,
+#: or this high, whichever comes first (it never shrinks).
+EXPORT_MIN_WIDTH = 600.0
+EXPORT_MAX_HEIGHT = 960.0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _CLOSE_PATH = ("Z", "z")
 
@@ -110,13 +127,331 @@ def _collect(views_or_items) -> dict[str, object]:
     return items
 
 
+# -- laying a plot out for export -----------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportGeometry:
+    """How a plot is laid out while it is exported (screen pixels of the plot's own layout;
+    the PNG is this drawn ``MIN_PNG_WIDTH`` wide or wider).
+
+    size : the whole figure (title, axes, colour bar, caption).
+    data_rect : the main plot's data area (its ViewBox), in the figure's coordinates.
+    """
+
+    size: QSizeF
+    data_rect: QRectF
+
+    @property
+    def data_fraction(self) -> float:
+        """Share of the figure's area that is data area."""
+        area = self.size.width() * self.size.height()
+        rect = self.data_rect
+        return rect.width() * rect.height() / area if area > 0 else 0.0
+
+
+_LAID_OUT: dict[int, ExportGeometry] = {}
+
+
+def _plots(item) -> list[pg.PlotItem]:
+    """The PlotItems of ``item``'s layout (``item`` itself when it is one); colour bars are
+    PlotItems too."""
+    found, stack = [], [item]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, pg.PlotItem):
+            found.append(node)
+        else:
+            stack.extend(c for c in node.childItems() if isinstance(c, QGraphicsWidget))
+    return found
+
+
+def _widgets(item) -> list[QGraphicsWidget]:
+    """``item`` and every QGraphicsWidget below it, parents before children."""
+    found, stack = [], [item]
+    while stack:
+        node = stack.pop(0)
+        found.append(node)
+        stack.extend(c for c in node.childItems() if isinstance(c, QGraphicsWidget))
+    return found
+
+
+def _limits(widget: QGraphicsWidget) -> tuple[float, float, float, float]:
+    return (
+        widget.minimumWidth(),
+        widget.maximumWidth(),
+        widget.minimumHeight(),
+        widget.maximumHeight(),
+    )
+
+
+def _set_limits(widget: QGraphicsWidget, limits) -> None:
+    min_w, max_w, min_h, max_h = limits
+    # widening first and narrowing last, so min <= max holds at every step
+    widget.setMaximumWidth(max(max_w, widget.maximumWidth()))
+    widget.setMinimumWidth(min_w)
+    widget.setMaximumWidth(max_w)
+    widget.setMaximumHeight(max(max_h, widget.maximumHeight()))
+    widget.setMinimumHeight(min_h)
+    widget.setMaximumHeight(max_h)
+
+
+def _activate(item: QGraphicsWidget) -> None:
+    """Lay ``item`` and everything in it out now (not at the next turn of the event loop)."""
+    for widget in _widgets(item):
+        layout = QGraphicsWidget.layout(widget)
+        if layout is not None:
+            layout.activate()
+
+
+def _detach(item) -> tuple | None:
+    """Take ``item`` out of the grid it is laid out in (the grid would put it back into its
+    cell while it is drawn); returns how to put it back."""
+    grid = item.parentLayoutItem()
+    if not isinstance(grid, QGraphicsGridLayout):
+        return None
+    cells = [
+        (row, column)
+        for row in range(grid.rowCount())
+        for column in range(grid.columnCount())
+        if grid.itemAt(row, column) is item
+    ]
+    if not cells:
+        return None
+    rows = [row for row, _ in cells]
+    columns = [column for _, column in cells]
+    alignment = grid.alignment(item)
+    grid.removeItem(item)
+    spans = (max(rows) - min(rows) + 1, max(columns) - min(columns) + 1)
+    return grid, (min(rows), min(columns), *spans), alignment
+
+
+def _reattach(item, detached) -> None:
+    grid, (row, column, row_span, column_span), alignment = detached
+    grid.addItem(item, row, column, row_span, column_span, alignment)
+
+
+def _hide_others(item) -> list[tuple[object, float]]:
+    """Make every item of the scene that is neither ``item``, inside it nor one of its
+    parents transparent (the PNG exporter draws whatever lies in the figure's rectangle);
+    returns what to give back."""
+    hidden = []
+    node = item
+    while node is not None:
+        parent = node.parentItem()
+        siblings = parent.childItems() if parent is not None else node.scene().items()
+        for other in siblings:
+            if other is not node and other.parentItem() is parent and other.opacity() > 0:
+                hidden.append((other, other.opacity()))
+                other.setOpacity(0.0)
+        node = parent
+    return hidden
+
+
+def _view_state(scene) -> list[tuple[pg.ViewBox, bool, list, list]]:
+    return [
+        (
+            view,
+            view.linksBlocked,
+            [list(r) for r in view.viewRange()],
+            list(view.autoRangeEnabled()),
+        )
+        for view in scene.items()
+        if isinstance(view, pg.ViewBox)
+    ]
+
+
+def _blank_cut(view: pg.ViewBox) -> QRectF:
+    """The part of ``view``'s range worth exporting: where the range reaches further past
+    the content (e.g. empty rows under two maps) than on the opposite side, the excess is
+    left out. Never cuts content, and a zoomed-in view keeps its whole range."""
+    shown = view.viewRect()
+    bounds = view.childrenBounds()
+    if bounds[0] is None or bounds[1] is None:
+        return shown
+    (left, right), (top, bottom) = bounds
+    cut = QRectF(shown)
+    margins = {
+        "left": left - shown.left(),
+        "right": shown.right() - right,
+        "top": top - shown.top(),
+        "bottom": shown.bottom() - bottom,
+    }
+    for side, opposite, size in (
+        ("left", "right", shown.width()),
+        ("right", "left", shown.width()),
+        ("top", "bottom", shown.height()),
+        ("bottom", "top", shown.height()),
+    ):
+        excess = margins[side] - max(margins[opposite], 0.0)
+        if excess > 0.02 * size:
+            if side == "left":
+                cut.setLeft(cut.left() + excess)
+            elif side == "right":
+                cut.setRight(cut.right() - excess)
+            elif side == "top":
+                cut.setTop(cut.top() + excess)
+            else:
+                cut.setBottom(cut.bottom() - excess)
+    return cut
+
+
+@dataclasses.dataclass
+class _Plan:
+    size: QSizeF  # the figure
+    limits: list  # (widget, (min w, max w, min h, max h)) while exported
+    view_rect: QRectF | None = None  # the main plot's range while exported
+
+
+def _plan(item, main: pg.PlotItem, data: list[pg.PlotItem], bars: list[pg.PlotItem]) -> _Plan:
+    """The figure size, the size limits of plots and bars and the main plot's range for
+    export."""
+    item_limits = _limits(item)
+    free = (
+        isinstance(item, pg.PlotItem)
+        and not main.vb.state["aspectLocked"]
+        and item_limits[0] != item_limits[1]
+        and item_limits[2] != item_limits[3]
+    )
+    if free:  # a curve plot: the layout gives it any size, so give it a good one
+        return _Plan(QSizeF(EXPORT_SIZE), [])
+    # Fixed-size content (a heatmap of so many pixels per cell): the data area grows by one
+    # factor, so that what it shows stays exactly as it is, only larger; titles, axes,
+    # colour bar widths and captions keep their size. Blank the view shows past its content
+    # (space the dock has to spare) is left out first.
+    view = main.vb
+    view_w, view_h = view.width(), view.height()
+    preferred = item.effectiveSizeHint(Qt.SizeHint.PreferredSize)
+    minimum = item.effectiveSizeHint(Qt.SizeHint.MinimumSize)
+    main_limits = _limits(main)
+    # In a fixed direction, room the layout would only fill with blank (a stretch beside a
+    # strip) is left out; in a free one the figure keeps the proportions the layout gives.
+    width = item.size().width()
+    if main_limits[0] == main_limits[1]:
+        width = max(min(width, preferred.width()), minimum.width())
+    height = item.size().height()
+    if main_limits[2] == main_limits[3]:
+        height = max(min(height, preferred.height()), minimum.height())
+    if view_w < 1 or view_h < 1:
+        return _Plan(QSizeF(width, height), [])
+    shown = view.viewRect()
+    cut = _blank_cut(view) if view.state["aspectLocked"] else shown
+    cut_w = view_w * cut.width() / shown.width()
+    cut_h = view_h * cut.height() / shown.height()
+    scale = max(
+        1.0,
+        min(
+            (EXPORT_MIN_WIDTH - width + view_w) / cut_w,
+            (EXPORT_MAX_HEIGHT - height + view_h) / cut_h,
+        ),
+    )
+    extra_w, extra_h = scale * cut_w - view_w, scale * cut_h - view_h
+    limits = []
+    for plot in data:
+        min_w, max_w, min_h, max_h = _limits(plot)
+        if plot is main:
+            plot_w, plot_h = extra_w, extra_h
+        else:
+            plot_w, plot_h = (scale - 1) * plot.vb.width(), (scale - 1) * plot.vb.height()
+        if min_w == max_w:
+            min_w = max_w = min_w + plot_w
+        if min_h == max_h:
+            min_h = max_h = min_h + plot_h
+        limits.append((plot, (min_w, max_w, min_h, max_h)))
+    for bar in bars:  # a colour bar as high as its heatmap stays so
+        min_w, max_w, min_h, max_h = _limits(bar)
+        if min_h == max_h:
+            limits.append((bar, (min_w, max_w, min_h + extra_h, max_h + extra_h)))
+    return _Plan(QSizeF(width + extra_w, height + extra_h), limits, cut if cut != shown else None)
+
+
+@contextlib.contextmanager
+def export_layout(item):
+    """Lay ``item`` out at its export size for the time of the ``with`` block; yields its
+    ``ExportGeometry`` (None for an item without a plot).
+
+    A plot is exported from its layout, not from the window: a curve plot gets
+    ``EXPORT_SIZE``; a heatmap or map panel of fixed-size cells grows evenly (the data it
+    shows unchanged, its colour bar as high as the heatmap, blank past the content left out)
+    until the figure is ``EXPORT_MIN_WIDTH`` wide or ``EXPORT_MAX_HEIGHT`` high. So a plot in
+    a tab that is not in front (never laid out), in a short dock or a narrow one comes out
+    the same clear figure. Everything happens within the scene, synchronously, and is put
+    back exactly before the block ends: sizes, limits, view ranges, linked views; the window
+    never shows any of it. An item may offer ``prepare_export(width) -> restore`` to lay out
+    its own titles for that width.
+    """
+    key = id(item)
+    scene = item.scene() if isinstance(item, QGraphicsWidget) else None
+    plots = _plots(item) if scene is not None and key not in _LAID_OUT else []
+    data = [p for p in plots if not isinstance(p, pg.ColorBarItem)]
+    if not data:
+        yield _LAID_OUT.get(key)
+        return
+    bars = [p for p in plots if isinstance(p, pg.ColorBarItem)]
+    main = max(data, key=lambda p: p.vb.width() * p.vb.height())
+    # Bring every view up to date first (a hidden tab's views have never been painted), then
+    # hold linked views still: the export shows the ranges the window shows.
+    scene.prepareForPaint()
+    views = _view_state(scene)
+    for view, *_ in views:
+        view.blockLink(True)
+    roots = [i for i in scene.items() if i.parentItem() is None and isinstance(i, QGraphicsWidget)]
+    geometries = [(w, w.geometry()) for root in roots for w in _widgets(root)]
+    restore_titles = detached = None
+    limits_before: list[tuple[QGraphicsWidget, tuple]] = []
+    hidden: list[tuple[object, float]] = []
+    try:
+        prepare = getattr(item, "prepare_export", None)
+        if callable(prepare):
+            restore_titles = prepare(EXPORT_SIZE.width())
+        plan = _plan(item, main, data, bars)
+        for widget, new in plan.limits:
+            limits_before.append((widget, _limits(widget)))
+            _set_limits(widget, new)
+        if plan.view_rect is not None:
+            main.vb.setRange(rect=plan.view_rect, padding=0, disableAutoRange=False)
+        detached = _detach(item)
+        item.setGeometry(QRectF(item.pos(), plan.size))
+        _activate(item)
+        hidden = _hide_others(item)
+        scene.prepareForPaint()
+        geometry = ExportGeometry(
+            QSizeF(item.size()), main.vb.mapRectToItem(item, main.vb.boundingRect())
+        )
+        _LAID_OUT[key] = geometry
+        yield geometry
+    finally:
+        _LAID_OUT.pop(key, None)
+        for other, opacity in reversed(hidden):
+            other.setOpacity(opacity)
+        for widget, before in reversed(limits_before):
+            _set_limits(widget, before)
+        if restore_titles is not None:
+            restore_titles()
+        if detached is not None:
+            _reattach(item, detached)
+        # Every widget of the scene where it was (parents first, so that a layout moving
+        # children is then overruled); the grid relays them out the same way later.
+        for widget, rect in geometries:
+            if widget.geometry() != rect:
+                widget.setGeometry(rect)
+        for view, _, ranges, auto in views:
+            if list(view.autoRangeEnabled()) != auto:
+                view.enableAutoRange(x=auto[0], y=auto[1])
+            if [list(r) for r in view.viewRange()] != ranges:
+                view.setRange(xRange=ranges[0], yRange=ranges[1], padding=0, disableAutoRange=False)
+        for view, blocked, *_ in views:
+            view.blockLink(blocked)
+
+
 def render_png(item, width: int = MIN_PNG_WIDTH) -> bytes:
-    """``item`` (a PlotItem or GraphicsLayout shown in a view) as PNG bytes, at least
-    ``width`` pixels wide."""
-    exporter = ImageExporter(item)
-    params = exporter.parameters()
-    params["width"] = max(int(width), int(params["width"]))
-    image = exporter.export(toBytes=True)
+    """``item`` (a PlotItem or GraphicsLayout shown in a view) as PNG bytes, laid out at its
+    export size (``export_layout``) and drawn at least ``width`` pixels wide."""
+    with export_layout(item):
+        exporter = ImageExporter(item)
+        params = exporter.parameters()
+        params["width"] = max(int(width), int(params["width"]))
+        image = exporter.export(toBytes=True)
     data = QByteArray()
     buffer = QBuffer(data)
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
@@ -127,8 +462,9 @@ def render_png(item, width: int = MIN_PNG_WIDTH) -> bytes:
 
 
 def render_svg(item) -> bytes:
-    """``item`` as an SVG document (UTF-8 bytes)."""
-    return SVGExporter(item).export(toBytes=True)
+    """``item`` as an SVG document (UTF-8 bytes), laid out at its export size."""
+    with export_layout(item):
+        return SVGExporter(item).export(toBytes=True)
 
 
 def save_plots(
@@ -177,8 +513,9 @@ def save_plots(
     rendered: list[tuple[Path, bytes]] = []
     for name, item in items.items():
         try:
-            rendered.append((directory / f"{name}.png", render_png(item)))
-            rendered.append((directory / f"{name}.svg", render_svg(item)))
+            with export_layout(item):  # laid out once for both files
+                rendered.append((directory / f"{name}.png", render_png(item)))
+                rendered.append((directory / f"{name}.svg", render_svg(item)))
         except SaveError:
             raise
         except Exception as exc:  # pyqtgraph raises plain Exception, e.g. for a 0-size plot

@@ -15,6 +15,7 @@ import io
 import math
 import os
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +61,8 @@ MEAN_LOSS_WIDTH = 2.5
 WIDE_ASPECT = 1.4
 AXIS_WIDTH = 52
 TITLE_LINE_HEIGHT = 15
+#: Room right of a saved plot, so that the last value of the iteration axis is not cut.
+EXPORT_RIGHT_MARGIN = 14
 
 BACKGROUND = "#ffffff"
 FOREGROUND = "#262626"
@@ -526,6 +529,10 @@ class CurvesView(QWidget):
         plot.getAxis("left").setStyle(hideOverlappingLabels=10)
         plot.getAxis("bottom").setLabel("iteration")
         plot.titleLabel.setToolTip(_TOOLTIPS[name])
+        # "Save plots" lays each plot out as a figure of its own (inspector.export); the plot
+        # does not keep the view alive for it
+        method = weakref.WeakMethod(self._prepare_export)
+        plot.prepare_export = lambda width: (view := method()) and view(name, width)
         return plot
 
     def _new_panel(self, name: str, series_specs, *, log_y=False, zero_note="") -> _Panel:
@@ -749,6 +756,13 @@ class CurvesView(QWidget):
         """Bold title and legend on one line when they fit the width a plot gets, else the
         legend wrapped below it; every title gets the same height so the plots line up."""
         width = self._graphics.width() / max(self._grid_columns, 1) - AXIS_WIDTH - 16
+        layouts = {panel.name: self._title_lines(panel, width) for panel in self._panels.values()}
+        height = TITLE_LINE_HEIGHT * max(len(lines) for lines in layouts.values()) + 4
+        for panel in self._panels.values():
+            self._set_title(panel, layouts[panel.name], height)
+
+    def _title_lines(self, panel: _Panel, width: float) -> list[list[str]]:
+        """The title and legend entries (html) of ``panel`` in lines of at most ``width``."""
         legend_font = QFont(self.font())
         legend_font.setPointSizeF(8)
         legend_metrics = QFontMetricsF(legend_font)
@@ -757,36 +771,61 @@ class CurvesView(QWidget):
         title_font.setBold(True)
         title_metrics = QFontMetricsF(title_font)
         gap = legend_metrics.horizontalAdvance("    ")
-        layouts = {}
-        for panel in self._panels.values():
-            title = _TITLES[panel.name]
-            sizes = [legend_metrics.horizontalAdvance(plain) for _, plain in panel.legend]
-            inline = title_metrics.horizontalAdvance(title) + gap * len(sizes) + sum(sizes)
-            if inline <= width:
-                layouts[panel.name] = [[title_html] for title_html in (f"<b>{title}</b>",)]
-                layouts[panel.name][0].extend(html for html, _ in panel.legend)
-                continue
-            lines: list[list[str]] = [[f"<b>{title}</b>"]]
-            used = math.inf
-            for (html, _), needed in zip(panel.legend, sizes, strict=True):
-                if len(lines) > 1 and used + gap + needed <= width:
-                    lines[-1].append(html)
-                    used += gap + needed
-                else:
-                    lines.append([html])
-                    used = needed
-            layouts[panel.name] = lines
-        height = TITLE_LINE_HEIGHT * max(len(lines) for lines in layouts.values()) + 4
-        for panel in self._panels.values():
-            title, *legend = layouts[panel.name]
-            rows = [" &nbsp; ".join(title)] + [" &nbsp; ".join(line) for line in legend]
-            html = "<br>".join(rows)
-            if (html, height) == panel.title_html:
-                continue
-            panel.title_html = (html, height)
-            panel.plot.setTitle(html, color=FOREGROUND, size="8pt")
-            panel.plot.titleLabel.setMaximumHeight(height)
-            panel.plot.layout.setRowFixedHeight(0, height)
+        title = _TITLES[panel.name]
+        sizes = [legend_metrics.horizontalAdvance(plain) for _, plain in panel.legend]
+        inline = title_metrics.horizontalAdvance(title) + gap * len(sizes) + sum(sizes)
+        if inline <= width:
+            return [[f"<b>{title}</b>", *(html for html, _ in panel.legend)]]
+        lines: list[list[str]] = [[f"<b>{title}</b>"]]
+        used = math.inf
+        for (html, _), needed in zip(panel.legend, sizes, strict=True):
+            if len(lines) > 1 and used + gap + needed <= width:
+                lines[-1].append(html)
+                used += gap + needed
+            else:
+                lines.append([html])
+                used = needed
+        return lines
+
+    @staticmethod
+    def _set_title(panel: _Panel, lines: list[list[str]], height: int) -> None:
+        html = "<br>".join(" &nbsp; ".join(line) for line in lines)
+        if (html, height) == panel.title_html:
+            return
+        panel.title_html = (html, height)
+        panel.plot.setTitle(html, color=FOREGROUND, size="8pt")
+        panel.plot.titleLabel.setMaximumHeight(height)
+        panel.plot.layout.setRowFixedHeight(0, height)
+
+    def _prepare_export(self, name: str, width: float):
+        """Lay plot ``name`` out as a figure of its own, ``width`` pixels wide: its title and
+        legend for that width, the iteration axis with its values and label (in the window
+        only the bottom row has them), a margin on the right for the last tick value.
+        Returns the function that puts it back as it was (``inspector.export``)."""
+        panel = self._panels[name]
+        before = panel.title_html
+        lines = self._title_lines(panel, width - AXIS_WIDTH - 16)
+        self._set_title(panel, lines, TITLE_LINE_HEIGHT * len(lines) + 4)
+        bottom = panel.plot.getAxis("bottom")
+        label_shown = bottom.label.isVisible()
+        values_shown = bottom.style["showValues"]
+        bottom.showLabel(True)
+        bottom.setStyle(showValues=True)
+        margins = panel.plot.layout.getContentsMargins()
+        panel.plot.layout.setContentsMargins(
+            margins[0], margins[1], max(margins[2], EXPORT_RIGHT_MARGIN), margins[3]
+        )
+
+        def restore() -> None:
+            panel.plot.layout.setContentsMargins(*margins)
+            bottom.setStyle(showValues=values_shown)
+            bottom.showLabel(label_shown)
+            html, height = before
+            panel.title_html = ("", 0)
+            if html:
+                self._set_title(panel, [[html]], height)
+
+        return restore
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         super().resizeEvent(event)
