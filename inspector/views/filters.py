@@ -311,7 +311,10 @@ class FiltersView(QWidget):
     # -- public ------------------------------------------------------------------------------
 
     def plot_items(self) -> dict[str, pg.GraphicsLayout]:
-        """Each group's strip (name and scale, heatmap, colour bar), for export."""
+        """Each group's strip (name and scale, heatmap, colour bar), for export; a hidden view
+        first draws the record it skipped, so that what is saved is the shown iteration."""
+        if self._stale and self._record is not None:
+            self._draw_record(self._record)
         return {plot_name: self._groups[name].widget.ci for name, _, plot_name, _, _ in GROUPS}
 
     def link_scale(self, link: plotting.ScaleLink | None) -> None:
@@ -362,8 +365,11 @@ class FiltersView(QWidget):
         """Draw ``record``: heatmaps, colour bars, scale labels, cell values and the equation."""
         self._record = record
         if self.window().isVisible() and not self.isVisible():
-            self._stale = True  # in a hidden tab: draw when shown
+            self._stale = True  # in a hidden tab: draw when shown (or exported)
             return
+        self._draw_record(record)
+
+    def _draw_record(self, record: StepRecord) -> None:
         self._stale = False
         if record.params["conv.weight"].shape != self._shape:
             self._rebuild(record)

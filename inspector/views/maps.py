@@ -163,7 +163,10 @@ class MapsView(QWidget):
     # -- public ------------------------------------------------------------------------------
 
     def plot_items(self) -> dict[str, pg.GraphicsLayout]:
-        """The two map panels, each with its title, colour bar and scale label."""
+        """The two map panels, each with its title, colour bar and scale label; a hidden view
+        first draws the record it skipped, so that what is saved is the shown iteration."""
+        if self._stale and self._record is not None:
+            self._draw_record(self._record)
         return {"maps-pre-activation": self._pre_panel, "maps-relu-output": self._out_panel}
 
     def mosaic_layout(self) -> plotting.MosaicLayout | None:
@@ -239,8 +242,11 @@ class MapsView(QWidget):
         """Draw the page of ``record``: maps, colour bars, fractions, predictions, banner."""
         self._record = record
         if self.window().isVisible() and not self.isVisible():
-            self._stale = True  # in a hidden tab: draw when shown
+            self._stale = True  # in a hidden tab: draw when shown (or exported)
             return
+        self._draw_record(record)
+
+    def _draw_record(self, record: StepRecord) -> None:
         self._stale = False
         if self._record_shape(record) != self._shape:
             self._rebuild(record)
