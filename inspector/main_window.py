@@ -477,12 +477,20 @@ class MainWindow(QMainWindow):
                 self.restoreState(self._saved_state, STATE_VERSION)
 
     def _first_launch_geometry(self) -> None:
-        screen = self.screen().availableGeometry() if self.screen() else None
-        width, height = 1280, 800
-        if screen is not None:
-            width = min(width, screen.width())
-            height = min(height, screen.height())
-        self.resize(width, height)
+        """At least 1280x800 (or the whole screen if smaller), 85% of a larger screen,
+        centred."""
+        if self.screen() is None:
+            self.resize(1280, 800)
+            return
+        screen = self.screen().availableGeometry()
+        width = min(max(1280, round(screen.width() * 0.85)), screen.width())
+        height = min(max(800, round(screen.height() * 0.85)), screen.height())
+        self.setGeometry(
+            screen.x() + (screen.width() - width) // 2,
+            screen.y() + (screen.height() - height) // 2,
+            width,
+            height,
+        )
 
     def _save_settings(self) -> None:
         settings = QSettings()
