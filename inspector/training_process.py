@@ -20,10 +20,8 @@ started).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import multiprocessing
-import os
 import threading
 import time
 import traceback
@@ -32,6 +30,7 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
+from model.blas import single_threaded_blas
 from model.config import TrainingConfig
 from model.data import Dataset
 from model.diagnostics import Finding
@@ -404,30 +403,6 @@ class TrainerServer:
         return write_report(self.session, directory, **options)
 
 
-#: Thread-count variables of the BLAS libraries NumPy may use.
-BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-@contextlib.contextmanager
-def _single_threaded_blas():
-    """Start the training process with one BLAS thread.
-
-    The window needs one of the (often two) cores. A second BLAS thread in the training
-    process would fight it for that core, and OpenBLAS threads spin for a while after every
-    call; measured here, one thread trains the bundled examples as fast as two.
-    """
-    saved = {name: os.environ.get(name) for name in BLAS_THREAD_VARIABLES}
-    os.environ.update({name: "1" for name in BLAS_THREAD_VARIABLES})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _serve_in_child(requests, frames, releases, dataset, config) -> None:
     TrainerServer(requests, frames, releases, dataset, config).serve()
 
@@ -460,7 +435,9 @@ class TrainerClient:
                 name="training",
                 daemon=True,
             )
-            with _single_threaded_blas():
+            # The window needs one of the (often two) cores; a second BLAS thread here would
+            # fight it for that core (model.blas).
+            with single_threaded_blas():
                 self._process.start()
             for end in (server_requests, frames_out, releases_in):
                 end.close()

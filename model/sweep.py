@@ -24,7 +24,6 @@ worker receives the dataset once, when it starts.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import math
@@ -39,6 +38,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from model.blas import single_threaded_blas
 from model.config import PIXEL_SCALING_LABELS, PIXEL_SCALINGS, UPDATE_MODE_LABELS, TrainingConfig
 from model.data import Dataset
 from model.init import SCALE_FAMILIES, InitSpec
@@ -54,8 +54,6 @@ DEFAULT_ITERATIONS = 50
 SMALL_DATASET = 10
 #: History budget of a cell: only its last metrics are used, so its past may thin at once.
 CELL_HISTORY_MB = 1
-#: Thread counts of the BLAS libraries NumPy may use, set to 1 for worker processes.
-BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 #: How often (seconds) a running sweep checks ``cancel``.
 POLL_SECONDS = 0.05
 #: Metrics whose non-finite value means the run diverged (min, max and mean of every weight
@@ -425,27 +423,6 @@ def run_sweep(
     )
 
 
-@contextlib.contextmanager
-def _one_thread_per_worker():
-    """Environment under which new worker processes start with single-threaded BLAS.
-
-    Each worker already has a core of its own; BLAS threads on top would compete for the same
-    cores (N workers × N threads) and make the small matrices of a cell slower, not faster. The
-    variables are read when a worker loads NumPy, so they only need to be set while the
-    workers start; the parent's own setting is restored afterwards.
-    """
-    saved = {name: os.environ.get(name) for name in BLAS_THREAD_VARIABLES}
-    os.environ.update(dict.fromkeys(BLAS_THREAD_VARIABLES, "1"))
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _run_in_pool(cells, dataset, iterations, threshold, workers, finished, cancel) -> None:
     context = multiprocessing.get_context("spawn")
     # Set on cancel: a cell can run for minutes, and a worker checks this between steps.
@@ -460,7 +437,8 @@ def _run_in_pool(cells, dataset, iterations, threshold, workers, finished, cance
     completed = False
     try:
         # Workers are started as tasks are submitted, so all of them start in here.
-        with _one_thread_per_worker():
+        # Each worker has a core of its own: BLAS threads on top would only compete.
+        with single_threaded_blas():
             for index, cell in enumerate(cells):
                 pending[pool.submit(_run_cell_in_worker, cell, iterations, threshold)] = index
         while pending:
