@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inspector import export
+from inspector import dialogs, export
 from inspector.actions import ActionSpec, create_actions
 from inspector.controller import SessionController
 from inspector.errors import show_error
@@ -569,28 +569,13 @@ class MainWindow(QMainWindow):
     # -- saving ------------------------------------------------------------------------------
 
     def _ask_save_path(self, title: str, suggested: Path, filter_text: str) -> str:
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            title,
-            str(suggested),
-            filter_text,
-            options=QFileDialog.Option.DontConfirmOverwrite,
-        )
-        return path
+        return dialogs.ask_save_path(self, title, suggested, filter_text)
 
     def _ask_directory(self, title: str, start: Path) -> str:
         return QFileDialog.getExistingDirectory(self, title, str(start))
 
     def _confirm_replace(self, paths: list[Path]) -> bool:
-        names = "\n".join(str(p) for p in paths)
-        answer = QMessageBox.question(
-            self,
-            "Replace files?",
-            f"These files already exist:\n{names}\n\nReplace them?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
-        )
-        return answer == QMessageBox.StandardButton.Yes
+        return dialogs.confirm_replace(self, paths)
 
     def _last_save_folder(self) -> Path:
         stored = QSettings().value("save/last_folder", "")

@@ -449,15 +449,15 @@ def _run_in_pool(cells, dataset, iterations, threshold, workers, finished, cance
                 finished(pending.pop(future), future.result())
         completed = True
     finally:
-        # On cancel, error or Ctrl+C, return at once: cells not started are dropped and the
-        # workers end the cell they are on at its next step. The futures are cancelled here because
-        # shutdown's cancel_futures is carried out by the pool's manager thread, which finds
-        # the pool already collected once this function has returned, and then runs every
-        # queued cell before the interpreter may exit.
+        # On cancel, error or Ctrl+C: cells not started are dropped and the workers end the
+        # cell they are on at its next step, so waiting for them is short. Waiting matters: a
+        # worker still starting up needs the stop event, which goes away with this function,
+        # and a pool left to its manager thread runs every queued cell before the interpreter
+        # may exit (the futures are cancelled here for the same reason).
         stop.set()
         for future in pending:
             future.cancel()
-        pool.shutdown(wait=completed, cancel_futures=True)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,13 +35,11 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -53,6 +51,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector import dialogs
 from inspector.errors import show_error
 from inspector.tasks import BackgroundTask
 from model import files
@@ -1115,25 +1114,10 @@ class OutcomeMapView(QWidget):
     # -- dialogs (replaced in tests) ---------------------------------------------------------
 
     def _ask_save_path(self, title: str, suggested: Path, filter_text: str) -> str:
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            title,
-            str(suggested),
-            filter_text,
-            options=QFileDialog.Option.DontConfirmOverwrite,
-        )
-        return path
+        return dialogs.ask_save_path(self, title, suggested, filter_text)
 
     def _confirm_replace(self, paths: list[Path]) -> bool:
-        names = "\n".join(str(p) for p in paths)
-        answer = QMessageBox.question(
-            self,
-            "Replace files?",
-            f"These files already exist:\n{names}\n\nReplace them?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
-        )
-        return answer == QMessageBox.StandardButton.Yes
+        return dialogs.confirm_replace(self, paths)
 
     # -- internals ---------------------------------------------------------------------------
 
