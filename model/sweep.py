@@ -434,7 +434,6 @@ def _run_in_pool(cells, dataset, iterations, threshold, workers, finished, cance
         initargs=(dataset, stop),
     )
     pending = {}
-    completed = False
     try:
         # Workers are started as tasks are submitted, so all of them start in here.
         # Each worker has a core of its own: BLAS threads on top would only compete.
@@ -447,7 +446,6 @@ def _run_in_pool(cells, dataset, iterations, threshold, workers, finished, cance
             done, _ = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
             for future in done:
                 finished(pending.pop(future), future.result())
-        completed = True
     finally:
         # On cancel, error or Ctrl+C: cells not started are dropped and the workers end the
         # cell they are on at its next step, so waiting for them is short. Waiting matters: a
