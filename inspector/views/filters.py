@@ -28,9 +28,6 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, Qt, QTimer, Slot
 from PySide6.QtWidgets import (
-    QComboBox,
-    QDoubleSpinBox,
-    QHBoxLayout,
     QLabel,
     QSizePolicy,
     QToolButton,
@@ -39,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector import plotting
+from inspector.views.scaled import SCALE_WORDS, ScaledRecordView
 from model.colormap import DIVERGING_LUT
 from model.formatting import format_number, format_range
 from model.record import StepRecord
@@ -56,8 +54,6 @@ RUN_METRICS = {
     "gradient": "conv_grad_absmax",
     "update": "conv_update_absmax",
 }
-SCALE_MODES = ("Per iteration", "Whole run", "Custom")
-SCALE_WORDS = {"Per iteration": "per iteration", "Whole run": "whole run", "Custom": "custom"}
 SCALE_TIPS = (
     "Each heatmap is scaled to its own largest |value| in the shown iteration",
     "Each heatmap is scaled to the largest |value| it has had in this run so far, so "
@@ -265,7 +261,7 @@ class _Geometry:
     with_text: bool
 
 
-class FiltersView(QWidget):
+class FiltersView(ScaledRecordView, QWidget):
     """Heatmaps of every filter's weights, gradient and update per input channel.
 
     Parameters
@@ -313,25 +309,8 @@ class FiltersView(QWidget):
     def plot_items(self) -> dict[str, pg.GraphicsLayout]:
         """Each group's strip (name and scale, heatmap, colour bar), for export; a hidden view
         first draws the record it skipped, so that what is saved is the shown iteration."""
-        if self._stale and self._record is not None:
-            self._draw_record(self._record)
+        self._catch_up()
         return {plot_name: self._groups[name].widget.ci for name, _, plot_name, _, _ in GROUPS}
-
-    def link_scale(self, link: plotting.ScaleLink | None) -> None:
-        """Share colour scales with the same view of another run (``None`` to stop)."""
-        if self._scale_link is not None:
-            self._scale_link.leave(self)
-            self._scale_link.changed.disconnect(self._on_link_changed)
-        self._scale_link = link
-        if link is not None:
-            link.changed.connect(self._on_link_changed)
-        if self._record is not None:
-            self.show_record(self._record)
-
-    @Slot(object)
-    def _on_link_changed(self, member) -> None:
-        if member is not self and self._record is not None:
-            self.show_record(self._record)
 
     def current_limits(self) -> dict[str, float]:
         """The ± colour limit each group is drawn with now ('weights', 'gradient', 'update')."""
@@ -360,16 +339,8 @@ class FiltersView(QWidget):
         """Whether group ``name`` shows the 'no update yet' message instead of values."""
         return self._groups[name].message.isVisible()
 
-    @Slot(object)
-    def show_record(self, record: StepRecord) -> None:
-        """Draw ``record``: heatmaps, colour bars, scale labels, cell values and the equation."""
-        self._record = record
-        if self.window().isVisible() and not self.isVisible():
-            self._stale = True  # in a hidden tab: draw when shown (or exported)
-            return
-        self._draw_record(record)
-
     def _draw_record(self, record: StepRecord) -> None:
+        """Draw ``record``: heatmaps, colour bars, scale labels, cell values and the equation."""
         self._stale = False
         if record.params["conv.weight"].shape != self._shape:
             self._rebuild(record)
@@ -395,41 +366,19 @@ class FiltersView(QWidget):
     # -- construction ------------------------------------------------------------------------
 
     def _build_controls(self) -> None:
-        self._heading = QLabel(self)
-        self._heading.setObjectName("filtersHeading")
-        self._heading.setTextFormat(Qt.TextFormat.PlainText)
-        heading_font = self._heading.font()
-        heading_font.setBold(True)
-        self._heading.setFont(heading_font)
-        self._heading.setMinimumWidth(40)
-        self._heading.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-
-        self._scale_mode = QComboBox(self)
-        self._scale_mode.setObjectName("filterScaleMode")
-        for index, (mode, tip) in enumerate(zip(SCALE_MODES, SCALE_TIPS, strict=True)):
-            self._scale_mode.addItem(mode)
-            self._scale_mode.setItemData(index, tip, Qt.ItemDataRole.ToolTipRole)
-        self._scale_mode.setToolTip(
-            "How the colour scale of the heatmaps is chosen; the limit in use is written "
-            "under each heatmap's name and on its colour bar"
+        heading = QLabel(self)
+        heading.setObjectName("filtersHeading")
+        heading.setTextFormat(Qt.TextFormat.PlainText)
+        self._build_scale_controls(
+            heading,
+            "filter",
+            SCALE_TIPS,
+            mode_tip="How the colour scale of the heatmaps is chosen; the limit in use is "
+            "written under each heatmap's name and on its colour bar",
+            custom_tip="Custom colour limit: values beyond ± this are drawn in the end colours "
+            "and counted under the heatmap's name",
+            custom_prefix="± ",
         )
-        self._scale_mode.currentIndexChanged.connect(self._on_scale_changed)
-
-        self._custom = QDoubleSpinBox(self)
-        self._custom.setObjectName("filterScaleCustom")
-        self._custom.setPrefix("± ")
-        self._custom.setDecimals(6)
-        self._custom.setRange(1e-6, 1e12)
-        self._custom.setValue(1.0)
-        self._custom.setMaximumWidth(130)
-        self._custom.setStepType(QDoubleSpinBox.StepType.AdaptiveDecimalStepType)
-        self._custom.setKeyboardTracking(False)
-        self._custom.setToolTip(
-            "Custom colour limit: values beyond ± this are drawn in the end colours and "
-            "counted under the heatmap's name"
-        )
-        self._custom.setVisible(False)
-        self._custom.valueChanged.connect(self._on_scale_changed)
 
         self._fit = QToolButton(self)
         self._fit.setObjectName("filtersResetZoom")
@@ -506,14 +455,7 @@ class FiltersView(QWidget):
         return group
 
     def _build_layout(self) -> None:
-        controls = QHBoxLayout()
-        controls.setContentsMargins(0, 0, 0, 0)
-        controls.addWidget(self._heading, 1)
-        scale_caption = QLabel("Colour scale:", self)
-        scale_caption.setBuddy(self._scale_mode)
-        controls.addWidget(scale_caption)
-        controls.addWidget(self._scale_mode)
-        controls.addWidget(self._custom)
+        controls = self._scale_controls_row()
         controls.addWidget(self._fit)
 
         self._plots = QWidget(self)
@@ -1066,10 +1008,8 @@ class FiltersView(QWidget):
         self._fit_texts()
 
     def _on_scale_changed(self, *_args) -> None:
-        self._custom.setVisible(self._scale_mode.currentText() == "Custom")
-        self._last_text_time = -math.inf
-        if self._record is not None:
-            self.show_record(self._record)
+        self._last_text_time = -math.inf  # the cell texts follow at once
+        super()._on_scale_changed()
 
     def _on_hover(self, group: _Group, scene_pos) -> None:
         text = None

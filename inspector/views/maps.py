@@ -31,7 +31,6 @@ from PySide6.QtCore import QEvent, QRectF, Qt, QTimer, Slot
 from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import (
     QComboBox,
-    QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
     QScrollBar,
@@ -42,12 +41,11 @@ from PySide6.QtWidgets import (
 )
 
 from inspector import plotting
+from inspector.views.scaled import SCALE_WORDS, ScaledRecordView
 from model.formatting import format_number
 from model.record import StepRecord
 
 PAGE_SIZE = 16
-SCALE_MODES = ("Per iteration", "Whole run", "Custom")
-SCALE_WORDS = {"Per iteration": "per iteration", "Whole run": "whole run", "Custom": "custom"}
 SCALE_TIPS = (
     "Scaled to the largest value over all images in the shown iteration",
     "Scaled to the largest value in this run so far, so iterations compare by colour",
@@ -113,7 +111,7 @@ class ElidedLabel(QLabel):
         self.setToolTip("\n\n".join(tips))
 
 
-class MapsView(QWidget):
+class MapsView(ScaledRecordView, QWidget):
     """Input images, pre-activation maps and activation (ReLU output) maps of the shown record.
 
     Parameters
@@ -165,8 +163,7 @@ class MapsView(QWidget):
     def plot_items(self) -> dict[str, pg.GraphicsLayout]:
         """The two map panels, each with its title, colour bar and scale label; a hidden view
         first draws the record it skipped, so that what is saved is the shown iteration."""
-        if self._stale and self._record is not None:
-            self._draw_record(self._record)
+        self._catch_up()
         return {"maps-pre-activation": self._pre_panel, "maps-relu-output": self._out_panel}
 
     def mosaic_layout(self) -> plotting.MosaicLayout | None:
@@ -205,22 +202,6 @@ class MapsView(QWidget):
         by row."""
         return list(self._pair_texts)
 
-    def link_scale(self, link: plotting.ScaleLink | None) -> None:
-        """Share colour scales with the same view of another run (``None`` to stop)."""
-        if self._scale_link is not None:
-            self._scale_link.leave(self)
-            self._scale_link.changed.disconnect(self._on_link_changed)
-        self._scale_link = link
-        if link is not None:
-            link.changed.connect(self._on_link_changed)
-        if self._record is not None:
-            self.show_record(self._record)
-
-    @Slot(object)
-    def _on_link_changed(self, member) -> None:
-        if member is not self and self._record is not None:
-            self.show_record(self._record)
-
     def current_limits(self) -> dict[str, float]:
         """Pre-activation ± limit and output maximum the maps are drawn with."""
         return dict(self._limits)
@@ -237,16 +218,8 @@ class MapsView(QWidget):
         pitch = self._layout.pitch_y
         return max(y0, 0.0) / pitch, min(y1, self._layout.data_rect().height()) / pitch
 
-    @Slot(object)
-    def show_record(self, record: StepRecord) -> None:
-        """Draw the page of ``record``: maps, colour bars, fractions, predictions, banner."""
-        self._record = record
-        if self.window().isVisible() and not self.isVisible():
-            self._stale = True  # in a hidden tab: draw when shown (or exported)
-            return
-        self._draw_record(record)
-
     def _draw_record(self, record: StepRecord) -> None:
+        """Draw the page of ``record``: maps, colour bars, fractions, predictions, banner."""
         self._stale = False
         if self._record_shape(record) != self._shape:
             self._rebuild(record)
@@ -255,36 +228,16 @@ class MapsView(QWidget):
     # -- construction ------------------------------------------------------------------------
 
     def _build_controls(self) -> None:
-        self._heading = ElidedLabel(self)
-        self._heading.setObjectName("mapsHeading")
-        bold = self._heading.font()
-        bold.setBold(True)
-        self._heading.setFont(bold)
-        self._heading.setMinimumWidth(40)
-        self._heading.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-
-        self._scale_mode = QComboBox(self)
-        self._scale_mode.setObjectName("mapsScaleMode")
-        for index, (mode, tip) in enumerate(zip(SCALE_MODES, SCALE_TIPS, strict=True)):
-            self._scale_mode.addItem(mode)
-            self._scale_mode.setItemData(index, tip, Qt.ItemDataRole.ToolTipRole)
-        self._scale_mode.setToolTip(
-            "How the colour scales of the maps are chosen; the range in use is written on "
-            "each colour bar"
+        heading = ElidedLabel(self)
+        heading.setObjectName("mapsHeading")
+        self._build_scale_controls(
+            heading,
+            "maps",
+            SCALE_TIPS,
+            mode_tip="How the colour scales of the maps are chosen; the range in use is "
+            "written on each colour bar",
+            custom_tip="Custom limit: pre-activations ± this, outputs 0 … this",
         )
-        self._scale_mode.currentIndexChanged.connect(self._on_scale_changed)
-
-        self._custom = QDoubleSpinBox(self)
-        self._custom.setObjectName("mapsScaleCustom")
-        self._custom.setDecimals(6)
-        self._custom.setRange(1e-6, 1e12)
-        self._custom.setValue(1.0)
-        self._custom.setMaximumWidth(130)
-        self._custom.setStepType(QDoubleSpinBox.StepType.AdaptiveDecimalStepType)
-        self._custom.setKeyboardTracking(False)
-        self._custom.setToolTip("Custom limit: pre-activations ± this, outputs 0 … this")
-        self._custom.setVisible(False)
-        self._custom.valueChanged.connect(self._on_scale_changed)
 
         self._previous = QToolButton(self)
         self._previous.setObjectName("mapsPagePrevious")
@@ -427,14 +380,7 @@ class MapsView(QWidget):
         self._graphics.viewport().installEventFilter(self)
 
     def _build_layout(self) -> None:
-        controls = QHBoxLayout()
-        controls.setContentsMargins(0, 0, 0, 0)
-        controls.addWidget(self._heading, 1)
-        caption = QLabel("Colour scale:", self)
-        caption.setBuddy(self._scale_mode)
-        controls.addWidget(caption)
-        controls.addWidget(self._scale_mode)
-        controls.addWidget(self._custom)
+        controls = self._scale_controls_row()
         controls.addSpacing(6)
         controls.addWidget(self._previous)
         controls.addWidget(self._page_box)
@@ -1057,11 +1003,6 @@ class MapsView(QWidget):
         self._set_step(wanted)
         if self._step != previous and self._record is not None and not self._stale:
             self._draw(self._record)
-
-    def _on_scale_changed(self, *_args) -> None:
-        self._custom.setVisible(self._scale_mode.currentText() == "Custom")
-        if self._record is not None:
-            self.show_record(self._record)
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt override)
         kind = event.type()
