@@ -27,12 +27,21 @@ from types import MappingProxyType
 
 import numpy as np
 
+from model.memory import release_freed_memory
 from model.optim import OptimSettings
 from model.record import METRIC_NAMES, StepRecord
 
-#: Python-object overhead of one record beyond its arrays (dataclass, dicts, floats, findings),
-#: measured with tracemalloc on the question's example.
-RECORD_OVERHEAD_BYTES = 4096
+#: Python-object overhead of one record beyond its arrays (dataclass, dicts, the metrics' floats,
+#: settings), and of one NumPy array beyond its data (object, shape and strides), measured with
+#: tracemalloc on the question's example and rounded up (tests/model/test_history_budget.py
+#: checks them). Once most kept records are stripped to their conv arrays (a few hundred bytes
+#: of data), these overheads are most of what the history holds: they must not be undercounted.
+RECORD_OVERHEAD_BYTES = 5000
+ARRAY_OVERHEAD_BYTES = 200
+#: A finding's objects and each of its fixes (their texts are counted at 2 bytes a character:
+#: a '×' or '→' makes Python store the whole string that way).
+FINDING_OVERHEAD_BYTES = 900
+FIX_OVERHEAD_BYTES = 600
 HEAVY_KEYS = ("classifier.weight",)
 #: Columns that hold a largest |value|; thinning keeps their maxima (see ``MetricsTable.thin``).
 PEAK_COLUMNS = (
@@ -45,19 +54,36 @@ PEAK_COLUMNS = (
 )
 
 
+def _array_nbytes(array) -> int:
+    return 0 if array is None else array.nbytes + ARRAY_OVERHEAD_BYTES
+
+
 def _arrays_nbytes(arrays) -> int:
-    return 0 if arrays is None else sum(a.nbytes for a in arrays.values())
+    return 0 if arrays is None else sum(_array_nbytes(a) for a in arrays.values())
+
+
+def _findings_nbytes(findings) -> int:
+    total = 0
+    for finding in findings:
+        total += FINDING_OVERHEAD_BYTES + 2 * (len(finding.title) + len(finding.explanation))
+        total += sum(FIX_OVERHEAD_BYTES + 2 * len(fix.label) for fix in finding.fixes)
+    return total
 
 
 def record_nbytes(record: StepRecord) -> int:
-    """Approximate memory held by ``record``."""
-    total = RECORD_OVERHEAD_BYTES
+    """Memory held by ``record`` (an upper estimate: what the budget counts)."""
+    total = RECORD_OVERHEAD_BYTES + _findings_nbytes(record.findings)
     for group in (record.params, record.velocity, record.grads, record.update):
         total += _arrays_nbytes(group)
-    for array in (record.pre_activation, record.activation):
-        if array is not None:
-            total += array.nbytes
-    total += record.logits.nbytes + record.probabilities.nbytes + record.losses.nbytes
+    for array in (
+        record.pre_activation,
+        record.activation,
+        record.logits,
+        record.probabilities,
+        record.losses,
+        record.dead_fraction_per_filter,
+    ):
+        total += _array_nbytes(array)
     return total
 
 
@@ -210,6 +236,11 @@ class History:
     checkpoint_every : initial checkpoint interval (doubles when the budget needs it).
     """
 
+    #: Once shrinking has freed this much, the freed memory is handed back to the system
+    #: (``model.memory``): with the default budget about every 500 iterations of the question's
+    #: example, a call taking 3–6 ms there.
+    TRIM_AFTER_BYTES = 32 * 2**20
+
     def __init__(self, num_images: int, budget_bytes: int, checkpoint_every: int = 32) -> None:
         self.budget_bytes = budget_bytes
         self.checkpoint_every = checkpoint_every
@@ -220,6 +251,8 @@ class History:
         self._heavy: deque[int] = deque()
         self._compact: deque[int] = deque()
         self._record_bytes = 0
+        self._last = -1
+        self._freed = 0
         self.settings_log: list[tuple[int, OptimSettings]] = []
 
     # -- reading ---------------------------------------------------------------------------
@@ -227,7 +260,7 @@ class History:
     @property
     def last_iteration(self) -> int:
         """Iteration of the newest record (-1 when empty)."""
-        return max(self._records) if self._records else -1
+        return self._last
 
     def __len__(self) -> int:
         """Number of iterations the run has (kept or not), i.e. last iteration + 1."""
@@ -282,6 +315,7 @@ class History:
         for k in [k for k in self._records if k > iteration]:
             self._record_bytes -= self._sizes.pop(k)
             del self._records[k]
+        self._last = max(self._records, default=-1)
         for queue in (self._with_maps, self._heavy, self._compact):
             kept = [k for k in queue if k < iteration]
             queue.clear()
@@ -300,6 +334,7 @@ class History:
         self._record_bytes += size - self._sizes.get(record.iteration, 0)
         self._sizes[record.iteration] = size
         self._records[record.iteration] = record
+        self._last = max(self._last, record.iteration)
 
     def _classify(self, iteration: int) -> None:
         """Queue a record that is no longer the newest for later shrinking."""
@@ -318,8 +353,13 @@ class History:
 
     def _enforce_budget(self) -> None:
         self.metrics.fit(self.budget_bytes // 2)
+        before = self._record_bytes
         while self.nbytes > self.budget_bytes and self._shrink_once():
             pass
+        self._freed += before - self._record_bytes
+        if self._freed >= self.TRIM_AFTER_BYTES:
+            self._freed = 0
+            release_freed_memory()
 
     def _shrink_once(self) -> bool:
         if self._with_maps:
