@@ -1,5 +1,7 @@
 """The training session: determinism, the question's failure, the fix, branching, history."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -249,3 +251,23 @@ def test_thinning_the_metrics_keeps_the_runs_peaks(question):
         table.thin()
     assert float(np.nanmax(table.column("conv_grad_absmax"))) == peak
     assert table.iterations[0] == 0 and len(table) < 41
+
+
+@pytest.mark.parametrize(
+    ("changes", "code", "iteration"),
+    [
+        ({}, "dead_filter", 1),
+        ({"activation": "leaky_relu", "dtype": "float32"}, "non_finite", 3),
+    ],
+)
+def test_a_learning_rate_of_a_million_pauses_at_the_iteration_it_breaks(
+    question, changes, code, iteration
+):
+    session = TrainingSession(question, preset_config("seed", learning_rate=1e6, **changes))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no floating-point warning reaches the console
+        result = session.run(100)
+    assert result.paused_by is not None and result.paused_by.code == code
+    assert session.iteration == iteration
+    assert result.paused_by.explanation  # the cause, in words
+    assert all(np.isfinite(session.record(k).loss) for k in range(iteration))
