@@ -29,7 +29,7 @@ from model.config import (
     ConfigError,
     TrainingConfig,
 )
-from model.data import EXAMPLES, Dataset, DatasetError, load_dataset
+from model.data import EXAMPLES, Dataset, DatasetError, load_dataset, load_image_list
 from model.data import example_path as bundled_example
 from model.files import SaveError
 from model.init import INIT_KINDS, SCALE_FAMILIES, InitSpec
@@ -87,7 +87,7 @@ examples:
   {PROG} --headless --lr 0.01 --init normal:0,0.02 --filters 4 --out runs/four-filters
   {PROG} --headless --sweep --preset seed --sweep-lr 1e-9:10:11 --sweep-pixels raw,unit \\
       --out runs/question-map
-  cd report && {PROG} --headless --data data --config config.json \\
+  cd report && {PROG} --headless --data images.csv --config config.json \\
       --settings-log settings_log.json --size 32x32 --iterations 12 --out reproduced"""
 
 #: Options that set one ``TrainingConfig`` field: (flag, field, choices, metavar, help).
@@ -268,7 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = parser.add_argument_group("headless run")
     source = run.add_mutually_exclusive_group()
-    source.add_argument("--data", metavar="DIR", help="dataset folder (same as DIR)")
+    source.add_argument(
+        "--data",
+        metavar="DIR|LIST",
+        help="dataset folder (same as DIR), or a CSV list path,label,class_name in run order",
+    )
     source.add_argument(
         "--example", choices=EXAMPLES, help="bundled example (default: the preset's, question)"
     )
@@ -427,7 +431,7 @@ def reproduce_command(
     if "example" in source:
         command += ["--example", source["example"]]
     else:
-        command += ["--data", source["folder"]]
+        command += ["--data", source.get("folder") or source["list"]]
     command += ["--size", "{}x{}".format(*dataset.size), "--iterations", str(iterations)]
     command += config_arguments(config)
     if settings_log is not None:
@@ -443,10 +447,14 @@ class CommandFailed(Exception):
 
 
 def load_data(args: argparse.Namespace, preset: str | None) -> tuple[Dataset, dict[str, str]]:
-    """The dataset the arguments name (a folder, else an example, else the preset's example)
-    and its source, {'folder': absolute path} or {'example': name}."""
+    """The dataset the arguments name (a folder or an image list, else an example, else the
+    preset's example) and its source: {'folder': absolute path}, {'list': absolute path} or
+    {'example': name}."""
     folder = args.data or args.data_dir
     try:
+        if folder is not None and Path(folder).is_file():
+            source = {"list": str(Path(folder).resolve())}
+            return load_image_list(folder, args.size), source
         if folder is not None:
             source = {"folder": str(Path(folder).resolve())}
             return load_dataset(folder, args.size), source
@@ -581,7 +589,7 @@ def sweep_from_args(
         raise UsageError(f"sweep: {exc}") from None
     check_output_folder(out_dir, args.overwrite, sweep=True)
     dataset, source = load_data(args, preset)
-    name = source.get("example") or Path(source["folder"]).name
+    name = source.get("example") or Path(source.get("folder") or source["list"]).name
     progress = _progress_on_terminal if sys.stderr.isatty() else None
     result = run_sweep(spec, dataset, workers=args.workers, progress=progress, dataset_name=name)
     marker = _sweep_marker(spec, config)

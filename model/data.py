@@ -15,6 +15,13 @@ links to folders further down are not (so a link loop cannot hang a load) and ar
 skipped. Files directly in the dataset folder are skipped too. A file that cannot be used never
 stops a load: it is listed in ``Dataset.skipped`` with a plain-language reason.
 
+Image lists
+-----------
+``load_image_list`` reads a CSV file instead of a folder, for a dataset whose order matters (a
+report's images, so that a run repeats exactly): a header ``path,label,class_name``, then one
+row per image, in dataset order. ``path`` is relative to the list's folder (or absolute),
+``label`` is 0 or 1 and ``class_name`` the same on every row of a label. Both labels must occur.
+
 Conversion to RGB
 -----------------
 Whatever Pillow opens becomes 8-bit RGB, from its first frame (animated GIF, WebP, APNG) turned
@@ -57,6 +64,7 @@ it), so a truncated file is reported rather than padded with grey.
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import importlib.resources
 import operator
@@ -340,6 +348,66 @@ def dataset_from_files(
     return _load_files(
         pairs, size, class_names, [], progress, cancel, f"among {_count(len(pairs), 'file')}"
     )
+
+
+LIST_COLUMNS = ("path", "label", "class_name")
+
+
+def load_image_list(
+    path: str | os.PathLike,
+    size: tuple[int, int] | None = None,
+    *,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> Dataset:
+    """Load the images a CSV list names, in its order (see "Image lists" above).
+
+    ``size``, ``progress`` and ``cancel`` are as in ``load_dataset``. Raises ``DatasetError``
+    when the list cannot be read or is not as described, naming the row; files that cannot be
+    used are skipped with their reasons, as in a folder.
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"cannot read the image list {path}: {exc}") from exc
+    if not rows or tuple(cell.strip() for cell in rows[0]) != LIST_COLUMNS:
+        raise DatasetError(
+            f"{path} is not an image list: its first line must be 'path,label,class_name'"
+        )
+    files: list[tuple[Path, int]] = []
+    names: dict[int, str] = {}
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(LIST_COLUMNS):
+            raise DatasetError(f"{path}, line {number}: expected 3 values, got {len(row)}")
+        name, label_text, class_name = (cell.strip() for cell in row)
+        if label_text not in ("0", "1") or not name:
+            raise DatasetError(
+                f"{path}, line {number}: the label must be 0 or 1 and the path given"
+            )
+        label = int(label_text)
+        if names.setdefault(label, class_name) != class_name:
+            raise DatasetError(
+                f"{path}, line {number}: label {label} is named {names[label]!r} above, "
+                f"{class_name!r} here"
+            )
+        files.append((path.parent / name, label))
+    if len(names) != 2:
+        found = ", ".join(f"label {k}" for k in sorted(names)) or "no image"
+        raise DatasetError(f"{path} must list images of both labels, 0 and 1; it has {found}")
+    dataset = dataset_from_files(
+        files, size, class_names=(names[0], names[1]), progress=progress, cancel=cancel
+    )
+    for label in (0, 1):
+        if not np.any(dataset.labels == label):
+            reasons = "; ".join(f"{Path(p).name}: {why}" for p, why in dataset.skipped[:3])
+            raise DatasetError(
+                f"{path}: no usable image of label {label} ({names[label]!r}): {reasons}"
+            )
+    return dataset
 
 
 def load_image(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:

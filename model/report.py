@@ -11,6 +11,8 @@ The folder holds
 - ``dataset.json`` and ``data/``: the images as PNGs in the dataset folder convention
   (``data/0_<class 0>/img_0000.png``, ``data/1_<class 1>/...``), written from the very arrays
   the network saw, so that loading ``data/`` gives the same arrays (same ``Dataset.digest``);
+  ``images.csv`` lists them in the order the run saw them (``model.data.load_image_list``),
+  which a folder cannot keep when the dataset is not sorted by label;
 - ``metrics.csv``: every iteration the history holds, in the headless run's format;
 - ``snapshots/``: filter snapshots (``model.snapshot``); ``plots/``: plots passed in;
 - ``findings.txt`` and ``findings.json``: as written by a headless run;
@@ -24,6 +26,7 @@ in one rename, so a failed or interrupted save leaves nothing half-written.
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import html
 import os
@@ -42,7 +45,7 @@ from model.config import (
     UPDATE_MODE_LABELS,
     TrainingConfig,
 )
-from model.data import Dataset
+from model.data import LIST_COLUMNS, Dataset
 from model.diagnostics import Finding
 from model.files import SaveError, write_atomic
 from model.formatting import format_number
@@ -69,6 +72,7 @@ CONFIG_NAME = "config.json"
 DATASET_NAME = "dataset.json"
 SETTINGS_LOG_NAME = "settings_log.json"
 DATA_DIR = "data"
+IMAGE_LIST_NAME = "images.csv"
 SNAPSHOT_DIR = "snapshots"
 PLOT_DIR = "plots"
 REPRODUCED_DIR = "reproduced"
@@ -141,7 +145,7 @@ def reproduce_arguments(session: TrainingSession) -> list[str]:
         PROG,
         "--headless",
         "--data",
-        DATA_DIR,
+        IMAGE_LIST_NAME,
         "--config",
         CONFIG_NAME,
         "--settings-log",
@@ -360,7 +364,8 @@ def index_html(
     parts.append("<h2>Reproduce</h2>")
     parts.append(
         "<p>With Training Inspector installed, run this inside the report's folder; it trains "
-        f"the same network on the images of {_link(DATA_DIR + '/')} with "
+        f"the same network on the images of {_link(DATA_DIR + '/')}, in the order of "
+        f"{_link(IMAGE_LIST_NAME)}, with "
         f"{_link(CONFIG_NAME)}, changes the live settings as {_link(SETTINGS_LOG_NAME)} says, "
         f"and writes {REPRODUCED_DIR}/{METRICS_NAME}, which matches {_link(METRICS_NAME)}:</p>"
     )
@@ -425,12 +430,6 @@ def _reproduce_notes(session: TrainingSession, metric_rows: int) -> list[str]:
             f"the {session.iteration + 1} iterations; each of its rows appears unchanged in the "
             "reproduced file."
         )
-    if not order_survives_reload(session.dataset):
-        notes.append(
-            "The run saw its images in an order that is not sorted by label; the folder "
-            "convention loads every label-0 image first, so the reproduced run sees them in "
-            "another order and its metrics differ."
-        )
     return notes
 
 
@@ -448,7 +447,8 @@ def reproduce_text(session: TrainingSession, metric_rows: int) -> str:
         "",
         "    " + " ".join(reproduce_arguments(session)),
         "",
-        f"It loads the images of {DATA_DIR}/, starts from {CONFIG_NAME}, changes the learning "
+        f"It loads the images of {DATA_DIR}/ in the order {IMAGE_LIST_NAME} lists (the order the "
+        f"run saw them), starts from {CONFIG_NAME}, changes the learning "
         f"rate, momentum and clipping at the iterations listed in {SETTINGS_LOG_NAME}, and "
         f"writes {REPRODUCED_DIR}/{METRICS_NAME}. Compare it with {METRICS_NAME}, e.g.",
         "",
@@ -487,10 +487,16 @@ def _checked_iterations(session: TrainingSession, iterations: Iterable[int]) -> 
 
 
 def _write_data(folder: Path, dataset: Dataset) -> None:
-    for relative, pixels in zip(data_files(dataset), dataset.images, strict=True):
+    relatives = data_files(dataset)
+    for relative, pixels in zip(relatives, dataset.images, strict=True):
         path = folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.ascontiguousarray(pixels.transpose(1, 2, 0)), "RGB").save(path, "PNG")
+    with open(folder / IMAGE_LIST_NAME, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(LIST_COLUMNS)
+        for relative, label in zip(relatives, dataset.labels, strict=True):
+            writer.writerow((relative, int(label), dataset.class_names[label]))
 
 
 def _write_metrics(path: Path, rows: list[list[str]]) -> None:
@@ -554,7 +560,7 @@ def _build(
             file_name = _plot_name(name, taken)
             (folder / PLOT_DIR / file_name).write_bytes(payload)
             plots[name] = f"{PLOT_DIR}/{file_name}"
-    listed = [INDEX_NAME, *files, METRICS_NAME, f"{DATA_DIR}/", f"{SNAPSHOT_DIR}/"]
+    listed = [INDEX_NAME, *files, METRICS_NAME, IMAGE_LIST_NAME, f"{DATA_DIR}/", f"{SNAPSHOT_DIR}/"]
     page = index_html(
         session,
         preset=preset,

@@ -76,7 +76,8 @@ def test_save_report_writes_a_folder_whose_links_resolve(qtbot, window, tmp_path
     assert plots == sorted(window.plot_items())
     for path in (target / "plots").glob("*.png"):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "training-inspector --headless --data data" in (target / "REPRODUCE.txt").read_text()
+    reproduce = (target / "REPRODUCE.txt").read_text()
+    assert "training-inspector --headless --data images.csv" in reproduce
     assert not window.report_saver.is_busy and not busy_shown(window)
     assert window.actions["save_report"].isEnabled()
     assert "question-report" in window.statusBar().currentMessage()

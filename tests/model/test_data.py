@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -708,3 +709,56 @@ def test_the_bundled_examples_are_what_the_generator_draws(tmp_path):
         shipped = np.asarray(Image.open(data.example_path("question").parent / relative))
         np.testing.assert_array_equal(fresh, shipped, err_msg=str(relative))
         assert shipped.shape == (32, 32, 3)
+
+
+# -- image lists ----------------------------------------------------------------------------------
+
+
+def _list(folder: Path, text: str) -> Path:
+    path = folder / "images.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_an_image_list_keeps_its_order_labels_and_class_names(tmp_path):
+    red = _save(tmp_path / "imgs" / "red.png", _flat((255, 0, 0)))
+    green = _save(tmp_path / "imgs" / "green.png", _flat((0, 255, 0)))
+    blue = _save(tmp_path / "blue.png", _flat((0, 0, 255)))
+    listed = _list(
+        tmp_path,
+        "path,label,class_name\n"
+        f'imgs/green.png,1,circle\n{red},0,"cross, red"\n\nblue.png,1,circle\n',
+    )
+    dataset = data.load_image_list(listed)
+    assert dataset.labels.tolist() == [1, 0, 1]
+    assert dataset.class_names == ("cross, red", "circle")
+    assert [Path(p).name for p in dataset.paths] == ["green.png", "red.png", "blue.png"]
+    assert dataset.images[:, :, 0, 0].tolist() == [[0, 255, 0], [255, 0, 0], [0, 0, 255]]
+    assert blue.exists() and green.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "first line must be 'path,label,class_name'"),
+        ("file,label\na.png,0\n", "first line must be"),
+        ("path,label,class_name\na.png,0\n", "line 2: expected 3 values, got 2"),
+        ("path,label,class_name\na.png,2,x\n", "line 2: the label must be 0 or 1"),
+        ("path,label,class_name\n,0,x\n", "line 2: the label must be 0 or 1 and the path given"),
+        ("path,label,class_name\na.png,0,x\nb.png,0,y\n", "label 0 is named 'x' above, 'y'"),
+        ("path,label,class_name\na.png,0,x\n", "both labels, 0 and 1; it has label 0"),
+        ("path,label,class_name\na.png,0,x\nmissing.png,1,y\n", "no usable image of label 1"),
+    ],
+)
+def test_a_bad_image_list_is_refused_naming_the_line(tmp_path, text, expected):
+    _save(tmp_path / "a.png", _flat((1, 2, 3)))
+    with pytest.raises(DatasetError, match=re.escape(expected)):
+        data.load_image_list(_list(tmp_path, text))
+
+
+def test_an_unreadable_image_list_is_a_dataset_error(tmp_path):
+    (tmp_path / "images.csv").write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(DatasetError, match="cannot read the image list"):
+        data.load_image_list(tmp_path / "images.csv")
+    with pytest.raises(DatasetError, match="cannot read the image list"):
+        data.load_image_list(tmp_path / "absent.csv")

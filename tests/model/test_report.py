@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from inspector import cli
-from model.data import Dataset, load_dataset, load_example
+from model.data import Dataset, load_dataset, load_example, load_image_list
 from model.files import SaveError
 from model.headless import FindingLog
 from model.presets import preset_config
@@ -235,21 +235,28 @@ def test_findings_of_a_thinned_history_are_replayed_exactly(tmp_path):
     assert start_config(thin) == thin.config
 
 
-def test_odd_class_names_and_an_unsorted_dataset(tmp_path):
+def test_odd_class_names_and_an_unsorted_dataset_reproduce_exactly(tmp_path, capsys, monkeypatch):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(3, 3, 5, 4), dtype=np.uint8)
-    dataset = Dataset(images, np.array([1, 0, 1]), ("a/b", ".hidden"), ("x", "y", "z"))
+    dataset = Dataset(images, np.array([1, 0, 1]), ("a,b", ".hidden"), ("x", "y", "z"))
     session = TrainingSession(dataset, preset_config("recommended"))
+    session.run(6, pause_on_findings=False)
     folder = write_report(session, tmp_path / "r")
     assert sorted(p.name for p in (folder / "data").iterdir()) == ["0_a_b", "1_hidden"]
     reloaded = load_dataset(folder / "data")
     assert reloaded.class_names == ("a_b", "hidden")
-    order = [1, 0, 2]  # the loader puts label 0 first
+    order = [1, 0, 2]  # the folder convention puts label 0 first
     assert np.array_equal(reloaded.images, images[order])
-    assert "sorted by label" in (folder / "REPRODUCE.txt").read_text(encoding="utf-8")
     description = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
     assert description["order_survives_reload"] is False
     assert description["files"][0] == "data/1_hidden/img_0000.png"
+    # The image list keeps the run's order and class names, so the run repeats exactly.
+    listed = load_image_list(folder / "images.csv")
+    assert listed.digest() == dataset.digest() and listed.class_names == ("a,b", ".hidden")
+    monkeypatch.chdir(folder)
+    assert cli.main(reproduce_arguments(session)[1:]) == 0, capsys.readouterr().err
+    reproduced = (folder / "reproduced" / "metrics.csv").read_bytes()
+    assert reproduced == (folder / "metrics.csv").read_bytes()
 
 
 def test_an_unwritable_parent_is_a_save_error(report, tmp_path):
