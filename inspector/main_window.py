@@ -29,6 +29,7 @@ from inspector import dialogs, export
 from inspector.actions import ActionSpec, create_actions
 from inspector.controller import SessionController
 from inspector.errors import show_error
+from inspector.layout_guard import LayoutGuard
 from inspector.report_action import ReportSaver
 from inspector.views.data import DataView
 from inspector.views.diagnostics import DiagnosticsView
@@ -451,7 +452,7 @@ class MainWindow(QMainWindow):
             self.status_time,
             self.status_memory,
         ):
-            bar.addPermanentWidget(label)
+            bar.addPermanentWidget(LayoutGuard(label))
 
     # -- settings ----------------------------------------------------------------------------
 

@@ -57,6 +57,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.layout_guard import LayoutGuard
 from model.formatting import format_compact, format_number
 
 THUMBNAIL_SIDE = 64
@@ -450,7 +451,7 @@ class DataView(QWidget):
 
         self._summary = QLabel(objectName="predictionSummary")
         self._summary.setWordWrap(True)
-        layout.addWidget(self._summary)
+        layout.addWidget(LayoutGuard(self._summary, self))
 
         self.thumbnail_model = ThumbnailModel(self)
         self._delegate = ThumbnailDelegate(self)

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector import plotting
+from inspector.layout_guard import LayoutGuard
 from inspector.views.scaled import SCALE_WORDS, ScaledRecordView
 from model.colormap import DIVERGING_LUT
 from model.formatting import format_number, format_range
@@ -469,7 +470,8 @@ class FiltersView(ScaledRecordView, QWidget):
         strips.addSpacing(TEXT_SPACING)
         strips.addWidget(self._readout)
         strips.addSpacing(TEXT_SPACING)
-        strips.addWidget(self._equation)
+        self._equation_guard = LayoutGuard(self._equation, self._plots)
+        strips.addWidget(self._equation_guard)
         strips.addStretch(0)
         self._plots.installEventFilter(self)
         self._text_height = 0
@@ -593,6 +595,7 @@ class FiltersView(ScaledRecordView, QWidget):
             equation = max(equation, floor)
         self._equation_floor = (width, equation)
         self._equation.setMinimumHeight(equation)
+        self._equation_guard.sync()
         return self._readout.sizeHint().height() + equation + 2 * TEXT_SPACING + STRIPS_SPACING
 
     def _geometry_for(

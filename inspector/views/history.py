@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.layout_guard import LayoutGuard
 from model.formatting import format_number
 from model.record import StepRecord
 
@@ -99,8 +100,8 @@ class HistoryView(QWidget):
         layout.addWidget(self._slider, 1)
         layout.addWidget(self._forward)
         layout.addSpacing(6)
-        layout.addWidget(self._position)
-        layout.addWidget(self._metrics)
+        layout.addWidget(LayoutGuard(self._position, self))
+        layout.addWidget(LayoutGuard(self._metrics, self))
         layout.addWidget(self._latest)
         layout.addWidget(self._continue)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)

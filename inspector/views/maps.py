@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector import plotting
+from inspector.layout_guard import LayoutGuard
 from inspector.views.scaled import SCALE_WORDS, ScaledRecordView
 from model.formatting import format_number
 from model.record import StepRecord
@@ -399,7 +400,7 @@ class MapsView(ScaledRecordView, QWidget):
         self._summary_row = QWidget(self)
         summary_row = QHBoxLayout(self._summary_row)
         summary_row.setContentsMargins(0, 0, 0, 0)
-        summary_row.addWidget(self._summary, 1)
+        summary_row.addWidget(LayoutGuard(self._summary, self._summary_row), 1)
         summary_row.addWidget(self._hint, 0, Qt.AlignmentFlag.AlignTop)
         self._footer = QWidget(self)
         self._footer.setObjectName("mapsFooter")

@@ -15,6 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QSizePolicy
 
 from inspector import plotting
+from inspector.layout_guard import LayoutGuard
 from model.record import StepRecord
 
 SCALE_MODES = ("Per iteration", "Whole run", "Custom")
@@ -104,7 +105,7 @@ class ScaledRecordView:
         """The controls row begun: heading, 'Colour scale:', mode and limit boxes."""
         controls = QHBoxLayout()
         controls.setContentsMargins(0, 0, 0, 0)
-        controls.addWidget(self._heading, 1)
+        controls.addWidget(LayoutGuard(self._heading, self), 1)
         caption = QLabel("Colour scale:", self)
         caption.setBuddy(self._scale_mode)
         controls.addWidget(caption)
