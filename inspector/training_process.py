@@ -9,7 +9,7 @@ and the window talks to it through a ``TrainerClient``:
 - requests and replies on one pipe: any ``TrainingSession`` operation the window needs
   (record of an iteration, reset, rewind, settings, previews, reports), answered between two
   training steps while a run goes on;
-- frames on another: while running, at most ``FRAME_INTERVAL`` apart, the newest record, the
+- frames on another: while running, one every ``FRAME_INTERVAL`` on average, the newest record, the
   metric rows added since the last frame and the history's memory use; the last frame of a run
   says how it ended.
 
@@ -243,7 +243,9 @@ class TrainerServer:
         self._run: _Run | None = None
         self._iterations_per_second = 0.0
         self._sent_iteration = self.session.iteration
-        self._last_frame = 0.0
+        # When the next frame of a run is due: on a fixed 60 Hz schedule, so that frames do not
+        # drift later by the part of a step that overshoots each interval.
+        self._frame_due = 0.0
         self._quit = False
 
     # -- the loop ------------------------------------------------------------------------------
@@ -287,7 +289,7 @@ class TrainerServer:
             paused_by = next((f for f in record.findings if f.pauses), None)
         if paused_by is not None or run.remaining <= 0:
             self._end_run(paused_by=paused_by)
-        elif time.perf_counter() - self._last_frame >= FRAME_INTERVAL:
+        elif time.perf_counter() >= self._frame_due:
             self._send_frame(final=False)
 
     def _end_run(self, *, paused_by=None, stopped=False, error=None) -> RunOutcome:
@@ -315,7 +317,11 @@ class TrainerServer:
         history = self.session.history
         rows = history.metrics.rows_after(self._sent_iteration)
         self._sent_iteration = self.session.iteration
-        self._last_frame = time.perf_counter()
+        now = time.perf_counter()
+        self._frame_due += FRAME_INTERVAL
+        if self._frame_due <= now:
+            # Behind by a whole frame (a slow step, a pause): start the schedule again.
+            self._frame_due = now + FRAME_INTERVAL
         frame = Frame(self._generation, record, rows, describe_budget(history), outcome, maps)
         self._frames.offer(frame)
 
