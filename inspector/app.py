@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from model.data import DatasetError, load_dataset, load_example
+from model.data import DatasetError, is_image_list, load_dataset, load_example, load_image_list
 from model.presets import PRESETS, preset_config
 
 #: Debian/Ubuntu package names that do not follow the soname convention.
@@ -94,6 +94,8 @@ def display_problem(environ=os.environ, platform: str = sys.platform, missing=mi
 def _initial_dataset(data_dir: str | None):
     if data_dir is None:
         return load_example("question"), "example:question"
+    if is_image_list(data_dir):
+        return load_image_list(data_dir), os.path.abspath(data_dir)
     return load_dataset(data_dir), os.path.abspath(data_dir)
 
 

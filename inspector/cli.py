@@ -29,7 +29,14 @@ from model.config import (
     ConfigError,
     TrainingConfig,
 )
-from model.data import EXAMPLES, Dataset, DatasetError, load_dataset, load_image_list
+from model.data import (
+    EXAMPLES,
+    Dataset,
+    DatasetError,
+    is_image_list,
+    load_dataset,
+    load_image_list,
+)
 from model.data import example_path as bundled_example
 from model.files import SaveError
 from model.init import INIT_KINDS, SCALE_FAMILIES, InitSpec
@@ -258,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=EPILOG,
     )
-    parser.add_argument("data_dir", nargs="?", metavar="DIR", help="dataset folder")
+    parser.add_argument(
+        "data_dir", nargs="?", metavar="DIR", help="dataset folder, or a .csv image list"
+    )
     parser.add_argument(
         "--preset",
         choices=list(PRESETS),
@@ -271,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--data",
         metavar="DIR|LIST",
-        help="dataset folder (same as DIR), or a CSV list path,label,class_name in run order",
+        help="dataset folder, or a .csv list path,label,class_name in run order (same as DIR)",
     )
     source.add_argument(
         "--example", choices=EXAMPLES, help="bundled example (default: the preset's, question)"
@@ -452,7 +461,7 @@ def load_data(args: argparse.Namespace, preset: str | None) -> tuple[Dataset, di
     {'example': name}."""
     folder = args.data or args.data_dir
     try:
-        if folder is not None and Path(folder).is_file():
+        if folder is not None and is_image_list(folder):
             source = {"list": str(Path(folder).resolve())}
             return load_image_list(folder, args.size), source
         if folder is not None:
@@ -589,7 +598,8 @@ def sweep_from_args(
         raise UsageError(f"sweep: {exc}") from None
     check_output_folder(out_dir, args.overwrite, sweep=True)
     dataset, source = load_data(args, preset)
-    name = source.get("example") or Path(source.get("folder") or source["list"]).name
+    # A list is named after its folder (a report's, say), not after 'images.csv'.
+    name = source.get("example") or Path(source.get("folder") or Path(source["list"]).parent).name
     progress = _progress_on_terminal if sys.stderr.isatty() else None
     result = run_sweep(spec, dataset, workers=args.workers, progress=progress, dataset_name=name)
     marker = _sweep_marker(spec, config)

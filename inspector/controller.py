@@ -36,6 +36,7 @@ from model.data import (
     DatasetError,
     LoadCancelled,
     dataset_from_files,
+    is_image_list,
     load_dataset,
     load_example,
 )
@@ -48,6 +49,8 @@ from model.whatif import WhatIfRow
 #: While running, the training process's pipe is looked at this often. It sends 60 frames a
 #: second itself; polling at that rate too, two unsynchronised clocks lost one frame in ten.
 POLL_MS = 4
+#: ... and this often when a speed below 60 iterations a second is set (fewer wake-ups).
+SLOW_POLL_MS = 16
 DEFAULT_WHAT_IF_FACTORS = (10, 1, 0.1, 0.01, 0.001)
 RUN_FOREVER = 2**62
 
@@ -137,7 +140,8 @@ class SessionController(QObject):
 
     @property
     def dataset_source(self) -> str:
-        """Where the data came from: 'example:NAME', a folder path, or 'files'."""
+        """Where the data came from: 'example:NAME', a folder path, an image list's path (see
+        ``model.data.is_image_list``), or 'files'."""
         return self._dataset_source
 
     @property
@@ -225,7 +229,9 @@ class SessionController(QObject):
         source = self._dataset_source
         if source.startswith("example:"):
             return {"example": source.split(":", 1)[1]}
-        return {"folder": source} if source != "files" else {"files": "added one by one"}
+        if source == "files":
+            return {"files": "added one by one"}
+        return {"list": source} if is_image_list(source) else {"folder": source}
 
     # -- training -----------------------------------------------------------------------------
 
@@ -274,6 +280,11 @@ class SessionController(QObject):
         with contextlib.suppress(TrainerError):  # reported by _call
             self._call("speed", float(iterations_per_second))
             self._iterations_per_second = float(iterations_per_second)
+            self._frame.setInterval(self._poll_ms())
+
+    def _poll_ms(self) -> int:
+        slow = 0 < self._iterations_per_second < 60
+        return SLOW_POLL_MS if slow else POLL_MS
 
     def _start(self, steps: int, *, pause_on_findings: bool) -> None:
         if self._running or steps <= 0 or self.is_loading:
@@ -286,11 +297,11 @@ class SessionController(QObject):
             return  # reported by _call
         self._running = True
         self.running_changed.emit(True)
-        self._frame.start()
+        self._frame.start(self._poll_ms())
 
     @Slot()
     def _poll_frames(self) -> None:
-        """Take the training process's frames (it sends at most 60 a second), show the newest
+        """Take the training process's frames (it sends 60 a second on average), show the newest
         record (unless an earlier iteration is pinned on the history slider), and end the run
         when its last frame says so."""
         outcome = None

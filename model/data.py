@@ -21,6 +21,9 @@ Image lists
 report's images, so that a run repeats exactly): a header ``path,label,class_name``, then one
 row per image, in dataset order. ``path`` is relative to the list's folder (or absolute),
 ``label`` is 0 or 1 and ``class_name`` the same on every row of a label. Both labels must occur.
+Paths and class names are taken exactly as written (CSV quoting as Python's ``csv`` module
+reads it); a byte-order mark and Windows line ends are fine. ``is_image_list`` says which paths
+are lists: those whose name ends in ``.csv``.
 
 Conversion to RGB
 -----------------
@@ -353,6 +356,11 @@ def dataset_from_files(
 LIST_COLUMNS = ("path", "label", "class_name")
 
 
+def is_image_list(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names an image list (a ``.csv`` file) rather than a dataset folder."""
+    return Path(path).suffix.lower() == ".csv"
+
+
 def load_image_list(
     path: str | os.PathLike,
     size: tuple[int, int] | None = None,
@@ -368,22 +376,25 @@ def load_image_list(
     """
     path = Path(path)
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
+        # utf-8-sig: spreadsheet programs start their CSV files with a byte-order mark.
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            rows = [(reader.line_num, row) for row in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DatasetError(f"cannot read the image list {path}: {exc}") from exc
-    if not rows or tuple(cell.strip() for cell in rows[0]) != LIST_COLUMNS:
+    if not rows or tuple(cell.strip() for cell in rows[0][1]) != LIST_COLUMNS:
         raise DatasetError(
             f"{path} is not an image list: its first line must be 'path,label,class_name'"
         )
     files: list[tuple[Path, int]] = []
     names: dict[int, str] = {}
-    for number, row in enumerate(rows[1:], start=2):
+    for number, row in rows[1:]:
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(LIST_COLUMNS):
             raise DatasetError(f"{path}, line {number}: expected 3 values, got {len(row)}")
-        name, label_text, class_name = (cell.strip() for cell in row)
+        name, label_text, class_name = row
+        label_text = label_text.strip()
         if label_text not in ("0", "1") or not name:
             raise DatasetError(
                 f"{path}, line {number}: the label must be 0 or 1 and the path given"

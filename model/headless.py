@@ -78,7 +78,8 @@ class HeadlessRun:
     iterations : number of updates (at least 1).
     out_dir : output folder (created if missing).
     preset : name of the preset the config started from (None: it was read from a file).
-    source : where the dataset came from: {'example': name} or {'folder': absolute path}.
+    source : where the dataset came from: {'example': name}, {'folder': absolute path} or
+        {'list': absolute path of an image list}.
     snapshot_every : also snapshot every this many iterations (None: only the fixed ones).
     overwrite : replace existing outputs instead of refusing.
     command : command-line arguments that reproduce the run.

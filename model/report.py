@@ -661,7 +661,8 @@ def write_report(
     overwrite : replace an earlier report (a folder holding index.html and REPRODUCE.txt, or
         the archive); a folder holding anything else is never replaced.
     preset : name of the preset the run started from, when known.
-    source : where the dataset came from, e.g. {'example': 'question'} or {'folder': path}.
+    source : where the dataset came from, e.g. {'example': 'question'}, {'folder': path} or
+        {'list': path}.
 
     Returns
     -------

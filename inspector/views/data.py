@@ -58,6 +58,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.layout_guard import LayoutGuard
+from model.data import is_image_list
 from model.formatting import format_compact, format_number
 
 THUMBNAIL_SIDE = 64
@@ -572,6 +573,8 @@ class DataView(QWidget):
             title, tip = f"{name.capitalize()} example", f"Bundled example '{name}'"
         elif source == "files":
             title, tip = "Example with added files", "An example with image files added to it"
+        elif is_image_list(source):
+            title, tip = f"Image list: {Path(source).name}", source
         else:
             title, tip = f"Folder: {Path(source).name or source}", source
         self._source_label.setText(title)

@@ -85,3 +85,31 @@ def test_the_app_starts_on_a_folder_with_a_preset_and_stays_up(tmp_path):
         process.terminate()
         _, err = process.communicate(timeout=10)
     assert "Traceback" not in err
+
+
+def test_an_image_list_opens_in_its_order_and_is_named_as_a_list(qtbot, tmp_path):
+    from PySide6.QtWidgets import QLabel
+
+    from inspector.app import _initial_dataset
+    from inspector.controller import SessionController
+    from inspector.views.data import DataView
+    from model.data import load_example
+    from model.presets import preset_config
+
+    question = load_example("question")
+    listed = tmp_path / "images.csv"
+    lines = ["path,label,class_name"]
+    for path, label in reversed(list(zip(question.paths, question.labels, strict=True))):
+        lines.append(f"{path},{label},{question.class_names[label]}")
+    listed.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    dataset, source = _initial_dataset(str(listed))
+    assert dataset.labels.tolist() == [1, 0]  # the list's order, not the folder's
+    assert source == str(listed)
+    controller = SessionController(dataset, preset_config("seed"), backend="thread", source=source)
+    try:
+        view = DataView(controller)
+        qtbot.addWidget(view)
+        assert view.findChild(QLabel, "dataSource").text() == "Image list: images.csv"
+        assert controller._source_description() == {"list": str(listed)}  # noqa: SLF001
+    finally:
+        controller.shutdown()
