@@ -20,7 +20,8 @@ class LayoutGuard(QWidget):
 
     Put the guard where the label would go; keep using the label itself (text, font, tooltip,
     object name). The label fills the guard; the guard's size policy, limits and hints are the
-    label's. Show or hide the guard, not the label.
+    label's. Hiding or showing the label hides or shows the guard with it, so that the layout
+    closes the gap as it would for the label alone.
     """
 
     def __init__(self, label: QLabel, parent: QWidget | None = None) -> None:
@@ -29,6 +30,7 @@ class LayoutGuard(QWidget):
         label.setParent(self)
         self._hints = None
         self._adopt_hints()
+        label.installEventFilter(self)
 
     @property
     def label(self) -> QLabel:
@@ -76,6 +78,16 @@ class LayoutGuard(QWidget):
         relies on the layout)."""
         if self._adopt_hints():
             self.updateGeometry()
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt override)
+        # The label hidden or shown itself (not because the guard was): follow it.
+        if watched is self._label:
+            kind = event.type()
+            if kind == QEvent.Type.HideToParent and self.isVisibleTo(self.parentWidget()):
+                self.hide()
+            elif kind == QEvent.Type.ShowToParent and not self.isVisibleTo(self.parentWidget()):
+                self.show()
+        return super().eventFilter(watched, event)
 
     def event(self, event) -> bool:
         if event.type() == QEvent.Type.LayoutRequest:
