@@ -17,9 +17,9 @@ the same with 8 filters (its throughput target, shape 16, 64, 64, 8). For each i
 - live throughput: iterations per second of the app's training process while the window shows
   what it publishes, as fast as possible;
 - frames per second drawn while running (a frame is a new iteration shown, so never more than
-  the live throughput, and at most 60 a second); the median and 95th percentile time of one repaint
-  of all views (each draws a new record and paints itself synchronously), and of the whole
-  window (grab());
+  the live throughput, and 60 a second on average at most); the median and 95th percentile
+  time of one repaint of all views (each draws a new record and paints itself synchronously),
+  and of the whole window (grab());
 - Step latency: from the Step action to the new iteration painted in every view.
 
 --soak N trains the question's example for N iterations with the window live and prints, every

@@ -220,6 +220,24 @@ class _FrameSender:
                 self._condition.notify_all()
 
 
+class FrameSchedule:
+    """When the next frame of a run is due: every ``FRAME_INTERVAL`` on a fixed schedule, so
+    that frames do not drift later by the part of a step that overshoots each interval (with
+    10 ms steps, "16.7 ms since the last frame" gives a frame every 20 ms: 50 a second)."""
+
+    def __init__(self) -> None:
+        self._due = 0.0
+
+    def due(self, now: float) -> bool:
+        return now >= self._due
+
+    def sent(self, now: float) -> None:
+        self._due += FRAME_INTERVAL
+        if self._due <= now:
+            # Behind by a whole frame (a slow step, a pause): start the schedule again.
+            self._due = now + FRAME_INTERVAL
+
+
 @dataclass
 class _Run:
     remaining: int
@@ -243,9 +261,7 @@ class TrainerServer:
         self._run: _Run | None = None
         self._iterations_per_second = 0.0
         self._sent_iteration = self.session.iteration
-        # When the next frame of a run is due: on a fixed 60 Hz schedule, so that frames do not
-        # drift later by the part of a step that overshoots each interval.
-        self._frame_due = 0.0
+        self._schedule = FrameSchedule()
         self._quit = False
 
     # -- the loop ------------------------------------------------------------------------------
@@ -289,7 +305,7 @@ class TrainerServer:
             paused_by = next((f for f in record.findings if f.pauses), None)
         if paused_by is not None or run.remaining <= 0:
             self._end_run(paused_by=paused_by)
-        elif time.perf_counter() >= self._frame_due:
+        elif self._schedule.due(time.perf_counter()):
             self._send_frame(final=False)
 
     def _end_run(self, *, paused_by=None, stopped=False, error=None) -> RunOutcome:
@@ -317,11 +333,7 @@ class TrainerServer:
         history = self.session.history
         rows = history.metrics.rows_after(self._sent_iteration)
         self._sent_iteration = self.session.iteration
-        now = time.perf_counter()
-        self._frame_due += FRAME_INTERVAL
-        if self._frame_due <= now:
-            # Behind by a whole frame (a slow step, a pause): start the schedule again.
-            self._frame_due = now + FRAME_INTERVAL
+        self._schedule.sent(time.perf_counter())
         frame = Frame(self._generation, record, rows, describe_budget(history), outcome, maps)
         self._frames.offer(frame)
 
