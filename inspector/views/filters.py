@@ -1044,11 +1044,6 @@ class FiltersView(ScaledRecordView, QWidget):
             self._arrange()
         return super().eventFilter(watched, event)
 
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        super().showEvent(event)
-        if self._stale and self._record is not None:
-            self.show_record(self._record)
-
 
 def _finite_absmax(values) -> float:
     """Largest finite |value| (0 when there is none)."""

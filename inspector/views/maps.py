@@ -1079,10 +1079,9 @@ class MapsView(ScaledRecordView, QWidget):
         if not self._zoomed:
             QTimer.singleShot(0, self._fit_views)
 
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        super().showEvent(event)
-        if self._stale and self._record is not None:
-            QTimer.singleShot(0, lambda: self.show_record(self._record))
+    def _draw_when_shown(self) -> None:
+        # After the show: the panels are sized by then, which the maps' layout depends on.
+        QTimer.singleShot(0, lambda: self.show_record(self._record))
 
     def _fit_hint(self) -> None:
         """The footer's hint only while the summary leaves room for it on its line."""

@@ -37,6 +37,15 @@ class ScaledRecordView:
             return
         self._draw_record(record)
 
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().showEvent(event)
+        if self._stale and self._record is not None:
+            self._draw_when_shown()
+
+    def _draw_when_shown(self) -> None:
+        """Draw the record kept while hidden (a view may defer it)."""
+        self.show_record(self._record)
+
     def _catch_up(self) -> None:
         """Draw a record skipped while hidden, so that what is exported is the shown one."""
         if self._stale and self._record is not None:

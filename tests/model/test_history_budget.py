@@ -83,3 +83,17 @@ def test_memory_the_history_frees_is_handed_back_to_the_system(monkeypatch):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
 def test_release_freed_memory_reaches_the_c_library():
     assert release_freed_memory() is True
+
+
+def test_the_newest_iteration_follows_appends_rewinds_and_thinning():
+    session = TrainingSession(
+        load_example("question"), preset_config("recommended", history_budget_mb=1)
+    )
+    history = session.history
+    assert history.last_iteration == 0 and len(history) == 1
+    session.run(120, pause_on_findings=False)  # past the budget: records stripped and dropped
+    assert history.last_iteration == 120 == session.iteration
+    session.rewind(37)
+    assert history.last_iteration == 37 and len(history) == 38
+    session.run(5, pause_on_findings=False)
+    assert history.last_iteration == 42 and history.stored(42).iteration == 42
