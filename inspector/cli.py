@@ -556,22 +556,6 @@ def sweep_command(
     return command
 
 
-def _default_family(config: TrainingConfig) -> str:
-    """'uniform' when the conv layer starts U(0, s) as in the question, else 'normal'."""
-    spec = config.conv_init
-    return "uniform" if spec.kind == "uniform" and spec.params["low"] == 0 else "normal"
-
-
-def _sweep_marker(spec: SweepSpec, config: TrainingConfig) -> tuple[float, float] | None:
-    """(learning rate, s) of ``config`` when both its layers start as a cell of ``spec`` would."""
-    scale = spec.scale_of(config.conv_init)
-    if scale is None or spec.scale_of(config.classifier_init) != scale:
-        return None
-    if config.pixel_scaling not in spec.pixel_scalings:
-        return None
-    return config.learning_rate, scale
-
-
 def _progress_on_terminal(done: int, total: int) -> None:
     print(f"\r{done}/{total} cells", end="" if done < total else "\n", file=sys.stderr)
 
@@ -581,14 +565,14 @@ def sweep_from_args(
 ) -> int:
     """The headless sweep: grid from the arguments, cells on every core, then the files."""
     from model.headless import check_output_folder, sweep_summary, write_sweep
-    from model.sweep import SweepSpec, run_sweep
+    from model.sweep import SweepSpec, default_family, run_sweep
 
     try:
         spec = SweepSpec(
             base=config,
             learning_rates=args.sweep_lr or parse_axis(SWEEP_LR_DEFAULT),
             init_scales=args.sweep_scale or parse_axis(SWEEP_SCALE_DEFAULT),
-            init_family=args.sweep_init or _default_family(config),
+            init_family=args.sweep_init or default_family(config),
             pixel_scalings=args.sweep_pixels or (),
             iterations=args.iterations or DEFAULT_ITERATIONS,
         )
@@ -602,7 +586,7 @@ def sweep_from_args(
     name = source.get("example") or Path(source.get("folder") or Path(source["list"]).parent).name
     progress = _progress_on_terminal if sys.stderr.isatty() else None
     result = run_sweep(spec, dataset, workers=args.workers, progress=progress, dataset_name=name)
-    marker = _sweep_marker(spec, config)
+    marker = spec.marker(config)
     several = len(spec.pixel_scalings) > 1
     write_sweep(
         result,

@@ -39,7 +39,6 @@ from inspector.views.maps import MapsView
 from inspector.views.setup import SetupView
 
 if TYPE_CHECKING:
-    from inspector.views.compare import CompareView
     from inspector.views.curves import CurvesView
     from inspector.views.outcome_map import OutcomeMapView
     from inspector.views.whatif import WhatIfView
@@ -169,10 +168,6 @@ class MainWindow(QMainWindow):
     @property
     def outcome_map_view(self) -> OutcomeMapView:
         return self._lazy["outcome"].view()
-
-    @property
-    def compare_view(self) -> CompareView:
-        return self._lazy["compare"].view()
 
     def _action_specs(self) -> list[ActionSpec]:
         c = self.controller
@@ -591,9 +586,8 @@ class MainWindow(QMainWindow):
         chosen = self._ask_save_path("Save filter snapshot", suggested, "PNG image (*.png)")
         if not chosen:
             return []
-        target = Path(chosen)
-        stem = target.stem if target.suffix.lower() in (".png", ".npy", ".json") else target.name
-        directory = target.parent
+        stem = files.stem_of(chosen, snapshot.SNAPSHOT_SUFFIXES)
+        directory = Path(chosen).parent
         try:
             clashes = files.existing(directory / f"{stem}{s}" for s in snapshot.SNAPSHOT_SUFFIXES)
             overwrite = bool(clashes)

@@ -132,6 +132,13 @@ def existing(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return found
 
 
+def stem_of(chosen: str | os.PathLike, suffixes: Iterable[str]) -> str:
+    """The stem of a group of files <stem><suffix> saved where the user chose ``chosen``: its
+    name without its suffix when that is one of ``suffixes`` (any case), else the whole name."""
+    chosen = Path(chosen)
+    return chosen.stem if chosen.suffix.lower() in tuple(suffixes) else chosen.name
+
+
 def free_stem(directory: str | os.PathLike, stem: str, suffixes: Iterable[str]) -> str:
     """``stem``, or ``stem-2``, ``stem-3``, ... : the first for which no ``stem + suffix`` exists
     in ``directory``."""

@@ -76,6 +76,13 @@ class SweepCancelled(Exception):
     """Raised by ``run_sweep`` when its ``cancel`` callback returned True."""
 
 
+def default_family(config: TrainingConfig) -> str:
+    """The initialisation family a sweep of ``config`` varies by default: 'uniform' when the
+    conv layer starts U(0, s) as in the question, else 'normal'."""
+    spec = config.conv_init
+    return "uniform" if spec.kind == "uniform" and spec.params["low"] == 0 else "normal"
+
+
 def log_spaced(start: float, stop: float, count: int) -> tuple[float, ...]:
     """``count`` values from ``start`` to ``stop`` (both included) evenly spaced on a log scale,
     rounded to 12 significant digits so that 0.01 is written 0.01.
@@ -210,6 +217,16 @@ class SweepSpec:
         if spec.kind != self.init_family or self.init_spec(spec.params[key]) != spec:
             return None
         return spec.params[key] if spec.params[key] > 0 else None
+
+    def marker(self, config: TrainingConfig) -> tuple[float, float] | None:
+        """(learning rate, s) of ``config`` when both its layers start as a cell of this sweep
+        would and its pixel scaling is one of the map's; None otherwise (nothing to mark)."""
+        scale = self.scale_of(config.conv_init)
+        if scale is None or self.scale_of(config.classifier_init) != scale:
+            return None
+        if config.pixel_scaling not in self.pixel_scalings:
+            return None
+        return config.learning_rate, scale
 
     def to_dict(self) -> dict:
         """JSON-ready form."""

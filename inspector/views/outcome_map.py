@@ -69,6 +69,7 @@ from model.sweep import (
     SweepCancelled,
     SweepResult,
     SweepSpec,
+    default_family,
     log_spaced,
     run_sweep,
     tick_label,
@@ -119,23 +120,6 @@ def _ink(rgb) -> QColor:
     return (
         QColor(20, 20, 20) if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else QColor("white")
     )
-
-
-def default_family(config) -> str:
-    """'uniform' when the conv layer starts U(0, s) as in the question, else 'normal'."""
-    spec = config.conv_init
-    return "uniform" if spec.kind == "uniform" and spec.params["low"] == 0 else "normal"
-
-
-def marker_of(spec: SweepSpec, config) -> tuple[float, float] | None:
-    """(learning rate, s) of ``config`` when both its layers start as a cell of ``spec`` would
-    and its pixel scaling is one of the map's; None otherwise."""
-    scale = spec.scale_of(config.conv_init)
-    if scale is None or spec.scale_of(config.classifier_init) != scale:
-        return None
-    if config.pixel_scaling not in spec.pixel_scalings:
-        return None
-    return config.learning_rate, scale
 
 
 def cell_config(result: SweepResult, cell: CellResult, current):
@@ -1079,10 +1063,9 @@ class OutcomeMapView(QWidget):
         chosen = self._ask_save_path("Save outcome map", suggested, "PNG image (*.png)")
         if not chosen:
             return []
-        target = Path(chosen)
-        stem = target.stem if target.suffix.lower() in (".png", ".csv", ".json") else target.name
-        folder = target.parent
-        targets = [folder / f"{stem}{suffix}" for suffix in (".png", ".csv", ".json")]
+        suffixes = (".png", ".csv", ".json")
+        stem, folder = files.stem_of(chosen, suffixes), Path(chosen).parent
+        targets = [folder / f"{stem}{suffix}" for suffix in suffixes]
         try:
             clashes = files.existing(targets)
             if clashes and not self._confirm_replace(clashes):
@@ -1158,7 +1141,7 @@ class OutcomeMapView(QWidget):
             return None, None
         spec = self._result.spec
         config = self._controller.config
-        marker = marker_of(spec, config)
+        marker = spec.marker(config)
         several = len(spec.pixel_scalings) > 1
         return marker, config.pixel_scaling if marker and several else None
 

@@ -13,11 +13,17 @@ from model import snapshot
 from model.colormap import DIVERGING_LUT, diverging_rgb
 from model.config import TrainingConfig
 from model.data import load_example
-from model.files import SaveError
+from model.files import SaveError, stem_of
 from model.presets import preset_config
 from model.record import METRIC_NAMES
 from model.session import TrainingSession
-from model.snapshot import filter_layout, group_limits, render_filters, save_snapshot
+from model.snapshot import (
+    SNAPSHOT_SUFFIXES,
+    filter_layout,
+    group_limits,
+    render_filters,
+    save_snapshot,
+)
 
 
 @pytest.fixture(scope="module")
@@ -318,3 +324,11 @@ def test_read_only_folder_is_a_save_error(seed_session, initial, tmp_path):
         assert list(folder.iterdir()) == []
     finally:
         folder.chmod(0o700)
+
+
+@pytest.mark.parametrize(
+    ("chosen", "stem"),
+    [("a/run.png", "run"), ("a/run.PNG", "run"), ("a/run.json", "run"), ("a/run.v2", "run.v2")],
+)
+def test_the_stem_of_a_chosen_name_drops_only_a_suffix_of_the_group(chosen, stem):
+    assert stem_of(chosen, SNAPSHOT_SUFFIXES) == stem
