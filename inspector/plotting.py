@@ -526,10 +526,6 @@ class CaptionItem(pg.GraphicsWidget):
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt override)
         return QRectF(0.0, 0.0, self.size().width(), self.size().height())
 
-    def shown_lines(self) -> list[str]:
-        """The lines that fit the caption's height (what ``paint`` draws)."""
-        return [line[0] for line in self._fitting_lines()]
-
     def _fitting_lines(self):
         room = self.size().height() + 0.5
         lines = list(self._lines)

@@ -277,10 +277,6 @@ class WhatIfView(QWidget):
         """Whether the table on screen belongs to the session as it is now."""
         return bool(self._rows) and self._rows_key == self._key()
 
-    def current_row(self) -> int | None:
-        """Index of the row at the current learning rate (factor 1), if there is one."""
-        return next((i for i, f in enumerate(self._factors) if f == 1.0), None)
-
     @Slot(object)
     def show_record(self, record) -> None:
         """Update the texts for the shown iteration, and ask for a table if one is due."""
