@@ -68,6 +68,36 @@ def controller(qtbot, question_dataset):
 
 
 @pytest.fixture
+def window(qtbot, controller):
+    """The main window on ``controller``, shown as a user would see it."""
+    from inspector.main_window import MainWindow
+
+    win = MainWindow(controller)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+@pytest.fixture
+def show_view(qtbot):
+    """Show a view at a size; views with background work are shut down after the test."""
+    views = []
+
+    def show(view, width: int, height: int):
+        qtbot.addWidget(view)
+        view.resize(width, height)
+        view.show()
+        qtbot.waitExposed(view)
+        views.append(view)
+        return view
+
+    yield show
+    for view in views:
+        view.shutdown()
+
+
+@pytest.fixture
 def step_and_wait(qtbot):
     """Press Step on a controller and wait until the record of the new iteration is shown."""
 

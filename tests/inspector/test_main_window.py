@@ -7,24 +7,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 from PySide6.QtCore import QSettings, Qt
 
 from inspector.controller import SessionController
 from inspector.main_window import MainWindow
 from model.presets import PRESETS, preset_config
-
-
-@pytest.fixture
-def window(qtbot, question_dataset):
-    controller = SessionController(question_dataset, preset_config("seed"))
-    win = MainWindow(controller)
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
-    yield win
-    controller.shutdown()
 
 
 def press(qtbot, window, key, modifier=Qt.KeyboardModifier.NoModifier):

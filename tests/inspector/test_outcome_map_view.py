@@ -15,21 +15,8 @@ from model.sweep import OUTCOME_COLOURS
 
 
 @pytest.fixture
-def make_view(qtbot, controller):
-    views = []
-
-    def make(workers=1):
-        view = OutcomeMapView(controller, workers=workers)
-        qtbot.addWidget(view)
-        view.resize(1000, 560)
-        view.show()
-        qtbot.waitExposed(view)
-        views.append(view)
-        return view
-
-    yield make
-    for view in views:
-        view.shutdown()
+def make_view(controller, show_view):
+    return lambda workers=1: show_view(OutcomeMapView(controller, workers=workers), 1000, 560)
 
 
 def set_grid(qtbot, view, lr, scale, iterations):

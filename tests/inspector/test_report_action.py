@@ -9,25 +9,17 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from inspector.controller import SessionController
-from inspector.main_window import MainWindow
 from model.files import SaveError
-from model.presets import preset_config
 
 
 @pytest.fixture
-def window(qtbot, question_dataset):
-    controller = SessionController(question_dataset, preset_config("seed"))
-    win = MainWindow(controller)
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
-    win.report_saver.open_url = lambda url: opened.append(url)
+def window(window):
+    """The shown main window, recording the report pages it would open in a browser."""
     opened = []
-    win.opened = opened
-    yield win
-    win.report_saver.shutdown()
-    controller.shutdown()
+    window.report_saver.open_url = opened.append
+    window.opened = opened
+    yield window
+    window.report_saver.shutdown()
 
 
 def step(qtbot, window):

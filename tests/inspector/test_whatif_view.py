@@ -15,21 +15,8 @@ from inspector.views.whatif import COLUMN, VERDICT_COLOURS, WhatIfView
 
 
 @pytest.fixture
-def make_view(qtbot, controller):
-    views = []
-
-    def make(**kwargs):
-        view = WhatIfView(controller, **kwargs)
-        qtbot.addWidget(view)
-        view.resize(900, 360)
-        view.show()
-        qtbot.waitExposed(view)
-        views.append(view)
-        return view
-
-    yield make
-    for view in views:
-        view.shutdown()
+def make_view(controller, show_view):
+    return lambda **kwargs: show_view(WhatIfView(controller, **kwargs), 900, 360)
 
 
 def wait_table(qtbot, view, timeout=15000):
