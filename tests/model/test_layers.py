@@ -257,6 +257,31 @@ def test_chunked_convolution_matches_unchunked(rng, monkeypatch, layout, n, chun
     np.testing.assert_allclose(chunked[0], layers._conv_forward_naive(x, w, b, pad=1), atol=1e-12)
 
 
+@pytest.mark.parametrize("kept", [True, False])
+def test_gemms_in_pixel_blocks_match_whole_gemms(rng, monkeypatch, layout, kept):
+    """Long products go to BLAS in blocks of pixels (GEMM_SMALL_PRODUCT); 7-pixel blocks
+    here, the last one shorter, must give the same layer up to rounding."""
+    x = rng.normal(size=(3, 3, 6, 5))
+    w = rng.normal(size=(2, 3, 3, 3))
+    b = rng.normal(size=2)
+    dout = rng.normal(size=(3, 2, 6, 5))
+    if not kept:
+        # One image per chunk; "rows": bands of two rows, 10 pixels, more than one block.
+        monkeypatch.setattr(convolution, "KEEP_COLUMNS_BYTES", 0)
+        monkeypatch.setattr(convolution, "CHUNK_BYTES", 1600)
+    out, cache = layers.conv_forward(x, w, b, pad=1)
+    whole = (out.copy(), *layers.conv_backward(dout, cache))
+    monkeypatch.setattr(convolution, "GEMM_SMALL_PRODUCT", 1)
+    monkeypatch.setattr(convolution, "GEMM_MIN_BLOCK", 7)
+    assert convolution._pixel_block(28, 2) == 7
+    out, cache = layers.conv_forward(x, w, b, pad=1)
+    assert (cache.kept is not None) == kept
+    blocked = (out, *layers.conv_backward(dout, cache))
+    for a, b_ in zip(blocked, whole, strict=True):
+        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(blocked[0], layers._conv_forward_naive(x, w, b, pad=1), atol=1e-12)
+
+
 def test_chunked_backward_matches_centred_differences(rng, layout, tiny_chunks):
     x = rng.normal(size=(3, 3, 5, 4))
     w = rng.normal(size=(2, 3, 3, 3))
