@@ -27,6 +27,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from multiprocessing import shared_memory
+from types import MappingProxyType
 
 import numpy as np
 
@@ -35,7 +36,7 @@ from model.config import TrainingConfig
 from model.data import Dataset
 from model.diagnostics import Finding
 from model.history import describe_budget
-from model.record import StepRecord
+from model.record import ARRAY_GROUPS, StepRecord
 from model.session import TrainingSession
 
 #: Seconds between two frames while training (60 frames a second).
@@ -63,27 +64,66 @@ class RunOutcome:
     error: tuple[str, str] | None = None
 
 
-@dataclass(frozen=True)
-class MapsRef:
-    """Where a frame's pre-activation and ReLU maps wait in shared memory."""
+#: Arrays of a record's parameter groups from this size on travel in shared memory with its
+#: maps (``ArraySlots``): the classifier's weights, gradient and update, one per ReLU output.
+SHARED_MIN_BYTES = 32 * 2**10
 
-    block: str
-    slot: int
+
+@dataclass(frozen=True)
+class SharedArray:
+    """One array of a record waiting in shared memory: ``field`` of the record, ``key`` in that
+    field's mapping (None for the maps), where in the block, its shape and dtype."""
+
+    field: str
+    key: str | None
     offset: int
     shape: tuple[int, ...]
     dtype: str
 
-    def arrays(self, buffer) -> tuple[np.ndarray, np.ndarray]:
-        """Read-only copies of (pre-activation, activation) out of ``buffer``."""
-        dtype = np.dtype(self.dtype)
-        size = int(np.prod(self.shape)) * dtype.itemsize
-        copies = []
-        for start in (self.offset, self.offset + size):
-            view = np.ndarray(self.shape, dtype=dtype, buffer=buffer, offset=start)
-            copy = view.copy()
+
+@dataclass(frozen=True)
+class SharedRef:
+    """Where a frame's large arrays wait in shared memory: a slot of a block; ``orders`` the
+    keys, in order, of each group that lost arrays (``(field, keys)``)."""
+
+    block: str
+    slot: int
+    arrays: tuple[SharedArray, ...]
+    orders: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def restore(self, record: StepRecord, buffer) -> StepRecord:
+        """``record`` with its arrays back, as read-only copies out of ``buffer``."""
+        changes: dict = {}
+        groups: dict[str, dict] = {}
+        for entry in self.arrays:
+            dtype = np.dtype(entry.dtype)
+            copy = np.ndarray(entry.shape, dtype, buffer=buffer, offset=entry.offset).copy()
             copy.flags.writeable = False
-            copies.append(copy)
-        return copies[0], copies[1]
+            if entry.key is None:
+                changes[entry.field] = copy
+            else:
+                if entry.field not in groups:
+                    groups[entry.field] = dict(getattr(record, entry.field))
+                groups[entry.field][entry.key] = copy
+        for name, keys in self.orders:
+            group = groups[name]
+            changes[name] = MappingProxyType({key: group[key] for key in keys})
+        return dataclasses.replace(record, **changes)
+
+
+def _large_arrays(record: StepRecord) -> list[tuple[str, str | None, np.ndarray]]:
+    """The arrays of ``record`` that go through shared memory: its maps, and the arrays of its
+    parameter groups of ``SHARED_MIN_BYTES`` or more."""
+    found = [
+        (name, None, getattr(record, name))
+        for name in ("pre_activation", "activation")
+        if getattr(record, name) is not None
+    ]
+    for name in ARRAY_GROUPS:
+        group = getattr(record, name)
+        if group is not None:
+            found.extend((name, k, v) for k, v in group.items() if v.nbytes >= SHARED_MIN_BYTES)
+    return found
 
 
 @dataclass(frozen=True)
@@ -92,8 +132,9 @@ class Frame:
 
     ``rows`` are the metric rows added since the previous frame (scalars, losses,
     probabilities, as ``MetricsTable.extend`` takes them); ``generation`` counts resets and
-    rewinds so that a frame sent before one is recognised as stale. With ``maps`` set, the
-    record travels without its maps, which wait in shared memory (``MapSlots``).
+    rewinds so that a frame sent before one is recognised as stale. With ``shared`` set, the
+    record travels without its maps and its large parameter arrays, which wait in shared memory
+    (``ArraySlots``).
     """
 
     generation: int
@@ -101,16 +142,18 @@ class Frame:
     rows: tuple[np.ndarray, np.ndarray, np.ndarray]
     history: str
     outcome: RunOutcome | None = None
-    maps: MapsRef | None = None
+    shared: SharedRef | None = None
 
 
-class MapSlots:
-    """Shared-memory slots that carry records' maps to the window without pickling them.
+class ArraySlots:
+    """Shared-memory slots that carry records' large arrays to the window without pickling them.
 
     The maps are most of a record (16 images × 8 filters of 64×64 in float64 are 8 MB) and
-    pushing them through a pipe 60 times a second halved the training speed. The training
-    process copies them into a free slot; the window copies them out and hands the slot back
-    (``release``). When no slot is free, the frame waits for the next step.
+    pushing them through a pipe 60 times a second halved the training speed; the classifier's
+    weights, gradient and update (one per ReLU output, 0.8 MB there) cost the window another
+    2 ms a frame through the pipe (measured). The training process copies them into a free
+    slot; the window copies them out and hands the slot back (``release``). When no slot is
+    free, the frame waits for the next step.
     """
 
     SLOTS = 3
@@ -121,10 +164,15 @@ class MapSlots:
         self._slot_bytes = 0
         self._free: set[int] = set()
 
-    def put(self, record: StepRecord) -> tuple[StepRecord, MapsRef] | None:
-        """The record without its maps and where they went, or None when no slot is free."""
-        pre, act = record.pre_activation, record.activation
-        size = pre.nbytes + act.nbytes
+    def put(self, record: StepRecord) -> tuple[StepRecord, SharedRef] | None:
+        """The record without its large arrays and where they went, or None when no slot is
+        free."""
+        arrays = _large_arrays(record)
+        offsets = []
+        size = 0
+        for _, _, array in arrays:
+            offsets.append(size)
+            size += -(-array.nbytes // 64) * 64  # each array on a cache line of its own
         with self._lock:
             if self._block is None or self._slot_bytes != size:
                 self._new_block(size)
@@ -132,11 +180,24 @@ class MapSlots:
                 return None
             slot = self._free.pop()
             block = self._block
-        offset = slot * size
-        ref = MapsRef(block.name, slot, offset, pre.shape, pre.dtype.str)
-        np.ndarray(pre.shape, pre.dtype, buffer=block.buf, offset=offset)[...] = pre
-        np.ndarray(act.shape, act.dtype, buffer=block.buf, offset=offset + pre.nbytes)[...] = act
-        return dataclasses.replace(record, pre_activation=None, activation=None), ref
+        base = slot * size
+        entries = []
+        changes: dict = {}
+        orders = []
+        for (name, key, array), offset in zip(arrays, offsets, strict=True):
+            at = base + offset
+            np.ndarray(array.shape, array.dtype, buffer=block.buf, offset=at)[...] = array
+            entries.append(SharedArray(name, key, at, array.shape, array.dtype.str))
+            if key is None:
+                changes[name] = None
+                continue
+            if name not in changes:
+                group = getattr(record, name)
+                orders.append((name, tuple(group)))
+                changes[name] = dict(group)
+            del changes[name][key]
+        ref = SharedRef(block.name, slot, tuple(entries), tuple(orders))
+        return dataclasses.replace(record, **changes), ref
 
     def release(self, block: str, slot: int) -> None:
         with self._lock:
@@ -170,7 +231,7 @@ class _FrameSender:
     along, so no row is ever lost.
     """
 
-    def __init__(self, connection, slots: MapSlots) -> None:
+    def __init__(self, connection, slots: ArraySlots) -> None:
         self._connection = connection
         self._slots = slots
         self._condition = threading.Condition()
@@ -183,8 +244,8 @@ class _FrameSender:
     def offer(self, frame: Frame) -> None:
         with self._condition:
             waiting = self._pending
-            if waiting is not None and waiting.maps is not None:
-                self._slots.release(waiting.maps.block, waiting.maps.slot)
+            if waiting is not None and waiting.shared is not None:
+                self._slots.release(waiting.shared.block, waiting.shared.slot)
             if waiting is not None and waiting.generation == frame.generation:
                 rows = tuple(
                     np.concatenate(pair) for pair in zip(waiting.rows, frame.rows, strict=True)
@@ -254,7 +315,7 @@ class TrainerServer:
     ) -> None:
         self._requests = requests
         self._releases = releases
-        self._slots = MapSlots()
+        self._slots = ArraySlots()
         self._frames = _FrameSender(frames, self._slots)
         self.session = TrainingSession(dataset, config)
         self._generation = 0
@@ -323,18 +384,18 @@ class TrainerServer:
         while self._releases.poll():
             self._slots.release(*self._releases.recv())
         record = dataclasses.replace(self.session.latest, velocity=None)
-        maps = None
+        shared = None
         if record.pre_activation is not None:
             placed = self._slots.put(record)
             if placed is not None:
-                record, maps = placed
+                record, shared = placed
             elif not final:
                 return
         history = self.session.history
         rows = history.metrics.rows_after(self._sent_iteration)
         self._sent_iteration = self.session.iteration
         self._schedule.sent(time.perf_counter())
-        frame = Frame(self._generation, record, rows, describe_budget(history), outcome, maps)
+        frame = Frame(self._generation, record, rows, describe_budget(history), outcome, shared)
         self._frames.offer(frame)
 
     def _answer(self, request) -> None:
@@ -505,22 +566,21 @@ class TrainerClient:
         with self._frames_lock:
             try:
                 while self._frames.poll():
-                    self._received.append(self._with_maps(self._frames.recv()))
+                    self._received.append(self._with_arrays(self._frames.recv()))
             except (EOFError, OSError):
                 pass
 
-    def _with_maps(self, frame: Frame) -> Frame:
-        """Put the maps waiting in shared memory back into the frame's record."""
-        ref = frame.maps
+    def _with_arrays(self, frame: Frame) -> Frame:
+        """Put the arrays waiting in shared memory back into the frame's record."""
+        ref = frame.shared
         if ref is None:
             return frame
         block = self._attach(ref.block)
         if block is None:
             return frame  # from a run that has been replaced; the controller skips it
-        pre, act = ref.arrays(block.buf)
+        record = ref.restore(frame.record, block.buf)
         self._releases.send((ref.block, ref.slot))
-        record = dataclasses.replace(frame.record, pre_activation=pre, activation=act)
-        return dataclasses.replace(frame, record=record, maps=None)
+        return dataclasses.replace(frame, record=record, shared=None)
 
     def _attach(self, name: str) -> shared_memory.SharedMemory | None:
         if name not in self._blocks:
