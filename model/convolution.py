@@ -59,11 +59,10 @@ def _pixel_block(rows: int, filters: int) -> int:
     return max(GEMM_MIN_BLOCK, GEMM_SMALL_PRODUCT // (rows * filters))
 
 
-def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """``out = a @ b`` for (…, F, P) by (…, P, L), in blocks of the L pixels (see
+def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray, step: int) -> None:
+    """``out = a @ b`` for (…, F, P) by (…, P, L), in blocks of ``step`` of the L pixels (see
     ``GEMM_SMALL_PRODUCT``)."""
     pixels = b.shape[-1]
-    step = _pixel_block(a.shape[-1], a.shape[-2])
     if pixels <= step:
         np.matmul(a, b, out=out)
         return
@@ -71,11 +70,10 @@ def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
         np.matmul(a, b[..., s : s + step], out=out[..., s : s + step])
 
 
-def _contract(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out = a @ b`` for (…, M, L) by (…, L, P), summed over the L pixels in blocks (see
-    ``GEMM_SMALL_PRODUCT``). Returns ``out``."""
+def _contract(a: np.ndarray, b: np.ndarray, out: np.ndarray, step: int) -> np.ndarray:
+    """``out = a @ b`` for (…, M, L) by (…, L, P), summed over the L pixels in blocks of
+    ``step`` (see ``GEMM_SMALL_PRODUCT``). Returns ``out``."""
     pixels = a.shape[-1]
-    step = _pixel_block(a.shape[-2], b.shape[-1])
     if pixels <= step:
         return np.matmul(a, b, out=out)
     np.matmul(a[..., :step], b[..., :step, :], out=out)
@@ -110,15 +108,30 @@ class ConvCache:
     filters and bias as GEMM operands, ``chunk`` images per chunk, ``band`` output rows per
     block (less than H' only for an image in bands), ``kept`` what the GEMMs of the whole
     batch read (the column matrices, or for "rows" the K shifted views of them), or None when
-    they are rebuilt, ``out_h``, ``out_w``.
+    they are rebuilt, ``out_h``, ``out_w``, ``step`` pixels per BLAS call (``GEMM_SMALL_PRODUCT``).
     """
 
-    __slots__ = ("x", "w", "pad", "layout", "weights", "chunk", "band", "kept", "out_h", "out_w")
+    __slots__ = (
+        "x",
+        "w",
+        "pad",
+        "layout",
+        "weights",
+        "chunk",
+        "band",
+        "kept",
+        "out_h",
+        "out_w",
+        "step",
+    )
 
     def __init__(self, x, w, pad, layout, weights, chunk, band, kept, out_h, out_w) -> None:
         self.x, self.w, self.pad, self.layout, self.weights = x, w, pad, layout, weights
         self.chunk, self.band, self.kept = chunk, band, kept
         self.out_h, self.out_w = out_h, out_w
+        # Pixels per BLAS call of the layer's products (the weight gradient's are the same
+        # size: P × F instead of F × P).
+        self.step = _pixel_block(weights.shape[-1], w.shape[0])
 
     @property
     def gradient_shape(self) -> tuple[int, int]:
@@ -134,9 +147,11 @@ class ConvCache:
         """
         if self.layout == "im2col":
             # cols @ dout.T, transposed: BLAS is faster this way round (measured, F = 16).
+            if cols.shape[-1] <= self.step:
+                return np.matmul(cols, dout.transpose(0, 2, 1)).transpose(0, 2, 1)
             m = max(dout.shape[0], cols.shape[0])
             partials = np.empty((m, cols.shape[1], dout.shape[1]), dtype=self.weights.dtype)
-            return _contract(cols, dout.transpose(0, 2, 1), partials).transpose(0, 2, 1)
+            return _contract(cols, dout.transpose(0, 2, 1), partials, self.step).transpose(0, 2, 1)
         f, _, k, _ = self.w.shape
         partials = band_partials = None
         for r0, r1, views in cols:
@@ -151,7 +166,10 @@ class ConvCache:
                     band_partials = np.empty_like(partials)
                 target = band_partials
             for u, shifted in enumerate(views):
-                _contract(band_dout, shifted.transpose(0, 2, 1), target[:, :, u])
+                if band_dout.shape[2] > self.step:
+                    _contract(band_dout, shifted.transpose(0, 2, 1), target[:, :, u], self.step)
+                else:
+                    np.matmul(band_dout, shifted.transpose(0, 2, 1), out=target[:, :, u])
             if target is not partials:
                 partials += target
         return partials.reshape(partials.shape[0], f, -1)
@@ -284,6 +302,7 @@ def forward(x, w, b, *, pad, out=None, each_chunk=None):
     length = out_h * out_w
     layout = _layout(f, length)
     weights = _weights(w, b, layout, dtype)
+    step = _pixel_block(weights.shape[-1], f)
     if out is None:
         out = output_buffer("conv.out", (n, f, length), dtype)
     band = out_h
@@ -310,12 +329,18 @@ def forward(x, w, b, *, pad, out=None, each_chunk=None):
             columns = fill(x[start:stop], at, r0, r1)
             target = out[start:stop, :, r0 * out_w : r1 * out_w]
             if layout == "im2col":
-                _product(weights, columns, target)
+                _product(weights, columns, target, step)
                 continue
-            _product(weights[0], columns[0], target)
+            if target.shape[2] > step:
+                _product(weights[0], columns[0], target, step)
+            else:
+                np.matmul(weights[0], columns[0], out=target)
             for u in range(1, k):
                 part = partial[:m, :, : target.shape[2]]
-                _product(weights[u], columns[u], part)
+                if target.shape[2] > step:
+                    _product(weights[u], columns[u], part, step)
+                else:
+                    np.matmul(weights[u], columns[u], out=part)
                 target += part
         if each_chunk is not None:
             each_chunk(start, stop)
