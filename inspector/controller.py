@@ -297,7 +297,9 @@ class SessionController(QObject):
             return  # reported by _call
         self._running = True
         self.running_changed.emit(True)
-        self._frame.start(self._poll_ms())
+        # A Step's one frame comes as soon as its iteration is done: look often, whatever the
+        # speed (at 16 ms it could wait that long more).
+        self._frame.start(POLL_MS if steps == 1 else self._poll_ms())
 
     @Slot()
     def _poll_frames(self) -> None:

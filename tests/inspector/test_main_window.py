@@ -171,3 +171,17 @@ def test_closing_the_window_during_a_sweep_does_not_hang(qtbot, question_dataset
     win.close()
     assert time.monotonic() - started < 20
     assert not view.is_running
+
+
+def test_a_step_looks_for_its_frame_often_even_at_a_slow_speed(qtbot, controller):
+    from inspector.controller import POLL_MS, SLOW_POLL_MS
+
+    controller.set_speed(20)  # the window's default: a run polls every SLOW_POLL_MS
+    with qtbot.waitSignal(controller.running_changed, timeout=10000):
+        controller.step()
+        assert controller.is_running and controller._frame.interval() == POLL_MS
+    qtbot.waitUntil(lambda: not controller.is_running, timeout=10000)
+    controller.run()
+    assert controller._frame.interval() == SLOW_POLL_MS
+    with qtbot.waitSignal(controller.running_changed, timeout=10000):
+        controller.pause()
