@@ -312,8 +312,9 @@ class SessionController(QObject):
             if frame.generation != self._generation:
                 continue  # sent before a reset or rewind
             self._metrics.extend(*frame.rows)
-            newest = frame
             outcome = frame.outcome or outcome
+            if frame.shared is None:  # else its arrays could not be put back: not shown
+                newest = frame
         if newest is not None:
             self._metrics.fit(self._config.history_budget_mb * 2**20 // 2)
             self._latest = newest.record

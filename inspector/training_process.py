@@ -577,7 +577,9 @@ class TrainerClient:
             return frame
         block = self._attach(ref.block)
         if block is None:
-            return frame  # from a run that has been replaced; the controller skips it
+            # The block is gone (a run replaced since): the frame keeps ``shared`` set and its
+            # record stays incomplete; the controller takes its rows but never shows it.
+            return frame
         record = ref.restore(frame.record, block.buf)
         self._releases.send((ref.block, ref.slot))
         return dataclasses.replace(frame, record=record, shared=None)

@@ -185,3 +185,25 @@ def test_a_step_looks_for_its_frame_often_even_at_a_slow_speed(qtbot, controller
     assert controller._frame.interval() == SLOW_POLL_MS
     with qtbot.waitSignal(controller.running_changed, timeout=10000):
         controller.pause()
+
+
+def test_a_frame_whose_arrays_are_gone_is_not_shown(controller, step_and_wait):
+    import dataclasses
+
+    import numpy as np
+
+    from inspector.training_process import Frame, SharedRef
+    from model.record import METRIC_NAMES
+
+    step_and_wait(controller)
+    shown = controller.shown
+    n = len(controller.dataset)
+    stripped = dataclasses.replace(shown, iteration=2, pre_activation=None, activation=None)
+    rows = (np.zeros((1, len(METRIC_NAMES))), np.zeros((1, n)), np.zeros((1, n)))
+    gone = Frame(controller._generation, stripped, rows, "", None, SharedRef("gone", 0, ()))
+    controller._client.frames = lambda: [gone]
+    rows_before = len(controller._metrics)
+    controller._poll_frames()
+    # Its metric row is taken; its incomplete record is neither shown nor the latest.
+    assert len(controller._metrics) == rows_before + 1
+    assert controller.shown is shown and controller.latest_iteration == 1
