@@ -6,10 +6,11 @@ import time
 import numpy as np
 import pytest
 
-from inspector.training_process import SHARED_MIN_BYTES, TrainerClient, _large_arrays
+from inspector.training_process import SHARED_MIN_BYTES, ArraySlots, TrainerClient, _large_arrays
 from model.config import InitSpec, TrainingConfig
 from model.data import Dataset
 from model.record import ARRAY_GROUPS
+from model.session import TrainingSession
 
 
 def _dataset(n: int = 4, size: int = 32) -> Dataset:
@@ -44,10 +45,21 @@ def test_frames_arrive_with_every_array_of_the_record(backend):
     )
     assert 4 * 32 * 32 * 8 >= SHARED_MIN_BYTES
     client = TrainerClient(_dataset(), config, backend)
+    restored = []
+    with_arrays = client._with_arrays
+
+    def counting(frame):
+        if frame.shared is not None:
+            restored.append({(a.field, a.key) for a in frame.shared.arrays})
+        return with_arrays(frame)
+
+    client._with_arrays = counting
     try:
         client.call("state")
         frames = _frames_of_a_run(client, 40)
         assert frames and all(frame.shared is None for frame in frames)
+        # They did come through shared memory, the classifier's arrays with the maps.
+        assert restored and ("params", "classifier.weight") in restored[0]
         for frame in frames:
             got = frame.record
             want = client.call("record", got.iteration)
@@ -71,8 +83,6 @@ def test_frames_arrive_with_every_array_of_the_record(backend):
 
 
 def test_large_parameter_arrays_and_the_maps_go_through_shared_memory():
-    from model.session import TrainingSession
-
     config = TrainingConfig(num_filters=4, update_mode="full_batch", seed=1)
     session = TrainingSession(_dataset(), config)
     session.step()
@@ -82,3 +92,37 @@ def test_large_parameter_arrays_and_the_maps_go_through_shared_memory():
         ("activation", None),
         *((group, "classifier.weight") for group in ("params", "velocity", "grads", "update")),
     }
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_record_goes_into_a_slot_and_comes_back_the_same(dtype):
+    # 64 filters of 3x7x7: the conv weights, their gradient and update (75 kB in float64,
+    # 38 kB in float32) go through shared memory too; the biases stay in the pickled record.
+    config = TrainingConfig(
+        num_filters=64, kernel_size=7, update_mode="full_batch", seed=1, dtype=dtype
+    )
+    session = TrainingSession(_dataset(), config)
+    slots = ArraySlots()
+    try:
+        for record in (session.latest, session.step()):  # iteration 0 has no gradient
+            placed = slots.put(record)
+            assert placed is not None
+            sent, ref = placed
+            assert sent.pre_activation is None
+            assert set(sent.params) == {"conv.bias", "classifier.bias"}
+            back = ref.restore(sent, slots._block.buf)
+            for name in ("pre_activation", "activation"):
+                assert getattr(back, name).dtype == np.dtype(dtype)
+                np.testing.assert_array_equal(getattr(back, name), getattr(record, name))
+            for name in ARRAY_GROUPS:
+                want = getattr(record, name)
+                if want is None:
+                    assert getattr(back, name) is None
+                    continue
+                assert list(getattr(back, name)) == list(want)
+                for key, array in getattr(back, name).items():
+                    assert not array.flags.writeable and array.dtype == want[key].dtype
+                    np.testing.assert_array_equal(array, want[key])
+            slots.release(ref.block, ref.slot)
+    finally:
+        slots.close()
