@@ -96,6 +96,12 @@ class RunResult:
     paused_by: Finding | None
 
 
+#: In full-batch mode the forward pass that measured the newest record on the whole dataset is
+#: the forward pass of the next update (same parameters, same images): it is kept for it when its
+#: ReLU outputs take at most this much memory, instead of being computed twice.
+REUSE_FORWARD_MAX_BYTES = 32 * 2**20
+
+
 class TrainingSession:
     """One run of the network on a dataset.
 
@@ -176,7 +182,10 @@ class TrainingSession:
         self._history.log_settings(1, self.settings)
         params = init_params(cfg, self._dataset.size)
         velocity = {key: np.zeros_like(value) for key, value in params.items()}
-        initial = self._evaluate(0, params, velocity, None, self.settings, time.perf_counter())
+        self._measured = None
+        initial = self._evaluate(
+            0, params, velocity, None, self.settings, time.perf_counter(), keep=True
+        )
         preview = self._advance(initial, 1, self.settings)
         pretraining = diagnostics.pretraining_check(cfg, initial, preview, self._dataset.labels)
         initial = replace(initial, findings=pretraining + initial.findings)
@@ -200,7 +209,7 @@ class TrainingSession:
 
     def step(self) -> StepRecord:
         """One SGD update; returns its record."""
-        record = self._advance(self._latest, self.iteration + 1, self.settings)
+        record = self._advance(self._latest, self.iteration + 1, self.settings, keep=True)
         self._history.append(record)
         self._latest = record
         return record
@@ -284,13 +293,24 @@ class TrainingSession:
             padding=cfg.padding,
         )
 
-    def _advance(self, previous: StepRecord, iteration: int, settings: OptimSettings) -> StepRecord:
-        """Compute iteration ``iteration`` from ``previous`` (pure: nothing is stored)."""
+    def _advance(
+        self, previous: StepRecord, iteration: int, settings: OptimSettings, *, keep: bool = False
+    ) -> StepRecord:
+        """Compute iteration ``iteration`` from ``previous``. Nothing is stored; with ``keep``,
+        the forward pass measuring the result is kept for the next update (see
+        ``REUSE_FORWARD_MAX_BYTES``)."""
         started = time.perf_counter()
         batch = self.batch(iteration)
         params = dict(previous.params)
+        full = self._config.update_mode == "full_batch"
+        measured = self._measured
         with np.errstate(over="ignore", invalid="ignore"):
-            fwd = self._forward(params, self._x[batch], self._y[batch])
+            if full and measured is not None and measured[0] is previous.params:
+                fwd = measured[1]  # the same computation: these parameters on every image
+            elif full:
+                fwd = self._forward(params, self._x, self._y)
+            else:
+                fwd = self._forward(params, self._x[batch], self._y[batch])
             grads = network.backward(fwd)
             result = sgd_step(params, grads, previous.velocity, settings)
         return self._evaluate(
@@ -305,6 +325,7 @@ class TrainingSession:
             batch=tuple(int(i) for i in batch),
             batch_loss=fwd.loss,
             clip_scale=result.clip_scale,
+            keep=keep,
         )
 
     def _evaluate(
@@ -321,11 +342,15 @@ class TrainingSession:
         batch: tuple[int, ...] = (),
         batch_loss: float | None = None,
         clip_scale: float = 1.0,
+        keep: bool = False,
     ) -> StepRecord:
-        """Measure ``params`` on the whole dataset and build the record of ``iteration``."""
+        """Measure ``params`` on the whole dataset and build the record of ``iteration``; with
+        ``keep``, keep that forward pass for the next update (full-batch mode)."""
         cfg = self._config
+        frozen_params = frozen_arrays(params)
         with np.errstate(over="ignore", invalid="ignore"):
-            fwd = self._forward(params, self._x, self._y)
+            # From the record's own (frozen) parameters, as an update from this record computes.
+            fwd = self._forward(dict(frozen_params), self._x, self._y)
             dead_fractions = dead_fraction_per_filter(cfg.activation, fwd.pre_activation)
             metrics = compute_metrics(
                 iteration=iteration,
@@ -350,9 +375,13 @@ class TrainingSession:
             dead_since.append(
                 (iteration if earlier is None else earlier) if fraction == 1.0 else None
             )
+        if keep:
+            small = fwd.activation.nbytes <= REUSE_FORWARD_MAX_BYTES
+            keeping = cfg.update_mode == "full_batch" and small
+            self._measured = (frozen_params, fwd) if keeping else None
         record = StepRecord(
             iteration=iteration,
-            params=frozen_arrays(params),
+            params=frozen_params,
             velocity=frozen_arrays(velocity),
             grads=frozen_arrays(grads),
             update=frozen_arrays(update),

@@ -209,6 +209,54 @@ def test_thinned_history_rebuilds_every_iteration_exactly(shapes):
         assert_same_record(thin.step(), full.step())
 
 
+def test_full_batch_measures_once_per_update_with_the_same_numbers(shapes, monkeypatch):
+    from model import network
+    from model import session as session_module
+
+    config = preset_config("recommended", update_mode="full_batch", momentum=0.9)
+    forwards = []
+    forward = network.forward
+    monkeypatch.setattr(network, "forward", lambda *a, **k: forwards.append(1) or forward(*a, **k))
+
+    def run(reuse_limit):
+        monkeypatch.setattr(session_module, "REUSE_FORWARD_MAX_BYTES", reuse_limit)
+        session = TrainingSession(shapes, config)
+        forwards.clear()
+        records = [session.step() for _ in range(30)]
+        return records, len(forwards), session
+
+    kept, kept_forwards, session = run(2**30)
+    twice, twice_forwards, _ = run(-1)
+    # The forward pass that measured each record serves the next update: one pass an update
+    # instead of two, and not one number differs.
+    assert (kept_forwards, twice_forwards) == (30, 60)
+    for a, b in zip(kept, twice, strict=True):
+        assert_same_record(a, b)
+        assert a.batch_loss == b.batch_loss
+    # A preview in between (the what-if panel) neither breaks nor spends the kept pass.
+    preview = session.preview(0.01)
+    forwards.clear()
+    session.step()
+    assert len(forwards) == 1
+    assert preview.iteration == session.iteration
+
+
+def test_thinned_full_batch_history_rebuilds_every_iteration_exactly(shapes):
+    config = preset_config("recommended", update_mode="full_batch", history_budget_mb=4)
+    thin = TrainingSession(shapes, config)
+    full = TrainingSession(shapes, config.with_changes(history_budget_mb=4096))
+    for _ in range(300):
+        thin.step()
+        full.step()
+    assert any(thin.history.stored(k) is None for k in range(301))
+    for k in (0, 1, 7, 33, 64, 99, 200, 299, 300):
+        assert_same_record(thin.record(k), full.record(k))
+    thin.rewind(50)
+    full.rewind(50)
+    for _ in range(5):
+        assert_same_record(thin.step(), full.step())
+
+
 def test_metrics_table_tracks_every_iteration(question):
     session = TrainingSession(question, preset_config("recommended"))
     session.run(10)
