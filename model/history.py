@@ -22,6 +22,8 @@ iteration 0 are always kept whole except for maps of iteration 0.
 from __future__ import annotations
 
 import dataclasses
+import math
+import time
 from collections import deque
 from types import MappingProxyType
 
@@ -240,6 +242,11 @@ class History:
     #: (``model.memory``): with the default budget about every 500 iterations of the question's
     #: example, a call taking 3–6 ms there.
     TRIM_AFTER_BYTES = 32 * 2**20
+    #: ... but not more often than this: with large records (16 images × 16 maps of 64×64) the
+    #: history frees 32 MiB every other step, and trimming that often cost a quarter of every
+    #: step, as the pages handed back are faulted in again by the next step's arrays (measured:
+    #: 26 against 20 ms a step).
+    TRIM_MIN_SECONDS = 1.0
 
     def __init__(self, num_images: int, budget_bytes: int, checkpoint_every: int = 32) -> None:
         self.budget_bytes = budget_bytes
@@ -253,6 +260,7 @@ class History:
         self._record_bytes = 0
         self._last = -1
         self._freed = 0
+        self._trimmed_at = -math.inf
         self.settings_log: list[tuple[int, OptimSettings]] = []
 
     # -- reading ---------------------------------------------------------------------------
@@ -358,8 +366,11 @@ class History:
             pass
         self._freed += before - self._record_bytes
         if self._freed >= self.TRIM_AFTER_BYTES:
-            self._freed = 0
-            release_freed_memory()
+            now = time.monotonic()
+            if now - self._trimmed_at >= self.TRIM_MIN_SECONDS:
+                self._freed = 0
+                self._trimmed_at = now
+                release_freed_memory()
 
     def _shrink_once(self) -> bool:
         if self._with_maps:

@@ -72,6 +72,7 @@ def test_memory_the_history_frees_is_handed_back_to_the_system(monkeypatch):
     calls = []
     monkeypatch.setattr(history_module, "release_freed_memory", lambda: calls.append(1))
     monkeypatch.setattr(history_module.History, "TRIM_AFTER_BYTES", 2**20)
+    monkeypatch.setattr(history_module.History, "TRIM_MIN_SECONDS", 0.0)
     session = TrainingSession(
         load_example("question"), preset_config("recommended", history_budget_mb=1)
     )
@@ -97,3 +98,20 @@ def test_the_newest_iteration_follows_appends_rewinds_and_thinning():
     assert history.last_iteration == 37 and len(history) == 38
     session.run(5, pause_on_findings=False)
     assert history.last_iteration == 42 and history.stored(42).iteration == 42
+
+
+def test_memory_is_handed_back_at_most_once_a_second(monkeypatch):
+    # Large records free the trim's worth every other step; trimming that often made every
+    # step fault the handed-back pages in again.
+    calls, clock = [], [0.0]
+    monkeypatch.setattr(history_module, "release_freed_memory", lambda: calls.append(clock[0]))
+    monkeypatch.setattr(history_module.History, "TRIM_AFTER_BYTES", 2**20)
+    monkeypatch.setattr(history_module.time, "monotonic", lambda: clock[0])
+    session = TrainingSession(
+        load_example("question"), preset_config("recommended", history_budget_mb=1)
+    )
+    for _ in range(300):
+        clock[0] += 0.01  # 300 steps in 3 s of this clock
+        session.step()
+    assert 2 <= len(calls) <= 3
+    assert all(b - a >= 1.0 for a, b in zip(calls, calls[1:], strict=False))
