@@ -6,7 +6,9 @@ they lie between blocks still in use it cannot shrink the heap: measured on the 
 example with the default 256 MiB budget, the training process held about 390 MiB resident of
 which 140 MiB were free blocks, returned by one ``malloc_trim(0)``. On glibc that call also
 releases free pages in the middle of the heap, so the history calls it whenever it has freed a
-fair amount (``History.TRIM_AFTER_BYTES``). Elsewhere (macOS, Windows, musl) this does nothing.
+fair amount (``History.TRIM_AFTER_BYTES``), at most once a second (``TRIM_MIN_SECONDS``: the
+next steps fault handed-back pages in again). Elsewhere (macOS, Windows, musl) this does
+nothing.
 """
 
 from __future__ import annotations
