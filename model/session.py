@@ -264,8 +264,14 @@ class TrainingSession:
         if start.iteration == iteration:
             return self._with_maps(stored)
         record = start
-        for k in range(start.iteration + 1, iteration + 1):
-            record = self._advance(record, k, self._history.settings_at(k))
+        # Each replayed update reuses the forward pass that measured the one before (full-batch
+        # mode), as the run did; the newest record's kept pass is put back afterwards.
+        latest_measured, self._measured = self._measured, None
+        try:
+            for k in range(start.iteration + 1, iteration + 1):
+                record = self._advance(record, k, self._history.settings_at(k), keep=True)
+        finally:
+            self._measured = latest_measured
         return record
 
     def preview(self, learning_rate: float | None = None) -> StepRecord:

@@ -234,11 +234,23 @@ def test_full_batch_measures_once_per_update_with_the_same_numbers(shapes, monke
         assert_same_record(a, b)
         assert a.batch_loss == b.batch_loss
     # A preview in between (the what-if panel) neither breaks nor spends the kept pass.
+    monkeypatch.setattr(session_module, "REUSE_FORWARD_MAX_BYTES", 2**30)
     preview = session.preview(0.01)
     forwards.clear()
     session.step()
     assert len(forwards) == 1
     assert preview.iteration == session.iteration
+    # Rebuilding a dropped stretch replays it the same way: one pass per update, plus the
+    # first; and the newest record's kept pass still serves the next step.
+    for k in range(11, 21):
+        session.history._records.pop(k)  # as thinning drops them
+    assert session.history.latest_restorable(20).iteration == 10
+    forwards.clear()
+    assert_same_record(session.record(20), kept[19])
+    assert len(forwards) == 11  # ten updates from iteration 10, twice that without the reuse
+    forwards.clear()
+    session.step()
+    assert len(forwards) == 1
 
 
 def test_thinned_full_batch_history_rebuilds_every_iteration_exactly(shapes):
