@@ -26,6 +26,8 @@ Scratch arrays come from ``model.workspace`` and are reused from call to call.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
@@ -125,13 +127,10 @@ class ConvCache:
         "step",
     )
 
-    def __init__(self, x, w, pad, layout, weights, chunk, band, kept, out_h, out_w) -> None:
+    def __init__(self, x, w, pad, layout, weights, chunk, band, kept, out_h, out_w, step) -> None:
         self.x, self.w, self.pad, self.layout, self.weights = x, w, pad, layout, weights
         self.chunk, self.band, self.kept = chunk, band, kept
-        self.out_h, self.out_w = out_h, out_w
-        # Pixels per BLAS call of the layer's products (the weight gradient's are the same
-        # size: P × F instead of F × P).
-        self.step = _pixel_block(weights.shape[-1], w.shape[0])
+        self.out_h, self.out_w, self.step = out_h, out_w, step
 
     @property
     def gradient_shape(self) -> tuple[int, int]:
@@ -153,6 +152,11 @@ class ConvCache:
             partials = np.empty((m, cols.shape[1], dout.shape[1]), dtype=self.weights.dtype)
             return _contract(cols, dout.transpose(0, 2, 1), partials, self.step).transpose(0, 2, 1)
         f, _, k, _ = self.w.shape
+        # The weight gradient's products are as large as the forward's (P × F instead of
+        # F × P): in blocks where the forward's are.
+        contract = np.matmul
+        if self.band * self.out_w > self.step:
+            contract = functools.partial(_contract, step=self.step)
         partials = band_partials = None
         for r0, r1, views in cols:
             m = max(dout.shape[0], views[0].shape[0])
@@ -166,10 +170,7 @@ class ConvCache:
                     band_partials = np.empty_like(partials)
                 target = band_partials
             for u, shifted in enumerate(views):
-                if band_dout.shape[2] > self.step:
-                    _contract(band_dout, shifted.transpose(0, 2, 1), target[:, :, u], self.step)
-                else:
-                    np.matmul(band_dout, shifted.transpose(0, 2, 1), out=target[:, :, u])
+                contract(band_dout, shifted.transpose(0, 2, 1), target[:, :, u])
             if target is not partials:
                 partials += target
         return partials.reshape(partials.shape[0], f, -1)
@@ -302,7 +303,6 @@ def forward(x, w, b, *, pad, out=None, each_chunk=None):
     length = out_h * out_w
     layout = _layout(f, length)
     weights = _weights(w, b, layout, dtype)
-    step = _pixel_block(weights.shape[-1], f)
     if out is None:
         out = output_buffer("conv.out", (n, f, length), dtype)
     band = out_h
@@ -320,6 +320,12 @@ def forward(x, w, b, *, pad, out=None, each_chunk=None):
     fill, cols, shifted = _plan(layout, n if keep else chunk, chunk, band, x.shape, k, pad, dtype)
     if layout == "rows" and k > 1:
         partial = output_buffer("conv.partial", (chunk, f, band * out_w), dtype)
+    # Pixels per BLAS call, and the product that keeps to it (decided once: per call it cost
+    # the small shapes 2-4%).
+    step = _pixel_block(weights.shape[-1], f)
+    product = np.matmul
+    if (length if layout == "im2col" else band * out_w) > step:
+        product = functools.partial(_product, step=step)
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         m = stop - start
@@ -329,25 +335,19 @@ def forward(x, w, b, *, pad, out=None, each_chunk=None):
             columns = fill(x[start:stop], at, r0, r1)
             target = out[start:stop, :, r0 * out_w : r1 * out_w]
             if layout == "im2col":
-                _product(weights, columns, target, step)
+                product(weights, columns, target)
                 continue
-            if target.shape[2] > step:
-                _product(weights[0], columns[0], target, step)
-            else:
-                np.matmul(weights[0], columns[0], out=target)
+            product(weights[0], columns[0], target)
             for u in range(1, k):
                 part = partial[:m, :, : target.shape[2]]
-                if target.shape[2] > step:
-                    _product(weights[u], columns[u], part, step)
-                else:
-                    np.matmul(weights[u], columns[u], out=part)
+                product(weights[u], columns[u], part)
                 target += part
         if each_chunk is not None:
             each_chunk(start, stop)
     kept = None
     if keep:
         kept = cols if layout == "im2col" else shifted
-    cache = ConvCache(x, w, pad, layout, weights, chunk, band, kept, out_h, out_w)
+    cache = ConvCache(x, w, pad, layout, weights, chunk, band, kept, out_h, out_w, step)
     return out.reshape(n, f, out_h, out_w), cache
 
 
