@@ -94,6 +94,14 @@ def headless_rate(dataset, config, seconds: float) -> float:
     return steps / (time.perf_counter() - start)
 
 
+def process_events_for(app, seconds: float) -> float:
+    """Run the window's event loop for ``seconds``; returns the time it really ran."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        app.processEvents()
+    return time.perf_counter() - start
+
+
 def live_run(app, dataset, config, seconds: float) -> dict:
 
     from inspector.controller import SessionController
@@ -115,14 +123,10 @@ def live_run(app, dataset, config, seconds: float) -> dict:
     for _ in range(3):
         app.processEvents()
     controller.run()
-    warm_until = time.perf_counter() + WARM_UP_SECONDS
-    while time.perf_counter() < warm_until:
-        app.processEvents()
+    process_events_for(app, WARM_UP_SECONDS)
     start_iteration = controller.latest_iteration
     start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        app.processEvents()
-    elapsed = time.perf_counter() - start
+    elapsed = process_events_for(app, seconds)
     steps = controller.latest_iteration - start_iteration
     controller.pause()
 
@@ -154,9 +158,7 @@ def live_run(app, dataset, config, seconds: float) -> dict:
     # pressed at once, the last press's leftover repaints would count against this one).
     latencies = []
     for _ in range(10):
-        settle = time.perf_counter() + STEP_SETTLE_SECONDS
-        while time.perf_counter() < settle:
-            app.processEvents()
+        process_events_for(app, STEP_SETTLE_SECONDS)
         target = controller.latest_iteration + 1
         t0 = time.perf_counter()
         window.actions["step"].trigger()
