@@ -2,6 +2,7 @@
 see the filter die and why, switch to 'recommended', reset, run, then save a snapshot and plots.
 """
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -10,9 +11,11 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import QSettings, Qt
 
-from inspector.controller import SessionController
+from inspector.controller import POLL_MS, SLOW_POLL_MS, SessionController
 from inspector.main_window import MainWindow
+from inspector.training_process import Frame, SharedRef
 from model.presets import PRESETS, preset_config
+from model.record import METRIC_NAMES
 
 
 def press(qtbot, window, key, modifier=Qt.KeyboardModifier.NoModifier):
@@ -174,13 +177,11 @@ def test_closing_the_window_during_a_sweep_does_not_hang(qtbot, question_dataset
 
 
 def test_a_step_looks_for_its_frame_often_even_at_a_slow_speed(qtbot, controller):
-    from inspector.controller import POLL_MS, SLOW_POLL_MS
-
     controller.set_speed(20)  # the window's default: a run polls every SLOW_POLL_MS
     with qtbot.waitSignal(controller.running_changed, timeout=10000):
         controller.step()
         assert controller.is_running and controller._frame.interval() == POLL_MS
-    qtbot.waitUntil(lambda: not controller.is_running, timeout=10000)
+    wait_idle(qtbot, controller)
     controller.run()
     assert controller._frame.interval() == SLOW_POLL_MS
     with qtbot.waitSignal(controller.running_changed, timeout=10000):
@@ -188,13 +189,6 @@ def test_a_step_looks_for_its_frame_often_even_at_a_slow_speed(qtbot, controller
 
 
 def test_a_frame_whose_arrays_are_gone_is_not_shown(controller, step_and_wait):
-    import dataclasses
-
-    import numpy as np
-
-    from inspector.training_process import Frame, SharedRef
-    from model.record import METRIC_NAMES
-
     step_and_wait(controller)
     shown = controller.shown
     n = len(controller.dataset)
