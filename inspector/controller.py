@@ -11,7 +11,10 @@ signals. Signals are named for what happened:
 - ``session_reset(record)``: a new run started (config, data or seed changed); record is
   iteration 0. Views rebuild for new shapes here.
 - ``record_shown(record)``: the iteration every view should draw now (the newest while
-  following training, or the one picked on the history slider).
+  following training, or the one picked on the history slider once its record has come from
+  the training process: a thinned one is recomputed there, off the GUI thread).
+- ``recomputing(iteration)``: the picked iteration's record is still on its way after
+  ``SLOW_RECORD_MS`` (the history thinned it and it is being replayed); -1 when that ends.
 - ``history_changed(last_iteration)``: iterations were added or dropped (curves, slider).
 - ``running_changed(bool)``, ``config_changed(config)``, ``pending_config_changed(config|None)``,
   ``dataset_changed(dataset)``, ``paused_by_finding(finding)``,
@@ -52,6 +55,9 @@ POLL_MS = 4
 #: ... and this often when a speed below 60 iterations a second is set (fewer wake-ups).
 SLOW_POLL_MS = 16
 DEFAULT_WHAT_IF_FACTORS = (10, 1, 0.1, 0.01, 0.001)
+#: A picked iteration whose record takes longer than this to arrive is announced as being
+#: recomputed (a kept record arrives within a few milliseconds, a step while running).
+SLOW_RECORD_MS = 150
 RUN_FOREVER = 2**62
 
 
@@ -78,6 +84,7 @@ class SessionController(QObject):
     paused_by_finding = Signal(object)
     error_occurred = Signal(str, str, str)
     status_message = Signal(str)
+    recomputing = Signal(int)
     loading_changed = Signal(bool)
     load_progress = Signal(int, int)
 
@@ -99,6 +106,10 @@ class SessionController(QObject):
         self._pinned: int | None = None
         self._running = False
         self._load_task: BackgroundTask | None = None
+        self._fetch: BackgroundTask | None = None  # the picked iteration's record, on its way
+        self._fetching = -1  # the iteration asked for
+        self._announced = False  # ``recomputing`` was emitted for it
+        self._closed = False
         self._dataset_source = source
         self._iterations_per_second = 0.0
         self._client = client or TrainerClient(dataset, config, backend)
@@ -108,6 +119,11 @@ class SessionController(QObject):
         self._frame.setTimerType(Qt.TimerType.PreciseTimer)
         self._frame.setInterval(POLL_MS)
         self._frame.timeout.connect(self._poll_frames)
+
+        self._slow_fetch = QTimer(self)
+        self._slow_fetch.setSingleShot(True)
+        self._slow_fetch.setInterval(SLOW_RECORD_MS)
+        self._slow_fetch.timeout.connect(self._announce_recomputing)
 
     def _adopt(self, generation: int, record: StepRecord, rows, history: str) -> None:
         """Take the state the training process reports after starting, a reset or a rewind."""
@@ -166,6 +182,17 @@ class SessionController(QObject):
         return self._pinned is None
 
     @property
+    def picked_iteration(self) -> int | None:
+        """The iteration picked on the history slider (None while following training); until
+        its record arrives, ``shown`` is still the one before."""
+        return self._pinned
+
+    @property
+    def waiting_for_record(self) -> bool:
+        """True while the picked iteration's record is on its way from the training process."""
+        return self._pinned is not None and self._pinned != self._shown.iteration
+
+    @property
     def iterations_per_second(self) -> float:
         return self._iterations_per_second
 
@@ -178,7 +205,8 @@ class SessionController(QObject):
         return columns
 
     def record(self, iteration: int) -> StepRecord:
-        """The complete record of ``iteration`` (recomputed if the history thinned it)."""
+        """The complete record of ``iteration`` (recomputed if the history thinned it). Waits
+        for it: the window picks iterations with ``show_iteration``, which does not."""
         if iteration == self._latest.iteration:
             return self._latest
         return self._call("record", iteration)
@@ -361,22 +389,85 @@ class SessionController(QObject):
 
     @Slot(int)
     def show_iteration(self, iteration: int) -> None:
-        """Show ``iteration`` in every view (the newest one means: follow training again)."""
+        """Show ``iteration`` in every view (the newest one means: follow training again).
+
+        The record comes from the training process in the background: a thinned iteration is
+        recomputed there by replaying updates, seconds for a large model, and the window must
+        not wait for it. Views draw it when it arrives (``record_shown``); a newer pick before
+        then interrupts that recomputation, and only the newest pick is shown.
+        """
         last = self.latest_iteration
         iteration = max(0, min(int(iteration), last))
         if iteration == last and not self._running:
             self.follow_latest()
             return
-        try:
-            record = self.record(iteration)
-        except TrainerError:
-            return
         self._pinned = iteration
-        self._show(record)
+        if iteration == last:
+            self._show(self._latest)
+        else:
+            self._fetch_picked()
+
+    def _fetch_picked(self) -> None:
+        """Ask for the picked iteration's record unless it is shown or already asked for; a
+        request for another iteration is interrupted first (and this runs again when it ends)."""
+        wanted = self._pinned
+        if self._fetch is not None:
+            if self._fetching != wanted:
+                self._client.interrupt()
+            return
+        if wanted is None or wanted == self._shown.iteration or self._closed:
+            return
+        client, generation = self._client, self._generation
+        task = BackgroundTask(
+            lambda progress, cancelled: client.call("record", wanted, interruptible=True), self
+        )
+        self._fetch, self._fetching = task, wanted
+        task.done.connect(lambda record: self._on_fetched(record, generation))
+        task.failed.connect(self._on_fetch_failed)
+        task.ended.connect(self._on_fetch_ended)
+        self._slow_fetch.start()
+        task.start()
+
+    def _announce_recomputing(self) -> None:
+        if self._fetch is not None:
+            self._announced = True
+            self.recomputing.emit(self._fetching)
+
+    def _on_fetched(self, record: StepRecord | None, generation: int) -> None:
+        # None: interrupted. A record of another generation or pick is not wanted any more.
+        picked = record is not None and record.iteration == self._pinned
+        if picked and generation == self._generation and not self._closed:
+            self._show(record)
+
+    def _on_fetch_failed(self, exc: Exception, details: str) -> None:
+        if self._closed:
+            return
+        # Back to what the views show (the slider too).
+        self._pinned = None if self._shown is self._latest else self._shown.iteration
+        self._show(self._shown)
+        if isinstance(exc, TrainerError):
+            self.error_occurred.emit("The training process failed", str(exc), exc.details)
+            if not self._client.alive:
+                self._restart()
+        else:
+            self.error_occurred.emit("Could not show that iteration", str(exc), details)
+
+    def _on_fetch_ended(self) -> None:
+        task, self._fetch = self._fetch, None
+        if task is not None:
+            task.deleteLater()
+        self._slow_fetch.stop()
+        self._fetching = -1
+        if self._announced:
+            self._announced = False
+            self.recomputing.emit(-1)
+        self._fetch_picked()
 
     @Slot()
     def follow_latest(self) -> None:
         self._pinned = None
+        if self._fetch is not None:
+            self._client.interrupt()
         self._show(self._latest)
 
     @Slot()
@@ -624,8 +715,12 @@ class SessionController(QObject):
 
     def shutdown(self) -> None:
         """Stop training and background work and end the training process (on window close)."""
+        self._closed = True
         self._frame.stop()
+        self._slow_fetch.stop()
         if self._load_task is not None:
             self._load_task.cancel()
             self._load_task.wait()
-        self._client.close()
+        self._client.close()  # interrupts a record being recomputed
+        if self._fetch is not None:
+            self._fetch.wait()

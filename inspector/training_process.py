@@ -8,7 +8,9 @@ and the window talks to it through a ``TrainerClient``:
 
 - requests and replies on one pipe: any ``TrainingSession`` operation the window needs
   (record of an iteration, reset, rewind, settings, previews, reports), answered between two
-  training steps while a run goes on;
+  training steps while a run goes on, one at a time; a request that has to wait for another
+  sets an event (``interrupt``) that makes a recomputation of a thinned record (asked for with
+  ``interruptible=True``, from a background thread) give way within one replayed update;
 - frames on another: while running, one every ``FRAME_INTERVAL`` on average, the newest record, the
   metric rows added since the last frame and the history's memory use; the last frame of a run
   says how it ended.
@@ -37,7 +39,7 @@ from model.data import Dataset
 from model.diagnostics import Finding
 from model.history import describe_budget
 from model.record import ARRAY_GROUPS, StepRecord
-from model.session import TrainingSession
+from model.session import Interrupted, TrainingSession
 
 #: Seconds between two frames while training (60 frames a second).
 FRAME_INTERVAL = 1 / 60
@@ -311,9 +313,10 @@ class TrainerServer:
     """Owns the session; answers requests; trains while a run is on. One per process."""
 
     def __init__(
-        self, requests, frames, releases, dataset: Dataset, config: TrainingConfig
+        self, requests, frames, releases, interrupt, dataset: Dataset, config: TrainingConfig
     ) -> None:
         self._requests = requests
+        self._interrupt = interrupt
         self._releases = releases
         self._slots = ArraySlots()
         self._frames = _FrameSender(frames, self._slots)
@@ -454,8 +457,15 @@ class TrainerServer:
         self.session.update_settings(**changes)
         return self.session.config
 
-    def do_record(self, iteration: int) -> StepRecord:
-        return self.session.record(iteration)
+    def do_record(self, iteration: int, *, interruptible: bool = False) -> StepRecord | None:
+        """The record of ``iteration``; with ``interruptible``, None when another request
+        interrupted its recomputation."""
+        if not interruptible:
+            return self.session.record(iteration)
+        try:
+            return self.session.record(iteration, should_stop=self._interrupt.is_set)
+        except Interrupted:
+            return None
 
     def do_preview(self, learning_rate: float) -> StepRecord:
         return self.session.preview(learning_rate)
@@ -482,8 +492,8 @@ class TrainerServer:
         return write_report(self.session, directory, **options)
 
 
-def _serve_in_child(requests, frames, releases, dataset, config) -> None:
-    TrainerServer(requests, frames, releases, dataset, config).serve()
+def _serve_in_child(requests, frames, releases, interrupt, dataset, config) -> None:
+    TrainerServer(requests, frames, releases, interrupt, dataset, config).serve()
 
 
 class TrainerClient:
@@ -505,12 +515,13 @@ class TrainerClient:
         self._requests, server_requests = pipe(duplex=True)
         self._frames, frames_out = pipe(duplex=False)
         releases_in, self._releases = pipe(duplex=False)
+        self._interrupt = context.Event() if backend == "process" else threading.Event()
         self._blocks: dict[str, shared_memory.SharedMemory] = {}
         self.server: TrainerServer | None = None
         if backend == "process":
             self._process = context.Process(
                 target=_serve_in_child,
-                args=(server_requests, frames_out, releases_in, dataset, config),
+                args=(server_requests, frames_out, releases_in, self._interrupt, dataset, config),
                 name="training",
                 daemon=True,
             )
@@ -521,7 +532,9 @@ class TrainerClient:
             for end in (server_requests, frames_out, releases_in):
                 end.close()
         elif backend == "thread":
-            self.server = TrainerServer(server_requests, frames_out, releases_in, dataset, config)
+            self.server = TrainerServer(
+                server_requests, frames_out, releases_in, self._interrupt, dataset, config
+            )
             self._process = threading.Thread(target=self.server.serve, name="training", daemon=True)
             self._process.start()
         else:
@@ -534,26 +547,37 @@ class TrainerClient:
     def call(self, name: str, *args, timeout: float = CALL_TIMEOUT, **kwargs):
         """Run ``TrainerServer.do_<name>(*args, **kwargs)`` in the server and return its result.
 
-        Raises ``TrainerError`` when it failed there, or when the server is gone.
+        Raises ``TrainerError`` when it failed there, or when the server is gone. A call made
+        while another is in progress interrupts it if it is an interruptible recomputation
+        (``do_record``), and waits for it to end either way.
         """
-        with self._call_lock:
-            try:
-                self._requests.send((name, args, kwargs))
-                deadline = time.monotonic() + timeout
-                # Keep taking frames while waiting: a server blocked on a full frame pipe
-                # could never read this request.
-                while not self._requests.poll(0.01):
-                    self._drain_frames()
-                    if not self.alive:
-                        raise TrainerError("the training process has stopped")
-                    if time.monotonic() > deadline:
-                        raise TrainerError(f"the training process did not answer '{name}'")
-                reply = self._requests.recv()
-            except (EOFError, OSError, BrokenPipeError) as exc:
-                raise TrainerError(f"the training process has stopped ({exc})") from exc
+        if not self._call_lock.acquire(blocking=False):
+            self._interrupt.set()
+            self._call_lock.acquire()
+        try:
+            self._interrupt.clear()
+            self._requests.send((name, args, kwargs))
+            deadline = time.monotonic() + timeout
+            # Keep taking frames while waiting: a server blocked on a full frame pipe could
+            # never read this request.
+            while not self._requests.poll(0.01):
+                self._drain_frames()
+                if not self.alive:
+                    raise TrainerError("the training process has stopped")
+                if time.monotonic() > deadline:
+                    raise TrainerError(f"the training process did not answer '{name}'")
+            reply = self._requests.recv()
+        except (EOFError, OSError, BrokenPipeError) as exc:
+            raise TrainerError(f"the training process has stopped ({exc})") from exc
+        finally:
+            self._call_lock.release()
         if reply[0] == "error":
             raise TrainerError(reply[1], reply[2])
         return reply[1]
+
+    def interrupt(self) -> None:
+        """Make an interruptible recomputation in progress give way (its call returns None)."""
+        self._interrupt.set()
 
     def frames(self) -> list[Frame]:
         """Every frame that has arrived (oldest first), without waiting."""

@@ -96,6 +96,10 @@ class RunResult:
     paused_by: Finding | None
 
 
+class Interrupted(Exception):
+    """``TrainingSession.record`` stopped recomputing a thinned iteration when asked to."""
+
+
 #: In full-batch mode the forward pass that measured the newest record on the whole dataset is
 #: the forward pass of the next update (same parameters, same images): it is kept for it when its
 #: ReLU outputs take at most this much memory, instead of being computed twice.
@@ -253,8 +257,15 @@ class TrainingSession:
 
     # -- reading the past and the future ---------------------------------------------------
 
-    def record(self, iteration: int) -> StepRecord:
-        """The complete record of ``iteration``, recomputed exactly if the history thinned it."""
+    def record(
+        self, iteration: int, *, should_stop: Callable[[], bool] | None = None
+    ) -> StepRecord:
+        """The complete record of ``iteration``, recomputed exactly if the history thinned it.
+
+        A recomputation replays every update from the checkpoint before ``iteration``; it asks
+        ``should_stop()`` before each one and raises ``Interrupted`` when that returns True
+        (the window wants the training process for something else).
+        """
         if not 0 <= iteration <= self.iteration:
             raise IndexError(f"iteration {iteration} is not in 0..{self.iteration}")
         stored = self._history.stored(iteration)
@@ -269,6 +280,8 @@ class TrainingSession:
         latest_measured, self._measured = self._measured, None
         try:
             for k in range(start.iteration + 1, iteration + 1):
+                if should_stop is not None and should_stop():
+                    raise Interrupted(f"recomputing iteration {iteration} was interrupted")
                 record = self._advance(record, k, self._history.settings_at(k), keep=True)
         finally:
             self._measured = latest_measured

@@ -3,7 +3,9 @@ when paused, to continue training from there.
 
 Dragging asks the controller for the picked iteration at most every ``SHOW_INTERVAL_MS`` (an
 old iteration may be rebuilt by replaying a few dozen updates), always ending on the iteration
-the handle was released at.
+the handle was released at. A picked iteration the history thinned is recomputed in the
+training process; the bar says so while it takes a noticeable time, and the panels keep the
+previous iteration until it arrives.
 """
 
 from __future__ import annotations
@@ -78,7 +80,6 @@ class HistoryView(QWidget):
         self._metrics = QLabel()
         self._metrics.setObjectName("historyMetrics")
         self._metrics.setStyleSheet(f"color: {MUTED};")
-        self._metrics.setToolTip("Mean loss and accuracy over all images at this iteration")
         font = QFontMetrics(self.font())
         self._position.setMinimumWidth(font.horizontalAdvance("Iteration 0000 of 0000"))
         self._metrics.setMinimumWidth(font.horizontalAdvance("loss 0.0000 · accuracy 0/0"))
@@ -116,6 +117,7 @@ class HistoryView(QWidget):
         controller.record_shown.connect(self.show_record)
         controller.running_changed.connect(self._update_buttons)
         controller.loading_changed.connect(self._update_buttons)
+        controller.recomputing.connect(self._on_recomputing)
 
         self._on_history_changed(controller.latest_iteration)
         self.show_record(controller.shown)
@@ -128,10 +130,27 @@ class HistoryView(QWidget):
         its loss and accuracy."""
         if self._pending is None and not self._slider.isSliderDown():
             self._set_slider(value=record.iteration)
+        self._show_metrics(record)
+        self._update_labels()
+
+    def _show_metrics(self, record: StepRecord) -> None:
         count = len(record.losses)
         correct = round(record.accuracy * count)
         self._metrics.setText(f"loss {format_number(record.loss)} · accuracy {correct}/{count}")
-        self._update_labels()
+        self._metrics.setToolTip("Mean loss and accuracy over all images at this iteration")
+
+    @Slot(int)
+    def _on_recomputing(self, iteration: int) -> None:
+        """Say that the picked iteration is being recomputed (-1: it is over)."""
+        if iteration < 0:
+            self._show_metrics(self._controller.shown)
+            return
+        self._metrics.setText(f"recomputing {iteration}…")
+        self._metrics.setToolTip(
+            f"The history kept only a checkpoint before iteration {iteration} to stay within "
+            "its memory budget: the training process is replaying the updates from there. "
+            "The panels show it when it is ready."
+        )
 
     def _set_slider(self, *, maximum: int | None = None, value: int | None = None) -> None:
         self._syncing = True
@@ -159,7 +178,8 @@ class HistoryView(QWidget):
         self._forward.setEnabled(value < latest)
         self._latest.setEnabled(not controller.following_latest)
         past = shown < latest
-        can_continue = past and not controller.is_running and not controller.is_loading
+        waiting = controller.waiting_for_record
+        can_continue = past and not (controller.is_running or controller.is_loading or waiting)
         self._continue.setEnabled(can_continue)
         if can_continue:
             dropped = latest - shown
@@ -169,6 +189,10 @@ class HistoryView(QWidget):
             )
         elif controller.is_running:
             self._continue.setToolTip("Pause training to continue from an earlier iteration")
+        elif waiting:
+            self._continue.setToolTip(
+                f"Wait until iteration {controller.picked_iteration} is shown to continue from it"
+            )
         else:
             self._continue.setToolTip(
                 "Pick an earlier iteration on the slider to continue training from it"

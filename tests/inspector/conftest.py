@@ -112,3 +112,16 @@ def step_and_wait(qtbot):
         return ctrl.shown
 
     return run
+
+
+@pytest.fixture
+def show_and_wait(qtbot):
+    """Pick an iteration on a controller and wait until its record is shown (it comes from the
+    training process in the background)."""
+
+    def run(ctrl, iteration):
+        ctrl.show_iteration(iteration)
+        qtbot.waitUntil(lambda: ctrl.shown.iteration == iteration, timeout=10000)
+        return ctrl.shown
+
+    return run

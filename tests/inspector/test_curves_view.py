@@ -120,11 +120,11 @@ def test_dead_filters_zero_gradient_is_drawn_not_dropped(view, controller, step_
     assert xs(curve_named(ratio, "conv filter: 0 (no update)")) == [2, 3]
 
 
-def test_marker_follows_the_shown_iteration(view, controller, step_and_wait):
+def test_marker_follows_the_shown_iteration(view, controller, step_and_wait, show_and_wait):
     step_and_wait(controller, 3)
     markers = [panel.marker for panel in view._panels.values()]
     assert [m.value() for m in markers] == [3] * len(PLOT_NAMES)
-    controller.show_iteration(0)
+    show_and_wait(controller, 0)
     assert [m.value() for m in markers] == [0] * len(PLOT_NAMES)
     controller.follow_latest()
     assert [m.value() for m in markers] == [3] * len(PLOT_NAMES)

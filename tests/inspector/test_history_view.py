@@ -31,6 +31,12 @@ def text(view, name) -> str:
     return view.findChild(type(view._position), name).text()
 
 
+def pick(qtbot, view, iteration) -> None:
+    """Move the slider to ``iteration`` and wait until every view shows it."""
+    slider(view).setValue(iteration)
+    qtbot.waitUntil(lambda: view._controller.shown.iteration == iteration, timeout=10000)
+
+
 def test_slider_spans_the_run_and_follows_new_iterations(view, controller, step_and_wait):
     assert (slider(view).maximum(), slider(view).value()) == (0, 0)
     step_and_wait(controller, 5)
@@ -43,8 +49,7 @@ def test_slider_spans_the_run_and_follows_new_iterations(view, controller, step_
 
 def test_moving_the_slider_shows_that_iteration(qtbot, view, controller, step_and_wait):
     step_and_wait(controller, 5)
-    slider(view).setValue(2)
-    assert controller.shown.iteration == 2
+    pick(qtbot, view, 2)
     assert not controller.following_latest
     assert text(view, "historyPosition") == "Iteration 2 of 5"
     record = controller.record(2)
@@ -103,7 +108,7 @@ def test_a_fast_drag_is_coalesced_and_ends_where_released(
 
 def test_continue_from_here_drops_later_iterations(qtbot, view, controller, step_and_wait):
     step_and_wait(controller, 5)
-    slider(view).setValue(2)
+    pick(qtbot, view, 2)
     asked = []
     view.confirm = lambda iteration, dropped: asked.append((iteration, dropped)) or False
     qtbot.mouseClick(button(view, "historyContinue"), Qt.MouseButton.LeftButton)
@@ -129,14 +134,14 @@ def test_continue_is_disabled_while_running_and_a_picked_iteration_stays(
     controller.request_config(preset_config("recommended"))
     controller.reset()
     step_and_wait(controller, 3)
-    slider(view).setValue(1)
+    pick(qtbot, view, 1)
     assert button(view, "historyContinue").isEnabled()
     controller.set_speed(200)
     with qtbot.waitSignal(controller.running_changed):
         controller.run()
     assert not button(view, "historyContinue").isEnabled()
     qtbot.waitUntil(lambda: controller.latest_iteration >= 6, timeout=5000)
-    slider(view).setValue(2)  # pick a past iteration while training goes on
+    pick(qtbot, view, 2)  # a past iteration, while training goes on
     start = controller.latest_iteration
     qtbot.waitUntil(lambda: slider(view).maximum() >= start + 5, timeout=5000)
     assert slider(view).value() == 2 and controller.shown.iteration == 2

@@ -266,7 +266,7 @@ def test_clipping_checkbox_and_value(qtbot, view, controller):
 
 
 def test_note_when_the_shown_iteration_used_another_learning_rate(
-    qtbot, view, controller, step_and_wait
+    qtbot, view, controller, step_and_wait, show_and_wait
 ):
     step_and_wait(controller, 1)
     note = field(view, "learningRateNote", QLabel)
@@ -274,7 +274,7 @@ def test_note_when_the_shown_iteration_used_another_learning_rate(
     type_and_enter(qtbot, field(view, "learningRate"), "0.01")
     step_and_wait(controller, 1)
     assert not note.isVisibleTo(view)
-    controller.show_iteration(1)
+    show_and_wait(controller, 1)
     assert note.isVisibleTo(view) and note.text() == "Iteration 1 used 0.5."
 
 

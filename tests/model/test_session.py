@@ -9,7 +9,7 @@ from model.config import TrainingConfig
 from model.data import load_example
 from model.init import InitSpec
 from model.presets import preset_config
-from model.session import TrainingSession, batch_indices
+from model.session import Interrupted, TrainingSession, batch_indices
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +214,30 @@ def test_thinned_history_rebuilds_every_iteration_exactly(shapes, changes):
     full.rewind(50)
     for _ in range(5):
         assert_same_record(thin.step(), full.step())
+
+
+@pytest.mark.parametrize("mode", ["per_image", "full_batch"])
+def test_recomputing_a_dropped_iteration_stops_when_asked(shapes, mode):
+    config = preset_config("recommended", update_mode=mode)
+    session = TrainingSession(shapes, config)
+    records = [session.step() for _ in range(20)]
+    for k in range(5, 20):
+        session.history._records.pop(k)  # as thinning drops them
+    asked = []
+
+    def stop_at_third():
+        asked.append(1)
+        return len(asked) == 3
+
+    with pytest.raises(Interrupted):
+        session.record(15, should_stop=stop_at_third)
+    assert len(asked) == 3  # asked before each replayed update; two were replayed
+    # Nothing changed: the same record recomputes exactly, and training continues as before.
+    assert_same_record(session.record(15, should_stop=lambda: False), records[14])
+    twin = TrainingSession(shapes, config)
+    for _ in range(20):
+        twin.step()
+    assert_same_record(session.step(), twin.step())
 
 
 def test_full_batch_measures_once_per_update_with_the_same_numbers(shapes, monkeypatch):
