@@ -8,6 +8,7 @@ the initial state and a preview of the first update before the user presses Step
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -107,6 +108,43 @@ def _json_changes(changes: dict) -> dict:
 def sort_findings(findings) -> list[Finding]:
     """Newest first, then most severe first."""
     return sorted(findings, key=lambda f: (-f.iteration, SEVERITIES.index(f.severity)))
+
+
+def finding_key(finding: Finding) -> tuple:
+    """What makes two findings the same one: a filter that died at iteration 3 is one finding
+    however many iterations report it."""
+    return finding.code, finding.subject, finding.since
+
+
+class FindingLog:
+    """Every distinct finding of a run, kept as it first appeared."""
+
+    def __init__(self) -> None:
+        self._first: dict[tuple, Finding] = {}
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+    def add(self, findings: Iterable[Finding]) -> list[Finding]:
+        """Log ``findings``; returns those that appeared for the first time."""
+        new = []
+        for finding in findings:
+            key = finding_key(finding)
+            if key not in self._first:
+                self._first[key] = finding
+                new.append(finding)
+        return new
+
+    def truncate_after(self, iteration: int) -> None:
+        """Forget findings that first appeared after ``iteration`` (the run went back)."""
+        self._first = {k: f for k, f in self._first.items() if f.iteration <= iteration}
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        """In the order they appeared; within one iteration most severe first."""
+        return tuple(
+            sorted(self._first.values(), key=lambda f: (f.iteration, SEVERITIES.index(f.severity)))
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ import PIL
 
 from model.config import TrainingConfig
 from model.data import Dataset
-from model.diagnostics import SEVERITIES, Finding
+from model.diagnostics import SEVERITIES, Finding, FindingLog
 from model.files import SaveError, existing, write_atomic
 from model.formatting import format_number, format_range
 from model.record import METRIC_NAMES, StepRecord
@@ -184,30 +184,6 @@ def metrics_writer(handle):
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(METRIC_NAMES)
     return writer
-
-
-def finding_key(finding: Finding) -> tuple:
-    """What makes two findings the same one: a filter that died at iteration 3 is one finding
-    however many iterations report it."""
-    return finding.code, finding.subject, finding.since
-
-
-class FindingLog:
-    """Every distinct finding of a run, kept as it first appeared."""
-
-    def __init__(self) -> None:
-        self._first: dict[tuple, Finding] = {}
-
-    def add(self, findings: Iterable[Finding]) -> None:
-        for finding in findings:
-            self._first.setdefault(finding_key(finding), finding)
-
-    @property
-    def findings(self) -> tuple[Finding, ...]:
-        """In the order they appeared; within one iteration most severe first."""
-        return tuple(
-            sorted(self._first.values(), key=lambda f: (f.iteration, SEVERITIES.index(f.severity)))
-        )
 
 
 def _severity_sorted(findings: Iterable[Finding]) -> list[Finding]:

@@ -9,14 +9,21 @@ What is kept, and what goes first when the budget is reached:
    predictions, findings, and the pre-activation and ReLU maps of every image. When the budget
    is reached, older records lose, in this order:
    a. their pre-activation and ReLU maps (recomputed exactly from the parameters when viewed);
-   b. the classifier's arrays and the optimizer state, except at checkpoints (every
-      ``checkpoint_every``-th iteration); the conv filter, its gradient and update stay;
-   c. whole records between checkpoints;
-   d. every other checkpoint (the interval doubles), then c again.
+   b. the oldest records between checkpoints (every ``checkpoint_every``-th iteration), whole;
+   c. every other checkpoint (the interval doubles), then b again.
+3. Every finding of the run as it first appeared (``findings``), for reports: a few a run.
 
 The session rebuilds any dropped iteration exactly by replaying from the checkpoint before it
 (``TrainingSession.record``), so nothing is lost, only recomputed. The newest record and
 iteration 0 are always kept whole except for maps of iteration 0.
+
+Every kept record is one of two kinds, each counted within a few percent of the memory it
+really holds: whole, or whole but for its maps. (Records stripped to their conv arrays were a
+third kind, until a long run showed why not: they were mostly small Python objects, which the
+interpreter's allocator keeps the high-water mark of, and as the run grew, checkpoints took
+their place in the budget while the memory they had held stayed in use, so resident memory grew
+under a flat budget: 247 MiB at 30k iterations of the question, 383 MiB at 160k. Nothing read
+their conv arrays, and recomputing an iteration replays from a checkpoint either way.)
 """
 
 from __future__ import annotations
@@ -25,10 +32,10 @@ import dataclasses
 import math
 import time
 from collections import deque
-from types import MappingProxyType
 
 import numpy as np
 
+from model.diagnostics import Finding, FindingLog
 from model.memory import release_freed_memory
 from model.optim import OptimSettings
 from model.record import METRIC_NAMES, StepRecord
@@ -36,15 +43,13 @@ from model.record import METRIC_NAMES, StepRecord
 #: Python-object overhead of one record beyond its arrays (dataclass, dicts, the metrics' floats,
 #: settings), and of one NumPy array beyond its data (object, shape and strides), measured with
 #: tracemalloc on the question's example and rounded up (tests/model/test_history_budget.py
-#: checks them). Once most kept records are stripped to their conv arrays (a few hundred bytes
-#: of data), these overheads are most of what the history holds: they must not be undercounted.
+#: checks them). With the question's small arrays they are a sixth of a record.
 RECORD_OVERHEAD_BYTES = 5000
 ARRAY_OVERHEAD_BYTES = 200
 #: A finding's objects and each of its fixes (their texts are counted at 2 bytes a character:
 #: a '×' or '→' makes Python store the whole string that way).
 FINDING_OVERHEAD_BYTES = 900
 FIX_OVERHEAD_BYTES = 600
-HEAVY_KEYS = ("classifier.weight",)
 #: Columns that hold a largest |value|; thinning keeps their maxima (see ``MetricsTable.thin``).
 PEAK_COLUMNS = (
     "conv_weight_absmax",
@@ -89,25 +94,8 @@ def record_nbytes(record: StepRecord) -> int:
     return total
 
 
-def _without(arrays, keys):
-    if arrays is None:
-        return None
-    return MappingProxyType({k: v for k, v in arrays.items() if k not in keys})
-
-
 def strip_maps(record: StepRecord) -> StepRecord:
     return dataclasses.replace(record, pre_activation=None, activation=None)
-
-
-def strip_heavy(record: StepRecord) -> StepRecord:
-    """Drop maps, optimizer state and the classifier's weight arrays (conv arrays stay)."""
-    return dataclasses.replace(
-        strip_maps(record),
-        velocity=None,
-        params=_without(record.params, HEAVY_KEYS),
-        grads=_without(record.grads, HEAVY_KEYS),
-        update=_without(record.update, HEAVY_KEYS),
-    )
 
 
 class MetricsTable:
@@ -255,9 +243,10 @@ class History:
         self._records: dict[int, StepRecord] = {}
         self._sizes: dict[int, int] = {}
         self._with_maps: deque[int] = deque()
-        self._heavy: deque[int] = deque()
-        self._compact: deque[int] = deque()
+        self._droppable: deque[int] = deque()  # oldest first; checkpoints are skipped
         self._record_bytes = 0
+        self._finding_log = FindingLog()
+        self._findings_bytes = 0
         self._last = -1
         self._freed = 0
         self._trimmed_at = -math.inf
@@ -287,8 +276,14 @@ class History:
         raise LookupError(f"no restorable record at or before iteration {iteration}")
 
     @property
+    def findings(self) -> tuple[Finding, ...]:
+        """Every finding of the run as it first appeared, in that order (most severe first
+        within an iteration), whether or not its record is still kept."""
+        return self._finding_log.findings
+
+    @property
     def nbytes(self) -> int:
-        return self._record_bytes + self.metrics.nbytes
+        return self._record_bytes + self.metrics.nbytes + self._findings_bytes
 
     def settings_at(self, iteration: int) -> OptimSettings:
         """Settings that the update of ``iteration`` used or will use."""
@@ -316,6 +311,7 @@ class History:
         if previous >= 0:
             self._classify(previous)
         self.metrics.append(record)
+        self._findings_bytes += _findings_nbytes(self._finding_log.add(record.findings))
         self._enforce_budget()
 
     def truncate_after(self, iteration: int) -> None:
@@ -324,11 +320,13 @@ class History:
             self._record_bytes -= self._sizes.pop(k)
             del self._records[k]
         self._last = max(self._records, default=-1)
-        for queue in (self._with_maps, self._heavy, self._compact):
+        for queue in (self._with_maps, self._droppable):
             kept = [k for k in queue if k < iteration]
             queue.clear()
             queue.extend(kept)
         self.metrics.truncate_after(iteration)
+        self._finding_log.truncate_after(iteration)
+        self._findings_bytes = _findings_nbytes(self.findings)
         self.settings_log = [(s, v) for s, v in self.settings_log if s <= iteration + 1]
 
     def replace(self, record: StepRecord) -> None:
@@ -349,12 +347,8 @@ class History:
         record = self._records[iteration]
         if record.has_maps:
             self._with_maps.append(iteration)
-        if iteration == 0:
-            return
-        if _restorable(record):
-            self._heavy.append(iteration)
-        else:
-            self._compact.append(iteration)
+        if iteration > 0:
+            self._droppable.append(iteration)
 
     def _is_checkpoint(self, iteration: int) -> bool:
         return iteration % self.checkpoint_every == 0
@@ -378,18 +372,12 @@ class History:
             if k in self._records:
                 self._store(strip_maps(self._records[k]))
             return True
-        while self._heavy:
-            k = self._heavy.popleft()
-            if k in self._records and not self._is_checkpoint(k):
-                self._store(strip_heavy(self._records[k]))
-                self._compact.append(k)
-                return True
-        if self._compact:
-            k = self._compact.popleft()
+        while self._droppable:
+            k = self._droppable.popleft()
             if k in self._records and not self._is_checkpoint(k):
                 self._record_bytes -= self._sizes.pop(k)
                 del self._records[k]
-            return True
+                return True
         return self._double_checkpoint_interval()
 
     def _double_checkpoint_interval(self) -> bool:
@@ -398,9 +386,7 @@ class History:
         if not checkpoints or self.checkpoint_every > self.last_iteration:
             return False
         self.checkpoint_every *= 2
-        for k in sorted(checkpoints):
-            if not self._is_checkpoint(k):
-                self._heavy.append(k)
+        self._droppable.extend(k for k in sorted(checkpoints) if not self._is_checkpoint(k))
         return True
 
 

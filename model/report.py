@@ -53,7 +53,6 @@ from model.headless import (
     FINDINGS_JSON_NAME,
     FINDINGS_TEXT_NAME,
     METRICS_NAME,
-    FindingLog,
     findings_data,
     findings_text,
     metrics_cells,
@@ -62,7 +61,7 @@ from model.headless import (
 )
 from model.record import METRIC_NAMES, StepRecord
 from model.session import TrainingSession
-from model.settings_log import run_with_settings_log, settings_changes, settings_log_data
+from model.settings_log import settings_changes, settings_log_data
 from model.snapshot import json_bytes, save_snapshot
 
 PROG = "training-inspector"
@@ -170,32 +169,6 @@ def metrics_rows(session: TrainingSession) -> list[list[str]]:
         )
         for row in range(len(table))
     ]
-
-
-def run_findings(session: TrainingSession) -> FindingLog:
-    """Every finding of the run as it first appeared.
-
-    Read from the history's records; when the history has dropped some, the run is repeated
-    in a fresh session (with the same settings log) to see them, which is exact and takes one
-    model step per iteration.
-    """
-    log = FindingLog()
-    stored = [session.history.stored(k) for k in range(session.iteration + 1)]
-    if all(record is not None for record in stored):
-        for record in stored:
-            log.add(record.findings)
-        return log
-    # Only the findings are kept, so the replay's history may thin at once.
-    config = start_config(session).with_changes(history_budget_mb=1)
-    replay = TrainingSession(session.dataset, config)
-    log.add(replay.latest.findings)
-    run_with_settings_log(
-        replay,
-        session.iteration,
-        session.history.settings_log,
-        on_step=lambda record: log.add(record.findings),
-    )
-    return log
 
 
 def default_snapshot_iterations(session: TrainingSession, findings: Iterable[Finding]) -> list:
@@ -515,8 +488,7 @@ def _build(
 ) -> None:
     """Write every file of the report into the empty ``folder``."""
     config = start_config(session)
-    log = run_findings(session)
-    first = log.findings
+    first = session.history.findings
     final = session.latest
     iterations = (
         default_snapshot_iterations(session, first)

@@ -16,9 +16,9 @@ import inspector
 from inspector import cli
 from model.config import TrainingConfig
 from model.data import example_path, load_example
-from model.diagnostics import Finding
+from model.diagnostics import Finding, FindingLog
 from model.files import SaveError
-from model.headless import OUTPUT_NAMES, FindingLog, check_output_folder, metrics_row
+from model.headless import OUTPUT_NAMES, check_output_folder, metrics_row
 from model.init import InitSpec
 from model.presets import preset_config
 from model.record import METRIC_NAMES
