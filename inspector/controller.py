@@ -108,6 +108,7 @@ class SessionController(QObject):
         self._load_task: BackgroundTask | None = None
         self._fetch: BackgroundTask | None = None  # the picked iteration's record, on its way
         self._fetching = -1  # the iteration asked for
+        self._fetch_client: TrainerClient | None = None  # ... and whom
         self._announced = False  # ``recomputing`` was emitted for it
         self._closed = False
         self._dataset_source = source
@@ -378,8 +379,10 @@ class SessionController(QObject):
         settings and data (nothing else can be recovered from a dead process)."""
         self._client.close(timeout=1.0)
         self._client = TrainerClient(self._dataset, self._config, self._backend)
-        self._running = False
         self._frame.stop()
+        if self._running:
+            self._running = False
+            self.running_changed.emit(False)
         self._adopt(*self._client.call("state"))
         self._client.call("speed", self._iterations_per_second)
         self._announce_reset(dataset_changed=False)
@@ -404,8 +407,7 @@ class SessionController(QObject):
         self._pinned = iteration
         if iteration == last:
             self._show(self._latest)
-        else:
-            self._fetch_picked()
+        self._fetch_picked()
 
     def _fetch_picked(self) -> None:
         """Ask for the picked iteration's record unless it is shown or already asked for; a
@@ -413,17 +415,20 @@ class SessionController(QObject):
         wanted = self._pinned
         if self._fetch is not None:
             if self._fetching != wanted:
-                self._client.interrupt()
+                self._fetch_client.interrupt()
             return
         if wanted is None or wanted == self._shown.iteration or self._closed:
             return
         client, generation = self._client, self._generation
+        # Taken here, on the GUI thread: any interruption from now on counts against it.
+        interruptions = client.interruptions
         task = BackgroundTask(
-            lambda progress, cancelled: client.call("record", wanted, interruptible=True), self
+            lambda progress, cancelled: client.record_unless_interrupted(wanted, interruptions),
+            self,
         )
-        self._fetch, self._fetching = task, wanted
-        task.done.connect(lambda record: self._on_fetched(record, generation))
-        task.failed.connect(self._on_fetch_failed)
+        self._fetch, self._fetching, self._fetch_client = task, wanted, client
+        task.done.connect(lambda record: self._on_fetched(record, client, generation))
+        task.failed.connect(lambda exc, details: self._on_fetch_failed(exc, details, client))
         task.ended.connect(self._on_fetch_ended)
         self._slow_fetch.start()
         task.start()
@@ -433,21 +438,29 @@ class SessionController(QObject):
             self._announced = True
             self.recomputing.emit(self._fetching)
 
-    def _on_fetched(self, record: StepRecord | None, generation: int) -> None:
-        # None: interrupted. A record of another generation or pick is not wanted any more.
+    def _current(self, client: TrainerClient, generation: int | None = None) -> bool:
+        """Whether a reply from ``client`` (in ``generation``) is about the run on screen: not
+        after a reset or rewind, nor from a training process that died and was replaced."""
+        if self._closed or client is not self._client:
+            return False
+        return generation is None or generation == self._generation
+
+    def _on_fetched(self, record: StepRecord | None, client: TrainerClient, generation: int):
+        # None: interrupted. A record of another run or pick is not wanted any more.
         picked = record is not None and record.iteration == self._pinned
-        if picked and generation == self._generation and not self._closed:
+        if picked and self._current(client, generation):
             self._show(record)
 
-    def _on_fetch_failed(self, exc: Exception, details: str) -> None:
-        if self._closed:
-            return
-        # Back to what the views show (the slider too).
-        self._pinned = None if self._shown is self._latest else self._shown.iteration
-        self._show(self._shown)
+    def _on_fetch_failed(self, exc: Exception, details: str, client: TrainerClient) -> None:
+        if not self._current(client):
+            return  # the process that failed was replaced, and that was reported
+        if self._pinned == self._fetching:
+            # Back to what the views show (the slider too); a newer pick stays.
+            self._pinned = None if self._shown is self._latest else self._shown.iteration
+            self._show(self._shown)
         if isinstance(exc, TrainerError):
             self.error_occurred.emit("The training process failed", str(exc), exc.details)
-            if not self._client.alive:
+            if not client.alive:
                 self._restart()
         else:
             self.error_occurred.emit("Could not show that iteration", str(exc), details)
@@ -458,17 +471,18 @@ class SessionController(QObject):
             task.deleteLater()
         self._slow_fetch.stop()
         self._fetching = -1
-        if self._announced:
+        self._fetch_picked()
+        if self._announced and self._fetch is not None:
+            self.recomputing.emit(self._fetching)  # the next one, without a flicker between
+        elif self._announced:
             self._announced = False
             self.recomputing.emit(-1)
-        self._fetch_picked()
 
     @Slot()
     def follow_latest(self) -> None:
         self._pinned = None
-        if self._fetch is not None:
-            self._client.interrupt()
         self._show(self._latest)
+        self._fetch_picked()
 
     @Slot()
     def continue_from_shown(self) -> None:

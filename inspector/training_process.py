@@ -8,9 +8,10 @@ and the window talks to it through a ``TrainerClient``:
 
 - requests and replies on one pipe: any ``TrainingSession`` operation the window needs
   (record of an iteration, reset, rewind, settings, previews, reports), answered between two
-  training steps while a run goes on, one at a time; a request that has to wait for another
-  sets an event (``interrupt``) that makes a recomputation of a thinned record (asked for with
-  ``interruptible=True``, from a background thread) give way within one replayed update;
+  training steps while a run goes on, one at a time. A request that has to wait for another
+  counts an interruption (``TrainerClient.interrupt``); a recomputation of a thinned record
+  asked for from a background thread (``record_unless_interrupted``) gives way, within one
+  replayed update, to any interruption counted after it was asked for;
 - frames on another: while running, one every ``FRAME_INTERVAL`` on average, the newest record, the
   metric rows added since the last frame and the history's memory use; the last frame of a run
   says how it ended.
@@ -313,10 +314,16 @@ class TrainerServer:
     """Owns the session; answers requests; trains while a run is on. One per process."""
 
     def __init__(
-        self, requests, frames, releases, interrupt, dataset: Dataset, config: TrainingConfig
+        self,
+        requests,
+        frames,
+        releases,
+        interruptions,
+        dataset: Dataset,
+        config: TrainingConfig,
     ) -> None:
         self._requests = requests
-        self._interrupt = interrupt
+        self._interruptions = interruptions
         self._releases = releases
         self._slots = ArraySlots()
         self._frames = _FrameSender(frames, self._slots)
@@ -457,13 +464,16 @@ class TrainerServer:
         self.session.update_settings(**changes)
         return self.session.config
 
-    def do_record(self, iteration: int, *, interruptible: bool = False) -> StepRecord | None:
-        """The record of ``iteration``; with ``interruptible``, None when another request
-        interrupted its recomputation."""
-        if not interruptible:
+    def do_record(self, iteration: int, *, interruptions: int | None = None) -> StepRecord | None:
+        """The record of ``iteration``; given the client's count of ``interruptions`` when it
+        was asked for, None as soon as that count changes during a recomputation."""
+        if interruptions is None:
             return self.session.record(iteration)
+        counter = self._interruptions
         try:
-            return self.session.record(iteration, should_stop=self._interrupt.is_set)
+            return self.session.record(
+                iteration, should_stop=lambda: counter.value != interruptions
+            )
         except Interrupted:
             return None
 
@@ -492,8 +502,8 @@ class TrainerServer:
         return write_report(self.session, directory, **options)
 
 
-def _serve_in_child(requests, frames, releases, interrupt, dataset, config) -> None:
-    TrainerServer(requests, frames, releases, interrupt, dataset, config).serve()
+def _serve_in_child(requests, frames, releases, interruptions, dataset, config) -> None:
+    TrainerServer(requests, frames, releases, interruptions, dataset, config).serve()
 
 
 class TrainerClient:
@@ -509,19 +519,28 @@ class TrainerClient:
         self._call_lock = threading.Lock()
         self._frames_lock = threading.Lock()
         self._received: list[Frame] = []
+        self._pipe_closed = False
         self.backend = backend
         context = multiprocessing.get_context("spawn")
         pipe = context.Pipe if backend == "process" else multiprocessing.Pipe
         self._requests, server_requests = pipe(duplex=True)
         self._frames, frames_out = pipe(duplex=False)
         releases_in, self._releases = pipe(duplex=False)
-        self._interrupt = context.Event() if backend == "process" else threading.Event()
+        # Shared with the server: it only reads it.
+        self._interruptions = context.Value("Q", 0)
         self._blocks: dict[str, shared_memory.SharedMemory] = {}
         self.server: TrainerServer | None = None
         if backend == "process":
             self._process = context.Process(
                 target=_serve_in_child,
-                args=(server_requests, frames_out, releases_in, self._interrupt, dataset, config),
+                args=(
+                    server_requests,
+                    frames_out,
+                    releases_in,
+                    self._interruptions,
+                    dataset,
+                    config,
+                ),
                 name="training",
                 daemon=True,
             )
@@ -533,7 +552,7 @@ class TrainerClient:
                 end.close()
         elif backend == "thread":
             self.server = TrainerServer(
-                server_requests, frames_out, releases_in, self._interrupt, dataset, config
+                server_requests, frames_out, releases_in, self._interruptions, dataset, config
             )
             self._process = threading.Thread(target=self.server.serve, name="training", daemon=True)
             self._process.start()
@@ -542,20 +561,21 @@ class TrainerClient:
 
     @property
     def alive(self) -> bool:
-        return self._process.is_alive()
+        """False once the server is gone: its pipe closed (noticed at once) or its process
+        ended (a killed process may still be reaped a moment later)."""
+        return not self._pipe_closed and self._process.is_alive()
 
     def call(self, name: str, *args, timeout: float = CALL_TIMEOUT, **kwargs):
         """Run ``TrainerServer.do_<name>(*args, **kwargs)`` in the server and return its result.
 
         Raises ``TrainerError`` when it failed there, or when the server is gone. A call made
-        while another is in progress interrupts it if it is an interruptible recomputation
-        (``do_record``), and waits for it to end either way.
+        while another is in progress interrupts it if it is a recomputation that may be
+        interrupted (``record_unless_interrupted``), and waits for it to end either way.
         """
         if not self._call_lock.acquire(blocking=False):
-            self._interrupt.set()
+            self.interrupt()
             self._call_lock.acquire()
         try:
-            self._interrupt.clear()
             self._requests.send((name, args, kwargs))
             deadline = time.monotonic() + timeout
             # Keep taking frames while waiting: a server blocked on a full frame pipe could
@@ -568,6 +588,7 @@ class TrainerClient:
                     raise TrainerError(f"the training process did not answer '{name}'")
             reply = self._requests.recv()
         except (EOFError, OSError, BrokenPipeError) as exc:
+            self._pipe_closed = True
             raise TrainerError(f"the training process has stopped ({exc})") from exc
         finally:
             self._call_lock.release()
@@ -575,9 +596,22 @@ class TrainerClient:
             raise TrainerError(reply[1], reply[2])
         return reply[1]
 
+    @property
+    def interruptions(self) -> int:
+        """How many interruptions were asked for so far (see ``record_unless_interrupted``)."""
+        return self._interruptions.value
+
     def interrupt(self) -> None:
-        """Make an interruptible recomputation in progress give way (its call returns None)."""
-        self._interrupt.set()
+        """Make a recomputation in progress or waiting to start give way (its
+        ``record_unless_interrupted`` returns None)."""
+        with self._interruptions.get_lock():
+            self._interruptions.value += 1
+
+    def record_unless_interrupted(self, iteration: int, interruptions: int) -> StepRecord | None:
+        """The record of ``iteration``, or None when an interruption is counted after
+        ``interruptions`` (the value of ``self.interruptions`` taken when it was wanted) before
+        it is complete. For a background thread: it may replay many updates."""
+        return self.call("record", iteration, interruptions=interruptions)
 
     def frames(self) -> list[Frame]:
         """Every frame that has arrived (oldest first), without waiting."""

@@ -5,6 +5,8 @@ The server runs in a thread here (``backend="thread"``) so that the tests can sl
 count its replayed updates.
 """
 
+import os
+import signal
 import threading
 import time
 
@@ -20,24 +22,41 @@ from model.presets import preset_config
 SLOW_UPDATE = 0.03
 
 
+def thinned_controller(qtbot, dataset, backend="thread"):
+    """A controller whose history had to drop iterations (80 shapes, a 4 MB budget)."""
+    config = preset_config("recommended", history_budget_mb=4)
+    controller = SessionController(dataset, config, backend=backend)
+    with qtbot.waitSignal(
+        controller.running_changed, check_params_cb=lambda r: not r, timeout=60000
+    ):
+        controller.run_steps(300)
+    return controller
+
+
 @pytest.fixture
 def thinned(qtbot, shapes_dataset):
-    """A controller whose history had to drop iterations (80 shapes, a 4 MB budget), with its
-    server's updates slowed down and counted from then on."""
-    config = preset_config("recommended", history_budget_mb=4)
-    controller = SessionController(shapes_dataset, config, backend="thread")
-    with qtbot.waitSignal(controller.running_changed, check_params_cb=lambda r: not r):
-        controller.run_steps(300)
+    """``thinned_controller`` with its server's replayed updates slowed down and counted in
+    ``controller.updates`` (training steps are neither)."""
+    controller = thinned_controller(qtbot, shapes_dataset)
     session = controller.server.session
     updates = []
-    advance = session._advance
+    advance, record = session._advance, session.record
+    replaying = threading.local()
 
     def slow_advance(*args, **kwargs):
-        updates.append(threading.current_thread().name)
-        time.sleep(SLOW_UPDATE)
+        if getattr(replaying, "on", False):
+            updates.append(1)
+            time.sleep(SLOW_UPDATE)
         return advance(*args, **kwargs)
 
-    session._advance = slow_advance
+    def counted_record(*args, **kwargs):
+        replaying.on = True
+        try:
+            return record(*args, **kwargs)
+        finally:
+            replaying.on = False
+
+    session._advance, session.record = slow_advance, counted_record
     controller.updates = updates
     yield controller
     controller.shutdown()
@@ -90,18 +109,21 @@ def test_a_thinned_iteration_arrives_later_without_the_window_waiting(qtbot, thi
     assert_same_arrays(controller.shown, controller.server.session.record(target))
 
 
-def test_a_newer_pick_interrupts_a_recomputation(qtbot, thinned):
+@pytest.mark.parametrize("wait_for_start", [True, False], ids=["started", "asked for"])
+def test_a_newer_pick_interrupts_a_recomputation(qtbot, thinned, wait_for_start):
     controller = thinned
     slow = dropped(controller, at_least=20)
     quick = kept(controller)
     shown = []
     controller.record_shown.connect(shown.append)
     controller.show_iteration(slow)
-    qtbot.waitUntil(lambda: len(controller.updates) >= 2)
+    if wait_for_start:
+        qtbot.waitUntil(lambda: len(controller.updates) >= 2)
+    # Not waiting: the pick changes before the background thread has even sent the request.
     controller.show_iteration(quick)
     qtbot.waitUntil(lambda: controller.shown.iteration == quick, timeout=20000)
     # The slow one gave way after at most one more update and was never shown.
-    assert len(controller.updates) <= 4
+    assert len(controller.updates) <= 3
     assert [r.iteration for r in shown] == [quick]
 
 
@@ -118,29 +140,127 @@ def test_a_request_from_the_window_waits_for_one_update_at_most(qtbot, thinned):
     qtbot.waitUntil(lambda: controller.shown.iteration == target, timeout=20000)
 
 
-def test_following_training_again_drops_the_pick(qtbot, thinned):
+@pytest.mark.parametrize("wait_for_start", [True, False], ids=["started", "asked for"])
+def test_following_training_again_drops_the_pick(qtbot, thinned, wait_for_start):
     controller = thinned
     latest = controller.shown
     controller.show_iteration(dropped(controller, at_least=20))
-    qtbot.waitUntil(lambda: len(controller.updates) >= 1)
+    if wait_for_start:
+        qtbot.waitUntil(lambda: len(controller.updates) >= 1)
     controller.follow_latest()
     assert controller.shown is latest and controller.following_latest
     qtbot.waitUntil(lambda: controller._fetch is None)
-    assert controller.shown is latest and len(controller.updates) <= 3
+    assert controller.shown is latest and len(controller.updates) <= 2
+
+
+def test_picking_the_newest_iteration_while_running_lets_training_go_on(qtbot, thinned):
+    controller = thinned
+    controller.set_speed(50)
+    controller.show_iteration(dropped(controller, at_least=25))
+    qtbot.waitUntil(lambda: len(controller.updates) >= 1)
+    with qtbot.waitSignal(controller.running_changed):
+        controller.run()  # follows training again: the recomputation gives way
+    controller.show_iteration(controller.latest_iteration)  # pinned to the newest
+    start = controller.latest_iteration
+    qtbot.waitUntil(lambda: controller.latest_iteration >= start + 5, timeout=5000)
+    assert len(controller.updates) <= 2
+    controller.pause()
+
+
+def test_a_record_of_a_replaced_run_is_never_shown(qtbot, thinned):
+    controller = thinned
+    session = controller.server.session
+    target = kept(controller)
+    answered = threading.Event()
+    record = session.record
+
+    def late_record(*args, **kwargs):
+        result = record(*args, **kwargs)
+        answered.set()
+        return result
+
+    session.record = late_record
+    shown = []
+    controller.record_shown.connect(shown.append)
+    controller.show_iteration(target)
+    assert answered.wait(10)
+    # The record is on its way to the GUI thread; before it gets there the run starts over,
+    # reaches that iteration again with other numbers, and the same iteration is picked. (No
+    # events may be processed meanwhile, so the new run trains in the server directly and the
+    # controller is told its newest iteration.)
+    controller.request_config(controller.config.with_changes(seed=99))
+    controller.reset()
+    controller.server.session.run(target + 1, pause_on_findings=False)
+    controller._latest = controller.server.session.latest
+    controller.show_iteration(target)
+    qtbot.waitUntil(lambda: controller.shown.iteration == target, timeout=20000)
+    qtbot.waitUntil(lambda: controller._fetch is None)
+    assert_same_arrays(controller.shown, controller.server.session.record(target))
+    assert [r.iteration for r in shown].count(target) == 1  # the new run's, never the old
+
+
+def test_a_failed_fetch_is_reported_once_and_the_pick_goes_back(qtbot, thinned):
+    controller = thinned
+    session = controller.server.session
+    first = kept(controller)
+    controller.show_iteration(first)
+    qtbot.waitUntil(lambda: controller.shown.iteration == first)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no such luck")
+
+    session.record = broken
+    errors = []
+    controller.error_occurred.connect(lambda *a: errors.append(a))
+    controller.show_iteration(dropped(controller, at_least=5))
+    qtbot.waitUntil(lambda: controller._fetch is None and bool(errors))
+    assert len(errors) == 1 and "no such luck" in errors[0][1]
+    assert controller.picked_iteration == first and controller.shown.iteration == first
 
 
 def test_the_history_bar_says_what_it_is_recomputing(qtbot, thinned):
     controller = thinned
     view = HistoryView(controller)
     qtbot.addWidget(view)
+    slider, metrics, continue_button = view._slider, view._metrics, view._continue
+    first = kept(controller)
+    slider.setValue(first)
+    qtbot.waitUntil(lambda: controller.shown.iteration == first)
+    assert continue_button.isEnabled()  # an earlier iteration, shown
     target = dropped(controller, at_least=10)
-    slider = view._slider
     slider.setValue(target)
-    metrics = view._metrics
     qtbot.waitUntil(lambda: metrics.text() == f"recomputing {target}…")
     assert f"before iteration {target}" in metrics.toolTip()
-    assert not view._continue.isEnabled()
-    assert "Wait until iteration" in view._continue.toolTip()
+    # Continuing now would continue from the iteration still shown, not the picked one.
+    assert not continue_button.isEnabled()
+    assert "Wait until iteration" in continue_button.toolTip()
     qtbot.waitUntil(lambda: controller.shown.iteration == target, timeout=20000)
     qtbot.waitUntil(lambda: metrics.text().startswith("loss "))
-    assert view._continue.isEnabled() and slider.value() == target
+    assert continue_button.isEnabled() and slider.value() == target
+
+
+@pytest.mark.parametrize("poll_first", [False, True], ids=["as it comes", "frame poll first"])
+def test_a_training_process_that_dies_during_a_fetch_is_reported_once(
+    qtbot, shapes_dataset, poll_first
+):
+    controller = thinned_controller(qtbot, shapes_dataset, backend="process")
+    try:
+        errors, running = [], []
+        controller.error_occurred.connect(lambda *a: errors.append(a[0]))
+        controller.running_changed.connect(running.append)
+        controller.set_speed(30)
+        controller.run()
+        qtbot.waitUntil(lambda: controller.latest_iteration > 302, timeout=5000)
+        controller.show_iteration(150)
+        os.kill(controller._client._process.pid, signal.SIGKILL)
+        if poll_first:  # the fetch's failure waits in the event queue meanwhile
+            time.sleep(0.2)
+            controller._poll_frames()
+        # Whichever notices first, the frame poll or the fetch, the other stays quiet.
+        qtbot.waitUntil(lambda: controller._fetch is None and bool(errors), timeout=10000)
+        qtbot.wait(300)
+        assert len(errors) == 1, errors
+        assert running[-1] is False and not controller.is_running
+        assert controller.latest_iteration == 0 and controller.following_latest
+    finally:
+        controller.shutdown()
