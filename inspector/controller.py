@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,8 @@ DEFAULT_WHAT_IF_FACTORS = (10, 1, 0.1, 0.01, 0.001)
 #: recomputed (a kept record arrives within a few milliseconds, a step while running).
 SLOW_RECORD_MS = 150
 RUN_FOREVER = 2**62
+#: How often a worker thread asks whether the report it waits for is written.
+REPORT_POLL_SECONDS = 0.05
 
 
 class SessionController(QObject):
@@ -231,10 +234,13 @@ class SessionController(QObject):
         return next((name for name, p in PRESETS.items() if p.config == self._config), None)
 
     def write_report(self, directory, *, plot_pngs=None, as_zip=False, snapshot_iterations=None):
-        """Write a shareable report of the run so far (``model.report.write_report``). It may
-        replay thinned history, so call it from a worker thread; raises ``TrainerError``."""
-        return self._client.call(
-            "write_report",
+        """Write a shareable report of the run so far (``model.report.write_report``); returns
+        its path. The training process takes what the report needs at once and writes it in a
+        thread of its own, answering the window and training meanwhile; this waits for it, so
+        call it from a worker thread. Raises ``TrainerError``."""
+        client = self._client
+        job = client.call(
+            "start_report",
             directory,
             snapshot_iterations=snapshot_iterations,
             plot_pngs=plot_pngs,
@@ -242,6 +248,11 @@ class SessionController(QObject):
             preset=self.preset_name,
             source=self._source_description(),
         )
+        while True:
+            done, result = client.call("report_result", job)
+            if done:
+                return result
+            time.sleep(REPORT_POLL_SECONDS)
 
     def _call(self, name: str, *args, **kwargs):
         """A request to the training process from the GUI thread; a failure is reported as

@@ -23,6 +23,7 @@ started).
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import multiprocessing
 import threading
@@ -334,6 +335,8 @@ class TrainerServer:
         self._sent_iteration = self.session.iteration
         self._schedule = FrameSchedule()
         self._quit = False
+        self._reports: dict[int, concurrent.futures.Future] = {}
+        self._reports_started = 0
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -496,10 +499,39 @@ class TrainerServer:
     def do_pixel_stats(self):
         return self.session.pixel_stats
 
-    def do_write_report(self, directory, **options):
-        from model.report import write_report
+    def do_start_report(self, directory, *, snapshot_iterations=None, **options) -> int:
+        """Start writing a report of the session as it is now in a thread of its own (it takes
+        seconds after a long run, and meanwhile this process answers the window and trains);
+        returns the job to ask ``do_report_result`` about."""
+        from model.report import RunSnapshot, write_report
 
-        return write_report(self.session, directory, **options)
+        run = RunSnapshot(self.session, snapshot_iterations)
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def write() -> None:
+            try:
+                future.set_result(write_report(run, directory, **options))
+            except BaseException as exc:  # noqa: BLE001 - handed to the window
+                future.set_exception(exc)
+
+        self._reports_started += 1
+        job = self._reports_started
+        self._reports[job] = future
+        threading.Thread(target=write, name=f"report {job}", daemon=True).start()
+        return job
+
+    def do_report_result(self, job: int):
+        """``(True, result)`` once report ``job`` is written (its error raised here if it
+        failed), else ``(False, None)`` at once (the run goes on between two questions)."""
+        future = self._reports[job]
+        try:
+            result = future.result(timeout=0)
+        except concurrent.futures.TimeoutError:
+            return False, None
+        finally:
+            if future.done():
+                del self._reports[job]
+        return True, result
 
 
 def _serve_in_child(requests, frames, releases, interruptions, dataset, config) -> None:

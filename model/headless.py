@@ -165,11 +165,16 @@ def check_output_folder(
 
 
 def metrics_cells(metrics: Mapping[str, float]) -> list[str]:
-    """The metrics.csv cells of one iteration's metrics (keyed by ``METRIC_NAMES``): the
+    """The metrics.csv cells of one iteration's metrics (keyed by ``METRIC_NAMES``)."""
+    return metrics_row_cells([metrics[name] for name in METRIC_NAMES])
+
+
+def metrics_row_cells(values) -> list[str]:
+    """The metrics.csv cells of one iteration's metric values in ``METRIC_NAMES`` order: the
     iteration as an integer, floats with ``repr``, NaN as an empty cell."""
-    cells = [str(int(metrics["iteration"]))]
-    for name in METRIC_NAMES[1:]:
-        value = float(metrics[name])
+    cells = [str(int(values[0]))]
+    for value in values[1:]:
+        value = float(value)
         cells.append("" if math.isnan(value) else repr(value))
     return cells
 

@@ -143,6 +143,12 @@ class MetricsTable:
         self._probabilities[self._rows : end] = probabilities
         self._rows = end
 
+    def copy(self) -> MetricsTable:
+        """An independent table with the same rows."""
+        table = MetricsTable(self.num_images)
+        table.extend(*self.rows_after(-math.inf))
+        return table
+
     def rows_after(self, iteration: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Copies of the rows of every iteration after ``iteration``, as ``extend`` takes them."""
         start = int(np.searchsorted(self.iterations, iteration, side="right"))

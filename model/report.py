@@ -21,6 +21,10 @@ The folder holds
 
 The report is assembled in a hidden temporary folder beside its destination and moved there
 in one rename, so a failed or interrupted save leaves nothing half-written.
+
+Writing takes seconds after a long run (formatting a metrics.csv of 100,000 rows is most of
+it); ``RunSnapshot`` takes what a report needs from a session at once, so that the writing can
+go on in another thread while the session answers the window and trains.
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ import contextlib
 import csv
 import errno
 import html
+import io
 import os
 import re
 import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,10 +61,11 @@ from model.headless import (
     METRICS_NAME,
     findings_data,
     findings_text,
-    metrics_cells,
+    metrics_row_cells,
     metrics_writer,
     versions,
 )
+from model.history import MetricsTable
 from model.record import METRIC_NAMES, StepRecord
 from model.session import TrainingSession
 from model.settings_log import settings_changes, settings_log_data
@@ -92,6 +99,43 @@ def start_config(session: TrainingSession) -> TrainingConfig:
     """The session's config with the live settings it started with (those of iteration 0);
     later changes are in its settings log."""
     return session.config.with_changes(**settings_changes(session.record(0).settings))
+
+
+@dataclass(frozen=True)
+class _HistorySnapshot:
+    metrics: MetricsTable
+    findings: tuple[Finding, ...]
+    settings_log: list
+
+
+class RunSnapshot:
+    """What a report needs of a session, taken at one moment; ``write_report`` accepts it in
+    place of the session (it has the same ``config``, ``dataset``, ``iteration``, ``latest``,
+    ``history.metrics/findings/settings_log`` and ``record(k)`` for iteration 0 and the
+    snapshot iterations). It holds copies or immutable objects only, so the session may go on.
+
+    Raises ``ValueError`` when a snapshot iteration is outside 0..iteration.
+    """
+
+    def __init__(self, session: TrainingSession, snapshot_iterations=None) -> None:
+        history = session.history
+        self.config = session.config
+        self.dataset = session.dataset
+        self.iteration = session.iteration
+        self.latest = session.latest
+        self.history = _HistorySnapshot(
+            history.metrics.copy(), history.findings, list(history.settings_log)
+        )
+        wanted = (
+            default_snapshot_iterations(session, history.findings)
+            if snapshot_iterations is None
+            else _checked_iterations(session, snapshot_iterations)
+        )
+        # Thinned iterations are recomputed here, in the session's own thread.
+        self._records = {k: session.record(k) for k in {0, *wanted}}
+
+    def record(self, iteration: int) -> StepRecord:
+        return self._records[iteration]
 
 
 def _class_folder(label: int, name: str) -> str:
@@ -156,18 +200,6 @@ def reproduce_arguments(session: TrainingSession) -> list[str]:
         str(max(1, session.iteration)),
         "--out",
         REPRODUCED_DIR,
-    ]
-
-
-def metrics_rows(session: TrainingSession) -> list[list[str]]:
-    """metrics.csv rows of every iteration the session's history holds."""
-    table = session.history.metrics
-    columns = [table.column(name) for name in METRIC_NAMES]
-    return [
-        metrics_cells(
-            {name: column[row] for name, column in zip(METRIC_NAMES, columns, strict=True)}
-        )
-        for row in range(len(table))
     ]
 
 
@@ -472,10 +504,29 @@ def _write_data(folder: Path, dataset: Dataset) -> None:
             writer.writerow((relative, int(label), dataset.class_names[label]))
 
 
-def _write_metrics(path: Path, rows: list[list[str]]) -> None:
+#: metrics.csv is formatted and written this many rows at a time, each block into memory first
+#: and then to the file in one write. Formatting all rows first made millions of objects live
+#: at once, and the garbage collector's passes over them held Python's interpreter lock for
+#: 100-200 ms each; writing row by row through the file released and took the lock at every
+#: buffer flush, and a thread waiting for it (in the training process, the one that answers
+#: the window) got it only about every 35 ms (CPython forces a hand-over only after 5 ms
+#: without one).
+METRICS_ROWS_PER_WRITE = 2000
+
+
+def _write_metrics(path: Path, table: MetricsTable) -> None:
+    """metrics.csv of every iteration ``table`` holds, in the headless run's format."""
+    columns = [table.column(name) for name in METRIC_NAMES]
+    block = io.StringIO()
+    writer = metrics_writer(block)
     with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = metrics_writer(handle)
-        writer.writerows(rows)
+        for start in range(0, len(table), METRICS_ROWS_PER_WRITE):
+            values = np.column_stack([c[start : start + METRICS_ROWS_PER_WRITE] for c in columns])
+            writer.writerows(metrics_row_cells(row) for row in values.tolist())
+            handle.write(block.getvalue())
+            block.seek(0)
+            block.truncate()
+        handle.write(block.getvalue())  # the header of an empty table
 
 
 def _build(
@@ -495,7 +546,7 @@ def _build(
         if snapshot_iterations is None
         else _checked_iterations(session, snapshot_iterations)
     )
-    rows = metrics_rows(session)
+    metric_rows = len(session.history.metrics)
     files: dict[str, bytes] = {
         CONFIG_NAME: json_bytes(
             {
@@ -510,11 +561,11 @@ def _build(
         SETTINGS_LOG_NAME: json_bytes(settings_log_data(session.history.settings_log)),
         FINDINGS_TEXT_NAME: findings_text(final.iteration, final.findings, first).encode("utf-8"),
         FINDINGS_JSON_NAME: json_bytes(findings_data(final.iteration, final.findings, first)),
-        REPRODUCE_NAME: reproduce_text(session, len(rows)).encode("utf-8"),
+        REPRODUCE_NAME: reproduce_text(session, metric_rows).encode("utf-8"),
     }
     for name, payload in files.items():
         (folder / name).write_bytes(payload)
-    _write_metrics(folder / METRICS_NAME, rows)
+    _write_metrics(folder / METRICS_NAME, session.history.metrics)
     _write_data(folder, session.dataset)
     (folder / SNAPSHOT_DIR).mkdir()
     snapshots = {}
@@ -542,7 +593,7 @@ def _build(
         snapshots=snapshots,
         plots=plots,
         files=sorted(listed, key=listed.index),
-        metric_rows=len(rows),
+        metric_rows=metric_rows,
     )
     (folder / INDEX_NAME).write_text(page, encoding="utf-8")
 

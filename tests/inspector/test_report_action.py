@@ -146,3 +146,44 @@ def test_a_failure_while_writing_says_so_and_the_app_keeps_working(
     assert not (tmp_path / "report").exists()
     step(qtbot, window)
     assert window.controller.latest_iteration == 1
+
+
+def test_the_run_goes_on_while_a_report_is_written(qtbot, question_dataset, tmp_path, monkeypatch):
+    # Writing takes seconds after a long run; the training process writes it in a thread of
+    # its own and answers the window meanwhile (before, a Step pressed then waited for it).
+    import threading
+
+    from inspector.controller import SessionController
+    from model import report
+    from model.presets import preset_config
+
+    controller = SessionController(question_dataset, preset_config("seed"), backend="thread")
+    writing, release = threading.Event(), threading.Event()
+    write = report.write_report
+
+    def slow_write(*args, **kwargs):
+        writing.set()
+        assert release.wait(30)
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(report, "write_report", slow_write)
+    results = []
+    worker = threading.Thread(
+        target=lambda: results.append(controller.write_report(tmp_path / "r")), daemon=True
+    )
+    try:
+        worker.start()
+        assert writing.wait(10)
+        # Were the Step to wait for the report, it would wait for this.
+        threading.Timer(5, release.set).start()
+        with qtbot.waitSignal(controller.running_changed, check_params_cb=lambda r: not r):
+            controller.step()  # answered although the report is not written yet
+        assert controller.latest_iteration == 1 and not results
+        release.set()
+        worker.join(30)
+        assert results == [tmp_path / "r"]
+        # The report is of the run as it was when asked for: iteration 0.
+        assert '"iterations": 0' in (tmp_path / "r" / "config.json").read_text(encoding="utf-8")
+    finally:
+        release.set()
+        controller.shutdown()

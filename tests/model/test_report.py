@@ -17,6 +17,7 @@ from model.files import SaveError
 from model.headless import FINDINGS_JSON_NAME
 from model.presets import preset_config
 from model.report import (
+    RunSnapshot,
     default_snapshot_iterations,
     reproduce_arguments,
     start_config,
@@ -236,6 +237,28 @@ def test_findings_of_a_thinned_history_are_all_there(tmp_path, monkeypatch):
     written = json.loads((tmp_path / "r" / FINDINGS_JSON_NAME).read_text(encoding="utf-8"))
     assert written["first_appeared"] == [f.to_dict() for f in expected.findings]
     assert start_config(thin) == thin.config
+
+
+@pytest.mark.parametrize("chosen", [None, [3, 1]], ids=["default snapshots", "chosen"])
+def test_a_run_snapshot_writes_the_report_of_its_moment_while_the_session_goes_on(
+    question, tmp_path, chosen
+):
+    session = changed_mid_run(question)
+    options = {"snapshot_iterations": chosen, "preset": "seed"}
+    write_report(session, tmp_path / "direct", **options)
+    run = RunSnapshot(session, chosen)
+    session.update_settings(learning_rate=0.01)
+    session.run(5, pause_on_findings=False)  # the session goes on; the snapshot does not
+    write_report(run, tmp_path / "snapshot", **options)
+    direct = sorted(p.relative_to(tmp_path / "direct") for p in (tmp_path / "direct").rglob("*"))
+    later = sorted(p.relative_to(tmp_path / "snapshot") for p in (tmp_path / "snapshot").rglob("*"))
+    assert direct == later
+    for relative in direct:
+        a, b = tmp_path / "direct" / relative, tmp_path / "snapshot" / relative
+        if a.is_file():
+            assert a.read_bytes() == b.read_bytes(), relative
+    with pytest.raises(ValueError, match="snapshot iteration"):
+        RunSnapshot(session, [session.iteration + 1])
 
 
 def test_odd_class_names_and_an_unsorted_dataset_reproduce_exactly(tmp_path, capsys, monkeypatch):
