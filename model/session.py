@@ -23,7 +23,7 @@ from model import diagnostics, network
 from model.config import LIVE_FIELDS, TrainingConfig
 from model.data import Dataset, pixel_statistics, scale_pixels
 from model.diagnostics import Finding
-from model.history import History
+from model.history import History, strip_maps
 from model.init import initialize
 from model.layers import output_size
 from model.optim import OptimSettings, sgd_step
@@ -187,6 +187,7 @@ class TrainingSession:
         params = init_params(cfg, self._dataset.size)
         velocity = {key: np.zeros_like(value) for key, value in params.items()}
         self._measured = None
+        self._recomputed: StepRecord | None = None
         initial = self._evaluate(
             0, params, velocity, None, self.settings, time.perf_counter(), keep=True
         )
@@ -250,6 +251,8 @@ class TrainingSession:
     def rewind(self, iteration: int) -> StepRecord:
         """Return to ``iteration``; later iterations are forgotten (a new branch starts here)."""
         record = self.record(iteration)
+        if self._recomputed is not None and self._recomputed.iteration > iteration:
+            self._recomputed = None  # that iteration is forgotten; another may take its number
         self._history.truncate_after(iteration)
         self._history.replace(record)
         self._latest = record
@@ -274,6 +277,9 @@ class TrainingSession:
         start = self._history.latest_restorable(iteration)
         if start.iteration == iteration:
             return self._with_maps(stored)
+        recomputed = self._recomputed
+        if recomputed is not None and recomputed.iteration == iteration:
+            return self._with_maps(recomputed)
         record = start
         # Each replayed update reuses the forward pass that measured the one before (full-batch
         # mode), as the run did; the newest record's kept pass is put back afterwards.
@@ -285,6 +291,10 @@ class TrainingSession:
                 record = self._advance(record, k, self._history.settings_at(k), keep=True)
         finally:
             self._measured = latest_measured
+        # The last recomputed record is kept (without its maps: the size of a checkpoint,
+        # outside the history's budget): the window asks for the iteration it shows, and then
+        # often again, to continue from it.
+        self._recomputed = strip_maps(record)
         return record
 
     def preview(self, learning_rate: float | None = None) -> StepRecord:

@@ -243,6 +243,39 @@ def test_recomputing_a_dropped_iteration_stops_when_asked(shapes, mode):
     assert_same_record(session.step(), twin.step())
 
 
+def test_the_last_recomputed_iteration_is_not_replayed_again(shapes):
+    config = preset_config("recommended")
+    session = TrainingSession(shapes, config)
+    records = [session.step() for _ in range(20)]
+    for k in range(5, 20):
+        session.history._records.pop(k)  # as thinning drops them
+    replayed = []
+    advance = session._advance
+    session._advance = lambda *a, **k: replayed.append(1) or advance(*a, **k)
+    first = session.record(15)
+    again = session.record(15)
+    assert len(replayed) == 11  # from iteration 4, once
+    assert_same_record(again, first)
+    assert_same_record(again, records[14])
+    session.rewind(15)  # continuing from it replays nothing either
+    assert len(replayed) == 11
+    # Going back before it (to a kept iteration: nothing else is recomputed meanwhile):
+    # iteration 15 of the new branch is not the one kept.
+    session.rewind(4)
+    del session._advance
+    session.update_settings(learning_rate=0.5)
+    for _ in range(12):
+        session.step()
+    session.history._records.pop(15)
+    twin = TrainingSession(shapes, config)
+    for _ in range(4):
+        twin.step()
+    twin.update_settings(learning_rate=0.5)
+    for _ in range(12):
+        twin.step()
+    assert_same_record(session.record(15), twin.record(15))
+
+
 def test_full_batch_measures_once_per_update_with_the_same_numbers(shapes, monkeypatch):
     from model import network
     from model import session as session_module
