@@ -33,6 +33,7 @@ class ComparisonLink(QObject):
         leader.history_changed.connect(self._follow_progress)
         leader.session_reset.connect(self._follow_reset)
         leader.record_shown.connect(self._follow_view)
+        leader.iteration_picked.connect(self._follow_pick)
         follower.running_changed.connect(self._on_follower_running)
 
     def disconnect_all(self) -> None:
@@ -40,6 +41,7 @@ class ComparisonLink(QObject):
         leader.history_changed.disconnect(self._follow_progress)
         leader.session_reset.disconnect(self._follow_reset)
         leader.record_shown.disconnect(self._follow_view)
+        leader.iteration_picked.disconnect(self._follow_pick)
         follower.running_changed.disconnect(self._on_follower_running)
 
     @Slot(int)
@@ -65,6 +67,12 @@ class ComparisonLink(QObject):
             follower.start_over(config)
         else:
             follower.start_over(config, leader.dataset, leader.dataset_source)
+
+    @Slot(int)
+    def _follow_pick(self, iteration: int) -> None:
+        # At once, not when the leader's record has come: both may be recomputing it.
+        if iteration <= self.follower.latest_iteration:
+            self.follower.show_iteration(iteration)
 
     @Slot(object)
     def _follow_view(self, record: StepRecord) -> None:

@@ -13,6 +13,7 @@ signals. Signals are named for what happened:
 - ``record_shown(record)``: the iteration every view should draw now (the newest while
   following training, or the one picked on the history slider once its record has come from
   the training process: a thinned one is recomputed there, off the GUI thread).
+- ``iteration_picked(iteration)``: an earlier iteration was picked (its record follows).
 - ``recomputing(iteration)``: the picked iteration's record is still on its way after
   ``SLOW_RECORD_MS`` (the history thinned it and it is being replayed); -1 when that ends.
 - ``history_changed(last_iteration)``: iterations were added or dropped (curves, slider).
@@ -87,6 +88,7 @@ class SessionController(QObject):
     paused_by_finding = Signal(object)
     error_occurred = Signal(str, str, str)
     status_message = Signal(str)
+    iteration_picked = Signal(int)
     recomputing = Signal(int)
     loading_changed = Signal(bool)
     load_progress = Signal(int, int)
@@ -416,6 +418,7 @@ class SessionController(QObject):
             self.follow_latest()
             return
         self._pinned = iteration
+        self.iteration_picked.emit(iteration)
         if iteration == last:
             self._show(self._latest)
         self._fetch_picked()

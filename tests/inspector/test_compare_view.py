@@ -58,12 +58,13 @@ def test_steps_move_both_and_show_the_difference(qtbot, view, controller, step_a
     assert output_limit == pytest.approx(view.follower.shown.activation.max())
 
 
-def test_history_reset_and_rewind_move_both(qtbot, view, controller, step_and_wait, show_and_wait):
+def test_history_reset_and_rewind_move_both(qtbot, view, controller, step_and_wait):
     start(qtbot, view)
     step_and_wait(controller, times=3)
     caught_up(qtbot, view, 3)
-    show_and_wait(controller, 1)
-    qtbot.waitUntil(lambda: view.follower.shown.iteration == 1)
+    controller.show_iteration(1)
+    assert view.follower.picked_iteration == 1  # asked for at once, alongside the leader's
+    qtbot.waitUntil(lambda: controller.shown.iteration == 1 == view.follower.shown.iteration)
     controller.follow_latest()
     assert view.follower.shown.iteration == 3
     controller.rewind_to(2)
