@@ -251,7 +251,7 @@ class SessionController(QObject):
             source=self._source_description(),
         )
         while True:
-            done, result = client.call("report_result", job)
+            done, result = client.call("report_result", job, interrupting=False)
             if done:
                 return result
             time.sleep(REPORT_POLL_SECONDS)

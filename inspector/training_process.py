@@ -47,6 +47,8 @@ from model.session import Interrupted, TrainingSession
 FRAME_INTERVAL = 1 / 60
 #: Seconds a request may take before the training process is presumed dead or hung.
 CALL_TIMEOUT = 600.0
+#: Seconds the training process waits, when asked to quit, for reports still being written.
+REPORT_FINISH_SECONDS = 30.0
 
 
 class TrainerError(RuntimeError):
@@ -336,6 +338,7 @@ class TrainerServer:
         self._schedule = FrameSchedule()
         self._quit = False
         self._reports: dict[int, concurrent.futures.Future] = {}
+        self._report_threads: list[threading.Thread] = []
         self._reports_started = 0
 
     # -- the loop ------------------------------------------------------------------------------
@@ -354,6 +357,9 @@ class TrainerServer:
             pass  # the window went away: so does this process
         finally:
             self._slots.close()
+            deadline = time.monotonic() + REPORT_FINISH_SECONDS
+            for thread in self._report_threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def _wait_or_request(self) -> bool:
         """Pace the run; True as soon as a request is waiting."""
@@ -510,28 +516,32 @@ class TrainerServer:
 
         def write() -> None:
             try:
-                future.set_result(write_report(run, directory, **options))
-            except BaseException as exc:  # noqa: BLE001 - handed to the window
+                result = write_report(
+                    run, directory, snapshot_iterations=snapshot_iterations, **options
+                )
+            except Exception as exc:  # noqa: BLE001 - handed to the window
                 future.set_exception(exc)
+            else:
+                future.set_result(result)
 
         self._reports_started += 1
         job = self._reports_started
         self._reports[job] = future
-        threading.Thread(target=write, name=f"report {job}", daemon=True).start()
+        # Not a daemon: quitting waits for it (``serve``), or it would leave a half-written
+        # hidden folder behind.
+        thread = threading.Thread(target=write, name=f"report {job}")
+        self._report_threads = [t for t in self._report_threads if t.is_alive()] + [thread]
+        thread.start()
         return job
 
     def do_report_result(self, job: int):
         """``(True, result)`` once report ``job`` is written (its error raised here if it
         failed), else ``(False, None)`` at once (the run goes on between two questions)."""
         future = self._reports[job]
-        try:
-            result = future.result(timeout=0)
-        except concurrent.futures.TimeoutError:
+        if not future.done():
             return False, None
-        finally:
-            if future.done():
-                del self._reports[job]
-        return True, result
+        del self._reports[job]
+        return True, future.result()
 
 
 def _serve_in_child(requests, frames, releases, interruptions, dataset, config) -> None:
@@ -597,15 +607,19 @@ class TrainerClient:
         ended (a killed process may still be reaped a moment later)."""
         return not self._pipe_closed and self._process.is_alive()
 
-    def call(self, name: str, *args, timeout: float = CALL_TIMEOUT, **kwargs):
+    def call(
+        self, name: str, *args, timeout: float = CALL_TIMEOUT, interrupting: bool = True, **kwargs
+    ):
         """Run ``TrainerServer.do_<name>(*args, **kwargs)`` in the server and return its result.
 
         Raises ``TrainerError`` when it failed there, or when the server is gone. A call made
         while another is in progress interrupts it if it is a recomputation that may be
-        interrupted (``record_unless_interrupted``), and waits for it to end either way.
+        interrupted (``record_unless_interrupted``), and waits for it to end either way; one
+        with ``interrupting=False`` (a background thread polling) only waits.
         """
         if not self._call_lock.acquire(blocking=False):
-            self.interrupt()
+            if interrupting:
+                self.interrupt()
             self._call_lock.acquire()
         try:
             self._requests.send((name, args, kwargs))

@@ -249,7 +249,9 @@ class History:
         self._records: dict[int, StepRecord] = {}
         self._sizes: dict[int, int] = {}
         self._with_maps: deque[int] = deque()
-        self._droppable: deque[int] = deque()  # oldest first; checkpoints are skipped
+        # In the order records stopped being the newest (former checkpoints join when the
+        # interval doubles); checkpoints are skipped.
+        self._droppable: deque[int] = deque()
         self._record_bytes = 0
         self._finding_log = FindingLog()
         self._findings_bytes = 0

@@ -184,6 +184,10 @@ def test_the_run_goes_on_while_a_report_is_written(qtbot, question_dataset, tmp_
         assert results == [tmp_path / "r"]
         # The report is of the run as it was when asked for: iteration 0.
         assert '"iterations": 0' in (tmp_path / "r" / "config.json").read_text(encoding="utf-8")
+        # Chosen snapshot iterations reach the writer in the training process too.
+        controller.write_report(tmp_path / "chosen", snapshot_iterations=[0])
+        snapshots = sorted(p.stem for p in (tmp_path / "chosen" / "snapshots").glob("*.png"))
+        assert snapshots == ["filters-iter000000"]
     finally:
         release.set()
         controller.shutdown()

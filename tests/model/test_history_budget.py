@@ -137,6 +137,7 @@ def test_kept_records_are_whole_but_for_maps_and_findings_outlive_them():
     for session in (thin, full):
         session.rewind(0)
     assert thin.history.findings == tuple(f for f in before if f.iteration == 0)
+    assert thin.history._findings_bytes == history_module._findings_nbytes(thin.history.findings)
     assert len(thin.history.findings) < len(before)
     for session in (thin, full):
         session.update_settings(learning_rate=0.001)

@@ -261,6 +261,28 @@ def test_a_run_snapshot_writes_the_report_of_its_moment_while_the_session_goes_o
         RunSnapshot(session, [session.iteration + 1])
 
 
+def test_metrics_csv_in_blocks_is_every_row_as_formatted_one_by_one(tmp_path):
+    from model.headless import metrics_cells, metrics_writer
+    from model.history import MetricsTable
+    from model.record import METRIC_NAMES
+    from model.report import METRICS_ROWS_PER_WRITE, _write_metrics
+
+    rows = 2 * METRICS_ROWS_PER_WRITE + 501
+    rng = np.random.default_rng(1)
+    scales = 10.0 ** rng.integers(-9, 9, rows)[:, None]
+    scalars = rng.standard_normal((rows, len(METRIC_NAMES))) * scales
+    scalars[:, 0] = np.arange(rows)
+    scalars[::7, 3] = np.nan
+    table = MetricsTable(2)
+    table.extend(scalars, np.zeros((rows, 2)), np.zeros((rows, 2)))
+    _write_metrics(tmp_path / "blocks.csv", table)
+    with open(tmp_path / "one.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = metrics_writer(handle)
+        for row in scalars:
+            writer.writerow(metrics_cells(dict(zip(METRIC_NAMES, row, strict=True))))
+    assert (tmp_path / "blocks.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
+
+
 def test_odd_class_names_and_an_unsorted_dataset_reproduce_exactly(tmp_path, capsys, monkeypatch):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(3, 3, 5, 4), dtype=np.uint8)

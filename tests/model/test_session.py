@@ -276,6 +276,33 @@ def test_the_last_recomputed_iteration_is_not_replayed_again(shapes):
     assert_same_record(session.record(15), twin.record(15))
 
 
+@pytest.mark.parametrize("going_back", ["rewind to the iteration before", "reset"])
+def test_a_kept_recomputed_iteration_never_outlives_its_run(shapes, going_back):
+    config = preset_config("recommended")
+    session = TrainingSession(shapes, config)
+    for _ in range(20):
+        session.step()
+    session.history._records.pop(15)
+    session.record(15)  # replayed from 14, kept
+    twin = TrainingSession(shapes, config)
+    if going_back == "reset":
+        config = config.with_changes(seed=config.seed + 1)
+        session.reset(config)
+        twin = TrainingSession(shapes, config)
+    else:
+        session.rewind(14)  # stored: nothing recomputed, nothing else kept instead
+        for _ in range(14):
+            twin.step()
+        session.update_settings(learning_rate=0.5)
+        twin.update_settings(learning_rate=0.5)
+    while session.iteration < 17:
+        session.step()
+    while twin.iteration < 17:
+        twin.step()
+    session.history._records.pop(15)
+    assert_same_record(session.record(15), twin.record(15))
+
+
 def test_full_batch_measures_once_per_update_with_the_same_numbers(shapes, monkeypatch):
     from model import network
     from model import session as session_module
