@@ -657,7 +657,8 @@ class TrainerClient:
         """The record of ``iteration``, or None when an interruption is counted after
         ``interruptions`` (the value of ``self.interruptions`` taken when it was wanted) before
         it is complete. For a background thread: it may replay many updates."""
-        return self.call("record", iteration, interruptions=interruptions)
+        # Waiting for another call, it must not count an interruption: that would be its own.
+        return self.call("record", iteration, interruptions=interruptions, interrupting=False)
 
     def frames(self) -> list[Frame]:
         """Every frame that has arrived (oldest first), without waiting."""

@@ -246,6 +246,29 @@ def test_a_report_being_written_does_not_interrupt_a_pick(qtbot, thinned, tmp_pa
         worker.join(30)
 
 
+def test_a_fetch_waiting_for_another_call_does_not_interrupt_itself(qtbot, thinned):
+    controller = thinned
+    server = controller.server
+    asked, busy = [], threading.Event()
+    do_record, do_history = server.do_record, server.do_history
+
+    def slow_history():
+        busy.set()
+        time.sleep(0.5)
+        return do_history()
+
+    server.do_record = lambda *a, **k: asked.append(a) or do_record(*a, **k)
+    server.do_history = slow_history
+    other = threading.Thread(target=lambda: controller._client.call("history"))
+    other.start()
+    assert busy.wait(10)
+    target = dropped(controller, at_least=5)
+    controller.show_iteration(target)  # its fetch waits for the call above
+    qtbot.waitUntil(lambda: controller.shown.iteration == target, timeout=20000)
+    other.join(10)
+    assert len(asked) == 1  # asked for once, not cut short by its own wait and asked again
+
+
 def test_the_history_bar_says_what_it_is_recomputing(qtbot, thinned):
     controller = thinned
     view = HistoryView(controller)
