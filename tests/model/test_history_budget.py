@@ -75,7 +75,8 @@ def test_memory_the_history_frees_is_handed_back_to_the_system(monkeypatch):
         load_example("question"), preset_config("recommended", history_budget_mb=1)
     )
     session.run(300, pause_on_findings=False)
-    # A stripped or dropped record frees 30-70 kB: about every 20 steps once the budget is full.
+    # A record stripped of its maps or dropped frees 30-70 kB: about every 20 steps once the
+    # budget is full.
     assert 3 <= len(calls) <= 30
 
 
