@@ -516,9 +516,7 @@ class TrainerServer:
 
         def write() -> None:
             try:
-                result = write_report(
-                    run, directory, snapshot_iterations=snapshot_iterations, **options
-                )
+                result = write_report(run, directory, **options)
             except Exception as exc:  # noqa: BLE001 - handed to the window
                 future.set_exception(exc)
             else:

@@ -109,10 +109,11 @@ class _HistorySnapshot:
 
 
 class RunSnapshot:
-    """What a report needs of a session, taken at one moment; ``write_report`` accepts it in
-    place of the session (it has the same ``config``, ``dataset``, ``iteration``, ``latest``,
-    ``history.metrics/findings/settings_log`` and ``record(k)`` for iteration 0 and the
-    snapshot iterations). It holds copies or immutable objects only, so the session may go on.
+    """What a report needs of a session, taken at one moment: the same ``config``,
+    ``dataset``, ``iteration``, ``latest``, ``history.metrics/findings/settings_log`` and
+    ``record(k)`` for iteration 0 and ``snapshot_iterations`` (the chosen ones, checked, or the
+    defaults). It holds copies or immutable objects only, so the session may go on.
+    ``write_report`` writes from one (taken from the session it is given, or given one).
 
     Raises ``ValueError`` when a snapshot iteration is outside 0..iteration.
     """
@@ -126,13 +127,13 @@ class RunSnapshot:
         self.history = _HistorySnapshot(
             history.metrics.copy(), history.findings, list(history.settings_log)
         )
-        wanted = (
+        self.snapshot_iterations = (
             default_snapshot_iterations(session, history.findings)
             if snapshot_iterations is None
             else _checked_iterations(session, snapshot_iterations)
         )
         # Thinned iterations are recomputed here, in the session's own thread.
-        self._records = {k: session.record(k) for k in {0, *wanted}}
+        self._records = {k: session.record(k) for k in {0, *self.snapshot_iterations}}
 
     def record(self, iteration: int) -> StepRecord:
         return self._records[iteration]
@@ -531,8 +532,7 @@ def _write_metrics(path: Path, table: MetricsTable) -> None:
 
 def _build(
     folder: Path,
-    session: TrainingSession,
-    snapshot_iterations: Iterable[int] | None,
+    session: RunSnapshot,
     plot_pngs: Mapping[str, bytes],
     preset: str | None,
     source: Mapping | None,
@@ -541,11 +541,7 @@ def _build(
     config = start_config(session)
     first = session.history.findings
     final = session.latest
-    iterations = (
-        default_snapshot_iterations(session, first)
-        if snapshot_iterations is None
-        else _checked_iterations(session, snapshot_iterations)
-    )
+    iterations = session.snapshot_iterations
     metric_rows = len(session.history.metrics)
     files: dict[str, bytes] = {
         CONFIG_NAME: json_bytes(
@@ -660,7 +656,7 @@ def _move_into_place(built: Path, target: Path) -> None:
 
 
 def write_report(
-    session: TrainingSession,
+    session: TrainingSession | RunSnapshot,
     directory: str | os.PathLike,
     *,
     snapshot_iterations: Iterable[int] | None = None,
@@ -674,7 +670,8 @@ def write_report(
 
     Parameters
     ----------
-    session : the run, as it stands (its last iteration ends the report).
+    session : the run, as it stands (its last iteration ends the report), or a ``RunSnapshot``
+        of it (which has its snapshot iterations: then ``snapshot_iterations`` stays None).
     directory : the report folder to create; with ``as_zip`` the archive is this path with
         '.zip' appended (unless it already ends so) and holds one folder of this name.
     snapshot_iterations : iterations to snapshot the filters at; default 0, every iteration a
@@ -707,6 +704,12 @@ def write_report(
             raise SaveError(errno.EEXIST, f"Not saved: {archive} already exists")
     else:
         _check_destination(destination, overwrite)
+    if isinstance(session, RunSnapshot):
+        if snapshot_iterations is not None:
+            raise ValueError("a RunSnapshot's snapshot iterations were chosen when it was taken")
+        run = session
+    else:
+        run = RunSnapshot(session, snapshot_iterations)
     parent = (archive if as_zip else destination).parent
     try:
         built = Path(tempfile.mkdtemp(prefix=f".{destination.name[:40]}.", dir=parent))
@@ -714,7 +717,7 @@ def write_report(
         raise _save_error(exc, f"Cannot write in {parent}") from exc
     try:
         try:
-            _build(built, session, snapshot_iterations, plot_pngs, preset, source)
+            _build(built, run, plot_pngs, preset, source)
         except OSError as exc:
             if isinstance(exc, SaveError):
                 raise

@@ -244,12 +244,11 @@ def test_a_run_snapshot_writes_the_report_of_its_moment_while_the_session_goes_o
     question, tmp_path, chosen
 ):
     session = changed_mid_run(question)
-    options = {"snapshot_iterations": chosen, "preset": "seed"}
-    write_report(session, tmp_path / "direct", **options)
+    write_report(session, tmp_path / "direct", snapshot_iterations=chosen, preset="seed")
     run = RunSnapshot(session, chosen)
     session.update_settings(learning_rate=0.01)
     session.run(5, pause_on_findings=False)  # the session goes on; the snapshot does not
-    write_report(run, tmp_path / "snapshot", **options)
+    write_report(run, tmp_path / "snapshot", preset="seed")
     direct = sorted(p.relative_to(tmp_path / "direct") for p in (tmp_path / "direct").rglob("*"))
     later = sorted(p.relative_to(tmp_path / "snapshot") for p in (tmp_path / "snapshot").rglob("*"))
     assert direct == later
