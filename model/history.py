@@ -276,12 +276,13 @@ class History:
         return self._records.get(iteration)
 
     def latest_restorable(self, iteration: int) -> StepRecord:
-        """The newest record at or before ``iteration`` that has the full state to step from."""
+        """The newest record at or before ``iteration``: every kept record has the full state
+        to step from (at most its maps are gone)."""
         # Records are stored in iteration order, so the first match from the end is the newest.
         for k in reversed(self._records):
-            if k <= iteration and _restorable(self._records[k]):
+            if k <= iteration:
                 return self._records[k]
-        raise LookupError(f"no restorable record at or before iteration {iteration}")
+        raise LookupError(f"no record at or before iteration {iteration}")
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -396,10 +397,6 @@ class History:
         self.checkpoint_every *= 2
         self._droppable.extend(k for k in sorted(checkpoints) if not self._is_checkpoint(k))
         return True
-
-
-def _restorable(record: StepRecord) -> bool:
-    return record.velocity is not None and "classifier.weight" in record.params
 
 
 def describe_budget(history: History) -> str:

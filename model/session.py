@@ -272,15 +272,12 @@ class TrainingSession:
         if not 0 <= iteration <= self.iteration:
             raise IndexError(f"iteration {iteration} is not in 0..{self.iteration}")
         stored = self._history.stored(iteration)
-        if stored is not None and stored.is_complete:
-            return stored
-        start = self._history.latest_restorable(iteration)
-        if start.iteration == iteration:
-            return self._with_maps(stored)
+        if stored is not None:
+            return stored if stored.is_complete else self._with_maps(stored)
         recomputed = self._recomputed
         if recomputed is not None and recomputed.iteration == iteration:
             return self._with_maps(recomputed)
-        record = start
+        record = start = self._history.latest_restorable(iteration)
         # Each replayed update reuses the forward pass that measured the one before (full-batch
         # mode), as the run did; the newest record's kept pass is put back afterwards.
         latest_measured, self._measured = self._measured, None
