@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,15 @@ SLOW_RECORD_MS = 150
 RUN_FOREVER = 2**62
 #: How often a worker thread asks whether the report it waits for is written.
 REPORT_POLL_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class _Fetch:
+    """A picked iteration's record being fetched in the background, and from which client."""
+
+    task: BackgroundTask
+    iteration: int
+    client: TrainerClient
 
 
 class SessionController(QObject):
@@ -111,9 +121,7 @@ class SessionController(QObject):
         self._pinned: int | None = None
         self._running = False
         self._load_task: BackgroundTask | None = None
-        self._fetch: BackgroundTask | None = None  # the picked iteration's record, on its way
-        self._fetching = -1  # the iteration asked for
-        self._fetch_client: TrainerClient | None = None  # ... and whom
+        self._fetch: _Fetch | None = None  # the picked iteration's record, on its way
         self._announced = False  # ``recomputing`` was emitted for it
         self._closed = False
         self._dataset_source = source
@@ -428,8 +436,8 @@ class SessionController(QObject):
         request for another iteration is interrupted first (and this runs again when it ends)."""
         wanted = self._pinned
         if self._fetch is not None:
-            if self._fetching != wanted:
-                self._fetch_client.interrupt()
+            if self._fetch.iteration != wanted:
+                self._fetch.client.interrupt()
             return
         if wanted is None or wanted == self._shown.iteration or self._closed:
             return
@@ -440,9 +448,10 @@ class SessionController(QObject):
             lambda progress, cancelled: client.record_unless_interrupted(wanted, interruptions),
             self,
         )
-        self._fetch, self._fetching, self._fetch_client = task, wanted, client
+        fetch = _Fetch(task, wanted, client)
+        self._fetch = fetch
         task.done.connect(lambda record: self._on_fetched(record, client, generation))
-        task.failed.connect(lambda exc, details: self._on_fetch_failed(exc, details, client))
+        task.failed.connect(lambda exc, details: self._on_fetch_failed(exc, details, fetch))
         task.ended.connect(self._on_fetch_ended)
         self._slow_fetch.start()
         task.start()
@@ -450,7 +459,7 @@ class SessionController(QObject):
     def _announce_recomputing(self) -> None:
         if self._fetch is not None:
             self._announced = True
-            self.recomputing.emit(self._fetching)
+            self.recomputing.emit(self._fetch.iteration)
 
     def _current(self, client: TrainerClient, generation: int | None = None) -> bool:
         """Whether a reply from ``client`` (in ``generation``) is about the run on screen: not
@@ -465,10 +474,11 @@ class SessionController(QObject):
         if picked and self._current(client, generation):
             self._show(record)
 
-    def _on_fetch_failed(self, exc: Exception, details: str, client: TrainerClient) -> None:
+    def _on_fetch_failed(self, exc: Exception, details: str, fetch: _Fetch) -> None:
+        client = fetch.client
         if not self._current(client):
             return  # the process that failed was replaced, and that was reported
-        if self._pinned == self._fetching:
+        if self._pinned == fetch.iteration:
             # Back to what the views show (the slider too); a newer pick stays.
             self._pinned = None if self._shown is self._latest else self._shown.iteration
             self._show(self._shown)
@@ -480,14 +490,13 @@ class SessionController(QObject):
             self.error_occurred.emit("Could not show that iteration", str(exc), details)
 
     def _on_fetch_ended(self) -> None:
-        task, self._fetch = self._fetch, None
-        if task is not None:
-            task.deleteLater()
+        fetch, self._fetch = self._fetch, None
+        if fetch is not None:
+            fetch.task.deleteLater()
         self._slow_fetch.stop()
-        self._fetching = -1
         self._fetch_picked()
         if self._announced and self._fetch is not None:
-            self.recomputing.emit(self._fetching)  # the next one, without a flicker between
+            self.recomputing.emit(self._fetch.iteration)  # the next one, without a flicker
         elif self._announced:
             self._announced = False
             self.recomputing.emit(-1)
@@ -751,4 +760,4 @@ class SessionController(QObject):
             self._load_task.wait()
         self._client.close()  # interrupts a record being recomputed
         if self._fetch is not None:
-            self._fetch.wait()
+            self._fetch.task.wait()
