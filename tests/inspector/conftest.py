@@ -3,6 +3,7 @@
 import json
 import os
 import tempfile
+import threading
 
 # An offscreen screen of a real desktop's size (the plugin's default is 800x600, smaller than
 # the window's minimum), so that window geometry behaves as on a 1920x1080 monitor.
@@ -125,3 +126,38 @@ def show_and_wait(qtbot):
         return ctrl.shown
 
     return run
+
+
+class HeldReport:
+    """Reports that, once the training process starts writing them, wait for ``release``."""
+
+    def __init__(self, monkeypatch) -> None:
+        from model import report
+
+        self.writing, self.release = threading.Event(), threading.Event()
+        write = report.write_report
+
+        def held_write(*args, **kwargs):
+            self.writing.set()
+            assert self.release.wait(30)
+            return write(*args, **kwargs)
+
+        monkeypatch.setattr(report, "write_report", held_write)
+
+    def start(self, controller, path):
+        """Ask ``controller`` for a report at ``path`` from a worker thread; returns once it is
+        being written, with the thread and the list its result will go to."""
+        results = []
+        worker = threading.Thread(
+            target=lambda: results.append(controller.write_report(path)), daemon=True
+        )
+        worker.start()
+        assert self.writing.wait(10)
+        return worker, results
+
+
+@pytest.fixture
+def held_report(monkeypatch):
+    held = HeldReport(monkeypatch)
+    yield held
+    held.release.set()

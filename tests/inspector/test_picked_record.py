@@ -218,23 +218,10 @@ def test_a_failed_fetch_is_reported_once_and_the_pick_goes_back(qtbot, thinned):
     assert controller.picked_iteration == first and controller.shown.iteration == first
 
 
-def test_a_report_being_written_does_not_interrupt_a_pick(qtbot, thinned, tmp_path, monkeypatch):
-    from model import report
-
+def test_a_report_being_written_does_not_interrupt_a_pick(qtbot, thinned, tmp_path, held_report):
     controller = thinned
-    writing, release = threading.Event(), threading.Event()
-    write = report.write_report
-
-    def slow_write(*args, **kwargs):
-        writing.set()
-        assert release.wait(30)
-        return write(*args, **kwargs)
-
-    monkeypatch.setattr(report, "write_report", slow_write)
-    worker = threading.Thread(target=lambda: controller.write_report(tmp_path / "r"))
-    worker.start()
+    worker, _ = held_report.start(controller, tmp_path / "r")
     try:
-        assert writing.wait(10)
         target = dropped(controller, at_least=20)
         controller.show_iteration(target)
         # The report's worker asks every 50 ms whether it is written; that must not cut the
@@ -242,7 +229,7 @@ def test_a_report_being_written_does_not_interrupt_a_pick(qtbot, thinned, tmp_pa
         qtbot.waitUntil(lambda: controller.shown.iteration == target, timeout=20000)
         assert worker.is_alive()
     finally:
-        release.set()
+        held_report.release.set()
         worker.join(30)
 
 

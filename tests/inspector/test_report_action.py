@@ -148,38 +148,23 @@ def test_a_failure_while_writing_says_so_and_the_app_keeps_working(
     assert window.controller.latest_iteration == 1
 
 
-def test_the_run_goes_on_while_a_report_is_written(qtbot, question_dataset, tmp_path, monkeypatch):
+def test_the_run_goes_on_while_a_report_is_written(qtbot, question_dataset, tmp_path, held_report):
     # Writing takes seconds after a long run; the training process writes it in a thread of
     # its own and answers the window meanwhile (before, a Step pressed then waited for it).
     import threading
 
     from inspector.controller import SessionController
-    from model import report
     from model.presets import preset_config
 
     controller = SessionController(question_dataset, preset_config("seed"), backend="thread")
-    writing, release = threading.Event(), threading.Event()
-    write = report.write_report
-
-    def slow_write(*args, **kwargs):
-        writing.set()
-        assert release.wait(30)
-        return write(*args, **kwargs)
-
-    monkeypatch.setattr(report, "write_report", slow_write)
-    results = []
-    worker = threading.Thread(
-        target=lambda: results.append(controller.write_report(tmp_path / "r")), daemon=True
-    )
     try:
-        worker.start()
-        assert writing.wait(10)
+        worker, results = held_report.start(controller, tmp_path / "r")
         # Were the Step to wait for the report, it would wait for this.
-        threading.Timer(5, release.set).start()
+        threading.Timer(5, held_report.release.set).start()
         with qtbot.waitSignal(controller.running_changed, check_params_cb=lambda r: not r):
             controller.step()  # answered although the report is not written yet
         assert controller.latest_iteration == 1 and not results
-        release.set()
+        held_report.release.set()
         worker.join(30)
         assert results == [tmp_path / "r"]
         # The report is of the run as it was when asked for: iteration 0.
@@ -189,5 +174,5 @@ def test_the_run_goes_on_while_a_report_is_written(qtbot, question_dataset, tmp_
         snapshots = sorted(p.stem for p in (tmp_path / "chosen" / "snapshots").glob("*.png"))
         assert snapshots == ["filters-iter000000"]
     finally:
-        release.set()
+        held_report.release.set()
         controller.shutdown()
