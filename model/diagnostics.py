@@ -122,9 +122,6 @@ class FindingLog:
     def __init__(self) -> None:
         self._first: dict[tuple, Finding] = {}
 
-    def __len__(self) -> int:
-        return len(self._first)
-
     def add(self, findings: Iterable[Finding]) -> list[Finding]:
         """Log ``findings``; returns those that appeared for the first time."""
         new = []
