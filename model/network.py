@@ -22,11 +22,77 @@ PARAM_KEYS = ("conv.weight", "conv.bias", "classifier.weight", "classifier.bias"
 
 
 @dataclass(frozen=True)
+class MapSummary:
+    """What the metrics and diagnostics need of the maps, taken while the forward pass had each
+    chunk of them in cache (a pass over the whole maps afterwards reads them from memory again).
+
+    ``pre_min``, ``pre_max``: smallest and largest pre-activation; ``activation_max``: largest
+    activation output (all NaN when a map holds a NaN, as ``np.max`` would give);
+    ``nonpositive`` (F,): per filter, the outputs over all N images whose pre-activation is
+    <= 0 (where a ReLU passes no gradient); ``outputs_per_filter``: N·H'·W'.
+    """
+
+    pre_min: float
+    pre_max: float
+    activation_max: float
+    nonpositive: np.ndarray
+    outputs_per_filter: int
+
+    @property
+    def pre_absmax(self) -> float:
+        """Largest |pre-activation| (max(|x|) = max(max x, −min x), exactly)."""
+        return float(np.maximum(self.pre_max, -self.pre_min))
+
+
+class _MapStatistics:
+    """Builds a ``MapSummary`` from chunks of images' maps."""
+
+    def __init__(self, filters: int) -> None:
+        self._minima: list = []
+        self._maxima: list = []
+        self._activation_maxima: list = []
+        self._nonpositive = np.zeros(filters, dtype=np.int64)
+        self._outputs = 0
+        self._mask: np.ndarray | None = None
+
+    def add(self, pre: np.ndarray, act: np.ndarray) -> None:
+        """Count the maps of a chunk: ``pre`` and ``act`` (m, F·H'·W')."""
+        m = pre.shape[0]
+        f = self._nonpositive.shape[0]
+        length = pre.shape[1] // f
+        self._minima.append(pre.min())
+        self._maxima.append(pre.max())
+        self._activation_maxima.append(act.max())
+        # The mask of each map padded with zeros to whole 8-byte words and counted a word at a
+        # time: a third of the time of summing it byte by byte.
+        if self._mask is None or self._mask.shape[0] < m:
+            self._mask = np.zeros((m, f, -(-length // 8) * 8), dtype=np.bool_)
+        mask = self._mask[:m]
+        np.less_equal(pre.reshape(m, f, length), 0, out=mask[:, :, :length])
+        ones = np.bitwise_count(mask.view(np.uint64))
+        self._nonpositive += np.add.reduce(ones, axis=(0, 2), dtype=np.int64)
+        self._outputs += m * length
+
+    def summary(self) -> MapSummary:
+        def extreme(values, reduce):
+            return float(values[0] if len(values) == 1 else reduce(np.array(values)))
+
+        return MapSummary(
+            pre_min=extreme(self._minima, np.min),
+            pre_max=extreme(self._maxima, np.max),
+            activation_max=extreme(self._activation_maxima, np.max),
+            nonpositive=self._nonpositive,
+            outputs_per_filter=self._outputs,
+        )
+
+
+@dataclass(frozen=True)
 class Forward:
     """Everything one forward pass computed, for display and for the backward pass.
 
     Shapes: ``pre_activation`` and ``activation`` (N, F, H', W'); ``logits``, ``probabilities``
-    and ``losses`` (N,).
+    and ``losses`` (N,); ``maps`` summarises the first two when the pass was asked to
+    (``summarise``), else it is None.
     """
 
     pre_activation: np.ndarray
@@ -35,6 +101,7 @@ class Forward:
     probabilities: np.ndarray
     losses: np.ndarray
     caches: tuple
+    maps: MapSummary | None
 
     @property
     def loss(self) -> float:
@@ -65,11 +132,13 @@ def forward(
     activation: str = "relu",
     negative_slope: float = 0.01,
     padding: str = "same",
+    summarise: bool = False,
 ) -> Forward:
     """Run the network on ``images`` (N, C, H, W).
 
     With ``labels`` (N,) the per-image losses are computed too; without them ``losses`` is an
-    empty array. All arithmetic is in the dtype of ``images``.
+    empty array. With ``summarise`` the maps are summarised as they are computed
+    (``Forward.maps``). All arithmetic is in the dtype of ``images``.
 
     The arrays of the result may be buffers that a later call reuses, but only once nothing
     refers to them any more (see ``model.workspace``): holding on to a ``Forward`` or to any of
@@ -88,19 +157,24 @@ def forward(
     maps_shape = (n, f, cls_w.shape[0] // f)
     pre = convolution.output_buffer("network.pre", maps_shape, dtype).reshape(features_shape)
     logits = np.empty(n, dtype=np.result_type(dtype, cls_w.dtype))
+    statistics = _MapStatistics(f) if summarise else None
     if activation == "relu":
-        # ReLU and the logits of each chunk while the chunk's maps are still in cache.
+        # ReLU, the logits and the maps' summary of each chunk while its maps are in cache.
         act = convolution.output_buffer("network.act", features_shape, dtype)
 
         def each_chunk(start, stop):
             np.maximum(pre[start:stop], 0, out=act[start:stop])
             np.matmul(act[start:stop], cls_w, out=logits[start:stop])
+            if statistics is not None:
+                statistics.add(pre[start:stop], act[start:stop])
 
     elif activation == "identity":
         act = pre
 
         def each_chunk(start, stop):
             np.matmul(pre[start:stop], cls_w, out=logits[start:stop])
+            if statistics is not None:
+                statistics.add(pre[start:stop], pre[start:stop])
 
     else:
         each_chunk = None
@@ -111,6 +185,8 @@ def forward(
         act_maps, act_cache = layers.activation_forward(pre_maps, activation, negative_slope)
         act = act_maps.reshape(features_shape)
         np.matmul(act, cls_w, out=logits)
+        if statistics is not None:
+            statistics.add(pre, act)
     else:
         act_maps = act.reshape(pre_maps.shape)
         act_cache = (activation, act_maps if activation == "relu" else None)
@@ -129,6 +205,7 @@ def forward(
         probabilities=probabilities,
         losses=losses,
         caches=(conv_cache, act_cache, (act, cls_w), loss_cache),
+        maps=None if statistics is None else statistics.summary(),
     )
 
 

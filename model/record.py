@@ -11,11 +11,15 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from model.diagnostics import Finding
 from model.optim import OptimSettings, global_norm
+
+if TYPE_CHECKING:
+    from model.network import MapSummary
 
 #: Scalar metrics of every iteration, in the order of the metrics table and metrics.csv.
 METRIC_NAMES = (
@@ -200,16 +204,15 @@ def _rebuild_record(state: dict) -> StepRecord:
     return StepRecord(**state)
 
 
-def dead_fraction_per_filter(activation_name: str, pre_activation: np.ndarray) -> np.ndarray:
-    """Fraction of outputs whose gradient is exactly zero, per filter: (N, F, H', W') -> (F,).
+def dead_fraction_per_filter(activation_name: str, maps: MapSummary) -> np.ndarray:
+    """Fraction of outputs whose gradient is exactly zero, per filter: (F,).
 
     Only ReLU blocks the gradient (its output is 0 where the pre-activation is <= 0); leaky
     ReLU and identity always pass some gradient, so their fraction is 0.
     """
     if activation_name != "relu":
-        return np.zeros(pre_activation.shape[1])
-    per_filter = pre_activation.shape[0] * pre_activation.shape[2] * pre_activation.shape[3]
-    return (pre_activation <= 0).sum(axis=(0, 2, 3)) / per_filter
+        return np.zeros(maps.nonpositive.shape[0])
+    return maps.nonpositive / maps.outputs_per_filter
 
 
 def compute_metrics(
@@ -223,8 +226,7 @@ def compute_metrics(
     probabilities: np.ndarray,
     logits: np.ndarray,
     labels: np.ndarray,
-    pre_activation: np.ndarray,
-    activation: np.ndarray,
+    maps: MapSummary,
     dead_fraction_per_filter: np.ndarray,
     batch_loss: float | None,
     settings: OptimSettings,
@@ -252,8 +254,8 @@ def compute_metrics(
         "conv_weight_absmax": _absmax(conv_w),
         "conv_grad_absmax": math.nan if grads is None else _absmax(grads["conv.weight"]),
         "conv_update_absmax": math.nan if update is None else _absmax(update["conv.weight"]),
-        "pre_activation_absmax": _absmax(pre_activation),
-        "activation_max": float(activation.max()) if activation.size else math.nan,
+        "pre_activation_absmax": maps.pre_absmax,
+        "activation_max": maps.activation_max,
     }
     if grads is None:
         for name in (

@@ -106,6 +106,18 @@ class Interrupted(Exception):
 REUSE_FORWARD_MAX_BYTES = 32 * 2**20
 
 
+def _frozen_map(array: np.ndarray) -> np.ndarray:
+    """A read-only view of a map of a forward pass, for a record.
+
+    No copy is needed: the engine hands a map's buffer out again only once nothing refers to
+    it (``model.workspace``), and this view does, while the session never writes to the maps
+    of a forward pass it made. (Copying them was a tenth of a step with 16 filters.)
+    """
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 class TrainingSession:
     """One run of the network on a dataset.
 
@@ -308,7 +320,7 @@ class TrainingSession:
 
     # -- the computation -------------------------------------------------------------------
 
-    def _forward(self, params, images, labels):
+    def _forward(self, params, images, labels, *, summarise=False):
         cfg = self._config
         return network.forward(
             params,
@@ -317,6 +329,7 @@ class TrainingSession:
             activation=cfg.activation,
             negative_slope=cfg.negative_slope,
             padding=cfg.padding,
+            summarise=summarise,
         )
 
     def _advance(
@@ -376,8 +389,8 @@ class TrainingSession:
         frozen_params = frozen_arrays(params)
         with np.errstate(over="ignore", invalid="ignore"):
             # From the record's own (frozen) parameters, as an update from this record computes.
-            fwd = self._forward(dict(frozen_params), self._x, self._y)
-            dead_fractions = dead_fraction_per_filter(cfg.activation, fwd.pre_activation)
+            fwd = self._forward(dict(frozen_params), self._x, self._y, summarise=True)
+            dead_fractions = dead_fraction_per_filter(cfg.activation, fwd.maps)
             metrics = compute_metrics(
                 iteration=iteration,
                 params=params,
@@ -388,8 +401,7 @@ class TrainingSession:
                 probabilities=fwd.probabilities,
                 logits=fwd.logits,
                 labels=self._dataset.labels,
-                pre_activation=fwd.pre_activation,
-                activation=fwd.activation,
+                maps=fwd.maps,
                 dead_fraction_per_filter=dead_fractions,
                 batch_loss=batch_loss,
                 settings=settings,
@@ -418,8 +430,8 @@ class TrainingSession:
             logits=frozen_array(fwd.logits),
             probabilities=frozen_array(fwd.probabilities),
             losses=frozen_array(fwd.losses),
-            pre_activation=frozen_array(fwd.pre_activation),
-            activation=frozen_array(fwd.activation),
+            pre_activation=_frozen_map(fwd.pre_activation),
+            activation=_frozen_map(fwd.activation),
             dead_fraction_per_filter=frozen_array(dead_fractions),
             dead_since=tuple(dead_since),
             metrics=MappingProxyType(metrics),
@@ -434,6 +446,6 @@ class TrainingSession:
             fwd = self._forward(dict(record.params), self._x, self._y)
         return replace(
             record,
-            pre_activation=frozen_array(fwd.pre_activation),
-            activation=frozen_array(fwd.activation),
+            pre_activation=_frozen_map(fwd.pre_activation),
+            activation=_frozen_map(fwd.activation),
         )

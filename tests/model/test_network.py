@@ -210,3 +210,59 @@ def test_float32_stays_float32_everywhere(rng):
             assert getattr(fwd, name).dtype == np.float32, (activation, name)
         grads = network.backward(fwd)
         assert all(g.dtype == np.float32 for g in grads.values()), activation
+
+
+def whole_map_summary(fwd):
+    """What ``Forward.maps`` must hold, computed the obvious way over the whole maps."""
+    pre, act = fwd.pre_activation, fwd.activation
+    return {
+        "pre_min": float(pre.min()),
+        "pre_max": float(pre.max()),
+        "pre_absmax": float(np.max(np.abs(pre))),
+        "activation_max": float(act.max()),
+        "nonpositive": (pre <= 0).sum(axis=(0, 2, 3)).tolist(),
+        "outputs_per_filter": pre.shape[0] * pre.shape[2] * pre.shape[3],
+    }
+
+
+def summary_of(fwd):
+    maps = fwd.maps
+    return {
+        "pre_min": maps.pre_min,
+        "pre_max": maps.pre_max,
+        "pre_absmax": maps.pre_absmax,
+        "activation_max": maps.activation_max,
+        "nonpositive": maps.nonpositive.tolist(),
+        "outputs_per_filter": maps.outputs_per_filter,
+    }
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "identity"])
+def test_the_maps_summary_equals_the_whole_maps_exactly(
+    rng, monkeypatch, chunked, dtype, activation
+):
+    if chunked:  # one image per chunk: the summary is put together from five
+        monkeypatch.setattr(convolution, "KEEP_COLUMNS_BYTES", 0)
+        monkeypatch.setattr(convolution, "CHUNK_BYTES", 1)
+    # 7×5 maps: 35 outputs, not a whole number of the 8-byte words the count goes by.
+    images = rng.normal(size=(5, 3, 7, 5)).astype(dtype)
+    images[2] = 0  # with a zero bias its maps are exactly 0: counted as <= 0
+    params = make_params(rng, filters=3, height=7, width=5, dtype=dtype)
+    params["conv.bias"][1] = 0
+    labels = np.array([0, 1, 1, 0, 1])
+    fwd = network.forward(params, images, labels, activation=activation, summarise=True)
+    assert summary_of(fwd) == whole_map_summary(fwd)
+    assert network.forward(params, images, labels, activation=activation).maps is None
+
+
+def test_the_maps_summary_shows_a_nan_as_nan(rng):
+    images = rng.normal(size=(3, 3, 6, 6))
+    images[1, 0, 2, 2] = np.nan
+    params = make_params(rng, filters=2, height=6, width=6)
+    fwd = network.forward(params, images, np.array([0, 1, 1]), summarise=True)
+    maps = fwd.maps
+    assert np.isnan([maps.pre_min, maps.pre_max, maps.pre_absmax, maps.activation_max]).all()
+    # A NaN is not <= 0: counted as passing, as the comparison over the whole maps does.
+    assert maps.nonpositive.tolist() == (fwd.pre_activation <= 0).sum(axis=(0, 2, 3)).tolist()

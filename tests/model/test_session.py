@@ -409,3 +409,35 @@ def test_a_learning_rate_of_a_million_pauses_at_the_iteration_it_breaks(
     assert session.iteration == iteration
     assert result.paused_by.explanation  # the cause, in words
     assert all(np.isfinite(session.record(k).loss) for k in range(iteration))
+
+
+@pytest.mark.parametrize("mode", ["per_image", "full_batch"])
+def test_a_records_maps_are_read_only_and_never_overwritten_by_later_steps(shapes, mode):
+    session = TrainingSession(shapes, preset_config("recommended", update_mode=mode))
+    session.step()
+    record = session.step()
+    maps = {name: np.array(getattr(record, name)) for name in ("pre_activation", "activation")}
+    later = [session.step() for _ in range(5)]
+    session.preview(0.5)
+    session.record(1)
+    for name, values in maps.items():
+        array = getattr(record, name)
+        np.testing.assert_array_equal(array, values)
+        assert not array.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            array[...] = 0
+        assert not any(np.shares_memory(array, getattr(r, name)) for r in later)
+
+
+def test_a_records_map_metrics_equal_its_maps(shapes):
+    # The question's preset: its first update kills the filter (every map <= 0).
+    config = preset_config("seed", update_mode="full_batch")
+    session = TrainingSession(shapes, config)
+    for record in [session.record(0)] + [session.step() for _ in range(3)]:
+        pre, act = record.pre_activation, record.activation
+        assert record.metrics["pre_activation_absmax"] == float(np.max(np.abs(pre)))
+        assert record.metrics["activation_max"] == float(act.max())
+        np.testing.assert_array_equal(
+            record.dead_fraction_per_filter, (pre <= 0).sum(axis=(0, 2, 3)) / pre[:, 0].size
+        )
+    assert record.dead_fraction_per_filter.tolist() == [1.0] * config.num_filters
