@@ -363,7 +363,7 @@ class SessionController(QObject):
                 continue  # sent before a reset or rewind
             self._metrics.extend(*frame.rows)
             outcome = frame.outcome or outcome
-            if frame.shared is None:  # else its arrays could not be put back: not shown
+            if frame.shared is None:  # else a newer frame came with it, or its block was gone
                 newest = frame
         if newest is not None:
             self._metrics.fit(self._config.history_budget_mb * 2**20 // 2)

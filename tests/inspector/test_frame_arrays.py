@@ -1,12 +1,20 @@
 """Frames carry a record's maps and large parameter arrays through shared memory
 (inspector.training_process.ArraySlots): what arrives must be the record, exactly."""
 
+import multiprocessing
 import time
 
 import numpy as np
 import pytest
 
-from inspector.training_process import SHARED_MIN_BYTES, ArraySlots, TrainerClient, _large_arrays
+from inspector.training_process import (
+    SHARED_MIN_BYTES,
+    ArraySlots,
+    Frame,
+    SharedRef,
+    TrainerClient,
+    _large_arrays,
+)
 from model.config import InitSpec, TrainingConfig
 from model.data import Dataset
 from model.record import ARRAY_GROUPS
@@ -57,10 +65,12 @@ def test_frames_arrive_with_every_array_of_the_record(backend):
     try:
         client.call("state")
         frames = _frames_of_a_run(client, 40)
-        assert frames and all(frame.shared is None for frame in frames)
+        assert frames[-1].shared is None
         # They did come through shared memory, the classifier's arrays with the maps.
         assert restored and ("params", "classifier.weight") in restored[0]
         for frame in frames:
+            if frame.shared is not None:
+                continue  # a newer frame came with it (see the next test)
             got = frame.record
             want = client.call("record", got.iteration)
             for name in ("pre_activation", "activation"):
@@ -79,6 +89,47 @@ def test_frames_arrive_with_every_array_of_the_record(backend):
                     np.testing.assert_array_equal(array, getattr(want, name)[key])
             assert got.metrics == want.metrics
     finally:
+        client.close()
+
+
+def test_only_the_newest_of_frames_that_come_together_is_copied_out():
+    config = TrainingConfig(num_filters=4, update_mode="full_batch", seed=1)
+    session = TrainingSession(_dataset(), config)
+    client = TrainerClient(_dataset(), config, "thread")
+    slots = ArraySlots()
+    # Three frames waiting in the pipe at once, as when the window is slower than training.
+    client._frames, frames_out = multiprocessing.Pipe(duplex=False)
+    releases_in, client._releases = multiprocessing.Pipe(duplex=False)
+    copied = []
+    restore = SharedRef.restore
+
+    def counting(ref, record, buffer):
+        copied.append(record.iteration)
+        return restore(ref, record, buffer)
+
+    try:
+        records = []
+        for _ in range(3):
+            record = session.step()
+            records.append(record)
+            sent, ref = slots.put(record)
+            rows = session.history.metrics.rows_after(record.iteration - 1)
+            frames_out.send(Frame(0, sent, rows, "", None, ref))
+        SharedRef.restore = counting
+        frames = client.frames()
+        # Every frame brings its metric rows; only the newest its arrays.
+        assert [frame.record.iteration for frame in frames] == [1, 2, 3]
+        assert np.concatenate([f.rows[0] for f in frames])[:, 0].tolist() == [1, 2, 3]
+        assert [frame.shared is None for frame in frames] == [False, False, True]
+        assert copied == [3]
+        np.testing.assert_array_equal(frames[-1].record.activation, records[-1].activation)
+        # Every slot goes back, the two not copied as well as the one that was.
+        while releases_in.poll():
+            slots.release(*releases_in.recv())
+        assert slots._free == set(range(ArraySlots.SLOTS))
+    finally:
+        SharedRef.restore = restore
+        slots.close()
         client.close()
 
 
