@@ -40,8 +40,9 @@ class MapSummary:
 
     @property
     def pre_absmax(self) -> float:
-        """Largest |pre-activation| (max(|x|) = max(max x, −min x), exactly)."""
-        return float(np.maximum(self.pre_max, -self.pre_min))
+        """Largest |pre-activation|: max(|x|) = max(|max x|, |min x|), exactly (and +0.0, not
+        −0.0, when every map is zero)."""
+        return float(np.maximum(abs(self.pre_max), abs(self.pre_min)))
 
 
 class _MapStatistics:
@@ -80,7 +81,8 @@ class _MapStatistics:
         return MapSummary(
             pre_min=extreme(self._minima, np.min),
             pre_max=extreme(self._maxima, np.max),
-            activation_max=extreme(self._activation_maxima, np.max),
+            # + 0.0: a zero maximum is +0.0, whichever signed zero the reduction met first.
+            activation_max=extreme(self._activation_maxima, np.max) + 0.0,
             nonpositive=self._nonpositive,
             outputs_per_filter=self._outputs,
         )

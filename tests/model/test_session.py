@@ -441,3 +441,15 @@ def test_a_records_map_metrics_equal_its_maps(shapes):
             record.dead_fraction_per_filter, (pre <= 0).sum(axis=(0, 2, 3)) / pre[:, 0].size
         )
     assert record.dead_fraction_per_filter.tolist() == [1.0] * config.num_filters
+
+
+def test_an_all_zero_start_shows_zero_maxima_not_negative_zero(question):
+    # Zero filters and bias: every map is exactly 0. The largest |pre-activation| and the
+    # largest output are +0.0 (metrics.csv writes the sign of a zero).
+    config = TrainingConfig(conv_init=InitSpec("constant"), pixel_scaling="unit")
+    for activation in ("relu", "leaky_relu", "identity"):
+        record = TrainingSession(question, config.with_changes(activation=activation)).latest
+        assert not record.pre_activation.any()
+        for name in ("pre_activation_absmax", "activation_max"):
+            value = record.metrics[name]
+            assert value == 0.0 and np.copysign(1.0, value) == 1.0, (activation, name)
