@@ -82,9 +82,10 @@ def record_nbytes(record: StepRecord) -> int:
     total = RECORD_OVERHEAD_BYTES + _findings_nbytes(record.findings)
     for group in (record.params, record.velocity, record.grads, record.update):
         total += _arrays_nbytes(group)
+    if not _same_memory(record.activation, record.pre_activation):
+        total += _array_nbytes(record.activation)
     for array in (
         record.pre_activation,
-        record.activation,
         record.logits,
         record.probabilities,
         record.losses,
@@ -92,6 +93,14 @@ def record_nbytes(record: StepRecord) -> int:
     ):
         total += _array_nbytes(array)
     return total
+
+
+def _same_memory(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    """Whether two maps are one array, or views of one buffer (with the identity activation,
+    a record's two maps are views of the engine's one buffer)."""
+    if a is None or b is None:
+        return False
+    return a is b or (a.base is not None and a.base is b.base)
 
 
 def strip_maps(record: StepRecord) -> StepRecord:

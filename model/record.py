@@ -1,7 +1,9 @@
 """The immutable record of one training iteration, and the scalar metrics derived from it.
 
-A ``StepRecord`` holds read-only copies, so whoever shows it can never change what the
-session computed. Iteration 0 is the initial state (no gradient, no update).
+A ``StepRecord`` holds read-only arrays that nothing else writes to (copies, or for the maps
+read-only views of buffers the engine never hands out again while they are held), so whoever
+shows it can never change what the session computed. Iteration 0 is the initial state (no
+gradient, no update).
 """
 
 from __future__ import annotations

@@ -144,3 +144,14 @@ def test_kept_records_are_whole_but_for_maps_and_findings_outlive_them():
         session.update_settings(learning_rate=0.001)
         session.run(10, pause_on_findings=False)
     assert thin.history.findings == full.history.findings
+
+
+@pytest.mark.parametrize("activation", ["relu", "identity"])
+def test_a_records_maps_are_counted_once_for_each_buffer_they_hold(activation):
+    # With the identity the record's two maps are views of one buffer of the engine's.
+    config = preset_config("recommended", activation=activation)
+    record = TrainingSession(load_example("question"), config).step()
+    buffers = {id(a.base): a for a in (record.pre_activation, record.activation)}
+    assert len(buffers) == (1 if activation == "identity" else 2)
+    maps = record_nbytes(record) - record_nbytes(strip_maps(record))
+    assert maps == sum(history_module._array_nbytes(a) for a in buffers.values())
