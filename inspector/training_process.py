@@ -24,6 +24,7 @@ started).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import multiprocessing
 import threading
@@ -682,7 +683,7 @@ class TrainerClient:
             # slots go back at once and they keep ``shared``, which marks them as not to show.
             for frame in arrived[:-1]:
                 if frame.shared is not None:
-                    self._releases.send((frame.shared.block, frame.shared.slot))
+                    self._release(frame.shared)
             self._received.extend(arrived[:-1])
             if arrived:
                 self._received.append(self._with_arrays(arrived[-1]))
@@ -698,8 +699,14 @@ class TrainerClient:
             # record stays incomplete; the controller takes its rows but never shows it.
             return frame
         record = ref.restore(frame.record, block.buf)
-        self._releases.send((ref.block, ref.slot))
+        self._release(ref)
         return dataclasses.replace(frame, record=record, shared=None)
+
+    def _release(self, ref: SharedRef) -> None:
+        """Hand a slot back to the training process (nothing to do if it is gone: the frames
+        still waiting are taken all the same, and ``alive`` says it stopped)."""
+        with contextlib.suppress(OSError):
+            self._releases.send((ref.block, ref.slot))
 
     def _attach(self, name: str) -> shared_memory.SharedMemory | None:
         if name not in self._blocks:

@@ -2,6 +2,8 @@
 (inspector.training_process.ArraySlots): what arrives must be the record, exactly."""
 
 import multiprocessing
+import os
+import signal
 import time
 
 import numpy as np
@@ -177,3 +179,25 @@ def test_a_record_goes_into_a_slot_and_comes_back_the_same(dtype):
             slots.release(ref.block, ref.slot)
     finally:
         slots.close()
+
+
+def test_frames_left_by_a_killed_training_process_are_taken_without_an_error():
+    # Handing their slots back to a process that is gone must not raise: the frames are
+    # taken, and ``alive`` says the process stopped (the controller restarts it).
+    config = TrainingConfig(num_filters=4, update_mode="full_batch", seed=1)
+    client = TrainerClient(_dataset(), config, "process")
+    try:
+        client.call("speed", 0.0)
+        client.call("run", 100_000, False)
+        deadline = time.monotonic() + 30
+        while not client._frames.poll():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.2)  # more frames wait, each holding a slot
+        os.kill(client._process.pid, signal.SIGKILL)
+        client._process.join(10)
+        frames = client.frames()
+        assert frames and not client.alive
+        assert client.frames() == []
+    finally:
+        client.close()
