@@ -1,6 +1,7 @@
 """Frames carry a record's maps and large parameter arrays through shared memory
 (inspector.training_process.ArraySlots): what arrives must be the record, exactly."""
 
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -147,26 +148,48 @@ def test_large_parameter_arrays_and_the_maps_go_through_shared_memory():
     }
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_a_record_goes_into_a_slot_and_comes_back_the_same(dtype):
+@pytest.mark.parametrize(
+    "dtype,activation,made_again",
+    [
+        ("float64", "relu", False),
+        ("float32", "relu", False),
+        ("float64", "relu", True),
+        ("float32", "relu", True),
+        ("float32", "leaky_relu", True),
+        ("float64", "identity", True),
+    ],
+)
+def test_a_record_goes_into_a_slot_and_comes_back_the_same(dtype, activation, made_again):
     # 64 filters of 3x7x7: the conv weights, their gradient and update (75 kB in float64,
     # 38 kB in float32) go through shared memory too; the biases stay in the pickled record.
+    # The output map is copied too, or left out and made again from the pre-activation.
     config = TrainingConfig(
-        num_filters=64, kernel_size=7, update_mode="full_batch", seed=1, dtype=dtype
+        num_filters=64,
+        kernel_size=7,
+        update_mode="full_batch",
+        seed=1,
+        dtype=dtype,
+        activation=activation,
+        negative_slope=0.1,
     )
     session = TrainingSession(_dataset(), config)
     slots = ArraySlots()
     try:
         for record in (session.latest, session.step()):  # iteration 0 has no gradient
-            placed = slots.put(record)
+            placed = slots.put(record, (activation, 0.1) if made_again else None)
             assert placed is not None
             sent, ref = placed
-            assert sent.pre_activation is None
+            assert sent.pre_activation is None and sent.activation is None
+            fields = {entry.field for entry in ref.arrays}
+            assert ("activation" in fields) is not made_again
             assert set(sent.params) == {"conv.bias", "classifier.bias"}
             back = ref.restore(sent, slots._block.buf)
             for name in ("pre_activation", "activation"):
-                assert getattr(back, name).dtype == np.dtype(dtype)
-                np.testing.assert_array_equal(getattr(back, name), getattr(record, name))
+                array = getattr(back, name)
+                assert array.dtype == np.dtype(dtype) and not array.flags.writeable
+                # Bit for bit: the signs of zeros and NaNs' payloads too.
+                want = getattr(record, name)
+                assert array.tobytes() == want.tobytes()
             for name in ARRAY_GROUPS:
                 want = getattr(record, name)
                 if want is None:
@@ -201,3 +224,26 @@ def test_frames_left_by_a_killed_training_process_are_taken_without_an_error():
         assert client.frames() == []
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_an_output_map_made_again_matches_the_engines_bit_for_bit_at_the_edges(dtype):
+    # Signed zeros, NaN, infinities and subnormals, with the ReLU output computed as the
+    # engine does (image by image into a buffer) and made again in one go by the window.
+    config = TrainingConfig(num_filters=2, update_mode="full_batch", seed=1, dtype=dtype)
+    record = TrainingSession(_dataset(), config).latest
+    pre = np.array(record.pre_activation)
+    tiny = np.finfo(dtype).smallest_subnormal
+    edges = np.array([-0.0, 0.0, np.nan, -np.nan, np.inf, -np.inf, tiny, -tiny], dtype=dtype)
+    pre.reshape(-1)[: 7 * edges.size : 7] = edges
+    output = np.empty_like(pre)
+    for n in range(pre.shape[0]):
+        np.maximum(pre[n], 0, out=output[n])
+    record = dataclasses.replace(record, pre_activation=pre, activation=output)
+    slots = ArraySlots()
+    try:
+        sent, ref = slots.put(record, ("relu", 0.01))
+        back = ref.restore(sent, slots._block.buf)
+        assert back.activation.tobytes() == output.tobytes()
+    finally:
+        slots.close()
