@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import QSettings, Qt
 
-from inspector.controller import POLL_MS, SLOW_POLL_MS, SessionController
+from inspector.controller import SLOW_POLL_MS, STEP_POLL_MS, SessionController
 from inspector.main_window import MainWindow
 from inspector.training_process import Frame, SharedRef
 from model.presets import PRESETS, preset_config
@@ -180,7 +180,7 @@ def test_a_step_looks_for_its_frame_often_even_at_a_slow_speed(qtbot, controller
     controller.set_speed(20)  # the window's default: a run polls every SLOW_POLL_MS
     with qtbot.waitSignal(controller.running_changed, timeout=10000):
         controller.step()
-        assert controller.is_running and controller._frame.interval() == POLL_MS
+        assert controller.is_running and controller._frame.interval() == STEP_POLL_MS
     wait_idle(qtbot, controller)
     controller.run()
     assert controller._frame.interval() == SLOW_POLL_MS
