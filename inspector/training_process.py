@@ -127,6 +127,18 @@ class SharedRef:
         return dataclasses.replace(record, **changes)
 
 
+def remade_activation(config: TrainingConfig) -> tuple[str, float] | None:
+    """The activation the window makes a frame's output map again with, or None to copy it.
+
+    ReLU's output costs the window less to make again than to copy out of shared memory, and
+    the identity's is the pre-activation itself; leaky ReLU's takes a comparison, a multiply
+    and a select, three times the copy's time on the window's thread (measured, F=16).
+    """
+    if config.activation in ("relu", "identity"):
+        return (config.activation, config.negative_slope)
+    return None
+
+
 def _large_arrays(
     record: StepRecord, *, with_output: bool = True
 ) -> list[tuple[str, str | None, np.ndarray]]:
@@ -193,9 +205,10 @@ class ArraySlots:
 
         Given the ``activation`` (name, negative slope) that made the record's output map from
         its pre-activation, the output map is left out, and ``SharedRef.restore`` makes it
-        again with the same function of ``model.layers``: an elementwise function of the same
-        numbers, so bit for bit the same array, for half the copying (with 16 filters of
-        64×64, copying the maps in was a sixth of the training process's time).
+        again with ``model.layers.activation_forward``: for ReLU the engine's own elementwise
+        operation (``np.maximum(x, 0)``) on the same numbers, so bit for bit the same array,
+        for half the copying (with 16 filters of 64×64, copying the maps in was a sixth of the
+        training process's time). See ``remade_activation`` for when that pays.
         """
         arrays = _large_arrays(record, with_output=activation is None)
         offsets = []
@@ -431,8 +444,7 @@ class TrainerServer:
         record = dataclasses.replace(self.session.latest, velocity=None)
         shared = None
         if record.pre_activation is not None:
-            config = self.session.config
-            placed = self._slots.put(record, (config.activation, config.negative_slope))
+            placed = self._slots.put(record, remade_activation(self.session.config))
             if placed is not None:
                 record, shared = placed
             elif not final:

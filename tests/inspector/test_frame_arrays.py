@@ -17,6 +17,7 @@ from inspector.training_process import (
     SharedRef,
     TrainerClient,
     _large_arrays,
+    remade_activation,
 )
 from model.config import InitSpec, TrainingConfig
 from model.data import Dataset
@@ -136,16 +137,21 @@ def test_only_the_newest_of_frames_that_come_together_is_copied_out():
         client.close()
 
 
-def test_large_parameter_arrays_and_the_maps_go_through_shared_memory():
-    config = TrainingConfig(num_filters=4, update_mode="full_batch", seed=1)
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "identity"])
+def test_large_parameter_arrays_and_the_maps_go_through_shared_memory(activation):
+    config = TrainingConfig(num_filters=4, update_mode="full_batch", seed=1, activation=activation)
     session = TrainingSession(_dataset(), config)
     session.step()
-    chosen = {(name, key) for name, key, _ in _large_arrays(session.latest)}
-    assert chosen == {
-        ("pre_activation", None),
-        ("activation", None),
-        *((group, "classifier.weight") for group in ("params", "velocity", "grads", "update")),
+    parameters = {(group, "classifier.weight") for group in ARRAY_GROUPS}
+    remade = remade_activation(config)
+    chosen = {
+        (name, key) for name, key, _ in _large_arrays(session.latest, with_output=remade is None)
     }
+    # The output map is made again in the window for ReLU and the identity, copied for leaky
+    # ReLU (making it costs more than copying it).
+    assert (remade is None) == (activation == "leaky_relu")
+    expected = {("pre_activation", None), *parameters}
+    assert chosen == (expected | {("activation", None)} if remade is None else expected)
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import pytest
 from conftest import make_params
 
 import model
-from model import convolution, network
+from model import convolution, layers, network
 
 
 def numeric_param_gradient(params, images, labels, key, eps=1e-6, **kwargs):
@@ -266,3 +266,24 @@ def test_the_maps_summary_shows_a_nan_as_nan(rng):
     assert np.isnan([maps.pre_min, maps.pre_max, maps.pre_absmax, maps.activation_max]).all()
     # A NaN is not <= 0: counted as passing, as the comparison over the whole maps does.
     assert maps.nonpositive.tolist() == (fwd.pre_activation <= 0).sum(axis=(0, 2, 3)).tolist()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ["relu", "identity"])
+def test_the_output_made_again_from_the_pre_activation_is_the_forward_passs_bit_for_bit(
+    rng, monkeypatch, dtype, activation
+):
+    # The window makes a frame's output map again with layers.activation_forward instead of
+    # copying it (inspector.training_process.remade_activation): it must be the forward
+    # pass's, chunk by chunk as large batches go, with NaN and inf pixels too. (A GEMM never
+    # gives -0.0: its sums start from +0.0; the frames' tests cover -0.0 all the same.)
+    monkeypatch.setattr(convolution, "CHUNK_BYTES", 1)
+    images = rng.normal(size=(4, 3, 9, 7)).astype(dtype)
+    images[1, 0, 4, 3] = np.nan
+    images[2, 1, 0, 0] = np.inf
+    params = make_params(rng, filters=3, height=9, width=7, dtype=dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        fwd = network.forward(params, images, np.array([0, 1, 1, 0]), activation=activation)
+    assert np.isnan(fwd.pre_activation).any() and np.isinf(fwd.pre_activation).any()
+    remade, _ = layers.activation_forward(fwd.pre_activation, activation)
+    assert remade.tobytes() == fwd.activation.tobytes()
