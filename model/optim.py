@@ -23,14 +23,13 @@ class SGDResult:
 
     ``params`` and ``velocity`` are the new state; ``update`` is exactly ``new − old`` per
     parameter; ``clip_scale`` is the factor the gradient was multiplied by (1.0 when not
-    clipped); ``grad_norm`` is the global L2 norm of the unclipped gradient.
+    clipped).
     """
 
     params: dict
     velocity: dict
     update: dict
     clip_scale: float
-    grad_norm: float
 
 
 #: Sums of squares in these ranges are free of overflow and of underflow that matters.
@@ -75,10 +74,13 @@ def sgd_step(params: dict, grads: dict, velocity: dict, settings: OptimSettings)
     the L2 norm over all parameters together. Arrays keep their dtype; the inputs are not
     modified.
     """
-    grad_norm = global_norm(grads.values())
     clip_scale = 1.0
-    if settings.clip_norm is not None and grad_norm > settings.clip_norm:
-        clip_scale = settings.clip_norm / grad_norm
+    if settings.clip_norm is not None:
+        # Only clipping needs the gradient's norm: without it, it is a fifth of an update of
+        # the smallest networks (the metrics measure it for every record anyway).
+        grad_norm = global_norm(grads.values())
+        if grad_norm > settings.clip_norm:
+            clip_scale = settings.clip_norm / grad_norm
     new_params, new_velocity, update = {}, {}, {}
     for key, theta in params.items():
         dtype = theta.dtype.type
@@ -91,4 +93,4 @@ def sgd_step(params: dict, grads: dict, velocity: dict, settings: OptimSettings)
         new_params[key] = new_theta
         new_velocity[key] = v
         update[key] = new_theta - theta
-    return SGDResult(new_params, new_velocity, update, clip_scale, grad_norm)
+    return SGDResult(new_params, new_velocity, update, clip_scale)
