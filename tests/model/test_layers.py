@@ -225,6 +225,7 @@ def test_output_size_and_padding_rules():
 def tiny_chunks(monkeypatch):
     """Force the chunked path (columns rebuilt in backward) on small test shapes."""
     monkeypatch.setattr(convolution, "KEEP_COLUMNS_BYTES", 0)
+    monkeypatch.setattr(convolution, "BAND_IMAGE_BYTES", 0)
     monkeypatch.setattr(convolution, "CHUNK_BYTES", 1)
 
 
@@ -239,6 +240,7 @@ def test_chunked_convolution_matches_unchunked(rng, monkeypatch, layout, n, chun
     assert cache.kept is not None and cache.band == 5
     whole = (out.copy(), *layers.conv_backward(dout, cache))
     monkeypatch.setattr(convolution, "KEEP_COLUMNS_BYTES", 0)
+    monkeypatch.setattr(convolution, "BAND_IMAGE_BYTES", 0)
     # 1 byte: one image per chunk, one row per band ("rows" layout). 1600 bytes: bands of two
     # rows (10 rows of 5 float64 columns per padded row, 2 + K - 1 padded rows), the last one
     # shorter.
@@ -268,6 +270,7 @@ def test_gemms_in_pixel_blocks_match_whole_gemms(rng, monkeypatch, layout, kept)
     if not kept:
         # One image per chunk; "rows": bands of two rows, 10 pixels, more than one block.
         monkeypatch.setattr(convolution, "KEEP_COLUMNS_BYTES", 0)
+        monkeypatch.setattr(convolution, "BAND_IMAGE_BYTES", 0)
         monkeypatch.setattr(convolution, "CHUNK_BYTES", 1600)
     out, cache = layers.conv_forward(x, w, b, pad=1)
     whole = (out.copy(), *layers.conv_backward(dout, cache))
@@ -372,3 +375,4 @@ def test_layers_keep_the_dtype(rng, dtype):
     dz = layers.bce_with_logits_backward(np.full(4, 0.25, dtype=dtype), loss_cache)
     for array in (out, dw, db, act, layers.sigmoid(z), losses, dz):
         assert array.dtype == dtype
+

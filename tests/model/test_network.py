@@ -154,6 +154,7 @@ def test_fused_backward_matches_the_chained_pairs(
 ):
     if chunked:
         monkeypatch.setattr(convolution, "KEEP_COLUMNS_BYTES", 0)
+        monkeypatch.setattr(convolution, "BAND_IMAGE_BYTES", 0)
         monkeypatch.setattr(convolution, "CHUNK_BYTES", 1)
     images = rng.normal(size=(5, 3, 6, 5))
     labels = np.array([0, 1, 1, 0, 1])
@@ -170,6 +171,7 @@ def test_chunked_forward_matches_unchunked(rng, monkeypatch, layout):
     params = make_params(rng, filters=2, height=6, width=5)
     whole = network.forward(params, images, np.array([0, 1, 0, 1]))
     monkeypatch.setattr(convolution, "KEEP_COLUMNS_BYTES", 0)
+    monkeypatch.setattr(convolution, "BAND_IMAGE_BYTES", 0)
     monkeypatch.setattr(convolution, "CHUNK_BYTES", 1)
     chunked = network.forward(params, images, np.array([0, 1, 0, 1]))
     # The maps come from the same per-image GEMM: bit-identical. The logits are summed by
@@ -245,6 +247,7 @@ def test_the_maps_summary_equals_the_whole_maps_exactly(
 ):
     if chunked:  # one image per chunk: the summary is put together from five
         monkeypatch.setattr(convolution, "KEEP_COLUMNS_BYTES", 0)
+        monkeypatch.setattr(convolution, "BAND_IMAGE_BYTES", 0)
         monkeypatch.setattr(convolution, "CHUNK_BYTES", 1)
     # 7×5 maps: 35 outputs, not a whole number of the 8-byte words the count goes by.
     images = rng.normal(size=(5, 3, 7, 5)).astype(dtype)
