@@ -375,4 +375,3 @@ def test_layers_keep_the_dtype(rng, dtype):
     dz = layers.bce_with_logits_backward(np.full(4, 0.25, dtype=dtype), loss_cache)
     for array in (out, dw, db, act, layers.sigmoid(z), losses, dz):
         assert array.dtype == dtype
-
