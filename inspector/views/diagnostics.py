@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.layout_guard import LayoutGuard
 from model.diagnostics import Finding, sort_findings
 from model.record import StepRecord
 
@@ -88,7 +89,8 @@ class FindingCard(QFrame):
         header.addWidget(self._title, 1)
         self._stamp = QLabel()
         self._stamp.setStyleSheet("color: #555; background: transparent; border: none;")
-        header.addWidget(self._stamp, 0, Qt.AlignmentFlag.AlignTop)
+        # Its iteration changes at every Step: guarded, so the cards are not laid out again.
+        header.addWidget(LayoutGuard(self._stamp, self), 0, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(header)
 
         self._text = QLabel()

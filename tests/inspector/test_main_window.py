@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QLabel, QToolBar
 
 from inspector.controller import SLOW_POLL_MS, STEP_POLL_MS, SessionController
 from inspector.main_window import MainWindow
@@ -201,3 +202,43 @@ def test_a_frame_whose_arrays_are_gone_is_not_shown(controller, step_and_wait):
     # Its metric row is taken; its incomplete record is neither shown nor the latest.
     assert len(controller._metrics) == rows_before + 1
     assert controller.shown is shown and controller.latest_iteration == 1
+
+
+def test_a_change_inside_a_panel_repaints_the_panel_not_its_dock(qtbot, window):
+    """Each panel paints its own background: a label that changes repaints it alone, never
+    the dock's frame and title bar beneath it."""
+    from PySide6.QtCore import QCoreApplication, QEvent, QObject
+
+    class Paints(QObject):
+        count = 0
+
+        def eventFilter(self, watched, event):  # noqa: N802 (Qt override)
+            if event.type() == QEvent.Type.Paint:
+                Paints.count += 1
+            return False
+
+    dock = window.docks["filters"]
+    label = window.filters_view.findChild(QLabel, "filtersEquation")
+    qtbot.wait(50)
+    counter = Paints()
+    dock.installEventFilter(counter)
+    label.setText(label.text() + " changed")
+    for _ in range(2):
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.UpdateRequest)
+        QCoreApplication.processEvents()
+    assert Paints.count == 0
+
+
+def test_the_run_button_keeps_its_size_and_icons_when_run_and_pause_swap(qtbot, window):
+    toolbar = window.findChild(QToolBar, "trainingToolbar")
+    button = toolbar.widgetForAction(window.actions["run"])
+    action = window.actions["run"]
+    faces = {}
+    for running in (True, False, True, False):
+        window._on_running_changed(running)
+        faces.setdefault(running, (action.text(), action.icon().cacheKey()))
+        assert (action.text(), action.icon().cacheKey()) == faces[running]
+        assert button.size() == button.minimumSize() == button.maximumSize()
+        assert button.sizeHint().width() <= button.width()
+    assert faces[True][0] == "Pause" and faces[False][0] == "Run"
+    assert window.actions["step"].isEnabled()
