@@ -621,6 +621,46 @@ def cell_font(pixel_size: int) -> QFont:
     return result
 
 
+class _CellTextWidths:
+    """Widths of texts in ``cell_font`` at the reference size, remembered while the font stays
+    the same: fitting a Step's cells tries every format at every size in two rounds, and each
+    measurement is a call into Qt (measured on the question's example: half the Filters
+    panel's time after a Step)."""
+
+    MAX_TEXTS = 4096
+
+    def __init__(self) -> None:
+        self._key: str | None = None
+        self._metrics: QFontMetricsF | None = None
+        self._widths: dict[str, float] = {}
+
+    def metrics(self) -> QFontMetricsF:
+        """The reference font's metrics (new ones, and no remembered widths, when the
+        application's font changed)."""
+        font = cell_font(_REFERENCE_FONT)
+        key = font.key()
+        if key != self._key:
+            self._key, self._metrics = key, QFontMetricsF(font)
+            self._widths.clear()
+        return self._metrics
+
+    def widest(self, texts) -> float:
+        """The largest width of ``texts`` in pixels at the reference size (after ``metrics``)."""
+        widths = self._widths
+        largest = 0.0
+        for text in texts:
+            width = widths.get(text)
+            if width is None:
+                if len(widths) >= self.MAX_TEXTS:
+                    widths.clear()
+                width = widths[text] = self._metrics.horizontalAdvance(text)
+            largest = max(largest, width)
+        return largest
+
+
+_CELL_TEXT_WIDTHS = _CellTextWidths()
+
+
 def fit_cell_texts(
     formats: Sequence[Sequence[str]],
     cell_width: float,
@@ -639,11 +679,11 @@ def fit_cell_texts(
     formats = [list(texts) for texts in formats if len(texts)]
     if cell_width <= 0 or cell_height <= 0 or not formats:
         return None
-    metrics = QFontMetricsF(cell_font(_REFERENCE_FONT))
-    line = metrics.height() / _REFERENCE_FONT
+    measure = _CELL_TEXT_WIDTHS
+    line = measure.metrics().height() / _REFERENCE_FONT
 
     def widest(texts) -> float:
-        return max(metrics.horizontalAdvance(text) for text in texts) / _REFERENCE_FONT
+        return measure.widest(texts) / _REFERENCE_FONT
 
     one_line = [widest(texts) for texts in formats]
     parts = [part for text in formats[-1] for part in split_exponent(text).split("\n")]

@@ -1,0 +1,58 @@
+"""Fitting heatmap cell values: text widths are measured once per text and font, and the fit is
+the one the widths measured afresh give."""
+
+from PySide6.QtGui import QFontMetricsF
+from PySide6.QtWidgets import QApplication
+
+from inspector import plotting
+
+
+class _Counting:
+    """Stands for a QFontMetricsF and counts the widths asked of it."""
+
+    def __init__(self, metrics: QFontMetricsF) -> None:
+        self._metrics = metrics
+        self.calls = 0
+
+    def height(self) -> float:
+        return self._metrics.height()
+
+    def horizontalAdvance(self, text: str) -> float:  # noqa: N802 (Qt's name)
+        self.calls += 1
+        return self._metrics.horizontalAdvance(text)
+
+
+TEXTS = (["-65,092.3", "0.0451", "-2.54e-4"], ["-65,092", "0.0451", "-2.54e-4"])
+
+
+def test_each_text_is_measured_once_and_as_qt_measures_it(qtbot, monkeypatch):
+    widths = plotting._CellTextWidths()
+    monkeypatch.setattr(plotting, "_CELL_TEXT_WIDTHS", widths)
+    metrics = widths.metrics()
+    expected = max(metrics.horizontalAdvance(t) for t in TEXTS[0])
+    assert widths.widest(TEXTS[0]) == expected
+    counting = widths._metrics = _Counting(metrics)
+    first = plotting.fit_cell_texts(TEXTS, 60.0, 20.0)
+    # New: the shorter format's "-65,092", and the parts "-2.54" and "e-4" split before the
+    # exponent; the rest were measured above.
+    assert counting.calls == 3
+    assert plotting.fit_cell_texts(TEXTS, 60.0, 20.0) == first
+    plotting.fit_cell_texts(TEXTS, 30.0, 30.0)  # another cell size: the same texts
+    assert counting.calls == 3
+
+def test_another_application_font_measures_again(qtbot, monkeypatch):
+    widths = plotting._CellTextWidths()
+    monkeypatch.setattr(plotting, "_CELL_TEXT_WIDTHS", widths)
+    before = widths.metrics()
+    widths.widest(["-65,092.3"])
+    app = QApplication.instance()
+    original = app.font()
+    other = app.font()
+    other.setFamily("DejaVu Serif")
+    app.setFont(other)
+    try:
+        after = widths.metrics()
+        assert after is not before
+        assert widths.widest(["-65,092.3"]) == after.horizontalAdvance("-65,092.3")
+    finally:
+        app.setFont(original)
