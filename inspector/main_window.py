@@ -71,10 +71,6 @@ def _view_class(module: str, name: str):
     return getattr(importlib.import_module(module), name)
 
 
-#: Qt's QWIDGETSIZE_MAX (PySide6 does not export it): no maximum size.
-QWIDGETSIZE_MAX = (1 << 24) - 1
-
-
 class LazyView(QWidget):
     """A dock's content built the first time its dock is in view (or it is asked for), so
     panels behind other tabs cost nothing at start-up. (Not on showEvent: Qt briefly shows
@@ -439,6 +435,8 @@ class MainWindow(QMainWindow):
         toolbar.addSeparator()
         toolbar.addAction(self.actions["save_snapshot"])
         toolbar.addAction(self.actions["save_plots"])
+        toolbar.iconSizeChanged.connect(lambda _size: self._hold_run_button())
+        toolbar.toolButtonStyleChanged.connect(lambda _style: self._hold_run_button())
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -531,10 +529,10 @@ class MainWindow(QMainWindow):
         self.status_memory.setText(self.controller.describe_history())
 
     def _hold_run_button(self) -> None:
-        """Make the Run button's two faces (Run, Pause) once, and give the button the size of
-        the larger, so that the buttons after it stay put when the faces swap, at the start
-        and end of every run and Step. (Looking the icons up in the style at each swap was a
-        twentieth of the window's work after a Step with 16 filters, measured.)"""
+        """Make the Run button's two faces (Run, Pause) once, and keep the button at least as
+        large as the larger, so that the buttons after it stay put when the faces swap, at
+        the start and end of every run and Step. (Looking the icons up in the style at each
+        swap was a twentieth of the window's work after a Step with 16 filters, measured.)"""
         style = self.style()
         self._run_faces = {
             running: (
@@ -549,21 +547,19 @@ class MainWindow(QMainWindow):
             for running in (True, False)
         }
         button = self._toolbar.widgetForAction(self.actions["run"])
-        button.setMinimumSize(0, 0)
-        button.setMaximumSize(QWIDGETSIZE_MAX, QWIDGETSIZE_MAX)
         hints = []
         for running in (True, False):
             self._show_run_face(running)
             hints.append(button.sizeHint())
-        button.setFixedSize(hints[0].expandedTo(hints[1]))
+        button.setMinimumSize(hints[0].expandedTo(hints[1]))
+        self._show_run_face(self.controller.is_running)
 
     def changeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         super().changeEvent(event)
-        # Another style or font: new faces, and the size that fits them.
+        # Another style or font: new faces, and the size that holds them.
         if event.type() in (QEvent.Type.StyleChange, QEvent.Type.FontChange):
             if hasattr(self, "_run_faces"):
                 self._hold_run_button()
-                self._on_running_changed(self.controller.is_running)
 
     def _show_run_face(self, running: bool) -> None:
         text, icon, tip = self._run_faces[running]

@@ -230,15 +230,36 @@ def test_a_change_inside_a_panel_repaints_the_panel_not_its_dock(qtbot, window):
 
 
 def test_the_run_button_keeps_its_size_and_icons_when_run_and_pause_swap(qtbot, window):
+    from PySide6.QtCore import QSize
+
     toolbar = window.findChild(QToolBar, "trainingToolbar")
     button = toolbar.widgetForAction(window.actions["run"])
     action = window.actions["run"]
-    faces = {}
+
+    def both_faces_fit():
+        hints = []
+        for running in (True, False):
+            window._show_run_face(running)
+            hints.append(button.sizeHint())
+        window._show_run_face(window.controller.is_running)
+        minimum = button.minimumSize()
+        return all(minimum.expandedTo(hint) == minimum for hint in hints)
+
+    qtbot.wait(50)
+    faces, sizes = {}, set()
     for running in (True, False, True, False):
         window._on_running_changed(running)
+        qtbot.wait(20)  # the toolbar lays itself out
         faces.setdefault(running, (action.text(), action.icon().cacheKey()))
         assert (action.text(), action.icon().cacheKey()) == faces[running]
-        assert button.size() == button.minimumSize() == button.maximumSize()
-        assert button.sizeHint().width() <= button.width()
+        sizes.add(button.size().toTuple())
     assert faces[True][0] == "Pause" and faces[False][0] == "Run"
+    assert len(sizes) == 1 and both_faces_fit()
     assert window.actions["step"].isEnabled()
+    # A larger font, larger icons: the button still holds both faces.
+    font = window.font()
+    font.setPointSizeF(font.pointSizeF() * 1.6)
+    window.setFont(font)
+    assert both_faces_fit()
+    toolbar.setIconSize(QSize(48, 48))
+    assert both_faces_fit() and button.minimumSize().height() >= 48
