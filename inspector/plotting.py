@@ -622,25 +622,24 @@ def cell_font(pixel_size: int) -> QFont:
 
 
 class _CellTextWidths:
-    """Widths of texts in ``cell_font`` at the reference size, remembered while the font stays
-    the same: fitting a Step's cells tries every format at every size in two rounds, and each
-    measurement is a call into Qt (measured on the question's example: half the Filters
-    panel's time after a Step)."""
+    """Widths of texts in ``cell_font`` at the reference size, remembered while that font stays
+    the same. The Filters panel fits the same cell texts several times after a Step (each
+    heatmap alone, then at the size the three share), and each width is a call into Qt
+    (measured on the question's example: 9.2 -> 7.4 ms each time the panel rewrites its cells)."""
 
     MAX_TEXTS = 4096
 
     def __init__(self) -> None:
-        self._key: str | None = None
+        self._font: QFont | None = None
         self._metrics: QFontMetricsF | None = None
         self._widths: dict[str, float] = {}
 
     def metrics(self) -> QFontMetricsF:
-        """The reference font's metrics (new ones, and no remembered widths, when the
-        application's font changed)."""
+        """The reference font's metrics (new ones, and no remembered widths, when the font
+        differs from the last one in any way)."""
         font = cell_font(_REFERENCE_FONT)
-        key = font.key()
-        if key != self._key:
-            self._key, self._metrics = key, QFontMetricsF(font)
+        if self._font is None or font != self._font:
+            self._font, self._metrics = font, QFontMetricsF(font)
             self._widths.clear()
         return self._metrics
 

@@ -89,7 +89,8 @@ class FindingCard(QFrame):
         header.addWidget(self._title, 1)
         self._stamp = QLabel()
         self._stamp.setStyleSheet("color: #555; background: transparent; border: none;")
-        # Its iteration changes at every Step: guarded, so the cards are not laid out again.
+        # Its iteration changes at every Step: guarded, so that a card whose title and
+        # explanation stay the same is not laid out again (with its wrapped text measured).
         header.addWidget(LayoutGuard(self._stamp, self), 0, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(header)
 

@@ -1,5 +1,5 @@
-"""Fitting heatmap cell values: text widths are measured once per text and font, and the fit is
-the one the widths measured afresh give."""
+"""Fitting heatmap cell values: text widths are measured once per text and font, within a
+bounded memory, and the fit is the one the widths measured afresh give."""
 
 from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QApplication
@@ -40,6 +40,28 @@ def test_each_text_is_measured_once_and_as_qt_measures_it(qtbot, monkeypatch):
     plotting.fit_cell_texts(TEXTS, 30.0, 30.0)  # another cell size: the same texts
     assert counting.calls == 3
 
+
+def test_the_fit_is_the_one_fresh_widths_give(qtbot, monkeypatch):
+    remembered = plotting._CellTextWidths()
+    monkeypatch.setattr(plotting, "_CELL_TEXT_WIDTHS", remembered)
+    formats = (["-65,092.3", "-61,932.8", "0.0451"], ["-65,092", "-61,933", "0.0451"])
+    for width, height in [(90, 20), (60, 20), (45, 30), (30, 40), (20, 20)]:
+        plotting.fit_cell_texts(formats, width, height)  # fills the memory
+        got = plotting.fit_cell_texts(formats, width, height)
+        monkeypatch.setattr(plotting, "_CELL_TEXT_WIDTHS", plotting._CellTextWidths())
+        assert got == plotting.fit_cell_texts(formats, width, height)
+        monkeypatch.setattr(plotting, "_CELL_TEXT_WIDTHS", remembered)
+
+
+def test_the_memory_of_widths_is_bounded(qtbot, monkeypatch):
+    widths = plotting._CellTextWidths()
+    monkeypatch.setattr(widths, "MAX_TEXTS", 10)
+    metrics = widths.metrics()
+    for value in range(25):
+        assert widths.widest([f"{value}.5"]) == metrics.horizontalAdvance(f"{value}.5")
+        assert len(widths._widths) <= 10
+
+
 def test_another_application_font_measures_again(qtbot, monkeypatch):
     widths = plotting._CellTextWidths()
     monkeypatch.setattr(plotting, "_CELL_TEXT_WIDTHS", widths)
@@ -48,11 +70,12 @@ def test_another_application_font_measures_again(qtbot, monkeypatch):
     app = QApplication.instance()
     original = app.font()
     other = app.font()
-    other.setFamily("DejaVu Serif")
+    # Another family among the fallbacks only: a font the key of QFont does not tell apart.
+    other.setFamilies([*original.families(), "DejaVu Serif"])
     app.setFont(other)
     try:
         after = widths.metrics()
-        assert after is not before
+        assert after is not before and not widths._widths
         assert widths.widest(["-65,092.3"]) == after.horizontalAdvance("-65,092.3")
     finally:
         app.setFont(original)
