@@ -259,6 +259,26 @@ def test_chunked_convolution_matches_unchunked(rng, monkeypatch, layout, n, chun
     np.testing.assert_allclose(chunked[0], layers._conv_forward_naive(x, w, b, pad=1), atol=1e-12)
 
 
+def test_a_batch_too_large_to_keep_rebuilds_whole_images(rng, monkeypatch, layout):
+    """Columns not kept for the backward pass (KEEP_COLUMNS_BYTES) while each image stays
+    whole (under BAND_IMAGE_BYTES): rebuilt image by image, the same layer."""
+    x = rng.normal(size=(3, 3, 6, 5))
+    w = rng.normal(size=(2, 3, 3, 3))
+    b = rng.normal(size=2)
+    dout = rng.normal(size=(3, 2, 6, 5))
+    out, cache = layers.conv_forward(x, w, b, pad=1)
+    assert cache.kept is not None
+    kept = (out.copy(), *layers.conv_backward(dout, cache))
+    monkeypatch.setattr(convolution, "KEEP_COLUMNS_BYTES", 0)
+    monkeypatch.setattr(convolution, "CHUNK_BYTES", 1)
+    out, cache = layers.conv_forward(x, w, b, pad=1)
+    assert cache.kept is None and cache.chunk == 1 and cache.band == 6
+    rebuilt = (out, *layers.conv_backward(dout, cache))
+    np.testing.assert_array_equal(rebuilt[0], kept[0])
+    for a, b_ in zip(rebuilt, kept, strict=True):
+        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("kept", [True, False])
 def test_gemms_in_pixel_blocks_match_whole_gemms(rng, monkeypatch, layout, kept):
     """Long products go to BLAS in blocks of pixels (GEMM_SMALL_PRODUCT); 7-pixel blocks
