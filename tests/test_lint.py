@@ -1,5 +1,5 @@
-"""The code passes the project's ruff rules (pyproject.toml), so that CI catches what a
-contributor's editor did not."""
+"""The code passes the project's ruff rules and is laid out as ruff formats it (pyproject.toml),
+so that CI catches what a contributor's editor did not."""
 
 import shutil
 import subprocess
@@ -24,6 +24,16 @@ def _ruff() -> list[str]:
 def test_ruff_check_passes():
     result = subprocess.run(
         [*_ruff(), "check", "--no-cache", "model", "inspector", "tests", "benchmarks"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_leaves_the_code_as_it_is():
+    result = subprocess.run(
+        [*_ruff(), "format", "--check", "--no-cache", "model", "inspector", "tests", "benchmarks"],
         cwd=ROOT,
         capture_output=True,
         text=True,
