@@ -99,6 +99,33 @@ def show_view(qtbot):
 
 
 @pytest.fixture
+def count_events():
+    """``count_events(widget, kind)`` starts counting the events of type ``kind`` that
+    ``widget`` receives (they still reach it); the counter's ``count`` says how many so far."""
+    from PySide6.QtCore import QObject
+
+    class Counter(QObject):
+        def __init__(self, widget, kind) -> None:
+            super().__init__()
+            self.count = 0
+            self._kind = kind
+            widget.installEventFilter(self)
+
+        def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt override)
+            if event.type() == self._kind:
+                self.count += 1
+            return False
+
+    counters = []  # alive as long as the test: a filter that is collected stops counting
+
+    def start(widget, kind):
+        counters.append(Counter(widget, kind))
+        return counters[-1]
+
+    return start
+
+
+@pytest.fixture
 def step_and_wait(qtbot):
     """Press Step on a controller and wait until the record of the new iteration is shown."""
 

@@ -102,27 +102,17 @@ def test_a_lasting_finding_updates_its_card_in_place(view, controller, step_and_
 
 
 def test_a_new_iteration_stamp_does_not_lay_the_cards_out_again(
-    qtbot, view, controller, step_and_wait
+    qtbot, view, controller, step_and_wait, count_events
 ):
     """The stamp changes at every Step; the card around it keeps its layout (each layout pass
     measures every card's wrapped text again)."""
-    from PySide6.QtCore import QEvent, QObject
+    from PySide6.QtCore import QEvent
 
     step_and_wait(controller, times=2)
     qtbot.wait(50)  # the layouts of the new cards settle
     card = view.cards[0]
-
-    class Requests(QObject):
-        count = 0
-
-        def eventFilter(self, watched, event):  # noqa: N802 (Qt override)
-            if event.type() == QEvent.Type.LayoutRequest:
-                Requests.count += 1
-            return False
-
-    counter = Requests()
-    card.installEventFilter(counter)
+    requests = count_events(card, QEvent.Type.LayoutRequest)
     step_and_wait(controller)
     qtbot.wait(50)
     assert "iteration 3" in card._stamp.text() and card._stamp.isVisible()
-    assert Requests.count == 0
+    assert requests.count == 0

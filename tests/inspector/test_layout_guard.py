@@ -1,23 +1,9 @@
 """The layout guard lays the window out again only when a label's new text needs another size."""
 
-from PySide6.QtCore import QEvent, QObject
+from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from inspector.layout_guard import LayoutGuard
-
-
-class LayoutRequests(QObject):
-    """Counts the LayoutRequest events a widget receives."""
-
-    def __init__(self, widget: QWidget) -> None:
-        super().__init__()
-        self.count = 0
-        widget.installEventFilter(self)
-
-    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt override)
-        if event.type() == QEvent.Type.LayoutRequest:
-            self.count += 1
-        return False
 
 
 def _panel(qtbot, text: str, *, wrap: bool = False):
@@ -37,9 +23,9 @@ def _panel(qtbot, text: str, *, wrap: bool = False):
     return panel, label
 
 
-def test_same_size_text_does_not_lay_the_panel_out_again(qtbot):
+def test_same_size_text_does_not_lay_the_panel_out_again(qtbot, count_events):
     panel, label = _panel(qtbot, "Iteration 10 of 10")
-    requests = LayoutRequests(panel)
+    requests = count_events(panel, QEvent.Type.LayoutRequest)
     for iteration in range(11, 20):
         label.setText(f"Iteration {iteration} of {iteration}")
         qtbot.wait(5)
@@ -48,10 +34,10 @@ def test_same_size_text_does_not_lay_the_panel_out_again(qtbot):
     assert panel.findChild(QLabel, "numbers") is label
 
 
-def test_a_text_that_needs_more_room_gets_it(qtbot):
+def test_a_text_that_needs_more_room_gets_it(qtbot, count_events):
     panel, label = _panel(qtbot, "Loss 0.5")
     before = label.width()
-    requests = LayoutRequests(panel)
+    requests = count_events(panel, QEvent.Type.LayoutRequest)
     label.setText("Loss 0.5 · accuracy 100% · a longer line")
     qtbot.waitUntil(lambda: requests.count > 0)
     qtbot.waitUntil(lambda: label.width() > before)

@@ -204,29 +204,20 @@ def test_a_frame_whose_arrays_are_gone_is_not_shown(controller, step_and_wait):
     assert controller.shown is shown and controller.latest_iteration == 1
 
 
-def test_a_change_inside_a_panel_repaints_the_panel_not_its_dock(qtbot, window):
+def test_a_change_inside_a_panel_repaints_the_panel_not_its_dock(qtbot, window, count_events):
     """Each panel paints its own background: a label that changes repaints it alone, never
     the dock's frame and title bar beneath it."""
-    from PySide6.QtCore import QCoreApplication, QEvent, QObject
-
-    class Paints(QObject):
-        count = 0
-
-        def eventFilter(self, watched, event):  # noqa: N802 (Qt override)
-            if event.type() == QEvent.Type.Paint:
-                Paints.count += 1
-            return False
+    from PySide6.QtCore import QCoreApplication, QEvent
 
     dock = window.docks["filters"]
     label = window.filters_view.findChild(QLabel, "filtersEquation")
     qtbot.wait(50)
-    counter = Paints()
-    dock.installEventFilter(counter)
+    paints = count_events(dock, QEvent.Type.Paint)
     label.setText(label.text() + " changed")
     for _ in range(2):
         QCoreApplication.sendPostedEvents(None, QEvent.Type.UpdateRequest)
         QCoreApplication.processEvents()
-    assert Paints.count == 0
+    assert paints.count == 0
 
 
 def test_the_run_button_keeps_its_size_and_icons_when_run_and_pause_swap(qtbot, window):
