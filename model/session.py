@@ -100,6 +100,18 @@ class Interrupted(Exception):
     """``TrainingSession.record`` stopped recomputing a thinned iteration when asked to."""
 
 
+@dataclass(frozen=True)
+class _Ahead:
+    """The next update, computed before it was asked for (``TrainingSession.compute_ahead``),
+    and what it was computed from: it is the next step only while the session still has that
+    newest record and that config (the same settings, data and mode)."""
+
+    previous: StepRecord
+    config: TrainingConfig
+    record: StepRecord
+    measured: tuple | None
+
+
 #: In full-batch mode the forward pass that measured the newest record on the whole dataset is
 #: the forward pass of the next update (same parameters, same images): it is kept for it when its
 #: ReLU outputs take at most this much memory, instead of being computed twice.
@@ -200,6 +212,7 @@ class TrainingSession:
         velocity = {key: np.zeros_like(value) for key, value in params.items()}
         self._measured = None
         self._recomputed: StepRecord | None = None
+        self._ahead: _Ahead | None = None
         initial = self._evaluate(
             0, params, velocity, None, self.settings, time.perf_counter(), keep=True
         )
@@ -225,8 +238,12 @@ class TrainingSession:
         self._history.log_settings(self.iteration + 1, self.settings)
 
     def step(self) -> StepRecord:
-        """One SGD update; returns its record."""
-        record = self._advance(self._latest, self.iteration + 1, self.settings, keep=True)
+        """One SGD update; returns its record (the one ``compute_ahead`` made, if still valid)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and self._is_next(ahead):
+            record, self._measured = ahead.record, ahead.measured
+        else:
+            record = self._advance(self._latest, self.iteration + 1, self.settings, keep=True)
         self._history.append(record)
         self._latest = record
         return record
@@ -254,6 +271,30 @@ class TrainingSession:
             if pause_on_findings and pausing is not None:
                 return RunResult(done + 1, pausing)
         return RunResult(iterations, None)
+
+    def compute_ahead(self) -> None:
+        """Compute the next update now, for ``step`` to take without computing it.
+
+        For a caller that is idle until it is asked for the next step (the app's training
+        process between two Steps), so that the step is ready when asked for. Nothing visible
+        changes: ``step`` takes the record as it is only if the newest record and the config are
+        still the ones it was computed from (no step, reset, rewind or change of settings
+        since), and it is the very computation ``step`` would make, so its numbers are the
+        same, bit for bit. The session holds it (maps included) outside the history's budget
+        until then; calling this again while it is valid computes nothing.
+        """
+        if self._ahead is not None and self._is_next(self._ahead):
+            return
+        self._ahead = None
+        kept = self._measured
+        try:
+            record = self._advance(self._latest, self.iteration + 1, self.settings, keep=True)
+            self._ahead = _Ahead(self._latest, self._config, record, self._measured)
+        finally:
+            self._measured = kept
+
+    def _is_next(self, ahead: _Ahead) -> bool:
+        return ahead.previous is self._latest and ahead.config is self._config
 
     def steps_to_epoch_end(self) -> int:
         """Iterations until the current epoch is complete (a whole epoch at an epoch boundary)."""

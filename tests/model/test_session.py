@@ -185,6 +185,59 @@ def test_preview_does_not_change_the_session(question):
     assert_same_record(expected, real)
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [{"shuffle": True, "momentum": 0.9}, {"update_mode": "full_batch", "momentum": 0.9}],
+    ids=["per image", "full batch"],
+)
+def test_a_step_computed_ahead_is_the_step_it_would_have_been(shapes, changes, monkeypatch):
+    from model import network
+
+    config = preset_config("recommended", **changes)
+    forwards = []
+    forward = network.forward
+    monkeypatch.setattr(network, "forward", lambda *a, **k: forwards.append(1) or forward(*a, **k))
+
+    def drive(session, ahead):
+        records = []
+        for k in range(12):
+            if ahead:
+                before = (session.iteration, len(session.history), session.latest)
+                forwards.clear()
+                session.compute_ahead()
+                computed = len(forwards)
+                session.compute_ahead()  # still valid: nothing more is computed
+                assert len(forwards) == computed > 0
+                assert (session.iteration, len(session.history), session.latest) == before
+            if k == 4:
+                session.update_settings(learning_rate=0.002)
+            if k == 8:
+                session.rewind(5)
+            forwards.clear()
+            records.append(session.step())
+            if ahead:
+                # Taken as it was computed; after a change of settings or a rewind, made anew.
+                assert (len(forwards) > 0) == (k in (4, 8))
+        return records, session
+
+    ahead, ahead_session = drive(TrainingSession(shapes, config), ahead=True)
+    plain, plain_session = drive(TrainingSession(shapes, config), ahead=False)
+    for a, b in zip(ahead, plain, strict=True):
+        assert_same_record(a, b)
+        assert a.batch_loss == b.batch_loss and a.settings == b.settings
+    assert ahead[5].settings.learning_rate == 0.002
+    assert ahead[8].iteration == 6  # after the rewind to 5
+    np.testing.assert_array_equal(
+        ahead_session.history.metrics.rows_after(-1)[0],
+        plain_session.history.metrics.rows_after(-1)[0],
+    )
+    # A reset forgets it: the new run's first step is that run's own.
+    ahead_session.compute_ahead()
+    ahead_session.reset(config.with_changes(seed=config.seed + 1))
+    fresh = TrainingSession(shapes, config.with_changes(seed=config.seed + 1))
+    assert_same_record(ahead_session.step(), fresh.step())
+
+
 # -- history within a budget -------------------------------------------------------------------
 
 
