@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from model.formatting import format_number, format_range
+from model.formatting import format_number, format_range, format_share
 
 if TYPE_CHECKING:
     from model.config import TrainingConfig
@@ -337,18 +337,26 @@ def _previous_dead_finding(previous: StepRecord | None, filter_index: int) -> Fi
 
 def _mostly_dead(record: StepRecord) -> list[Finding]:
     findings = []
+    maps = record.activation
+    outputs = None if maps is None else maps.shape[0] * maps.shape[2] * maps.shape[3]
     for f, fraction in enumerate(record.dead_fraction_per_filter):
         if record.dead_since[f] is not None or fraction < HIGH_DEAD_FRACTION:
             continue
+        # A filter that is not dead has a positive output somewhere: never "100%" or "0.0%".
+        alive = f"{format_share(1 - fraction)} of its outputs are"
+        if outputs is not None:
+            count = round((1 - fraction) * outputs)
+            verb = "is" if count == 1 else "are"
+            alive = f"{count:,} of its {outputs:,} outputs ({format_share(1 - fraction)}) {verb}"
         findings.append(
             Finding(
                 code="mostly_dead",
                 severity="warning",
-                title=f"{fraction:.0%} of filter {f}'s ReLU outputs are zero",
+                title=f"{format_share(fraction)} of filter {f}'s ReLU outputs are zero",
                 explanation=(
-                    f"Only {1 - fraction:.1%} of filter {f}'s outputs are positive, so only they "
-                    "pass gradient back to the filter. One more large update in the wrong "
-                    "direction can make it 0 everywhere (a dead filter)."
+                    f"Only {alive} positive, so only they pass gradient back to filter "
+                    f"{f}. One more large update in the wrong direction can make it 0 "
+                    "everywhere (a dead filter)."
                 ),
                 fixes=(fix_learning_rate(record.settings.learning_rate, 10), fix_leaky_relu()),
                 iteration=record.iteration,

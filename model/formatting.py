@@ -37,6 +37,21 @@ def format_range(low: float, high: float) -> str:
     return f"[{format_number(low)}, {format_number(high)}]"
 
 
+def format_share(share: float) -> str:
+    """A fraction as a whole percentage that is never a misleading 0% or 100%: '100%' and
+    '0%' only when exact, '>99%' and '<1%' next to them, '–' when not finite."""
+    share = float(share)
+    if not math.isfinite(share):
+        return "–"
+    if share == 0 or share == 1:
+        return f"{share:.0%}"
+    if share < 0.01:
+        return "<1%"
+    if share > 0.99:
+        return ">99%"
+    return f"{share:.0%}"
+
+
 def format_compact(value: float) -> str:
     """Short form for small cells (3 significant digits), e.g. '-4.97e+04', '0.0213', '12.5'."""
     value = float(value)

@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
 from inspector import plotting
 from inspector.layout_guard import LayoutGuard
 from inspector.views.scaled import SCALE_WORDS, ScaledRecordView
-from model.formatting import format_number
+from model.formatting import format_number, format_share
 from model.record import StepRecord
 
 PAGE_SIZE = 16
@@ -726,7 +726,7 @@ class MapsView(ScaledRecordView, QWidget):
         """Each map's zero (or negative) share: beside the output map while there is one
         filter, else in the map's corner (while the map is large enough to carry it)."""
         word = "zero" if relu else "negative"
-        self._pair_texts = [f"{_percent(v)} {word}" for v in fractions.reshape(-1)]
+        self._pair_texts = [f"{format_share(v)} {word}" for v in fractions.reshape(-1)]
         filters = self._layout.cols
         blank = [""] * (self._layout.rows - count) * filters
         if filters == 1:
@@ -739,7 +739,7 @@ class MapsView(ScaledRecordView, QWidget):
                 self._out_plot.getAxis("right").setTicks([list(ticks)])
             self._pair_layer.set_texts(blank + [""] * count, blank + [""] * count)
             return
-        short = [_percent(v) for v in fractions.reshape(-1)]
+        short = [format_share(v) for v in fractions.reshape(-1)]
         self._pair_layer.set_texts(self._pair_texts + blank, short + blank)
 
     def _share_word(self) -> str:
@@ -798,7 +798,7 @@ class MapsView(ScaledRecordView, QWidget):
         for f in range(filters):
             x = self._layout.tile_centre(0, f)[0]
             pre_ticks.append((x, f"filter {f}" if named <= room else str(f)))
-            share = _percent(shares[f])
+            share = format_share(shares[f])
             if worded <= room:
                 share = f"{share} {word}"
             elif percent > room:
@@ -824,7 +824,7 @@ class MapsView(ScaledRecordView, QWidget):
             mark = "✓" if predicted == label else "✗"
             parts = [
                 f"#{index + 1} {names[label]}",
-                f"→ {names[predicted]} {_percent(confidence)} {mark}",
+                f"→ {names[predicted]} {format_share(confidence)} {mark}",
                 f"loss {format_number(float(record.losses[index]))}",
             ]
             if lines == 1:
@@ -865,7 +865,7 @@ class MapsView(ScaledRecordView, QWidget):
         word = "zero (dead)" if relu else "negative"
         parts = []
         for f, share in enumerate(shares):
-            text = f"filter {f} {_percent(share)}"
+            text = f"filter {f} {format_share(share)}"
             since = record.dead_since[f] if f < len(record.dead_since) else None
             if relu and since is not None:
                 text += f" (dead since iteration {since})"
@@ -1144,26 +1144,13 @@ class MapsView(ScaledRecordView, QWidget):
             return (
                 f"image {index + 1}, filter {f}, x={j}, y={i}: pre-activation "
                 f"{format_number(pre)} → output {format_number(out)}{state} · this map "
-                f"{_percent(share)} {word}"
+                f"{format_share(share)} {word}"
             )
         return None
 
 
 def _symmetric_ticks(limit: float) -> list[tuple[float, str]]:
     return [(-limit, format_number(-limit)), (0.0, "0"), (limit, format_number(limit))]
-
-
-def _percent(share: float) -> str:
-    """'100%', '12%', '<1%' (never a misleading 0% or 100%)."""
-    if not math.isfinite(share):
-        return "–"
-    if share == 0 or share == 1:
-        return f"{share:.0%}"
-    if share < 0.01:
-        return "<1%"
-    if share > 0.99:
-        return ">99%"
-    return f"{share:.0%}"
 
 
 def _finite_or(value, array, symmetric: bool) -> float:
