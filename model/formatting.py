@@ -37,19 +37,20 @@ def format_range(low: float, high: float) -> str:
     return f"[{format_number(low)}, {format_number(high)}]"
 
 
-def format_share(share: float) -> str:
-    """A fraction as a whole percentage that is never a misleading 0% or 100%: '100%' and
-    '0%' only when exact, '>99%' and '<1%' next to them, '–' when not finite."""
+def format_share(share: float, decimals: int = 0) -> str:
+    """A fraction as a percentage with ``decimals`` decimals that never reads 0% or 100% unless
+    it is exactly that: a share that would round to either is written '<1%' or '>99%' ('<0.1%',
+    '>99.9%' with one decimal). '–' when not finite."""
     share = float(share)
     if not math.isfinite(share):
         return "–"
-    if share == 0 or share == 1:
-        return f"{share:.0%}"
-    if share < 0.01:
-        return "<1%"
-    if share > 0.99:
-        return ">99%"
-    return f"{share:.0%}"
+    text = f"{share:.{decimals}%}"
+    step = 10.0 ** -(decimals + 2)
+    if 0 < share and text == f"{0:.{decimals}%}":
+        return f"<{step:.{decimals}%}"
+    if share < 1 and text == f"{1:.{decimals}%}":
+        return f">{1 - step:.{decimals}%}"
+    return text
 
 
 def format_compact(value: float) -> str:

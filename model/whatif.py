@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from model.formatting import format_number
+from model.formatting import format_number, format_share
 from model.record import StepRecord
 from model.session import TrainingSession
 
@@ -149,7 +149,7 @@ def _cells(row: WhatIfRow) -> tuple[str, ...]:
         f"x{row.factor:g}",
         format_number(row.learning_rate),
         f"{format_number(row.filter_min)} .. {format_number(row.filter_max)}",
-        f"{row.surviving_fraction:.1%}",
+        format_share(row.surviving_fraction, 1),
         str(row.dead_filters),
         format_number(row.loss),
         f"{row.accuracy:.0%}",

@@ -28,7 +28,7 @@ from inspector.controller import SessionController
 from inspector.views.filters import FiltersView
 from inspector.views.maps import MapsView
 from model.config import TrainingConfig
-from model.formatting import format_number
+from model.formatting import format_number, format_share
 from model.presets import PRESETS
 
 CURRENT = "current"
@@ -82,7 +82,7 @@ class RunColumn(QWidget):
         self.title.setText(
             f"<b>Run {self._letter} · {preset_title(config)}</b><br>{describe(config)}<br>"
             f"iteration {record.iteration}: loss {format_number(record.loss)}, accuracy "
-            f"{record.accuracy:.0%}, ReLU outputs at 0: {record.dead_fraction:.0%}"
+            f"{record.accuracy:.0%}, ReLU outputs at 0: {format_share(record.dead_fraction)}"
         )
 
 

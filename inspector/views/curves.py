@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from model.files import write_atomic
-from model.formatting import format_number
+from model.formatting import format_number, format_share
 from model.record import METRIC_NAMES, StepRecord
 
 #: While training, curves are redrawn at most this often (history_changed may come 60 times/s).
@@ -980,7 +980,11 @@ class CurvesView(QWidget):
             line(ACCURACY, "accuracy", f"{format_number(accuracy)} ({correct} of {count} right)")
         elif panel.name == "curve-dead-fraction":
             dead = float(columns["dead_fraction"][row])
-            line(DEAD, "dead fraction", f"{format_number(dead)} ({dead:.1%} of outputs are 0)")
+            line(
+                DEAD,
+                "dead fraction",
+                f"{format_number(dead)} ({format_share(dead, 1)} of outputs are 0)",
+            )
         else:
             for series in panel.series:
                 value = float(columns[series.column][row])

@@ -56,7 +56,7 @@ from inspector.errors import show_error
 from inspector.tasks import BackgroundTask
 from model import files
 from model.config import PIXEL_SCALING_LABELS, PIXEL_SCALINGS, UPDATE_MODE_LABELS, ConfigError
-from model.formatting import format_number
+from model.formatting import format_number, format_share
 from model.sweep import (
     DEFAULT_ITERATIONS,
     INIT_FAMILIES,
@@ -164,7 +164,7 @@ def describe_cell(result: SweepResult, cell: CellResult) -> str:
     )
     return (
         f"{where}{what}. After {cell.iterations_run} iteration(s): loss "
-        f"{format_number(cell.loss)}, {cell.dead_fraction:.0%} of ReLU outputs zero, "
+        f"{format_number(cell.loss)}, {format_share(cell.dead_fraction)} of ReLU outputs zero, "
         f"{cell.dead_filters} of {filters} filter(s) dead; the initial weights had accuracy "
         f"{cell.initial_accuracy:.0%}.{stopped}"
     )

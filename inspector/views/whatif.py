@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.tasks import BackgroundTask
-from model.formatting import format_number
+from model.formatting import format_number, format_share
 from model.session import batch_indices
 from model.sweep import OUTCOME_COLOURS
 from model.whatif import DEFAULT_FACTORS, TOO_SMALL_RATIO, WhatIfRow
@@ -411,7 +411,7 @@ class WhatIfView(QWidget):
                 "rate": f"{format_number(data.learning_rate)} ({factor_text(data.factor)})",
                 "verdict": data.verdict,
                 "range": f"{format_number(data.filter_min)} … {format_number(data.filter_max)}",
-                "alive": f"{data.surviving_fraction:.1%}",
+                "alive": format_share(data.surviving_fraction, 1),
                 "dead": str(data.dead_filters)
                 + (f" (+{data.newly_dead})" if data.newly_dead else ""),
                 "loss": format_number(data.loss),

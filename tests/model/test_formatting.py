@@ -11,15 +11,27 @@ from model.formatting import format_share
 from model.optim import OptimSettings
 
 
-@given(st.floats(min_value=0, max_value=1))
-def test_a_share_reads_0_or_100_percent_only_when_it_is(share):
-    text = format_share(share)
-    assert (text == "0%") == (share == 0)
-    assert (text == "100%") == (share == 1)
-    if 0 < share < 0.01:
-        assert text == "<1%"
-    if 0.99 < share < 1:
-        assert text == ">99%"
+@given(st.floats(min_value=0, max_value=1), st.sampled_from([0, 1]))
+def test_a_share_reads_0_or_100_percent_only_when_it_is(share, decimals):
+    text = format_share(share, decimals)
+    rounded = f"{share:.{decimals}%}"
+    if rounded in (f"{0:.{decimals}%}", f"{1:.{decimals}%}") and share not in (0, 1):
+        assert text[0] == ("<" if share < 0.5 else ">")
+    else:
+        assert text == rounded
+
+
+def test_shares_next_to_0_and_100_percent():
+    assert [format_share(s) for s in (0, 0.004, 0.006, 0.5, 0.994, 0.996, 1)] == [
+        "0%",
+        "<1%",
+        "1%",
+        "50%",
+        "99%",
+        ">99%",
+        "100%",
+    ]
+    assert [format_share(s, 1) for s in (0.0004, 0.9996, 0.12345)] == ["<0.1%", ">99.9%", "12.3%"]
 
 
 def test_a_share_that_is_not_a_number_is_a_dash():
@@ -27,16 +39,16 @@ def test_a_share_that_is_not_a_number_is_a_dash():
 
 
 def test_a_mostly_dead_filter_says_how_many_outputs_are_still_positive():
-    # Filter 0: 1 positive output of 128 (2 images of 8x8), filter 1: 109 of 128 zero, filter 2: dead.
+    # 2 images of 32x32: filter 0 has 1 positive output of 2,048, filter 1 has 307; 2 is dead.
     record = SimpleNamespace(
-        activation=np.zeros((2, 3, 8, 8)),
-        dead_fraction_per_filter=np.array([127 / 128, 109 / 128, 1.0]),
+        activation=np.zeros((2, 3, 32, 32)),
+        dead_fraction_per_filter=np.array([2047 / 2048, 1741 / 2048, 1.0]),
         dead_since=(None, None, 2),
         settings=OptimSettings(0.1, 0.0, None),
         iteration=3,
     )
     first, second = diagnostics._mostly_dead(record)
     assert first.title == ">99% of filter 0's ReLU outputs are zero"
-    assert first.explanation.startswith("Only 1 of its 128 outputs (<1%) is positive,")
+    assert first.explanation.startswith("Only 1 of its 2,048 outputs (<1%) is positive,")
     assert second.title == "85% of filter 1's ReLU outputs are zero"
-    assert second.explanation.startswith("Only 19 of its 128 outputs (15%) are positive,")
+    assert second.explanation.startswith("Only 307 of its 2,048 outputs (15%) are positive,")
