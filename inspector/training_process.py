@@ -52,9 +52,10 @@ CALL_TIMEOUT = 600.0
 #: Seconds the training process waits, when asked to quit, for reports still being written.
 REPORT_FINISH_SECONDS = 30.0
 #: Idle for this long (seconds), the training process computes the next step ahead, so that a
-#: Step is drawn without waiting for it (``TrainingSession.compute_ahead``)...
-AHEAD_AFTER_IDLE = 0.03
-#: ... if the newest step took at most this long (seconds): a request that comes meanwhile waits.
+#: Step is drawn without waiting for it (``TrainingSession.compute_ahead``); not sooner, so that
+#: a series of changes (a spin box stepped, settings typed) does not compute a step after each.
+AHEAD_AFTER_IDLE = 0.1
+#: ... if a step takes at most this long (seconds): a request that comes meanwhile waits for it.
 AHEAD_MAX_SECONDS = 0.05
 
 
@@ -413,7 +414,10 @@ class TrainerServer:
         A person looks at a Step's result for far longer than the next step takes, and with 16
         filters of 64×64 the step is about half of the time from pressing Step to seeing it.
         """
-        if self.session.latest.step_seconds > AHEAD_MAX_SECONDS:
+        latest = self.session.latest
+        # Iteration 0 took its measuring forward pass alone; an update takes up to about twice that.
+        seconds = latest.step_seconds * (2 if latest.iteration == 0 else 1)
+        if seconds > AHEAD_MAX_SECONDS:
             return
         with contextlib.suppress(Exception):  # the step raises it again when it is asked for
             self.session.compute_ahead()

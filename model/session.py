@@ -102,9 +102,7 @@ class Interrupted(Exception):
 
 @dataclass(frozen=True)
 class _Ahead:
-    """The next update, computed before it was asked for (``TrainingSession.compute_ahead``),
-    and what it was computed from: it is the next step only while the session still has that
-    newest record and that config (the same settings, data and mode)."""
+    """A step computed ahead (``TrainingSession.compute_ahead``), with what it came from."""
 
     previous: StepRecord
     config: TrainingConfig
@@ -235,6 +233,7 @@ class TrainingSession:
         if not_live:
             raise ValueError(f"{', '.join(sorted(not_live))} can only change on reset")
         self._config = self._config.with_changes(**changes)
+        self._ahead = None  # computed with the old settings: void, and its memory freed
         self._history.log_settings(self.iteration + 1, self.settings)
 
     def step(self) -> StepRecord:
@@ -243,6 +242,7 @@ class TrainingSession:
         if ahead is not None and self._is_next(ahead):
             record, self._measured = ahead.record, ahead.measured
         else:
+            ahead = None  # void: its buffers go back to the engine before the step needs some
             record = self._advance(self._latest, self.iteration + 1, self.settings, keep=True)
         self._history.append(record)
         self._latest = record
@@ -304,6 +304,8 @@ class TrainingSession:
     def rewind(self, iteration: int) -> StepRecord:
         """Return to ``iteration``; later iterations are forgotten (a new branch starts here)."""
         record = self.record(iteration)
+        if record is not self._latest:
+            self._ahead = None
         if self._recomputed is not None and self._recomputed.iteration > iteration:
             self._recomputed = None  # that iteration is forgotten; another may take its number
         self._history.truncate_after(iteration)

@@ -7,22 +7,16 @@ passes and change its limits."""
 import time
 
 import numpy as np
-import pytest
 
 from inspector import training_process
 from inspector.training_process import TrainerClient
-from model import network
 from model.presets import preset_config
 from model.session import TrainingSession
 
 
-@pytest.fixture
-def forwards(monkeypatch):
-    """Times of the forward passes the engine makes from here on."""
-    made = []
-    forward = network.forward
-    monkeypatch.setattr(network, "forward", lambda *a, **k: made.append(1) or forward(*a, **k))
-    return made
+def _server_forwards(forward_calls) -> int:
+    """Forward passes the server made (its thread is called 'training'), not this test's."""
+    return forward_calls.count("training")
 
 
 def _step(client: TrainerClient):
@@ -44,32 +38,34 @@ def _wait_until(condition, seconds: float = 10.0) -> None:
         time.sleep(0.005)
 
 
-def test_an_idle_training_process_has_the_next_step_ready(shapes_dataset, forwards):
+def test_an_idle_training_process_has_the_next_step_ready(
+    shapes_dataset, forward_calls, monkeypatch
+):
+    # Idle time before computing ahead long enough that this test sees each Step end first.
+    monkeypatch.setattr(training_process, "AHEAD_AFTER_IDLE", 0.3)
     config = preset_config("recommended", update_mode="full_batch", momentum=0.9)
     client = TrainerClient(shapes_dataset, config, "thread")
     twin = TrainingSession(shapes_dataset, config)
     try:
         client.call("state")
-        forwards.clear()  # those that made the first records
+        first = _server_forwards(forward_calls)
         for k in range(1, 5):
-            # Idle: the next step is computed without being asked for, once.
-            _wait_until(lambda: len(forwards) > 0)
-            time.sleep(5 * training_process.AHEAD_AFTER_IDLE)
-            computed = len(forwards)
-            assert computed == 1  # full batch: the update's forward pass was kept
-            forwards.clear()
+            # Idle: the next step is computed without being asked for, once (full batch: one
+            # forward pass per update, the one that measures it).
+            expected = first + k
+            _wait_until(lambda expected=expected: _server_forwards(forward_calls) >= expected)
+            time.sleep(0.3)
+            assert _server_forwards(forward_calls) == expected
             record = _step(client)
             assert record.iteration == k
-            assert not forwards  # the Step took it as it was
+            assert _server_forwards(forward_calls) == expected  # the Step took it as it was
             want = twin.step()
             np.testing.assert_array_equal(record.pre_activation, want.pre_activation)
             np.testing.assert_array_equal(record.activation, want.activation)
             for key, value in want.params.items():
                 np.testing.assert_array_equal(record.params[key], value)
             assert record.metrics == want.metrics
-            forwards.clear()  # the twin's
         # A change of settings since: the next Step is computed with the new learning rate.
-        _wait_until(lambda: len(forwards) > 0)
         client.call("update_settings", {"learning_rate": 0.002})
         twin.update_settings(learning_rate=0.002)
         record = _step(client)
@@ -81,17 +77,17 @@ def test_an_idle_training_process_has_the_next_step_ready(shapes_dataset, forwar
         client.close()
 
 
-def test_a_slow_step_is_not_computed_ahead(shapes_dataset, forwards, monkeypatch):
+def test_a_slow_step_is_not_computed_ahead(shapes_dataset, forward_calls, monkeypatch):
     # A request that comes while the next step is computed waits for it: only quick steps are.
     monkeypatch.setattr(training_process, "AHEAD_MAX_SECONDS", 0.0)
     client = TrainerClient(shapes_dataset, preset_config("recommended"), "thread")
     try:
         client.call("state")
         _step(client)
-        forwards.clear()
-        time.sleep(10 * training_process.AHEAD_AFTER_IDLE)
-        assert not forwards
+        before = _server_forwards(forward_calls)
+        time.sleep(3 * training_process.AHEAD_AFTER_IDLE)
+        assert _server_forwards(forward_calls) == before
         _step(client)
-        assert forwards
+        assert _server_forwards(forward_calls) > before
     finally:
         client.close()

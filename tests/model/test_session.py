@@ -190,13 +190,9 @@ def test_preview_does_not_change_the_session(question):
     [{"shuffle": True, "momentum": 0.9}, {"update_mode": "full_batch", "momentum": 0.9}],
     ids=["per image", "full batch"],
 )
-def test_a_step_computed_ahead_is_the_step_it_would_have_been(shapes, changes, monkeypatch):
-    from model import network
-
+def test_a_step_computed_ahead_is_the_step_it_would_have_been(shapes, changes, forward_calls):
     config = preset_config("recommended", **changes)
-    forwards = []
-    forward = network.forward
-    monkeypatch.setattr(network, "forward", lambda *a, **k: forwards.append(1) or forward(*a, **k))
+    forwards = forward_calls
 
     def drive(session, ahead):
         records = []
@@ -236,6 +232,39 @@ def test_a_step_computed_ahead_is_the_step_it_would_have_been(shapes, changes, m
     ahead_session.reset(config.with_changes(seed=config.seed + 1))
     fresh = TrainingSession(shapes, config.with_changes(seed=config.seed + 1))
     assert_same_record(ahead_session.step(), fresh.step())
+
+
+def test_what_the_window_reads_meanwhile_leaves_the_step_computed_ahead_as_it_was(
+    shapes, forward_calls, monkeypatch
+):
+    from model import network
+    from model.whatif import what_if
+
+    # A small budget, so that reading an early iteration replays it from a checkpoint.
+    config = preset_config("recommended", update_mode="full_batch", history_budget_mb=4)
+    session, twin = TrainingSession(shapes, config), TrainingSession(shapes, config)
+    thinned = []
+    while not thinned and session.iteration < 100:
+        session.step()
+        twin.step()
+        thinned = [k for k in range(1, session.iteration) if session.history.stored(k) is None]
+    assert thinned
+    session.compute_ahead()
+    # All that the window asks for between two Steps: previews, the what-if table, records.
+    session.preview(0.01)
+    what_if(session, (0.1, 10.0))
+    session.record(thinned[0])
+    session.record(session.iteration)
+    forward_calls.clear()
+    record = session.step()
+    assert not forward_calls  # the step computed ahead, taken as it was
+    assert_same_record(record, twin.step())
+    # A failure while computing ahead leaves nothing behind: the step is computed when asked.
+    monkeypatch.setattr(network, "forward", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))
+    with pytest.raises(MemoryError):
+        session.compute_ahead()
+    monkeypatch.undo()
+    assert_same_record(session.step(), twin.step())
 
 
 # -- history within a budget -------------------------------------------------------------------
@@ -356,14 +385,13 @@ def test_a_kept_recomputed_iteration_never_outlives_its_run(shapes, going_back):
     assert_same_record(session.record(15), twin.record(15))
 
 
-def test_full_batch_measures_once_per_update_with_the_same_numbers(shapes, monkeypatch):
-    from model import network
+def test_full_batch_measures_once_per_update_with_the_same_numbers(
+    shapes, monkeypatch, forward_calls
+):
     from model import session as session_module
 
     config = preset_config("recommended", update_mode="full_batch", momentum=0.9)
-    forwards = []
-    forward = network.forward
-    monkeypatch.setattr(network, "forward", lambda *a, **k: forwards.append(1) or forward(*a, **k))
+    forwards = forward_calls
 
     def run(reuse_limit):
         monkeypatch.setattr(session_module, "REUSE_FORWARD_MAX_BYTES", reuse_limit)

@@ -1,0 +1,21 @@
+"""Fixtures for every test folder."""
+
+import threading
+
+import pytest
+
+from model import network
+
+
+@pytest.fixture
+def forward_calls(monkeypatch):
+    """The engine's forward passes from here on: the name of the thread that made each."""
+    calls = []
+    forward = network.forward
+
+    def counting(*args, **kwargs):
+        calls.append(threading.current_thread().name)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(network, "forward", counting)
+    return calls
