@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from inspector.views.outcome_map import OutcomeMapView
     from inspector.views.whatif import WhatIfView
 from model import files, snapshot
-from model.formatting import format_number
+from model.formatting import format_number, format_share
 from model.record import StepRecord
 
 STATE_VERSION = 1
@@ -523,7 +523,7 @@ class MainWindow(QMainWindow):
         where = "" if record.iteration == latest else f" (viewing; latest {latest})"
         self.status_iteration.setText(f"Iteration {record.iteration}{where}")
         self.status_loss.setText(
-            f"Loss {format_number(record.loss)} · accuracy {record.accuracy:.0%}"
+            f"Loss {format_number(record.loss)} · accuracy {format_share(record.accuracy)}"
         )
         self.status_time.setText(f"Step {record.step_seconds * 1000:.1f} ms")
         self.status_memory.setText(self.controller.describe_history())

@@ -343,18 +343,20 @@ def _mostly_dead(record: StepRecord) -> list[Finding]:
         if record.dead_since[f] is not None or fraction < HIGH_DEAD_FRACTION:
             continue
         # A filter that is not dead has a positive output somewhere: never "100%" or "0.0%".
-        alive = f"{format_share(1 - fraction)} of its outputs are"
+        share = format_share(1 - fraction)
+        alive, passes = f"{share} of its outputs are", "they pass"
         if outputs is not None:
             count = round((1 - fraction) * outputs)
-            verb = "is" if count == 1 else "are"
-            alive = f"{count:,} of its {outputs:,} outputs ({format_share(1 - fraction)}) {verb}"
+            alive = f"{count:,} of its {outputs:,} outputs ({share}) are"
+            if count == 1:
+                alive, passes = f"1 of its {outputs:,} outputs ({share}) is", "it passes"
         findings.append(
             Finding(
                 code="mostly_dead",
                 severity="warning",
                 title=f"{format_share(fraction)} of filter {f}'s ReLU outputs are zero",
                 explanation=(
-                    f"Only {alive} positive, so only they pass gradient back to filter "
+                    f"Only {alive} positive, so only {passes} gradient back to filter "
                     f"{f}. One more large update in the wrong direction can make it 0 "
                     "everywhere (a dead filter)."
                 ),

@@ -46,7 +46,7 @@ from model.config import TrainingConfig
 from model.data import Dataset
 from model.diagnostics import SEVERITIES, Finding, FindingLog
 from model.files import SaveError, existing, write_atomic
-from model.formatting import format_number, format_range
+from model.formatting import format_number, format_range, format_share
 from model.record import METRIC_NAMES, StepRecord
 from model.session import TrainingSession
 from model.settings_log import SettingsLog, run_with_settings_log, settings_log_data
@@ -388,7 +388,8 @@ def summary(run: HeadlessRun, result: HeadlessResult) -> str:
         (
             f"Trained {final.iteration} iterations, {origin}{followed}, on {source} "
             f"({len(dataset)} images of {dataset.size[0]}x{dataset.size[1]}).",
-            f"Final loss {format_number(final.loss)}, accuracy {final.accuracy:.1%}, dead "
+            f"Final loss {format_number(final.loss)}, accuracy "
+            f"{format_share(final.accuracy, 1)}, dead "
             f"fraction {format_number(final.dead_fraction)} "
             f"({len(final.dead_filters)} of {filters} filters dead).",
             f"Conv weights in {format_range(weights.min(), weights.max())}.",

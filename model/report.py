@@ -54,7 +54,7 @@ from model.config import (
 from model.data import LIST_COLUMNS, Dataset
 from model.diagnostics import Finding
 from model.files import SaveError, write_atomic
-from model.formatting import format_number
+from model.formatting import format_number, format_share
 from model.headless import (
     FINDINGS_JSON_NAME,
     FINDINGS_TEXT_NAME,
@@ -314,7 +314,8 @@ def index_html(
         f"{zeros} '{_e(dataset.class_names[0])}' (label 0) and {ones} "
         f"'{_e(dataset.class_names[1])}' (label 1).</p>",
         f"<p>At the last iteration: loss {_e(format_number(final.loss))}, accuracy "
-        f"{final.accuracy:.1%}, {len(final.dead_filters)} of {weights.shape[0]} filter(s) dead, "
+        f"{format_share(final.accuracy, 1)}, {len(final.dead_filters)} of {weights.shape[0]} "
+        "filter(s) dead, "
         f"filter weights in [{_e(format_number(weights.min()))}, "
         f"{_e(format_number(weights.max()))}].</p>",
         "<h2>Settings</h2><table>",
@@ -398,7 +399,7 @@ PAGE_METRIC_ROWS = 15
 
 
 def _page_value(name: str, value: float) -> str:
-    return f"{value:.0%}" if name == "accuracy" else format_number(value)
+    return format_share(value) if name == "accuracy" else format_number(value)
 
 
 def _metrics_html(session: TrainingSession) -> list[str]:

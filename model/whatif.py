@@ -152,7 +152,7 @@ def _cells(row: WhatIfRow) -> tuple[str, ...]:
         format_share(row.surviving_fraction, 1),
         str(row.dead_filters),
         format_number(row.loss),
-        f"{row.accuracy:.0%}",
+        format_share(row.accuracy),
         format_number(row.update_ratio),
         row.verdict,
     )

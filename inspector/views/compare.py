@@ -82,7 +82,8 @@ class RunColumn(QWidget):
         self.title.setText(
             f"<b>Run {self._letter} · {preset_title(config)}</b><br>{describe(config)}<br>"
             f"iteration {record.iteration}: loss {format_number(record.loss)}, accuracy "
-            f"{record.accuracy:.0%}, ReLU outputs at 0: {format_share(record.dead_fraction)}"
+            f"{format_share(record.accuracy)}, ReLU outputs at 0: "
+            f"{format_share(record.dead_fraction)}"
         )
 
 

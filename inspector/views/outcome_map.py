@@ -153,9 +153,9 @@ def describe_cell(result: SweepResult, cell: CellResult) -> str:
             f"{cell.iterations_run}"
         )
     elif cell.outcome == "learned":
-        what = f"learned, accuracy {cell.accuracy:.0%} (at least {threshold})"
+        what = f"learned, accuracy {format_share(cell.accuracy)} (at least {threshold})"
     else:
-        what = f"stuck, alive but accuracy {cell.accuracy:.0%} (below {threshold})"
+        what = f"stuck, alive but accuracy {format_share(cell.accuracy)} (below {threshold})"
     filters = result.spec.base.num_filters
     stopped = (
         " The run stopped there: nothing could change any more."
@@ -166,7 +166,7 @@ def describe_cell(result: SweepResult, cell: CellResult) -> str:
         f"{where}{what}. After {cell.iterations_run} iteration(s): loss "
         f"{format_number(cell.loss)}, {format_share(cell.dead_fraction)} of ReLU outputs zero, "
         f"{cell.dead_filters} of {filters} filter(s) dead; the initial weights had accuracy "
-        f"{cell.initial_accuracy:.0%}.{stopped}"
+        f"{format_share(cell.initial_accuracy)}.{stopped}"
     )
 
 

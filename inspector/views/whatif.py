@@ -415,7 +415,7 @@ class WhatIfView(QWidget):
                 "dead": str(data.dead_filters)
                 + (f" (+{data.newly_dead})" if data.newly_dead else ""),
                 "loss": format_number(data.loss),
-                "accuracy": f"{data.accuracy:.0%}",
+                "accuracy": format_share(data.accuracy),
                 "ratio": format_number(data.update_ratio),
             }
             for key, text in cells.items():

@@ -49,6 +49,13 @@ def test_a_mostly_dead_filter_says_how_many_outputs_are_still_positive():
     )
     first, second = diagnostics._mostly_dead(record)
     assert first.title == ">99% of filter 0's ReLU outputs are zero"
-    assert first.explanation.startswith("Only 1 of its 2,048 outputs (<1%) is positive,")
+    assert first.explanation == (
+        "Only 1 of its 2,048 outputs (<1%) is positive, so only it passes gradient back to "
+        "filter 0. One more large update in the wrong direction can make it 0 everywhere (a dead "
+        "filter)."
+    )
     assert second.title == "85% of filter 1's ReLU outputs are zero"
-    assert second.explanation.startswith("Only 307 of its 2,048 outputs (15%) are positive,")
+    assert second.explanation.startswith(
+        "Only 307 of its 2,048 outputs (15%) are positive, so only they pass gradient back to "
+        "filter 1."
+    )
