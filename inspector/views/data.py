@@ -347,6 +347,7 @@ class DataView(QWidget):
         controller.record_shown.connect(self.show_record)
         controller.loading_changed.connect(self._on_loading_changed)
         controller.load_progress.connect(self._on_load_progress)
+        controller.run_starting.connect(self._on_run_starting)
         self._on_dataset_changed(controller.dataset)
         self._on_loading_changed(controller.is_loading)
         self.show_record(controller.shown)
@@ -616,7 +617,19 @@ class DataView(QWidget):
             self._progress.setRange(0, 0)
             self._progress.setFormat("Loading images…")
             self._progress_detail.setText("Looking for image files")
+            self._cancel_button.setEnabled(True)
         self._update_actions()
+
+    @Slot(bool)
+    def _on_run_starting(self, starting: bool) -> None:
+        """A large new run is being made (after loading, or new labels): say so, busy."""
+        if not starting:
+            return
+        self._loading_row.setVisible(True)
+        self._progress.setRange(0, 0)
+        self._progress.setFormat("Starting the new run…")
+        self._progress_detail.setText("Computing iteration 0 on every image")
+        self._cancel_button.setEnabled(False)
 
     @Slot(int, int)
     def _on_load_progress(self, done: int, total: int) -> None:

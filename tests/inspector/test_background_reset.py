@@ -1,0 +1,115 @@
+"""A large new run starts in the background: the window goes on while the training process
+makes its iteration 0, training waits for it, and what was asked meanwhile is not lost.
+
+The limit (``BACKGROUND_RESET_VALUES``) is set to 0 so that the question's example counts as
+large, and the server runs in a thread (``backend="thread"``) so that its reset can be held at
+a gate until the test has looked at the window in the meantime."""
+
+import threading
+
+import pytest
+
+from inspector import controller as controller_module
+from inspector.controller import SessionController
+from inspector.main_window import MainWindow
+from model.presets import preset_config
+
+
+@pytest.fixture
+def held(qtbot, question_dataset, monkeypatch):
+    """A controller whose training process waits at ``gate`` before each reset."""
+    monkeypatch.setattr(controller_module, "BACKGROUND_RESET_VALUES", 0)
+    ctrl = SessionController(question_dataset, preset_config("recommended"), backend="thread")
+    session = ctrl.server.session
+    real_reset = session.reset
+    gate = threading.Event()
+
+    def reset(*args, **kwargs):
+        assert gate.wait(30), "the test never opened the gate"
+        return real_reset(*args, **kwargs)
+
+    monkeypatch.setattr(session, "reset", reset)
+    yield ctrl, gate
+    gate.set()
+    ctrl.shutdown()
+
+
+def test_a_large_reset_leaves_the_window_free_and_training_waits(qtbot, held, step_and_wait):
+    ctrl, gate = held
+    step_and_wait(ctrl, 2)
+    loading, starting, resets = [], [], []
+    ctrl.loading_changed.connect(loading.append)
+    ctrl.run_starting.connect(starting.append)
+    ctrl.session_reset.connect(resets.append)
+
+    ctrl.reset()  # returns while the training process is still held at the gate
+    assert ctrl.is_starting and ctrl.is_loading
+    assert (loading, starting, resets) == ([True], [True], [])
+    assert ctrl.latest_iteration == 2  # the old run is shown until the new one is there
+    ctrl.step()
+    ctrl.run()
+    ctrl.rewind_to(1)
+    assert not ctrl.is_running and ctrl.latest_iteration == 2
+    # A live setting changed meanwhile is shown at once and applies to the new run.
+    ctrl.update_live(learning_rate=0.003)
+    assert ctrl.config.learning_rate == 0.003
+
+    gate.set()
+    qtbot.waitUntil(lambda: not ctrl.is_starting, timeout=10000)
+    assert (loading, starting) == ([True, False], [True, False])
+    assert len(resets) == 1 and resets[0].iteration == 0
+    assert ctrl.latest_iteration == 0
+    assert ctrl.config.learning_rate == 0.003
+    assert ctrl.server.session.config.learning_rate == 0.003
+    assert step_and_wait(ctrl).settings.learning_rate == 0.003
+
+
+def test_the_window_says_it_is_starting_and_holds_its_actions(qtbot, held):
+    ctrl, gate = held
+    window = MainWindow(ctrl)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    ctrl.reset()
+    for key in ("step", "step_epoch", "run", "reset", "reseed"):
+        assert not window.actions[key].isEnabled(), key
+    data = window.data_view
+    assert data._loading_row.isVisible()
+    assert data._progress.format() == "Starting the new run…"
+    assert not data._cancel_button.isEnabled()  # nothing to cancel: it is being computed
+    gate.set()
+    qtbot.waitUntil(lambda: not ctrl.is_starting, timeout=10000)
+    assert all(window.actions[key].isEnabled() for key in ("step", "run", "reset"))
+    assert not data._loading_row.isVisible()
+
+
+def test_new_data_that_cannot_start_a_run_keeps_the_old_data_and_says_why(
+    qtbot, held, shapes_dataset, monkeypatch
+):
+    ctrl, gate = held
+    session = ctrl.server.session
+    gate.set()
+
+    def failing(*_args, **_kwargs):
+        raise MemoryError("injected: no memory for the new run")
+
+    monkeypatch.setattr(session, "reset", failing)
+    errors = []
+    ctrl.error_occurred.connect(lambda *args: errors.append(args))
+    before = (ctrl.dataset, ctrl.dataset_source)
+    assert ctrl.set_dataset(shapes_dataset, "somewhere") is True  # on its way
+    qtbot.waitUntil(lambda: not ctrl.is_loading, timeout=10000)
+    assert errors and errors[0][0] == "Could not start the run"
+    assert "no memory for the new run" in errors[0][1]
+    assert (ctrl.dataset, ctrl.dataset_source) == before
+
+
+def test_closing_while_a_run_starts_waits_for_it_without_an_error(qtbot, held):
+    ctrl, gate = held
+    errors = []
+    ctrl.error_occurred.connect(lambda *args: errors.append(args))
+    ctrl.reset()
+    threading.Timer(0.2, gate.set).start()
+    ctrl.shutdown()  # returns once the run is made and the training process has quit
+    qtbot.wait(50)
+    assert errors == []
