@@ -35,6 +35,8 @@ class ComparisonLink(QObject):
         leader.record_shown.connect(self._follow_view)
         leader.iteration_picked.connect(self._follow_pick)
         follower.running_changed.connect(self._on_follower_running)
+        follower.session_reset.connect(self._on_follower_reset)
+        self._following_reset = False
 
     def disconnect_all(self) -> None:
         leader, follower = self.leader, self.follower
@@ -43,6 +45,7 @@ class ComparisonLink(QObject):
         leader.record_shown.disconnect(self._follow_view)
         leader.iteration_picked.disconnect(self._follow_pick)
         follower.running_changed.disconnect(self._on_follower_running)
+        follower.session_reset.disconnect(self._on_follower_reset)
 
     @Slot(int)
     def _follow_progress(self, last: int) -> None:
@@ -63,10 +66,21 @@ class ComparisonLink(QObject):
     def _follow_reset(self, _record: StepRecord) -> None:
         leader, follower = self.leader, self.follower
         config = follower_config(leader.config, follower.config)
+        self._following_reset = True
         if leader.dataset is follower.dataset:
-            follower.start_over(config)
+            started = follower.start_over(config)
         else:
-            follower.start_over(config, leader.dataset, leader.dataset_source)
+            started = follower.start_over(config, leader.dataset, leader.dataset_source)
+        if not started:
+            self._following_reset = False
+
+    @Slot(object)
+    def _on_follower_reset(self, _record: StepRecord) -> None:
+        # A large run starts in the background (SessionController._reset): the leader may
+        # have stepped meanwhile, which the follower could not follow then.
+        if self._following_reset:
+            self._following_reset = False
+            self._follow_progress(self.leader.latest_iteration)
 
     @Slot(int)
     def _follow_pick(self, iteration: int) -> None:

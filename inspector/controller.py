@@ -675,9 +675,10 @@ class SessionController(QObject):
             lambda _progress, _cancelled: client.call("reset", config, dataset), self
         )
         self._reset_task = task
-        task.done.connect(lambda state: self._finish_reset(state, config, dataset))
-        task.failed.connect(lambda exc, _details: self._reset_failed(exc, on_failure))
-        task.ended.connect(self._on_reset_ended)
+        outcome: list = []  # ("done", state) or ("failed", exception), then handled at the end
+        task.done.connect(lambda state: outcome.append(("done", state)))
+        task.failed.connect(lambda exc, _details: outcome.append(("failed", exc)))
+        task.ended.connect(lambda: self._on_reset_ended(outcome, config, dataset, on_failure))
         self._announce_loading()
         self.run_starting.emit(True)
         filters = run_config.num_filters
@@ -706,14 +707,21 @@ class SessionController(QObject):
         if on_failure is not None:
             on_failure()
 
-    def _on_reset_ended(self) -> None:
+    def _on_reset_ended(self, outcome: list, config, dataset, on_failure) -> None:
         task, self._reset_task = self._reset_task, None
         if task is not None:
             task.deleteLater()
         if self._closed:
             return
+        # No longer starting before the new run is announced: its views and a compared run
+        # may step it at once.
         self.run_starting.emit(False)
         self._announce_loading()
+        for kind, result in outcome:
+            if kind == "done":
+                self._finish_reset(result, config, dataset)
+            else:
+                self._reset_failed(result, on_failure)
         # Live settings changed meanwhile apply to whichever run there is now.
         deferred, self._deferred_live = self._deferred_live, {}
         if deferred:

@@ -113,3 +113,32 @@ def test_closing_while_a_run_starts_waits_for_it_without_an_error(qtbot, held):
     ctrl.shutdown()  # returns once the run is made and the training process has quit
     qtbot.wait(50)
     assert errors == []
+
+
+def test_a_compared_run_starting_in_the_background_catches_up_when_it_is_there(
+    qtbot, question_dataset, monkeypatch, step_and_wait
+):
+    from inspector.compare import ComparisonLink
+
+    monkeypatch.setattr(controller_module, "BACKGROUND_RESET_VALUES", 0)
+    leader = SessionController(question_dataset, preset_config("recommended"), backend="thread")
+    follower = SessionController(question_dataset, preset_config("seed"), backend="thread")
+    session = follower.server.session
+    real_reset = session.reset
+    gate = threading.Event()
+    monkeypatch.setattr(session, "reset", lambda *a, **k: gate.wait(30) and real_reset(*a, **k))
+    link = ComparisonLink(leader, follower)
+    try:
+        leader.reset()
+        qtbot.waitUntil(lambda: follower.is_starting, timeout=10000)
+        step_and_wait(leader, 2)  # the follower cannot follow while it starts
+        assert follower.latest_iteration == 0 or follower.is_starting
+        gate.set()
+        qtbot.waitUntil(
+            lambda: follower.latest_iteration == 2 and not follower.is_running, timeout=15000
+        )
+    finally:
+        gate.set()
+        link.disconnect_all()
+        leader.shutdown()
+        follower.shutdown()
