@@ -72,8 +72,8 @@ RUN_FOREVER = 2**62
 REPORT_POLL_SECONDS = 0.05
 #: A new run whose maps hold more values than this (images × filters × output pixels) is
 #: started in the background: the training process takes tenths of a second to seconds to make
-#: its iteration 0 (0.5-0.7 s for 200 images of 64×64 with 8 filters, 3.6 s for 200 of 128×128,
-#: measured), and the window must not freeze meanwhile. A smaller one (the examples: 2,048 and
+#: its iteration 0 (0.8-1.2 s for 200 images of 64×64 with 8 filters, measured in the app),
+#: and the window must not freeze meanwhile. A smaller one (the examples: 2,048 and
 #: 655,360 values at most) starts at once, in milliseconds, without the window's actions
 #: going off and on.
 BACKGROUND_RESET_VALUES = 1_000_000
