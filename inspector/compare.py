@@ -8,7 +8,7 @@ rewind ("continue from here"), and the iteration shown on the history slider.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Slot
+from PySide6.QtCore import QObject, QTimer, Slot
 
 from inspector.controller import SessionController
 from model.config import TrainingConfig
@@ -36,7 +36,9 @@ class ComparisonLink(QObject):
         leader.iteration_picked.connect(self._follow_pick)
         follower.running_changed.connect(self._on_follower_running)
         follower.session_reset.connect(self._on_follower_reset)
+        follower.run_starting.connect(self._on_follower_starting)
         self._following_reset = False
+        self._reset_again = False  # the leader reset while the follower's run was starting
 
     def disconnect_all(self) -> None:
         leader, follower = self.leader, self.follower
@@ -46,6 +48,7 @@ class ComparisonLink(QObject):
         leader.iteration_picked.disconnect(self._follow_pick)
         follower.running_changed.disconnect(self._on_follower_running)
         follower.session_reset.disconnect(self._on_follower_reset)
+        follower.run_starting.disconnect(self._on_follower_starting)
 
     @Slot(int)
     def _follow_progress(self, last: int) -> None:
@@ -65,6 +68,9 @@ class ComparisonLink(QObject):
     @Slot(object)
     def _follow_reset(self, _record: StepRecord) -> None:
         leader, follower = self.leader, self.follower
+        if follower.is_starting:
+            self._reset_again = True  # once that start has ended, with the leader's latest
+            return
         config = follower_config(leader.config, follower.config)
         self._following_reset = True
         if leader.dataset is follower.dataset:
@@ -73,6 +79,18 @@ class ComparisonLink(QObject):
             started = follower.start_over(config, leader.dataset, leader.dataset_source)
         if not started:
             self._following_reset = False
+
+    @Slot(bool)
+    def _on_follower_starting(self, starting: bool) -> None:
+        if not starting and self._reset_again:
+            # Once the controller has taken the run that just started (it announces the
+            # end of the start first).
+            QTimer.singleShot(0, self._reset_follower_again)
+
+    def _reset_follower_again(self) -> None:
+        if self._reset_again and not self.follower.is_starting:
+            self._reset_again = False
+            self._follow_reset(None)
 
     @Slot(object)
     def _on_follower_reset(self, _record: StepRecord) -> None:

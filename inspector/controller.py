@@ -70,12 +70,12 @@ SLOW_RECORD_MS = 150
 RUN_FOREVER = 2**62
 #: How often a worker thread asks whether the report it waits for is written.
 REPORT_POLL_SECONDS = 0.05
-#: A new run whose maps hold more values than this (images × filters × output pixels) is
-#: started in the background: the training process takes tenths of a second to seconds to make
+#: A new run whose maps hold more values than this in all (images × filters × output pixels)
+#: is started in the background: the training process takes tenths of a second to seconds to make
 #: its iteration 0 (0.8-1.2 s for 200 images of 64×64 with 8 filters, measured in the app),
-#: and the window must not freeze meanwhile. A smaller one (the examples: 2,048 and
-#: 655,360 values at most) starts at once, in milliseconds, without the window's actions
-#: going off and on.
+#: and the window must not freeze meanwhile. A smaller one (the shapes example has 655,360
+#: with 8 filters) starts at once, in milliseconds, without the window's actions going off
+#: and on.
 BACKGROUND_RESET_VALUES = 1_000_000
 
 
@@ -138,6 +138,7 @@ class SessionController(QObject):
         self._reset_task: BackgroundTask | None = None  # a large new run, starting
         self._loading_announced = False
         self._deferred_live: dict = {}  # live settings changed while a new run starts
+        self._deferred_speed: float | None = None  # ... and the speed
         self._fetch: _Fetch | None = None  # the picked iteration's record, on its way
         self._announced = False  # ``recomputing`` was emitted for it
         self._closed = False
@@ -350,6 +351,10 @@ class SessionController(QObject):
         """Iterations per second while running; 0 for as fast as possible."""
         if not math.isfinite(iterations_per_second) or iterations_per_second < 0:
             raise ValueError(f"speed must be 0 or positive, got {iterations_per_second}")
+        if self.is_starting:  # the training process is busy: it gets it once the run is made
+            self._deferred_speed = float(iterations_per_second)
+            self._iterations_per_second = float(iterations_per_second)
+            return
         with contextlib.suppress(TrainerError):  # reported by _call
             self._call("speed", float(iterations_per_second))
             self._iterations_per_second = float(iterations_per_second)
@@ -462,7 +467,7 @@ class SessionController(QObject):
             if self._fetch.iteration != wanted:
                 self._fetch.client.interrupt()
             return
-        if wanted is None or wanted == self._shown.iteration or self._closed:
+        if wanted is None or wanted == self._shown.iteration or self._closed or self.is_starting:
             return
         client, generation = self._client, self._generation
         # Taken here, on the GUI thread: any interruption from now on counts against it.
@@ -474,7 +479,9 @@ class SessionController(QObject):
         fetch = _Fetch(task, wanted, client)
         self._fetch = fetch
         task.done.connect(lambda record: self._on_fetched(record, client, generation))
-        task.failed.connect(lambda exc, details: self._on_fetch_failed(exc, details, fetch))
+        task.failed.connect(
+            lambda exc, details: self._on_fetch_failed(exc, details, fetch, generation)
+        )
         task.ended.connect(self._on_fetch_ended)
         self._slow_fetch.start()
         task.start()
@@ -497,10 +504,14 @@ class SessionController(QObject):
         if picked and self._current(client, generation):
             self._show(record)
 
-    def _on_fetch_failed(self, exc: Exception, details: str, fetch: _Fetch) -> None:
+    def _on_fetch_failed(
+        self, exc: Exception, details: str, fetch: _Fetch, generation: int
+    ) -> None:
         client = fetch.client
-        if not self._current(client):
-            return  # the process that failed was replaced, and that was reported
+        if not self._current(client, generation) or self.is_starting:
+            # The process that failed was replaced (and that was reported), or the request
+            # was about a run that another has replaced since.
+            return
         if self._pinned == fetch.iteration:
             # Back to what the views show (the slider too); a newer pick stays.
             self._pinned = None if self._shown is self._latest else self._shown.iteration
@@ -640,9 +651,14 @@ class SessionController(QObject):
     def start_over(self, config: TrainingConfig, dataset: Dataset | None = None, source=None):
         """A new run with ``config`` (and ``dataset`` from ``source``, when given)."""
         self._ensure_paused()
+        previous_source = self._dataset_source
         if dataset is not None and source is not None:
             self._dataset_source = source
-        return self._reset(config=config, dataset=dataset)
+
+        def restore_source() -> None:
+            self._dataset_source = previous_source
+
+        return self._reset(config=config, dataset=dataset, on_failure=restore_source)
 
     def _reset(
         self,
@@ -671,6 +687,10 @@ class SessionController(QObject):
             self._finish_reset(state, config, dataset)
             return True
         client = self._client
+        # An iteration picked on the history slider belongs to the old run: let it go.
+        self._pinned = None
+        if self._fetch is not None:
+            self._fetch.client.interrupt()
         task = BackgroundTask(
             lambda _progress, _cancelled: client.call("reset", config, dataset), self
         )
@@ -678,7 +698,9 @@ class SessionController(QObject):
         outcome: list = []  # ("done", state) or ("failed", exception), then handled at the end
         task.done.connect(lambda state: outcome.append(("done", state)))
         task.failed.connect(lambda exc, _details: outcome.append(("failed", exc)))
-        task.ended.connect(lambda: self._on_reset_ended(outcome, config, dataset, on_failure))
+        task.ended.connect(
+            lambda: self._on_reset_ended(client, outcome, config, dataset, on_failure)
+        )
         self._announce_loading()
         self.run_starting.emit(True)
         filters = run_config.num_filters
@@ -692,11 +714,14 @@ class SessionController(QObject):
         if self._closed:
             return
         if config is not None:
-            # With the live settings changed meanwhile, which follow once the task has ended.
-            self._config = config.with_changes(**self._deferred_live)
+            self._config = config
         if dataset is not None:
             self._dataset = dataset
         self._adopt(*state)
+        # Settings changed while the run started reach it before anything can step it.
+        deferred, self._deferred_live = self._deferred_live, {}
+        if deferred:
+            self._update_settings(deferred)
         self._announce_reset(dataset_changed=dataset is not None)
 
     def _reset_failed(self, exc: Exception, on_failure) -> None:
@@ -706,8 +731,10 @@ class SessionController(QObject):
         self.error_occurred.emit("Could not start the run", str(exc), details)
         if on_failure is not None:
             on_failure()
+        if isinstance(exc, TrainerError) and not self._client.alive:
+            self._restart()
 
-    def _on_reset_ended(self, outcome: list, config, dataset, on_failure) -> None:
+    def _on_reset_ended(self, client, outcome: list, config, dataset, on_failure) -> None:
         task, self._reset_task = self._reset_task, None
         if task is not None:
             task.deleteLater()
@@ -717,15 +744,18 @@ class SessionController(QObject):
         # may step it at once.
         self.run_starting.emit(False)
         self._announce_loading()
-        for kind, result in outcome:
-            if kind == "done":
-                self._finish_reset(result, config, dataset)
-            else:
-                self._reset_failed(result, on_failure)
-        # Live settings changed meanwhile apply to whichever run there is now.
+        if client is self._client:  # else the process died meanwhile and was replaced
+            for kind, result in outcome:
+                if kind == "done":
+                    self._finish_reset(result, config, dataset)
+                else:
+                    self._reset_failed(result, on_failure)
         deferred, self._deferred_live = self._deferred_live, {}
-        if deferred:
+        if deferred:  # the run could not start: they apply to the one there is
             self._update_settings(deferred)
+        speed, self._deferred_speed = self._deferred_speed, None
+        if speed is not None:
+            self.set_speed(speed)
 
     def _announce_loading(self) -> None:
         """``loading_changed`` when ``is_loading`` changed since it was last announced."""
@@ -823,6 +853,9 @@ class SessionController(QObject):
         if self._load_task is not None:
             self.status_message.emit("Already loading; cancel that first")
             return
+        if self.is_starting:
+            self.status_message.emit("A new run is still starting; try again in a moment")
+            return
         task = BackgroundTask(job, self)
         self._load_task = task
         task.progress.connect(self.load_progress)
@@ -873,6 +906,10 @@ class SessionController(QObject):
 
 
 def _map_values(config: TrainingConfig, dataset: Dataset) -> int:
-    """Values in each map of a run of ``config`` on ``dataset``: images × filters × pixels."""
-    height, width = output_size(*dataset.size, config.kernel_size, config.padding)
+    """Values in the maps of a run of ``config`` on ``dataset``: images × filters × output
+    pixels; 0 when the kernel does not fit the images (the training process says why)."""
+    try:
+        height, width = output_size(*dataset.size, config.kernel_size, config.padding)
+    except ValueError:
+        return 0
     return len(dataset) * config.num_filters * height * width

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QProgressDialog,
     QStyle,
     QVBoxLayout,
     QWidget,
@@ -145,6 +146,8 @@ class MainWindow(QMainWindow):
         controller.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         controller.paused_by_finding.connect(self._on_paused_by_finding)
         controller.loading_changed.connect(self._on_loading_changed)
+        controller.run_starting.connect(self._on_run_starting)
+        self._starting: _StartingDialog | None = None
         controller.dataset_changed.connect(lambda _d: self._update_title())
         self._update_title()
         self._update_status(controller.shown)
@@ -581,6 +584,18 @@ class MainWindow(QMainWindow):
         if not loading:
             self._on_running_changed(self.controller.is_running)
 
+    @Slot(bool)
+    def _on_run_starting(self, starting: bool) -> None:
+        """A large new run is being made in the background: the window keeps painting, and a
+        busy note holds its controls meanwhile (they would act on the run being replaced)."""
+        if starting and self._starting is None:
+            self._starting = _StartingDialog(self)
+            self._starting.show()
+        elif not starting and self._starting is not None:
+            self._starting.hide()
+            self._starting.deleteLater()
+            self._starting = None
+
     @Slot(object)
     def _on_paused_by_finding(self, finding) -> None:
         self.docks["diagnostics"].show()
@@ -712,3 +727,26 @@ class MainWindow(QMainWindow):
         self.report_saver.shutdown()
         self.controller.shutdown()
         super().closeEvent(event)
+
+
+class _StartingDialog(QProgressDialog):
+    """'Starting the new run…': busy, modal, and not to be dismissed (there is nothing to
+    cancel: the training process is computing iteration 0 and the window waits for it)."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(
+            "Starting the new run: computing iteration 0 on every image…", "", 0, 0, parent
+        )
+        self.setObjectName("startingDialog")
+        self.setWindowTitle("Starting the new run")
+        self.setCancelButton(None)
+        self.setWindowModality(Qt.WindowModality.ApplicationModal)
+        self.setMinimumDuration(0)
+        self.setAutoClose(False)
+        self.setAutoReset(False)
+
+    def reject(self) -> None:  # Escape: the run is on its way either way
+        pass
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        event.ignore()

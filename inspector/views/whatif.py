@@ -457,6 +457,8 @@ class WhatIfView(QWidget):
                     else ""
                 )
             )
+        elif c.is_starting:
+            notes.append("Starting the new run: the table is computed once it is there.")
         elif c.is_loading:
             notes.append("Loading images: the table is computed once they are in.")
         elif self._task is not None:

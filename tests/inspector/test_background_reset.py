@@ -7,7 +7,10 @@ a gate until the test has looked at the window in the meantime."""
 
 import threading
 
+import numpy as np
 import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QProgressDialog
 
 from inspector import controller as controller_module
 from inspector.controller import SessionController
@@ -73,6 +76,11 @@ def test_the_window_says_it_is_starting_and_holds_its_actions(qtbot, held):
     ctrl.reset()
     for key in ("step", "step_epoch", "run", "reset", "reseed"):
         assert not window.actions[key].isEnabled(), key
+    # A busy note holds the whole window meanwhile; Escape does not take it away.
+    dialog = window.findChild(QProgressDialog, "startingDialog")
+    assert dialog is not None and dialog.isVisible() and dialog.isModal()
+    qtbot.keyClick(dialog, Qt.Key.Key_Escape)
+    assert dialog.isVisible()
     data = window.data_view
     assert data._loading_row.isVisible()
     assert data._progress.format() == "Starting the new run…"
@@ -81,6 +89,7 @@ def test_the_window_says_it_is_starting_and_holds_its_actions(qtbot, held):
     qtbot.waitUntil(lambda: not ctrl.is_starting, timeout=10000)
     assert all(window.actions[key].isEnabled() for key in ("step", "run", "reset"))
     assert not data._loading_row.isVisible()
+    qtbot.waitUntil(lambda: window.findChild(QProgressDialog, "startingDialog") is None)
 
 
 def test_new_data_that_cannot_start_a_run_keeps_the_old_data_and_says_why(
@@ -109,10 +118,48 @@ def test_closing_while_a_run_starts_waits_for_it_without_an_error(qtbot, held):
     errors = []
     ctrl.error_occurred.connect(lambda *args: errors.append(args))
     ctrl.reset()
+    task = ctrl._reset_task  # noqa: SLF001 - its thread must be over when shutdown returns
     threading.Timer(0.2, gate.set).start()
     ctrl.shutdown()  # returns once the run is made and the training process has quit
+    assert task._thread.isFinished()  # noqa: SLF001
+    assert not ctrl._client.alive  # noqa: SLF001
     qtbot.wait(50)
     assert errors == []
+
+
+def test_what_was_asked_while_a_run_starts_applies_to_it_or_is_let_go(qtbot, held, step_and_wait):
+    ctrl, gate = held
+    step_and_wait(ctrl, 3)
+    errors = []
+    ctrl.error_occurred.connect(lambda *args: errors.append(args))
+    ctrl.show_iteration(1)  # a pick of the old run: let go when the new one starts
+    ctrl.reset()
+    assert ctrl.picked_iteration is None
+    ctrl.show_iteration(2)
+    ctrl.set_speed(5.0)  # the training process is busy: it gets the speed afterwards
+    assert ctrl.iterations_per_second == 5.0
+    gate.set()
+    qtbot.waitUntil(lambda: not ctrl.is_starting, timeout=10000)
+    qtbot.wait(100)
+    assert errors == []
+    assert ctrl.server._iterations_per_second == 5.0  # noqa: SLF001
+    assert ctrl.latest_iteration == 0 and ctrl.shown.iteration == 0
+
+
+def test_a_kernel_that_does_not_fit_is_refused_by_the_training_process_as_before(qtbot, held):
+    from model.data import Dataset
+
+    ctrl, gate = held
+    gate.set()
+    tiny = Dataset(np.zeros((2, 3, 4, 4), np.uint8), np.array([0, 1]), ("a", "b"), ("x", "y"))
+    config = ctrl.config.with_changes(padding="valid", kernel_size=5)
+    assert controller_module._map_values(config, tiny) == 0  # so it is not started aside
+    errors = []
+    ctrl.error_occurred.connect(lambda *args: errors.append(args))
+    before = ctrl.dataset_source
+    assert ctrl.start_over(config, tiny, "tiny") is False
+    assert errors and errors[0][0] == "Could not start the run"
+    assert ctrl.dataset_source == before
 
 
 def test_a_compared_run_starting_in_the_background_catches_up_when_it_is_there(
@@ -132,10 +179,18 @@ def test_a_compared_run_starting_in_the_background_catches_up_when_it_is_there(
         leader.reset()
         qtbot.waitUntil(lambda: follower.is_starting, timeout=10000)
         step_and_wait(leader, 2)  # the follower cannot follow while it starts
-        assert follower.latest_iteration == 0 or follower.is_starting
+        assert follower.is_starting
+        leader.reseed()  # again while the follower still starts: it follows once it can
+        qtbot.waitUntil(lambda: not leader.is_starting, timeout=10000)
+        step_and_wait(leader, 2)
         gate.set()
         qtbot.waitUntil(
-            lambda: follower.latest_iteration == 2 and not follower.is_running, timeout=15000
+            lambda: (
+                follower.latest_iteration == 2
+                and not follower.is_running
+                and follower.config.seed == leader.config.seed
+            ),
+            timeout=15000,
         )
     finally:
         gate.set()
