@@ -27,6 +27,7 @@ from functools import cached_property
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, Qt, QTimer, Slot
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QLabel,
     QSizePolicy,
@@ -86,6 +87,9 @@ TEXT_SPACING = 4
 #: Share of the mosaic's size left free around it when fitted.
 PADDING = 0.005
 NO_UPDATE_MESSAGE = "No update yet (iteration 0): press Step (F10)"
+#: ... shorter, for narrow mosaics (eight filters and more); the strip's caption says "no
+#: update yet" beside it anyway.
+NO_UPDATE_SHORTER = ("No update yet: press Step (F10)", "Press Step (F10)")
 HOVER_HINT = "hover a cell for its values · Ctrl+wheel zooms · drag pans · Fit resets"
 READOUT_HINT = HOVER_HINT[0].upper() + HOVER_HINT[1:]
 
@@ -438,6 +442,7 @@ class FiltersView(ScaledRecordView, QWidget):
         message.setZValue(20)
         message.setVisible(False)
         plot.addItem(message)
+        plot.vb.sigResized.connect(lambda _box, name=name: self._fit_message(name))
         bar = plotting.colour_bar(plotting.DIVERGING_COLORMAP, width=BAR_WIDTH)
         root.addItem(caption, row=0, col=0)
         root.addItem(plot, row=0, col=1)
@@ -574,6 +579,19 @@ class FiltersView(ScaledRecordView, QWidget):
                 self._fit_views()
         if self._record is not None:
             self._update_filter_ticks(self._record)
+
+    def _fit_message(self, name: str) -> None:
+        """The longest no-update message that fits its mosaic (the view box clips the rest)."""
+        group = getattr(self, "_groups", {}).get(name)  # not yet while the groups are built
+        if group is None:
+            return
+        message = group.message
+        metrics = QFontMetrics(message.textItem.font())
+        room = group.plot.vb.width() - 16  # the message's border and padding
+        texts = (NO_UPDATE_MESSAGE, *NO_UPDATE_SHORTER)
+        text = next((t for t in texts if metrics.horizontalAdvance(t) <= room), texts[-1])
+        if message.textItem.toPlainText() != text:
+            message.setText(text)
 
     def _equation_shape(self, text: str) -> tuple[int, ...]:
         """Screen lines each of the equation's lines takes, roughly (a change signal)."""

@@ -122,6 +122,20 @@ def test_iteration_0_says_no_update_yet_instead_of_blank_panels(view, controller
     assert "no gradient and no update yet" in view.findChild(object, "filtersEquation").text()
 
 
+@pytest.mark.parametrize("width", [DOCK_1280[0], 420])
+def test_the_no_update_message_fits_its_mosaic_with_many_filters(qtbot, view, controller, width):
+    from inspector.views.filters import NO_UPDATE_MESSAGE, NO_UPDATE_SHORTER
+
+    controller.start_over(controller.config.with_changes(num_filters=8))
+    shown_big(qtbot, view, width=width)
+    qtbot.wait(50)
+    for name in ("gradient", "update"):
+        message = view._groups[name].message  # noqa: SLF001
+        box = view.plot(name).vb.sceneBoundingRect()
+        assert message.textItem.toPlainText() in (NO_UPDATE_MESSAGE, *NO_UPDATE_SHORTER)
+        assert message.sceneBoundingRect().width() <= box.width()
+
+
 def test_after_one_step_weights_are_tens_of_thousands_negative(
     qtbot, view, controller, step_and_wait
 ):
