@@ -78,7 +78,9 @@ def test_the_window_says_it_is_starting_and_holds_its_actions(qtbot, held):
         assert not window.actions[key].isEnabled(), key
     # A busy note holds the whole window meanwhile; Escape does not take it away.
     dialog = window.findChild(QProgressDialog, "startingDialog")
-    assert dialog is not None and dialog.isVisible() and dialog.isModal()
+    assert dialog is not None
+    qtbot.waitUntil(dialog.isVisible)  # after STARTING_NOTE_DELAY_MS
+    assert dialog.isModal()
     qtbot.keyClick(dialog, Qt.Key.Key_Escape)
     assert dialog.isVisible()
     data = window.data_view
