@@ -139,6 +139,7 @@ class SessionController(QObject):
         self._loading_announced = False
         self._deferred_live: dict = {}  # live settings changed while a new run starts
         self._deferred_speed: float | None = None  # ... and the speed
+        self._starting_text = ("", "")  # what the background work does, and how
         self._fetch: _Fetch | None = None  # the picked iteration's record, on its way
         self._announced = False  # ``recomputing`` was emitted for it
         self._closed = False
@@ -203,8 +204,15 @@ class SessionController(QObject):
 
     @property
     def is_starting(self) -> bool:
-        """True while a new run starts in the background (``run_starting``)."""
+        """True while a new run starts, or the run goes back, in the background
+        (``run_starting``)."""
         return self._reset_task is not None
+
+    @property
+    def starting_text(self) -> tuple[str, str]:
+        """What is being done in the background (``is_starting``), and how: ('Starting the new
+        run', 'Computing iteration 0 on every image') or ('Going back to iteration 12', ...)."""
+        return self._starting_text
 
     @property
     def shown(self) -> StepRecord:
@@ -551,10 +559,29 @@ class SessionController(QObject):
         if self.is_starting:
             return
         self._ensure_paused()
+        if _map_values(self._config, self._dataset) > BACKGROUND_RESET_VALUES:
+            # It may replay up to a checkpoint interval of updates: seconds on a large run.
+            self._aside(
+                ("rewind", iteration),
+                lambda state: self._finish_rewind(state, iteration),
+                lambda exc: self._reset_failed(exc, title="Could not go back"),
+                f"Going back to iteration {iteration}",
+                "Replaying the updates from the checkpoint before it",
+            )
+            return
         try:
-            self._adopt(*self._call("rewind", iteration))
+            state = self._call("rewind", iteration)
         except TrainerError:
             return
+        self._finish_rewind(state, iteration)
+
+    def _finish_rewind(self, state, iteration: int) -> None:
+        if self._closed:
+            return
+        self._adopt(*state)
+        deferred, self._deferred_live = self._deferred_live, {}
+        if deferred:
+            self._update_settings(deferred)
         self._pinned = None
         self.history_changed.emit(iteration)
         self._show(self._latest)
@@ -686,29 +713,36 @@ class SessionController(QObject):
                 return False
             self._finish_reset(state, config, dataset)
             return True
+        self._aside(
+            ("reset", config, dataset),
+            lambda state: self._finish_reset(state, config, dataset),
+            lambda exc: self._reset_failed(exc, on_failure),
+            "Starting the new run",
+            "Computing iteration 0 on every image",
+        )
+        return True
+
+    def _aside(self, request: tuple, finish, fail, what: str, detail: str) -> None:
+        """Send ``request`` (name, *args) to the training process from a background thread,
+        for work that takes it long on a large run; ``finish(result)`` or ``fail(exception)``
+        once it has ended. Meanwhile ``is_starting``: training waits, and ``run_starting``
+        lets the window say ``what`` (and ``detail``) is being done."""
         client = self._client
-        # An iteration picked on the history slider belongs to the old run: let it go.
+        # An iteration picked on the history slider belongs to the run being replaced.
         self._pinned = None
         if self._fetch is not None:
             self._fetch.client.interrupt()
-        task = BackgroundTask(
-            lambda _progress, _cancelled: client.call("reset", config, dataset), self
-        )
+        task = BackgroundTask(lambda _progress, _cancelled: client.call(*request), self)
         self._reset_task = task
-        outcome: list = []  # ("done", state) or ("failed", exception), then handled at the end
-        task.done.connect(lambda state: outcome.append(("done", state)))
+        self._starting_text = (what, detail)
+        outcome: list = []  # ("done", result) or ("failed", exception), handled at the end
+        task.done.connect(lambda result: outcome.append(("done", result)))
         task.failed.connect(lambda exc, _details: outcome.append(("failed", exc)))
-        task.ended.connect(
-            lambda: self._on_reset_ended(client, outcome, config, dataset, on_failure)
-        )
+        task.ended.connect(lambda: self._on_aside_ended(client, outcome, finish, fail))
         self._announce_loading()
         self.run_starting.emit(True)
-        filters = run_config.num_filters
-        self.status_message.emit(
-            f"Starting a new run: {len(run_data)} images, {filters} filter(s)…"
-        )
+        self.status_message.emit(f"{what}…")
         task.start()
-        return True
 
     def _finish_reset(self, state, config: TrainingConfig | None, dataset: Dataset | None):
         if self._closed:
@@ -724,17 +758,19 @@ class SessionController(QObject):
             self._update_settings(deferred)
         self._announce_reset(dataset_changed=dataset is not None)
 
-    def _reset_failed(self, exc: Exception, on_failure) -> None:
+    def _reset_failed(
+        self, exc: Exception, on_failure=None, title: str = "Could not start the run"
+    ) -> None:
         if self._closed:
             return
         details = getattr(exc, "details", "")
-        self.error_occurred.emit("Could not start the run", str(exc), details)
+        self.error_occurred.emit(title, str(exc), details)
         if on_failure is not None:
             on_failure()
         if isinstance(exc, TrainerError) and not self._client.alive:
             self._restart()
 
-    def _on_reset_ended(self, client, outcome: list, config, dataset, on_failure) -> None:
+    def _on_aside_ended(self, client, outcome: list, finish, fail) -> None:
         task, self._reset_task = self._reset_task, None
         if task is not None:
             task.deleteLater()
@@ -746,12 +782,9 @@ class SessionController(QObject):
         self._announce_loading()
         if client is self._client:  # else the process died meanwhile and was replaced
             for kind, result in outcome:
-                if kind == "done":
-                    self._finish_reset(result, config, dataset)
-                else:
-                    self._reset_failed(result, on_failure)
+                (finish if kind == "done" else fail)(result)
         deferred, self._deferred_live = self._deferred_live, {}
-        if deferred:  # the run could not start: they apply to the one there is
+        if deferred:  # it failed: they apply to the run there is
             self._update_settings(deferred)
         speed, self._deferred_speed = self._deferred_speed, None
         if speed is not None:

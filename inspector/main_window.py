@@ -591,7 +591,7 @@ class MainWindow(QMainWindow):
         """A large new run is being made in the background: the window keeps painting, and a
         busy note holds its controls meanwhile (they would act on the run being replaced)."""
         if starting and self._starting is None:
-            self._starting = _StartingDialog(self)
+            self._starting = _StartingDialog(*self.controller.starting_text, self)
             # Most starts are over sooner (a tenth of a second for 16 images with 16 filters):
             # no note flashes up for those.
             QTimer.singleShot(STARTING_NOTE_DELAY_MS, self._show_starting)
@@ -738,15 +738,13 @@ class MainWindow(QMainWindow):
 
 
 class _StartingDialog(QProgressDialog):
-    """'Starting the new run…': busy, modal, and not to be dismissed (there is nothing to
-    cancel: the training process is computing iteration 0 and the window waits for it)."""
+    """'Starting the new run…' (or going back): busy, modal, and not to be dismissed (there
+    is nothing to cancel: the training process is at it and the window waits for it)."""
 
-    def __init__(self, parent: QWidget) -> None:
-        super().__init__(
-            "Starting the new run: computing iteration 0 on every image…", "", 0, 0, parent
-        )
+    def __init__(self, what: str, detail: str, parent: QWidget) -> None:
+        super().__init__(f"{what}: {detail[:1].lower()}{detail[1:]}…", "", 0, 0, parent)
         self.setObjectName("startingDialog")
-        self.setWindowTitle("Starting the new run")
+        self.setWindowTitle(what)
         self.setCancelButton(None)
         self.setWindowModality(Qt.WindowModality.ApplicationModal)
         self.setMinimumDuration(0)

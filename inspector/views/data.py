@@ -627,8 +627,9 @@ class DataView(QWidget):
             return
         self._loading_row.setVisible(True)
         self._progress.setRange(0, 0)
-        self._progress.setFormat("Starting the new run…")
-        self._progress_detail.setText("Computing iteration 0 on every image")
+        what, detail = self._controller.starting_text
+        self._progress.setFormat(f"{what}…")
+        self._progress_detail.setText(detail)
         self._cancel_button.setEnabled(False)
 
     @Slot(int, int)

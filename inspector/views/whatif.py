@@ -458,7 +458,7 @@ class WhatIfView(QWidget):
                 )
             )
         elif c.is_starting:
-            notes.append("Starting the new run: the table is computed once it is there.")
+            notes.append(f"{c.starting_text[0]}: the table is computed once that is done.")
         elif c.is_loading:
             notes.append("Loading images: the table is computed once they are in.")
         elif self._task is not None:

@@ -20,7 +20,7 @@ from model.presets import preset_config
 
 @pytest.fixture
 def held(qtbot, question_dataset, monkeypatch):
-    """A controller whose training process waits at ``gate`` before each reset."""
+    """A controller whose training process waits at ``gate`` before each reset and rewind."""
     monkeypatch.setattr(controller_module, "BACKGROUND_RESET_VALUES", 0)
     ctrl = SessionController(question_dataset, preset_config("recommended"), backend="thread")
     session = ctrl.server.session
@@ -32,6 +32,13 @@ def held(qtbot, question_dataset, monkeypatch):
         return real_reset(*args, **kwargs)
 
     monkeypatch.setattr(session, "reset", reset)
+    real_rewind = session.rewind
+
+    def rewind(*args, **kwargs):
+        assert gate.wait(30), "the test never opened the gate"
+        return real_rewind(*args, **kwargs)
+
+    monkeypatch.setattr(session, "rewind", rewind)
     yield ctrl, gate
     gate.set()
     ctrl.shutdown()
@@ -199,3 +206,32 @@ def test_a_compared_run_starting_in_the_background_catches_up_when_it_is_there(
         link.disconnect_all()
         leader.shutdown()
         follower.shutdown()
+
+
+def test_going_back_on_a_large_run_is_done_aside_too(qtbot, held, step_and_wait):
+    ctrl, gate = held
+    gate.set()
+    step_and_wait(ctrl, 3)
+    gate.clear()
+    window = MainWindow(ctrl)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    went_back = []
+    ctrl.history_changed.connect(went_back.append)
+
+    ctrl.rewind_to(1)  # as "Continue from here" or a fix that rewinds would
+    assert ctrl.is_starting and ctrl.starting_text[0] == "Going back to iteration 1"
+    assert window.data_view._progress.format() == "Going back to iteration 1…"
+    qtbot.waitUntil(lambda: window.findChild(QProgressDialog, "startingDialog").isVisible())
+    assert window.findChild(QProgressDialog, "startingDialog").windowTitle() == (
+        "Going back to iteration 1"
+    )
+    ctrl.update_live(learning_rate=0.004)  # the fix's new learning rate, meanwhile
+    assert ctrl.latest_iteration == 3
+
+    gate.set()
+    qtbot.waitUntil(lambda: not ctrl.is_starting, timeout=10000)
+    assert went_back == [1] and ctrl.latest_iteration == 1 and ctrl.shown.iteration == 1
+    assert ctrl.server.session.config.learning_rate == 0.004
+    assert step_and_wait(ctrl).settings.learning_rate == 0.004
