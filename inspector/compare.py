@@ -82,21 +82,26 @@ class ComparisonLink(QObject):
 
     @Slot(bool)
     def _on_follower_starting(self, starting: bool) -> None:
-        if not starting and self._reset_again:
-            # Once the controller has taken the run that just started (it announces the
-            # end of the start first).
-            QTimer.singleShot(0, self._reset_follower_again)
+        # The follower ignores what it is asked while it starts or goes back in the
+        # background; once the controller has taken the result (it announces the end of the
+        # start first), it follows the leader as the leader is then.
+        if not starting:
+            QTimer.singleShot(0, self, self._after_follower_start)
 
-    def _reset_follower_again(self) -> None:
-        if self._reset_again and not self.follower.is_starting:
+    def _after_follower_start(self) -> None:
+        if self.follower.is_starting:
+            return
+        if self._reset_again:
             self._reset_again = False
             self._follow_reset(None)
+        else:
+            self._follow_progress(self.leader.latest_iteration)
 
     @Slot(object)
     def _on_follower_reset(self, _record: StepRecord) -> None:
         # A large run starts in the background (SessionController._reset): the leader may
         # have stepped meanwhile, which the follower could not follow then.
-        if self._following_reset:
+        if self._following_reset and not self._reset_again:
             self._following_reset = False
             self._follow_progress(self.leader.latest_iteration)
 

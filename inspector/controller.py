@@ -21,8 +21,9 @@ signals. Signals are named for what happened:
   ``dataset_changed(dataset)``, ``paused_by_finding(finding)``,
   ``error_occurred(title, message, details)``, ``status_message(text)``,
   ``loading_changed(bool)``, ``load_progress(done, total)``.
-- ``run_starting(bool)``: a new run is being started in the background (a large one, see
-  ``BACKGROUND_RESET_VALUES``); ``is_loading`` is True meanwhile, so training waits for it.
+- ``run_starting(bool)``: a large run is being started, or taken back to an earlier
+  iteration, in the background (``BACKGROUND_RESET_VALUES``, ``starting_text``);
+  ``is_loading`` is True meanwhile, so training waits for it.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ class SessionController(QObject):
         self._pinned: int | None = None
         self._running = False
         self._load_task: BackgroundTask | None = None
-        self._reset_task: BackgroundTask | None = None  # a large new run, starting
+        self._reset_task: BackgroundTask | None = None  # a large run starting or going back
         self._loading_announced = False
         self._deferred_live: dict = {}  # live settings changed while a new run starts
         self._deferred_speed: float | None = None  # ... and the speed
@@ -199,7 +200,8 @@ class SessionController(QObject):
 
     @property
     def is_loading(self) -> bool:
-        """True while images load or a new run starts in the background: no training then."""
+        """True while images load, or a run starts or goes back in the background: no
+        training then."""
         return self._load_task is not None or self._reset_task is not None
 
     @property
@@ -556,7 +558,7 @@ class SessionController(QObject):
 
     def rewind_to(self, iteration: int) -> None:
         """Return the run to ``iteration``; later iterations are dropped."""
-        if self.is_starting:
+        if self._busy():
             return
         self._ensure_paused()
         if _map_values(self._config, self._dataset) > BACKGROUND_RESET_VALUES:
@@ -579,9 +581,7 @@ class SessionController(QObject):
         if self._closed:
             return
         self._adopt(*state)
-        deferred, self._deferred_live = self._deferred_live, {}
-        if deferred:
-            self._update_settings(deferred)
+        self._apply_deferred()
         self._pinned = None
         self.history_changed.emit(iteration)
         self._show(self._latest)
@@ -590,6 +590,14 @@ class SessionController(QObject):
     def _show(self, record: StepRecord) -> None:
         self._shown = record
         self.record_shown.emit(record)
+
+    def _busy(self) -> bool:
+        """True (and says so) while the training process makes a run aside: a request that
+        would start, replace or go back from that run has to wait until it is there."""
+        if self.is_starting:
+            what = self._starting_text[0]
+            self.status_message.emit(f"{what} is still under way; try again in a moment")
+        return self.is_starting
 
     # -- settings -----------------------------------------------------------------------------
 
@@ -606,6 +614,8 @@ class SessionController(QObject):
         }
         if changes:
             self._update_settings(changes)
+        if self._config.needs_reset(config) and self._busy():
+            return  # the run being made would clear a pending config anyway
         self._set_pending(config if self._config.needs_reset(config) else None)
 
     def _update_settings(self, changes: dict) -> None:
@@ -632,6 +642,8 @@ class SessionController(QObject):
     def apply_preset(self, name: str) -> None:
         """Choose a preset's settings; all of them, the learning rate included, wait for Reset
         (the running iterations keep the settings they were started with)."""
+        if self._busy():
+            return
         config = PRESETS[name].config
         self._set_pending(config if config != self._config else None)
 
@@ -643,6 +655,8 @@ class SessionController(QObject):
     def apply_fix(self, fix: Fix) -> None:
         """Carry out a suggested fix: rewind if it says so, then change settings (resetting the
         run when a setting needs new weights)."""
+        if self._busy():
+            return
         self._ensure_paused()
         try:
             config = self._config.with_changes(**fix.changes)
@@ -651,8 +665,8 @@ class SessionController(QObject):
             return
         if fix.needs_reset:
             self._pending = config
-            self.reset()
-            self.status_message.emit(f"Applied: {fix.label}")
+            if self._reset(config=config):
+                self.status_message.emit(f"Applied: {fix.label}")
             return
         if fix.rewind_to is not None and fix.rewind_to <= self.latest_iteration:
             self.rewind_to(fix.rewind_to)
@@ -672,20 +686,25 @@ class SessionController(QObject):
         self._ensure_paused()
         seed = int(np.random.SeedSequence().entropy % (2**32))
         config = (self._pending or self._config).with_changes(seed=seed)
-        self._reset(config=config)
-        self.status_message.emit(f"New seed: {seed}")
+        if self._reset(config=config):
+            self.status_message.emit(f"New seed: {seed}")
 
     def start_over(self, config: TrainingConfig, dataset: Dataset | None = None, source=None):
         """A new run with ``config`` (and ``dataset`` from ``source``, when given)."""
         self._ensure_paused()
-        previous_source = self._dataset_source
+        restore_source = self._source_restorer()
         if dataset is not None and source is not None:
             self._dataset_source = source
-
-        def restore_source() -> None:
-            self._dataset_source = previous_source
-
         return self._reset(config=config, dataset=dataset, on_failure=restore_source)
+
+    def _source_restorer(self):
+        """A function that puts the data source back as it is now (when new data fails)."""
+        previous = self._dataset_source
+
+        def restore() -> None:
+            self._dataset_source = previous
+
+        return restore
 
     def _reset(
         self,
@@ -698,8 +717,7 @@ class SessionController(QObject):
 
         A large run starts in the background (``BACKGROUND_RESET_VALUES``): True means it is
         on its way, and the views change when it is there (``session_reset``)."""
-        if self._reset_task is not None:
-            self.status_message.emit("A new run is still starting; try again in a moment")
+        if self._busy():
             if on_failure is not None:
                 on_failure()
             return False
@@ -752,10 +770,7 @@ class SessionController(QObject):
         if dataset is not None:
             self._dataset = dataset
         self._adopt(*state)
-        # Settings changed while the run started reach it before anything can step it.
-        deferred, self._deferred_live = self._deferred_live, {}
-        if deferred:
-            self._update_settings(deferred)
+        self._apply_deferred()
         self._announce_reset(dataset_changed=dataset is not None)
 
     def _reset_failed(
@@ -783,8 +798,16 @@ class SessionController(QObject):
         if client is self._client:  # else the process died meanwhile and was replaced
             for kind, result in outcome:
                 (finish if kind == "done" else fail)(result)
+        if not any(kind == "done" for kind, _ in outcome):
+            # Failed: what was asked meanwhile applies to the run there is, shown as it is.
+            self._apply_deferred()
+            self.follow_latest()
+
+    def _apply_deferred(self) -> None:
+        """Send the live settings and speed changed during work done aside (before the run
+        it made is announced, so that nothing steps it with the old ones)."""
         deferred, self._deferred_live = self._deferred_live, {}
-        if deferred:  # it failed: they apply to the run there is
+        if deferred:
             self._update_settings(deferred)
         speed, self._deferred_speed = self._deferred_speed, None
         if speed is not None:
@@ -813,11 +836,8 @@ class SessionController(QObject):
         """Use ``dataset`` (a new run starts, with any pending settings)."""
         self._ensure_paused()
         config = self._pending or self._config
-        previous_source, self._dataset_source = self._dataset_source, source
-
-        def restore_source() -> None:
-            self._dataset_source = previous_source
-
+        restore_source = self._source_restorer()
+        self._dataset_source = source
         return self._reset(config=config, dataset=dataset, on_failure=restore_source)
 
     @Slot(str)
@@ -886,8 +906,7 @@ class SessionController(QObject):
         if self._load_task is not None:
             self.status_message.emit("Already loading; cancel that first")
             return
-        if self.is_starting:
-            self.status_message.emit("A new run is still starting; try again in a moment")
+        if self._busy():
             return
         task = BackgroundTask(job, self)
         self._load_task = task
@@ -931,7 +950,11 @@ class SessionController(QObject):
         if self._load_task is not None:
             self._load_task.cancel()
             self._load_task.wait()
-        self._client.close()  # interrupts a record being recomputed; waits for a new run
+        if self._reset_task is not None:
+            # Leaving while a run is made aside: it is not wanted any more, and a training
+            # process that hangs must not hold the window for the call's whole time-out.
+            self._client.terminate()
+        self._client.close()  # interrupts a record being recomputed
         if self._reset_task is not None:
             self._reset_task.wait()
         if self._fetch is not None:

@@ -15,12 +15,14 @@ from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
+    QDialog,
     QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
-    QProgressDialog,
+    QProgressBar,
+    QPushButton,
     QStyle,
     QVBoxLayout,
     QWidget,
@@ -594,14 +596,14 @@ class MainWindow(QMainWindow):
             self._starting = _StartingDialog(*self.controller.starting_text, self)
             # Most starts are over sooner (a tenth of a second for 16 images with 16 filters):
             # no note flashes up for those.
-            QTimer.singleShot(STARTING_NOTE_DELAY_MS, self._show_starting)
+            QTimer.singleShot(STARTING_NOTE_DELAY_MS, self._starting, self._show_starting)
         elif not starting and self._starting is not None:
             self._starting.hide()
             self._starting.deleteLater()
             self._starting = None
 
     def _show_starting(self) -> None:
-        if self._starting is not None:
+        if self._starting is not None and self.controller.is_starting:
             self._starting.show()
 
     @Slot(object)
@@ -727,6 +729,10 @@ class MainWindow(QMainWindow):
     # -- closing -----------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        if self._starting is not None:
+            self._starting.hide()
+            self._starting.deleteLater()
+            self._starting = None
         self._save_settings()
         for key in ("outcome", "compare", "whatif"):
             view = self.created_view(key)
@@ -737,19 +743,29 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
-class _StartingDialog(QProgressDialog):
-    """'Starting the new run…' (or going back): busy, modal, and not to be dismissed (there
-    is nothing to cancel: the training process is at it and the window waits for it)."""
+class _StartingDialog(QDialog):
+    """'Starting the new run…' (or going back): busy and modal. Escape does not dismiss it:
+    there is nothing to cancel, the training process is at it and the window waits for it;
+    Quit closes the window, abandoning it."""
 
-    def __init__(self, what: str, detail: str, parent: QWidget) -> None:
-        super().__init__(f"{what}: {detail[:1].lower()}{detail[1:]}…", "", 0, 0, parent)
+    def __init__(self, what: str, detail: str, parent: QMainWindow) -> None:
+        super().__init__(parent)
         self.setObjectName("startingDialog")
         self.setWindowTitle(what)
-        self.setCancelButton(None)
         self.setWindowModality(Qt.WindowModality.ApplicationModal)
-        self.setMinimumDuration(0)
-        self.setAutoClose(False)
-        self.setAutoReset(False)
+        layout = QVBoxLayout(self)
+        label = QLabel(f"{what}: {detail[:1].lower()}{detail[1:]}…")
+        label.setObjectName("startingText")
+        busy = QProgressBar()
+        busy.setRange(0, 0)
+        busy.setTextVisible(False)
+        quit_button = QPushButton("Quit Training Inspector")
+        quit_button.setObjectName("startingQuit")
+        quit_button.setAutoDefault(False)
+        quit_button.clicked.connect(parent.close)
+        layout.addWidget(label)
+        layout.addWidget(busy)
+        layout.addWidget(quit_button, 0, Qt.AlignmentFlag.AlignRight)
 
     def reject(self) -> None:  # Escape: the run is on its way either way
         pass

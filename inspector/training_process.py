@@ -781,6 +781,12 @@ class TrainerClient:
             self._blocks[name] = block
         return self._blocks[name]
 
+    def terminate(self) -> None:
+        """End the training process at once, without waiting for a call in progress (which
+        then fails): for leaving while it is busy. A thread server cannot be ended so."""
+        if self.backend == "process" and self._process.is_alive():
+            self._process.terminate()
+
     def close(self, timeout: float = 5.0) -> None:
         """Ask the server to quit and wait for it (terminating a process that does not)."""
         if self.alive:

@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QProgressDialog
+from PySide6.QtWidgets import QDialog, QLabel, QPushButton
 
 from inspector import controller as controller_module
 from inspector.controller import SessionController
@@ -47,10 +47,13 @@ def held(qtbot, question_dataset, monkeypatch):
 def test_a_large_reset_leaves_the_window_free_and_training_waits(qtbot, held, step_and_wait):
     ctrl, gate = held
     step_and_wait(ctrl, 2)
-    loading, starting, resets = [], [], []
+    loading, starting, resets, rates = [], [], [], []
     ctrl.loading_changed.connect(loading.append)
     ctrl.run_starting.connect(starting.append)
     ctrl.session_reset.connect(resets.append)
+    # What the training process has when the new run is announced (a compared run steps it
+    # at once).
+    ctrl.session_reset.connect(lambda _r: rates.append(ctrl.server.session.config.learning_rate))
 
     ctrl.reset()  # returns while the training process is still held at the gate
     assert ctrl.is_starting and ctrl.is_loading
@@ -69,8 +72,7 @@ def test_a_large_reset_leaves_the_window_free_and_training_waits(qtbot, held, st
     assert (loading, starting) == ([True, False], [True, False])
     assert len(resets) == 1 and resets[0].iteration == 0
     assert ctrl.latest_iteration == 0
-    assert ctrl.config.learning_rate == 0.003
-    assert ctrl.server.session.config.learning_rate == 0.003
+    assert ctrl.config.learning_rate == 0.003 and rates == [0.003]
     assert step_and_wait(ctrl).settings.learning_rate == 0.003
 
 
@@ -83,11 +85,21 @@ def test_the_window_says_it_is_starting_and_holds_its_actions(qtbot, held):
     ctrl.reset()
     for key in ("step", "step_epoch", "run", "reset", "reseed"):
         assert not window.actions[key].isEnabled(), key
-    # A busy note holds the whole window meanwhile; Escape does not take it away.
-    dialog = window.findChild(QProgressDialog, "startingDialog")
-    assert dialog is not None
-    qtbot.waitUntil(dialog.isVisible)  # after STARTING_NOTE_DELAY_MS
+    # A busy note holds the whole window meanwhile, from 0.2 s on; Escape does not take it
+    # away; what was asked before it showed and would act on the old run is refused.
+    dialog = window.findChild(QDialog, "startingDialog")
+    assert dialog is not None and not dialog.isVisible()
+    messages = []
+    ctrl.status_message.connect(messages.append)
+    ctrl.reseed()
+    ctrl.apply_preset("seed")
+    assert messages == ["Starting the new run is still under way; try again in a moment"] * 2
+    assert ctrl.pending_config is None
+    qtbot.waitUntil(dialog.isVisible, timeout=1000)
     assert dialog.isModal()
+    assert dialog.findChild(QLabel, "startingText").text() == (
+        "Starting the new run: computing iteration 0 on every image…"
+    )
     qtbot.keyClick(dialog, Qt.Key.Key_Escape)
     assert dialog.isVisible()
     data = window.data_view
@@ -98,7 +110,7 @@ def test_the_window_says_it_is_starting_and_holds_its_actions(qtbot, held):
     qtbot.waitUntil(lambda: not ctrl.is_starting, timeout=10000)
     assert all(window.actions[key].isEnabled() for key in ("step", "run", "reset"))
     assert not data._loading_row.isVisible()
-    qtbot.waitUntil(lambda: window.findChild(QProgressDialog, "startingDialog") is None)
+    qtbot.waitUntil(lambda: window.findChild(QDialog, "startingDialog") is None)
 
 
 def test_new_data_that_cannot_start_a_run_keeps_the_old_data_and_says_why(
@@ -223,10 +235,9 @@ def test_going_back_on_a_large_run_is_done_aside_too(qtbot, held, step_and_wait)
     ctrl.rewind_to(1)  # as "Continue from here" or a fix that rewinds would
     assert ctrl.is_starting and ctrl.starting_text[0] == "Going back to iteration 1"
     assert window.data_view._progress.format() == "Going back to iteration 1…"
-    qtbot.waitUntil(lambda: window.findChild(QProgressDialog, "startingDialog").isVisible())
-    assert window.findChild(QProgressDialog, "startingDialog").windowTitle() == (
-        "Going back to iteration 1"
-    )
+    note = window.findChild(QDialog, "startingDialog")
+    qtbot.waitUntil(note.isVisible, timeout=1000)
+    assert note.windowTitle() == "Going back to iteration 1"
     ctrl.update_live(learning_rate=0.004)  # the fix's new learning rate, meanwhile
     assert ctrl.latest_iteration == 3
 
@@ -235,3 +246,19 @@ def test_going_back_on_a_large_run_is_done_aside_too(qtbot, held, step_and_wait)
     assert went_back == [1] and ctrl.latest_iteration == 1 and ctrl.shown.iteration == 1
     assert ctrl.server.session.config.learning_rate == 0.004
     assert step_and_wait(ctrl).settings.learning_rate == 0.004
+
+
+def test_quit_on_the_note_closes_the_window_while_a_run_starts(qtbot, held):
+    ctrl, gate = held
+    window = MainWindow(ctrl)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    ctrl.reset()
+    note = window.findChild(QDialog, "startingDialog")
+    qtbot.waitUntil(note.isVisible, timeout=1000)
+    # A thread server cannot be ended at once (a training process is): let it finish.
+    threading.Timer(0.2, gate.set).start()
+    qtbot.mouseClick(note.findChild(QPushButton, "startingQuit"), Qt.MouseButton.LeftButton)
+    assert not window.isVisible()
+    assert window.findChild(QDialog, "startingDialog") is None or not note.isVisible()
