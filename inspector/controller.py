@@ -136,7 +136,7 @@ class SessionController(QObject):
         self._pinned: int | None = None
         self._running = False
         self._load_task: BackgroundTask | None = None
-        self._reset_task: BackgroundTask | None = None  # a large run starting or going back
+        self._aside_task: BackgroundTask | None = None  # a large run starting or going back
         self._loading_announced = False
         self._deferred_live: dict = {}  # live settings changed while a new run starts
         self._deferred_speed: float | None = None  # ... and the speed
@@ -202,13 +202,13 @@ class SessionController(QObject):
     def is_loading(self) -> bool:
         """True while images load, or a run starts or goes back in the background: no
         training then."""
-        return self._load_task is not None or self._reset_task is not None
+        return self._load_task is not None or self._aside_task is not None
 
     @property
     def is_starting(self) -> bool:
         """True while a new run starts, or the run goes back, in the background
         (``run_starting``)."""
-        return self._reset_task is not None
+        return self._aside_task is not None
 
     @property
     def starting_text(self) -> tuple[str, str]:
@@ -561,21 +561,15 @@ class SessionController(QObject):
         if self._busy():
             return
         self._ensure_paused()
-        if _map_values(self._config, self._dataset) > BACKGROUND_RESET_VALUES:
-            # It may replay up to a checkpoint interval of updates: seconds on a large run.
-            self._aside(
-                ("rewind", iteration),
-                lambda state: self._finish_rewind(state, iteration),
-                lambda exc: self._reset_failed(exc, title="Could not go back"),
-                f"Going back to iteration {iteration}",
-                "Replaying the updates from the checkpoint before it",
-            )
-            return
-        try:
-            state = self._call("rewind", iteration)
-        except TrainerError:
-            return
-        self._finish_rewind(state, iteration)
+        # It may replay up to a checkpoint interval of updates: seconds on a large run.
+        self._change_run(
+            ("rewind", iteration),
+            lambda state: self._finish_rewind(state, iteration),
+            lambda exc: self._change_failed(exc, title="The training process failed"),
+            _map_values(self._config, self._dataset),
+            f"Going back to iteration {iteration}",
+            "Replaying the updates from the checkpoint before it",
+        )
 
     def _finish_rewind(self, state, iteration: int) -> None:
         if self._closed:
@@ -721,37 +715,40 @@ class SessionController(QObject):
             if on_failure is not None:
                 on_failure()
             return False
-        run_config = config or self._config
-        run_data = dataset or self._dataset
-        if _map_values(run_config, run_data) <= BACKGROUND_RESET_VALUES:
-            try:
-                state = self._client.call("reset", config, dataset)
-            except TrainerError as exc:
-                self._reset_failed(exc, on_failure)
-                return False
-            self._finish_reset(state, config, dataset)
-            return True
-        self._aside(
+        return self._change_run(
             ("reset", config, dataset),
             lambda state: self._finish_reset(state, config, dataset),
-            lambda exc: self._reset_failed(exc, on_failure),
+            lambda exc: self._change_failed(exc, on_failure),
+            _map_values(config or self._config, dataset or self._dataset),
             "Starting the new run",
             "Computing iteration 0 on every image",
         )
-        return True
 
-    def _aside(self, request: tuple, finish, fail, what: str, detail: str) -> None:
-        """Send ``request`` (name, *args) to the training process from a background thread,
-        for work that takes it long on a large run; ``finish(result)`` or ``fail(exception)``
-        once it has ended. Meanwhile ``is_starting``: training waits, and ``run_starting``
-        lets the window say ``what`` (and ``detail``) is being done."""
+    def _change_run(
+        self, request: tuple, finish, fail, values: int, what: str, detail: str
+    ) -> bool:
+        """Send ``request`` (name, *args) that starts the run anew or takes it back, then
+        ``finish(result)`` or ``fail(exception)``; False when it failed at once.
+
+        For a run whose maps hold at most ``BACKGROUND_RESET_VALUES`` ``values`` it is done at
+        once. A larger one is done from a background thread, the training process taking long:
+        meanwhile ``is_starting`` (training waits), and ``run_starting`` lets the window say
+        ``what`` (and ``detail``) is being done."""
+        if values <= BACKGROUND_RESET_VALUES:
+            try:
+                result = self._client.call(*request)
+            except TrainerError as exc:
+                fail(exc)
+                return False
+            finish(result)
+            return True
         client = self._client
         # An iteration picked on the history slider belongs to the run being replaced.
         self._pinned = None
         if self._fetch is not None:
             self._fetch.client.interrupt()
         task = BackgroundTask(lambda _progress, _cancelled: client.call(*request), self)
-        self._reset_task = task
+        self._aside_task = task
         self._starting_text = (what, detail)
         outcome: list = []  # ("done", result) or ("failed", exception), handled at the end
         task.done.connect(lambda result: outcome.append(("done", result)))
@@ -761,6 +758,7 @@ class SessionController(QObject):
         self.run_starting.emit(True)
         self.status_message.emit(f"{what}…")
         task.start()
+        return True
 
     def _finish_reset(self, state, config: TrainingConfig | None, dataset: Dataset | None):
         if self._closed:
@@ -773,7 +771,7 @@ class SessionController(QObject):
         self._apply_deferred()
         self._announce_reset(dataset_changed=dataset is not None)
 
-    def _reset_failed(
+    def _change_failed(
         self, exc: Exception, on_failure=None, title: str = "Could not start the run"
     ) -> None:
         if self._closed:
@@ -786,7 +784,7 @@ class SessionController(QObject):
             self._restart()
 
     def _on_aside_ended(self, client, outcome: list, finish, fail) -> None:
-        task, self._reset_task = self._reset_task, None
+        task, self._aside_task = self._aside_task, None
         if task is not None:
             task.deleteLater()
         if self._closed:
@@ -950,13 +948,13 @@ class SessionController(QObject):
         if self._load_task is not None:
             self._load_task.cancel()
             self._load_task.wait()
-        if self._reset_task is not None:
+        if self._aside_task is not None:
             # Leaving while a run is made aside: it is not wanted any more, and a training
             # process that hangs must not hold the window for the call's whole time-out.
             self._client.terminate()
         self._client.close()  # interrupts a record being recomputed
-        if self._reset_task is not None:
-            self._reset_task.wait()
+        if self._aside_task is not None:
+            self._aside_task.wait()
         if self._fetch is not None:
             self._fetch.task.wait()
 

@@ -18,27 +18,34 @@ from inspector.main_window import MainWindow
 from model.presets import preset_config
 
 
+def _hold(session, monkeypatch) -> threading.Event:
+    """Make ``session``'s resets and rewinds wait until the returned gate is opened."""
+    gate = threading.Event()
+    for name in ("reset", "rewind"):
+        method = getattr(session, name)
+
+        def waiting(*args, _method=method, **kwargs):
+            assert gate.wait(30), "the test never opened the gate"
+            return _method(*args, **kwargs)
+
+        monkeypatch.setattr(session, name, waiting)
+    return gate
+
+
+def _shown_window(qtbot, ctrl) -> MainWindow:
+    window = MainWindow(ctrl)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
 @pytest.fixture
 def held(qtbot, question_dataset, monkeypatch):
     """A controller whose training process waits at ``gate`` before each reset and rewind."""
     monkeypatch.setattr(controller_module, "BACKGROUND_RESET_VALUES", 0)
     ctrl = SessionController(question_dataset, preset_config("recommended"), backend="thread")
-    session = ctrl.server.session
-    real_reset = session.reset
-    gate = threading.Event()
-
-    def reset(*args, **kwargs):
-        assert gate.wait(30), "the test never opened the gate"
-        return real_reset(*args, **kwargs)
-
-    monkeypatch.setattr(session, "reset", reset)
-    real_rewind = session.rewind
-
-    def rewind(*args, **kwargs):
-        assert gate.wait(30), "the test never opened the gate"
-        return real_rewind(*args, **kwargs)
-
-    monkeypatch.setattr(session, "rewind", rewind)
+    gate = _hold(ctrl.server.session, monkeypatch)
     yield ctrl, gate
     gate.set()
     ctrl.shutdown()
@@ -78,10 +85,7 @@ def test_a_large_reset_leaves_the_window_free_and_training_waits(qtbot, held, st
 
 def test_the_window_says_it_is_starting_and_holds_its_actions(qtbot, held):
     ctrl, gate = held
-    window = MainWindow(ctrl)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
+    window = _shown_window(qtbot, ctrl)
     ctrl.reset()
     for key in ("step", "step_epoch", "run", "reset", "reseed"):
         assert not window.actions[key].isEnabled(), key
@@ -139,7 +143,7 @@ def test_closing_while_a_run_starts_waits_for_it_without_an_error(qtbot, held):
     errors = []
     ctrl.error_occurred.connect(lambda *args: errors.append(args))
     ctrl.reset()
-    task = ctrl._reset_task  # noqa: SLF001 - its thread must be over when shutdown returns
+    task = ctrl._aside_task  # noqa: SLF001 - its thread must be over when shutdown returns
     threading.Timer(0.2, gate.set).start()
     ctrl.shutdown()  # returns once the run is made and the training process has quit
     assert task._thread.isFinished()  # noqa: SLF001
@@ -191,10 +195,7 @@ def test_a_compared_run_starting_in_the_background_catches_up_when_it_is_there(
     monkeypatch.setattr(controller_module, "BACKGROUND_RESET_VALUES", 0)
     leader = SessionController(question_dataset, preset_config("recommended"), backend="thread")
     follower = SessionController(question_dataset, preset_config("seed"), backend="thread")
-    session = follower.server.session
-    real_reset = session.reset
-    gate = threading.Event()
-    monkeypatch.setattr(session, "reset", lambda *a, **k: gate.wait(30) and real_reset(*a, **k))
+    gate = _hold(follower.server.session, monkeypatch)
     link = ComparisonLink(leader, follower)
     try:
         leader.reset()
@@ -225,10 +226,7 @@ def test_going_back_on_a_large_run_is_done_aside_too(qtbot, held, step_and_wait)
     gate.set()
     step_and_wait(ctrl, 3)
     gate.clear()
-    window = MainWindow(ctrl)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
+    window = _shown_window(qtbot, ctrl)
     went_back = []
     ctrl.history_changed.connect(went_back.append)
 
@@ -250,10 +248,7 @@ def test_going_back_on_a_large_run_is_done_aside_too(qtbot, held, step_and_wait)
 
 def test_quit_on_the_note_closes_the_window_while_a_run_starts(qtbot, held):
     ctrl, gate = held
-    window = MainWindow(ctrl)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
+    window = _shown_window(qtbot, ctrl)
     ctrl.reset()
     note = window.findChild(QDialog, "startingDialog")
     qtbot.waitUntil(note.isVisible, timeout=1000)
