@@ -35,9 +35,7 @@ class ComparisonLink(QObject):
         leader.record_shown.connect(self._follow_view)
         leader.iteration_picked.connect(self._follow_pick)
         follower.running_changed.connect(self._on_follower_running)
-        follower.session_reset.connect(self._on_follower_reset)
         follower.run_starting.connect(self._on_follower_starting)
-        self._following_reset = False
         self._reset_again = False  # the leader reset while the follower's run was starting
 
     def disconnect_all(self) -> None:
@@ -47,7 +45,6 @@ class ComparisonLink(QObject):
         leader.record_shown.disconnect(self._follow_view)
         leader.iteration_picked.disconnect(self._follow_pick)
         follower.running_changed.disconnect(self._on_follower_running)
-        follower.session_reset.disconnect(self._on_follower_reset)
         follower.run_starting.disconnect(self._on_follower_starting)
 
     @Slot(int)
@@ -72,13 +69,10 @@ class ComparisonLink(QObject):
             self._reset_again = True  # once that start has ended, with the leader's latest
             return
         config = follower_config(leader.config, follower.config)
-        self._following_reset = True
         if leader.dataset is follower.dataset:
-            started = follower.start_over(config)
+            follower.start_over(config)
         else:
-            started = follower.start_over(config, leader.dataset, leader.dataset_source)
-        if not started:
-            self._following_reset = False
+            follower.start_over(config, leader.dataset, leader.dataset_source)
 
     @Slot(bool)
     def _on_follower_starting(self, starting: bool) -> None:
@@ -95,14 +89,6 @@ class ComparisonLink(QObject):
             self._reset_again = False
             self._follow_reset(None)
         else:
-            self._follow_progress(self.leader.latest_iteration)
-
-    @Slot(object)
-    def _on_follower_reset(self, _record: StepRecord) -> None:
-        # A large run starts in the background (SessionController._reset): the leader may
-        # have stepped meanwhile, which the follower could not follow then.
-        if self._following_reset and not self._reset_again:
-            self._following_reset = False
             self._follow_progress(self.leader.latest_iteration)
 
     @Slot(int)
