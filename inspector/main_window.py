@@ -597,14 +597,18 @@ class MainWindow(QMainWindow):
             # Most starts are over sooner (a tenth of a second for 16 images with 16 filters):
             # no note flashes up for those.
             QTimer.singleShot(STARTING_NOTE_DELAY_MS, self._starting, self._show_starting)
-        elif not starting and self._starting is not None:
-            self._starting.hide()
-            self._starting.deleteLater()
-            self._starting = None
+        elif not starting:
+            self._drop_starting_note()
 
     def _show_starting(self) -> None:
         if self._starting is not None and self.controller.is_starting:
             self._starting.show()
+
+    def _drop_starting_note(self) -> None:
+        if self._starting is not None:
+            self._starting.hide()
+            self._starting.deleteLater()
+            self._starting = None
 
     @Slot(object)
     def _on_paused_by_finding(self, finding) -> None:
@@ -729,10 +733,7 @@ class MainWindow(QMainWindow):
     # -- closing -----------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
-        if self._starting is not None:
-            self._starting.hide()
-            self._starting.deleteLater()
-            self._starting = None
+        self._drop_starting_note()
         self._save_settings()
         for key in ("outcome", "compare", "whatif"):
             view = self.created_view(key)

@@ -614,23 +614,23 @@ class DataView(QWidget):
     def _on_loading_changed(self, loading: bool) -> None:
         self._loading_row.setVisible(loading)
         if loading:
-            self._progress.setRange(0, 0)
-            self._progress.setFormat("Loading images…")
-            self._progress_detail.setText("Looking for image files")
-            self._cancel_button.setEnabled(True)
+            self._show_busy("Loading images…", "Looking for image files", can_cancel=True)
         self._update_actions()
+
+    def _show_busy(self, text: str, detail: str, *, can_cancel: bool) -> None:
+        """The loading row, busy (no progress count yet), saying ``text`` and ``detail``."""
+        self._loading_row.setVisible(True)
+        self._progress.setRange(0, 0)
+        self._progress.setFormat(text)
+        self._progress_detail.setText(detail)
+        self._cancel_button.setEnabled(can_cancel)
 
     @Slot(bool)
     def _on_run_starting(self, starting: bool) -> None:
         """A large new run is being made (after loading, or new labels): say so, busy."""
-        if not starting:
-            return
-        self._loading_row.setVisible(True)
-        self._progress.setRange(0, 0)
-        what, detail = self._controller.starting_text
-        self._progress.setFormat(f"{what}…")
-        self._progress_detail.setText(detail)
-        self._cancel_button.setEnabled(False)
+        if starting:
+            what, detail = self._controller.starting_text
+            self._show_busy(f"{what}…", detail, can_cancel=False)
 
     @Slot(int, int)
     def _on_load_progress(self, done: int, total: int) -> None:
