@@ -243,7 +243,7 @@ class TrainingSession:
             record, self._measured = ahead.record, ahead.measured
         else:
             ahead = None  # void: its buffers go back to the engine before the step needs some
-            record = self._advance(self._latest, self.iteration + 1, self.settings, keep=True)
+            record = self._next_update()
         self._history.append(record)
         self._latest = record
         return record
@@ -288,10 +288,14 @@ class TrainingSession:
         self._ahead = None
         kept = self._measured
         try:
-            record = self._advance(self._latest, self.iteration + 1, self.settings, keep=True)
+            record = self._next_update()
             self._ahead = _Ahead(self._latest, self._config, record, self._measured)
         finally:
             self._measured = kept
+
+    def _next_update(self) -> StepRecord:
+        """The next update from the newest record (what ``step`` and ``compute_ahead`` make)."""
+        return self._advance(self._latest, self.iteration + 1, self.settings, keep=True)
 
     def _is_next(self, ahead: _Ahead) -> bool:
         return ahead.previous is self._latest and ahead.config is self._config
