@@ -6,7 +6,9 @@ update (``model.optim.sgd_step``). PyTorch runs the same computation in eager mo
 backward, then ``param -= lr·grad`` under ``torch.no_grad()`` and the gradients dropped.
 
 Each side runs in its own worker process (so neither library's threads, allocator or caches
-are disturbed by the other's) on identical data, parameters and thread counts. After warm-up
+are disturbed by the other's) on identical data, parameters and thread counts: ``--threads``
+is PyTorch's intra-op threads, and for this engine both its BLAS threads and the threads a
+large batch is shared out between (``network.forward(threads=…)``). After warm-up
 the parent alternates between them, block by block, and the table shows medians. Run from a
 clone (the checkout's ``model`` is imported, not an installed one)::
 
@@ -76,7 +78,7 @@ def make_problem(shape, dtype, seed=0):
 class Ours:
     """The engine's iteration, carrying its parameters from one call to the next."""
 
-    def __init__(self, images, labels, params):
+    def __init__(self, images, labels, params, threads):
         from model import network
         from model.optim import OptimSettings, sgd_step
 
@@ -85,6 +87,7 @@ class Ours:
         self.labels = labels.astype(images.dtype)
         self.initial = params
         self.settings = OptimSettings(LEARNING_RATE)
+        self.threads = threads
         self.reset()
 
     def reset(self):
@@ -93,7 +96,9 @@ class Ours:
         self.velocity = {k: np.zeros_like(v) for k, v in self.initial.items()}
 
     def __call__(self):
-        fwd = self._forward(self.params, self.images, self.labels, activation="relu")
+        fwd = self._forward(
+            self.params, self.images, self.labels, activation="relu", threads=self.threads
+        )
         grads = self._backward(fwd)
         result = self._sgd(self.params, grads, self.velocity, self.settings)
         self.params, self.velocity = result.params, result.velocity
@@ -103,7 +108,8 @@ class Ours:
 class Torch:
     """The same iteration in PyTorch eager."""
 
-    def __init__(self, images, labels, params):
+    def __init__(self, images, labels, params, threads):
+        del threads  # set for the whole process by limit_threads
         import torch
 
         self.torch = torch
@@ -163,7 +169,7 @@ def worker(conn, side: str, shape, dtype: str, threads: int, warmup: int) -> Non
     of calls on request (a request of None ends it)."""
     limit_threads(side, threads)
     images, labels, params = make_problem(shape, np.dtype(dtype))
-    fn = (Ours if side == "ours" else Torch)(images, labels, params)
+    fn = (Ours if side == "ours" else Torch)(images, labels, params, threads)
     for _ in range(warmup):
         fn()
     once = timed(fn, 1)

@@ -1,5 +1,8 @@
 """The whole network: the reference contract ``model.loss_and_gradients``."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
 from conftest import make_params
@@ -290,3 +293,71 @@ def test_the_output_made_again_from_the_pre_activation_is_the_forward_passs_bit_
     assert np.isnan(fwd.pre_activation).any() and np.isinf(fwd.pre_activation).any()
     remade, _ = layers.activation_forward(fwd.pre_activation, activation)
     assert remade.tobytes() == fwd.activation.tobytes()
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "activation,padding",
+    [("relu", "same"), ("relu", "valid"), ("leaky_relu", "same"), ("identity", "same")],
+)
+def test_a_batch_shared_between_threads_gives_one_threads_numbers(
+    rng, monkeypatch, threads, dtype, activation, padding
+):
+    images = rng.normal(size=(5, 3, 7, 6)).astype(dtype)
+    labels = np.array([0, 1, 1, 0, 1])
+    params = make_params(rng, filters=3, height=7, width=6, padding=padding, dtype=dtype)
+    kwargs = {"activation": activation, "negative_slope": 0.1, "padding": padding}
+    alone = network.forward(params, images, labels, summarise=True, **kwargs)
+    alone_grads = network.backward(alone)
+    monkeypatch.setattr(network, "PART_MIN_VALUES", 1)
+    shared = network.forward(params, images, labels, summarise=True, threads=threads, **kwargs)
+    assert [part[:2] for part in shared.caches[0]] == network._parts(5, threads, 1)
+    assert len(shared.caches[0]) == threads
+    for name in ("pre_activation", "activation"):
+        np.testing.assert_array_equal(getattr(shared, name), getattr(alone, name))
+    assert summary_of(shared) == summary_of(alone)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    for name in ("logits", "probabilities", "losses"):
+        np.testing.assert_allclose(getattr(shared, name), getattr(alone, name), rtol=rtol)
+    grads = network.backward(shared)
+    for key in model.PARAM_KEYS:
+        assert grads[key].dtype == dtype
+        np.testing.assert_allclose(grads[key], alone_grads[key], rtol=rtol, atol=rtol * 1e-3)
+    # The same numbers from call to call: the parts are fixed and summed in order.
+    again = network.backward(network.forward(params, images, labels, threads=threads, **kwargs))
+    for key in model.PARAM_KEYS:
+        np.testing.assert_array_equal(again[key], grads[key])
+
+
+def test_only_a_large_batch_is_shared_out():
+    # (16, 64, 64, 8): calls of some 20 µs, slower in two threads; (64, 128, 128, 16): faster.
+    assert network._parts(16, 2, 8 * 64 * 64) == [(0, 16)]
+    assert network._parts(64, 2, 16 * 128 * 128) == [(0, 32), (32, 64)]
+    assert network._parts(1, 2, 16 * 512 * 512) == [(0, 1)]
+    assert network._parts(64, 1, 16 * 128 * 128) == [(0, 64)]
+    assert network._parts(7, 3, network.PART_MIN_VALUES) == [(0, 2), (2, 4), (4, 7)]
+
+
+def test_a_failing_part_is_raised_once_every_part_has_finished(rng, monkeypatch):
+    images = rng.normal(size=(4, 3, 6, 5))
+    params = make_params(rng, filters=2, height=6, width=5)
+    monkeypatch.setattr(network, "PART_MIN_VALUES", 1)
+    real = convolution.forward
+    finished = []
+
+    def failing_on_this_thread(x, *args, **kwargs):
+        if threading.current_thread() is threading.main_thread():
+            raise MemoryError("this thread's part")
+        time.sleep(0.2)  # still writing into the maps when this thread's part fails
+        result = real(x, *args, **kwargs)
+        finished.append("helper")
+        return result
+
+    monkeypatch.setattr(convolution, "forward", failing_on_this_thread)
+    with pytest.raises(MemoryError, match="this thread's part"):
+        network.forward(params, images, np.array([0, 1, 0, 1]), threads=2)
+    assert finished == ["helper"]
+    monkeypatch.setattr(convolution, "forward", real)
+    fwd = network.forward(params, images, np.array([0, 1, 0, 1]), threads=2)
+    assert len(fwd.caches[0]) == 2  # the helpers still work after a failure

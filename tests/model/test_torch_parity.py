@@ -5,6 +5,7 @@ import pytest
 from conftest import make_params
 
 import model
+from model import network
 
 torch = pytest.importorskip("torch")
 
@@ -44,16 +45,20 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype,tolerance", [(np.float64, 1e-9), (np.float32, 1e-4)])
 @pytest.mark.parametrize("activation,padding,filters,kernel", CASES)
-def test_matches_pytorch(rng, dtype, tolerance, activation, padding, filters, kernel):
+def test_matches_pytorch(
+    rng, monkeypatch, threads, dtype, tolerance, activation, padding, filters, kernel
+):
+    monkeypatch.setattr(network, "PART_MIN_VALUES", 1)  # two threads share even this batch
     images = rng.uniform(0, 1, size=(4, 3, 9, 8)).astype(dtype)
     labels = np.array([0, 1, 1, 0])
     params = make_params(
         rng, filters=filters, kernel=kernel, height=9, width=8, padding=padding, dtype=dtype
     )
     kwargs = {"activation": activation, "negative_slope": 0.1, "padding": padding}
-    loss, grads = model.loss_and_gradients(params, images, labels, **kwargs)
+    loss, grads = model.loss_and_gradients(params, images, labels, threads=threads, **kwargs)
     ref_loss, ref_grads = torch_loss_and_gradients(params, images, labels, **kwargs)
     assert abs(loss - ref_loss) <= tolerance * max(abs(ref_loss), 1e-12)
     for key in model.PARAM_KEYS:
