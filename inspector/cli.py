@@ -121,6 +121,7 @@ HEADLESS_ONLY = {
     "size": "--size",
     "iterations": "--iterations",
     "snapshot_every": "--snapshot-every",
+    "threads": "--threads",
     "out": "--out",
     "overwrite": "--overwrite",
     "init": "--init",
@@ -140,7 +141,7 @@ HEADLESS_ONLY = {
 #: Options that mean something only with --sweep.
 SWEEP_ONLY = ("sweep_lr", "sweep_scale", "sweep_init", "sweep_pixels", "workers")
 #: Options that mean something only without --sweep.
-RUN_ONLY = ("snapshot_every", "settings_log")
+RUN_ONLY = ("snapshot_every", "settings_log", "threads")
 
 
 class UsageError(Exception):
@@ -301,6 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="change learning rate / momentum / clipping at the iterations logged in FILE "
         "(a report's settings_log.json)",
     )
+    run.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        help="share each large batch (2M+ map values a thread) between N threads (default 1); "
+        "the numbers then differ from one thread's by float rounding only",
+    )
     run.add_argument("--out", metavar="DIR", help="output folder (created if missing)")
     run.add_argument("--overwrite", action="store_true", help="replace outputs of a run in DIR")
 
@@ -431,6 +439,7 @@ def reproduce_command(
     snapshot_every: int | None,
     out_dir: Path,
     settings_log: str | None = None,
+    threads: int = 1,
 ) -> list[str]:
     """The command line that repeats a run exactly, every setting spelled out (so it needs
     no preset, and names one only when the run started from one)."""
@@ -447,6 +456,8 @@ def reproduce_command(
         command += ["--settings-log", str(Path(settings_log).resolve())]
     if snapshot_every is not None:
         command += ["--snapshot-every", str(snapshot_every)]
+    if threads != 1:  # the numbers depend on it, by rounding
+        command += ["--threads", str(threads)]
     return command + ["--out", str(out_dir.resolve())]
 
 
@@ -507,6 +518,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     check_output_folder(out_dir, args.overwrite)
     dataset, source = load_data(args, preset)
     iterations = args.iterations or DEFAULT_ITERATIONS
+    threads = args.threads or 1
     command = reproduce_command(
         config,
         preset,
@@ -516,6 +528,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         args.snapshot_every,
         out_dir,
         args.settings_log,
+        threads,
     )
     run = HeadlessRun(
         dataset=dataset,
@@ -528,6 +541,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         command=tuple(command),
         settings_log=settings_log,
+        threads=threads,
     )
     print(summary(run, run_headless(run)))
     return 0

@@ -84,6 +84,7 @@ class HeadlessRun:
     overwrite : replace existing outputs instead of refusing.
     command : command-line arguments that reproduce the run.
     settings_log : live-setting changes to make before the updates of their iterations.
+    threads : threads a large batch is shared out between (``network.forward``).
     """
 
     dataset: Dataset
@@ -96,6 +97,7 @@ class HeadlessRun:
     overwrite: bool = False
     command: tuple[str, ...] = ()
     settings_log: SettingsLog = ()
+    threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -338,7 +340,7 @@ def run_headless(run: HeadlessRun) -> HeadlessResult:
         run.out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _save_error(exc, f"Cannot create the folder {run.out_dir}") from exc
-    session = TrainingSession(run.dataset, run.config)
+    session = TrainingSession(run.dataset, run.config, threads=run.threads)
     snapshots = _Snapshots(run)
     log = FindingLog()
     with _metrics_stream(run.out_dir) as (writer, handle, temporary):

@@ -137,9 +137,14 @@ class TrainingSession:
     config : settings; defaults to ``TrainingConfig()``.
     """
 
-    def __init__(self, dataset: Dataset, config: TrainingConfig | None = None) -> None:
+    def __init__(
+        self, dataset: Dataset, config: TrainingConfig | None = None, *, threads: int = 1
+    ) -> None:
         self._dataset = dataset
         self._config = config or TrainingConfig()
+        # Threads a large batch is shared out between (``network.forward``). Fixed for the
+        # session: its numbers depend on it by rounding, and a rewind replays updates.
+        self._threads = threads
         self.reset()
 
     # -- read-only views -------------------------------------------------------------------
@@ -377,6 +382,7 @@ class TrainingSession:
             negative_slope=cfg.negative_slope,
             padding=cfg.padding,
             summarise=summarise,
+            threads=self._threads,
         )
 
     def _advance(

@@ -316,6 +316,8 @@ def test_interrupted_run_exits_130_quietly_and_leaves_no_metrics(capsys, tmp_pat
         (["--workers", "2"], "--workers applies only to --sweep"),
         (["--sweep", "--snapshot-every", "2"], "not with --sweep"),
         (["--sweep", "--settings-log", "log.json"], "not with --sweep"),
+        (["--sweep", "--threads", "2"], "not with --sweep"),
+        (["--threads", "0"], "--threads"),
         (["--config", "/nonexistent/config.json"], "--config"),
         (["--preset", "seed", "--config", "config.json"], "either --preset or --config"),
         (["--settings-log", "/nonexistent/log.json"], "--settings-log"),
@@ -435,6 +437,36 @@ def test_a_settings_log_changes_the_learning_rate_at_its_iterations(capsys, tmp_
     command[command.index("--out") + 1] = str(tmp_path / "again")
     assert run_cli(capsys, *command[1:])[0] == 0
     assert (tmp_path / "again" / "metrics.csv").read_bytes() == (out / "metrics.csv").read_bytes()
+
+
+def test_threads_share_the_batch_and_the_command_repeats_the_run(capsys, tmp_path, monkeypatch):
+    from model import network
+
+    monkeypatch.setattr(network, "PART_MIN_VALUES", 1)  # the question's two images are shared
+    split = network._parts
+    parts = []
+    monkeypatch.setattr(network, "_parts", lambda *args: parts.append(split(*args)) or parts[-1])
+    shared_out, alone_out = tmp_path / "shared", tmp_path / "alone"
+    base = ("--headless", "--iterations", "6")
+    assert run_cli(capsys, *base, "--threads", "2", "--out", shared_out)[0] == 0
+    assert any(len(batch) == 2 for batch in parts)  # (batches of one image cannot be)
+    parts.clear()
+    assert run_cli(capsys, *base, "--out", alone_out)[0] == 0
+    assert parts and all(len(batch) == 1 for batch in parts)
+    _, shared = read_metrics(shared_out)
+    _, alone = read_metrics(alone_out)
+    for mine, theirs in zip(shared, alone, strict=True):
+        for name in ("loss", "accuracy", "dead_fraction", "conv_weight_max", "conv_grad_norm"):
+            if mine[name] != theirs[name]:  # rounding only
+                assert float(mine[name]) == pytest.approx(float(theirs[name]), rel=1e-9), name
+    command = json.loads((shared_out / "config.json").read_text(encoding="utf-8"))["command"]
+    assert command[command.index("--threads") + 1] == "2"
+    alone_command = json.loads((alone_out / "config.json").read_text(encoding="utf-8"))["command"]
+    assert "--threads" not in alone_command
+    command[command.index("--out") + 1] = str(tmp_path / "again")
+    assert run_cli(capsys, *command[1:])[0] == 0
+    again = (tmp_path / "again" / "metrics.csv").read_bytes()
+    assert again == (shared_out / "metrics.csv").read_bytes()
 
 
 @pytest.mark.parametrize(
