@@ -68,28 +68,54 @@ def _pixel_block(rows: int, filters: int) -> int:
     return max(GEMM_MIN_BLOCK, GEMM_SMALL_PRODUCT // (rows * filters))
 
 
+def _in_blocks(x: np.ndarray, count: int, size: int, axis: int) -> np.ndarray:
+    """A view of ``x`` with ``axis`` cut into ``count`` blocks of ``size`` (its first
+    count·size entries), the blocks as a stack axis before the two matrix axes: one matmul
+    call then multiplies every block (a view, never a copy, so it can also be written to)."""
+    axis %= x.ndim
+    shape = x.shape[:axis] + (count, size) + x.shape[axis + 1 :]
+    strides = x.strides[:axis] + (size * x.strides[axis], x.strides[axis]) + x.strides[axis + 1 :]
+    return np.moveaxis(as_strided(x, shape, strides), axis, -3)
+
+
+def _block_count(pixels: int, step: int) -> tuple[int, int]:
+    """``(count, size)``: equal blocks of at most ``step`` pixels that cover all but fewer than
+    ``count`` of them."""
+    count = -(-pixels // step)
+    return count, pixels // count
+
+
 def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray, step: int) -> None:
-    """``out = a @ b`` for (…, F, P) by (…, P, L), in blocks of ``step`` of the L pixels (see
-    ``GEMM_SMALL_PRODUCT``)."""
+    """``out = a @ b`` for (…, F, P) by (…, P, L), in blocks of at most ``step`` of the L
+    pixels (see ``GEMM_SMALL_PRODUCT``), all in one call: NumPy holds the interpreter lock
+    between calls, which threads sharing a batch wait for."""
     pixels = b.shape[-1]
     if pixels <= step:
         np.matmul(a, b, out=out)
         return
-    for s in range(0, pixels, step):
-        np.matmul(a, b[..., s : s + step], out=out[..., s : s + step])
+    count, size = _block_count(pixels, step)
+    whole = count * size
+    np.matmul(
+        a[..., None, :, :],
+        _in_blocks(b, count, size, -1),
+        out=_in_blocks(out, count, size, -1),
+    )
+    if whole < pixels:
+        np.matmul(a, b[..., whole:], out=out[..., whole:])
 
 
 def _contract(a: np.ndarray, b: np.ndarray, out: np.ndarray, step: int) -> np.ndarray:
-    """``out = a @ b`` for (…, M, L) by (…, L, P), summed over the L pixels in blocks of
-    ``step`` (see ``GEMM_SMALL_PRODUCT``). Returns ``out``."""
+    """``out = a @ b`` for (…, M, L) by (…, L, P), summed over the L pixels in blocks of at
+    most ``step`` (see ``GEMM_SMALL_PRODUCT`` and ``_product``). Returns ``out``."""
     pixels = a.shape[-1]
     if pixels <= step:
         return np.matmul(a, b, out=out)
-    np.matmul(a[..., :step], b[..., :step, :], out=out)
-    block = np.empty_like(out)
-    for s in range(step, pixels, step):
-        np.matmul(a[..., s : s + step], b[..., s : s + step, :], out=block)
-        out += block
+    count, size = _block_count(pixels, step)
+    whole = count * size
+    blocks = np.matmul(_in_blocks(a, count, size, -1), _in_blocks(b, count, size, -2))
+    np.add.reduce(blocks, axis=-3, out=out)
+    if whole < pixels:
+        out += np.matmul(a[..., whole:], b[..., whole:, :])
     return out
 
 

@@ -279,10 +279,12 @@ def test_a_batch_too_large_to_keep_rebuilds_whole_images(rng, monkeypatch, layou
         np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("block", [7, 8])
 @pytest.mark.parametrize("kept", [True, False])
-def test_gemms_in_pixel_blocks_match_whole_gemms(rng, monkeypatch, layout, kept):
-    """Long products go to BLAS in blocks of pixels (GEMM_SMALL_PRODUCT); 7-pixel blocks
-    here, the last one shorter, must give the same layer up to rounding."""
+def test_gemms_in_pixel_blocks_match_whole_gemms(rng, monkeypatch, layout, kept, block):
+    """Long products go to BLAS in blocks of pixels (GEMM_SMALL_PRODUCT), as many equal
+    blocks as it takes and the few pixels left over in one more product: 30 pixels in 5
+    blocks of 6, or 4 of 7 and 2 left over, must give the same layer up to rounding."""
     x = rng.normal(size=(3, 3, 6, 5))
     w = rng.normal(size=(2, 3, 3, 3))
     b = rng.normal(size=2)
@@ -295,8 +297,9 @@ def test_gemms_in_pixel_blocks_match_whole_gemms(rng, monkeypatch, layout, kept)
     out, cache = layers.conv_forward(x, w, b, pad=1)
     whole = (out.copy(), *layers.conv_backward(dout, cache))
     monkeypatch.setattr(convolution, "GEMM_SMALL_PRODUCT", 1)
-    monkeypatch.setattr(convolution, "GEMM_MIN_BLOCK", 7)
-    assert convolution._pixel_block(28, 2) == 7
+    monkeypatch.setattr(convolution, "GEMM_MIN_BLOCK", block)
+    assert convolution._pixel_block(28, 2) == block
+    assert convolution._block_count(30, block) == {7: (5, 6), 8: (4, 7)}[block]
     out, cache = layers.conv_forward(x, w, b, pad=1)
     assert (cache.kept is not None) == kept
     blocked = (out, *layers.conv_backward(dout, cache))
