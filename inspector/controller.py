@@ -435,17 +435,40 @@ class SessionController(QObject):
 
     def _restart(self) -> None:
         """Start a new training process after the old one died, from iteration 0 of the same
-        settings and data (nothing else can be recovered from a dead process)."""
+        settings and data (nothing else can be recovered from a dead process).
+
+        Its iteration 0 is made as a new run's is: in the background on a large run
+        (``_change_run``). A new process that cannot make it is reported, and not replaced
+        again until the next request finds it gone."""
         self._client.close(timeout=1.0)
         self._client = TrainerClient(self._dataset, self._config, self._backend)
         self._frame.stop()
         if self._running:
             self._running = False
             self.running_changed.emit(False)
-        self._adopt(*self._client.call("state"))
-        self._client.call("speed", self._iterations_per_second)
-        self._announce_reset(dataset_changed=False)
-        self.status_message.emit("Training restarted from iteration 0")
+
+        def restarted(state) -> None:
+            if self._closed:
+                return
+            self._adopt(*state)
+            self._client.call("speed", self._iterations_per_second)
+            self._apply_deferred()
+            self._announce_reset(dataset_changed=False)
+            self.status_message.emit("Training restarted from iteration 0")
+
+        def failed(exc: Exception) -> None:
+            if not self._closed:
+                details = getattr(exc, "details", "")
+                self.error_occurred.emit("Could not restart training", str(exc), details)
+
+        self._change_run(
+            ("state",),
+            restarted,
+            failed,
+            _map_values(self._config, self._dataset),
+            "Restarting training",
+            "The training process stopped; computing iteration 0 on every image again",
+        )
 
     # -- history ------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QLabel, QPushButton
 
 from inspector import controller as controller_module
+from inspector import main_window
 from inspector.controller import SessionController
 from inspector.main_window import MainWindow
 from model.presets import preset_config
@@ -257,3 +258,80 @@ def test_quit_on_the_note_closes_the_window_while_a_run_starts(qtbot, held):
     qtbot.mouseClick(note.findChild(QPushButton, "startingQuit"), Qt.MouseButton.LeftButton)
     assert not window.isVisible()
     assert window.findChild(QDialog, "startingDialog") is None or not note.isVisible()
+
+
+def test_a_dead_training_process_is_replaced_aside_on_a_large_run(
+    qtbot, question_dataset, monkeypatch, step_and_wait
+):
+    monkeypatch.setattr(controller_module, "BACKGROUND_RESET_VALUES", 0)
+    monkeypatch.setattr(main_window, "STARTING_NOTE_DELAY_MS", 0)  # a new process is quick
+    ctrl = SessionController(question_dataset, preset_config("recommended"))
+    try:
+        window = _shown_window(qtbot, ctrl)
+        step_and_wait(ctrl, 2)
+        errors, resets, starting, messages = [], [], [], []
+        ctrl.error_occurred.connect(lambda *args: errors.append(args))
+        ctrl.session_reset.connect(resets.append)
+        ctrl.run_starting.connect(starting.append)
+        ctrl.status_message.connect(messages.append)
+        old = ctrl._client
+        old._process.kill()
+        old._process.join(5)
+        ctrl.step()  # finds the process gone
+        assert errors and "training process" in errors[0][0].lower()
+        # The new process makes its iteration 0 while the window goes on.
+        assert ctrl._client is not old and ctrl.is_starting and starting == [True]
+        assert not resets and ctrl.latest_iteration == 2
+        assert ctrl.starting_text[0] == "Restarting training"
+        ctrl.step()  # waits, as the Step button does
+        ctrl.reseed()
+        assert messages[-1] == "Restarting training is still under way; try again in a moment"
+        assert not ctrl.is_running and ctrl.is_starting
+        seen = []
+
+        def note_seen():
+            dialog = window.findChild(QDialog, "startingDialog")
+            if dialog is not None and dialog.isVisible():
+                seen.append(dialog.findChild(QLabel, "startingText").text())
+            return bool(seen) or not ctrl.is_starting
+
+        qtbot.waitUntil(note_seen, timeout=5000)
+        assert seen[0] == (
+            "Restarting training: the training process stopped; computing iteration 0 on every "
+            "image again…"
+        )
+        qtbot.waitUntil(lambda: not ctrl.is_starting, timeout=30000)
+        assert starting == [True, False] and len(errors) == 1
+        assert len(resets) == 1 and ctrl.latest_iteration == 0 and ctrl._client.alive
+        assert messages[-1] == "Training restarted from iteration 0"
+        step_and_wait(ctrl, 1)
+        assert ctrl.latest_iteration == 1
+    finally:
+        ctrl.shutdown()
+
+
+def test_a_new_training_process_that_cannot_start_is_reported_and_not_replaced_again(
+    qtbot, held, monkeypatch
+):
+    ctrl, gate = held
+    gate.set()
+    errors = []
+    ctrl.error_occurred.connect(lambda *args: errors.append(args))
+    made = []
+
+    class Failing(controller_module.TrainerClient):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+        def call(self, name, *args, **kwargs):
+            if name == "state":
+                self.close(timeout=1.0)
+                raise controller_module.TrainerError("no memory for iteration 0", "trace")
+            return super().call(name, *args, **kwargs)
+
+    monkeypatch.setattr(controller_module, "TrainerClient", Failing)
+    ctrl._restart()
+    qtbot.waitUntil(lambda: not ctrl.is_starting, timeout=10000)
+    assert len(made) == 1 and not ctrl._client.alive
+    assert errors == [("Could not restart training", "no memory for iteration 0", "trace")]
