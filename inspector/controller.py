@@ -305,7 +305,9 @@ class SessionController(QObject):
             return self._client.call(name, *args, **kwargs)
         except TrainerError as exc:
             self.error_occurred.emit("The training process failed", str(exc), exc.details)
-            if not self._client.alive:
+            # During work done aside its own call fails too, and replaces the process once
+            # that is over (``_change_failed``), with the data source put back.
+            if not self._client.alive and not self.is_starting:
                 self._restart()
             raise
 
@@ -816,7 +818,7 @@ class SessionController(QObject):
         # may step it at once.
         self.run_starting.emit(False)
         self._announce_loading()
-        if client is self._client:  # else the process died meanwhile and was replaced
+        if client is self._client:  # (not replaced meanwhile: see _call)
             for kind, result in outcome:
                 (finish if kind == "done" else fail)(result)
         if not any(kind == "done" for kind, _ in outcome):

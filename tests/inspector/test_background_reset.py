@@ -335,3 +335,28 @@ def test_a_new_training_process_that_cannot_start_is_reported_and_not_replaced_a
     qtbot.waitUntil(lambda: not ctrl.is_starting, timeout=10000)
     assert len(made) == 1 and not ctrl._client.alive
     assert errors == [("Could not restart training", "no memory for iteration 0", "trace")]
+
+
+def test_a_request_failing_while_a_run_starts_leaves_the_process_to_the_start(
+    qtbot, held, step_and_wait, monkeypatch
+):
+    ctrl, gate = held
+    step_and_wait(ctrl, 2)
+    client = ctrl._client
+    ctrl.reset()
+    assert ctrl.is_starting
+    errors = []
+    ctrl.error_occurred.connect(lambda *args: errors.append(args))
+
+    def gone(*args, **kwargs):
+        raise controller_module.TrainerError("the training process is gone")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(client, "call", gone)
+        patch.setattr(controller_module.TrainerClient, "alive", property(lambda self: False))
+        with pytest.raises(controller_module.TrainerError):
+            ctrl.record(1)
+    assert errors and ctrl._client is client  # not replaced in the middle of the start
+    gate.set()
+    qtbot.waitUntil(lambda: not ctrl.is_starting, timeout=10000)
+    assert ctrl._client is client and ctrl.latest_iteration == 0
