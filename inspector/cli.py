@@ -306,8 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=positive_int,
         metavar="N",
-        help="share each large batch (2M+ map values a thread) between N threads (default 1); "
-        "the numbers then differ from one thread's by float rounding only",
+        help="share each batch of large maps (262,144+ values an image) between N threads "
+        "(default 1); the numbers then differ from one thread's by float rounding only",
     )
     run.add_argument("--out", metavar="DIR", help="output folder (created if missing)")
     run.add_argument("--overwrite", action="store_true", help="replace outputs of a run in DIR")

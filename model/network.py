@@ -48,21 +48,28 @@ class MapSummary:
         return float(np.maximum(abs(self.pre_max), abs(self.pre_min)))
 
 
-#: Fewest map values (images × filters × output pixels) in each part of a batch shared out
-#: between threads. NumPy releases the interpreter lock inside its loops and BLAS calls only,
-#: and the threads wait for it between calls, so only long calls gain. Measured on 2 cores,
-#: float32, one forward and backward pass with two threads against one: (64, 128, 128, 16)
-#: 81 → 61 ms; (16, 64, 64, 8), whose calls take some 20 µs, 2.2 → 2.6 ms (slower).
-PART_MIN_VALUES = 2**21
+#: A batch is shared out between threads only when each image's maps hold at least this many
+#: values (filters × output pixels), and there are this many filters. NumPy releases the
+#: interpreter lock inside its loops and BLAS calls only, and the threads wait for it between
+#: calls, so only long calls gain. Measured on 2 cores, float32, an iteration with two threads
+#: against one, N images of H×W with F filters (N, H, W, F):
+#: - faster: (64, 128, 128, 16) 81 → 50 ms, (8, 128, 128, 16) 9.7 → 6.5, (4, 256, 256, 4)
+#:   8.3 → 6.7, (2, 512, 512, 2) 13.5 → 10.1;
+#: - slower: (16, 64, 64, 8) 2.2 → 2.8 ms, (64, 64, 64, 16) 18.2 → 21.7, (16, 128, 128, 8)
+#:   12.5 → 13.8, and with one filter, whose products only stream memory, (4, 512, 512, 1)
+#:   16.5 → 17.5.
+PART_MIN_IMAGE_VALUES = 2**18
+PART_MIN_FILTERS = 2
 
 _helpers: ThreadPoolExecutor | None = None
 _helpers_lock = threading.Lock()
 
 
-def _parts(images: int, threads: int, values_per_image: int) -> list[tuple[int, int]]:
-    """Contiguous ranges (first, end) of the images, one per thread that has enough to do."""
-    count = min(threads, images, images * values_per_image // PART_MIN_VALUES)
-    if count <= 1:
+def _parts(images: int, threads: int, filters: int, pixels: int) -> list[tuple[int, int]]:
+    """Contiguous ranges (first, end) of the images, one per thread, or the whole batch when
+    its calls are too short to share (see ``PART_MIN_IMAGE_VALUES``)."""
+    count = min(threads, images)
+    if count <= 1 or filters < PART_MIN_FILTERS or filters * pixels < PART_MIN_IMAGE_VALUES:
         return [(0, images)]
     bounds = [images * i // count for i in range(count + 1)]
     return list(zip(bounds[:-1], bounds[1:], strict=True))
@@ -200,7 +207,7 @@ def forward(
     (``Forward.maps``). All arithmetic is in the dtype of ``images``.
 
     With ``threads`` > 1 a large batch is shared out between up to that many threads, the
-    convolution here and its weight gradients in ``backward`` (see ``PART_MIN_VALUES``). The
+    convolution here and its weight gradients in ``backward`` (see ``PART_MIN_IMAGE_VALUES``). The
     maps and their summary are the same bit for bit; the logits may be summed over other rows,
     and the weight gradients are summed part by part, so these differ from one thread's by
     rounding only (and are the same from call to call).
@@ -222,7 +229,7 @@ def forward(
     maps_shape = (n, f, cls_w.shape[0] // f)
     pre = convolution.output_buffer("network.pre", maps_shape, dtype).reshape(features_shape)
     logits = np.empty(n, dtype=np.result_type(dtype, cls_w.dtype))
-    parts = _parts(n, threads, maps_shape[1] * maps_shape[2])
+    parts = _parts(n, threads, f, maps_shape[2])
     # Threads sharing the batch keep off BLAS's threads: they spin for a while after a call
     # and take the cores from the parts. BLAS runs a float64 matrix-vector product this long
     # on two threads, and the forward pass of (64, 128, 128, 16) then gained nothing from a

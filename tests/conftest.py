@@ -8,6 +8,13 @@ from model import network
 
 
 @pytest.fixture
+def share_every_batch(monkeypatch):
+    """Threads share even the tests' small batches (``network.forward(threads=…)``)."""
+    monkeypatch.setattr(network, "PART_MIN_IMAGE_VALUES", 1)
+    monkeypatch.setattr(network, "PART_MIN_FILTERS", 1)
+
+
+@pytest.fixture
 def forward_calls(monkeypatch):
     """The engine's forward passes from here on: the name of the thread that made each."""
     calls = []

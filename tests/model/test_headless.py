@@ -439,10 +439,11 @@ def test_a_settings_log_changes_the_learning_rate_at_its_iterations(capsys, tmp_
     assert (tmp_path / "again" / "metrics.csv").read_bytes() == (out / "metrics.csv").read_bytes()
 
 
-def test_threads_share_the_batch_and_the_command_repeats_the_run(capsys, tmp_path, monkeypatch):
+def test_threads_share_the_batch_and_the_command_repeats_the_run(
+    capsys, tmp_path, monkeypatch, share_every_batch
+):
     from model import network
 
-    monkeypatch.setattr(network, "PART_MIN_VALUES", 1)  # the question's two images are shared
     split = network._parts
     parts = []
     monkeypatch.setattr(network, "_parts", lambda *args: parts.append(split(*args)) or parts[-1])

@@ -310,9 +310,9 @@ def test_a_batch_shared_between_threads_gives_one_threads_numbers(
     kwargs = {"activation": activation, "negative_slope": 0.1, "padding": padding}
     alone = network.forward(params, images, labels, summarise=True, **kwargs)
     alone_grads = network.backward(alone)
-    monkeypatch.setattr(network, "PART_MIN_VALUES", 1)
+    monkeypatch.setattr(network, "PART_MIN_IMAGE_VALUES", 1)
     shared = network.forward(params, images, labels, summarise=True, threads=threads, **kwargs)
-    assert [part[:2] for part in shared.caches[0]] == network._parts(5, threads, 1)
+    assert [part[:2] for part in shared.caches[0]] == network._parts(5, threads, 3, 42)
     assert len(shared.caches[0]) == threads
     for name in ("pre_activation", "activation"):
         np.testing.assert_array_equal(getattr(shared, name), getattr(alone, name))
@@ -330,19 +330,22 @@ def test_a_batch_shared_between_threads_gives_one_threads_numbers(
         np.testing.assert_array_equal(again[key], grads[key])
 
 
-def test_only_a_large_batch_is_shared_out():
-    # (16, 64, 64, 8): calls of some 20 µs, slower in two threads; (64, 128, 128, 16): faster.
-    assert network._parts(16, 2, 8 * 64 * 64) == [(0, 16)]
-    assert network._parts(64, 2, 16 * 128 * 128) == [(0, 32), (32, 64)]
-    assert network._parts(1, 2, 16 * 512 * 512) == [(0, 1)]
-    assert network._parts(64, 1, 16 * 128 * 128) == [(0, 64)]
-    assert network._parts(7, 3, network.PART_MIN_VALUES) == [(0, 2), (2, 4), (4, 7)]
+def test_only_batches_of_large_maps_are_shared_out():
+    # Measured faster with two threads: (64, 128, 128, 16), (4, 256, 256, 4); slower:
+    # (16, 64, 64, 8), (64, 64, 64, 16), (16, 128, 128, 8), (4, 512, 512, 1).
+    assert network._parts(64, 2, 16, 128 * 128) == [(0, 32), (32, 64)]
+    assert network._parts(4, 2, 4, 256 * 256) == [(0, 2), (2, 4)]
+    for filters, pixels in ((8, 64 * 64), (16, 64 * 64), (8, 128 * 128), (1, 512 * 512)):
+        assert network._parts(64, 2, filters, pixels) == [(0, 64)], (filters, pixels)
+    assert network._parts(1, 2, 16, 512 * 512) == [(0, 1)]
+    assert network._parts(64, 1, 16, 128 * 128) == [(0, 64)]
+    assert network._parts(7, 3, 16, 128 * 128) == [(0, 2), (2, 4), (4, 7)]
 
 
 def test_a_failing_part_is_raised_once_every_part_has_finished(rng, monkeypatch):
     images = rng.normal(size=(4, 3, 6, 5))
     params = make_params(rng, filters=2, height=6, width=5)
-    monkeypatch.setattr(network, "PART_MIN_VALUES", 1)
+    monkeypatch.setattr(network, "PART_MIN_IMAGE_VALUES", 1)
     real = convolution.forward
     finished = []
 

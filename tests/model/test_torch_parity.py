@@ -5,7 +5,6 @@ import pytest
 from conftest import make_params
 
 import model
-from model import network
 
 torch = pytest.importorskip("torch")
 
@@ -49,9 +48,8 @@ CASES = [
 @pytest.mark.parametrize("dtype,tolerance", [(np.float64, 1e-9), (np.float32, 1e-4)])
 @pytest.mark.parametrize("activation,padding,filters,kernel", CASES)
 def test_matches_pytorch(
-    rng, monkeypatch, threads, dtype, tolerance, activation, padding, filters, kernel
+    rng, share_every_batch, threads, dtype, tolerance, activation, padding, filters, kernel
 ):
-    monkeypatch.setattr(network, "PART_MIN_VALUES", 1)  # two threads share even this batch
     images = rng.uniform(0, 1, size=(4, 3, 9, 8)).astype(dtype)
     labels = np.array([0, 1, 1, 0])
     params = make_params(
