@@ -279,12 +279,15 @@ def test_a_batch_too_large_to_keep_rebuilds_whole_images(rng, monkeypatch, layou
         np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("stacked", [True, False])
 @pytest.mark.parametrize("block", [7, 8])
 @pytest.mark.parametrize("kept", [True, False])
-def test_gemms_in_pixel_blocks_match_whole_gemms(rng, monkeypatch, layout, kept, block):
+def test_gemms_in_pixel_blocks_match_whole_gemms(rng, monkeypatch, layout, kept, block, stacked):
     """Long products go to BLAS in blocks of pixels (GEMM_SMALL_PRODUCT), as many equal
     blocks as it takes and the few pixels left over in one more product: 30 pixels in 5
-    blocks of 6, or 4 of 7 and 2 left over, must give the same layer up to rounding."""
+    blocks of 6, or 4 of 7 and 2 left over, must give the same layer up to rounding, the
+    blocks in one call (STACK_MIN_BLOCKS) or in one each."""
+    monkeypatch.setattr(convolution, "STACK_MIN_BLOCKS", 2 if stacked else 100)
     x = rng.normal(size=(3, 3, 6, 5))
     w = rng.normal(size=(2, 3, 3, 3))
     b = rng.normal(size=2)
