@@ -229,7 +229,7 @@ def forward(
     maps_shape = (n, f, cls_w.shape[0] // f)
     pre = convolution.output_buffer("network.pre", maps_shape, dtype).reshape(features_shape)
     logits = np.empty(n, dtype=np.result_type(dtype, cls_w.dtype))
-    parts = _parts(n, threads, f, maps_shape[2])
+    parts = _parts(n, threads, f, maps_shape[2]) if threads > 1 else [(0, n)]
     # Threads sharing the batch keep off BLAS's threads: they spin for a while after a call
     # and take the cores from the parts. BLAS runs a float64 matrix-vector product this long
     # on two threads, and the forward pass of (64, 128, 128, 16) then gained nothing from a
@@ -249,7 +249,8 @@ def forward(
         summary = None if summaries is None else summaries[part]
 
         def each_chunk(start, stop):
-            start, stop = first + start, first + stop
+            if first:
+                start, stop = first + start, first + stop
             if act is not pre:
                 np.maximum(pre[start:stop], 0, out=act[start:stop])
             if shared:
@@ -259,18 +260,23 @@ def forward(
             if summary is not None:
                 summary.add(pre[start:stop], act[start:stop])
 
+        whole = end - first == n
         return convolution.forward(
-            images[first:end],
+            images if whole else images[first:end],
             w,
             params["conv.bias"],
             pad=pad,
-            out=pre.reshape(maps_shape)[first:end],
+            out=pre.reshape(maps_shape) if whole else pre.reshape(maps_shape)[first:end],
             each_chunk=None if act is None else each_chunk,
         )[1]
 
-    conv_caches = _in_parts(convolve, parts)
-    conv_parts = tuple((*part, cache) for part, cache in zip(parts, conv_caches, strict=True))
-    pre_maps = pre.reshape(n, f, conv_caches[0].out_h, conv_caches[0].out_w)
+    if shared:
+        caches = _in_parts(convolve, parts)
+        conv_parts = tuple((*part, cache) for part, cache in zip(parts, caches, strict=True))
+    else:  # (the smallest networks take some 80 µs an iteration: no detours)
+        conv_parts = ((0, n, convolve(0, 0, n)),)
+    first_cache = conv_parts[0][2]
+    pre_maps = pre.reshape(n, f, first_cache.out_h, first_cache.out_w)
     statistics = None
     if summaries is not None:
         statistics = summaries[0]
@@ -367,12 +373,13 @@ def backward(fwd: Forward) -> dict:
         # 16) 61 → 81 ms an iteration). This loop, one thread per part, costs about 0.5 ms more.
         return dweights, np.einsum("i,ij->j", dlogits[first:end], features[first:end])
 
-    (dweights, part_cls), *others = _in_parts(conv_gradient, [p[:2] for p in conv_parts])
     if shared:
-        dw_cls = part_cls
-    for other, other_cls in others:
-        dweights += other
-        dw_cls += other_cls
+        (dweights, dw_cls), *others = _in_parts(conv_gradient, [p[:2] for p in conv_parts])
+        for other, other_cls in others:
+            dweights += other
+            dw_cls += other_cls
+    else:
+        dweights, _ = conv_gradient(0, 0, n)
     dw_conv, db_conv = conv_cache.split_gradient(dweights)
     return {
         "conv.weight": dw_conv,
