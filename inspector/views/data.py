@@ -433,6 +433,9 @@ class DataView(QWidget):
             self._controller.cancel_loading,
         )
         self._progress_detail = QLabel(objectName="loadDetail")
+        # Wrapped: a long detail ("The training process stopped; ...") would otherwise widen
+        # the panel, and with it the Setup panel it shares a dock column with.
+        self._progress_detail.setWordWrap(True)
         mute(self._progress_detail)
         bar = QVBoxLayout()
         bar.setSpacing(1)

@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDialog, QLabel, QPushButton
+from PySide6.QtWidgets import QApplication, QDialog, QLabel, QPushButton
 
 from inspector import controller as controller_module
 from inspector import main_window
@@ -274,10 +274,16 @@ def test_a_dead_training_process_is_replaced_aside_on_a_large_run(
         ctrl.session_reset.connect(resets.append)
         ctrl.run_starting.connect(starting.append)
         ctrl.status_message.connect(messages.append)
+        narrowest = window.data_view.minimumSizeHint().width()
         old = ctrl._client
         old._process.kill()
         old._process.join(5)
         ctrl.step()  # finds the process gone
+        # The Data panel says it too, its long detail wrapped rather than widening the panel
+        # (and the Setup panel with it).
+        assert window.data_view._progress_detail.text().startswith("The training process stopped")
+        QApplication.processEvents()  # the layouts take the new text
+        assert window.data_view.minimumSizeHint().width() <= narrowest
         assert errors and "training process" in errors[0][0].lower()
         # The new process makes its iteration 0 while the window goes on.
         assert ctrl._client is not old and ctrl.is_starting and starting == [True]
