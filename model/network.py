@@ -61,7 +61,9 @@ class MapSummary:
 PART_MIN_IMAGE_VALUES = 2**18
 PART_MIN_FILTERS = 2
 
-_helpers: ThreadPoolExecutor | None = None
+#: Helper threads, one pool per number of helpers asked for (a pool is never shut down, so
+#: a caller never finds the one it took replaced under it).
+_helpers: dict[int, ThreadPoolExecutor] = {}
 _helpers_lock = threading.Lock()
 
 
@@ -76,24 +78,30 @@ def _parts(images: int, threads: int, filters: int, pixels: int) -> list[tuple[i
 
 
 def _helper_pool(workers: int) -> ThreadPoolExecutor:
-    global _helpers
     with _helpers_lock:
-        if _helpers is None or _helpers._max_workers < workers:
-            if _helpers is not None:
-                _helpers.shutdown(wait=False)
-            _helpers = ThreadPoolExecutor(workers, thread_name_prefix="engine")
-        return _helpers
+        pool = _helpers.get(workers)
+        if pool is None:
+            pool = _helpers[workers] = ThreadPoolExecutor(workers, thread_name_prefix="engine")
+        return pool
 
 
 def _in_parts(work, parts: list[tuple[int, int]]) -> list:
     """``[work(i, first, end) for i, (first, end) in enumerate(parts)]``, the first part on this
-    thread and the others on helper threads. Waits for every part even when one fails (none
-    may still write into the arrays afterwards), then raises the first failure."""
-    if len(parts) == 1:
-        return [work(0, *parts[0])]
-    pool = _helper_pool(len(parts) - 1)
-    futures = [pool.submit(work, i, *part) for i, part in enumerate(parts) if i]
+    thread and the others on helper threads, under this thread's ``np.errstate`` (NumPy keeps
+    it per thread: a diverging run that ignores overflows here must not warn there). Waits for
+    every part even when one fails (none may still write into the arrays afterwards), then
+    raises the first failure."""
+    errors = np.geterr()
+
+    def helped(*args):
+        with np.errstate(**errors):
+            return work(*args)
+
+    futures = []
     try:
+        pool = _helper_pool(len(parts) - 1)
+        for i, part in enumerate(parts[1:], 1):
+            futures.append(pool.submit(helped, i, *part))
         results = [work(0, *parts[0])]
     finally:
         concurrent.futures.wait(futures)
