@@ -453,10 +453,14 @@ class SessionController(QObject):
             if self._closed:
                 return
             self._adopt(*state)
-            self._client.call("speed", self._iterations_per_second)
-            self._apply_deferred()
+            try:
+                self._client.call("speed", self._iterations_per_second)
+            except TrainerError as exc:  # it died again: say so; the next request replaces it
+                failed(exc)
+            else:
+                self._apply_deferred()
+                self.status_message.emit("Training restarted from iteration 0")
             self._announce_reset(dataset_changed=False)
-            self.status_message.emit("Training restarted from iteration 0")
 
         def failed(exc: Exception) -> None:
             if not self._closed:
@@ -822,8 +826,13 @@ class SessionController(QObject):
             for kind, result in outcome:
                 (finish if kind == "done" else fail)(result)
         if not any(kind == "done" for kind, _ in outcome):
-            # Failed: what was asked meanwhile applies to the run there is, shown as it is.
-            self._apply_deferred()
+            # Failed: what was asked meanwhile applies to the run there is, shown as it is. A
+            # training process that is gone gets it when it is replaced (its config and speed
+            # here already hold it): sending it now would only replace it again, unasked.
+            if self._client.alive:
+                self._apply_deferred()
+            else:
+                self._deferred_live, self._deferred_speed = {}, None
             self.follow_latest()
 
     def _apply_deferred(self) -> None:

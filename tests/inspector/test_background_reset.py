@@ -366,3 +366,76 @@ def test_a_request_failing_while_a_run_starts_leaves_the_process_to_the_start(
     gate.set()
     qtbot.waitUntil(lambda: not ctrl.is_starting, timeout=10000)
     assert ctrl._client is client and ctrl.latest_iteration == 0
+
+
+def _failing_client(gate: threading.Event, made: list, failing: str):
+    """A training client whose ``failing`` request fails once ``gate`` opens, its server gone."""
+
+    class Failing(controller_module.TrainerClient):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+        def call(self, name, *args, **kwargs):
+            if name == failing:
+                assert gate.wait(30), "the test never opened the gate"
+                self.close(timeout=1.0)
+                raise controller_module.TrainerError("no memory for iteration 0", "trace")
+            return super().call(name, *args, **kwargs)
+
+    return Failing
+
+
+@pytest.mark.parametrize("meanwhile", ["speed", "live setting"])
+def test_a_failed_restart_keeps_what_was_changed_meanwhile_without_restarting_again(
+    qtbot, question_dataset, monkeypatch, meanwhile
+):
+    monkeypatch.setattr(controller_module, "BACKGROUND_RESET_VALUES", 0)
+    ctrl = SessionController(question_dataset, preset_config("recommended"), backend="thread")
+    gate, made = threading.Event(), []
+    try:
+        errors, starting = [], []
+        ctrl.error_occurred.connect(lambda *args: errors.append(args[0]))
+        ctrl.run_starting.connect(starting.append)
+        failing = _failing_client(gate, made, "state")
+        monkeypatch.setattr(controller_module, "TrainerClient", failing)
+        ctrl._restart()
+        assert ctrl.is_starting
+        if meanwhile == "speed":
+            ctrl.set_speed(5.0)
+        else:
+            ctrl.update_live(learning_rate=0.003)
+        gate.set()
+        qtbot.waitUntil(lambda: not ctrl.is_starting, timeout=10000)
+        qtbot.wait(200)  # a second restart would have begun by now
+        assert len(made) == 1 and errors == ["Could not restart training"]
+        assert starting == [True, False]
+        # Kept for the process that replaces this one.
+        if meanwhile == "speed":
+            assert ctrl._iterations_per_second == 5.0
+        else:
+            assert ctrl.config.learning_rate == 0.003
+    finally:
+        gate.set()
+        ctrl.shutdown()
+
+
+def test_a_new_process_that_dies_after_its_iteration_0_is_reported_from_the_restart(
+    qtbot, question_dataset, monkeypatch
+):
+    monkeypatch.setattr(controller_module, "BACKGROUND_RESET_VALUES", 0)
+    ctrl = SessionController(question_dataset, preset_config("recommended"), backend="thread")
+    gate, made = threading.Event(), []
+    gate.set()
+    try:
+        errors, resets = [], []
+        ctrl.error_occurred.connect(lambda *args: errors.append(args[0]))
+        ctrl.session_reset.connect(resets.append)
+        failing = _failing_client(gate, made, "speed")
+        monkeypatch.setattr(controller_module, "TrainerClient", failing)
+        ctrl._restart()  # no exception may escape the slot that ends the restart (pytest-qt)
+        qtbot.waitUntil(lambda: not ctrl.is_starting, timeout=10000)
+        assert errors == ["Could not restart training"] and len(made) == 1
+        assert len(resets) == 1 and ctrl.latest_iteration == 0  # the views show what it made
+    finally:
+        ctrl.shutdown()
