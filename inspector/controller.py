@@ -463,9 +463,7 @@ class SessionController(QObject):
             self._announce_reset(dataset_changed=False)
 
         def failed(exc: Exception) -> None:
-            if not self._closed:
-                details = getattr(exc, "details", "")
-                self.error_occurred.emit("Could not restart training", str(exc), details)
+            self._change_failed(exc, title="Could not restart training", replace_dead=False)
 
         self._change_run(
             ("state",),
@@ -801,15 +799,22 @@ class SessionController(QObject):
         self._announce_reset(dataset_changed=dataset is not None)
 
     def _change_failed(
-        self, exc: Exception, on_failure=None, title: str = "Could not start the run"
+        self,
+        exc: Exception,
+        on_failure=None,
+        title: str = "Could not start the run",
+        *,
+        replace_dead: bool = True,
     ) -> None:
+        """Report a start, rewind or restart that failed; a training process that died
+        doing it is replaced (unless it was itself the replacement: ``replace_dead``)."""
         if self._closed:
             return
         details = getattr(exc, "details", "")
         self.error_occurred.emit(title, str(exc), details)
         if on_failure is not None:
             on_failure()
-        if isinstance(exc, TrainerError) and not self._client.alive:
+        if replace_dead and isinstance(exc, TrainerError) and not self._client.alive:
             self._restart()
 
     def _on_aside_ended(self, client, outcome: list, finish, fail) -> None:
