@@ -238,10 +238,6 @@ def forward(
     pre = convolution.output_buffer("network.pre", maps_shape, dtype).reshape(features_shape)
     logits = np.empty(n, dtype=np.result_type(dtype, cls_w.dtype))
     parts = _parts(n, threads, f, maps_shape[2]) if threads > 1 else [(0, n)]
-    # Threads sharing the batch keep off BLAS's threads: they spin for a while after a call
-    # and take the cores from the parts. BLAS runs a float64 matrix-vector product this long
-    # on two threads, and the forward pass of (64, 128, 128, 16) then gained nothing from a
-    # second thread (91 → 100 ms); this loop instead costs about 20 µs more an image.
     shared = len(parts) > 1
     summaries = [_MapStatistics(f) for _ in parts] if summarise else None
     if activation == "relu":
@@ -262,6 +258,11 @@ def forward(
             if act is not pre:
                 np.maximum(pre[start:stop], 0, out=act[start:stop])
             if shared:
+                # Threads sharing the batch keep off BLAS's threads: they spin for a while after
+                # a call and take the cores from the parts. BLAS runs a float64 matrix-vector
+                # product this long on two threads, and the forward pass of (64, 128, 128, 16)
+                # then gained nothing from a second thread (91 → 100 ms); this loop instead
+                # costs about 20 µs more an image.
                 np.einsum("ij,j->i", act[start:stop], cls_w, out=logits[start:stop])
             else:
                 np.matmul(act[start:stop], cls_w, out=logits[start:stop])
