@@ -69,15 +69,24 @@ def controller(qtbot, question_dataset):
 
 
 @pytest.fixture
-def window(qtbot, controller):
-    """The main window on ``controller``, shown as a user would see it."""
+def show_window(qtbot):
+    """``show_window(controller)``: the main window on it, shown as a user would see it."""
     from inspector.main_window import MainWindow
 
-    win = MainWindow(controller)
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
+    def show(controller):
+        win = MainWindow(controller)
+        qtbot.addWidget(win)
+        win.show()
+        qtbot.waitExposed(win)
+        return win
+
+    return show
+
+
+@pytest.fixture
+def window(controller, show_window):
+    """The main window on ``controller``, shown as a user would see it."""
+    return show_window(controller)
 
 
 @pytest.fixture

@@ -15,17 +15,25 @@ from PySide6.QtWidgets import QApplication, QDialog, QLabel, QPushButton
 from inspector import controller as controller_module
 from inspector import main_window
 from inspector.controller import SessionController
-from inspector.main_window import MainWindow
 from model.presets import preset_config
 
 
-def _hold(session, monkeypatch) -> threading.Event:
+class _Gate(threading.Event):
+    """Opened by the test; ``reached`` is set once the training process waits at it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reached = threading.Event()
+
+
+def _hold(session, monkeypatch) -> _Gate:
     """Make ``session``'s resets and rewinds wait until the returned gate is opened."""
-    gate = threading.Event()
+    gate = _Gate()
     for name in ("reset", "rewind"):
         method = getattr(session, name)
 
         def waiting(*args, _method=method, **kwargs):
+            gate.reached.set()
             assert gate.wait(30), "the test never opened the gate"
             return _method(*args, **kwargs)
 
@@ -33,23 +41,57 @@ def _hold(session, monkeypatch) -> threading.Event:
     return gate
 
 
-def _shown_window(qtbot, ctrl) -> MainWindow:
-    window = MainWindow(ctrl)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    return window
+@pytest.fixture
+def large_run(qtbot, question_dataset, monkeypatch):
+    """A controller whose run counts as large: it starts, goes back and restarts aside."""
+    monkeypatch.setattr(controller_module, "BACKGROUND_RESET_VALUES", 0)
+    ctrl = SessionController(question_dataset, preset_config("recommended"), backend="thread")
+    yield ctrl
+    ctrl.shutdown()
 
 
 @pytest.fixture
-def held(qtbot, question_dataset, monkeypatch):
+def held(large_run, monkeypatch):
     """A controller whose training process waits at ``gate`` before each reset and rewind."""
-    monkeypatch.setattr(controller_module, "BACKGROUND_RESET_VALUES", 0)
-    ctrl = SessionController(question_dataset, preset_config("recommended"), backend="thread")
-    gate = _hold(ctrl.server.session, monkeypatch)
-    yield ctrl, gate
+    gate = _hold(large_run.server.session, monkeypatch)
+    yield large_run, gate
     gate.set()
-    ctrl.shutdown()
+
+
+def _failing_client(gate: threading.Event, made: list, failing: str):
+    """A training client whose ``failing`` request fails once ``gate`` opens, its server gone."""
+
+    class Failing(controller_module.TrainerClient):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+        def call(self, name, *args, **kwargs):
+            if name == failing:
+                assert gate.wait(30), "the test never opened the gate"
+                self.close(timeout=1.0)
+                raise controller_module.TrainerError("no memory for iteration 0", "trace")
+            return super().call(name, *args, **kwargs)
+
+    return Failing
+
+
+@pytest.fixture
+def failing_restarts(large_run, monkeypatch):
+    """``fail(name)``: the training processes ``large_run`` starts from then on fail their
+    ``name`` request once the gate it returns opens (at teardown at the latest); it returns
+    ``(gate, made)``, ``made`` listing those processes."""
+    gates = []
+
+    def fail(name: str):
+        gate, made = threading.Event(), []
+        gates.append(gate)
+        monkeypatch.setattr(controller_module, "TrainerClient", _failing_client(gate, made, name))
+        return gate, made
+
+    yield fail
+    for gate in gates:
+        gate.set()
 
 
 def test_a_large_reset_leaves_the_window_free_and_training_waits(qtbot, held, step_and_wait):
@@ -84,9 +126,9 @@ def test_a_large_reset_leaves_the_window_free_and_training_waits(qtbot, held, st
     assert step_and_wait(ctrl).settings.learning_rate == 0.003
 
 
-def test_the_window_says_it_is_starting_and_holds_its_actions(qtbot, held):
+def test_the_window_says_it_is_starting_and_holds_its_actions(qtbot, show_window, held):
     ctrl, gate = held
-    window = _shown_window(qtbot, ctrl)
+    window = show_window(ctrl)
     ctrl.reset()
     for key in ("step", "step_epoch", "run", "reset", "reseed"):
         assert not window.actions[key].isEnabled(), key
@@ -222,12 +264,12 @@ def test_a_compared_run_starting_in_the_background_catches_up_when_it_is_there(
         follower.shutdown()
 
 
-def test_going_back_on_a_large_run_is_done_aside_too(qtbot, held, step_and_wait):
+def test_going_back_on_a_large_run_is_done_aside_too(qtbot, show_window, held, step_and_wait):
     ctrl, gate = held
     gate.set()
     step_and_wait(ctrl, 3)
     gate.clear()
-    window = _shown_window(qtbot, ctrl)
+    window = show_window(ctrl)
     went_back = []
     ctrl.history_changed.connect(went_back.append)
 
@@ -247,9 +289,9 @@ def test_going_back_on_a_large_run_is_done_aside_too(qtbot, held, step_and_wait)
     assert step_and_wait(ctrl).settings.learning_rate == 0.004
 
 
-def test_quit_on_the_note_closes_the_window_while_a_run_starts(qtbot, held):
+def test_quit_on_the_note_closes_the_window_while_a_run_starts(qtbot, show_window, held):
     ctrl, gate = held
-    window = _shown_window(qtbot, ctrl)
+    window = show_window(ctrl)
     ctrl.reset()
     note = window.findChild(QDialog, "startingDialog")
     qtbot.waitUntil(note.isVisible, timeout=1000)
@@ -261,13 +303,13 @@ def test_quit_on_the_note_closes_the_window_while_a_run_starts(qtbot, held):
 
 
 def test_a_dead_training_process_is_replaced_aside_on_a_large_run(
-    qtbot, question_dataset, monkeypatch, step_and_wait
+    qtbot, show_window, question_dataset, monkeypatch, step_and_wait
 ):
     monkeypatch.setattr(controller_module, "BACKGROUND_RESET_VALUES", 0)
     monkeypatch.setattr(main_window, "STARTING_NOTE_DELAY_MS", 0)  # a new process is quick
     ctrl = SessionController(question_dataset, preset_config("recommended"))
     try:
-        window = _shown_window(qtbot, ctrl)
+        window = show_window(ctrl)
         step_and_wait(ctrl, 2)
         errors, resets, starting, messages = [], [], [], []
         ctrl.error_occurred.connect(lambda *args: errors.append(args))
@@ -317,26 +359,13 @@ def test_a_dead_training_process_is_replaced_aside_on_a_large_run(
 
 
 def test_a_new_training_process_that_cannot_start_is_reported_and_not_replaced_again(
-    qtbot, held, monkeypatch
+    qtbot, large_run, failing_restarts
 ):
-    ctrl, gate = held
-    gate.set()
+    ctrl = large_run
     errors = []
     ctrl.error_occurred.connect(lambda *args: errors.append(args))
-    made = []
-
-    class Failing(controller_module.TrainerClient):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
-        def call(self, name, *args, **kwargs):
-            if name == "state":
-                self.close(timeout=1.0)
-                raise controller_module.TrainerError("no memory for iteration 0", "trace")
-            return super().call(name, *args, **kwargs)
-
-    monkeypatch.setattr(controller_module, "TrainerClient", Failing)
+    gate, made = failing_restarts("state")
+    gate.set()
     ctrl._restart()
     qtbot.waitUntil(lambda: not ctrl.is_starting, timeout=10000)
     assert len(made) == 1 and not ctrl._client.alive
@@ -351,6 +380,8 @@ def test_a_request_failing_while_a_run_starts_leaves_the_process_to_the_start(
     client = ctrl._client
     ctrl.reset()
     assert ctrl.is_starting
+    # The start's own call is in the training process before this test's request fails.
+    qtbot.waitUntil(gate.reached.is_set, timeout=5000)
     errors = []
     ctrl.error_occurred.connect(lambda *args: errors.append(args))
 
@@ -368,74 +399,43 @@ def test_a_request_failing_while_a_run_starts_leaves_the_process_to_the_start(
     assert ctrl._client is client and ctrl.latest_iteration == 0
 
 
-def _failing_client(gate: threading.Event, made: list, failing: str):
-    """A training client whose ``failing`` request fails once ``gate`` opens, its server gone."""
-
-    class Failing(controller_module.TrainerClient):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
-        def call(self, name, *args, **kwargs):
-            if name == failing:
-                assert gate.wait(30), "the test never opened the gate"
-                self.close(timeout=1.0)
-                raise controller_module.TrainerError("no memory for iteration 0", "trace")
-            return super().call(name, *args, **kwargs)
-
-    return Failing
-
-
 @pytest.mark.parametrize("meanwhile", ["speed", "live setting"])
 def test_a_failed_restart_keeps_what_was_changed_meanwhile_without_restarting_again(
-    qtbot, question_dataset, monkeypatch, meanwhile
+    qtbot, large_run, failing_restarts, meanwhile
 ):
-    monkeypatch.setattr(controller_module, "BACKGROUND_RESET_VALUES", 0)
-    ctrl = SessionController(question_dataset, preset_config("recommended"), backend="thread")
-    gate, made = threading.Event(), []
-    try:
-        errors, starting = [], []
-        ctrl.error_occurred.connect(lambda *args: errors.append(args[0]))
-        ctrl.run_starting.connect(starting.append)
-        failing = _failing_client(gate, made, "state")
-        monkeypatch.setattr(controller_module, "TrainerClient", failing)
-        ctrl._restart()
-        assert ctrl.is_starting
-        if meanwhile == "speed":
-            ctrl.set_speed(5.0)
-        else:
-            ctrl.update_live(learning_rate=0.003)
-        gate.set()
-        qtbot.waitUntil(lambda: not ctrl.is_starting, timeout=10000)
-        qtbot.wait(200)  # a second restart would have begun by now
-        assert len(made) == 1 and errors == ["Could not restart training"]
-        assert starting == [True, False]
-        # Kept for the process that replaces this one.
-        if meanwhile == "speed":
-            assert ctrl._iterations_per_second == 5.0
-        else:
-            assert ctrl.config.learning_rate == 0.003
-    finally:
-        gate.set()
-        ctrl.shutdown()
+    ctrl = large_run
+    errors, starting = [], []
+    ctrl.error_occurred.connect(lambda *args: errors.append(args[0]))
+    ctrl.run_starting.connect(starting.append)
+    gate, made = failing_restarts("state")
+    ctrl._restart()
+    assert ctrl.is_starting
+    if meanwhile == "speed":
+        ctrl.set_speed(5.0)
+    else:
+        ctrl.update_live(learning_rate=0.003)
+    gate.set()
+    qtbot.waitUntil(lambda: not ctrl.is_starting, timeout=10000)
+    qtbot.wait(200)  # a second restart would have begun by now
+    assert len(made) == 1 and errors == ["Could not restart training"]
+    assert starting == [True, False]
+    # Kept for the process that replaces this one.
+    if meanwhile == "speed":
+        assert ctrl._iterations_per_second == 5.0
+    else:
+        assert ctrl.config.learning_rate == 0.003
 
 
 def test_a_new_process_that_dies_after_its_iteration_0_is_reported_from_the_restart(
-    qtbot, question_dataset, monkeypatch
+    qtbot, large_run, failing_restarts
 ):
-    monkeypatch.setattr(controller_module, "BACKGROUND_RESET_VALUES", 0)
-    ctrl = SessionController(question_dataset, preset_config("recommended"), backend="thread")
-    gate, made = threading.Event(), []
+    ctrl = large_run
+    errors, resets = [], []
+    ctrl.error_occurred.connect(lambda *args: errors.append(args[0]))
+    ctrl.session_reset.connect(resets.append)
+    gate, made = failing_restarts("speed")
     gate.set()
-    try:
-        errors, resets = [], []
-        ctrl.error_occurred.connect(lambda *args: errors.append(args[0]))
-        ctrl.session_reset.connect(resets.append)
-        failing = _failing_client(gate, made, "speed")
-        monkeypatch.setattr(controller_module, "TrainerClient", failing)
-        ctrl._restart()  # no exception may escape the slot that ends the restart (pytest-qt)
-        qtbot.waitUntil(lambda: not ctrl.is_starting, timeout=10000)
-        assert errors == ["Could not restart training"] and len(made) == 1
-        assert len(resets) == 1 and ctrl.latest_iteration == 0  # the views show what it made
-    finally:
-        ctrl.shutdown()
+    ctrl._restart()  # no exception may escape the slot that ends the restart (pytest-qt)
+    qtbot.waitUntil(lambda: not ctrl.is_starting, timeout=10000)
+    assert errors == ["Could not restart training"] and len(made) == 1
+    assert len(resets) == 1 and ctrl.latest_iteration == 0  # the views show what it made
