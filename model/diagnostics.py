@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -108,6 +108,55 @@ def _json_changes(changes: dict) -> dict:
 def sort_findings(findings) -> list[Finding]:
     """Newest first, then most severe first."""
     return sorted(findings, key=lambda f: (-f.iteration, SEVERITIES.index(f.severity)))
+
+
+def merge_mostly_dead(findings: Iterable[Finding]) -> list[Finding]:
+    """``findings`` as a person reads them: the warnings of one iteration that several filters
+    are mostly dead, which only differ in the filter and its share, become one warning in the
+    place of the first, with a line per filter. Everything else is kept as it is.
+
+    For display only: the records, the finding log and the headless files keep a finding per
+    filter (a group's membership changes as filters cross the threshold, one filter's does not).
+    """
+    findings = list(findings)
+    groups: list[list[Finding]] = []  # (Fix holds a dict: not hashable)
+    for finding in findings:
+        if finding.code != "mostly_dead":
+            continue
+        group = next((g for g in groups if _same_warning(g[0], finding)), None)
+        if group is None:
+            groups.append([finding])
+        else:
+            group.append(finding)
+    merged = []
+    for finding in findings:
+        group = next((g for g in groups if any(finding is m for m in g)), None)
+        if group is None or len(group) == 1:
+            merged.append(finding)
+        elif finding is group[0]:
+            merged.append(_merged_mostly_dead(group))
+    return merged
+
+
+def _same_warning(a: Finding, b: Finding) -> bool:
+    return (a.iteration, a.severity, a.fixes) == (b.iteration, b.severity, b.fixes)
+
+
+def _merged_mostly_dead(group: list[Finding]) -> Finding:
+    names = [finding.subject.removeprefix("filter ") for finding in group]
+    listed = ", ".join(names[:-1]) + f" and {names[-1]}"
+    lines = "\n".join(f"• {finding.title}" for finding in group)
+    return replace(
+        group[0],
+        title=f"Filters {listed}: most of their ReLU outputs are zero",
+        explanation=(
+            f"{lines}\nOnly a filter's positive outputs pass gradient back to it, so each of "
+            f"these {len(group)} filters learns from a small share of the positions. One more "
+            "large update in the wrong direction can make any of them 0 everywhere (a dead "
+            "filter)."
+        ),
+        subject=f"filters {', '.join(names)}",
+    )
 
 
 def finding_key(finding: Finding) -> tuple:

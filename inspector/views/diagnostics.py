@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.layout_guard import LayoutGuard
-from model.diagnostics import Finding, sort_findings
+from model.diagnostics import Finding, merge_mostly_dead, sort_findings
 from model.record import StepRecord
 
 SEVERITY_STYLE = {
@@ -218,7 +218,7 @@ class DiagnosticsView(QWidget):
         record = self._record
         if record is None:
             return
-        findings = sort_findings(record.findings)
+        findings = merge_mostly_dead(sort_findings(record.findings))
         signature = (record.iteration, tuple((f.title, f.explanation) for f in findings))
         if signature == self._drawn_signature:
             return

@@ -116,3 +116,24 @@ def test_a_new_iteration_stamp_does_not_lay_the_cards_out_again(
     qtbot.wait(50)
     assert "iteration 3" in card._stamp.text() and card._stamp.isVisible()
     assert requests.count == 0
+
+
+def test_mostly_dead_filters_share_one_card(qtbot, question_dataset):
+    """16 filters at iteration 0: two dead and six mostly dead. One card says which six, not
+    six cards that differ in a number."""
+    from inspector.controller import SessionController
+
+    ctrl = SessionController(question_dataset, preset_config("recommended", num_filters=16))
+    widget = DiagnosticsView(ctrl)
+    qtbot.addWidget(widget)
+    assert sum(f.code == "mostly_dead" for f in ctrl.shown.findings) == 6
+    assert codes(widget) == ["dead_filter", "dead_filter", "mostly_dead"]
+    card = widget.cards[2]
+    title = "Filters 0, 1, 5, 7, 11 and 15: most of their ReLU outputs are zero"
+    assert card._title.text() == title
+    assert card._text.text().startswith("• 98% of filter 0's ReLU outputs are zero\n")
+    assert [b.label_text() for b in card.fix_buttons] == [
+        f"Fix: {fix.label}" for fix in ctrl.shown.findings[2].fixes
+    ]
+    assert widget.summary.text() == "Iteration 0: 2 problems, 1 warning."
+    ctrl.shutdown()

@@ -59,3 +59,39 @@ def test_a_mostly_dead_filter_says_how_many_outputs_are_still_positive():
         "Only 307 of its 2,048 outputs (15%) are positive, so only they pass gradient back to "
         "filter 1."
     )
+
+
+def _mostly_dead_record(fractions, iteration=3):
+    return SimpleNamespace(
+        activation=np.zeros((2, len(fractions), 32, 32)),
+        dead_fraction_per_filter=np.array(fractions),
+        dead_since=(None,) * len(fractions),
+        settings=OptimSettings(0.1, 0.0, None),
+        iteration=iteration,
+    )
+
+
+def test_several_mostly_dead_filters_read_as_one_warning_in_the_place_of_the_first():
+    dead = diagnostics.Finding("dead_filter", "error", "Filter 4 is dead", "…", subject="filter 4")
+    mostly = diagnostics._mostly_dead(_mostly_dead_record([2047 / 2048, 0.1, 1741 / 2048, 0.9]))
+    later = diagnostics._mostly_dead(_mostly_dead_record([0.9], iteration=4))
+    merged = diagnostics.merge_mostly_dead([dead, *mostly, *later])
+    assert merged[0] is dead and merged[2] is later[0]  # another iteration: its own warning
+    group = merged[1]
+    assert len(merged) == 3
+    assert (group.code, group.severity, group.iteration) == ("mostly_dead", "warning", 3)
+    assert group.subject == "filters 0, 2, 3"
+    assert group.title == "Filters 0, 2 and 3: most of their ReLU outputs are zero"
+    assert group.explanation.splitlines()[:3] == [
+        "• >99% of filter 0's ReLU outputs are zero",
+        "• 85% of filter 2's ReLU outputs are zero",
+        "• 90% of filter 3's ReLU outputs are zero",
+    ]
+    assert "each of these 3 filters" in group.explanation
+    assert group.fixes == mostly[0].fixes
+
+
+def test_one_mostly_dead_filter_keeps_its_own_words():
+    (single,) = diagnostics._mostly_dead(_mostly_dead_record([0.1, 0.95]))
+    assert diagnostics.merge_mostly_dead([single]) == [single]
+    assert diagnostics.merge_mostly_dead([single])[0] is single
