@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +145,9 @@ class SessionController(QObject):
         self._fetch: _Fetch | None = None  # the picked iteration's record, on its way
         self._announced = False  # ``recomputing`` was emitted for it
         self._closed = False
+        # Reports' work folders (``model.report.new_work_folder``) until the report is written
+        # or abandoned: a training process that ends mid-way leaves its half-built report.
+        self._report_folders: set[Path] = set()
         self._dataset_source = source
         self._iterations_per_second = 0.0
         self._client = client or TrainerClient(dataset, config, backend)
@@ -282,21 +286,42 @@ class SessionController(QObject):
         its path. The training process takes what the report needs at once and writes it in a
         thread of its own, answering the window and training meanwhile; this waits for it, so
         call it from a worker thread. Raises ``TrainerError``."""
+        from model.report import new_work_folder  # (not at start-up: 50 ms of imports)
+
         client = self._client
-        job = client.call(
-            "start_report",
-            directory,
-            snapshot_iterations=snapshot_iterations,
-            plot_pngs=plot_pngs,
-            as_zip=as_zip,
-            preset=self.preset_name,
-            source=self._source_description(),
-        )
-        while True:
-            done, result = client.call("report_result", job, interrupting=False)
-            if done:
-                return result
-            time.sleep(REPORT_POLL_SECONDS)
+        work = new_work_folder(directory, as_zip)
+        self._report_folders.add(work)
+        try:
+            job = client.call(
+                "start_report",
+                directory,
+                snapshot_iterations=snapshot_iterations,
+                plot_pngs=plot_pngs,
+                as_zip=as_zip,
+                preset=self.preset_name,
+                source=self._source_description(),
+                work_folder=work,
+            )
+            while True:
+                done, result = client.call("report_result", job, interrupting=False)
+                if done:
+                    return result
+                time.sleep(REPORT_POLL_SECONDS)
+        finally:
+            self._clear_report_folder(work, client)
+
+    def _clear_report_folder(self, work: Path, client: TrainerClient) -> None:
+        """Remove a report's work folder: empty once the report is written or has failed, and
+        what a training process that has ended left in it. Not while ``client`` lives, for it
+        may still be writing there (a call that failed on a process that hangs): then shutdown
+        removes it once the process is gone."""
+        if client.alive:
+            with contextlib.suppress(OSError):
+                work.rmdir()
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+        if not work.exists():
+            self._report_folders.discard(work)
 
     def _call(self, name: str, *args, **kwargs):
         """A request to the training process from the GUI thread; a failure is reported as
@@ -992,6 +1017,8 @@ class SessionController(QObject):
             # process that hangs must not hold the window for the call's whole time-out.
             self._client.terminate()
         self._client.close()  # interrupts a record being recomputed
+        for work in list(self._report_folders):
+            self._clear_report_folder(work, self._client)
         if self._aside_task is not None:
             self._aside_task.wait()
         if self._fetch is not None:

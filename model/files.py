@@ -47,6 +47,7 @@ def write_atomic(
     write: Callable[[BinaryIO], None] | bytes,
     *,
     overwrite: bool = False,
+    temp_dir: str | os.PathLike | None = None,
 ) -> Path:
     """Write a file so that it either appears complete or not at all.
 
@@ -55,6 +56,8 @@ def write_atomic(
     path : destination.
     write : the bytes, or a function writing them to a binary file object.
     overwrite : replace an existing file; when False an existing file raises ``SaveError``.
+    temp_dir : where the file is written before it is moved into place (default: beside
+        ``path``); on the same file system as ``path``.
 
     Returns
     -------
@@ -66,7 +69,7 @@ def write_atomic(
     tmp_name = None
     try:
         fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.name[:40]}.", suffix=".tmp", dir=target.parent
+            prefix=f".{target.name[:40]}.", suffix=".tmp", dir=temp_dir or target.parent
         )
         with os.fdopen(fd, "wb") as handle:
             if isinstance(write, (bytes, bytearray, memoryview)):

@@ -656,6 +656,20 @@ def _move_into_place(built: Path, target: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
+def new_work_folder(directory: str | os.PathLike, as_zip: bool = False) -> Path:
+    """A new hidden, empty folder beside the report ``directory`` (or its archive, with
+    ``as_zip``) to build it in: on the same file system, so the finished report is moved into
+    place in one step. Raises ``SaveError`` when the folder cannot be made."""
+    destination = Path(directory)
+    if as_zip and destination.suffix != ".zip":
+        destination = Path(f"{destination}.zip")
+    parent = destination.parent
+    try:
+        return Path(tempfile.mkdtemp(prefix=f".{Path(directory).name[:40]}.", dir=parent))
+    except OSError as exc:
+        raise _save_error(exc, f"Cannot write in {parent}") from exc
+
+
 def write_report(
     session: TrainingSession | RunSnapshot,
     directory: str | os.PathLike,
@@ -666,6 +680,7 @@ def write_report(
     overwrite: bool = False,
     preset: str | None = None,
     source: Mapping[str, str] | None = None,
+    work_folder: str | os.PathLike | None = None,
 ) -> Path:
     """Write a report of ``session`` (see the module docstring).
 
@@ -684,6 +699,10 @@ def write_report(
     preset : name of the preset the run started from, when known.
     source : where the dataset came from, e.g. {'example': 'question'}, {'folder': path} or
         {'list': path}.
+    work_folder : an empty folder from ``new_work_folder`` to build the report in, for a caller
+        that must be able to clean up after a writer that was killed; left empty, for the caller
+        to remove. By default the report is built in a hidden folder of its own beside
+        ``directory``, removed when writing fails.
 
     Returns
     -------
@@ -712,10 +731,14 @@ def write_report(
     else:
         run = RunSnapshot(session, snapshot_iterations)
     parent = (archive if as_zip else destination).parent
-    try:
-        built = Path(tempfile.mkdtemp(prefix=f".{destination.name[:40]}.", dir=parent))
-    except OSError as exc:
-        raise _save_error(exc, f"Cannot write in {parent}") from exc
+    if work_folder is None:
+        built = new_work_folder(directory, as_zip)
+    else:
+        built = Path(work_folder) / destination.name
+        try:
+            built.mkdir()
+        except OSError as exc:
+            raise _save_error(exc, f"Cannot write in {work_folder}") from exc
     try:
         try:
             _build(built, run, plot_pngs, preset, source)
@@ -725,7 +748,9 @@ def write_report(
             raise _save_error(exc, f"Cannot write the report in {parent}") from exc
         if as_zip:
             top = archive.stem
-            return write_atomic(archive, _zip_of(built, top), overwrite=overwrite)
+            return write_atomic(
+                archive, _zip_of(built, top), overwrite=overwrite, temp_dir=work_folder
+            )
         try:
             _move_into_place(built, destination)
         except OSError as exc:

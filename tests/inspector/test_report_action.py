@@ -176,3 +176,64 @@ def test_the_run_goes_on_while_a_report_is_written(qtbot, question_dataset, tmp_
     finally:
         held_report.release.set()
         controller.shutdown()
+
+
+def test_a_training_process_killed_mid_report_leaves_nothing_hidden(
+    qtbot, question_dataset, tmp_path
+):
+    """Quitting while a large run starts aside ends the training process at once, report
+    thread and all. The window made the folder the report was being built in, and removes it."""
+    import threading
+
+    from inspector.controller import SessionController
+    from inspector.training_process import TrainerError
+    from model.presets import preset_config
+
+    controller = SessionController(question_dataset, preset_config("seed"))
+    errors = []
+
+    def write():
+        try:
+            controller.write_report(tmp_path / "r")
+        except TrainerError as exc:
+            errors.append(exc)
+
+    try:
+        worker = threading.Thread(target=write, daemon=True)
+        worker.start()
+        # The training process has started building the report in the window's folder.
+        qtbot.waitUntil(lambda: any(tmp_path.glob(".r.*/r")), timeout=10000)
+        controller._client.terminate()
+        worker.join(30)
+        assert not worker.is_alive() and errors
+    finally:
+        controller.shutdown()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_shutdown_removes_a_report_folder_the_writer_could_not(
+    qtbot, question_dataset, tmp_path, monkeypatch
+):
+    """A call that fails on a training process that still lives leaves the folder, which may
+    still be written to; once shutdown has ended the process, it goes."""
+    from inspector.controller import SessionController
+    from inspector.training_process import TrainerClient, TrainerError
+    from model.presets import preset_config
+
+    controller = SessionController(question_dataset, preset_config("seed"))
+    real_call = TrainerClient.call
+
+    def failing_report(self, name, *args, **kwargs):
+        if name == "start_report":
+            (kwargs["work_folder"] / "r").mkdir()  # a writer that got this far
+            raise TrainerError("no answer")
+        return real_call(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(TrainerClient, "call", failing_report)
+    try:
+        with pytest.raises(TrainerError):
+            controller.write_report(tmp_path / "r")
+        assert [p.name[:3] for p in tmp_path.iterdir()] == [".r."]  # not removed while alive
+    finally:
+        controller.shutdown()
+    assert list(tmp_path.iterdir()) == []

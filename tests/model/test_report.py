@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from inspector import cli
+from model import report as report_module
 from model.data import Dataset, load_dataset, load_example, load_image_list
 from model.diagnostics import FindingLog
 from model.files import SaveError
@@ -19,6 +20,7 @@ from model.presets import preset_config
 from model.report import (
     RunSnapshot,
     default_snapshot_iterations,
+    new_work_folder,
     reproduce_arguments,
     start_config,
     write_report,
@@ -195,6 +197,30 @@ def test_zip(report, tmp_path):
         write_report(session, tmp_path / "shared.zip", as_zip=True)
     assert write_report(session, tmp_path / "shared.zip", as_zip=True, overwrite=True) == archive
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.zip"]
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_a_report_builds_in_the_work_folder_it_is_given_and_leaves_it_empty(
+    report, tmp_path, monkeypatch, as_zip
+):
+    # The window makes the folder, so that it can remove what a killed writer left there.
+    session, _ = report
+    work = new_work_folder(tmp_path / "r", as_zip)
+    assert work.parent == tmp_path and work.name.startswith(".r.") and not any(work.iterdir())
+    seen = []
+    build = report_module._build
+
+    def watched(built, *args):
+        seen.append(built)
+        return build(built, *args)
+
+    monkeypatch.setattr(report_module, "_build", watched)
+    written = write_report(session, tmp_path / "r", as_zip=as_zip, work_folder=work)
+    assert seen == [work / "r"]
+    assert written == tmp_path / ("r.zip" if as_zip else "r")
+    assert zipfile.is_zipfile(written) if as_zip else (written / "index.html").is_file()
+    assert list(work.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([work.name, written.name])
 
 
 def test_snapshot_iterations_can_be_chosen(report, tmp_path):
