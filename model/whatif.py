@@ -21,7 +21,7 @@ from model.session import TrainingSession
 
 DEFAULT_FACTORS = (10, 1, 0.1, 0.01, 0.001)
 #: Verdicts, from worst to best.
-VERDICTS = ("diverges", "kills filter", "too small", "ok")
+VERDICTS = ("diverges", "kills filter", "no effect", "too small", "ok")
 #: Update-to-weight ratio below which an update is 'too small' to matter.
 TOO_SMALL_RATIO = 1e-6
 
@@ -42,8 +42,10 @@ class WhatIfRow:
     loss, accuracy : on the whole dataset after the update.
     update_ratio : ‖update‖ / ‖weights before‖ of the conv layer.
     non_finite : whether any weight or loss would be NaN or infinite.
-    verdict : 'diverges' (non-finite), 'kills filter' (a filter alive now would die),
-        'too small' (``update_ratio`` below ``TOO_SMALL_RATIO``) or 'ok'.
+    verdict : 'diverges' (non-finite), 'kills filter' (a filter alive now would die), 'no
+        effect' (the filters' gradient is exactly zero, as when every filter is dead: no
+        learning rate moves them), 'too small' (``update_ratio`` below ``TOO_SMALL_RATIO``) or
+        'ok'.
     """
 
     factor: float
@@ -76,6 +78,8 @@ def verdict(non_finite: bool, newly_dead: int, update_ratio: float) -> str:
         return "diverges"
     if newly_dead:
         return "kills filter"
+    if update_ratio == 0:
+        return "no effect"
     if update_ratio < TOO_SMALL_RATIO:
         return "too small"
     return "ok"

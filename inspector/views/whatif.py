@@ -49,8 +49,10 @@ COLUMNS = {
     "verdict": (
         "verdict",
         "kills filter: a filter alive now would be dead after this update · diverges: a weight "
-        "or the loss would become NaN or infinite · too small: the update would barely change "
-        f"the weights (update / weight below {TOO_SMALL_RATIO:g}) · ok: none of these.",
+        "or the loss would become NaN or infinite · no effect: the filters' gradient is exactly "
+        "zero (every filter dead, or nothing reaches them), so no learning rate moves them · "
+        "too small: the update would barely change the weights (update / weight below "
+        f"{TOO_SMALL_RATIO:g}) · ok: none of these.",
     ),
     "range": (
         "filter weights\nafter",
@@ -75,10 +77,13 @@ COLUMNS = {
     ),
 }
 COLUMN = {key: index for index, key in enumerate(COLUMNS)}
+#: A step that cannot move the filters: grey, neither a failure of its own nor progress.
+NO_EFFECT_COLOUR = (150, 150, 150)
 #: Verdict colours, shared with the outcome map where the meaning is the same.
 VERDICT_COLOURS = {
     "kills filter": OUTCOME_COLOURS["dead filter"],
     "diverges": OUTCOME_COLOURS["diverged"],
+    "no effect": NO_EFFECT_COLOUR,
     "too small": OUTCOME_COLOURS["stuck"],
     "ok": OUTCOME_COLOURS["learned"],
 }

@@ -84,9 +84,20 @@ def test_an_overflowing_step_diverges(question):
     assert row.verdict == "diverges"
 
 
+def test_no_rate_moves_a_dead_filter(question):
+    # The question's filter dies in the first update; then its gradient is exactly zero, and a
+    # verdict of 'too small' would suggest a larger learning rate might help.
+    session = TrainingSession(question, preset_config("seed"))
+    session.step()
+    rows = what_if(session)
+    assert {row.update_ratio for row in rows} == {0.0}
+    assert {row.verdict for row in rows} == {"no effect"}
+
+
 def test_verdict_order():
     assert verdict(True, 1, math.nan) == "diverges"
     assert verdict(False, 1, 1e-9) == "kills filter"
+    assert verdict(False, 0, 0.0) == "no effect"
     assert verdict(False, 0, 1e-7) == "too small"
     assert verdict(False, 0, 1e-3) == "ok"
 
