@@ -24,10 +24,13 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QRectF, Qt, QTimer, Slot
 from PySide6.QtGui import QFont, QFontMetricsF
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
+    QFrame,
     QGraphicsItem,
     QHBoxLayout,
     QLabel,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -59,6 +62,11 @@ LINE_WIDTH = 1.0
 MEAN_LOSS_WIDTH = 2.5
 #: Three columns of plots when the panel is this many times wider than high, else two.
 WIDE_ASPECT = 1.4
+#: Smallest room for one plot with its title and legend. A smaller panel scrolls rather than
+#: squash the plots into strips (at 1280×800 the Curves tab is about 630×230 pixels: two rows
+#: of plots 20 pixels high, the third column cut off).
+MIN_PLOT_WIDTH = 260
+MIN_PLOT_HEIGHT = 160
 AXIS_WIDTH = 52
 TITLE_LINE_HEIGHT = 15
 #: Room right of a saved plot, so that the last value of the iteration axis is not cut.
@@ -350,16 +358,26 @@ class _RangeAnchor(pg.GraphicsObject):
         pass
 
 
-class _LeaveFilter(QObject):
-    """Hides the hover readouts when the mouse leaves the plots."""
+class _PlotsFilter(QObject):
+    """On the plots' viewport: hides the hover readouts when the mouse leaves the plots, and
+    gives a plain wheel turn to ``scroll`` (a plot zooms with Ctrl+wheel only, as in the
+    other panels; pyqtgraph would zoom with any wheel turn, and an unused one does not reach
+    the scroll area around the plots by itself)."""
 
-    def __init__(self, on_leave, parent: QObject) -> None:
+    def __init__(self, on_leave, scroll: QScrollArea, parent: QObject) -> None:
         super().__init__(parent)
         self._on_leave = on_leave
+        self._scroll = scroll
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt override)
-        if event.type() == QEvent.Type.Leave:
+        kind = event.type()
+        if kind == QEvent.Type.Leave:
             self._on_leave()
+        elif kind == QEvent.Type.Wheel and not (
+            event.modifiers() & Qt.KeyboardModifier.ControlModifier
+        ):
+            QApplication.sendEvent(self._scroll.viewport(), event)
+            return True
         return False
 
 
@@ -392,11 +410,12 @@ class CurvesView(QWidget):
             "thousands, later ones below 1)."
         )
         self._loss_log.toggled.connect(self._on_loss_log_toggled)
-        hint = QLabel("Hover: exact values · right-click: export, scale")
+        hint = QLabel("Hover: exact values · Ctrl+wheel zooms · right-click: export, scale")
         hint.setToolTip(
-            "Hover over a plot to read the exact values at the nearest iteration. Right-click "
-            "a plot to export it (PNG, SVG, CSV) or change its axes; the small “A” button in "
-            "its corner restores the automatic range after zooming."
+            "Hover over a plot to read the exact values at the nearest iteration. Ctrl+wheel "
+            "zooms a plot, dragging pans it. Right-click a plot to export it (PNG, SVG, CSV) or "
+            "change its axes; the small “A” button in its corner restores the automatic range "
+            "after zooming."
         )
         hint.setObjectName("curvesHint")
         hint.setStyleSheet(f"color: {MUTED};")
@@ -411,14 +430,21 @@ class CurvesView(QWidget):
         self._graphics.setBackground(BACKGROUND)
         self._graphics.ci.setContentsMargins(2, 2, 2, 2)
         self._graphics.ci.layout.setSpacing(4)
-        self._leave_filter = _LeaveFilter(self._hide_hover, self)
-        self._graphics.viewport().installEventFilter(self._leave_filter)
+
+        self._scroll = QScrollArea()
+        self._scroll.setObjectName("curvesScroll")
+        self._scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self._scroll.setWidgetResizable(True)
+        self._scroll.setWidget(self._graphics)
+        self._plots_filter = _PlotsFilter(self._hide_hover, self._scroll, self)
+        self._graphics.viewport().installEventFilter(self._plots_filter)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addLayout(top)
-        layout.addWidget(self._graphics, 1)
+        layout.addWidget(self._scroll, 1)
+        self._top = top
 
         self._panels: dict[str, _Panel] = {}
         self._build_panels()
@@ -829,8 +855,12 @@ class CurvesView(QWidget):
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         super().resizeEvent(event)
-        size = event.size()
-        self._arrange(3 if size.width() > WIDE_ASPECT * size.height() else 2)
+        width = event.size().width()
+        height = event.size().height() - self._top.sizeHint().height()
+        wide = width >= 3 * MIN_PLOT_WIDTH and width > WIDE_ASPECT * height
+        self._arrange(3 if wide else 2)
+        rows = math.ceil(len(PLOT_NAMES) / self._grid_columns)
+        self._graphics.setMinimumSize(self._grid_columns * MIN_PLOT_WIDTH, rows * MIN_PLOT_HEIGHT)
         self._layout_titles()
 
     # -- drawing -----------------------------------------------------------------------------

@@ -214,3 +214,61 @@ def test_redraws_are_coalesced_while_running_and_exact_when_paused(
     x, y = mean.getData()
     assert x[-1] == controller.latest_iteration
     assert y[-1] == pytest.approx(controller.record(controller.latest_iteration).loss)
+
+
+def _wheel(widget, point, modifiers):
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    event = QWheelEvent(
+        QPointF(point),
+        QPointF(widget.mapToGlobal(point)),
+        QPoint(0, 0),
+        QPoint(0, -120),
+        Qt.MouseButton.NoButton,
+        modifiers,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(widget, event)
+
+
+def test_a_short_panel_scrolls_instead_of_squashing_the_plots(qtbot, controller):
+    """The Curves tab at 1280x800 is about 630x230: the plots keep a readable size and the
+    wheel scrolls to the others; Ctrl+wheel zooms a plot, as in the other panels."""
+    from PySide6.QtCore import Qt
+
+    from inspector.views.curves import MIN_PLOT_HEIGHT, MIN_PLOT_WIDTH
+
+    widget = CurvesView(controller)
+    qtbot.addWidget(widget)
+    widget.resize(630, 230)
+    widget.show()
+    qtbot.waitExposed(widget)
+    scroll = widget.findChild(object, "curvesScroll")
+    graphics = widget.findChild(object, "curvesGraphics")
+    qtbot.waitUntil(lambda: scroll.verticalScrollBar().maximum() > 0)
+    assert graphics.height() >= 3 * MIN_PLOT_HEIGHT  # two columns of three rows
+    assert graphics.width() <= scroll.viewport().width()  # nothing cut off on the right
+    assert graphics.width() >= 2 * MIN_PLOT_WIDTH
+    loss = widget.plot_items()["curve-loss"]
+    ranges = loss.vb.viewRange()
+    viewport = graphics.viewport()
+    centre = loss.vb.viewRect().center()
+    point = graphics.mapFromScene(loss.vb.mapViewToScene(centre))  # in the viewport
+
+    _wheel(viewport, point, Qt.KeyboardModifier.NoModifier)
+    assert scroll.verticalScrollBar().value() > 0
+    assert loss.vb.viewRange() == ranges
+
+    scroll.verticalScrollBar().setValue(0)
+    _wheel(viewport, point, Qt.KeyboardModifier.ControlModifier)
+    assert scroll.verticalScrollBar().value() == 0
+    assert loss.vb.viewRange() != ranges
+
+
+def test_a_large_panel_shows_every_plot_without_scrolling(view):
+    scroll = view.findChild(object, "curvesScroll")
+    assert scroll.verticalScrollBar().maximum() == 0
+    assert scroll.horizontalScrollBar().maximum() == 0
