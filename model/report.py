@@ -636,9 +636,29 @@ def _check_destination(target: Path, overwrite: bool) -> None:
         )
 
 
-def _move_into_place(built: Path, target: Path) -> None:
-    """Rename the finished report folder to ``target``: over an empty folder, or over an
-    earlier report (moved aside first and deleted once the new one is in place)."""
+def _move_into_place(built: Path, target: Path, overwrite: bool) -> None:
+    """Rename the finished report folder to ``target``: over an empty folder, or with
+    ``overwrite`` over an earlier report (moved aside first and deleted once the new one is in
+    place).
+
+    Without ``overwrite`` a folder that is no longer empty (files saved into it while the report
+    was built, another report of the same name) is never replaced: the rename itself refuses it,
+    so nothing can slip in between a check and the move."""
+    if not overwrite:
+        try:
+            os.rename(built, target)  # over an empty folder at most (POSIX), in one step
+        except OSError:
+            if target.is_dir() and any(target.iterdir()):
+                raise SaveError(
+                    errno.EEXIST,
+                    f"Not saved: {target} is no longer empty (something was saved into it while "
+                    "the report was being written); choose a new or empty folder",
+                ) from None
+            if not target.is_dir():
+                raise
+            target.rmdir()  # systems that rename over no folder at all, even an empty one
+            os.rename(built, target)
+        return
     aside = None
     if target.is_dir():
         if any(target.iterdir()):
@@ -752,7 +772,9 @@ def write_report(
                 archive, _zip_of(built, top), overwrite=overwrite, temp_dir=work_folder
             )
         try:
-            _move_into_place(built, destination)
+            _move_into_place(built, destination, overwrite)
+        except SaveError:
+            raise
         except OSError as exc:
             raise _save_error(exc, f"Cannot create {destination}") from exc
         built = None

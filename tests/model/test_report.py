@@ -223,6 +223,33 @@ def test_a_report_builds_in_the_work_folder_it_is_given_and_leaves_it_empty(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([work.name, written.name])
 
 
+def test_a_folder_filled_while_the_report_is_built_is_never_replaced(report, tmp_path, monkeypatch):
+    # Chosen empty, but a plot was saved into it (or another window wrote a report of the same
+    # name) before this report was moved into place: the move refuses, nothing is deleted.
+    session, _ = report
+    target = tmp_path / "r"
+    target.mkdir()
+    build = report_module._build
+
+    def meanwhile(built, *args):
+        build(built, *args)
+        (target / "plots.png").write_bytes(b"the user's")
+
+    monkeypatch.setattr(report_module, "_build", meanwhile)
+    with pytest.raises(SaveError, match="no longer empty"):
+        write_report(session, target)
+    assert [p.name for p in target.iterdir()] == ["plots.png"]
+    assert (target / "plots.png").read_bytes() == b"the user's"
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]  # no hidden folder left either
+
+
+def test_an_empty_folder_is_filled_by_the_report(report, tmp_path):
+    session, _ = report
+    (tmp_path / "r").mkdir()
+    assert write_report(session, tmp_path / "r") == tmp_path / "r"
+    assert (tmp_path / "r" / "index.html").is_file()
+
+
 def test_snapshot_iterations_can_be_chosen(report, tmp_path):
     session, _ = report
     folder = write_report(session, tmp_path / "r", snapshot_iterations=[2, 2, 6])
