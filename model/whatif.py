@@ -43,8 +43,8 @@ class WhatIfRow:
     update_ratio : ‖update‖ / ‖weights before‖ of the conv layer.
     non_finite : whether any weight or loss would be NaN or infinite.
     verdict : 'diverges' (non-finite), 'kills filter' (a filter alive now would die), 'no
-        effect' (the filters' gradient is exactly zero, as when every filter is dead: no
-        learning rate moves them), 'too small' (``update_ratio`` below ``TOO_SMALL_RATIO``) or
+        effect' (the filters' gradient and update are exactly zero, as when every filter is dead:
+        no learning rate moves them), 'too small' (``update_ratio`` below ``TOO_SMALL_RATIO``) or
         'ok'.
     """
 
@@ -72,13 +72,17 @@ def _non_finite(record: StepRecord) -> bool:
     return not all(np.all(np.isfinite(array)) for array in arrays)
 
 
-def verdict(non_finite: bool, newly_dead: int, update_ratio: float) -> str:
-    """The one-word verdict of a previewed update (see ``WhatIfRow``)."""
+def verdict(
+    non_finite: bool, newly_dead: int, update_ratio: float, gradient_norm: float = math.nan
+) -> str:
+    """The one-word verdict of a previewed update (see ``WhatIfRow``); ``gradient_norm`` is the
+    conv layer's. An update that rounds to nothing while there is a gradient is 'too small': a
+    larger learning rate would move the filters."""
     if non_finite:
         return "diverges"
     if newly_dead:
         return "kills filter"
-    if update_ratio == 0:
+    if update_ratio == 0 and gradient_norm == 0:
         return "no effect"
     if update_ratio < TOO_SMALL_RATIO:
         return "too small"
@@ -129,7 +133,7 @@ def what_if(
                 accuracy=record.accuracy,
                 update_ratio=ratio,
                 non_finite=non_finite,
-                verdict=verdict(non_finite, newly_dead, ratio),
+                verdict=verdict(non_finite, newly_dead, ratio, record.metrics["conv_grad_norm"]),
             )
         )
     return rows

@@ -94,10 +94,20 @@ def test_no_rate_moves_a_dead_filter(question):
     assert {row.verdict for row in rows} == {"no effect"}
 
 
+def test_an_update_that_rounds_to_nothing_is_too_small_not_without_effect(question):
+    # float32 at a learning rate of 1e-43: lr × gradient underflows to 0, yet a larger rate
+    # would move the filters.
+    config = preset_config("recommended", dtype="float32", learning_rate=1e-40)
+    (row,) = what_if(TrainingSession(question, config), (1e-3,))
+    assert row.update_ratio == 0
+    assert row.verdict == "too small"
+
+
 def test_verdict_order():
     assert verdict(True, 1, math.nan) == "diverges"
     assert verdict(False, 1, 1e-9) == "kills filter"
-    assert verdict(False, 0, 0.0) == "no effect"
+    assert verdict(False, 0, 0.0, 0.0) == "no effect"
+    assert verdict(False, 0, 0.0, 0.05) == "too small"  # lr × gradient rounded to 0
     assert verdict(False, 0, 1e-7) == "too small"
     assert verdict(False, 0, 1e-3) == "ok"
 
