@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, QRectF, Qt, QTimer, Slot
+from PySide6.QtCore import QEvent, QObject, QPoint, QRect, QRectF, Qt, QTimer, Slot
 from PySide6.QtGui import QFont, QFontMetricsF
 from PySide6.QtWidgets import (
     QApplication,
@@ -359,19 +359,27 @@ class _RangeAnchor(pg.GraphicsObject):
 
 
 class _PlotsFilter(QObject):
-    """On the plots' viewport: hides the hover readouts when the mouse leaves the plots, and
-    gives a plain wheel turn to ``scroll`` (a plot zooms with Ctrl+wheel only, as in the
-    other panels; pyqtgraph would zoom with any wheel turn, and an unused one does not reach
+    """On the plots' widget and its viewport: calls ``on_resize`` when the widget has its new
+    size (the titles are laid out for it), hides the hover readouts when the mouse leaves the
+    plots, and gives a plain wheel turn to ``scroll`` (a plot zooms with Ctrl+wheel only, as in
+    the other panels; pyqtgraph would zoom with any wheel turn, and an unused one does not reach
     the scroll area around the plots by itself)."""
 
-    def __init__(self, on_leave, scroll: QScrollArea, parent: QObject) -> None:
+    def __init__(self, graphics, on_resize, on_leave, scroll: QScrollArea, parent) -> None:
         super().__init__(parent)
+        self._graphics = graphics
+        self._on_resize = on_resize
         self._on_leave = on_leave
         self._scroll = scroll
+        graphics.installEventFilter(self)
+        graphics.viewport().installEventFilter(self)
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt override)
         kind = event.type()
-        if kind == QEvent.Type.Leave:
+        if watched is self._graphics:
+            if kind == QEvent.Type.Resize:
+                self._on_resize()
+        elif kind == QEvent.Type.Leave:
             self._on_leave()
         elif kind == QEvent.Type.Wheel and not (
             event.modifiers() & Qt.KeyboardModifier.ControlModifier
@@ -436,8 +444,6 @@ class CurvesView(QWidget):
         self._scroll.setFrameShape(QFrame.Shape.NoFrame)
         self._scroll.setWidgetResizable(True)
         self._scroll.setWidget(self._graphics)
-        self._plots_filter = _PlotsFilter(self._hide_hover, self._scroll, self)
-        self._graphics.viewport().installEventFilter(self._plots_filter)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -458,6 +464,9 @@ class CurvesView(QWidget):
         self._readout.hide()
         self._graphics.scene().addItem(self._readout)
         self._arrange(2)
+        self._plots_filter = _PlotsFilter(
+            self._graphics, self._layout_titles, self._hide_hover, self._scroll, self
+        )
 
         self._mouse_proxy = pg.SignalProxy(
             self._graphics.scene().sigMouseMoved, rateLimit=60, slot=self._on_mouse_moved
@@ -854,14 +863,22 @@ class CurvesView(QWidget):
         return restore
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        """Three columns of plots when they fit side by side and the panel is wide, else two;
+        the plots never smaller than MIN_PLOT_WIDTH × MIN_PLOT_HEIGHT (the panel scrolls). The
+        titles are laid out once the plots' widget has its size (``_PlotsFilter``)."""
         super().resizeEvent(event)
         width = event.size().width()
-        height = event.size().height() - self._top.sizeHint().height()
-        wide = width >= 3 * MIN_PLOT_WIDTH and width > WIDE_ASPECT * height
-        self._arrange(3 if wide else 2)
+        height = event.size().height() - self._top.sizeHint().height() - self.layout().spacing()
+        bar = self._scroll.verticalScrollBar().sizeHint().width()
+
+        def fits(columns: int) -> bool:
+            rows = math.ceil(len(PLOT_NAMES) / columns)
+            scrolls = rows * MIN_PLOT_HEIGHT > height  # a vertical scroll bar takes its width
+            return columns * MIN_PLOT_WIDTH <= width - (bar if scrolls else 0)
+
+        self._arrange(3 if fits(3) and width > WIDE_ASPECT * height else 2)
         rows = math.ceil(len(PLOT_NAMES) / self._grid_columns)
         self._graphics.setMinimumSize(self._grid_columns * MIN_PLOT_WIDTH, rows * MIN_PLOT_HEIGHT)
-        self._layout_titles()
 
     # -- drawing -----------------------------------------------------------------------------
 
@@ -977,7 +994,10 @@ class CurvesView(QWidget):
         readout = self._readout
         readout.setHtml(self._readout_html(hovered, row))
         size = readout.boundingRect()
-        visible = self._graphics.mapToScene(self._graphics.viewport().rect()).boundingRect()
+        # What the scroll area shows of the plots, not the whole of them.
+        area, view = self._scroll.viewport(), self._graphics.viewport()
+        shown = QRect(view.mapFrom(area, QPoint(0, 0)), area.size()).intersected(view.rect())
+        visible = self._graphics.mapToScene(shown).boundingRect()
         left = position.x() + READOUT_OFFSET
         if left + size.width() > visible.right():
             left = position.x() - READOUT_OFFSET - size.width()

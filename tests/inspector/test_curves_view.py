@@ -272,3 +272,50 @@ def test_a_large_panel_shows_every_plot_without_scrolling(view):
     scroll = view.findChild(object, "curvesScroll")
     assert scroll.verticalScrollBar().maximum() == 0
     assert scroll.horizontalScrollBar().maximum() == 0
+
+
+def shown_at(qtbot, controller, width, height):
+    widget = CurvesView(controller)
+    qtbot.addWidget(widget)
+    widget.resize(width, height)
+    widget.show()
+    qtbot.waitExposed(widget)
+    qtbot.wait(50)
+    return widget
+
+
+@pytest.mark.parametrize("size", [(1400, 700), (900, 600), (1000, 300), (790, 260), (630, 230)])
+def test_the_plots_fit_the_width_shown_with_titles_laid_out_for_it(qtbot, controller, size):
+    """Whatever the size: no column cut off (a third column only when it fits beside a
+    vertical scroll bar), and each title laid out for the width its plot really got."""
+    widget = shown_at(qtbot, controller, *size)
+    scroll = widget.findChild(object, "curvesScroll")
+    assert scroll.horizontalScrollBar().maximum() == 0
+    titles = {name: panel.title_html for name, panel in widget._panels.items()}
+    widget._layout_titles()  # for the plots' width now: nothing to change
+    assert {name: panel.title_html for name, panel in widget._panels.items()} == titles
+
+
+def test_the_hover_readout_stays_in_the_part_of_a_scrolled_panel_shown(
+    qtbot, controller, step_and_wait
+):
+    widget = shown_at(qtbot, controller, 630, 230)
+    step_and_wait(controller, 3)
+    scroll = widget.findChild(object, "curvesScroll")
+    graphics = widget.findChild(object, "curvesGraphics")
+    area = scroll.viewport()
+    scroll.verticalScrollBar().setValue(60)  # the second row's plots end below what is shown
+    # the pointer a little above the bottom of what is shown (too little for the readout below
+    # it: 14 pixels apart, at least 36 high), over whichever plot is there
+    bottom = graphics.mapToScene(graphics.viewport().mapFrom(area, area.rect().bottomLeft()))
+    name, position = next(
+        (name, QPointF(plot.vb.sceneBoundingRect().center().x(), bottom.y() - above))
+        for above in range(5, 40)
+        for name, plot in widget.plot_items().items()
+        if plot.vb.sceneBoundingRect().contains(
+            plot.vb.sceneBoundingRect().center().x(), bottom.y() - above
+        )
+    )
+    graphics.scene().sigMouseMoved.emit(position)
+    qtbot.waitUntil(lambda: widget.hover_text(name) != "", timeout=2000)
+    assert widget._readout.sceneBoundingRect().bottom() <= bottom.y() + 1
