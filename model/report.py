@@ -636,6 +636,14 @@ def _check_destination(target: Path, overwrite: bool) -> None:
         )
 
 
+def _filled(target: Path) -> SaveError:
+    return SaveError(
+        errno.EEXIST,
+        f"Not saved: {target} is no longer empty (something was saved into it while the report "
+        "was being written); choose a new or empty folder",
+    )
+
+
 def _move_into_place(built: Path, target: Path, overwrite: bool) -> None:
     """Rename the finished report folder to ``target``: over an empty folder, or with
     ``overwrite`` over an earlier report (moved aside first and deleted once the new one is in
@@ -643,18 +651,15 @@ def _move_into_place(built: Path, target: Path, overwrite: bool) -> None:
 
     Without ``overwrite`` a folder that is no longer empty (files saved into it while the report
     was built, another report of the same name) is never replaced: the rename itself refuses it,
-    so nothing can slip in between a check and the move."""
+    so nothing can slip in between a check and the move. With ``overwrite`` only a report is
+    replaced: anything else found there at the end is put back and refused."""
     if not overwrite:
         try:
             os.rename(built, target)  # over an empty folder at most (POSIX), in one step
-        except OSError:
+        except OSError as exc:
             if target.is_dir() and any(target.iterdir()):
-                raise SaveError(
-                    errno.EEXIST,
-                    f"Not saved: {target} is no longer empty (something was saved into it while "
-                    "the report was being written); choose a new or empty folder",
-                ) from None
-            if not target.is_dir():
+                raise _filled(target) from None
+            if not (isinstance(exc, FileExistsError) and target.is_dir()):
                 raise
             target.rmdir()  # systems that rename over no folder at all, even an empty one
             os.rename(built, target)
@@ -664,6 +669,9 @@ def _move_into_place(built: Path, target: Path, overwrite: bool) -> None:
         if any(target.iterdir()):
             aside = Path(tempfile.mkdtemp(prefix=f".{target.name[:40]}.old.", dir=target.parent))
             os.replace(target, aside)
+            if not _is_report(aside):  # filled with something else while this one was built
+                os.replace(aside, target)
+                raise _filled(target)
         else:
             target.rmdir()
     try:

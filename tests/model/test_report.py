@@ -1,5 +1,6 @@
 """Shareable report: its files, links, data that reloads exactly, and the one-command reproduce."""
 
+import errno
 import json
 import re
 import zipfile
@@ -223,7 +224,10 @@ def test_a_report_builds_in_the_work_folder_it_is_given_and_leaves_it_empty(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([work.name, written.name])
 
 
-def test_a_folder_filled_while_the_report_is_built_is_never_replaced(report, tmp_path, monkeypatch):
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_folder_filled_while_the_report_is_built_is_never_replaced(
+    report, tmp_path, monkeypatch, overwrite
+):
     # Chosen empty, but a plot was saved into it (or another window wrote a report of the same
     # name) before this report was moved into place: the move refuses, nothing is deleted.
     session, _ = report
@@ -237,10 +241,24 @@ def test_a_folder_filled_while_the_report_is_built_is_never_replaced(report, tmp
 
     monkeypatch.setattr(report_module, "_build", meanwhile)
     with pytest.raises(SaveError, match="no longer empty"):
-        write_report(session, target)
+        write_report(session, target, overwrite=overwrite)  # (overwrite: of a report only)
     assert [p.name for p in target.iterdir()] == ["plots.png"]
     assert (target / "plots.png").read_bytes() == b"the user's"
     assert [p.name for p in tmp_path.iterdir()] == ["r"]  # no hidden folder left either
+
+
+def test_a_failed_move_leaves_the_chosen_empty_folder(report, tmp_path, monkeypatch):
+    # e.g. a work folder on another file system: the error is reported, the folder stays
+    session, _ = report
+    (tmp_path / "r").mkdir()
+
+    def cross_device(source, target):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(report_module.os, "rename", cross_device)
+    with pytest.raises(SaveError, match="cross-device"):
+        write_report(session, tmp_path / "r")
+    assert (tmp_path / "r").is_dir()
 
 
 def test_an_empty_folder_is_filled_by_the_report(report, tmp_path):
