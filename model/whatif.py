@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from model.formatting import format_number, format_share
-from model.record import StepRecord
+from model.optim import global_norm
+from model.record import CONV_KEYS, StepRecord
 from model.session import TrainingSession
 
 DEFAULT_FACTORS = (10, 1, 0.1, 0.01, 0.001)
@@ -43,9 +44,9 @@ class WhatIfRow:
     update_ratio : ‖update‖ / ‖weights before‖ of the conv layer.
     non_finite : whether any weight or loss would be NaN or infinite.
     verdict : 'diverges' (non-finite), 'kills filter' (a filter alive now would die), 'no
-        effect' (the filters' gradient and update are exactly zero, as when every filter is dead:
-        no learning rate moves them), 'too small' (``update_ratio`` below ``TOO_SMALL_RATIO``) or
-        'ok'.
+        effect' (the update and what the learning rate multiplies, gradient plus momentum, are
+        exactly zero, as when every filter is dead: no learning rate moves them), 'too small'
+        (``update_ratio`` below ``TOO_SMALL_RATIO``) or 'ok'.
     """
 
     factor: float
@@ -73,20 +74,30 @@ def _non_finite(record: StepRecord) -> bool:
 
 
 def verdict(
-    non_finite: bool, newly_dead: int, update_ratio: float, gradient_norm: float = math.nan
+    non_finite: bool, newly_dead: int, update_ratio: float, step_norm: float = math.nan
 ) -> str:
-    """The one-word verdict of a previewed update (see ``WhatIfRow``); ``gradient_norm`` is the
-    conv layer's. An update that rounds to nothing while there is a gradient is 'too small': a
-    larger learning rate would move the filters."""
+    """The one-word verdict of a previewed update (see ``WhatIfRow``). ``step_norm`` is the norm
+    of what the learning rate multiplies in the conv layer (``conv_step_norm``). An update that
+    rounds to nothing while that is not zero is 'too small': a larger rate would move the
+    filters."""
     if non_finite:
         return "diverges"
     if newly_dead:
         return "kills filter"
-    if update_ratio == 0 and gradient_norm == 0:
+    if update_ratio == 0 and step_norm == 0:
         return "no effect"
     if update_ratio < TOO_SMALL_RATIO:
         return "too small"
     return "ok"
+
+
+def conv_step_norm(record: StepRecord) -> float:
+    """‖momentum·v + g‖ over the conv layer's parameters (after clipping): what the learning
+    rate multiplies, the gradient itself without momentum. Zero: no learning rate moves the
+    filters in this update."""
+    if record.velocity is None:
+        return record.metrics["conv_grad_norm"]
+    return global_norm([record.velocity[key] for key in CONV_KEYS])
 
 
 def what_if(
@@ -133,7 +144,7 @@ def what_if(
                 accuracy=record.accuracy,
                 update_ratio=ratio,
                 non_finite=non_finite,
-                verdict=verdict(non_finite, newly_dead, ratio, record.metrics["conv_grad_norm"]),
+                verdict=verdict(non_finite, newly_dead, ratio, conv_step_norm(record)),
             )
         )
     return rows

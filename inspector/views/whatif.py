@@ -49,8 +49,9 @@ COLUMNS = {
     "verdict": (
         "verdict",
         "kills filter: a filter alive now would be dead after this update · diverges: a weight "
-        "or the loss would become NaN or infinite · no effect: the filters' gradient is exactly "
-        "zero (every filter dead, or nothing reaches them), so no learning rate moves them · "
+        "or the loss would become NaN or infinite · no effect: the filters' gradient (and "
+        "momentum) is exactly zero, as when every filter is dead, so no learning rate moves "
+        "them · "
         "too small: the update would barely change the weights (update / weight below "
         f"{TOO_SMALL_RATIO:g}) · ok: none of these.",
     ),

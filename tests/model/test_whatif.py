@@ -103,6 +103,17 @@ def test_an_update_that_rounds_to_nothing_is_too_small_not_without_effect(questi
     assert row.verdict == "too small"
 
 
+def test_momentum_still_moving_a_dead_filter_is_not_without_effect(question):
+    # The filter is dead (zero gradient) but the momentum of the update that killed it still
+    # moves it; at a learning rate this small the step rounds to nothing on weights of -65,000.
+    session = TrainingSession(question, preset_config("seed", momentum=0.9))
+    session.step()
+    session.update_settings(learning_rate=1e-17)
+    rows = what_if(session, (1, 0.1))
+    assert [row.update_ratio for row in rows] == [0.0, 0.0]
+    assert [row.verdict for row in rows] == ["too small", "too small"]
+
+
 def test_verdict_order():
     assert verdict(True, 1, math.nan) == "diverges"
     assert verdict(False, 1, 1e-9) == "kills filter"
