@@ -384,6 +384,7 @@ class _PlotsFilter(QObject):
         elif kind == QEvent.Type.Wheel and not (
             event.modifiers() & Qt.KeyboardModifier.ControlModifier
         ):
+            self._on_leave()  # the plots move under the pointer: its readout is of another point
             QApplication.sendEvent(self._scroll.viewport(), event)
             return True
         return False

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QPointF, Qt
 
 from inspector.views.curves import PLOT_NAMES, REDRAW_INTERVAL_MS, CurvesView
 from model.files import SaveError
@@ -237,8 +237,6 @@ def _wheel(widget, point, modifiers):
 def test_a_short_panel_scrolls_instead_of_squashing_the_plots(qtbot, controller):
     """The Curves tab at 1280x800 is about 630x230: the plots keep a readable size and the
     wheel scrolls to the others; Ctrl+wheel zooms a plot, as in the other panels."""
-    from PySide6.QtCore import Qt
-
     from inspector.views.curves import MIN_PLOT_HEIGHT, MIN_PLOT_WIDTH
 
     widget = CurvesView(controller)
@@ -319,3 +317,8 @@ def test_the_hover_readout_stays_in_the_part_of_a_scrolled_panel_shown(
     graphics.scene().sigMouseMoved.emit(position)
     qtbot.waitUntil(lambda: widget.hover_text(name) != "", timeout=2000)
     assert widget._readout.sceneBoundingRect().bottom() <= bottom.y() + 1
+    # scrolled by the wheel, the plots move under the pointer: the readout goes
+    viewport = graphics.viewport()
+    _wheel(viewport, graphics.mapFromScene(position), Qt.KeyboardModifier.NoModifier)
+    assert scroll.verticalScrollBar().value() > 60
+    assert not widget._readout.isVisible() and widget.hover_text(name) == ""
