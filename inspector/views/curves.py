@@ -407,6 +407,7 @@ class CurvesView(QWidget):
         self._loss_log_choice: bool | None = None  # None: decided by the data
         self._symbols = True
         self._grid_columns = 0
+        self._values_on_every_row = False
         self._last_redraw = -math.inf
         self._image_curves: list[pg.PlotDataItem] = []
         self._image_band: list[pg.PlotDataItem] = []
@@ -765,23 +766,28 @@ class CurvesView(QWidget):
 
     # -- layout ------------------------------------------------------------------------------
 
-    def _arrange(self, columns: int) -> None:
-        """Place the plots in a grid of ``columns`` columns (2 or 3); x labels on the last row."""
-        if columns == self._grid_columns:
+    def _arrange(self, columns: int, values_on_every_row: bool = False) -> None:
+        """Place the plots in a grid of ``columns`` columns (2 or 3); the iteration axis's label
+        on the last row, and its values there too, or on every row when the panel scrolls (a
+        row scrolled into view alone still says which iterations it shows)."""
+        if (columns, values_on_every_row) == (self._grid_columns, self._values_on_every_row):
             return
         grid = self._graphics.ci.layout
-        if self._grid_columns:
+        if columns != self._grid_columns and self._grid_columns:
             for panel in self._panels.values():
                 grid.removeItem(panel.plot)
+        moved = columns != self._grid_columns
         self._grid_columns = columns
+        self._values_on_every_row = values_on_every_row
         rows = math.ceil(len(PLOT_NAMES) / columns)
         for index, name in enumerate(PLOT_NAMES):
             row, column = divmod(index, columns)
             plot = self._panels[name].plot
-            grid.addItem(plot, row, column)
+            if moved:
+                grid.addItem(plot, row, column)
             bottom = plot.getAxis("bottom")
             bottom.showLabel(row == rows - 1)
-            bottom.setStyle(showValues=row == rows - 1)
+            bottom.setStyle(showValues=values_on_every_row or row == rows - 1)
         for row in range(3):
             grid.setRowStretchFactor(row, 1 if row < rows else 0)
         for column in range(3):
@@ -877,9 +883,10 @@ class CurvesView(QWidget):
             scrolls = rows * MIN_PLOT_HEIGHT > height  # a vertical scroll bar takes its width
             return columns * MIN_PLOT_WIDTH <= width - (bar if scrolls else 0)
 
-        self._arrange(3 if fits(3) and width > WIDE_ASPECT * height else 2)
-        rows = math.ceil(len(PLOT_NAMES) / self._grid_columns)
-        self._graphics.setMinimumSize(self._grid_columns * MIN_PLOT_WIDTH, rows * MIN_PLOT_HEIGHT)
+        columns = 3 if fits(3) and width > WIDE_ASPECT * height else 2
+        rows = math.ceil(len(PLOT_NAMES) / columns)
+        self._arrange(columns, values_on_every_row=rows * MIN_PLOT_HEIGHT > height)
+        self._graphics.setMinimumSize(columns * MIN_PLOT_WIDTH, rows * MIN_PLOT_HEIGHT)
 
     # -- drawing -----------------------------------------------------------------------------
 

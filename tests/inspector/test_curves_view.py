@@ -250,6 +250,9 @@ def test_a_short_panel_scrolls_instead_of_squashing_the_plots(qtbot, controller)
     assert graphics.height() >= 3 * MIN_PLOT_HEIGHT  # two columns of three rows
     assert graphics.width() <= scroll.viewport().width()  # nothing cut off on the right
     assert graphics.width() >= 2 * MIN_PLOT_WIDTH
+    # a row scrolled into view alone still says which iterations it shows
+    plots = widget.plot_items().values()
+    assert all(plot.getAxis("bottom").style["showValues"] for plot in plots)
     loss = widget.plot_items()["curve-loss"]
     ranges = loss.vb.viewRange()
     viewport = graphics.viewport()
@@ -270,6 +273,9 @@ def test_a_large_panel_shows_every_plot_without_scrolling(view):
     scroll = view.findChild(object, "curvesScroll")
     assert scroll.verticalScrollBar().maximum() == 0
     assert scroll.horizontalScrollBar().maximum() == 0
+    # the iteration values on the bottom row only, which is always in sight
+    shown = [plot.getAxis("bottom").style["showValues"] for plot in view.plot_items().values()]
+    assert shown == [False] * 3 + [True] * 3
 
 
 def shown_at(qtbot, controller, width, height):
