@@ -289,7 +289,7 @@ class SessionController(QObject):
         from model.report import new_work_folder  # (not at start-up: 50 ms of imports)
 
         client = self._client
-        work = new_work_folder(directory, as_zip)
+        work = new_work_folder(directory)
         self._report_folders.add(work)
         try:
             job = client.call(

@@ -684,18 +684,15 @@ def _move_into_place(built: Path, target: Path, overwrite: bool) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
-def new_work_folder(directory: str | os.PathLike, as_zip: bool = False) -> Path:
-    """A new hidden, empty folder beside the report ``directory`` (or its archive, with
-    ``as_zip``) to build it in: on the same file system, so the finished report is moved into
-    place in one step. Raises ``SaveError`` when the folder cannot be made."""
+def new_work_folder(directory: str | os.PathLike) -> Path:
+    """A new hidden, empty folder beside the report ``directory`` (and so beside its archive
+    too) to build it in: on the same file system, so the finished report is moved into place in
+    one step. Raises ``SaveError`` when the folder cannot be made."""
     destination = Path(directory)
-    if as_zip and destination.suffix != ".zip":
-        destination = Path(f"{destination}.zip")
-    parent = destination.parent
     try:
-        return Path(tempfile.mkdtemp(prefix=f".{Path(directory).name[:40]}.", dir=parent))
+        return Path(tempfile.mkdtemp(prefix=f".{destination.name[:40]}.", dir=destination.parent))
     except OSError as exc:
-        raise _save_error(exc, f"Cannot write in {parent}") from exc
+        raise _save_error(exc, f"Cannot write in {destination.parent}") from exc
 
 
 def write_report(
@@ -760,7 +757,7 @@ def write_report(
         run = RunSnapshot(session, snapshot_iterations)
     parent = (archive if as_zip else destination).parent
     if work_folder is None:
-        built = new_work_folder(directory, as_zip)
+        built = new_work_folder(directory)
     else:
         built = Path(work_folder) / destination.name
         try:

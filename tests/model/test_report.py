@@ -206,7 +206,7 @@ def test_a_report_builds_in_the_work_folder_it_is_given_and_leaves_it_empty(
 ):
     # The window makes the folder, so that it can remove what a killed writer left there.
     session, _ = report
-    work = new_work_folder(tmp_path / "r", as_zip)
+    work = new_work_folder(tmp_path / "r")
     assert work.parent == tmp_path and work.name.startswith(".r.") and not any(work.iterdir())
     seen = []
     build = report_module._build
