@@ -118,24 +118,19 @@ def merge_mostly_dead(findings: Iterable[Finding]) -> list[Finding]:
     For display only: the records, the finding log and the headless files keep a finding per
     filter (a group's membership changes as filters cross the threshold, one filter's does not).
     """
-    findings = list(findings)
+    shown: list = []  # findings, and groups of mostly-dead warnings in the place of the first
     groups: list[list[Finding]] = []  # (Fix holds a dict: not hashable)
     for finding in findings:
         if finding.code != "mostly_dead":
+            shown.append(finding)
             continue
         group = next((g for g in groups if _same_warning(g[0], finding)), None)
         if group is None:
             groups.append([finding])
+            shown.append(groups[-1])
         else:
             group.append(finding)
-    merged = []
-    for finding in findings:
-        group = next((g for g in groups if any(finding is m for m in g)), None)
-        if group is None or len(group) == 1:
-            merged.append(finding)
-        elif finding is group[0]:
-            merged.append(_merged_mostly_dead(group))
-    return merged
+    return [item if isinstance(item, Finding) else _merged_mostly_dead(item) for item in shown]
 
 
 def _same_warning(a: Finding, b: Finding) -> bool:
@@ -143,6 +138,9 @@ def _same_warning(a: Finding, b: Finding) -> bool:
 
 
 def _merged_mostly_dead(group: list[Finding]) -> Finding:
+    """One warning for the filters of ``group``; a group of one keeps its own words."""
+    if len(group) == 1:
+        return group[0]
     names = [finding.subject.removeprefix("filter ") for finding in group]
     listed = ", ".join(names[:-1]) + f" and {names[-1]}"
     lines = "\n".join(f"• {finding.title}" for finding in group)
