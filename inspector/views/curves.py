@@ -358,6 +358,11 @@ class _RangeAnchor(pg.GraphicsObject):
         pass
 
 
+def _rows(columns: int) -> int:
+    """Rows of plots in a grid of ``columns`` columns."""
+    return math.ceil(len(PLOT_NAMES) / columns)
+
+
 class _PlotsFilter(QObject):
     """On the plots' widget and its viewport: calls ``on_resize`` when the widget has its new
     size (the titles are laid out for it), hides the hover readouts when the mouse leaves the
@@ -773,13 +778,13 @@ class CurvesView(QWidget):
         if (columns, values_on_every_row) == (self._grid_columns, self._values_on_every_row):
             return
         grid = self._graphics.ci.layout
-        if columns != self._grid_columns and self._grid_columns:
+        moved = columns != self._grid_columns
+        if moved and self._grid_columns:
             for panel in self._panels.values():
                 grid.removeItem(panel.plot)
-        moved = columns != self._grid_columns
         self._grid_columns = columns
         self._values_on_every_row = values_on_every_row
-        rows = math.ceil(len(PLOT_NAMES) / columns)
+        rows = _rows(columns)
         for index, name in enumerate(PLOT_NAMES):
             row, column = divmod(index, columns)
             plot = self._panels[name].plot
@@ -879,12 +884,11 @@ class CurvesView(QWidget):
         bar = self._scroll.verticalScrollBar().sizeHint().width()
 
         def fits(columns: int) -> bool:
-            rows = math.ceil(len(PLOT_NAMES) / columns)
-            scrolls = rows * MIN_PLOT_HEIGHT > height  # a vertical scroll bar takes its width
+            scrolls = _rows(columns) * MIN_PLOT_HEIGHT > height  # a scroll bar takes its width
             return columns * MIN_PLOT_WIDTH <= width - (bar if scrolls else 0)
 
         columns = 3 if fits(3) and width > WIDE_ASPECT * height else 2
-        rows = math.ceil(len(PLOT_NAMES) / columns)
+        rows = _rows(columns)
         self._arrange(columns, values_on_every_row=rows * MIN_PLOT_HEIGHT > height)
         self._graphics.setMinimumSize(columns * MIN_PLOT_WIDTH, rows * MIN_PLOT_HEIGHT)
 
