@@ -91,7 +91,8 @@ def window(controller, show_window):
 
 @pytest.fixture
 def show_view(qtbot):
-    """Show a view at a size; views with background work are shut down after the test."""
+    """Show a view at a size; views with background work (a ``shutdown``) are shut down after
+    the test."""
     views = []
 
     def show(view, width: int, height: int):
@@ -99,12 +100,37 @@ def show_view(qtbot):
         view.resize(width, height)
         view.show()
         qtbot.waitExposed(view)
-        views.append(view)
+        if hasattr(view, "shutdown"):
+            views.append(view)
         return view
 
     yield show
     for view in views:
         view.shutdown()
+
+
+@pytest.fixture
+def turn_wheel():
+    """``turn_wheel(widget, point, notches, modifiers=NoModifier)``: a mouse wheel turned at
+    ``point`` of ``widget`` (negative notches: towards the user, scrolling down)."""
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    def turn(widget, point, notches: int, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+        event = QWheelEvent(
+            QPointF(point),
+            QPointF(widget.mapToGlobal(point)),
+            QPoint(0, 0),
+            QPoint(0, 120 * notches),
+            Qt.MouseButton.NoButton,
+            modifiers,
+            Qt.ScrollPhase.NoScrollPhase,
+            False,
+        )
+        QApplication.sendEvent(widget, event)
+
+    return turn
 
 
 @pytest.fixture

@@ -216,34 +216,14 @@ def test_redraws_are_coalesced_while_running_and_exact_when_paused(
     assert y[-1] == pytest.approx(controller.record(controller.latest_iteration).loss)
 
 
-def _wheel(widget, point, modifiers):
-    from PySide6.QtCore import QPoint, Qt
-    from PySide6.QtGui import QWheelEvent
-    from PySide6.QtWidgets import QApplication
-
-    event = QWheelEvent(
-        QPointF(point),
-        QPointF(widget.mapToGlobal(point)),
-        QPoint(0, 0),
-        QPoint(0, -120),
-        Qt.MouseButton.NoButton,
-        modifiers,
-        Qt.ScrollPhase.NoScrollPhase,
-        False,
-    )
-    QApplication.sendEvent(widget, event)
-
-
-def test_a_short_panel_scrolls_instead_of_squashing_the_plots(qtbot, controller):
+def test_a_short_panel_scrolls_instead_of_squashing_the_plots(
+    qtbot, controller, show_view, turn_wheel
+):
     """The Curves tab at 1280x800 is about 630x230: the plots keep a readable size and the
     wheel scrolls to the others; Ctrl+wheel zooms a plot, as in the other panels."""
     from inspector.views.curves import MIN_PLOT_HEIGHT, MIN_PLOT_WIDTH
 
-    widget = CurvesView(controller)
-    qtbot.addWidget(widget)
-    widget.resize(630, 230)
-    widget.show()
-    qtbot.waitExposed(widget)
+    widget = show_view(CurvesView(controller), 630, 230)
     scroll = widget.findChild(object, "curvesScroll")
     graphics = widget.findChild(object, "curvesGraphics")
     qtbot.waitUntil(lambda: scroll.verticalScrollBar().maximum() > 0)
@@ -259,12 +239,12 @@ def test_a_short_panel_scrolls_instead_of_squashing_the_plots(qtbot, controller)
     centre = loss.vb.viewRect().center()
     point = graphics.mapFromScene(loss.vb.mapViewToScene(centre))  # in the viewport
 
-    _wheel(viewport, point, Qt.KeyboardModifier.NoModifier)
+    turn_wheel(viewport, point, -1)
     assert scroll.verticalScrollBar().value() > 0
     assert loss.vb.viewRange() == ranges
 
     scroll.verticalScrollBar().setValue(0)
-    _wheel(viewport, point, Qt.KeyboardModifier.ControlModifier)
+    turn_wheel(viewport, point, -1, Qt.KeyboardModifier.ControlModifier)
     assert scroll.verticalScrollBar().value() == 0
     assert loss.vb.viewRange() != ranges
 
@@ -278,21 +258,14 @@ def test_a_large_panel_shows_every_plot_without_scrolling(view):
     assert shown == [False] * 3 + [True] * 3
 
 
-def shown_at(qtbot, controller, width, height):
-    widget = CurvesView(controller)
-    qtbot.addWidget(widget)
-    widget.resize(width, height)
-    widget.show()
-    qtbot.waitExposed(widget)
-    qtbot.wait(50)
-    return widget
-
-
 @pytest.mark.parametrize("size", [(1400, 700), (900, 600), (1000, 300), (790, 260), (630, 230)])
-def test_the_plots_fit_the_width_shown_with_titles_laid_out_for_it(qtbot, controller, size):
+def test_the_plots_fit_the_width_shown_with_titles_laid_out_for_it(
+    qtbot, controller, show_view, size
+):
     """Whatever the size: no column cut off (a third column only when it fits beside a
     vertical scroll bar), and each title laid out for the width its plot really got."""
-    widget = shown_at(qtbot, controller, *size)
+    widget = show_view(CurvesView(controller), *size)
+    qtbot.wait(50)
     scroll = widget.findChild(object, "curvesScroll")
     assert scroll.horizontalScrollBar().maximum() == 0
     titles = {name: panel.title_html for name, panel in widget._panels.items()}
@@ -301,9 +274,9 @@ def test_the_plots_fit_the_width_shown_with_titles_laid_out_for_it(qtbot, contro
 
 
 def test_the_hover_readout_stays_in_the_part_of_a_scrolled_panel_shown(
-    qtbot, controller, step_and_wait
+    qtbot, controller, step_and_wait, show_view, turn_wheel
 ):
-    widget = shown_at(qtbot, controller, 630, 230)
+    widget = show_view(CurvesView(controller), 630, 230)
     step_and_wait(controller, 3)
     scroll = widget.findChild(object, "curvesScroll")
     graphics = widget.findChild(object, "curvesGraphics")
@@ -325,6 +298,6 @@ def test_the_hover_readout_stays_in_the_part_of_a_scrolled_panel_shown(
     assert widget._readout.sceneBoundingRect().bottom() <= bottom.y() + 1
     # scrolled by the wheel, the plots move under the pointer: the readout goes
     viewport = graphics.viewport()
-    _wheel(viewport, graphics.mapFromScene(position), Qt.KeyboardModifier.NoModifier)
+    turn_wheel(viewport, graphics.mapFromScene(position), -1)
     assert scroll.verticalScrollBar().value() > 60
     assert not widget._readout.isVisible() and widget.hover_text(name) == ""

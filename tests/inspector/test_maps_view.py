@@ -4,9 +4,7 @@ import re
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QWheelEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import Qt
 
 from inspector import plotting
 from inspector.views.maps import MIN_MAP_PIXELS, PAGE_SIZE, MapsView
@@ -330,7 +328,7 @@ def test_shapes_page_scrolls_its_rows_under_fixed_headers(qtbot, make_controller
     assert view.visible_rows()[0] <= 0.01 and scroll.value() == 0
 
 
-def test_wheel_over_the_maps_scrolls_the_rows(qtbot, make_controller, shapes_dataset):
+def test_wheel_over_the_maps_scrolls_the_rows(qtbot, make_controller, shapes_dataset, turn_wheel):
     controller = make_controller(shapes_dataset, preset_config("recommended", num_filters=8))
     view = make_view(qtbot, controller, *DOCK_1280)
     scroll = view.findChild(object, "mapsRowsScroll")
@@ -340,17 +338,7 @@ def test_wheel_over_the_maps_scrolls_the_rows(qtbot, make_controller, shapes_dat
     x, y = layout.tile_centre(1, 2)
     point = plotting.widget_point(graphics, view.plots()["pre"], x, y, graphics)
     before = view.visible_rows()[0]
-    event = QWheelEvent(
-        QPointF(point),
-        QPointF(graphics.viewport().mapToGlobal(point)),
-        QPoint(0, 0),
-        QPoint(0, -240),
-        Qt.MouseButton.NoButton,
-        Qt.KeyboardModifier.NoModifier,
-        Qt.ScrollPhase.NoScrollPhase,
-        False,
-    )
-    QApplication.sendEvent(graphics.viewport(), event)
+    turn_wheel(graphics.viewport(), point, -2)
     assert view.visible_rows()[0] == pytest.approx(before + 2, abs=0.1)
     assert scroll.value() > 0
 
