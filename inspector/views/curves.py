@@ -434,6 +434,10 @@ class CurvesView(QWidget):
         )
         hint.setObjectName("curvesHint")
         hint.setStyleSheet(f"color: {MUTED};")
+        # Wraps rather than widening the panel: at 1024 pixels its one line took the room of
+        # the Diagnostics dock beside it.
+        hint.setWordWrap(True)
+        hint.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         top = QHBoxLayout()
         top.setContentsMargins(6, 2, 6, 0)
         top.addWidget(self._loss_log)

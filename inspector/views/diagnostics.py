@@ -82,17 +82,20 @@ class FindingCard(QFrame):
             "font-weight: bold; font-size: 10px;"
         )
         header.addWidget(chip, 0, Qt.AlignmentFlag.AlignTop)
-        self._title = QLabel()
-        self._title.setObjectName("findingTitle")
-        self._title.setWordWrap(True)
-        self._title.setStyleSheet("font-weight: bold; background: transparent; border: none;")
-        header.addWidget(self._title, 1)
         self._stamp = QLabel()
         self._stamp.setStyleSheet("color: #555; background: transparent; border: none;")
         # Its iteration changes at every Step: guarded, so that a card whose title and
         # explanation stay the same is not laid out again (with its wrapped text measured).
-        header.addWidget(LayoutGuard(self._stamp, self), 0, Qt.AlignmentFlag.AlignTop)
+        header.addWidget(LayoutGuard(self._stamp, self), 0, Qt.AlignmentFlag.AlignVCenter)
+        header.addStretch(1)
         layout.addLayout(header)
+        # The title has a line of its own: beside the chip and the stamp it made the card
+        # some 300 pixels wide at the least, and a narrow dock cut the card off at the right.
+        self._title = QLabel()
+        self._title.setObjectName("findingTitle")
+        self._title.setWordWrap(True)
+        self._title.setStyleSheet("font-weight: bold; background: transparent; border: none;")
+        layout.addWidget(self._title)
 
         self._text = QLabel()
         self._text.setObjectName("findingExplanation")

@@ -254,3 +254,23 @@ def test_the_run_button_keeps_its_size_and_icons_when_run_and_pause_swap(qtbot, 
     assert both_faces_fit()
     toolbar.setIconSize(QSize(48, 48))
     assert both_faces_fit() and button.minimumSize().height() >= 48
+
+
+def test_at_1024_pixels_opening_curves_keeps_the_diagnostics_cards_whole(qtbot, window):
+    """The Curves panel's hint line and a card's header used to set minimum widths that, at
+    1024 × 700, took the Diagnostics dock's room and cut its cards off at the right."""
+    from inspector.views.diagnostics import FindingCard
+
+    window.resize(1024, 700)
+    qtbot.wait(50)
+    diagnostics = window.docks["diagnostics"]
+    width_before = diagnostics.width()
+    window.docks["curves"].raise_()
+    qtbot.wait(50)
+    cards = window.findChildren(FindingCard)
+    assert cards
+    viewport = window.diagnostics_view._scroll.viewport()
+    assert diagnostics.width() >= width_before - 1
+    for card in cards:
+        assert card.minimumSizeHint().width() <= viewport.width()
+        assert card.geometry().right() <= viewport.width()
