@@ -672,11 +672,38 @@ class SessionController(QObject):
             self._config = self._config.with_changes(**changes)
             self.config_changed.emit(self._config)
             return
+        # At iteration 0 the training process predicts the first update again with the new
+        # settings (the findings say what Step will do). That is a step's work: on a large run
+        # it is done aside, once the window has had the new settings.
+        large = _map_values(self._config, self._dataset) > BACKGROUND_RESET_VALUES
         try:
-            self._config = self._call("update_settings", changes)
+            config, record = self._call("update_settings", changes, predict=not large)
         except TrainerError:
             return
+        self._config = config
+        self._show_predicted(record)
         self.config_changed.emit(self._config)
+        if large and self.latest_iteration == 0:
+            QTimer.singleShot(0, self._predict_aside)
+
+    def _show_predicted(self, record: StepRecord | None) -> None:
+        """Take iteration 0's record with its predictions of the first update made again."""
+        if record is not None and record.iteration == self.latest_iteration == 0:
+            self._latest = record
+            if self._pinned is None:
+                self._show(record)
+
+    def _predict_aside(self) -> None:
+        if self._closed or self.is_starting or self._running or self.latest_iteration != 0:
+            return  # (a Step or a new run since: it made its own)
+        self._change_run(
+            ("predict_first_update",),
+            self._show_predicted,
+            lambda exc: self._change_failed(exc, title="The training process failed"),
+            _map_values(self._config, self._dataset),
+            "Predicting the first update",
+            "With the new settings, before the first Step",
+        )
 
     def update_live(self, **changes) -> None:
         """Change live settings (learning rate, momentum, clipping) of the running session from

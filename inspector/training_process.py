@@ -530,9 +530,19 @@ class TrainerServer:
         self.session.rewind(iteration)
         return self._restart_stream()
 
-    def do_update_settings(self, changes: dict) -> TrainingConfig:
-        self.session.update_settings(**changes)
-        return self.session.config
+    def do_update_settings(
+        self, changes: dict, predict: bool = True
+    ) -> tuple[TrainingConfig, StepRecord | None]:
+        """The new config, and iteration 0's record when the change made its predictions of
+        the first update again (``TrainingSession.update_settings``), else None."""
+        before = self.session.latest
+        self.session.update_settings(predict=predict, **changes)
+        latest = self.session.latest
+        return self.session.config, (None if latest is before else latest)
+
+    def do_predict_first_update(self) -> StepRecord | None:
+        """Iteration 0's record if its predictions of the first update were made again."""
+        return self.session.latest if self.session.predict_first_update() else None
 
     def do_record(self, iteration: int, *, interruptions: int | None = None) -> StepRecord | None:
         """The record of ``iteration``; given the client's count of ``interruptions`` when it

@@ -636,6 +636,24 @@ def pretraining_check(
     return tuple(findings)
 
 
+#: Codes of the findings that predict the first update from a preview of it; they are made again
+#: when the settings it will be made with change before it (``with_first_update``).
+FIRST_UPDATE_CODES = frozenset({"first_update_kills", "first_update_large"})
+
+
+def with_first_update(initial: StepRecord, preview: StepRecord) -> tuple[Finding, ...]:
+    """``initial``'s findings with those about the first update made again from ``preview``,
+    in the place the first of them had (the other findings stay as they are)."""
+    findings = list(initial.findings)
+    at = next(
+        (i for i, f in enumerate(findings) if f.code in FIRST_UPDATE_CODES),
+        # None before: after the other checks made before training, as pretraining_check orders.
+        sum(1 for f in findings if f.code in ("init_all_positive", "raw_pixels")),
+    )
+    kept = [f for f in findings if f.code not in FIRST_UPDATE_CODES]
+    return tuple(kept[:at] + _preview_findings(initial, preview) + kept[at:])
+
+
 def _preview_findings(initial: StepRecord, preview: StepRecord) -> list[Finding]:
     lr = preview.settings.learning_rate
     before = initial.params["conv.weight"]

@@ -351,6 +351,17 @@ class History:
         """Store a rebuilt record that the budget allows to keep (used by ``rewind``)."""
         self._store(record)
 
+    def restate(self, record: StepRecord) -> None:
+        """Replace the newest record by one whose findings were made again (a prediction of
+        the next update, remade for new settings); the finding log forgets what the newest
+        record alone had logged, and logs the new findings."""
+        if record.iteration != self.last_iteration:
+            raise ValueError(f"expected iteration {self.last_iteration}, got {record.iteration}")
+        self._store(record)
+        self._finding_log.truncate_after(record.iteration - 1)
+        self._finding_log.add(record.findings)
+        self._findings_bytes = _findings_nbytes(self.findings)
+
     # -- budget ----------------------------------------------------------------------------
 
     def _store(self, record: StepRecord) -> None:

@@ -224,6 +224,7 @@ class TrainingSession:
         initial = replace(initial, findings=pretraining + initial.findings)
         self._history.append(initial)
         self._latest = initial
+        self._first_update_settings = self.settings
 
     def reseed(self, seed: int | None = None) -> int:
         """Reset with a new seed (drawn from the operating system when None); returns it."""
@@ -232,14 +233,36 @@ class TrainingSession:
         self.reset(self._config.with_changes(seed=seed))
         return seed
 
-    def update_settings(self, **changes) -> None:
-        """Change live settings (learning rate, momentum, clipping) from the next update on."""
+    def update_settings(self, *, predict: bool = True, **changes) -> None:
+        """Change live settings (learning rate, momentum, clipping) from the next update on.
+
+        At iteration 0 the findings that predict the first update are made again for the new
+        settings (``predict_first_update``), unless ``predict`` is False: a caller that cannot
+        wait for a step then calls ``predict_first_update`` itself."""
         not_live = set(changes) - LIVE_FIELDS
         if not_live:
             raise ValueError(f"{', '.join(sorted(not_live))} can only change on reset")
         self._config = self._config.with_changes(**changes)
         self._ahead = None  # computed with the old settings: void, and its memory freed
         self._history.log_settings(self.iteration + 1, self.settings)
+        if predict:
+            self.predict_first_update()
+
+    def predict_first_update(self) -> bool:
+        """At iteration 0, make the findings that predict the first update again if the
+        settings it will be made with changed since they were made ("Pressing Step now will
+        kill the filter" must not outlive the learning rate it was computed with); True when
+        it did. It costs a step, which ``step`` then takes as it is."""
+        if self.iteration != 0 or self.settings == self._first_update_settings:
+            return False
+        initial = self._latest
+        preview = self._advance(initial, 1, self.settings)
+        initial = replace(initial, findings=diagnostics.with_first_update(initial, preview))
+        self._history.restate(initial)
+        self._latest = initial
+        self._first_update_settings = self.settings
+        self._ahead = _Ahead(initial, self._config, preview, None)
+        return True
 
     def step(self) -> StepRecord:
         """One SGD update; returns its record (the one ``compute_ahead`` made, if still valid)."""
@@ -320,7 +343,8 @@ class TrainingSession:
         self._history.truncate_after(iteration)
         self._history.replace(record)
         self._latest = record
-        return record
+        self.predict_first_update()
+        return self._latest
 
     # -- reading the past and the future ---------------------------------------------------
 

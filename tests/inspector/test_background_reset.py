@@ -118,8 +118,9 @@ def test_a_large_reset_leaves_the_window_free_and_training_waits(qtbot, held, st
     assert ctrl.config.learning_rate == 0.003
 
     gate.set()
-    qtbot.waitUntil(lambda: not ctrl.is_starting, timeout=10000)
-    assert (loading, starting) == ([True, False], [True, False])
+    # The new run, then the first update predicted again aside with the rate set meanwhile.
+    qtbot.waitUntil(lambda: not ctrl.is_starting and len(starting) == 4, timeout=10000)
+    assert (loading, starting) == ([True, False] * 2, [True, False] * 2)
     assert len(resets) == 1 and resets[0].iteration == 0
     assert ctrl.latest_iteration == 0
     assert ctrl.config.learning_rate == 0.003 and rates == [0.003]
@@ -439,3 +440,23 @@ def test_a_new_process_that_dies_after_its_iteration_0_is_reported_from_the_rest
     qtbot.waitUntil(lambda: not ctrl.is_starting, timeout=10000)
     assert errors == ["Could not restart training"] and len(made) == 1
     assert len(resets) == 1 and ctrl.latest_iteration == 0  # the views show what it made
+
+
+def test_a_new_rate_at_iteration_0_of_a_large_run_is_predicted_aside(
+    qtbot, question_dataset, monkeypatch
+):
+    """Before the first Step a new learning rate makes the warning about the first update
+    again: on a large run aside, the window free meanwhile."""
+    monkeypatch.setattr(controller_module, "BACKGROUND_RESET_VALUES", 0)
+    ctrl = SessionController(question_dataset, preset_config("seed"), backend="thread")
+    try:
+        starting = []
+        ctrl.run_starting.connect(starting.append)
+        assert "first_update_kills" in {f.code for f in ctrl.shown.findings}
+        ctrl.update_live(learning_rate=5e-8)
+        assert ctrl.config.learning_rate == 5e-8  # at once
+        qtbot.waitUntil(lambda: starting == [True, False], timeout=10000)
+        assert ctrl.latest_iteration == 0
+        assert "first_update_kills" not in {f.code for f in ctrl.shown.findings}
+    finally:
+        ctrl.shutdown()

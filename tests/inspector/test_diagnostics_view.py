@@ -70,6 +70,19 @@ def test_a_learning_rate_fix_rewinds_to_before_the_bad_update(
     assert controller.config.pixel_scaling == "raw"  # nothing else changed
 
 
+def test_a_learning_rate_changed_before_the_first_step_predicts_it_again(qtbot, view, controller):
+    """The warning about the first update is remade with the learning rate it will use: its
+    own fix no longer leaves it on screen, and the question's rate brings it back."""
+    click_fix(qtbot, view, "first_update_kills", "Divide the learning rate")
+    assert controller.config.learning_rate == pytest.approx(5e-8)
+    qtbot.waitUntil(lambda: "first_update_kills" not in codes(view))
+    assert controller.latest_iteration == 0
+    assert {"raw_pixels", "init_all_positive"} <= set(codes(view))
+    controller.update_live(learning_rate=0.5)
+    qtbot.waitUntil(lambda: codes(view)[0] == "first_update_kills")
+    assert "= 0.5000 ×" in view.cards[0].finding.explanation
+
+
 def test_cards_fit_the_panel_width(qtbot, view, controller):
     qtbot.waitUntil(lambda: all(card.width() > 0 for card in view.cards))
     viewport = view._scroll.viewport().width()

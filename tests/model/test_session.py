@@ -75,6 +75,51 @@ def test_seed_preset_reproduces_the_question(question):
     assert "The update that killed it, at iteration 1" in later.explanation
 
 
+def _first_update_findings(findings):
+    return [f for f in findings if f.code.startswith("first_update")]
+
+
+def test_a_new_learning_rate_before_the_first_step_predicts_it_again(question):
+    """'Pressing Step now will kill the filter' is a prediction made with the learning rate:
+    changed before the first Step, the prediction is made again with the new one."""
+    from model.formatting import format_number
+
+    session = TrainingSession(question, preset_config("seed"))
+    at_reset = _first_update_findings(session.latest.findings)
+    assert [f.code for f in at_reset] == ["first_update_kills"]
+    codes_before = [f.code for f in session.latest.findings]
+
+    session.update_settings(learning_rate=5e-8)
+    initial = session.latest
+    assert initial.iteration == 0
+    remade = _first_update_findings(initial.findings)
+    assert all(f.code != "first_update_kills" for f in remade)
+    assert all(format_number(5e-8) in f.explanation for f in remade)
+    # The other findings stay, in their places.
+    others = [c for c in codes_before if not c.startswith("first_update")]
+    assert [f.code for f in initial.findings if not f.code.startswith("first_update")] == others
+    # The run's finding log (reports) no longer holds the old prediction.
+    assert all(f.code != "first_update_kills" for f in session.history.findings)
+    assert session.record(0) is initial
+
+    # The Step then is the one predicted, and the one a run started at 5e-8 takes.
+    twin = TrainingSession(question, preset_config("seed").with_changes(learning_rate=5e-8))
+    first, want = session.step(), twin.step()
+    np.testing.assert_array_equal(first.params["conv.weight"], want.params["conv.weight"])
+    assert first.metrics == want.metrics
+    assert first.dead_fraction < 1.0
+
+    # Back at iteration 0 with the question's learning rate: the same warning as at the start.
+    session.update_settings(learning_rate=0.5)
+    # (after the first update nothing is predicted again: iteration 0 keeps what it said)
+    assert _first_update_findings(session.record(0).findings) == remade
+    session.rewind(0)
+    assert _first_update_findings(session.latest.findings) == at_reset
+    assert [f.code for f in session.history.findings if f.iteration == 0].count(
+        "first_update_kills"
+    ) == 1
+
+
 def test_recommended_preset_learns_without_dead_filter(question):
     session = TrainingSession(question, preset_config("recommended"))
     initial_loss = session.latest.loss
