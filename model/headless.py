@@ -65,6 +65,8 @@ SWEEP_NAMES = (SWEEP_CSV_NAME, SWEEP_PNG_NAME, SWEEP_JSON_NAME)
 #: Any file matching this is a snapshot of some run; one in the folder refuses a new run.
 SNAPSHOT_GLOB = f"{default_stem(0).rstrip('0')}*"
 _LISTED_FILES = 5
+#: Refused files the summary names at most; config.json lists them all.
+_LISTED_SKIPPED = 10
 
 
 @dataclass(frozen=True)
@@ -375,13 +377,44 @@ def run_headless(run: HeadlessRun) -> HeadlessResult:
     )
 
 
+def skipped_lines(skipped: tuple[tuple[str, str], ...]) -> list[str]:
+    """How many files the dataset refused and, for the first ``_LISTED_SKIPPED``, which and why
+    (all of them are in config.json); nothing when none was refused."""
+    if not skipped:
+        return []
+    count = len(skipped)
+    lines = [f"Skipped {count} file{'s' if count != 1 else ''} that could not be used:"]
+    lines += [f"  {path}: {reason}" for path, reason in skipped[:_LISTED_SKIPPED]]
+    if count > _LISTED_SKIPPED:
+        lines.append(f"  and {count - _LISTED_SKIPPED} more, all listed in {CONFIG_NAME}")
+    return lines
+
+
+def zero_outputs_text(record: StepRecord, activation: str) -> str:
+    """``record``'s dead fraction in words: the share of ReLU outputs that are zero (over every
+    filter, image and position), and how many filters are dead (every one of their outputs
+    zero). Only ReLU is counted (``model.record.dead_fraction_per_filter``): with another
+    activation the fraction is always 0, so the text says that instead of a share."""
+    filters = len(record.dead_since)
+    dead = len(record.dead_filters)
+    if activation != "relu":
+        return (
+            f"Zero outputs and dead filters are counted for ReLU only; this run used {activation}."
+        )
+    return (
+        f"{format_share(record.dead_fraction, 1)} of ReLU outputs are zero; {dead} of {filters} "
+        f"filter{'s' if filters != 1 else ''} dead (a filter is dead when its output is zero "
+        "at every position of every image)."
+    )
+
+
 def summary(run: HeadlessRun, result: HeadlessResult) -> str:
-    """A few lines for people: what ran, how it ended, where the files are."""
+    """A few lines for people: what ran, on what (and which files were refused), how it ended,
+    where the files are."""
     final = result.final
     dataset = run.dataset
     source = ", ".join(f"{kind} {value}" for kind, value in run.source.items())
     weights = final.params["conv.weight"]
-    filters = weights.shape[0]
     snapshot_list = ", ".join(map(str, result.snapshot_iterations))
     origin = "settings from a config file" if run.preset is None else f"preset {run.preset!r}"
     changes = len(run.settings_log)
@@ -390,10 +423,9 @@ def summary(run: HeadlessRun, result: HeadlessResult) -> str:
         (
             f"Trained {final.iteration} iterations, {origin}{followed}, on {source} "
             f"({len(dataset)} images of {dataset.size[0]}x{dataset.size[1]}).",
-            f"Final loss {format_number(final.loss)}, accuracy "
-            f"{format_share(final.accuracy, 1)}, dead "
-            f"fraction {format_number(final.dead_fraction)} "
-            f"({len(final.dead_filters)} of {filters} filters dead).",
+            *skipped_lines(dataset.skipped),
+            f"Final loss {format_number(final.loss)}, accuracy {format_share(final.accuracy, 1)}.",
+            zero_outputs_text(final, run.config.activation),
             f"Conv weights in {format_range(weights.min(), weights.max())}.",
             f"Wrote {', '.join(OUTPUT_NAMES)} and filter snapshots of iterations "
             f"{snapshot_list} to {run.out_dir.resolve()}",

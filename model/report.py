@@ -398,6 +398,16 @@ _PAGE_METRICS = (
 PAGE_METRIC_ROWS = 15
 
 
+#: Columns of that table measured on an update. Iteration 0, the initial state, has none: its
+#: metrics hold NaN there (``model.record.compute_metrics``; an empty cell in metrics.csv),
+#: which the page shows as ``NO_UPDATE``. Anywhere else a NaN is real (the run diverged) and
+#: is shown as NaN.
+_UPDATE_METRICS = frozenset({"conv_update_ratio"})
+#: The cell of an update metric at iteration 0: the dash ``format_share`` writes for no share.
+NO_UPDATE = "–"
+_NO_UPDATE_CELL = f'<td title="no update yet: iteration 0 is the initial state">{NO_UPDATE}</td>'
+
+
 def _page_value(name: str, value: float) -> str:
     return format_share(value) if name == "accuracy" else format_number(value)
 
@@ -408,12 +418,20 @@ def _metrics_html(session: TrainingSession) -> list[str]:
     iterations = table.iterations
     header = "".join(f"<th>{_e(title)}</th>" for _, title in _PAGE_METRICS)
     rows = []
+    legend = {}
     for row in picked.astype(int):
-        cells = "".join(
-            f"<td>{_e(_page_value(name, table.column(name)[row]))}</td>"
-            for name, _ in _PAGE_METRICS
-        )
-        rows.append(f"<tr><td>{int(iterations[row])}</td>{cells}</tr>")
+        iteration = int(iterations[row])
+        cells = []
+        for name, _ in _PAGE_METRICS:
+            if iteration == 0 and name in _UPDATE_METRICS:
+                cells.append(_NO_UPDATE_CELL)
+                legend[NO_UPDATE] = "no value; iteration 0 is the initial state, before any update."
+                continue
+            text = _page_value(name, table.column(name)[row])
+            if text == "NaN":
+                legend["NaN"] = "the value is not a number; the run diverged."
+            cells.append(f"<td>{_e(text)}</td>")
+        rows.append(f"<tr><td>{iteration}</td>{''.join(cells)}</tr>")
     return [
         "<h2>Metrics</h2>",
         f"<p>Measured on the whole dataset after each update; every iteration is in "
@@ -421,6 +439,7 @@ def _metrics_html(session: TrainingSession) -> list[str]:
         f"<table><tr><th>iteration</th>{header}</tr>",
         *rows,
         "</table>",
+        *(f"<p>{_e(mark)}: {_e(meaning)}</p>" for mark, meaning in legend.items()),
     ]
 
 

@@ -1,6 +1,7 @@
 """The headless run and the command line: outputs, reproducibility, refusals, one-line errors."""
 
 import csv
+import io
 import json
 import math
 import subprocess
@@ -18,7 +19,8 @@ from model.config import TrainingConfig
 from model.data import example_path, load_example
 from model.diagnostics import Finding, FindingLog
 from model.files import SaveError
-from model.headless import OUTPUT_NAMES, check_output_folder, metrics_row
+from model.formatting import format_share
+from model.headless import OUTPUT_NAMES, check_output_folder, metrics_row, skipped_lines
 from model.init import InitSpec
 from model.presets import preset_config
 from model.record import METRIC_NAMES
@@ -218,6 +220,102 @@ def test_metrics_row_writes_nan_as_empty_and_iteration_as_integer():
     row = metrics_row(record)
     assert row[0] == "0" and len(row) == len(METRIC_NAMES)
     assert row[METRIC_NAMES.index("batch_loss")] == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# What the console says
+# ---------------------------------------------------------------------------------------------
+
+DEAD_FILTER_MEANING = "(a filter is dead when its output is zero at every position of every image)"
+
+
+def folder_with_unusable_files(folder):
+    """A dataset folder with two usable 8x8 PNGs per label, and a truncated PNG, a corrupt PNG
+    and a text file among them."""
+    for label, colour in (("0_red", (200, 30, 30)), ("1_blue", (30, 30, 200))):
+        (folder / label).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (8, 8), colour).save(folder / label / f"img{i}.png")
+    png = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(png, "PNG")  # so that its first half ends inside the pixels
+    (folder / "1_blue" / "truncated.png").write_bytes(png.getvalue()[: len(png.getvalue()) // 2])
+    (folder / "1_blue" / "corrupt.png").write_bytes(png.getvalue()[:8] + b"\x00garbage" * 20)
+    (folder / "0_red" / "notes.txt").write_text("not an image", encoding="utf-8")
+    return folder
+
+
+def test_the_summary_lists_every_refused_file_with_its_reason(capsys, tmp_path):
+    data = folder_with_unusable_files(tmp_path / "data")
+    out = tmp_path / "out"
+    status, printed, err = run_cli(
+        capsys, "--headless", "--data", data, "--iterations", "1", "--out", out
+    )
+    assert status == 0, err
+    lines = printed.splitlines()
+    assert "(4 images of 8x8)" in lines[0]
+    assert lines[1] == "Skipped 3 files that could not be used:"
+    skipped = json.loads((out / "config.json").read_text(encoding="utf-8"))["dataset"]["skipped"]
+    assert sorted(Path(entry["path"]).name for entry in skipped) == [
+        "corrupt.png", "notes.txt", "truncated.png"
+    ]  # fmt: skip
+    assert lines[2:5] == [f"  {entry['path']}: {entry['reason']}" for entry in skipped]
+    reasons = {Path(entry["path"]).name: entry["reason"] for entry in skipped}
+    assert reasons["notes.txt"] == "not an image Pillow can read"
+    assert "truncated" in reasons["truncated.png"]
+
+
+def test_a_summary_without_refused_files_says_nothing_about_them(capsys, tmp_path):
+    status, printed, err = run_cli(capsys, "--headless", "--iterations", "1", "--out", tmp_path)
+    assert status == 0, err
+    assert "Skipped" not in printed
+
+
+def test_the_summary_names_ten_refused_files_and_counts_the_rest():
+    skipped = tuple((f"/data/0_a/bad{i:02}.txt", "not an image Pillow can read") for i in range(13))
+    assert skipped_lines(skipped) == [
+        "Skipped 13 files that could not be used:",
+        *(f"  /data/0_a/bad{i:02}.txt: not an image Pillow can read" for i in range(10)),
+        "  and 3 more, all listed in config.json",
+    ]
+    assert skipped_lines(skipped[:1]) == [
+        "Skipped 1 file that could not be used:",
+        "  /data/0_a/bad00.txt: not an image Pillow can read",
+    ]
+    assert skipped_lines(()) == []
+
+
+def test_the_summary_says_what_share_of_relu_outputs_is_zero_and_what_dead_means(capsys, tmp_path):
+    """The question's filter dies at the first update: every output is zero and it is dead.
+    With the fix most outputs are zero at the start, yet no filter is dead: the summary must
+    say both without reading as a contradiction."""
+    status, printed, err = run_cli(
+        capsys, "--headless", "--preset", "seed", "--iterations", "1", "--out", tmp_path / "seed"
+    )
+    assert status == 0, err
+    assert f"100.0% of ReLU outputs are zero; 1 of 1 filter dead {DEAD_FILTER_MEANING}." in printed
+    assert "dead fraction" not in printed
+
+    out = tmp_path / "recommended"
+    status, printed, err = run_cli(
+        capsys, "--headless", "--preset", "recommended", "--iterations", "1", "--out", out
+    )
+    assert status == 0, err
+    _, rows = read_metrics(out)
+    share = format_share(float(rows[-1]["dead_fraction"]), 1)
+    assert 0.5 < float(rows[-1]["dead_fraction"]) < 1.0
+    assert f"{share} of ReLU outputs are zero; 0 of 1 filter dead {DEAD_FILTER_MEANING}." in printed
+
+
+def test_the_summary_counts_zero_outputs_for_relu_only(capsys, tmp_path):
+    status, printed, err = run_cli(
+        capsys, "--headless", "--activation", "leaky_relu", "--iterations", "1", "--out", tmp_path
+    )
+    assert status == 0, err
+    assert "Zero outputs and dead filters are counted for ReLU only; this run used leaky_relu." in (
+        printed
+    )
+    assert "of ReLU outputs are zero" not in printed
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Shareable report: its files, links, data that reloads exactly, and the one-command reproduce."""
 
 import errno
+import html
 import json
 import re
 import zipfile
@@ -138,6 +139,57 @@ def test_metrics_csv_has_every_iteration_in_the_headless_format(report):
     lines = (folder / "metrics.csv").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 9 and lines[0].startswith("iteration,loss,accuracy")
     assert [line.split(",")[0] for line in lines[1:]] == [str(k) for k in range(8)]
+
+
+def metrics_table(page):
+    """The page's metrics table as {heading: {iteration: cell text}}, and the paragraphs that
+    follow it up to the next section."""
+    section = page[page.index("<h2>Metrics</h2>") :]
+    table, after = section.split("</table>", 1)
+    rows = [
+        [html.unescape(cell) for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row)]
+        for row in re.findall(r"<tr>(.*?)</tr>", table)
+    ]
+    headings, body = rows[0], rows[1:]
+    columns = {
+        heading: {int(row[0]): row[column] for row in body}
+        for column, heading in enumerate(headings)
+    }
+    notes = [html.unescape(p) for p in re.findall(r"<p>(.*?)</p>", after.split("<h2>", 1)[0])]
+    return columns, notes
+
+
+def test_iteration_0_shows_no_update_as_a_dash_not_as_nan(report):
+    """Iteration 0 is the initial state: it has no update, so no update / weight ratio (an
+    empty cell in metrics.csv). NaN would read as divergence."""
+    _, folder = report
+    columns, notes = metrics_table((folder / "index.html").read_text(encoding="utf-8"))
+    assert columns["update / weight"][0] == "–"
+    assert "NaN" not in [column[0] for column in columns.values()]
+    ratios = [float(columns["update / weight"][k].replace(",", "")) for k in range(1, 8)]
+    assert np.isfinite(ratios).all()
+    assert notes == ["–: no value; iteration 0 is the initial state, before any update."]
+    metrics = (folder / "metrics.csv").read_text(encoding="utf-8").splitlines()
+    header, first = metrics[0].split(","), metrics[1].split(",")
+    assert first[header.index("conv_update_ratio")] == ""
+
+
+def test_a_run_that_really_diverged_still_shows_nan(tmp_path):
+    """Identity activation, float32 and a learning rate of 1e12: the loss overflows to NaN at
+    the first update and the weights a few updates later. Those NaNs are real and stay NaN."""
+    config = preset_config("seed", activation="identity", dtype="float32", learning_rate=1e12)
+    session = TrainingSession(load_example("question"), config)
+    session.run(7, pause_on_findings=False)
+    table = session.history.metrics
+    folder = write_report(session, tmp_path / "r")
+    columns, notes = metrics_table((folder / "index.html").read_text(encoding="utf-8"))
+    for heading, name in (("loss", "loss"), ("update / weight", "conv_update_ratio")):
+        nan_at = table.iterations[np.isnan(table.column(name))].astype(int).tolist()
+        diverged = [k for k in nan_at if k > 0]  # at 0 the ratio is NaN for want of an update
+        assert diverged, name
+        assert [k for k, text in columns[heading].items() if text == "NaN"] == diverged
+    assert columns["loss"][0] == "947,260.6" and columns["update / weight"][0] == "–"
+    assert "NaN: the value is not a number; the run diverged." in notes
 
 
 def test_the_reproduce_command_repeats_metrics_byte_for_byte(report, capsys, monkeypatch):
