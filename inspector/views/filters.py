@@ -286,7 +286,9 @@ class FiltersView(ScaledRecordView, QWidget):
         self._limits = {name: 1.0 for name in GROUP_NAMES}
         self._scale_link: plotting.ScaleLink | None = None
         self._stale = False
-        self._hovering = False
+        # The cell under the mouse (filter, channel, row, column), its read-out shown for
+        # every record drawn while it stays there.
+        self._hovered: tuple[int, int, int, int] | None = None
         self._zoomed = False
         self._hint = READOUT_HINT
         self._last_text_time = -math.inf
@@ -361,6 +363,7 @@ class FiltersView(ScaledRecordView, QWidget):
         self._update_filter_ticks(record)
         self._update_equation(record)
         self._request_texts()
+        self._show_readout()
 
     @Slot()
     def reset_zoom(self) -> None:
@@ -458,6 +461,7 @@ class FiltersView(ScaledRecordView, QWidget):
         plot.vb.sigRangeChangedManually.connect(self._on_zoomed)
         plot.vb.sigRangeChanged.connect(lambda *_args: self._fit_texts())
         widget.scene().sigMouseMoved.connect(lambda pos, g=group: self._on_hover(g, pos))
+        widget.viewport().installEventFilter(self)
         return group
 
     def _build_layout(self) -> None:
@@ -1015,8 +1019,7 @@ class FiltersView(ScaledRecordView, QWidget):
         elif too_many:
             hint = "Too many cells for values: " + HOVER_HINT
         self._hint = hint
-        if not self._hovering:
-            self._readout.setText(hint)
+        self._show_readout()
 
     # -- interaction -------------------------------------------------------------------------
 
@@ -1033,14 +1036,21 @@ class FiltersView(ScaledRecordView, QWidget):
         super()._on_scale_changed()
 
     def _on_hover(self, group: _Group, scene_pos) -> None:
-        text = None
+        cell = None
         if self._layout is not None and group.plot.vb.sceneBoundingRect().contains(scene_pos):
             point = group.plot.vb.mapSceneToView(scene_pos)
             cell = self._layout.locate(point.x(), point.y())
-            if cell is not None:
-                text = self._cell_readout(*cell)
-        self._hovering = text is not None
-        text = self._hint if text is None else text
+        self._hovered = cell
+        self._show_readout()
+
+    def _show_readout(self) -> None:
+        """The hovered cell's values in the shown record (a Step while the mouse rests on a
+        cell shows the new ones), else the hint."""
+        cell = self._hovered
+        shape = None if self._record is None else self._record.params["conv.weight"].shape
+        if cell is not None and (shape is None or any(c >= n for c, n in zip(cell, shape))):
+            cell = self._hovered = None
+        text = self._hint if cell is None else self._cell_readout(*cell)
         if self._readout.text() != text:
             self._readout.setText(text)
 
@@ -1060,6 +1070,9 @@ class FiltersView(ScaledRecordView, QWidget):
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt override)
         if watched is self._plots and event.type() in (QEvent.Type.Resize, QEvent.Type.Show):
             self._arrange()
+        elif event.type() == QEvent.Type.Leave and self._hovered is not None:
+            self._hovered = None  # the mouse left a group's plot: no cell is hovered
+            self._show_readout()
         return super().eventFilter(watched, event)
 
 

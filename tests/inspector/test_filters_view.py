@@ -1,8 +1,11 @@
 """FiltersView: the weights, gradient and update heatmaps, their scales and the equation."""
 
+import re
+
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtWidgets import QApplication
 
 from inspector import plotting
 from inspector.views.filters import FilterLayout, FiltersView
@@ -261,6 +264,34 @@ def test_hover_reads_out_a_cell(qtbot, view, controller, step_and_wait):
     update = record.update["conv.weight"][0, 2, 1, 2]
     assert "filter 0, channel B, row 1, column 2" in readout.text()
     assert f"update {format_number(update)}" in readout.text()
+
+
+def test_the_read_out_follows_a_step_and_goes_when_the_mouse_leaves(
+    qtbot, view, controller, step_and_wait
+):
+    """A Step while the mouse rests on a cell shows that cell's new values: the old ones
+    (before the explosion) must not stay under the new cells."""
+    shown_big(qtbot, view, 1000, 700)
+    group_widget = view.findChild(object, "filtersWeightsPlot")
+    x, y = view.mosaic_layout().cell_centre(0, 0, 0, 0)
+    point = plotting.widget_point(group_widget, view.plot("weights"), x, y, group_widget)
+    qtbot.mouseMove(group_widget.viewport(), point)
+    readout = view.findChild(object, "filtersReadout")
+    qtbot.waitUntil(lambda: "(no update yet)" in readout.text())
+
+    record = step_and_wait(controller)
+    qtbot.waitUntil(lambda: "no update yet" not in readout.text())
+    # (the strips below fill in at the first Step, so the cell under the mouse may be another)
+    found = re.match(r"filter (\d), channel (\w), row (\d), column (\d): ", readout.text())
+    assert found, readout.text()
+    f, channel, i, j = found.groups()
+    weight = record.params["conv.weight"][int(f), "RGB".index(channel), int(i), int(j)]
+    assert f"→ {format_number(weight)}, update" in readout.text()
+
+    # The mouse leaves the plot (sent: the offscreen platform delivers no Leave to a move).
+    QApplication.sendEvent(group_widget.viewport(), QEvent(QEvent.Type.Leave))
+    assert "filter 0, channel R" not in readout.text()
+    assert "hover" in readout.text().lower()
 
 
 def test_more_filters_after_reset_rebuild_the_cells(qtbot, view, controller):
