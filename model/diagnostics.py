@@ -517,7 +517,8 @@ def _saturation(record: StepRecord, labels: np.ndarray, config: TrainingConfig) 
                 severity="warning",
                 title=f"Confidently wrong: {len(images)} image(s) with a saturated sigmoid",
                 explanation=(
-                    f"Image {i} (label {int(labels[i])}) has logit "
+                    # (numbered from 1, as the window and the reports number images)
+                    f"Image {i + 1} (label {int(labels[i])}) has logit "
                     f"{format_number(record.logits[i])}, "
                     f"so the sigmoid rounds to exactly {record.probabilities[i]:.0f} in "
                     f"{config.dtype} and its loss is {format_number(record.losses[i])}. Its "
@@ -528,7 +529,7 @@ def _saturation(record: StepRecord, labels: np.ndarray, config: TrainingConfig) 
                 if config.pixel_scaling == "raw"
                 else (fix_small_init(),),
                 iteration=record.iteration,
-                subject=f"image {i}",
+                subject=f"image {i + 1}",
             )
         )
     if right.any():
@@ -571,7 +572,41 @@ def diagnose(
     if large is not None:
         findings.append(large)
     findings += _saturation(record, labels, config)
+    findings = _one_learning_rate(findings)
     return tuple(sorted(findings, key=lambda f: SEVERITIES.index(f.severity)))
+
+
+def _one_learning_rate(findings: list[Finding]) -> list[Finding]:
+    """The same learning-rate fix on every card of one iteration.
+
+    Each finding works out its own rate (the conv layer's update ratio asked for ÷1e+07, the
+    classifier's for ÷1e+06, a large gradient for ÷10), and a learner shown three could not
+    tell which to take. One rate serves both layers: the smallest of them (it brings the
+    largest update down too), with its own iteration to go back to."""
+    rate_fixes = [
+        fix
+        for finding in findings
+        for fix in finding.fixes
+        if set(fix.changes) == {"learning_rate"}
+    ]
+    if len({(fix.changes["learning_rate"], fix.rewind_to) for fix in rate_fixes}) < 2:
+        return findings
+    chosen = min(
+        rate_fixes,
+        key=lambda fix: (
+            fix.changes["learning_rate"],
+            math.inf if fix.rewind_to is None else fix.rewind_to,
+        ),
+    )
+    unified = []
+    for finding in findings:
+        fixes = []
+        for fix in finding.fixes:
+            fix = chosen if set(fix.changes) == {"learning_rate"} else fix
+            if fix not in fixes:
+                fixes.append(fix)
+        unified.append(replace(finding, fixes=tuple(fixes)))
+    return unified
 
 
 # ---------------------------------------------------------------------------------------------

@@ -340,8 +340,8 @@ def index_html(
     for index in range(min(len(dataset), SHOWN_IMAGES)):
         label = int(dataset.labels[index])
         parts.append(
-            f'<figure><img src="{_e(image_files[index])}" alt="image {index}">'
-            f"<figcaption>{index}: {_e(dataset.class_names[label])}</figcaption></figure>"
+            f'<figure><img src="{_e(image_files[index])}" alt="image {index + 1}">'
+            f"<figcaption>#{index + 1} {_e(dataset.class_names[label])}</figcaption></figure>"
         )
     parts.append("</div>")
     if len(dataset) > SHOWN_IMAGES:

@@ -75,6 +75,38 @@ def test_seed_preset_reproduces_the_question(question):
     assert "The update that killed it, at iteration 1" in later.explanation
 
 
+def test_the_cards_of_one_iteration_offer_one_learning_rate(question):
+    """After the question's first update four cards suggest a learning rate; they used to ask
+    for ÷1e+07, ÷1e+06 and ÷10 at once. One rate serves both layers: they now agree, on the
+    smallest, and the image a card names is numbered from 1 as in the window."""
+    session = TrainingSession(question, preset_config("seed"))
+    record = session.step()
+    rate_fixes = {
+        (fix.label, fix.changes["learning_rate"], fix.rewind_to)
+        for finding in record.findings
+        for fix in finding.fixes
+        if "learning_rate" in fix.changes
+    }
+    codes = {f.code for f in record.findings}
+    assert {"dead_filter", "large_update", "large_gradient"} <= codes
+    assert len(rate_fixes) == 1
+    ((label, rate, rewind_to),) = rate_fixes
+    assert rate == pytest.approx(5e-8) and rewind_to == 0
+    assert "by 1e+07" in label
+    # (no card lists the same fix twice)
+    for finding in record.findings:
+        labels = [fix.label for fix in finding.fixes]
+        assert len(set(labels)) == len(labels)
+
+
+def test_a_confidently_wrong_image_is_numbered_as_the_window_numbers_it(question):
+    session = TrainingSession(question, preset_config("seed"))
+    wrong = next(f for f in session.latest.findings if f.code == "saturated_wrong")
+    # Image 1, the cross (label 0), is predicted as a circle with a logit in the millions.
+    assert wrong.explanation.startswith("Image 1 (label 0) has logit")
+    assert wrong.subject == "image 1"
+
+
 def _first_update_findings(findings):
     return [f for f in findings if f.code.startswith("first_update")]
 
