@@ -186,6 +186,27 @@ def _select(combo: QComboBox, key) -> None:
         combo.setCurrentIndex(index)
 
 
+#: The Learning group's title, and its title while a preset's live setting waits for Reset.
+LEARNING_TITLE = "Learning · applies immediately"
+LEARNING_WAITS_TITLE = "Learning · the preset's value waits for Reset"
+
+
+def _pending_text(changed: set[str]) -> str:
+    """The banner over pending settings: those that need new weights, and live ones that
+    wait with them (a preset's learning rate) with how to use them at once instead."""
+    weights = [FIELD_NAMES[n] for n in FIELD_NAMES if n in changed and n not in LIVE_FIELDS]
+    live = [FIELD_NAMES[n] for n in FIELD_NAMES if n in changed and n in LIVE_FIELDS]
+    parts = []
+    if weights:
+        parts.append(f"{', '.join(weights)} (they need new weights)")
+    if live:
+        parts.append(
+            f"{', '.join(live)} (chosen with {'them' if weights else 'the preset'}; "
+            "a value typed there applies at once)"
+        )
+    return "<b>These changes apply on Reset:</b> " + "; ".join(parts) + "."
+
+
 class InitEditor(QWidget):
     """Kind and parameters of one initialiser; shows only the current kind's parameters and
     what He/Xavier compute for this layer."""
@@ -431,7 +452,8 @@ class SetupView(QWidget):
         return group
 
     def _build_learning(self) -> QGroupBox:
-        group, form = self._form("Learning · applies immediately")
+        group, form = self._form(LEARNING_TITLE)
+        self._learning_group = group
         self._lr = self._line_edit("learning_rate")
         self._lr_down = QPushButton("÷10", objectName="learningRateDown")
         self._lr_down.setToolTip("Divide the learning rate by 10")
@@ -795,12 +817,7 @@ class SetupView(QWidget):
                 for f in dataclasses.fields(pending)
                 if getattr(pending, f.name) != getattr(running, f.name)
             }
-            names = [FIELD_NAMES.get(name, name) for name in FIELD_NAMES if name in changed]
-            self._banner_text.setText(
-                "<b>These changes need new weights and apply on Reset:</b> "
-                + ", ".join(names)
-                + "."
-            )
+            self._banner_text.setText(_pending_text(changed))
             self._banner_text.setToolTip(
                 "\n".join(
                     f"{FIELD_NAMES.get(n, n)}: {self._value_text(running, n)} → "
@@ -810,6 +827,10 @@ class SetupView(QWidget):
                 )
             )
         self._banner.setVisible(pending is not None)
+        # A live setting waits too when it came with a preset (or a fix) that needs a Reset.
+        self._learning_group.setTitle(
+            LEARNING_WAITS_TITLE if changed & LIVE_FIELDS else LEARNING_TITLE
+        )
         for field, label in self._row_labels.items():
             is_pending = field in changed
             _set_flag(label, "pending", is_pending)

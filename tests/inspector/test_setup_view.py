@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFrame,
+    QGroupBox,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -170,7 +171,15 @@ def test_recommended_preset_applies_on_reset_and_fills_the_form(qtbot, view, con
     choose(qtbot, combo, "recommended")
     assert controller.config == PRESETS["seed"].config
     assert banner(view).isVisibleTo(view)
+    # The preset's learning rate waits with the rest, and the Learning group says so rather
+    # than "applies immediately"; the banner does not say it needs new weights.
+    text = banner(view).findChild(QLabel, "pendingText").text()
+    assert "pixel scaling (they need new weights)" in text
+    assert "learning rate (chosen with them; a value typed there applies at once)" in text
+    learning = next(g for g in view.findChildren(QGroupBox) if g.title().startswith("Learning"))
+    assert learning.title() == "Learning · the preset's value waits for Reset"
     qtbot.mouseClick(field(view, "resetNowButton", QPushButton), Qt.MouseButton.LeftButton)
+    assert learning.title() == "Learning · applies immediately"
     assert controller.config == PRESETS["recommended"].config
     assert combo.currentData() == "recommended"
     assert field(view, "learningRate").text() == "0.01"
