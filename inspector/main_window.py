@@ -522,7 +522,10 @@ class MainWindow(QMainWindow):
     def _update_title(self) -> None:
         source = self.controller.dataset_source
         name = source.split(":", 1)[1] + " example" if source.startswith("example:") else source
-        self.setWindowTitle(f"Training Inspector — {name}")
+        # Document first, then the application: Qt appends the application's display name to
+        # a title that does not end with it, which made "Training Inspector — … — Training
+        # Inspector" in the title bar.
+        self.setWindowTitle(f"{name} — Training Inspector")
 
     @Slot(object)
     def _update_status(self, record: StepRecord) -> None:

@@ -274,3 +274,7 @@ def test_at_1024_pixels_opening_curves_keeps_the_diagnostics_cards_whole(qtbot, 
     for card in cards:
         assert card.minimumSizeHint().width() <= viewport.width()
         assert card.geometry().right() <= viewport.width()
+
+
+def test_the_title_names_the_data_then_the_application_once(window):
+    assert window.windowTitle() == "question example — Training Inspector"
