@@ -696,6 +696,9 @@ class OutcomeMapView(QWidget):
         self._task: BackgroundTask | None = None
         self._result: SweepResult | None = None
         self._result_source: dict[str, str] = {}
+        # The data the map was swept on (a new Dataset object whenever the data change).
+        self._result_dataset = None
+        self._pending_dataset = None
         self._result_preset: str | None = None
         self._closed = False
         self._ending = "failed"
@@ -905,6 +908,7 @@ class OutcomeMapView(QWidget):
             box.toggled.connect(self._update_size)
         controller.config_changed.connect(self._update_marker)
         controller.session_reset.connect(lambda _record: self._update_marker())
+        controller.dataset_changed.connect(lambda _dataset: self._update_titles())
         self._update_size()
         self._update_titles()
 
@@ -1006,6 +1010,7 @@ class OutcomeMapView(QWidget):
         self._task = task
         self._pending_source = self._source(source)
         self._pending_preset = c.preset_name
+        self._pending_dataset = dataset
         task.progress.connect(self._on_progress)
         task.done.connect(self._on_done)
         task.failed.connect(self._on_failed)
@@ -1218,12 +1223,25 @@ class OutcomeMapView(QWidget):
             if f.name not in (*SWEPT_FIELDS, "history_budget_mb")
             and getattr(base, f.name) != getattr(config, f.name)
         ]
-        self.stale_note.setText(
-            "Settings changed since this sweep ("
-            + ", ".join(name.replace("_", " ") for name in changed)
-            + "): the map shows the settings it ran with; run it again to map the new ones."
-        )
-        self.stale_note.setVisible(bool(changed))
+        notes = []
+        if (
+            self._result_dataset is not None
+            and self._result_dataset is not self._controller.dataset
+        ):
+            now = self._controller.dataset
+            notes.append(
+                f"The data changed since this sweep (now {len(now)} images of "
+                f"{now.size[0]}×{now.size[1]}): the map shows how runs on the earlier data ended; "
+                "run it again to map these images."
+            )
+        if changed:
+            notes.append(
+                "Settings changed since this sweep ("
+                + ", ".join(name.replace("_", " ") for name in changed)
+                + "): the map shows the settings it ran with; run it again to map the new ones."
+            )
+        self.stale_note.setText(" ".join(notes))
+        self.stale_note.setVisible(bool(notes))
 
     @Slot(int, int)
     def _on_progress(self, done: int, total: int) -> None:
@@ -1234,6 +1252,7 @@ class OutcomeMapView(QWidget):
     def _on_done(self, result: SweepResult) -> None:
         self._result = result
         self._result_source = self._pending_source
+        self._result_dataset = self._pending_dataset
         self._result_preset = self._pending_preset
         self.canvas.set_result(result)
         self._update_marker()

@@ -89,6 +89,20 @@ def test_tiny_sweep_shows_the_map_with_the_seed_cell_dead(qtbot, controller, mak
     assert view.canvas._marker == (0.05, 0.1)
 
 
+def test_a_map_of_other_data_says_so(qtbot, controller, make_view, shapes_dataset):
+    """Open other images after a sweep: the map is kept, but it is no longer of these images."""
+    view = make_view()
+    run_tiny_sweep(qtbot, view)
+    assert not view.stale_note.isVisibleTo(view)
+    controller.set_dataset(shapes_dataset, "example:shapes")
+    qtbot.waitUntil(lambda: controller.dataset is shapes_dataset)
+    assert view.stale_note.isVisibleTo(view)
+    assert f"The data changed since this sweep (now {len(shapes_dataset)} images" in (
+        view.stale_note.text()
+    )
+    assert "'question'" in view.title.text()  # the map still names what it was swept on
+
+
 def test_bad_input_is_refused_and_marked(qtbot, make_view):
     view = make_view()
     view.lr_from.selectAll()
