@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 
 from inspector import plotting
 from inspector.layout_guard import LayoutGuard
-from inspector.views.scaled import SCALE_WORDS, ScaledRecordView
+from inspector.views.scaled import SCALE_WORDS, ElidedLabel, ScaledRecordView
 from model.colormap import DIVERGING_LUT
 from model.formatting import format_number, format_range
 from model.record import StepRecord
@@ -374,7 +374,8 @@ class FiltersView(ScaledRecordView, QWidget):
     # -- construction ------------------------------------------------------------------------
 
     def _build_controls(self) -> None:
-        heading = QLabel(self)
+        # Elided: at 1024 pixels "Iteration 1 · 1 filter of 3×3×3" ran under the scale box.
+        heading = ElidedLabel(self)
         heading.setObjectName("filtersHeading")
         heading.setTextFormat(Qt.TextFormat.PlainText)
         self._build_scale_controls(
@@ -401,12 +402,13 @@ class FiltersView(ScaledRecordView, QWidget):
         self._equation.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._equation.setToolTip("The update of the shown iteration, with its numbers")
 
-        self._readout = QLabel(READOUT_HINT, self)
+        # Elided ('…', the whole line in its tooltip) rather than cut off in a narrow panel.
+        self._readout = ElidedLabel(self)
+        self._readout.setText(READOUT_HINT)
         self._readout.setObjectName("filtersReadout")
         self._readout.setTextFormat(Qt.TextFormat.PlainText)
         self._readout.setStyleSheet(f"color: {plotting.MUTED};")
         self._readout.setMinimumWidth(10)
-        self._readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
     def _build_group(self, name: str, title: str, subtitle: str) -> _Group:
         widget = pg.GraphicsLayoutWidget(self)
@@ -1048,7 +1050,9 @@ class FiltersView(ScaledRecordView, QWidget):
         cell shows the new ones), else the hint."""
         cell = self._hovered
         shape = None if self._record is None else self._record.params["conv.weight"].shape
-        if cell is not None and (shape is None or any(c >= n for c, n in zip(cell, shape))):
+        if cell is not None and (
+            shape is None or any(c >= n for c, n in zip(cell, shape, strict=True))
+        ):
             cell = self._hovered = None
         text = self._hint if cell is None else self._cell_readout(*cell)
         if self._readout.text() != text:

@@ -274,6 +274,13 @@ def test_at_1024_pixels_opening_curves_keeps_the_diagnostics_cards_whole(qtbot, 
     for card in cards:
         assert card.minimumSizeHint().width() <= viewport.width()
         assert card.geometry().right() <= viewport.width()
+    # The Filters heading and read-out are shortened with '…' (whole in the tooltip), not cut.
+    for name in ("filtersHeading", "filtersReadout"):
+        label = window.filters_view.findChild(QLabel, name)
+        shown = QLabel.text(label)
+        assert label.fontMetrics().horizontalAdvance(shown) <= label.width()
+        if shown != label.text():
+            assert shown.endswith("…") and label.text() in label.toolTip()
 
 
 def test_the_title_names_the_data_then_the_application_once(window):
