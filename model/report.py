@@ -388,7 +388,7 @@ def index_html(
 _PAGE_METRICS = (
     ("loss", "loss"),
     ("accuracy", "accuracy"),
-    ("dead_fraction", "dead fraction"),
+    ("dead_fraction", "zero ReLU outputs"),
     ("conv_weight_min", "filter min"),
     ("conv_weight_max", "filter max"),
     ("conv_update_ratio", "update / weight"),
@@ -409,7 +409,9 @@ _NO_UPDATE_CELL = f'<td title="no update yet: iteration 0 is the initial state">
 
 
 def _page_value(name: str, value: float) -> str:
-    return format_share(value) if name == "accuracy" else format_number(value)
+    """A share as a percentage (as the window writes them), any other value as a number."""
+    shares = ("accuracy", "dead_fraction")
+    return format_share(value) if name in shares else format_number(value)
 
 
 def _metrics_html(session: TrainingSession) -> list[str]:

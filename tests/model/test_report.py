@@ -17,6 +17,7 @@ from model import report as report_module
 from model.data import Dataset, load_dataset, load_example, load_image_list
 from model.diagnostics import FindingLog
 from model.files import SaveError
+from model.formatting import format_share
 from model.headless import FINDINGS_JSON_NAME
 from model.presets import preset_config
 from model.report import (
@@ -172,6 +173,11 @@ def test_iteration_0_shows_no_update_as_a_dash_not_as_nan(report):
     metrics = (folder / "metrics.csv").read_text(encoding="utf-8").splitlines()
     header, first = metrics[0].split(","), metrics[1].split(",")
     assert first[header.index("conv_update_ratio")] == ""
+    # Shares are written as the window writes them: a percentage, not 0.9795.
+    zero = columns["zero ReLU outputs"]
+    assert all(text.endswith("%") for text in zero.values())
+    share = float(first[header.index("dead_fraction")])
+    assert zero[0] == format_share(share)
 
 
 def test_a_run_that_really_diverged_still_shows_nan(tmp_path):
