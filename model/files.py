@@ -18,6 +18,9 @@ from typing import BinaryIO
 #: The process's file-creation mask, read once at import (reading it means setting it).
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+#: The permissions of a saved file: those of any file the user creates (0644 with the usual
+#: umask), not the owner-only 0600 of the temporary file it is written as.
+FILE_MODE = 0o666 & ~_UMASK
 
 
 class SaveError(OSError):
@@ -72,6 +75,7 @@ def write_atomic(
             prefix=f".{target.name[:40]}.", suffix=".tmp", dir=temp_dir or target.parent
         )
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), FILE_MODE)
             if isinstance(write, (bytes, bytearray, memoryview)):
                 handle.write(write)
             else:

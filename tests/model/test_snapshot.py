@@ -260,6 +260,16 @@ def test_extra_fields_are_merged_but_cannot_replace_standard_ones(seed_session, 
     assert not list(tmp_path.glob("other*"))
 
 
+def test_saved_files_are_readable_as_any_file_the_user_makes(seed_session, initial, tmp_path):
+    """A save is written as a temporary file (owner-only, 0600) and moved into place; it then
+    gets the permissions the user's umask gives new files, so a teacher can read it too."""
+    umask = os.umask(0)
+    os.umask(umask)
+    paths = save_snapshot(initial, seed_session.config, initial.findings, tmp_path)
+    for path in paths:
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_existing_files_refuse_the_save_and_nothing_is_written(
     seed_session, initial, after_death, tmp_path
 ):
