@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from model.diagnostics import LARGE_UPDATE_RATIO
 from model.formatting import format_number, format_share
 from model.optim import global_norm
 from model.record import CONV_KEYS, StepRecord
@@ -22,7 +23,7 @@ from model.session import TrainingSession
 
 DEFAULT_FACTORS = (10, 1, 0.1, 0.01, 0.001)
 #: Verdicts, from worst to best.
-VERDICTS = ("diverges", "kills filter", "no effect", "too small", "ok")
+VERDICTS = ("diverges", "kills filter", "too large", "no effect", "too small", "ok")
 #: Update-to-weight ratio below which an update is 'too small' to matter.
 TOO_SMALL_RATIO = 1e-6
 
@@ -42,11 +43,13 @@ class WhatIfRow:
     newly_dead : of those, how many are alive now.
     loss, accuracy : on the whole dataset after the update.
     update_ratio : ‖update‖ / ‖weights before‖ of the conv layer.
+    classifier_ratio : the same of the classifier.
     non_finite : whether any weight or loss would be NaN or infinite.
-    verdict : 'diverges' (non-finite), 'kills filter' (a filter alive now would die), 'no
-        effect' (the update and what the learning rate multiplies, gradient plus momentum, are
-        exactly zero, as when every filter is dead: no learning rate moves them), 'too small'
-        (``update_ratio`` below ``TOO_SMALL_RATIO``) or 'ok'.
+    verdict : 'diverges' (non-finite), 'kills filter' (a filter alive now would die), 'too
+        large' (either layer's update at least ``LARGE_UPDATE_RATIO`` of its weights, which
+        Diagnostics warns of), 'no effect' (the update and what the learning rate multiplies,
+        gradient plus momentum, are exactly zero, as when every filter is dead: no learning
+        rate moves them), 'too small' (``update_ratio`` below ``TOO_SMALL_RATIO``) or 'ok'.
     """
 
     factor: float
@@ -59,6 +62,7 @@ class WhatIfRow:
     loss: float
     accuracy: float
     update_ratio: float
+    classifier_ratio: float
     non_finite: bool
     verdict: str
 
@@ -74,16 +78,22 @@ def _non_finite(record: StepRecord) -> bool:
 
 
 def verdict(
-    non_finite: bool, newly_dead: int, update_ratio: float, step_norm: float = math.nan
+    non_finite: bool,
+    newly_dead: int,
+    update_ratio: float,
+    step_norm: float = math.nan,
+    classifier_ratio: float = 0.0,
 ) -> str:
     """The one-word verdict of a previewed update (see ``WhatIfRow``). ``step_norm`` is the norm
     of what the learning rate multiplies in the conv layer (``conv_step_norm``). An update that
     rounds to nothing while that is not zero is 'too small': a larger rate would move the
-    filters."""
+    filters. 'too large' is where Diagnostics would warn of the update's size."""
     if non_finite:
         return "diverges"
     if newly_dead:
         return "kills filter"
+    if max(update_ratio, classifier_ratio) >= LARGE_UPDATE_RATIO:
+        return "too large"
     if update_ratio == 0 and step_norm == 0:
         return "no effect"
     if update_ratio < TOO_SMALL_RATIO:
@@ -129,6 +139,7 @@ def what_if(
         non_finite = _non_finite(record)
         newly_dead = len(alive_now & set(record.dead_filters))
         ratio = record.metrics["conv_update_ratio"]
+        classifier_ratio = record.metrics["classifier_update_ratio"]
         with np.errstate(invalid="ignore"):
             low, high = float(np.min(weights)), float(np.max(weights))
         rows.append(
@@ -143,8 +154,11 @@ def what_if(
                 loss=record.loss,
                 accuracy=record.accuracy,
                 update_ratio=ratio,
+                classifier_ratio=classifier_ratio,
                 non_finite=non_finite,
-                verdict=verdict(non_finite, newly_dead, ratio, conv_step_norm(record)),
+                verdict=verdict(
+                    non_finite, newly_dead, ratio, conv_step_norm(record), classifier_ratio
+                ),
             )
         )
     return rows

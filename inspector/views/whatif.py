@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.tasks import BackgroundTask
+from model.diagnostics import LARGE_UPDATE_RATIO
 from model.formatting import format_number, format_share
 from model.session import batch_indices
 from model.sweep import OUTCOME_COLOURS
@@ -49,7 +50,9 @@ COLUMNS = {
     "verdict": (
         "verdict",
         "kills filter: a filter alive now would be dead after this update · diverges: a weight "
-        "or the loss would become NaN or infinite · no effect: the filters' gradient (and "
+        "or the loss would become NaN or infinite · too large: an update of at least "
+        f"{LARGE_UPDATE_RATIO:g} of the weights' size, in either layer, which Diagnostics "
+        "warns of · no effect: the filters' gradient (and "
         "momentum) is exactly zero, as when every filter is dead, so no learning rate moves "
         "them · "
         "too small: the update would barely change the weights (update / weight below "
@@ -80,10 +83,13 @@ COLUMNS = {
 COLUMN = {key: index for index, key in enumerate(COLUMNS)}
 #: A step that cannot move the filters: grey, neither a failure of its own nor progress.
 NO_EFFECT_COLOUR = (150, 150, 150)
+#: An update Diagnostics warns of: the amber of its warnings, short of a failure.
+TOO_LARGE_COLOUR = (230, 159, 0)
 #: Verdict colours, shared with the outcome map where the meaning is the same.
 VERDICT_COLOURS = {
     "kills filter": OUTCOME_COLOURS["dead filter"],
     "diverges": OUTCOME_COLOURS["diverged"],
+    "too large": TOO_LARGE_COLOUR,
     "no effect": NO_EFFECT_COLOUR,
     "too small": OUTCOME_COLOURS["stuck"],
     "ok": OUTCOME_COLOURS["learned"],
@@ -148,7 +154,8 @@ def summary_text(rows: list[WhatIfRow]) -> str:
     return (
         f"Largest learning rate tried with verdict ok: {format_number(largest.learning_rate)} "
         f"({factor_text(largest.factor)}). 'ok' means no filter dies, nothing overflows and the "
-        "step is not negligible; compare 'loss after' to see which step helps most."
+        "step is neither too large nor negligible; compare 'loss after' to see which step "
+        "helps most."
     )
 
 

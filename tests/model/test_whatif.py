@@ -114,9 +114,27 @@ def test_momentum_still_moving_a_dead_filter_is_not_without_effect(question):
     assert [row.verdict for row in rows] == ["too small", "too small"]
 
 
+def test_ok_is_never_a_step_that_diagnostics_warns_of(question):
+    """The reviewer's case: the answer's fix at iteration 10, the ×10 row moved the weights by
+    half their size. It said 'ok' and the summary recommended it; taken, Diagnostics warned at
+    once. Every row is now 'too large' exactly when the step's own record has a large_update
+    finding."""
+    session = TrainingSession(question, preset_config("recommended"))
+    session.run(10, pause_on_findings=False)
+    rows = what_if(session, (100, 10, 1, 0.1))
+    for row in rows:
+        preview = session.preview(row.learning_rate)
+        warned = any(f.code == "large_update" for f in preview.findings)
+        if row.verdict in ("ok", "too large", "too small"):
+            assert (row.verdict == "too large") == warned, (row.factor, row.verdict)
+    assert rows[0].verdict != "ok"
+
+
 def test_verdict_order():
     assert verdict(True, 1, math.nan) == "diverges"
     assert verdict(False, 1, 1e-9) == "kills filter"
+    assert verdict(False, 0, 0.1) == "too large"
+    assert verdict(False, 0, 1e-3, 1.0, 0.5) == "too large"  # the classifier's update
     assert verdict(False, 0, 0.0, 0.0) == "no effect"
     assert verdict(False, 0, 0.0, 0.05) == "too small"  # lr × gradient rounded to 0
     assert verdict(False, 0, 1e-7) == "too small"
