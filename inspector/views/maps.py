@@ -9,9 +9,19 @@ with its numeric range, and the share of zero outputs is written per (image, fil
 per filter; when every output is 0 a one-line banner says so.
 
 Maps are drawn pixel for pixel (nearest neighbour) at the largest size the panel allows, but
-never smaller than ``MIN_MAP_PIXELS`` while there is room across: when the page's rows do not
-fit the panel's height they scroll (scroll bar, or the mouse wheel over the maps) under
-titles and colour bars that stay in place.
+never smaller than ``MIN_MAP_PIXELS``: when the page's rows do not fit the panel's height they
+scroll (scroll bar, or the mouse wheel over the maps) under titles and colour bars that stay
+in place; when the maps do not fit across at that size, or not even one row fits the height,
+the whole panel scrolls (as the Curves panel does) rather than squash maps and labels.
+
+Hovering a map pixel (or an image pixel) reads its values out over the footer. The read-out
+always describes the pixel under the mouse in the shown record: it is read again when a new
+record is drawn or the maps move under a mouse that stands still, and it gives way to the
+summary when the mouse leaves the maps.
+
+A saved map plot (``plot_items``) is a figure of its own: its title names what it shows and the
+iteration (and which images, unless all), and each row is labelled with its image and its
+share of zero (or negative) outputs (``export_texts``).
 
 For leaky ReLU and identity activations the output maps use the diverging colours as well, and
 the fractions written are of negative outputs.
@@ -24,15 +34,19 @@ The two map mosaics hold uint8 colour codes (``inspector.plotting.encode_divergi
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QRectF, Qt, QTimer, Slot
-from PySide6.QtGui import QFontMetricsF
+from PySide6.QtCore import QEvent, QPoint, QRect, QRectF, Qt, QTimer, Slot
+from PySide6.QtGui import QCursor, QFontMetricsF
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox,
+    QFrame,
     QHBoxLayout,
     QLabel,
+    QScrollArea,
     QScrollBar,
     QSizePolicy,
     QToolButton,
@@ -42,7 +56,7 @@ from PySide6.QtWidgets import (
 
 from inspector import plotting
 from inspector.layout_guard import LayoutGuard
-from inspector.views.scaled import SCALE_WORDS, ScaledRecordView
+from inspector.views.scaled import SCALE_WORDS, ElidedLabel, ScaledRecordView
 from model.formatting import format_number, format_share
 from model.record import StepRecord
 
@@ -52,12 +66,14 @@ SCALE_TIPS = (
     "Scaled to the largest value in this run so far, so iterations compare by colour",
     "A fixed limit: pre-activations ± it, outputs 0 … it; values beyond take the end colours",
 )
+OUTPUT_NAMES = {"relu": "ReLU output", "leaky_relu": "leaky ReLU output", "identity": "output"}
 RUN_METRICS = {"pre": "pre_activation_absmax", "output": "activation_max"}
 TITLE_HEIGHT = 18
 TOP_AXIS_HEIGHT = 18
 BAR_WIDTH = 10
-#: Maps are not drawn smaller than this (screen pixels) while they fit across; rows that do
-#: not fit the height then scroll. Maps smaller than this are drawn at least pixel for pixel.
+#: Maps are not drawn smaller than this (screen pixels, so that they and their row labels stay
+#: readable); rows that do not fit the height scroll, maps that do not fit across make the
+#: panel scroll. Maps of fewer pixels than this are enlarged to it.
 MIN_MAP_PIXELS = 32
 #: Nor larger than this: beyond it a map shows nothing more.
 MAX_MAP_PIXELS = 160
@@ -70,46 +86,10 @@ BANNER_STYLES = {
     "dead": "background: #b2182b; color: white; padding: 2px 8px; border-radius: 3px;",
     "warning": "background: #fdd49e; color: #3a2600; padding: 2px 8px; border-radius: 3px;",
 }
+#: How often (ms) the read-out checks that the mouse is still over the maps while it shows.
+POINTER_CHECK_MS = 200
 READOUT_HINT = "Hover a map or an image for its values · Ctrl+wheel zooms · drag pans · Fit resets"
 FOOTER_HINT = "Hover a map for its values"
-
-
-class ElidedLabel(QLabel):
-    """A one-line label that shortens its text with '…' to the width it gets (the whole text
-    stays in ``text()`` and, when shortened, in the tooltip)."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._full = ""
-        self._tip = ""
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        self.setMinimumWidth(20)
-
-    def setText(self, text: str) -> None:  # noqa: N802 (Qt override)
-        self._full = text
-        self._elide()
-
-    def text(self) -> str:
-        return self._full
-
-    def set_tip(self, tip: str) -> None:
-        """The tooltip (besides the whole text when it is shortened)."""
-        self._tip = tip
-        self._elide()
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        super().resizeEvent(event)
-        self._elide()
-
-    def _elide(self) -> None:
-        margins = self.contentsMargins()
-        room = self.width() - margins.left() - margins.right() - 2 * self.margin() - 16
-        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, room)
-        super().setText(shown)
-        tips = [self._full] if shown != self._full else []
-        if self._tip:
-            tips.append(self._tip)
-        self.setToolTip("\n\n".join(tips))
 
 
 class MapsView(ScaledRecordView, QWidget):
@@ -135,6 +115,7 @@ class MapsView(ScaledRecordView, QWidget):
         self._stale = False
         self._zoomed = False
         self._hovering = False
+        self._pointing = False  # the mouse over the maps
         self._limits = {"pre": 1.0, "output": 1.0}
         self._scale_link: plotting.ScaleLink | None = None
         self._row_ticks: tuple = ()
@@ -225,6 +206,7 @@ class MapsView(ScaledRecordView, QWidget):
         if self._record_shape(record) != self._shape:
             self._rebuild(record)
         self._draw(record)
+        self._refresh_readout()  # the values under a mouse that stood still are new too
 
     # -- construction ------------------------------------------------------------------------
 
@@ -284,6 +266,12 @@ class MapsView(ScaledRecordView, QWidget):
         self._readout.setTextFormat(Qt.TextFormat.PlainText)
         self._readout.setText(READOUT_HINT)
 
+        # While the mouse is over the maps, the read-out also checks every so often that it
+        # still is: a leave that never arrives must not leave old values on show.
+        self._pointer_check = QTimer(self)
+        self._pointer_check.setInterval(POINTER_CHECK_MS)
+        self._pointer_check.timeout.connect(self._refresh_readout)
+
         self._rows_bar = QScrollBar(Qt.Orientation.Vertical, self)
         self._rows_bar.setObjectName("mapsRowsScroll")
         self._rows_bar.setToolTip("Scroll the rows of images (or turn the wheel over the maps)")
@@ -300,21 +288,21 @@ class MapsView(ScaledRecordView, QWidget):
         self._thumb_image = plotting.new_image_item(None)
         self._thumb_plot = plotting.image_plot(self._thumb_image, text_axes=("left", "top"))
         self._pre_image = plotting.new_image_item(plotting.DIVERGING_CODE_LUT)
-        self._pre_plot = plotting.image_plot(self._pre_image, text_axes=("top",))
+        # (The maps' left axes are shown only in saved figures: there they name each row.)
+        self._pre_plot = plotting.image_plot(self._pre_image, text_axes=("left", "top"))
         self._out_image = plotting.new_image_item(plotting.ACTIVATION_CODE_LUT)
-        self._out_plot = plotting.image_plot(self._out_image, text_axes=("right", "top"))
+        self._out_plot = plotting.image_plot(self._out_image, text_axes=("left", "right", "top"))
         for plot in (self._thumb_plot, self._pre_plot, self._out_plot):
             plot.layout.setContentsMargins(0, 0, 0, 0)
             plot.vb.disableAutoRange()
-            plot.vb.plain_wheel = self._on_plain_wheel
             plot.hideAxis("bottom")
             plot.hideAxis("left")
+            plot.getAxis("left").setStyle(autoExpandTextSpace=False)
             top = plot.getAxis("top")
             top.setHeight(TOP_AXIS_HEIGHT)
             top.setStyle(tickFont=plotting.font(11))
             plot.vb.sigRangeChangedManually.connect(self._on_zoomed)
         self._thumb_plot.showAxis("left")
-        self._thumb_plot.getAxis("left").setStyle(autoExpandTextSpace=False)
         self._thumb_plot.getAxis("top").setTicks([[]])
         side = self._out_plot.getAxis("right")
         side.setStyle(tickFont=plotting.font(11), autoExpandTextSpace=False, tickLength=0)
@@ -371,14 +359,36 @@ class MapsView(ScaledRecordView, QWidget):
             panel.layout.setRowStretchFactor(2, 0)
         for item in (self._thumb_title, self._pre_title, self._out_title):
             item.setFixedHeight(TITLE_HEIGHT)
+        # "Save plots" lays each map panel out as a figure of its own (inspector.export); the
+        # panel does not keep the view alive for it.
+        method = weakref.WeakMethod(self._prepare_export)
+        for name, panel in (("pre", self._pre_panel), ("output", self._out_panel)):
+            panel.prepare_export = lambda width, name=name: (view := method()) and view(name)
         for panel in (self._thumb_panel, self._pre_panel, self._out_panel):
             panel.setSpacing(2)
             panel.setContentsMargins(2, 2, 2, 2)
+        # A plot that moves or changes size moves other map pixels under a mouse that stands
+        # still: the read-out follows (as it follows their ranges).
+        for panel, plot in (
+            (self._thumb_panel, self._thumb_plot),
+            (self._pre_panel, self._pre_plot),
+            (self._out_panel, self._out_plot),
+        ):
+            for item in (panel, plot, plot.vb):
+                item.geometryChanged.connect(self._refresh_readout)
 
         scene = self._graphics.scene()
         scene.sigMouseMoved.connect(self._on_hover)
-        self._graphics.installEventFilter(self)
-        self._graphics.viewport().installEventFilter(self)
+
+        # Maps are never drawn smaller than MIN_MAP_PIXELS: where they do not fit at that size
+        # the panel scrolls (as the Curves panel does) rather than squash them.
+        self._scroll = QScrollArea(self)
+        self._scroll.setObjectName("mapsScroll")
+        self._scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self._scroll.setWidgetResizable(True)
+        self._scroll.setWidget(self._graphics)
+        for bar in (self._scroll.horizontalScrollBar(), self._scroll.verticalScrollBar()):
+            bar.valueChanged.connect(self._refresh_readout)
 
     def _build_layout(self) -> None:
         controls = self._scale_controls_row()
@@ -391,7 +401,7 @@ class MapsView(ScaledRecordView, QWidget):
         graphics = QHBoxLayout()
         graphics.setContentsMargins(0, 0, 0, 0)
         graphics.setSpacing(0)
-        graphics.addWidget(self._graphics, 1)
+        graphics.addWidget(self._scroll, 1)
         graphics.addWidget(self._rows_bar)
 
         # The footer: a banner when filters are dead, and the summary (redundant beside the
@@ -413,7 +423,6 @@ class MapsView(ScaledRecordView, QWidget):
         self._readout.setAutoFillBackground(True)
         self._readout.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self._readout.hide()
-        self._footer.installEventFilter(self)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
@@ -421,6 +430,8 @@ class MapsView(ScaledRecordView, QWidget):
         layout.addLayout(controls)
         layout.addLayout(graphics, 1)
         layout.addWidget(self._footer)
+        for watched in (self._graphics, self._graphics.viewport(), self._scroll, self._footer):
+            watched.installEventFilter(self)
 
     # -- session shape -----------------------------------------------------------------------
 
@@ -540,8 +551,7 @@ class MapsView(ScaledRecordView, QWidget):
         self._out_image.setLookupTable(
             plotting.DIVERGING_CODE_LUT if diverging else plotting.ACTIVATION_CODE_LUT
         )
-        names = {"relu": "ReLU output", "leaky_relu": "leaky ReLU output", "identity": "output"}
-        self._out_title.setText(names.get(self._activation, "output"))
+        self._out_title.setText(self._panel_name("output"))
 
     # -- paging ------------------------------------------------------------------------------
 
@@ -742,6 +752,12 @@ class MapsView(ScaledRecordView, QWidget):
         short = [format_share(v) for v in fractions.reshape(-1)]
         self._pair_layer.set_texts(self._pair_texts + blank, short + blank)
 
+    def _panel_name(self, name: str) -> str:
+        """The title of map panel ``name`` ('pre' or 'output')."""
+        if name == "pre":
+            return "pre-activation"
+        return OUTPUT_NAMES.get(self._activation, "output")
+
     def _share_word(self) -> str:
         """What the shares written per map count: zero (ReLU) or negative outputs."""
         return "zero" if self._activation == "relu" else "negative"
@@ -908,6 +924,99 @@ class MapsView(ScaledRecordView, QWidget):
         if not self._banner.isVisibleTo(self):
             self._banner.setVisible(True)
 
+    # -- export ------------------------------------------------------------------------------
+
+    def export_texts(self, name: str) -> tuple[str, list[tuple[float, str]]]:
+        """What a saved figure of map panel ``name`` ('pre' or 'output') says besides its
+        colour bar: the title (what the maps show, the iteration, and which images unless
+        they are all there) and, for each row in view, its label at that height in plot
+        coordinates (the image as the window names it and its share of zero, or negative,
+        outputs; lines joined by newlines)."""
+        record = self._record
+        first, end = self.page_range()
+        dataset = self._controller.dataset
+        total = len(dataset)
+        title = self._panel_name(name)
+        if record is None or self._layout is None:
+            return title, []
+        title = f"{title} · iteration {record.iteration}"
+        # The rows in view are saved; a row partly in view is labelled at the middle of its
+        # part in view.
+        layout = self._layout
+        y0, y1 = self._thumb_plot.vb.viewRange()[1]
+        rows = []
+        for row in range(end - first):
+            top = max(row * layout.pitch_y, y0)
+            bottom = min(row * layout.pitch_y + layout.tile_height, y1)
+            if bottom > top:
+                rows.append((row, (top + bottom) / 2))
+        if rows and (first + rows[0][0], first + rows[-1][0] + 1) != (0, total):
+            title += f" · images {first + rows[0][0] + 1}–{first + rows[-1][0] + 1} of {total}"
+        filters = record.params["conv.weight"].shape[0]
+        word = self._share_word()
+        shares = None
+        if record.pre_activation is None:
+            title += " (maps not available)"
+        else:
+            output = np.asarray(record.activation[first:end])
+            dead = output <= 0 if self._activation == "relu" else output < 0
+            shares = dead.mean(axis=(1, 2, 3))
+        labels = []
+        for row, y in rows:
+            index = first + row
+            label = int(dataset.labels[index])
+            lines = [f"#{index + 1} {dataset.class_names[label]} (label {label})"]
+            # With one filter, the output figure has each map's share beside it already.
+            if shares is not None and (name == "pre" or filters > 1):
+                text = f"{format_share(shares[row])} {word}"
+                if name == "pre":
+                    text = f"{self._panel_name('output')} {text}"
+                lines.append(f"{text}, all filters" if filters > 1 else text)
+            labels.append((y, "\n".join(lines)))
+        return title, labels
+
+    def _prepare_export(self, name: str):
+        """Lay map panel ``name`` out as a figure of its own: the title says what it shows and
+        the iteration, and a column left of the maps names each row's image and its share of
+        zero outputs (``export_texts``). Returns the function that puts the panel back as it
+        was (``inspector.export``)."""
+        plot = self._pre_plot if name == "pre" else self._out_plot
+        title = self._pre_title if name == "pre" else self._out_title
+        text, rows = self.export_texts(name)
+        axis = plot.getAxis("left")
+        before = {
+            "title": title.text,
+            "plot": (plot.minimumWidth(), plot.maximumWidth()),
+            "axis": (axis.fixedWidth, axis.minimumWidth(), axis.maximumWidth()),
+        }
+        title.setText(text)
+        # A figure at least as wide as its title (it is clipped at the panel's edges).
+        bold = QFontMetricsF(plotting.font(13, bold=True))
+        title.setMinimumWidth(bold.horizontalAdvance(text) + 16)
+        metrics = QFontMetricsF(axis.style["tickFont"])
+        widths = [metrics.horizontalAdvance(line) for _, row in rows for line in row.split("\n")]
+        width = math.ceil(max(widths)) + 14 if widths else 0
+        axis.setTicks([list(rows)])
+        plot.showAxis("left", bool(rows))
+        axis.setWidth(width)
+        # The maps keep their size: the plot widens by the labels' column.
+        plot.setMinimumWidth(before["plot"][0] + width)
+        plot.setMaximumWidth(before["plot"][1] + width)
+
+        def restore() -> None:
+            plot.hideAxis("left")
+            axis.setTicks(None)
+            fixed, least, most = before["axis"]
+            axis.fixedWidth = fixed
+            axis.setMinimumWidth(least)
+            axis.setMaximumWidth(most)
+            least, most = before["plot"]
+            plot.setMinimumWidth(least)
+            plot.setMaximumWidth(most)
+            title.setText(before["title"])
+
+        return restore
+
     # -- interaction -------------------------------------------------------------------------
 
     @Slot()
@@ -975,13 +1084,23 @@ class MapsView(ScaledRecordView, QWidget):
             self._rows_bar.blockSignals(False)
             self._top = y0 + self._layout.gap / 2
 
-    def _on_plain_wheel(self, delta: float) -> bool:
-        """The wheel over the maps scrolls their rows (when they scroll at all)."""
-        if not self._rows_bar.isVisibleTo(self) or not delta:
-            return False
-        rows = -delta / 120
-        self._rows_bar.setValue(round((self._top + rows * self._layout.pitch_y) * self._scale))
-        return True
+    def _on_plain_wheel(self, event) -> None:
+        """A wheel turn without Ctrl over the maps scrolls their rows while they scroll and
+        are not at their end, else the panel: down when it scrolls down, else across (a
+        turn that pyqtgraph would take for a zoom, or leave unused)."""
+        delta = event.angleDelta()
+        vertical = abs(delta.y()) >= abs(delta.x())
+        if vertical and delta.y() and self._rows_bar.isVisibleTo(self):
+            before = self._rows_bar.value()
+            rows = -delta.y() / 120
+            self._rows_bar.setValue(round((self._top + rows * self._layout.pitch_y) * self._scale))
+            if self._rows_bar.value() != before:
+                return
+        down = self._scroll.verticalScrollBar()
+        if vertical and down.maximum() == down.minimum():
+            QApplication.sendEvent(self._scroll.horizontalScrollBar(), event)
+        else:
+            QApplication.sendEvent(self._scroll.viewport(), event)
 
     def _on_zoomed(self, *_args) -> None:
         self._zoomed = True
@@ -992,6 +1111,7 @@ class MapsView(ScaledRecordView, QWidget):
 
     def _on_range_changed(self, *_args) -> None:
         self._update_step(plotting.pixels_per_unit(self._pre_plot.vb))
+        self._refresh_readout()  # other pixels under the mouse now
 
     def _update_step(self, pixels_per_unit: float) -> None:
         """Pick the pixel step for the maps' size on screen; redraw when it changes."""
@@ -1009,11 +1129,24 @@ class MapsView(ScaledRecordView, QWidget):
         kind = event.type()
         if watched is self._graphics and kind in (QEvent.Type.Resize, QEvent.Type.Show):
             self._size_panels()
+        elif watched is self._scroll and kind == QEvent.Type.Resize:
+            self._size_panels()
         elif watched is self._graphics.viewport() and kind == QEvent.Type.Leave:
-            self._show_readout(None)
+            self._end_hover()
+        elif (
+            watched is self._graphics.viewport()
+            and kind == QEvent.Type.Wheel
+            and not event.modifiers() & Qt.KeyboardModifier.ControlModifier
+        ):
+            self._on_plain_wheel(event)
+            return True
         elif watched is self._footer and kind == QEvent.Type.Resize:
             self._readout.setGeometry(self._footer.rect())
         return super().eventFilter(watched, event)
+
+    def hideEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().hideEvent(event)
+        self._end_hover()  # (a tab in front of the panel: the mouse is not over the maps)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         super().resizeEvent(event)
@@ -1021,18 +1154,20 @@ class MapsView(ScaledRecordView, QWidget):
 
     def _size_panels(self) -> None:
         """Size the three plots so that one map pixel is as large in every panel: the largest
-        size at which the page fits, but not below ``MIN_MAP_PIXELS`` while the maps fit
-        across (the rows then scroll), nor above ``MAX_MAP_PIXELS``."""
+        size at which the page fits, but never below ``MIN_MAP_PIXELS`` nor above
+        ``MAX_MAP_PIXELS``. Rows that do not fit the height scroll under the titles; maps
+        that do not fit across at their smallest, or a panel too low for one row of them,
+        make the panel scroll instead of shrinking them."""
         if self._layout is None:
             return
         rect = self._layout.data_rect()
         filters = self._layout.cols
         tile = self._layout.tile_height
-        width = self._graphics.width()
+        area = self._scroll
+        width, height = area.width(), area.height()
         if self._rows_bar.isVisibleTo(self):
             width += self._rows_bar.width()
-        height = self._graphics.height()
-        if not self._graphics.isVisible() or width < 60 or height < 60:
+        if not area.isVisible():
             width, height = 620, 140  # not laid out yet: the size the window gives first
         bars = sum(
             max(plotting.bar_width(bar), caption.natural_width()) + 2
@@ -1040,11 +1175,18 @@ class MapsView(ScaledRecordView, QWidget):
         )
         side = self._out_plot.getAxis("right").width() if filters == 1 else 0
         top_axis = TOP_AXIS_HEIGHT if filters > 1 else 0
-        free_h = height - TITLE_HEIGHT - top_axis - 12
+        titles_h = TITLE_HEIGHT + top_axis + 12
         units_w = (self._thumb_width() + 2 * rect.width()) * (1 + 2 * PADDING)
         units_h = rect.height()
         low, high = MIN_MAP_PIXELS / tile, MAX_MAP_PIXELS / tile
         scroll_w = self._rows_bar.sizeHint().width()
+        # Lower than the titles and one row of maps at their smallest: the whole panel
+        # scrolls down, rows and titles together, its scroll bar taking room across. (Fixed
+        # for a page, so the scroll bar never comes and goes with the scale.)
+        too_low = height < titles_h + self._layout.pitch_y * low
+        if too_low:
+            width -= area.verticalScrollBar().sizeHint().width()
+        free_h = height - titles_h
         for lines in (3, 2, 1):
             left = self._row_text_width(lines)
             free_w = width - left - bars - side - 44
@@ -1052,14 +1194,19 @@ class MapsView(ScaledRecordView, QWidget):
             scroll = units_h * scale > free_h + 0.5
             if scroll:
                 scale = min((free_w - scroll_w) / units_w, max(free_h / units_h, low), high)
-                scroll = units_h * scale > free_h + 0.5
+            # Too narrow for the maps at their smallest: they keep that size and the panel
+            # scrolls across (its scroll bar taking room from the rows).
+            across = scale < low
+            if across:
+                scale = low
+            room_h = free_h - (area.horizontalScrollBar().sizeHint().height() if across else 0)
+            scroll = units_h * scale > room_h + 0.5 and not too_low
             if scale * tile >= ROW_LINE_PIXELS[lines]:
                 break
         # A whole number of screen pixels per map pixel draws every map pixel alike: crisp.
         whole = math.floor(scale)
-        if whole >= 1 and whole >= 0.8 * scale:
+        if whole >= max(1.0, low) and whole >= 0.8 * scale:
             scale = float(whole)
-        scale = max(scale, 0.05)
         self._scale = scale
         if self._rows_bar.isVisibleTo(self) != scroll:
             self._rows_bar.setVisible(scroll)
@@ -1075,6 +1222,10 @@ class MapsView(ScaledRecordView, QWidget):
         self._thumb_plot.setFixedWidth(left + self._thumb_width() * (1 + 2 * PADDING) * scale)
         self._pre_plot.setFixedWidth(maps_w)
         self._out_plot.setFixedWidth(maps_w + side)
+        least_w = math.ceil(left + bars + side + 44 + units_w * scale) if across else 0
+        least_h = math.ceil(titles_h + units_h * scale) if too_low else 0
+        if (self._graphics.minimumWidth(), self._graphics.minimumHeight()) != (least_w, least_h):
+            self._graphics.setMinimumSize(least_w, least_h)
         self._update_step(scale)
         if not self._zoomed:
             QTimer.singleShot(0, self._fit_views)
@@ -1093,11 +1244,38 @@ class MapsView(ScaledRecordView, QWidget):
             self._hint.setVisible(fits)
 
     def _on_hover(self, scene_pos) -> None:
-        text = None
+        if not self._pointing:
+            self._pointing = True
+            self._pointer_check.start()
+        self._show_readout(self._readout_text(scene_pos))
+
+    def _readout_text(self, scene_pos) -> str | None:
         record = self._record
-        if record is not None and self._layout is not None:
-            text = self._hover_text(scene_pos, record)
-        self._show_readout(text)
+        if record is None or self._layout is None or self._stale:
+            return None
+        return self._hover_text(scene_pos, record)
+
+    def _refresh_readout(self, *_args) -> None:
+        """Read out the point under the mouse again after what lies there may have changed
+        while the mouse stood still (a new record drawn, rows or the panel scrolled, maps
+        moved): the shown record's values of the pixel now under the mouse, or the summary
+        when there is none or the mouse is no longer over the maps."""
+        if not self._pointing:
+            return
+        viewport = self._graphics.viewport()
+        where = viewport.mapFromGlobal(QCursor.pos())
+        area = self._scroll.viewport()
+        shown = QRect(viewport.mapFrom(area, QPoint(0, 0)), area.size()) & viewport.rect()
+        if not self.isVisible() or not shown.contains(where):
+            self._end_hover()
+            return
+        self._show_readout(self._readout_text(self._graphics.mapToScene(where)))
+
+    def _end_hover(self) -> None:
+        """The mouse left the maps: the footer shows the summary again."""
+        self._pointing = False
+        self._pointer_check.stop()
+        self._show_readout(None)
 
     def _show_readout(self, text: str | None) -> None:
         """The footer: the values under the mouse, or (``None``) the summary."""

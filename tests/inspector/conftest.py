@@ -69,6 +69,23 @@ def controller(qtbot, question_dataset):
 
 
 @pytest.fixture
+def make_controller(qtbot):
+    """Controllers on any dataset and config, shut down after the test."""
+    from inspector.controller import SessionController
+
+    made = []
+
+    def make(dataset, config):
+        controller = SessionController(dataset, config)
+        made.append(controller)
+        return controller
+
+    yield make
+    for controller in made:
+        controller.shutdown()
+
+
+@pytest.fixture
 def show_window(qtbot):
     """``show_window(controller)``: the main window on it, shown as a user would see it."""
     from inspector.main_window import MainWindow

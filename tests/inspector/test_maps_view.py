@@ -12,24 +12,6 @@ from model.colormap import diverging_rgb
 from model.formatting import format_number
 from model.presets import preset_config
 
-
-@pytest.fixture
-def make_controller(qtbot):
-    """Controllers on any dataset and config, shut down after the test."""
-    from inspector.controller import SessionController
-
-    made = []
-
-    def make(dataset, config):
-        controller = SessionController(dataset, config)
-        made.append(controller)
-        return controller
-
-    yield make
-    for controller in made:
-        controller.shutdown()
-
-
 #: The ReLU outputs dock's size in the 1280×800 window at first launch, and in a maximised
 #: 1920×1080 window.
 DOCK_1280 = (631, 242)
