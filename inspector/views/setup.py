@@ -106,6 +106,14 @@ def _plain(value: float) -> str:
     return f"{value:.10g}"
 
 
+def _show_number(edit: QLineEdit, value: float) -> None:
+    """Write ``value`` into ``edit`` and show its start: a number longer than the field (a
+    learning rate of 0.004641588834 picked on the outcome map) otherwise showed its last
+    digits, "04641588834"."""
+    edit.setText(_plain(value))
+    edit.setCursorPosition(0)
+
+
 def _short(value: float) -> str:
     """Four significant digits, for notes: -0.04, 0.2722, 1.5e+04."""
     return f"{value:.4g}"
@@ -254,12 +262,12 @@ class InitEditor(QWidget):
     def fill(self, spec) -> None:
         _select(self.kind, spec.kind)
         for name, value in spec.params.items():
-            self.edits[name].setText(_plain(value))
+            _show_number(self.edits[name], value)
         self.show_kind(spec.kind)
 
     def fill_defaults(self, kind: str) -> None:
         for name, value in INIT_KINDS[kind].items():
-            self.edits[name].setText(_plain(value))
+            _show_number(self.edits[name], value)
         self.show_kind(kind)
 
     def read(self, field: str) -> dict:
@@ -759,21 +767,21 @@ class SetupView(QWidget):
         for widget in blocked:
             widget.blockSignals(True)
         try:
-            self._lr.setText(_plain(config.learning_rate))
+            _show_number(self._lr, config.learning_rate)
             self._set_lr_slider(config.learning_rate)
-            self._momentum.setText(_plain(config.momentum))
+            _show_number(self._momentum, config.momentum)
             clipped = config.clip_norm is not None
             self._clip_enabled.setChecked(clipped)
             self._clip.setEnabled(clipped)
             if clipped:
-                self._clip.setText(_plain(config.clip_norm))
+                _show_number(self._clip, config.clip_norm)
             elif not self._clip.text():
                 self._clip.setText("1")
             self._filters.setValue(config.num_filters)
             self._kernel.setValue(config.kernel_size)
             _select(self._padding, config.padding)
             _select(self._activation, config.activation)
-            self._slope.setText(_plain(config.negative_slope))
+            _show_number(self._slope, config.negative_slope)
             self._network_form.setRowVisible(
                 self._slope.parentWidget(), config.activation == "leaky_relu"
             )
@@ -985,7 +993,7 @@ class SetupView(QWidget):
 
     def _scale_learning_rate(self, factor: float) -> None:
         value = float(f"{self.shown_config().learning_rate * factor:.12g}")
-        self._lr.setText(_plain(value))
+        _show_number(self._lr, value)
         self._submit("learning_rate", value, widget=self._lr)
 
     @Slot(int)
@@ -993,7 +1001,7 @@ class SetupView(QWidget):
         if self._filling:
             return
         value = float(f"{10 ** (position / LR_SLIDER_STEPS_PER_DECADE):.3g}")
-        self._lr.setText(_plain(value))
+        _show_number(self._lr, value)
         if not self._lr_slider.isSliderDown():
             self._apply_lr_slider()
 

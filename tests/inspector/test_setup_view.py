@@ -298,3 +298,18 @@ def test_reseed_starts_a_new_run_with_another_seed(qtbot, view, controller, step
     assert "Seed must be between 0 and" in field(view, "seedError", QLabel).text()
     type_and_enter(qtbot, seed, "4")
     assert controller.pending_config.seed == 4
+
+
+def test_a_long_number_put_in_a_field_shows_its_start(qtbot, view, controller):
+    """A cell picked on the outcome map starts a run at a learning rate of 0.004641588834; the
+    field showed "04641588834", its end."""
+    controller.request_config(
+        preset_config("recommended", learning_rate=0.004641588834).with_changes(
+            conv_init=InitSpec("normal", {"mean": 0.0, "std": 0.0316227766})
+        )
+    )
+    controller.reset()
+    for name in ("learningRate", "convInitStd"):
+        edit = field(view, name)
+        assert float(edit.text()) in (0.004641588834, 0.0316227766)
+        assert edit.cursorPosition() == 0
