@@ -192,6 +192,17 @@ def _power_label(log_value: float) -> str:
     return power if mantissa == 1 else f"{mantissa}·{power}"
 
 
+def _large_tick(value: float) -> str:
+    """A tick label of at least 10,000 that fits the axis: -60,000, 1.5M, 2G, 3e+12."""
+    size = abs(value)
+    if size < 1e6:
+        return f"{value:,.0f}"
+    for limit, divisor, suffix in ((1e9, 1e6, "M"), (1e12, 1e9, "G")):
+        if size < limit:
+            return f"{value / divisor:.4g}{suffix}"
+    return f"{value:.3g}"
+
+
 class _LogAxis(pg.AxisItem):
     """An axis whose log mode labels only as many decades as fit (plus 2 and 5 within a
     decade when there is room or less than two decades show), so log plots keep readable
@@ -219,9 +230,12 @@ class _LogAxis(pg.AxisItem):
         strings = super().tickStrings(values, scale, spacing)
         if self.logMode:
             return strings
-        # thousands separators, so -60000 reads as the -60,000 of the findings
+        # thousands separators, so -60000 reads as the -60,000 of the findings; millions and
+        # more as 1.5M, 2G: "1,000,000" is wider than the axis, which then hid every label but 0
         return [
-            f"{value * scale:,.0f}" if abs(value * scale) >= 1e4 and spacing * scale >= 1 else text
+            _large_tick(value * scale)
+            if abs(value * scale) >= 1e4 and spacing * scale >= 1
+            else text
             for value, text in zip(values, strings, strict=True)
         ]
 
@@ -441,8 +455,7 @@ class CurvesView(QWidget):
         top = QHBoxLayout()
         top.setContentsMargins(6, 2, 6, 0)
         top.addWidget(self._loss_log)
-        top.addStretch(1)
-        top.addWidget(hint)
+        top.addWidget(hint, 1)  # all the room there is: one line unless the panel is narrow
 
         self._graphics = pg.GraphicsLayoutWidget()
         self._graphics.setObjectName("curvesGraphics")

@@ -301,3 +301,32 @@ def test_the_hover_readout_stays_in_the_part_of_a_scrolled_panel_shown(
     turn_wheel(viewport, graphics.mapFromScene(position), -1)
     assert scroll.verticalScrollBar().value() > 60
     assert not widget._readout.isVisible() and widget.hover_text(name) == ""
+
+
+def test_a_loss_in_the_millions_keeps_its_axis_labels(qtbot, view):
+    """The question's first loss, 947,260 (its images' up to 1.89 million), on a linear axis:
+    "1,000,000" was wider than the axis, which then hid every label but 0."""
+    from PySide6.QtGui import QFontMetrics
+
+    from inspector.views.curves import AXIS_WIDTH, _large_tick
+
+    assert [_large_tick(v) for v in (-60_000, 1_500_000, 2e9, -3e12)] == [
+        "-60,000",
+        "1.5M",
+        "2G",
+        "-3e+12",
+    ]
+    plot = view._panels["curve-loss"].plot
+    axis = plot.getAxis("left")
+    qtbot.waitUntil(lambda: plot.vb.viewRange()[1][1] > 1e6)
+    low, high = plot.vb.viewRange()[1]
+    metrics = QFontMetrics(axis.style["tickFont"] or axis.font())
+    labels = [
+        text
+        for spacing, values in axis.tickValues(low, high, axis.height())[:2]
+        for text in axis.tickStrings(values, axis.autoSIPrefixScale, spacing)
+    ]
+    assert "1M" in labels
+    assert all(metrics.horizontalAdvance(text) <= AXIS_WIDTH for text in labels), [
+        (text, metrics.horizontalAdvance(text)) for text in labels
+    ]
