@@ -91,16 +91,16 @@ def display_problem(environ=os.environ, platform: str = sys.platform, missing=mi
     return None
 
 
-def _initial_dataset(data_dir: str | None):
+def _initial_dataset(data_dir: str | None, example: str = "question"):
     if data_dir is None:
-        return load_example("question"), "example:question"
+        return load_example(example), f"example:{example}"
     if is_image_list(data_dir):
         return load_image_list(data_dir), os.path.abspath(data_dir)
     return load_dataset(data_dir), os.path.abspath(data_dir)
 
 
 def run_app(data_dir: str | None = None, preset: str | None = None, *, argv=None) -> int:
-    """Open the main window on ``data_dir`` (default: the question's example) with ``preset``
+    """Open the main window on ``data_dir`` (default: the preset's example) with ``preset``
     (default 'seed', so pressing Step shows the question's failure at once)."""
     problem = display_problem()
     if problem is not None:
@@ -111,7 +111,8 @@ def run_app(data_dir: str | None = None, preset: str | None = None, *, argv=None
         print(f"training-inspector: unknown preset {preset_name!r}", file=sys.stderr)
         return 2
     try:
-        dataset, source = _initial_dataset(data_dir)
+        # Without a folder, the preset's own example (the question's, or Shapes).
+        dataset, source = _initial_dataset(data_dir, PRESETS[preset_name].example)
     except (DatasetError, OSError, ValueError) as exc:
         print(f"training-inspector: error: {exc}", file=sys.stderr)
         return 2

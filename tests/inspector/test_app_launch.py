@@ -113,3 +113,13 @@ def test_an_image_list_opens_in_its_order_and_is_named_as_a_list(qtbot, tmp_path
         assert controller._source_description() == {"list": str(listed)}  # noqa: SLF001
     finally:
         controller.shutdown()
+
+
+def test_without_a_folder_a_preset_opens_its_own_example():
+    from inspector.app import _initial_dataset
+    from model.presets import PRESETS
+
+    for name, preset in PRESETS.items():
+        dataset, source = _initial_dataset(None, preset.example)
+        assert source == f"example:{preset.example}", name
+    assert len(_initial_dataset(None, PRESETS["shapes"].example)[0]) == 80

@@ -611,3 +611,19 @@ def test_an_all_zero_start_shows_zero_maxima_not_negative_zero(question):
         for name in ("pre_activation_absmax", "activation_max"):
             value = record.metrics[name]
             assert value == 0.0 and np.copysign(1.0, value) == 1.0, (activation, name)
+
+
+def test_the_shapes_preset_learns_the_shapes_example(shapes):
+    """What its description promises: over 95% right within about 500 iterations, at most one
+    of its eight filters dead (the answer's fix, one filter and one image per update, stays
+    near chance there)."""
+    from model.presets import PRESETS
+
+    assert PRESETS["shapes"].example == "shapes"
+    session = TrainingSession(shapes, preset_config("shapes"))
+    result = session.run(
+        520, should_stop=lambda: session.latest.accuracy >= 0.95, pause_on_findings=False
+    )
+    record = session.latest
+    assert record.accuracy >= 0.95, (result, record.iteration)
+    assert len(record.dead_filters) <= 1
