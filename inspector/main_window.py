@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, QTimer, Slot
+from PySide6.QtCore import QByteArray, QEvent, QPoint, QRect, QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QStyle,
+    QToolBar,
     QVBoxLayout,
     QWidget,
 )
@@ -698,20 +699,49 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def show_comparison(self) -> None:
-        """Show the side-by-side panel, at a good size the first time it floats."""
+        """Show the side-by-side panel; floating, it opens over the window's panels, between
+        the toolbar and the History bar, so that Step, Run, Reset and the history slider that
+        move both runs stay in reach."""
         dock = self.docks["compare"]
-        if dock.isFloating() and not dock.isVisible() and dock.width() < 900:
-            available = self.screen().availableGeometry()
-            width = min(1240, available.width() - 40)
-            height = min(820, available.height() - 60)
-            dock.setGeometry(
-                available.x() + (available.width() - width) // 2,
-                available.y() + (available.height() - height) // 2,
-                width,
-                height,
-            )
+        if dock.isFloating() and not dock.isVisible():
+            room = self._panels_rect()
+            dock.setGeometry(room)
+            dock.show()
+            # Where the platform draws a frame around the panel, the frame goes inside too.
+            frame, inner = dock.frameGeometry(), dock.geometry()
+            if frame != inner:
+                dock.setGeometry(
+                    room.adjusted(
+                        inner.left() - frame.left(),
+                        inner.top() - frame.top(),
+                        inner.right() - frame.right(),
+                        inner.bottom() - frame.bottom(),
+                    )
+                )
         dock.show()
         dock.raise_()
+
+    def _panels_rect(self) -> QRect:
+        """The window's panel area on screen: below the menu bar and the toolbars at the top,
+        above the docks at the bottom (History) and the status bar."""
+        top = self.menuBar().geometry().bottom() + 1 if self.menuBar().isVisible() else 0
+        for toolbar in self.findChildren(QToolBar):
+            if toolbar.isVisible() and self.toolBarArea(toolbar) == Qt.ToolBarArea.TopToolBarArea:
+                top = max(top, toolbar.geometry().bottom() + 1)
+        bottom = (
+            self.statusBar().geometry().top() if self.statusBar().isVisible() else self.height()
+        )
+        for dock in self.docks.values():
+            if (
+                dock.isVisible()
+                and not dock.isFloating()
+                and self.dockWidgetArea(dock) == Qt.DockWidgetArea.BottomDockWidgetArea
+            ):
+                bottom = min(bottom, dock.geometry().top())
+        origin = self.mapToGlobal(QPoint(0, top))
+        room = QRect(origin.x(), origin.y(), self.width(), max(bottom - top, 200))
+        screen = self.screen()
+        return room.intersected(screen.availableGeometry()) if screen is not None else room
 
     @Slot()
     def save_plots(self) -> list[Path]:

@@ -9,14 +9,18 @@ visible at a glance, and their loss and dead fraction share two plots.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtCore import QRectF, Qt, QTimer, Slot
 from PySide6.QtWidgets import (
     QComboBox,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -34,6 +38,12 @@ from model.presets import PRESETS
 CURRENT = "current"
 RUN_COLOURS = {"A": (33, 102, 172), "B": (214, 96, 77)}
 REDRAW_MS = 100
+#: As in the Curves panel: before this many iterations the iteration axis shows 0..MIN_X_SPAN
+#: rather than a zoom onto a single point.
+MIN_X_SPAN = 10
+#: Points get a dot while a run has at most this many rows (a lone point has no line).
+SYMBOL_ROWS = 25
+_NICE_STEPS = (1.0, 2.0, 5.0, 10.0)
 
 
 def describe(config: TrainingConfig) -> str:
@@ -87,6 +97,53 @@ class RunColumn(QWidget):
         )
 
 
+def _iteration_bound(last: float) -> float:
+    """Right end of the iteration axis: 0..MIN_X_SPAN early on, then a 1-2-5 step above the
+    last iteration, so the axis only changes now and then while training."""
+    value = last * 1.03 + 1
+    if value <= MIN_X_SPAN:
+        return float(MIN_X_SPAN)
+    power = 10.0 ** math.floor(math.log10(value))
+    return next(step * power for step in _NICE_STEPS if step * power >= value)
+
+
+class _IterationAxis(pg.AxisItem):
+    """An iteration axis: whole iterations only (no tick at 0.5), and no SI prefix (pyqtgraph
+    would write 'iteration (x0.001)' under a range around 0)."""
+
+    def __init__(self, orientation: str) -> None:
+        super().__init__(orientation)
+        self.enableAutoSIPrefix(False)
+
+    def tickSpacing(self, minVal, maxVal, size):  # noqa: N802, N803 (pyqtgraph API)
+        levels = [level for level in super().tickSpacing(minVal, maxVal, size) if level[0] >= 1]
+        return levels or [(1.0, 0.0)]
+
+
+class _XAnchor(pg.GraphicsObject):
+    """Invisible item whose x bounds the view's auto-range includes (as in the Curves panel):
+    the axis shows 0..bound, not a zoom onto the data, and the user's zoom and pan still work."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bounds: tuple[float, float] | None = None
+        self.setFlag(self.GraphicsItemFlag.ItemHasNoContents)
+
+    def set_bounds(self, bounds: tuple[float, float]) -> None:
+        if bounds != self._bounds:
+            self._bounds = bounds
+            self.informViewBoundsChanged()
+
+    def dataBounds(self, axis, frac=1.0, orthoRange=None):  # noqa: N802, N803 (pyqtgraph API)
+        return self._bounds if axis == 0 else None
+
+    def boundingRect(self):  # noqa: N802 (Qt override)
+        return QRectF()
+
+    def paint(self, *args) -> None:
+        pass
+
+
 class CompareCurves(pg.GraphicsLayoutWidget):
     """Loss (log scale) and dead fraction of both runs over iterations."""
 
@@ -95,17 +152,25 @@ class CompareCurves(pg.GraphicsLayoutWidget):
         self.setObjectName("compareCurves")
         self.setBackground("w")
         self._runs = runs
-        self.loss_plot = self.addPlot(title="loss (log scale)")
-        self.dead_plot = self.addPlot(title="fraction of ReLU outputs at 0")
+        self.loss_plot = self.addPlot(
+            title="loss (log scale)", axisItems={"bottom": _IterationAxis("bottom")}
+        )
+        self.dead_plot = self.addPlot(
+            title="fraction of ReLU outputs at 0", axisItems={"bottom": _IterationAxis("bottom")}
+        )
         self.loss_plot.setLogMode(y=True)
         self.dead_plot.setYRange(0, 1)
         self.dead_plot.setXLink(self.loss_plot)
         self.curves = {}
+        self.anchors = []
         for plot in (self.loss_plot, self.dead_plot):
             plot.showGrid(x=True, y=True, alpha=0.2)
             plot.setLabel("bottom", "iteration")
             legend = plot.addLegend(offset=(-10, 10))
             legend.setLabelTextColor("k")
+            anchor = _XAnchor()
+            plot.addItem(anchor)
+            self.anchors.append(anchor)
         for letter, colour in RUN_COLOURS.items():
             pen = pg.mkPen(colour, width=2)
             self.curves[("loss", letter)] = self.loss_plot.plot(pen=pen, name=f"run {letter}")
@@ -114,9 +179,9 @@ class CompareCurves(pg.GraphicsLayoutWidget):
             pg.InfiniteLine(angle=90, pen=pg.mkPen((90, 90, 90), style=Qt.PenStyle.DashLine))
             for _ in range(2)
         ]
-        self.loss_plot.addItem(self.markers[0])
-        self.dead_plot.addItem(self.markers[1])
-        self.setMinimumHeight(170)
+        self.loss_plot.addItem(self.markers[0], ignoreBounds=True)
+        self.dead_plot.addItem(self.markers[1], ignoreBounds=True)
+        self.setMinimumHeight(150)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(REDRAW_MS)
@@ -133,14 +198,25 @@ class CompareCurves(pg.GraphicsLayoutWidget):
 
     @Slot()
     def redraw(self) -> None:
+        last = 0.0
         for letter, controller in self._runs.items():
             columns = controller.metric_columns(["iteration", "loss", "dead_fraction"])
             x = columns["iteration"]
             loss = columns["loss"]
+            if len(x):
+                last = max(last, float(x[-1]))
+            dots = {
+                "symbol": "o" if len(x) <= SYMBOL_ROWS else None,
+                "symbolSize": 6,
+                "symbolPen": None,
+                "symbolBrush": RUN_COLOURS[letter],
+            }
             # Log scale cannot show 0 or non-finite losses; they are left out, not faked.
             keep = np.isfinite(loss) & (loss > 0)
-            self.curves[("loss", letter)].setData(x[keep], loss[keep])
-            self.curves[("dead", letter)].setData(x, columns["dead_fraction"])
+            self.curves[("loss", letter)].setData(x[keep], loss[keep], **dots)
+            self.curves[("dead", letter)].setData(x, columns["dead_fraction"], **dots)
+        for anchor in self.anchors:
+            anchor.set_bounds((0.0, _iteration_bound(last)))
 
     @Slot(object)
     def _move_marker(self, record) -> None:
@@ -172,6 +248,7 @@ class CompareView(QWidget):
         self.curves: CompareCurves | None = None
 
         outer = QVBoxLayout(self)
+        outer.setContentsMargins(6, 4, 6, 4)  # two runs need every line of height
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Second run:"))
         self.choice = QComboBox()
@@ -199,7 +276,14 @@ class CompareView(QWidget):
         outer.addWidget(self.note)
         self.body = QSplitter(Qt.Orientation.Vertical)
         self.body.setObjectName("compareBody")
-        outer.addWidget(self.body, 1)
+        # Scrolls rather than grows: a floating panel taller than its room would spread over
+        # the toolbar and the History bar that move both runs.
+        scroll = QScrollArea()
+        scroll.setObjectName("compareScroll")
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.body)
+        outer.addWidget(scroll, 1)
         self._choose_default()
         self._show_state()
 
@@ -273,14 +357,15 @@ class CompareView(QWidget):
         self.close_button.setEnabled(self.is_open)
         if self.is_open:
             self.note.setText(
-                "Both runs use the same images, seed and sample order. Step, Run, Reset, "
-                "new data and the history slider move both; colours use one scale for both."
+                "Both runs use the same images, seed and sample order. Step, Run and Reset in "
+                "the toolbar, new data and the History slider move both; colours use one scale "
+                "for both."
             )
         else:
             self.note.setText(
                 "Put two recipes next to each other on the same images, seed and sample order, "
                 "for example the question's setup beside the answer's fix. Choose the second "
-                "run's settings and press Start."
+                "run's settings and press Start second run."
             )
 
     def plot_items(self) -> dict:

@@ -87,9 +87,10 @@ TEXT_SPACING = 4
 #: Share of the mosaic's size left free around it when fitted.
 PADDING = 0.005
 NO_UPDATE_MESSAGE = "No update yet (iteration 0): press Step (F10)"
-#: ... shorter, for narrow mosaics (eight filters and more); the strip's caption says "no
-#: update yet" beside it anyway.
-NO_UPDATE_SHORTER = ("No update yet: press Step (F10)", "Press Step (F10)")
+#: ... shorter, for narrow mosaics (eight filters and more, or a side-by-side column); the
+#: strip's caption says "no update yet" beside it anyway. Where not even the last fits, the
+#: message is hidden rather than cut.
+NO_UPDATE_SHORTER = ("No update yet: press Step (F10)", "Press Step (F10)", "Step (F10)", "F10")
 HOVER_HINT = "hover a cell for its values · Ctrl+wheel zooms · drag pans · Fit resets"
 READOUT_HINT = HOVER_HINT[0].upper() + HOVER_HINT[1:]
 
@@ -587,17 +588,26 @@ class FiltersView(ScaledRecordView, QWidget):
             self._update_filter_ticks(self._record)
 
     def _fit_message(self, name: str) -> None:
-        """The longest no-update message that fits its mosaic (the view box clips the rest)."""
+        """Show the longest no-update message that fits its mosaic while the group has no
+        values; hide it where none fits (the view box would cut it)."""
         group = getattr(self, "_groups", {}).get(name)  # not yet while the groups are built
         if group is None:
             return
         message = group.message
+        if group.values is not None:
+            message.setVisible(False)
+            return
         metrics = QFontMetrics(message.textItem.font())
-        room = group.plot.vb.width() - 16  # the message's border and padding
+        box = group.plot.vb
+        room = box.width() - 16  # the message's border and padding
         texts = (NO_UPDATE_MESSAGE, *NO_UPDATE_SHORTER)
-        text = next((t for t in texts if metrics.horizontalAdvance(t) <= room), texts[-1])
-        if message.textItem.toPlainText() != text:
+        text = next((t for t in texts if metrics.horizontalAdvance(t) <= room), None)
+        padding = 2 * message.textItem.document().documentMargin() + 1  # and the border
+        if metrics.height() + padding > box.height():
+            text = None
+        if text is not None and message.textItem.toPlainText() != text:
             message.setText(text)
+        message.setVisible(text is not None)
 
     def _equation_shape(self, text: str) -> tuple[int, ...]:
         """Screen lines each of the equation's lines takes, roughly (a change signal)."""
@@ -749,7 +759,7 @@ class FiltersView(ScaledRecordView, QWidget):
         else:
             self._layout.fill(group.buffer, values)
         group.image.setImage(group.buffer, levels=(-limit, limit))
-        group.message.setVisible(values is None)
+        self._fit_message(group.name)
         group.frame.setVisible(values is not None)
         # Transparent rather than hidden: a hidden bar's axis loses its width for good.
         group.bar.setOpacity(1.0 if values is not None else 0.0)

@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QRect, Qt
+from PySide6.QtWidgets import QToolBar, QWidget
 
 from inspector.views.compare import CompareView
+from inspector.views.filters import NO_UPDATE_MESSAGE, NO_UPDATE_SHORTER, FiltersView
 from model.presets import PRESETS
 
 
@@ -82,3 +84,147 @@ def test_closing_ends_the_second_run(qtbot, view):
     assert not view.is_open
     qtbot.waitUntil(lambda: not client.alive, timeout=10000)
     assert view.plot_items() == {}
+
+
+def assert_message_whole_or_hidden(filters: FiltersView, name: str) -> bool:
+    """The no-update message of ``name`` lies wholly inside its view box, or is hidden; returns
+    whether it is shown."""
+    message = filters._groups[name].message  # noqa: SLF001
+    if not message.isVisible():
+        return False
+    assert message.textItem.toPlainText() in (NO_UPDATE_MESSAGE, *NO_UPDATE_SHORTER)
+    box = filters.plot(name).vb.sceneBoundingRect()
+    text = message.mapRectToScene(message.textItem.mapRectToParent(message.textItem.boundingRect()))
+    assert box.adjusted(-0.5, -0.5, 0.5, 0.5).contains(text), (name, text, box)
+    return True
+
+
+def test_the_no_update_message_is_never_cut_in_a_compared_column(qtbot, view):
+    start(qtbot, view)
+    qtbot.wait(100)  # the columns' strips get their sizes
+    for column in view._columns:
+        for name in ("gradient", "update"):
+            assert column.filters.message_visible(name) == assert_message_whole_or_hidden(
+                column.filters, name
+            )
+
+
+def filters_at(qtbot, controller, width: int, height: int) -> tuple[QWidget, FiltersView]:
+    """A Filters view as a child given ``width`` × ``height``, smaller than it would ask for
+    (as in a squeezed column of the comparison), and the window holding it."""
+    box = QWidget()
+    qtbot.addWidget(box)
+    box.resize(800, 500)
+    filters = FiltersView(controller, box)
+    filters.setGeometry(0, 0, width, height)
+    box.show()
+    qtbot.waitExposed(box)
+    qtbot.wait(50)
+    return box, filters
+
+
+@pytest.mark.parametrize("size", [(631, 366), (400, 300), (300, 300), (260, 300), (230, 300)])
+def test_the_no_update_message_is_shortened_then_hidden_never_cut(qtbot, controller, size):
+    _box, filters = filters_at(qtbot, controller, *size)
+    shown = [assert_message_whole_or_hidden(filters, n) for n in ("gradient", "update")]
+    if size == (631, 366):  # the Filters panel at 1280×800: the whole message, as before
+        assert all(shown)
+        assert filters._groups["gradient"].message.textItem.toPlainText() == NO_UPDATE_MESSAGE
+    if size == (230, 300):  # a 62×21 mosaic: not even 'F10' fits, so none is shown
+        assert not any(shown)
+
+
+def test_a_hidden_message_comes_back_when_there_is_room_and_goes_after_a_step(
+    qtbot, controller, step_and_wait
+):
+    _box, filters = filters_at(qtbot, controller, 230, 300)
+    assert not filters.message_visible("gradient")
+    filters.setGeometry(0, 0, 631, 366)
+    qtbot.waitUntil(lambda: filters.message_visible("gradient"))
+    assert filters._groups["gradient"].message.textItem.toPlainText() == NO_UPDATE_MESSAGE
+    step_and_wait(controller)
+    assert not filters.message_visible("gradient")
+    assert not filters.message_visible("update")
+
+
+def iteration_ticks(plot) -> list[float]:
+    axis = plot.getAxis("bottom")
+    low, high = plot.vb.viewRange()[0]
+    return [v for _spacing, values in axis.tickValues(low, high, axis.width()) for v in values]
+
+
+@pytest.mark.parametrize("steps", [0, 1, 2])
+def test_the_compared_curves_count_whole_iterations_from_0(
+    qtbot, view, controller, step_and_wait, steps
+):
+    start(qtbot, view)
+    if steps:
+        step_and_wait(controller, times=steps)
+        caught_up(qtbot, view, steps)
+    view.curves.redraw()
+    qtbot.wait(50)
+    for plot in (view.curves.loss_plot, view.curves.dead_plot):
+        axis = plot.getAxis("bottom")
+        # No SI prefix: pyqtgraph wrote 'iteration (x0.001)' under a range around 0.
+        assert axis.labelString() == axis.labelString().split("(")[0]
+        assert "iteration" in axis.labelString()
+        low, high = plot.vb.viewRange()[0]
+        assert -1 < low <= 0 and 10 <= high < 12  # 0..10 early on, as in the Curves panel
+        ticks = iteration_ticks(plot)
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    # Each run's single point at iteration 0 is drawn (a line of one point is not).
+    a_loss = view.curves.curves[("loss", "A")]
+    assert a_loss.opts["symbol"] is not None
+    assert list(a_loss.getData()[0]) == list(range(steps + 1))
+
+
+def test_the_compared_curves_follow_a_long_run_with_whole_iterations(qtbot, view, controller):
+    start(qtbot, view)
+    plot = view.curves.loss_plot
+    plot.vb.setXRange(0, 3000, padding=0)
+    qtbot.wait(20)
+    ticks = iteration_ticks(plot)
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    assert "(" not in plot.getAxis("bottom").labelString()  # no '(k)' or 'x1e+03'
+    plot.vb.setXRange(0.2, 1.4, padding=0)  # zoomed in: still no tick between iterations
+    qtbot.wait(20)
+    assert all(float(t).is_integer() for t in iteration_ticks(plot))
+
+
+def test_the_note_names_the_button_to_press(qtbot, view):
+    assert view.start_button.text() in view.note.text()
+
+
+def global_rect(widget) -> QRect:
+    return QRect(widget.mapToGlobal(widget.rect().topLeft()), widget.size())
+
+
+def test_side_by_side_leaves_the_toolbar_and_history_bar_in_reach(qtbot, window):
+    """Opened with Ctrl+K it lies over the panels, not over the controls that move both runs,
+    and starting the second run does not make it grow over them."""
+    window.resize(1280, 800)
+    qtbot.wait(50)
+    qtbot.keyClick(window, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier)
+    dock = window.docks["compare"]
+    qtbot.waitUntil(dock.isVisible)
+    view = window.created_view("compare")
+    toolbar = window.findChild(QToolBar, "trainingToolbar")
+    history = window.docks["history"]
+    controls = {"toolbar": global_rect(toolbar), "history": global_rect(history)}
+
+    def assert_clear() -> None:
+        panel = dock.frameGeometry()
+        for name, rect in controls.items():
+            assert not panel.intersects(rect), (name, panel, rect)
+        assert panel.height() > 500 and panel.width() >= 1200  # room for two runs
+
+    assert_clear()
+    qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
+    assert view.is_open
+    qtbot.waitUntil(lambda: not view.follower.is_running, timeout=15000)
+    qtbot.wait(100)
+    assert_clear()
+    # Step in the toolbar moves both runs.
+    step = toolbar.widgetForAction(window.actions["step"])
+    qtbot.mouseClick(step, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.follower.latest_iteration == 1, timeout=15000)
