@@ -572,8 +572,33 @@ def diagnose(
     if large is not None:
         findings.append(large)
     findings += _saturation(record, labels, config)
+    findings += _one_label(record, labels)
     findings = _one_learning_rate(findings)
     return tuple(sorted(findings, key=lambda f: SEVERITIES.index(f.severity)))
+
+
+def _one_label(record: StepRecord, labels: np.ndarray) -> list[Finding]:
+    """Data with a single label (images removed or relabelled down to one class; a folder
+    like that is refused on loading): nothing to tell apart, so accuracy means nothing."""
+    present = np.unique(labels)
+    if present.size != 1:
+        return []
+    label = int(present[0])
+    return [
+        Finding(
+            code="one_label",
+            severity="warning",
+            title=f"Every image has label {label}",
+            explanation=(
+                f"All {len(labels)} images have label {label}, so there is nothing to tell "
+                f"apart: predicting {label} for everything is 100% right, and the network "
+                "the classifier's bias alone can learn that. Add or relabel images so that "
+                f"both labels have some; a folder without images of one label is refused."
+            ),
+            iteration=record.iteration,
+            subject="data",
+        )
+    ]
 
 
 def _one_learning_rate(findings: list[Finding]) -> list[Finding]:

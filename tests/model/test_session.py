@@ -627,3 +627,15 @@ def test_the_shapes_preset_learns_the_shapes_example(shapes):
     record = session.latest
     assert record.accuracy >= 0.95, (result, record.iteration)
     assert len(record.dead_filters) <= 1
+
+
+def test_data_of_one_label_is_said_to_be_so(question):
+    """Relabelled down to one class (a folder like that is refused on loading), the data has
+    nothing to tell apart: a warning says so at every iteration, not a silent 100%."""
+    one_label = question.with_label(0, 1)
+    session = TrainingSession(one_label, preset_config("recommended"))
+    for record in (session.latest, session.step()):
+        (finding,) = [f for f in record.findings if f.code == "one_label"]
+        assert finding.severity == "warning"
+        assert finding.title == "Every image has label 1"
+    assert not any(f.code == "one_label" for f in TrainingSession(question).latest.findings)
