@@ -454,6 +454,11 @@ class MainWindow(QMainWindow):
         self.status_loss.setObjectName("statusLoss")
         self.status_time = QLabel()
         self.status_time.setObjectName("statusTime")
+        # Room for the slowest steps from the start: grown a digit at a time, its last letter
+        # was cut off ("Step 15.2 m") in a full status bar.
+        self.status_time.setMinimumWidth(
+            self.status_time.fontMetrics().horizontalAdvance("Step 8888.8 ms") + 4
+        )
         self.status_memory = QLabel()
         self.status_memory.setObjectName("statusMemory")
         for label in (

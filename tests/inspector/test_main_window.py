@@ -285,3 +285,11 @@ def test_at_1024_pixels_opening_curves_keeps_the_diagnostics_cards_whole(qtbot, 
 
 def test_the_title_names_the_data_then_the_application_once(window):
     assert window.windowTitle() == "question example — Training Inspector"
+
+
+def test_the_status_bar_step_time_is_never_cut(qtbot, window):
+    label = window.status_time
+    for text in ("Step 1.1 ms", "Step 15.2 ms", "Step 1234.5 ms"):
+        label.setText(text)
+        qtbot.wait(20)
+        assert label.fontMetrics().horizontalAdvance(text) <= label.width()
