@@ -34,14 +34,17 @@ def log_error(title: str, message: str, details: str = "") -> Path | None:
 def show_error(parent: QWidget | None, title: str, message: str, details: str = "") -> QMessageBox:
     """Log the error and show it in a non-blocking dialog (details can be copied)."""
     logged = log_error(title, message, details)
+    # A sentence, whichever layer wrote it ("label 1 folder … has no usable image").
+    message = message[:1].upper() + message[1:]
     box = QMessageBox(
         QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, parent
     )
     box.setObjectName("errorDialog")
     if details:
         box.setDetailedText(details)
-    if logged is not None:
-        box.setInformativeText(f"The details were also written to {logged}.")
+        # Only where there is more to read: a plain mistake in the data is all in the message.
+        if logged is not None:
+            box.setInformativeText(f"The details were also written to {logged}.")
     box.setModal(False)
     box.show()
     return box

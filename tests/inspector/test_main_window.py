@@ -293,3 +293,19 @@ def test_the_status_bar_step_time_is_never_cut(qtbot, window):
         label.setText(text)
         qtbot.wait(20)
         assert label.fontMetrics().horizontalAdvance(text) <= label.width()
+
+
+def test_an_error_dialog_reads_as_a_sentence_and_names_the_log_only_with_details(
+    qtbot, monkeypatch, tmp_path
+):
+    from inspector import errors
+
+    monkeypatch.setattr(errors, "log_path", lambda: tmp_path / "errors.log")
+    plain = errors.show_error(None, "Could not load the images", "label 1 folder x has no image")
+    qtbot.addWidget(plain)
+    assert plain.text() == "Label 1 folder x has no image"
+    assert plain.informativeText() == ""  # a mistake in the data: all of it is in the message
+    crash = errors.show_error(None, "Unexpected error", "ValueError: boom", "Traceback ...")
+    qtbot.addWidget(crash)
+    assert str(tmp_path / "errors.log") in crash.informativeText()
+    assert (tmp_path / "errors.log").read_text().count("\n[") == 1  # both logged
