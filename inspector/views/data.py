@@ -58,7 +58,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.layout_guard import LayoutGuard
-from model.data import is_image_list
+from model.data import example_path, is_image_list
 from model.formatting import format_compact, format_number
 
 THUMBNAIL_SIDE = 64
@@ -663,8 +663,17 @@ class DataView(QWidget):
         self._remove_button.setEnabled(has_selection and not loading)
 
     def _start_folder(self) -> str:
+        """Where the file dialogs open: the folder last opened in one, else beside the data
+        shown now (the folder given on the command line, or the bundled examples), else home."""
         stored = QSettings().value(LAST_FOLDER_KEY, "", type=str)
-        return stored if stored and os.path.isdir(stored) else str(Path.home())
+        if stored and os.path.isdir(stored):
+            return stored
+        source = self._controller.dataset_source
+        if source.startswith("example:"):
+            beside = example_path(source.split(":", 1)[1]).parent
+        else:
+            beside = Path(source).parent
+        return str(beside) if beside.is_dir() and source != "files" else str(Path.home())
 
     def _remember_folder(self, folder: str) -> None:
         QSettings().setValue(LAST_FOLDER_KEY, folder)

@@ -301,3 +301,12 @@ def test_progress_bar_while_loading_and_cancel_stops_it(
     assert len(controller.dataset) == 2
     assert controller.dataset_source == "example:question"
     assert button(view, "openFolderButton").isEnabled()
+
+
+def test_the_file_dialogs_open_beside_the_data_shown_until_one_was_used(view, controller):
+    """Not the home folder: beside the example (or the folder given on the command line)."""
+    from model.data import example_path
+
+    assert view._start_folder() == str(example_path("question").parent)
+    view._remember_folder(str(example_path("shapes")))
+    assert view._start_folder() == str(example_path("shapes"))
