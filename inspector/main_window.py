@@ -6,7 +6,9 @@ training settings themselves live in the session's config).
 
 from __future__ import annotations
 
+import html
 import importlib
+import importlib.metadata
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +34,7 @@ from PySide6.QtWidgets import (
 from inspector import dialogs, export
 from inspector.actions import ActionSpec, create_actions
 from inspector.controller import SessionController
-from inspector.errors import show_error
+from inspector.errors import log_path, show_error
 from inspector.layout_guard import LayoutGuard
 from inspector.report_action import ReportSaver
 from inspector.views.data import DataView
@@ -103,6 +105,14 @@ class LazyView(QWidget):
     def build_when_visible(self, visible: bool) -> None:
         if visible:
             self.view()
+
+
+def _version() -> str:
+    """The installed package's version ("" when run from a source tree not installed)."""
+    try:
+        return importlib.metadata.version("training-inspector")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
 
 
 class MainWindow(QMainWindow):
@@ -277,6 +287,7 @@ class MainWindow(QMainWindow):
                 "Run a second recipe next to this one on the same images, seed and sample order",
             ),
             ActionSpec("restore_layout", "Restore default layout", self.restore_default_layout),
+            ActionSpec("shortcuts", "&Keyboard shortcuts", self._show_shortcuts, "F1"),
             ActionSpec("about", "&About Training Inspector", self._about),
         ]
 
@@ -417,6 +428,8 @@ class MainWindow(QMainWindow):
         view.addAction(a["restore_layout"])
 
         help_menu = bar.addMenu("&Help")
+        help_menu.addAction(a["shortcuts"])
+        help_menu.addSeparator()
         help_menu.addAction(a["about"])
 
     def _build_toolbar(self) -> None:
@@ -628,13 +641,41 @@ class MainWindow(QMainWindow):
     def _show_error(self, title: str, message: str, details: str) -> None:
         show_error(self, title, message, details)
 
+    def shortcut_rows(self) -> list[tuple[str, str]]:
+        """(action, keys) of every action with a shortcut, in the order of the menus."""
+        rows = []
+        for action in self.actions.values():
+            keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            if keys:
+                rows.append((action.text().replace("&", "").rstrip("…"), keys))
+        return rows
+
+    def _show_shortcuts(self) -> None:
+        rows = "".join(
+            f"<tr><td>{html.escape(name)}</td><td>&nbsp;&nbsp;<b>{html.escape(keys)}</b></td></tr>"
+            for name, keys in self.shortcut_rows()
+        )
+        box = QMessageBox(
+            QMessageBox.Icon.NoIcon,
+            "Keyboard shortcuts",
+            f"<table>{rows}</table><p>In a plot: hover for values, Ctrl+wheel zooms, drag "
+            "pans, right-click to export; the wheel scrolls a panel.</p>",
+            QMessageBox.StandardButton.Close,
+            self,
+        )
+        box.setObjectName("shortcutsDialog")
+        box.setModal(False)
+        box.show()
+
     def _about(self) -> None:
         QMessageBox.about(
             self,
             "About Training Inspector",
-            "<b>Training Inspector</b><p>Watch a small convolutional network learn, or fail to "
-            "learn, one weight update at a time: filter weights, gradients, updates and ReLU "
-            "outputs, with plain explanations of what went wrong.</p>",
+            f"<b>Training Inspector {html.escape(_version())}</b><p>Watch a small "
+            "convolutional network learn, or fail to learn, one weight update at a time: filter "
+            "weights, gradients, updates and ReLU outputs, with plain explanations of what went "
+            "wrong.</p><p>Keyboard shortcuts: Help → Keyboard shortcuts (F1). Errors are logged "
+            f"to {html.escape(str(log_path()))}.</p>",
         )
 
     # -- saving ------------------------------------------------------------------------------

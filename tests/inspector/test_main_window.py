@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import QLabel, QToolBar
+from PySide6.QtWidgets import QLabel, QMessageBox, QToolBar
 
 from inspector.controller import SLOW_POLL_MS, STEP_POLL_MS, SessionController
 from inspector.main_window import MainWindow
@@ -309,3 +309,14 @@ def test_an_error_dialog_reads_as_a_sentence_and_names_the_log_only_with_details
     qtbot.addWidget(crash)
     assert str(tmp_path / "errors.log") in crash.informativeText()
     assert (tmp_path / "errors.log").read_text().count("\n[") == 1  # both logged
+
+
+def test_help_lists_the_keyboard_shortcuts(qtbot, window):
+    rows = dict(window.shortcut_rows())
+    assert rows["Step"] == "F10" and rows["Keyboard shortcuts"] == "F1"
+    assert rows["Compare side by side"] == "Ctrl+K"
+    window.actions["shortcuts"].trigger()
+    dialog = window.findChild(QMessageBox, "shortcutsDialog")
+    qtbot.waitUntil(dialog.isVisible)
+    assert "F10" in dialog.text() and "Ctrl+K" in dialog.text()
+    dialog.close()
