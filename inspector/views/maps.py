@@ -116,6 +116,7 @@ class MapsView(ScaledRecordView, QWidget):
         self._zoomed = False
         self._hovering = False
         self._pointing = False  # the mouse over the maps
+        self._sizing = False  # within _size_panels
         self._limits = {"pre": 1.0, "output": 1.0}
         self._scale_link: plotting.ScaleLink | None = None
         self._row_ticks: tuple = ()
@@ -1157,9 +1158,20 @@ class MapsView(ScaledRecordView, QWidget):
         size at which the page fits, but never below ``MIN_MAP_PIXELS`` nor above
         ``MAX_MAP_PIXELS``. Rows that do not fit the height scroll under the titles; maps
         that do not fit across at their smallest, or a panel too low for one row of them,
-        make the panel scroll instead of shrinking them."""
-        if self._layout is None:
+        make the panel scroll instead of shrinking them.
+
+        Not again from within: the minimum size it sets resizes the plots at once, and the
+        scroll bars that then come or go made it call itself until Python's recursion limit
+        (seen at 1024×700). The sizes it sets already allow for those scroll bars."""
+        if self._layout is None or self._sizing:
             return
+        self._sizing = True
+        try:
+            self._size_panels_now()
+        finally:
+            self._sizing = False
+
+    def _size_panels_now(self) -> None:
         rect = self._layout.data_rect()
         filters = self._layout.cols
         tile = self._layout.tile_height

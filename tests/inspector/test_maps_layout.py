@@ -414,3 +414,30 @@ def test_saved_maps_of_a_page_say_which_images(
     assert re.compile(r"\d+% zero, all filters").fullmatch(
         texts[texts.index("#1 cross (label 0)") + 1]
     )
+
+
+def test_sizing_the_maps_never_calls_itself_deeply_at_any_size(
+    qtbot, controller, show_view, step_and_wait
+):
+    """Setting the plots' minimum size resizes them at once; the scroll bars that then came
+    or went made the sizing call itself until the stack overflowed (a RecursionError at
+    1024×700 in the window; a crash in this sweep of sizes)."""
+    view = show_view(MapsView(controller), 400, 200)
+    original = view._size_panels
+    depth = {"now": 0, "most": 0}
+
+    def counting():
+        depth["now"] += 1
+        depth["most"] = max(depth["most"], depth["now"])
+        try:
+            original()
+        finally:
+            depth["now"] -= 1
+
+    view._size_panels = counting
+    step_and_wait(controller)
+    for width in range(180, 700, 23):
+        for height in range(90, 320, 17):
+            view.resize(width, height)
+            qtbot.wait(1)
+    assert depth["most"] <= 2, depth
