@@ -28,6 +28,7 @@ from PySide6.QtCore import (
     QSettings,
     QSize,
     Qt,
+    QTimer,
     Signal,
     Slot,
 )
@@ -54,6 +55,7 @@ from PySide6.QtWidgets import (
 from inspector import dialogs
 from inspector.errors import show_error
 from inspector.tasks import BackgroundTask
+from inspector.views.scaled import ElidedLabel
 from model import files
 from model.config import PIXEL_SCALING_LABELS, PIXEL_SCALINGS, UPDATE_MODE_LABELS, ConfigError
 from model.formatting import format_number, format_share
@@ -85,6 +87,10 @@ MIN_CELL = 22
 MAX_CELL = 72
 PANEL_GAP = 28
 LEGEND_GAP = 24
+#: Where the legend may go: (beside the map?, outcome swatches a line).
+LEGEND_PLACES = ((False, 1), (True, 1), (True, 2))
+#: Cells at least this large show, under the letter, the iteration their event happened.
+EVENT_CELL = 40
 #: Longest wait for a cancelled sweep when the window closes (a cell in progress finishes first
 #: when the sweep runs in this process).
 SHUTDOWN_SECONDS = 30
@@ -122,6 +128,19 @@ def _ink(rgb) -> QColor:
     )
 
 
+def _join_lines(parts: list[str], metrics, room: float) -> list[str]:
+    """``parts`` joined by spaces into as few lines as fit ``room`` pixels of ``metrics``' font
+    (a part wider than that stands on a line of its own)."""
+    lines = parts[:1]
+    for part in parts[1:]:
+        joined = f"{lines[-1]} {part}"
+        if metrics.horizontalAdvance(joined) <= room:
+            lines[-1] = joined
+        else:
+            lines.append(part)
+    return lines
+
+
 def cell_config(result: SweepResult, cell: CellResult, current):
     """The settings of ``cell`` as a run of its own: the sweep's base with the cell's learning
     rate, initial weights and pixels (and the current history budget)."""
@@ -136,14 +155,20 @@ def cell_config(result: SweepResult, cell: CellResult, current):
     )
 
 
+def _family(result: SweepResult, cell: CellResult) -> str:
+    letter = "N" if result.spec.init_family == "normal" else "U"
+    return f"{letter}(0, {cell.init_scale:.3g})"
+
+
 def describe_cell(result: SweepResult, cell: CellResult) -> str:
     """Plain sentences on how a cell ended."""
-    letter = "N" if result.spec.init_family == "normal" else "U"
-    family = f"{letter}(0, {cell.init_scale:.3g})"
-    threshold = f"{result.learned_accuracy:.0%}"
+    # ``accuracy`` is on the whole dataset at the cell's last iteration; 'learned' needs it to
+    # reach ``learned_accuracy`` and the loss to end below its start (``model.sweep.classify``).
+    accuracy = format_share(cell.accuracy)
+    needed = f"{result.learned_accuracy:.0%}"
     where = (
-        f"Learning rate {format_number(cell.learning_rate)}, weights {family}, pixels "
-        f"{PIXEL_SCALING_LABELS[cell.pixel_scaling]}: "
+        f"Learning rate {format_number(cell.learning_rate)}, weights {_family(result, cell)}, "
+        f"pixels {PIXEL_SCALING_LABELS[cell.pixel_scaling]}: "
     )
     if cell.outcome == "dead filter":
         what = f"every filter dead from iteration {cell.died_at}"
@@ -153,9 +178,17 @@ def describe_cell(result: SweepResult, cell: CellResult) -> str:
             f"{cell.iterations_run}"
         )
     elif cell.outcome == "learned":
-        what = f"learned, accuracy {format_share(cell.accuracy)} (at least {threshold})"
+        what = (
+            f"learned: final accuracy {accuracy} (learned needs ≥ {needed} and a loss below "
+            "its start)"
+        )
+    elif cell.accuracy < result.learned_accuracy:
+        what = f"stuck: alive, but final accuracy {accuracy} (learned needs ≥ {needed})"
     else:
-        what = f"stuck, alive but accuracy {format_share(cell.accuracy)} (below {threshold})"
+        what = (
+            f"stuck: final accuracy {accuracy} (learned needs ≥ {needed}), but the loss did "
+            "not fall below its start"
+        )
     filters = result.spec.base.num_filters
     stopped = (
         " The run stopped there: nothing could change any more."
@@ -167,6 +200,24 @@ def describe_cell(result: SweepResult, cell: CellResult) -> str:
         f"{format_number(cell.loss)}, {format_share(cell.dead_fraction)} of ReLU outputs zero, "
         f"{cell.dead_filters} of {filters} filter(s) dead; the initial weights had accuracy "
         f"{format_share(cell.initial_accuracy)}.{stopped}"
+    )
+
+
+def summarise_cell(result: SweepResult, cell: CellResult) -> str:
+    """How a cell ended and its settings, in one short line."""
+    outcome = cell.outcome
+    if outcome in ("learned", "stuck"):
+        outcome += f", accuracy {format_share(cell.accuracy)}"
+    elif outcome == "dead filter":
+        outcome = f"every filter dead from iteration {cell.died_at}"
+    pixels = (
+        f" · pixels {PIXEL_SHORT_LABELS[cell.pixel_scaling]}"
+        if len(result.spec.pixel_scalings) > 1
+        else ""
+    )
+    return (
+        f"{outcome} · learning rate {tick_label(cell.learning_rate)} · {_family(result, cell)}"
+        f"{pixels}"
     )
 
 
@@ -185,6 +236,8 @@ class _Geometry:
     panel_width: float
     legend: QPointF  # top-left of the legend
     legend_side: bool  # the legend stands right of the map (else below it)
+    legend_per_row: int  # outcome swatches a line, beside the map
+    events: bool  # cells show the iteration of their event, and the legend says so
 
     def plot_left(self, panel: int) -> float:
         return panel * (self.panel_width + PANEL_GAP) + self.left
@@ -203,9 +256,11 @@ class OutcomeMapCanvas(QWidget):
     Signals
     -------
     cell_clicked(CellResult) : a cell was clicked (it is now the selected one).
+    hints_changed() : the size the map needs changed (a scroll area around it sizes itself).
     """
 
     cell_clicked = Signal(object)
+    hints_changed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -217,6 +272,7 @@ class OutcomeMapCanvas(QWidget):
         self._marker_scaling: str | None = None
         self._selected: CellResult | None = None
         self._cells: dict[tuple[str, float, float], CellResult] = {}
+        self._has_events = False
         self._placeholder = ""
         self._last_minimum = QSize()
 
@@ -242,13 +298,17 @@ class OutcomeMapCanvas(QWidget):
             if result is None
             else {(c.pixel_scaling, c.init_scale, c.learning_rate): c for c in result.cells}
         )
-        self.updateGeometry()
+        self._has_events = result is not None and any(
+            bool(np.any(result.event_grid(scaling) >= 0)) for scaling in result.spec.pixel_scalings
+        )
+        self._hints_changed()
         self.update()
 
     def set_marker(self, marker: tuple[float, float] | None, pixel_scaling: str | None) -> None:
-        """Ring (learning rate, s) on the panel of ``pixel_scaling`` (None: no ring)."""
+        """Ring (learning rate, s) on the panel of ``pixel_scaling`` (None: no ring): the cell
+        nearest to it on the log axes is outlined."""
         self._marker, self._marker_scaling = marker, pixel_scaling
-        self.updateGeometry()
+        self._hints_changed()
         self.update()
 
     def select(self, cell: CellResult | None) -> None:
@@ -271,51 +331,77 @@ class OutcomeMapCanvas(QWidget):
         spec = self._result.spec
         labels = [tick_label(v) for v in spec.init_scales]
         left = fm.height() + 8 + max(fm.horizontalAdvance(t) for t in labels) + TICK + 6
-        top = 4 + fm.height() + 4
+        # Room under the panel's title for the ring around a top-row cell.
+        top = 4 + fm.height() + 7
         bottom = TICK + 3 + fm.height() + 2 + fm.height() + 2
         return left, top, bottom
 
-    def _legend_entries(self) -> list[tuple[str, str, str]]:
-        """(kind, outcome, text) of each legend entry; kind 'swatch', 'note' or 'ring' (which
-        starts a new line). Line breaks in ``text`` are kept only in the column beside the
-        map."""
+    def _legend_entries(self, note: bool) -> list[tuple[str, str, str]]:
+        """(kind, outcome, text) of each legend entry; kind 'swatch', 'note' (with ``note``)
+        or 'ring'. ``text`` may break into lines where it has line breaks."""
         counts = self._result.counts()
         entries = [("swatch", name, f"{name} ({counts[name]})") for name in OUTCOMES]
-        entries.append(("note", "", "it N (in larger cells):\nthe iteration it happened"))
+        if note:
+            entries.append(("note", "", "it N: the iteration\nit happened"))
         if self._marker is None:
             text = "current setting: not on\nthis map (other initialiser\nor pixels)"
         else:
             spec = self._result.spec
-            text = (
-                f"current setting:\nlearning rate {tick_label(self._marker[0])}, "
-                f"s = {tick_label(self._marker[1])}"
-            )
+            axes = (spec.learning_rates, spec.init_scales)
             inside = all(
                 axis[0] * (1 - 1e-9) <= value <= axis[-1] * (1 + 1e-9)
-                for value, axis in zip(
-                    self._marker, (spec.learning_rates, spec.init_scales), strict=True
-                )
+                for value, axis in zip(self._marker, axes, strict=True)
+            )
+            on_grid = all(
+                any(math.isclose(value, v, rel_tol=1e-9) for v in axis)
+                for value, axis in zip(self._marker, axes, strict=True)
             )
             if not inside:
-                text += "\n(outside the map:\nringed at its edge)"
+                heading = "current setting, outside\nthe map (nearest cell):"
+            elif not on_grid:
+                heading = "current setting\n(nearest cell):"
+            else:
+                heading = "current setting:"
+            text = (
+                f"{heading}\nlearning rate {tick_label(self._marker[0])},\n"
+                f"s = {tick_label(self._marker[1])}"
+            )
         entries.append(("ring", "", text))
         return entries
 
     def _legend_layout(
-        self, width: float, side: bool
+        self, width: float, side: bool, per_row: int = 1, note: bool = False
     ) -> tuple[list[tuple[float, float, tuple]], float, float]:
         """Where each legend entry goes, relative to the legend's corner, and the legend's
-        width and height: in a column beside the map (``side``), or below it in lines that
-        wrap like words in a canvas ``width`` wide."""
+        width and height: beside the map (``side``), ``per_row`` outcome swatches a line in
+        aligned columns, the other entries on lines of their own no wider than the swatches
+        (unless a word is); or below it, in lines that wrap like words in a canvas ``width``
+        wide."""
         fm = self.fontMetrics()
         swatch = fm.height() + 2
         line = swatch + 6
-        x, y, placed, widest, height = 0.0, 0.0, [], 0.0, 0.0
-        for kind, name, text in self._legend_entries():
-            lines = text.split("\n") if side else [text.replace("\n", " ")]
+        entries = self._legend_entries(note)
+        swatches = [
+            swatch + 5 + fm.horizontalAdvance(text) + 16
+            for kind, _name, text in entries
+            if kind == "swatch"
+        ]
+        columns = [max(swatches[j::per_row]) for j in range(per_row)]
+        room = sum(columns) - swatch - 21 if side else width - swatch - 32
+        texts, widths = [], []
+        for kind, _name, text in entries:
+            lines = _join_lines(text.split("\n"), fm, room)
+            texts.append(lines)
             text_width = max(fm.horizontalAdvance(t) for t in lines)
-            entry_width = (0 if kind == "note" else swatch + 5) + text_width + 16
-            if x > 0 and (side or kind == "ring" or x + entry_width > width - 12):
+            widths.append((0 if kind == "note" else swatch + 5) + text_width + 16)
+        x, y, placed, widest, height = 0.0, 0.0, [], 0.0, 0.0
+        for index, ((kind, name, _text), lines, entry_width) in enumerate(
+            zip(entries, texts, widths, strict=True)
+        ):
+            if side and kind == "swatch":
+                column = index % per_row
+                x, y = sum(columns[:column]), (y if column else height)
+            elif side or (x > 0 and (kind == "ring" or x + entry_width > width - 12)):
                 x, y = 0.0, height
             placed.append((x, y, (kind, name, lines)))
             x += entry_width
@@ -342,33 +428,38 @@ class OutcomeMapCanvas(QWidget):
         by_height = (height - top - bottom) / len(spec.init_scales)
         return math.floor(max(MIN_CELL, min(MAX_CELL, by_width, by_height)))
 
-    def _arrangement(self, width: float, height: float) -> tuple[float, bool]:
-        """(cell size, legend beside the map?): the arrangement that fits the canvas, with
-        the larger cells when both do, the one overflowing least when neither does."""
+    def _arrangement(self, width: float, height: float) -> tuple[float, bool, int, bool]:
+        """(cell size, legend beside the map?, swatches a line, iterations shown?): the
+        arrangement that fits the canvas, with iterations in the cells when they can be large
+        enough for them, else with the larger cells; the one overflowing least when none fits.
+        """
         top = self._frame()[1]
         options = []
-        for side in (False, True):
-            _p, legend_width, legend_height = self._legend_layout(width, side)
-            if side:
-                cell = self._cell_for(width - legend_width - LEGEND_GAP, height)
-                map_width, map_height = self._map_size(cell)
-                needed = (
-                    map_width + LEGEND_GAP + legend_width,
-                    max(map_height, top + legend_height),
-                )
-            else:
-                cell = self._cell_for(width, height - legend_height)
-                map_width, map_height = self._map_size(cell)
-                needed = (map_width, map_height + legend_height)
-            overflow = max(0.0, needed[0] - width) + max(0.0, needed[1] - height)
-            options.append((-overflow, cell, not side, side))
-        _overflow, cell, _below, side = max(options)
-        return cell, side
+        for note in (True, False) if self._has_events else (False,):
+            for side, per_row in LEGEND_PLACES:
+                _p, legend_width, legend_height = self._legend_layout(width, side, per_row, note)
+                if side:
+                    cell = self._cell_for(width - legend_width - LEGEND_GAP, height)
+                    map_width, map_height = self._map_size(cell)
+                    needed = (
+                        map_width + LEGEND_GAP + legend_width,
+                        max(map_height, top + legend_height),
+                    )
+                else:
+                    cell = self._cell_for(width, height - legend_height)
+                    map_width, map_height = self._map_size(cell)
+                    needed = (map_width, map_height + legend_height)
+                if note and cell < EVENT_CELL:
+                    continue
+                overflow = max(0.0, needed[0] - width) + max(0.0, needed[1] - height)
+                options.append((-overflow, note, cell, not side, -per_row, side, per_row))
+        _overflow, note, cell, _below, _rows, side, per_row = max(options)
+        return cell, side, per_row, note
 
     def _geometry(self) -> _Geometry:
         spec = self._result.spec
         left, top, _bottom = self._frame()
-        cell, side = self._arrangement(self.width(), self.height())
+        cell, side, per_row, note = self._arrangement(self.width(), self.height())
         map_width, map_height = self._map_size(cell)
         corner = QPointF(map_width + LEGEND_GAP, top) if side else QPointF(6, map_height)
         return _Geometry(
@@ -380,30 +471,51 @@ class OutcomeMapCanvas(QWidget):
             panel_width=left + len(spec.learning_rates) * cell,
             legend=corner,
             legend_side=side,
+            legend_per_row=per_row,
+            events=note,
         )
 
-    def _needed(self, cell: float) -> QSize:
+    def map_rect(self) -> QRectF:
+        """The map's panels with their titles, ticks and axis titles (not the legend), in widget
+        coordinates."""
+        if self._result is None:
+            return QRectF()
+        width, height = self._map_size(self._geometry().cell)
+        return QRectF(0, 0, width, height)
+
+    def _needed(self, cell: float, note: bool) -> QSize:
         """The canvas size for ``cell``: the legend beside the map when the canvas is wide
-        enough for that, else below it."""
+        enough for that (in the arrangement needing the least height), else below it."""
         map_width, map_height = self._map_size(cell)
-        _p, side_width, side_height = self._legend_layout(self.width(), True)
-        if map_width + LEGEND_GAP + side_width <= self.width():
-            return QSize(
-                int(math.ceil(map_width + LEGEND_GAP + side_width)),
-                int(math.ceil(max(map_height, self._frame()[1] + side_height))),
-            )
-        _p, _w, below_height = self._legend_layout(max(map_width, self.width()), False)
+        top = self._frame()[1]
+        beside = []
+        for per_row in (1, 2):
+            _p, side_width, side_height = self._legend_layout(self.width(), True, per_row, note)
+            if map_width + LEGEND_GAP + side_width <= self.width():
+                beside.append(
+                    QSize(
+                        int(math.ceil(map_width + LEGEND_GAP + side_width)),
+                        int(math.ceil(max(map_height, top + side_height))),
+                    )
+                )
+        if beside:
+            return min(beside, key=QSize.height)
+        _p, _w, below_height = self._legend_layout(max(map_width, self.width()), False, 1, note)
         return QSize(int(math.ceil(map_width)), int(math.ceil(map_height + below_height)))
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
         if self._result is None:
             return QSize(240, 120)
-        return self._needed(MIN_CELL)
+        return self._needed(MIN_CELL, False)
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         if self._result is None:
             return QSize(480, 300)
-        return self._needed(44)
+        return self._needed(44, self._has_events)
+
+    def _hints_changed(self) -> None:
+        self.updateGeometry()
+        self.hints_changed.emit()
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
@@ -411,7 +523,7 @@ class OutcomeMapCanvas(QWidget):
             needed = self.minimumSizeHint()
             if needed != self._last_minimum:
                 self._last_minimum = needed
-                self.updateGeometry()
+                self._hints_changed()
 
     def _index(self, axis, value: float) -> float:
         """Fractional index of ``value`` on a log axis, clamped to its ends."""
@@ -521,7 +633,7 @@ class OutcomeMapCanvas(QWidget):
                     continue
                 painter.setPen(_ink(colour))
                 event = int(events[row, column])
-                show_event = event >= 0 and g.cell >= 40
+                show_event = event >= 0 and g.events
                 letter_box = box.adjusted(0, 0, 0, -g.cell * 0.3 if show_event else 0)
                 painter.setFont(letter_font)
                 painter.drawText(
@@ -586,19 +698,26 @@ class OutcomeMapCanvas(QWidget):
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRect(self.cell_rect(self._selected).adjusted(2, 2, -2, -2))
         if self._marker is not None and self._marker_scaling in (None, scaling):
-            x = self._index(spec.learning_rates, self._marker[0])
-            y = self._index(spec.init_scales, self._marker[1])
-            centre = QPointF(
-                plot.left() + (x + 0.5) * g.cell, plot.top() + (g.rows - y - 0.5) * g.cell
+            # Around the nearest cell, outside it, so the cell's letter and iteration stay
+            # readable; the legend gives the setting's exact values.
+            column = round(self._index(spec.learning_rates, self._marker[0]))
+            row = round(self._index(spec.init_scales, self._marker[1]))
+            box = QRectF(
+                plot.left() + column * g.cell,
+                plot.top() + (g.rows - 1 - row) * g.cell,
+                g.cell,
+                g.cell,
             )
-            self._paint_ring(painter, centre, g.cell * 0.42)
+            self._paint_ring(painter, box)
 
     def _paint_legend(self, painter: QPainter, g: _Geometry) -> None:
         fm = self.fontMetrics()
         swatch = fm.height() + 2
         bold = QFont(self.font())
         bold.setBold(True)
-        placed, _width, _height = self._legend_layout(self.width(), g.legend_side)
+        placed, _width, _height = self._legend_layout(
+            self.width(), g.legend_side, g.legend_per_row, g.events
+        )
         for dx, dy, (kind, name, lines) in placed:
             x, top = g.legend.x() + dx, g.legend.y() + dy
             text_left = x + swatch + 5
@@ -612,8 +731,7 @@ class OutcomeMapCanvas(QWidget):
                 painter.setPen(_ink(colour))
                 painter.drawText(box, Qt.AlignmentFlag.AlignCenter, OUTCOME_LETTERS[name])
             elif kind == "ring":
-                centre = QPointF(x + swatch / 2, top + swatch / 2)
-                self._paint_ring(painter, centre, swatch * 0.38)
+                self._paint_ring(painter, QRectF(x + 4, top + 4, swatch - 8, swatch - 8))
             else:
                 text_left = x
             painter.setFont(self.font())
@@ -630,17 +748,45 @@ class OutcomeMapCanvas(QWidget):
                     text,
                 )
 
-    def _paint_ring(self, painter: QPainter, centre: QPointF, radius: float) -> None:
+    def _paint_ring(self, painter: QPainter, box: QRectF) -> None:
+        """A thick blue ring with a white edge just outside ``box``: it leaves everything
+        inside the box as it was (a picked cell's own outline too)."""
         painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.setPen(QPen(QColor("white"), 7))
-        painter.drawEllipse(centre, radius, radius)
+        painter.setPen(QPen(QColor("white"), 5))
+        painter.drawRoundedRect(box.adjusted(-3, -3, 3, 3), 4, 4)
         painter.setPen(QPen(_qcolor(MARKER_COLOUR), 3))
-        painter.drawEllipse(centre, radius, radius)
+        painter.drawRoundedRect(box.adjusted(-2, -2, 2, 2), 3, 3)
 
 
 # ---------------------------------------------------------------------------------------------
 # The panel
 # ---------------------------------------------------------------------------------------------
+
+
+class _MapScroll(QScrollArea):
+    """The map's scroll area: sideways only, and never shorter than the whole map, so that a
+    short panel scrolls as a whole rather than cut the map's axes off."""
+
+    def __init__(self, canvas: OutcomeMapCanvas) -> None:
+        super().__init__()
+        self.setWidget(canvas)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        canvas.hints_changed.connect(self.updateGeometry)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        needed = self.widget().minimumSizeHint()
+        height = needed.height()
+        if needed.width() > self.width():
+            height += self.horizontalScrollBar().sizeHint().height()
+        return QSize(super().minimumSizeHint().width(), height)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        # No taller than the minimum: a scroll area sizes the panel to its preferred height for
+        # the width, which would scroll a short panel that the map fits at smaller cells. The
+        # map takes any room left over by stretching.
+        return QSize(self.widget().sizeHint().width(), self.minimumSizeHint().height())
 
 
 def _number_edit(name: str, value: float, tip: str) -> QLineEdit:
@@ -669,7 +815,9 @@ def _mark_error(edit: QLineEdit, on: bool) -> None:
 
 
 class OutcomeMapView(QWidget):
-    """Sweep controls on the left, the map on the right, the picked cell below it.
+    """Sweep controls on the left, the map on the right, the picked cell below it in a line
+    that opens to the whole story (above that line, titles and map scroll together when the
+    panel is too short for them).
 
     Parameters
     ----------
@@ -845,14 +993,21 @@ class OutcomeMapView(QWidget):
         self.canvas = OutcomeMapCanvas()
         self.canvas.set_placeholder(PLACEHOLDER)
         self.canvas.cell_clicked.connect(self._on_cell_clicked)
-        self.scroll = QScrollArea()
+        self.scroll = _MapScroll(self.canvas)
         self.scroll.setObjectName("outcomeMapScroll")
-        self.scroll.setWidget(self.canvas)
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        # The picked cell: one line and its button, the full sentences only when asked for, so
+        # that picking a cell takes little room from the map.
+        self.details_toggle = QToolButton()
+        self.details_toggle.setObjectName("outcomeDetailsToggle")
+        self.details_toggle.setCheckable(True)
+        self.details_toggle.setAutoRaise(True)
+        self.details_toggle.toggled.connect(self._show_details)
+        self.pick_summary = ElidedLabel()
+        self.pick_summary.setObjectName("outcomePickSummary")
         self.cell_label = QLabel()
         self.cell_label.setObjectName("outcomeCell")
         self.cell_label.setWordWrap(True)
+        self.cell_label.setStyleSheet(f"color: {MUTED};")
         self.try_button = QPushButton("New run with these settings")
         self.try_button.setObjectName("outcomeTry")
         self.try_button.setToolTip(
@@ -862,11 +1017,18 @@ class OutcomeMapView(QWidget):
         self.try_button.clicked.connect(self.try_selected)
         self.picked = QWidget()
         self.picked.setObjectName("outcomePicked")
-        picked = QHBoxLayout(self.picked)
+        picked = QVBoxLayout(self.picked)
         picked.setContentsMargins(0, 0, 0, 0)
-        picked.addWidget(self.cell_label, 1)
-        picked.addWidget(self.try_button, 0, Qt.AlignmentFlag.AlignTop)
+        picked.setSpacing(2)
+        strip = QHBoxLayout()
+        strip.setSpacing(4)
+        strip.addWidget(self.details_toggle)
+        strip.addWidget(self.pick_summary, 1)
+        strip.addWidget(self.try_button)
+        picked.addLayout(strip)
+        picked.addWidget(self.cell_label)
         self.picked.setVisible(False)
+        self._show_details(False)
 
         heading = QHBoxLayout()
         heading.setSpacing(4)
@@ -877,7 +1039,9 @@ class OutcomeMapView(QWidget):
         titles.addWidget(self.subtitle)
         titles.addWidget(self.stale_note)
         heading.addLayout(titles, 1)
-        right = QVBoxLayout()
+        panel = QWidget()
+        panel.setObjectName("outcomeMapPanel")
+        right = QVBoxLayout(panel)
         right.setContentsMargins(4, 4, 4, 4)
         right.setSpacing(4)
         right.addLayout(heading)
@@ -892,13 +1056,25 @@ class OutcomeMapView(QWidget):
         self.running_row.setVisible(False)
         right.addWidget(self.running_row)
         right.addWidget(self.scroll, 1)
-        right.addWidget(self.picked)
+        # The map never gets smaller than it needs to be whole: a panel too short for it
+        # scrolls, titles and map together; the picked cell's line stays in sight below.
+        self.panel_scroll = QScrollArea()
+        self.panel_scroll.setObjectName("outcomeMapPanelScroll")
+        self.panel_scroll.setWidget(panel)
+        self.panel_scroll.setWidgetResizable(True)
+        self.panel_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.panel_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        column = QVBoxLayout()
+        column.setContentsMargins(0, 0, 4, 4)
+        column.setSpacing(4)
+        column.addWidget(self.panel_scroll, 1)
+        column.addWidget(self.picked)
 
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
         layout.addWidget(self.controls)
-        layout.addLayout(right, 1)
+        layout.addLayout(column, 1)
 
         for edit in (self.lr_from, self.lr_to, self.scale_from, self.scale_to):
             edit.textChanged.connect(self._update_size)
@@ -922,6 +1098,30 @@ class OutcomeMapView(QWidget):
             if shown
             else "Show the sweep settings"
         )
+
+    def _show_details(self, shown: bool) -> None:
+        self.cell_label.setVisible(shown)
+        self.details_toggle.setArrowType(
+            Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow
+        )
+        self.details_toggle.setToolTip(
+            "Hide the details" if shown else "Show how this cell's run ended, in full"
+        )
+        QTimer.singleShot(0, self, self._keep_map_in_view)
+
+    @Slot()
+    def _keep_map_in_view(self) -> None:
+        """Scroll a panel that is too short for titles and map together so that the whole map
+        is in view (the titles scroll off first)."""
+        if self._result is None:
+            return
+        panel = self.panel_scroll.widget()
+        area = self.canvas.map_rect().toAlignedRect()
+        top = self.canvas.mapTo(panel, area.topLeft()).y()
+        bottom = self.canvas.mapTo(panel, area.bottomLeft()).y()
+        bar = self.panel_scroll.verticalScrollBar()
+        shown = self.panel_scroll.viewport().height()
+        bar.setValue(min(max(bar.value(), bottom - shown + 1), top))
 
     # -- public ------------------------------------------------------------------------------
 
@@ -1300,5 +1500,7 @@ class OutcomeMapView(QWidget):
 
     @Slot(object)
     def _on_cell_clicked(self, cell: CellResult) -> None:
+        self.pick_summary.setText(f"Picked: {summarise_cell(self._result, cell)}")
         self.cell_label.setText(describe_cell(self._result, cell))
         self.picked.setVisible(True)
+        QTimer.singleShot(0, self, self._keep_map_in_view)

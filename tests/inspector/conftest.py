@@ -28,7 +28,7 @@ if os.environ.get("QT_QPA_PLATFORM", "offscreen") == "offscreen":
     os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={_config}"
 
 import pytest  # noqa: E402
-from PySide6.QtCore import QCoreApplication, QSettings  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QSettings, Qt  # noqa: E402
 
 from model.data import load_example  # noqa: E402
 from model.presets import preset_config  # noqa: E402
@@ -83,6 +83,33 @@ def make_controller(qtbot):
     yield make
     for controller in made:
         controller.shutdown()
+
+
+@pytest.fixture
+def sweep_grid(qtbot):
+    """``sweep_grid(view, lr, scale, iterations, run=True)``: set an outcome map's grid (lr
+    and scale as (from, to, count) texts) and, with ``run``, sweep it; returns the result."""
+
+    def sweep(view, lr, scale, iterations, *, run=True):
+        for edit, text in (
+            (view.lr_from, lr[0]),
+            (view.lr_to, lr[1]),
+            (view.scale_from, scale[0]),
+            (view.scale_to, scale[1]),
+        ):
+            edit.selectAll()
+            qtbot.keyClicks(edit, text)
+        view.lr_count.setValue(lr[2])
+        view.scale_count.setValue(scale[2])
+        view.iterations.setValue(iterations)
+        if not run:
+            return None
+        with qtbot.waitSignal(view.sweep_ended, timeout=60000) as ended:
+            qtbot.mouseClick(view.run_button, Qt.MouseButton.LeftButton)
+        assert ended.args == ["done"]
+        return view.result
+
+    return sweep
 
 
 @pytest.fixture

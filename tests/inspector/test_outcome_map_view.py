@@ -19,29 +19,6 @@ def make_view(controller, show_view):
     return lambda workers=1: show_view(OutcomeMapView(controller, workers=workers), 1000, 560)
 
 
-def set_grid(qtbot, view, lr, scale, iterations):
-    for edit, text in (
-        (view.lr_from, lr[0]),
-        (view.lr_to, lr[1]),
-        (view.scale_from, scale[0]),
-        (view.scale_to, scale[1]),
-    ):
-        edit.selectAll()
-        qtbot.keyClicks(edit, text)
-    view.lr_count.setValue(lr[2])
-    view.scale_count.setValue(scale[2])
-    view.iterations.setValue(iterations)
-
-
-def run_tiny_sweep(qtbot, view):
-    """2 learning rates (0.05, 0.5) × 2 scales (0.1, 1) of U(0, s), raw pixels, 5 iterations."""
-    set_grid(qtbot, view, ("0.05", "0.5", 2), ("0.1", "1", 2), 5)
-    with qtbot.waitSignal(view.sweep_ended, timeout=60000) as ended:
-        qtbot.mouseClick(view.run_button, Qt.MouseButton.LeftButton)
-    assert ended.args == ["done"]
-    return view.result
-
-
 def test_defaults_follow_the_current_setting(make_view):
     view = make_view()
     assert view.family.currentData() == "uniform"  # the seed preset starts U(0, 1)
@@ -52,9 +29,9 @@ def test_defaults_follow_the_current_setting(make_view):
     assert not view.save_button.isEnabled()
 
 
-def test_tiny_sweep_shows_the_map_with_the_seed_cell_dead(qtbot, controller, make_view):
+def test_tiny_sweep_shows_the_map_with_the_seed_cell_dead(qtbot, controller, make_view, sweep_grid):
     view = make_view()
-    result = run_tiny_sweep(qtbot, view)
+    result = sweep_grid(view, ("0.05", "0.5", 2), ("0.1", "1", 2), 5)
     assert len(result.cells) == 4
     seed_cell = next(c for c in result.cells if (c.learning_rate, c.init_scale) == (0.5, 1.0))
     assert seed_cell.outcome == "dead filter" and seed_cell.died_at == 1
@@ -89,10 +66,10 @@ def test_tiny_sweep_shows_the_map_with_the_seed_cell_dead(qtbot, controller, mak
     assert view.canvas._marker == (0.05, 0.1)
 
 
-def test_a_map_of_other_data_says_so(qtbot, controller, make_view, shapes_dataset):
+def test_a_map_of_other_data_says_so(qtbot, controller, make_view, shapes_dataset, sweep_grid):
     """Open other images after a sweep: the map is kept, but it is no longer of these images."""
     view = make_view()
-    run_tiny_sweep(qtbot, view)
+    sweep_grid(view, ("0.05", "0.5", 2), ("0.1", "1", 2), 5)
     assert not view.stale_note.isVisibleTo(view)
     controller.set_dataset(shapes_dataset, "example:shapes")
     qtbot.waitUntil(lambda: controller.dataset is shapes_dataset)
@@ -119,9 +96,9 @@ def test_bad_input_is_refused_and_marked(qtbot, make_view):
     assert view.lr_from.property("error") is False
 
 
-def test_cancel_stops_a_long_sweep(qtbot, make_view):
+def test_cancel_stops_a_long_sweep(qtbot, make_view, sweep_grid):
     view = make_view()
-    set_grid(qtbot, view, ("1e-4", "10", 11), ("1e-3", "1", 7), 2000)
+    sweep_grid(view, ("1e-4", "10", 11), ("1e-3", "1", 7), 2000, run=False)
     view.pixel_boxes["unit"].setChecked(True)
     qtbot.mouseClick(view.run_button, Qt.MouseButton.LeftButton)
     assert view.is_running and view.progress.isVisible()
@@ -137,9 +114,9 @@ def test_cancel_stops_a_long_sweep(qtbot, make_view):
     assert view.run_button.isEnabled() and not view.progress.isVisible()
 
 
-def test_shutdown_during_a_pooled_sweep_does_not_hang(qtbot, make_view):
+def test_shutdown_during_a_pooled_sweep_does_not_hang(qtbot, make_view, sweep_grid):
     view = make_view(workers=2)
-    set_grid(qtbot, view, ("1e-4", "10", 11), ("1e-3", "1", 7), 2000)
+    sweep_grid(view, ("1e-4", "10", 11), ("1e-3", "1", 7), 2000, run=False)
     qtbot.mouseClick(view.run_button, Qt.MouseButton.LeftButton)
     qtbot.wait(300)
     assert view.is_running
@@ -149,9 +126,9 @@ def test_shutdown_during_a_pooled_sweep_does_not_hang(qtbot, make_view):
     qtbot.waitUntil(lambda: not view.is_running, timeout=5000)
 
 
-def test_save_writes_png_csv_json_and_asks_before_replacing(qtbot, make_view, tmp_path):
+def test_save_writes_png_csv_json_and_asks_before_replacing(qtbot, make_view, tmp_path, sweep_grid):
     view = make_view()
-    result = run_tiny_sweep(qtbot, view)
+    result = sweep_grid(view, ("0.05", "0.5", 2), ("0.1", "1", 2), 5)
     view._ask_save_path = lambda *args: str(tmp_path / "map.png")
     written = view.save()
     assert sorted(p.name for p in written) == ["map.csv", "map.json", "map.png"]
