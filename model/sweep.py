@@ -825,11 +825,11 @@ def _draw_marker(draw, layout: _Layout, panel: int, spec: SweepSpec, marker) -> 
     x, x_inside = _position(marker[0], spec.learning_rates)
     y, y_inside = _position(marker[1], spec.init_scales)
     plot_left = layout.panel_left(panel) + layout.plot_left_offset
-    centre = (
-        plot_left + (x + 0.5) * layout.cell,
-        layout.plot_top + (layout.rows - 1 - y + 0.5) * layout.cell,
-    )
-    _draw_ring(draw, centre, layout.cell * 0.42)
+    # Around the nearest cell and outside it, as the window draws it: over the cell, a ring
+    # hid its letter and iteration.
+    left = plot_left + round(x) * layout.cell
+    top = layout.plot_top + (layout.rows - 1 - round(y)) * layout.cell
+    _draw_ring(draw, (left, top, left + layout.cell - 1, top + layout.cell - 1))
     return x_inside and y_inside
 
 
@@ -845,12 +845,13 @@ def _draw_cell_text(draw, box, colour, outcome: str, event: int, fonts) -> None:
     draw.text((centre_x, centre_y + 3), f"it {event}", fill=ink, font=fonts["event"], anchor="mt")
 
 
-def _draw_ring(draw: ImageDraw.ImageDraw, centre, radius: float) -> None:
-    """A thick blue ring with white edges, visible on every outcome colour."""
-    x, y = centre
-    for extra, colour, width in ((2, BACKGROUND, 7), (0, MARKER_COLOUR, 3)):
-        r = radius + extra / 2
-        draw.ellipse((x - r, y - r, x + r, y + r), outline=colour, width=width)
+def _draw_ring(draw: ImageDraw.ImageDraw, box) -> None:
+    """A thick blue frame just outside ``box`` (left, top, right, bottom), with a white edge
+    outside it: visible on every outcome colour, and over no part of the box."""
+    left, top, right, bottom = box
+    for grow, colour, width in ((5, BACKGROUND, 2), (3, MARKER_COLOUR, 3)):
+        frame = (left - grow, top - grow, right + grow, bottom + grow)
+        draw.rectangle(frame, outline=colour, width=width)
 
 
 def _draw_legend(draw, result, legend, marker, marker_outside, marker_pixels) -> None:
@@ -873,10 +874,12 @@ def _draw_legend(draw, result, legend, marker, marker_outside, marker_pixels) ->
     if marker is None:
         return
     top += line
-    centre = (MARGIN + swatch / 2, top + swatch / 2)
-    _draw_ring(draw, centre, swatch * 0.42)
+    _draw_ring(draw, (MARGIN + 5, top + 5, MARGIN + swatch - 6, top + swatch - 6))
     where = "" if marker_pixels is None else f", pixels {marker_pixels}"
-    text = f"current setting: learning rate {tick_label(marker[0])}, s = {tick_label(marker[1])}"
+    text = (
+        f"current setting (nearest cell): learning rate {tick_label(marker[0])}, "
+        f"s = {tick_label(marker[1])}"
+    )
     text += where
     if marker_outside:
         text += " (outside the map: ringed at its edge)"
