@@ -573,7 +573,7 @@ def diagnose(
         findings.append(large)
     findings += _saturation(record, labels, config)
     findings += _one_label(record, labels)
-    findings = _one_learning_rate(findings)
+    findings = _one_learning_rate(findings, record.settings.learning_rate)
     return tuple(sorted(findings, key=lambda f: SEVERITIES.index(f.severity)))
 
 
@@ -591,9 +591,9 @@ def _one_label(record: StepRecord, labels: np.ndarray) -> list[Finding]:
             title=f"Every image has label {label}",
             explanation=(
                 f"All {len(labels)} images have label {label}, so there is nothing to tell "
-                f"apart: predicting {label} for everything is 100% right, and the network "
-                "the classifier's bias alone can learn that. Add or relabel images so that "
-                f"both labels have some; a folder without images of one label is refused."
+                f"apart: predicting {label} for everything is 100% right, and the "
+                "classifier's bias alone can learn that. Add or relabel images so that both "
+                "labels have some; a folder without images of one label is refused."
             ),
             iteration=record.iteration,
             subject="data",
@@ -601,34 +601,31 @@ def _one_label(record: StepRecord, labels: np.ndarray) -> list[Finding]:
     ]
 
 
-def _one_learning_rate(findings: list[Finding]) -> list[Finding]:
-    """The same learning-rate fix on every card of one iteration.
+def _one_learning_rate(findings: list[Finding], learning_rate: float) -> list[Finding]:
+    """The same smaller learning rate on every card of one iteration that suggests one.
 
-    Each finding works out its own rate (the conv layer's update ratio asked for ÷1e+07, the
-    classifier's for ÷1e+06, a large gradient for ÷10), and a learner shown three could not
-    tell which to take. One rate serves both layers: the smallest of them (it brings the
-    largest update down too), with its own iteration to go back to."""
-    rate_fixes = [
-        fix
-        for finding in findings
-        for fix in finding.fixes
-        if set(fix.changes) == {"learning_rate"}
-    ]
-    if len({(fix.changes["learning_rate"], fix.rewind_to) for fix in rate_fixes}) < 2:
+    Each finding works out its own factor (the conv layer's update ratio asked for ÷1e+07,
+    the classifier's for ÷1e+06, a large gradient for ÷10), and a learner shown three could
+    not tell which to take. One rate serves both layers: the smallest of them (it brings the
+    largest update down too). Each card keeps the iteration it goes back to (a filter dead
+    since iteration s is revived only from s − 1), and a suggestion of a larger rate (a step
+    too small) is left as it is. Every factor is a power of ten of ``learning_rate``."""
+
+    def lowers(fix: Fix) -> bool:
+        changes = fix.changes
+        return set(changes) == {"learning_rate"} and changes["learning_rate"] < learning_rate
+
+    rates = {fix.changes["learning_rate"] for f in findings for fix in f.fixes if lowers(fix)}
+    if len(rates) < 2:
         return findings
-    chosen = min(
-        rate_fixes,
-        key=lambda fix: (
-            fix.changes["learning_rate"],
-            math.inf if fix.rewind_to is None else fix.rewind_to,
-        ),
-    )
+    factor = 10.0 ** round(math.log10(learning_rate / min(rates)))
     unified = []
     for finding in findings:
         fixes = []
         for fix in finding.fixes:
-            fix = chosen if set(fix.changes) == {"learning_rate"} else fix
-            if fix not in fixes:
+            if lowers(fix):
+                fix = fix_learning_rate(learning_rate, factor, rewind_to=fix.rewind_to)
+            if all(fix.label != kept.label for kept in fixes):
                 fixes.append(fix)
         unified.append(replace(finding, fixes=tuple(fixes)))
     return unified

@@ -256,12 +256,19 @@ class TrainingSession:
         if self.iteration != 0 or self.settings == self._first_update_settings:
             return False
         initial = self._latest
-        preview = self._advance(initial, 1, self.settings)
+        # As compute_ahead makes it: the pass that measures the step is kept for the one after
+        # (full-batch mode), with the step; the newest record's own is put back meanwhile.
+        kept = self._measured
+        try:
+            preview = self._advance(initial, 1, self.settings, keep=True)
+            measured = self._measured
+        finally:
+            self._measured = kept
         initial = replace(initial, findings=diagnostics.with_first_update(initial, preview))
         self._history.restate(initial)
         self._latest = initial
         self._first_update_settings = self.settings
-        self._ahead = _Ahead(initial, self._config, preview, None)
+        self._ahead = _Ahead(initial, self._config, preview, measured)
         return True
 
     def step(self) -> StepRecord:
@@ -341,6 +348,9 @@ class TrainingSession:
         if self._recomputed is not None and self._recomputed.iteration > iteration:
             self._recomputed = None  # that iteration is forgotten; another may take its number
         self._history.truncate_after(iteration)
+        # The updates from here on use the settings the session has now, whatever the dropped
+        # iterations used: the log says so, and a thinned record is recomputed with them.
+        self._history.log_settings(iteration + 1, self.settings)
         self._history.replace(record)
         self._latest = record
         self.predict_first_update()

@@ -77,26 +77,48 @@ def test_seed_preset_reproduces_the_question(question):
 
 def test_the_cards_of_one_iteration_offer_one_learning_rate(question):
     """After the question's first update four cards suggest a learning rate; they used to ask
-    for ÷1e+07, ÷1e+06 and ÷10 at once. One rate serves both layers: they now agree, on the
-    smallest, and the image a card names is numbered from 1 as in the window."""
+    for ÷1e+07, ÷1e+06 and ÷10 at once. One rate serves both layers: they now agree on the
+    smallest, each card going back as far as it needs."""
     session = TrainingSession(question, preset_config("seed"))
     record = session.step()
     rate_fixes = {
-        (fix.label, fix.changes["learning_rate"], fix.rewind_to)
+        finding.code: [fix for fix in finding.fixes if "learning_rate" in fix.changes]
         for finding in record.findings
-        for fix in finding.fixes
-        if "learning_rate" in fix.changes
     }
-    codes = {f.code for f in record.findings}
-    assert {"dead_filter", "large_update", "large_gradient"} <= codes
-    assert len(rate_fixes) == 1
-    ((label, rate, rewind_to),) = rate_fixes
-    assert rate == pytest.approx(5e-8) and rewind_to == 0
-    assert "by 1e+07" in label
-    # (no card lists the same fix twice)
-    for finding in record.findings:
+    assert {"dead_filter", "large_update", "large_gradient"} <= set(rate_fixes)
+    rates = {fix.changes["learning_rate"] for fixes in rate_fixes.values() for fix in fixes}
+    assert len(rates) == 1 and rates.pop() == pytest.approx(5e-8)
+    ((dead_fix,),) = [rate_fixes["dead_filter"]]
+    assert dead_fix.rewind_to == 0 and dead_fix.label.startswith(
+        "Divide the learning rate by 1e+07"
+    )
+    assert [fix.rewind_to for fix in rate_fixes["large_gradient"]] == [None]  # its own
+    for finding in record.findings:  # (no card lists the same fix twice)
         labels = [fix.label for fix in finding.fixes]
         assert len(set(labels)) == len(labels)
+
+
+def test_a_filter_dead_since_earlier_keeps_going_back_to_before_it_died(question):
+    """A reviewer's case: with four filters at learning rate 1, filters die at iteration 1 and
+    a later card asks for a smaller rate from iteration 1; the dead filters' cards must still
+    go back to iteration 0, from where a smaller rate can save them."""
+    session = TrainingSession(
+        question, preset_config("recommended", learning_rate=1.0, num_filters=4)
+    )
+    session.run(2, pause_on_findings=False)
+    record = session.latest
+    dead = [f for f in record.findings if f.code == "dead_filter" and f.since == 1]
+    assert dead
+    for finding in dead:
+        (fix,) = [fix for fix in finding.fixes if "learning_rate" in fix.changes]
+        assert fix.rewind_to == 0
+    rates = {
+        fix.changes["learning_rate"]
+        for finding in record.findings
+        for fix in finding.fixes
+        if "learning_rate" in fix.changes and fix.changes["learning_rate"] < 1.0
+    }
+    assert len(rates) == 1
 
 
 def test_a_confidently_wrong_image_is_numbered_as_the_window_numbers_it(question):
@@ -639,3 +661,32 @@ def test_data_of_one_label_is_said_to_be_so(question):
         assert finding.severity == "warning"
         assert finding.title == "Every image has label 1"
     assert not any(f.code == "one_label" for f in TrainingSession(question).latest.findings)
+
+
+def test_after_a_rewind_the_settings_log_has_the_rate_the_next_updates_use(question):
+    """A reviewer's case: a rate changed at iteration 5, then back to 2; iteration 3 is made
+    with the new rate, and the log (which a thinned record is recomputed from) must say so."""
+    session = TrainingSession(question, preset_config("recommended"))
+    session.run(5, pause_on_findings=False)
+    session.update_settings(learning_rate=0.001)
+    session.rewind(2)
+    third = session.step()
+    assert third.settings.learning_rate == 0.001
+    assert session.history.settings_at(3).learning_rate == 0.001
+    assert session.history.settings_at(2).learning_rate == 0.01
+
+
+def test_the_predicted_first_step_is_the_one_taken_and_reuses_its_pass(shapes, monkeypatch):
+    """The step predicted at iteration 0 is kept and taken as it is; in full-batch mode the
+    pass that measured it is the next update's forward pass, as for any step computed ahead."""
+    from model import network
+
+    session = TrainingSession(shapes, preset_config("shapes"))
+    session.update_settings(learning_rate=0.01)
+    calls = []
+    original = network.forward
+    monkeypatch.setattr(network, "forward", lambda *a, **k: calls.append(1) or original(*a, **k))
+    session.step()
+    assert calls == []  # the kept step
+    session.step()
+    assert len(calls) == 1  # the update reused the kept pass; one pass measures it
