@@ -693,12 +693,20 @@ class SessionController(QObject):
             if self._pinned is None:
                 self._show(record)
 
+    def _predicted_aside(self, record: StepRecord | None) -> None:
+        if self._closed:
+            return
+        self._show_predicted(record)
+        # Settings changed while it was made wait in _deferred_live (the run was busy): sent
+        # now, they make their own prediction.
+        self._apply_deferred()
+
     def _predict_aside(self) -> None:
         if self._closed or self.is_starting or self._running or self.latest_iteration != 0:
             return  # (a Step or a new run since: it made its own)
         self._change_run(
             ("predict_first_update",),
-            self._show_predicted,
+            self._predicted_aside,
             lambda exc: self._change_failed(exc, title="The training process failed"),
             _map_values(self._config, self._dataset),
             "Predicting the first update",

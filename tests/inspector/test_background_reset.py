@@ -460,3 +460,38 @@ def test_a_new_rate_at_iteration_0_of_a_large_run_is_predicted_aside(
         assert "first_update_kills" not in {f.code for f in ctrl.shown.findings}
     finally:
         ctrl.shutdown()
+
+
+def test_a_rate_changed_while_the_first_update_is_predicted_is_not_lost(
+    qtbot, question_dataset, monkeypatch
+):
+    """A reviewer's case: ÷10 pressed twice on a large run at iteration 0. The second rate came
+    while the first was being predicted aside; it was shown, but never sent: Step then trained
+    with the first."""
+    monkeypatch.setattr(controller_module, "BACKGROUND_RESET_VALUES", 0)
+    ctrl = SessionController(question_dataset, preset_config("seed"), backend="thread")
+    gate = _Gate()
+    session = ctrl.server.session
+    predict = session.predict_first_update
+
+    def held():
+        gate.reached.set()
+        assert gate.wait(30), "the test never opened the gate"
+        return predict()
+
+    monkeypatch.setattr(session, "predict_first_update", held)
+    try:
+        ctrl.update_live(learning_rate=5e-8)
+        qtbot.waitUntil(gate.reached.is_set, timeout=10000)
+        ctrl.update_live(learning_rate=0.25)  # while the first is predicted
+        assert ctrl.config.learning_rate == 0.25
+        gate.set()
+        qtbot.waitUntil(
+            lambda: not ctrl.is_starting and session.config.learning_rate == 0.25, timeout=10000
+        )
+        qtbot.waitUntil(lambda: not ctrl.is_starting, timeout=10000)
+        (kills,) = [f for f in ctrl.shown.findings if f.code == "first_update_kills"]
+        assert "= 0.2500 ×" in kills.explanation  # predicted with the rate Step will use
+    finally:
+        gate.set()
+        ctrl.shutdown()
