@@ -75,7 +75,11 @@ def write_atomic(
             prefix=f".{target.name[:40]}.", suffix=".tmp", dir=temp_dir or target.parent
         )
         with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), FILE_MODE)
+            if hasattr(os, "fchmod"):  # (not on Windows before Python 3.13, nor needed there)
+                # A file system without Unix permissions (FAT, some network shares) may refuse
+                # it; the file is saved as it is then.
+                with contextlib.suppress(OSError):
+                    os.fchmod(handle.fileno(), FILE_MODE)
             if isinstance(write, (bytes, bytearray, memoryview)):
                 handle.write(write)
             else:

@@ -260,6 +260,7 @@ def test_extra_fields_are_merged_but_cannot_replace_standard_ones(seed_session, 
     assert not list(tmp_path.glob("other*"))
 
 
+@pytest.mark.skipif(not hasattr(os, "fchmod"), reason="Unix permissions")
 def test_saved_files_are_readable_as_any_file_the_user_makes(seed_session, initial, tmp_path):
     """A save is written as a temporary file (owner-only, 0600) and moved into place; it then
     gets the permissions the user's umask gives new files, so a teacher can read it too."""
@@ -268,6 +269,22 @@ def test_saved_files_are_readable_as_any_file_the_user_makes(seed_session, initi
     paths = save_snapshot(initial, seed_session.config, initial.findings, tmp_path)
     for path in paths:
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_file_system_refusing_permissions_still_saves(
+    seed_session, initial, tmp_path, monkeypatch
+):
+    """FAT or a network share may refuse chmod: the save goes on without it."""
+    import errno
+
+    from model import files
+
+    def refuse(*_args):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(files.os, "fchmod", refuse, raising=False)
+    paths = save_snapshot(initial, seed_session.config, initial.findings, tmp_path)
+    assert all(path.stat().st_size > 0 for path in paths)
 
 
 def test_existing_files_refuse_the_save_and_nothing_is_written(
