@@ -253,7 +253,9 @@ class TrainingSession:
         settings it will be made with changed since they were made ("Pressing Step now will
         kill the filter" must not outlive the learning rate it was computed with); True when
         it did. It costs a step, which ``step`` then takes as it is."""
-        if self.iteration != 0 or self.settings == self._first_update_settings:
+        # (Momentum does not change the first update: there is no velocity before it.)
+        now, then = self.settings, self._first_update_settings
+        if self.iteration != 0 or replace(now, momentum=0.0) == replace(then, momentum=0.0):
             return False
         initial = self._latest
         # As compute_ahead makes it: the pass that measures the step is kept for the one after

@@ -690,3 +690,13 @@ def test_the_predicted_first_step_is_the_one_taken_and_reuses_its_pass(shapes, m
     assert calls == []  # the kept step
     session.step()
     assert len(calls) == 1  # the update reused the kept pass; one pass measures it
+
+
+def test_momentum_alone_does_not_predict_the_first_update_again(question):
+    # There is no velocity before the first update: momentum cannot change it.
+    session = TrainingSession(question, preset_config("seed"))
+    assert not session.predict_first_update()
+    session.update_settings(momentum=0.9, predict=False)
+    assert not session.predict_first_update()
+    session.update_settings(learning_rate=0.05, predict=False)
+    assert session.predict_first_update()
