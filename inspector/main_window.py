@@ -107,6 +107,10 @@ class LazyView(QWidget):
             self.view()
 
 
+#: Milliseconds after showing a floating panel when its window frame is looked at again.
+FRAME_SETTLE_MS = 150
+
+
 def _version() -> str:
     """The installed package's version ("" when run from a source tree not installed)."""
     try:
@@ -753,19 +757,26 @@ class MainWindow(QMainWindow):
             room = self._panels_rect()
             dock.setGeometry(room)
             dock.show()
-            # Where the platform draws a frame around the panel, the frame goes inside too.
-            frame, inner = dock.frameGeometry(), dock.geometry()
-            if frame != inner:
-                dock.setGeometry(
-                    room.adjusted(
-                        inner.left() - frame.left(),
-                        inner.top() - frame.top(),
-                        inner.right() - frame.right(),
-                        inner.bottom() - frame.bottom(),
-                    )
-                )
+            self._frame_inside(dock, room)
+            # A window manager on X11 adds its frame a little later: look again then.
+            QTimer.singleShot(FRAME_SETTLE_MS, dock, lambda: self._frame_inside(dock, room))
         dock.show()
         dock.raise_()
+
+    @staticmethod
+    def _frame_inside(dock: QDockWidget, room: QRect) -> None:
+        """Where the platform draws a frame around a floating panel, fit the frame in ``room``
+        (once the panel is placed: the user may move it from then on)."""
+        frame, inner = dock.frameGeometry(), dock.geometry()
+        if frame != inner and frame.topLeft() != room.topLeft():
+            dock.setGeometry(
+                room.adjusted(
+                    inner.left() - frame.left(),
+                    inner.top() - frame.top(),
+                    inner.right() - frame.right(),
+                    inner.bottom() - frame.bottom(),
+                )
+            )
 
     def _panels_rect(self) -> QRect:
         """The window's panel area on screen: below the menu bar and the toolbars at the top,
