@@ -59,6 +59,10 @@ def preset_title(config: TrainingConfig) -> str:
     return name or "custom settings"
 
 
+#: Least height (pixels) of a run's ReLU outputs panel in the comparison.
+MAPS_MIN_HEIGHT = 170
+
+
 class RunColumn(QWidget):
     """One run's title, filters and ReLU outputs."""
 
@@ -79,6 +83,10 @@ class RunColumn(QWidget):
         self.maps = MapsView(controller)
         splitter.addWidget(self.filters)
         splitter.addWidget(self.maps)
+        # Room for the titles, two rows of maps and their colour bars' three labels: squeezed
+        # to 60 pixels in a 1280×800 window, the labels ran into each other. The comparison
+        # scrolls instead.
+        self.maps.setMinimumHeight(MAPS_MIN_HEIGHT)
         splitter.setSizes([420, 320])
         layout.addWidget(splitter, 1)
         self._letter = letter

@@ -224,6 +224,10 @@ def test_side_by_side_leaves_the_toolbar_and_history_bar_in_reach(qtbot, window)
     qtbot.waitUntil(lambda: not view.follower.is_running, timeout=15000)
     qtbot.wait(100)
     assert_clear()
+    # Each run's ReLU outputs keep room for their maps and labels (the comparison scrolls).
+    from inspector.views.compare import MAPS_MIN_HEIGHT
+
+    assert all(column.maps.height() >= MAPS_MIN_HEIGHT for column in view._columns)
     # Step in the toolbar moves both runs.
     step = toolbar.widgetForAction(window.actions["step"])
     qtbot.mouseClick(step, Qt.MouseButton.LeftButton)
