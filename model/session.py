@@ -275,6 +275,11 @@ class TrainingSession:
 
     def step(self) -> StepRecord:
         """One SGD update; returns its record (the one ``compute_ahead`` made, if still valid)."""
+        if self.iteration == 0:
+            # A prediction left for later (``update_settings(predict=False)``) is made now: it
+            # is this very step, kept ahead, so it costs nothing, and iteration 0 never keeps a
+            # prediction of a first update other than the one made.
+            self.predict_first_update()
         ahead, self._ahead = self._ahead, None
         if ahead is not None and self._is_next(ahead):
             record, self._measured = ahead.record, ahead.measured
@@ -322,6 +327,8 @@ class TrainingSession:
         """
         if self._ahead is not None and self._is_next(self._ahead):
             return
+        if self.iteration == 0 and self.predict_first_update():
+            return  # the prediction left for later is that step, kept ahead
         self._ahead = None
         kept = self._measured
         try:

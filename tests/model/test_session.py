@@ -700,3 +700,24 @@ def test_momentum_alone_does_not_predict_the_first_update_again(question):
     assert not session.predict_first_update()
     session.update_settings(learning_rate=0.05, predict=False)
     assert session.predict_first_update()
+
+
+def test_a_prediction_left_for_later_is_made_by_the_first_step(question):
+    """On a large run the window leaves the prediction to a task aside; a Step taken before it
+    must not leave iteration 0 predicting a first update other than the one made."""
+    session = TrainingSession(question, preset_config("seed"))
+    session.update_settings(learning_rate=5e-8, predict=False)
+    assert any(f.code == "first_update_kills" for f in session.latest.findings)  # not yet
+    first = session.step()
+    initial = session.record(0)
+    assert not any(f.code == "first_update_kills" for f in initial.findings)
+    assert not any(f.code == "first_update_kills" for f in session.history.findings)
+    twin = TrainingSession(question, preset_config("seed", learning_rate=5e-8))
+    np.testing.assert_array_equal(first.params["conv.weight"], twin.step().params["conv.weight"])
+    # Computed ahead while idle, the left-over prediction is that step, made once.
+    again = TrainingSession(question, preset_config("seed"))
+    again.update_settings(learning_rate=5e-8, predict=False)
+    again.compute_ahead()
+    assert not any(f.code == "first_update_kills" for f in again.latest.findings)
+    ahead = again._ahead
+    assert again.step() is ahead.record
