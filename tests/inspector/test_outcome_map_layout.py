@@ -178,3 +178,6 @@ def test_a_picked_cell_says_what_its_accuracy_is_measured_against(
     assert "stuck: alive, but final accuracy 50% (learned needs ≥ 100%)" in describe_cell(
         result, stuck
     )
+    # A threshold short of 100% is not rounded up to it.
+    strict = dataclasses.replace(result, learned_accuracy=0.999)
+    assert "(learned needs ≥ 99.9%)" in describe_cell(strict, stuck)
