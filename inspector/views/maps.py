@@ -728,8 +728,12 @@ class MapsView(ScaledRecordView, QWidget):
             text = "\n".join(lines)
             if text != self._scale_texts[name]:
                 self._scale_texts[name] = text
+                width = caption.natural_width()
                 caption.set_lines([caption.line(line, ink=plotting.MUTED) for line in lines])
-                widened = True
+                # Only a wider or narrower caption moves the maps: with a custom scale its
+                # "N clipped" changes every frame while training, and laid the panel out again
+                # each time.
+                widened |= caption.natural_width() != width
         if widened:
             self._size_panels()
 

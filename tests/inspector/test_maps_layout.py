@@ -441,3 +441,26 @@ def test_sizing_the_maps_never_calls_itself_deeply_at_any_size(
             view.resize(width, height)
             qtbot.wait(1)
     assert depth["most"] <= 2, depth
+
+
+def test_a_custom_scale_does_not_lay_the_panel_out_at_every_frame(
+    qtbot, make_controller, shapes_dataset, show_view
+):
+    """With a custom limit the captions count the values beyond it, a count that changes at
+    every iteration while training; only a change of the captions' width moves the maps."""
+    controller = make_controller(shapes_dataset, preset_config("recommended"))
+    view = shown_laid_out(qtbot, show_view, controller, DOCK_1280)
+    view._scale_mode.setCurrentText("Custom")
+    view._custom.setValue(0.05)
+    qtbot.wait(50)
+    sized = []
+    original = view._size_panels
+    view._size_panels = lambda: (sized.append(1), original())
+    texts = set()
+    for iteration in range(1, 7):
+        view.show_record(controller.record(0) if iteration == 1 else controller.shown)
+        controller.step()
+        qtbot.waitUntil(lambda iteration=iteration: controller.shown.iteration == iteration)
+        texts.add(view._scale_texts["pre"])
+    assert len(texts) > 2  # the clipped count changed from frame to frame
+    assert len(sized) <= 2
