@@ -58,6 +58,23 @@ def test_the_row_at_factor_one_is_exactly_the_next_step(question):
     assert row.surviving_fraction == 1 - record.dead_fraction
 
 
+def test_the_row_at_factor_one_takes_the_step_computed_ahead(question, monkeypatch):
+    """Computed ahead while the window was idle, the next step is not computed again for the
+    ×1 row; the other rows are."""
+    from model import network
+
+    session = TrainingSession(question, preset_config("recommended"))
+    session.step()
+    session.compute_ahead()
+    calls = []
+    original = network.backward
+    monkeypatch.setattr(network, "backward", lambda *a, **k: calls.append(1) or original(*a, **k))
+    rows = what_if(session, (10, 1, 0.1))
+    assert len(calls) == 2  # ×10 and ×0.1
+    record = session.step()
+    assert rows[1].loss == record.loss and len(calls) == 2  # the step took it as it was
+
+
 def test_default_factors_give_one_row_each_in_order(question):
     session = TrainingSession(question, preset_config("recommended"))
     rows = what_if(session)
