@@ -258,14 +258,7 @@ class TrainingSession:
         if self.iteration != 0 or replace(now, momentum=0.0) == replace(then, momentum=0.0):
             return False
         initial = self._latest
-        # As compute_ahead makes it: the pass that measures the step is kept for the one after
-        # (full-batch mode), with the step; the newest record's own is put back meanwhile.
-        kept = self._measured
-        try:
-            preview = self._advance(initial, 1, self.settings, keep=True)
-            measured = self._measured
-        finally:
-            self._measured = kept
+        preview, measured = self._next_update_aside()  # as compute_ahead makes it
         initial = replace(initial, findings=diagnostics.with_first_update(initial, preview))
         self._history.restate(initial)
         self._latest = initial
@@ -330,10 +323,15 @@ class TrainingSession:
         if self.iteration == 0 and self.predict_first_update():
             return  # the prediction left for later is that step, kept ahead
         self._ahead = None
+        record, measured = self._next_update_aside()
+        self._ahead = _Ahead(self._latest, self._config, record, measured)
+
+    def _next_update_aside(self) -> tuple[StepRecord, tuple | None]:
+        """The next update, and the forward pass that measured it (kept for the update after,
+        full-batch mode), made without taking the newest record's own pass from it."""
         kept = self._measured
         try:
-            record = self._next_update()
-            self._ahead = _Ahead(self._latest, self._config, record, self._measured)
+            return self._next_update(), self._measured
         finally:
             self._measured = kept
 
