@@ -9,11 +9,9 @@ visible at a glance, and their loss and dead fraction share two plots.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, QTimer, Slot
+from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
@@ -29,6 +27,7 @@ from PySide6.QtWidgets import (
 from inspector import plotting
 from inspector.compare import ComparisonLink, follower_config
 from inspector.controller import SessionController
+from inspector.views.curves import RangeAnchor, iteration_bounds
 from inspector.views.filters import FiltersView
 from inspector.views.maps import MapsView
 from model.config import TrainingConfig
@@ -38,12 +37,8 @@ from model.presets import PRESETS
 CURRENT = "current"
 RUN_COLOURS = {"A": (33, 102, 172), "B": (214, 96, 77)}
 REDRAW_MS = 100
-#: As in the Curves panel: before this many iterations the iteration axis shows 0..MIN_X_SPAN
-#: rather than a zoom onto a single point.
-MIN_X_SPAN = 10
 #: Points get a dot while a run has at most this many rows (a lone point has no line).
 SYMBOL_ROWS = 25
-_NICE_STEPS = (1.0, 2.0, 5.0, 10.0)
 
 
 def describe(config: TrainingConfig) -> str:
@@ -105,16 +100,6 @@ class RunColumn(QWidget):
         )
 
 
-def _iteration_bound(last: float) -> float:
-    """Right end of the iteration axis: 0..MIN_X_SPAN early on, then a 1-2-5 step above the
-    last iteration, so the axis only changes now and then while training."""
-    value = last * 1.03 + 1
-    if value <= MIN_X_SPAN:
-        return float(MIN_X_SPAN)
-    power = 10.0 ** math.floor(math.log10(value))
-    return next(step * power for step in _NICE_STEPS if step * power >= value)
-
-
 class _IterationAxis(pg.AxisItem):
     """An iteration axis: whole iterations only (no tick at 0.5), and no SI prefix (pyqtgraph
     would write 'iteration (x0.001)' under a range around 0)."""
@@ -126,30 +111,6 @@ class _IterationAxis(pg.AxisItem):
     def tickSpacing(self, minVal, maxVal, size):  # noqa: N802, N803 (pyqtgraph API)
         levels = [level for level in super().tickSpacing(minVal, maxVal, size) if level[0] >= 1]
         return levels or [(1.0, 0.0)]
-
-
-class _XAnchor(pg.GraphicsObject):
-    """Invisible item whose x bounds the view's auto-range includes (as in the Curves panel):
-    the axis shows 0..bound, not a zoom onto the data, and the user's zoom and pan still work."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._bounds: tuple[float, float] | None = None
-        self.setFlag(self.GraphicsItemFlag.ItemHasNoContents)
-
-    def set_bounds(self, bounds: tuple[float, float]) -> None:
-        if bounds != self._bounds:
-            self._bounds = bounds
-            self.informViewBoundsChanged()
-
-    def dataBounds(self, axis, frac=1.0, orthoRange=None):  # noqa: N802, N803 (pyqtgraph API)
-        return self._bounds if axis == 0 else None
-
-    def boundingRect(self):  # noqa: N802 (Qt override)
-        return QRectF()
-
-    def paint(self, *args) -> None:
-        pass
 
 
 class CompareCurves(pg.GraphicsLayoutWidget):
@@ -176,7 +137,7 @@ class CompareCurves(pg.GraphicsLayoutWidget):
             plot.setLabel("bottom", "iteration")
             legend = plot.addLegend(offset=(-10, 10))
             legend.setLabelTextColor("k")
-            anchor = _XAnchor()
+            anchor = RangeAnchor()  # the iteration axis' range as in the Curves panel
             plot.addItem(anchor)
             self.anchors.append(anchor)
         for letter, colour in RUN_COLOURS.items():
@@ -224,7 +185,7 @@ class CompareCurves(pg.GraphicsLayoutWidget):
             self.curves[("loss", letter)].setData(x[keep], loss[keep], **dots)
             self.curves[("dead", letter)].setData(x, columns["dead_fraction"], **dots)
         for anchor in self.anchors:
-            anchor.set_bounds((0.0, _iteration_bound(last)))
+            anchor.set_bounds(iteration_bounds(last), None)
 
     @Slot(object)
     def _move_marker(self, record) -> None:

@@ -174,7 +174,7 @@ class _Panel:
     legend: list[tuple[str, str]] = field(default_factory=list)  # (html, plain text)
     title_html: tuple[str, int] = ("", 0)
     floor: float = 1e-3
-    anchor: _RangeAnchor | None = None
+    anchor: RangeAnchor | None = None
 
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -313,6 +313,12 @@ def _nice_ceiling(value: float) -> float:
     return 10.0 ** (exponent + 1)
 
 
+def iteration_bounds(last: float) -> tuple[float, float]:
+    """The iteration axis' auto-range: 0..MIN_X_SPAN early on, then a round number above the
+    ``last`` iteration, so the axis only changes now and then while training."""
+    return 0.0, max(float(MIN_X_SPAN), _nice_ceiling(last * 1.03 + 1))
+
+
 def _linear_bounds(low: float, high: float) -> tuple[float, float]:
     """[low, high] widened a little and rounded outward to a 1-2-5 step of about a tenth of
     the span (not across zero when the data stays on one side), so the axis only changes
@@ -343,7 +349,7 @@ def _log_bounds(low: float, high: float) -> tuple[float, float]:
     )
 
 
-class _RangeAnchor(pg.GraphicsObject):
+class RangeAnchor(pg.GraphicsObject):
     """Invisible item whose bounds the view's auto-range includes.
 
     Auto-range would otherwise follow the data exactly, so every redraw while training would
@@ -644,7 +650,7 @@ class CurvesView(QWidget):
             floor_line.hide()
             plot.addItem(floor_line)
         panel = _Panel(name, plot, series, marker, crosshair, log_y, zero_note, floor_line)
-        panel.anchor = _RangeAnchor()
+        panel.anchor = RangeAnchor()
         plot.addItem(panel.anchor)
         self._panels[name] = panel
         return panel
@@ -974,9 +980,8 @@ class CurvesView(QWidget):
         panel.floor_line.setVisible(any_zero)
 
     def _update_ranges(self, x: np.ndarray, columns: dict[str, np.ndarray]) -> None:
-        """Rounded auto-range bounds for every plot (see ``_RangeAnchor``)."""
-        last = float(x[-1]) if len(x) else 0.0
-        x_bounds = (0.0, max(float(MIN_X_SPAN), _nice_ceiling(last * 1.03 + 1)))
+        """Rounded auto-range bounds for every plot (see ``RangeAnchor``)."""
+        x_bounds = iteration_bounds(float(x[-1]) if len(x) else 0.0)
         for panel in self._panels.values():
             y_bounds = None
             if panel.name not in ("curve-accuracy", "curve-dead-fraction"):
