@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QObject, QPoint, QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPen
-from PySide6.QtWidgets import QApplication, QSizePolicy, QWidget
+from PySide6.QtWidgets import QApplication, QScrollArea, QSizePolicy, QWidget
 
 from model.colormap import DEAD_COLOR, DIVERGING_LUT, POSITIVE_LUT
 from model.formatting import format_compact, format_number
@@ -816,6 +816,13 @@ class LabelLayer(pg.GraphicsObject):
             painter.fillRect(rect, plate)
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
         painter.restore()
+
+
+def shown_part(view: pg.GraphicsView, scroll: QScrollArea) -> QRect:
+    """The part of ``view``'s viewport (in its coordinates) that ``scroll``, the scroll area
+    around ``view``, shows."""
+    viewport, area = view.viewport(), scroll.viewport()
+    return QRect(viewport.mapFrom(area, QPoint(0, 0)), area.size()) & viewport.rect()
 
 
 def widget_point(widget: QWidget, plot: pg.PlotItem, x: float, y: float, target: QWidget):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, QPoint, QRect, QRectF, Qt, QTimer, Slot
+from PySide6.QtCore import QEvent, QObject, QRectF, Qt, QTimer, Slot
 from PySide6.QtGui import QFont, QFontMetricsF
 from PySide6.QtWidgets import (
     QApplication,
@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector import plotting
 from model.files import write_atomic
 from model.formatting import format_number, format_share
 from model.record import METRIC_NAMES, StepRecord
@@ -1029,8 +1030,7 @@ class CurvesView(QWidget):
         readout.setHtml(self._readout_html(hovered, row))
         size = readout.boundingRect()
         # What the scroll area shows of the plots, not the whole of them.
-        area, view = self._scroll.viewport(), self._graphics.viewport()
-        shown = QRect(view.mapFrom(area, QPoint(0, 0)), area.size()).intersected(view.rect())
+        shown = plotting.shown_part(self._graphics, self._scroll)
         visible = self._graphics.mapToScene(shown).boundingRect()
         left = position.x() + READOUT_OFFSET
         if left + size.width() > visible.right():

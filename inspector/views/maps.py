@@ -38,7 +38,7 @@ import weakref
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPoint, QRect, QRectF, Qt, QTimer, Slot
+from PySide6.QtCore import QEvent, QRectF, Qt, QTimer, Slot
 from PySide6.QtGui import QCursor, QFontMetricsF
 from PySide6.QtWidgets import (
     QApplication,
@@ -1278,10 +1278,8 @@ class MapsView(ScaledRecordView, QWidget):
         when there is none or the mouse is no longer over the maps."""
         if not self._pointing:
             return
-        viewport = self._graphics.viewport()
-        where = viewport.mapFromGlobal(QCursor.pos())
-        area = self._scroll.viewport()
-        shown = QRect(viewport.mapFrom(area, QPoint(0, 0)), area.size()) & viewport.rect()
+        where = self._graphics.viewport().mapFromGlobal(QCursor.pos())
+        shown = plotting.shown_part(self._graphics, self._scroll)
         if not self.isVisible() or not shown.contains(where):
             self._end_hover()
             return
