@@ -964,8 +964,8 @@ class MapsView(ScaledRecordView, QWidget):
             title += " (maps not available)"
         else:
             output = np.asarray(record.activation[first:end])
-            dead = output <= 0 if self._activation == "relu" else output < 0
-            shares = dead.mean(axis=(1, 2, 3))
+            relu = self._activation == "relu"
+            shares = self._pair_share(output, relu).mean(axis=1)  # (maps alike in size)
         labels = []
         for row, y in rows:
             index = first + row
