@@ -84,6 +84,8 @@ import numpy as np
 from numpy.typing import DTypeLike
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
+from model.formatting import format_count
+
 #: Names of the bundled example datasets (see ``example_path``).
 EXAMPLES = ("question", "shapes")
 
@@ -349,7 +351,7 @@ def dataset_from_files(
     """
     pairs = [(Path(os.path.abspath(path)), _checked_label(label)) for path, label in files]
     return _load_files(
-        pairs, size, class_names, [], progress, cancel, f"among {_count(len(pairs), 'file')}"
+        pairs, size, class_names, [], progress, cancel, f"among {format_count(len(pairs), 'file')}"
     )
 
 
@@ -677,14 +679,10 @@ def _reason_summary(skipped: Iterable[tuple[str, str]]) -> str:
     counts = Counter(reason for _, reason in skipped).most_common()
     if not counts:
         return "no files found"
-    parts = [f"{_count(n, 'file')}: {reason}" for reason, n in counts[:_LISTED_REASONS]]
+    parts = [f"{format_count(n, 'file')}: {reason}" for reason, n in counts[:_LISTED_REASONS]]
     if len(counts) > _LISTED_REASONS:
         parts.append(f"{len(counts) - _LISTED_REASONS} other reasons")
     return "; ".join(parts)
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _listing(names: list[str]) -> str:

@@ -64,3 +64,8 @@ def format_compact(value: float) -> str:
     if magnitude >= 1e4 or magnitude < 1e-3:
         return f"{value:.2e}"
     return f"{value:.3g}"
+
+
+def format_count(number: int, noun: str) -> str:
+    """'1 file', '3 files': a count and its noun, plural but for one."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

@@ -46,7 +46,7 @@ from model.config import TrainingConfig
 from model.data import Dataset
 from model.diagnostics import SEVERITIES, Finding, FindingLog
 from model.files import SaveError, existing, write_atomic
-from model.formatting import format_number, format_range, format_share
+from model.formatting import format_count, format_number, format_range, format_share
 from model.record import METRIC_NAMES, StepRecord
 from model.session import TrainingSession
 from model.settings_log import SettingsLog, run_with_settings_log, settings_log_data
@@ -383,7 +383,7 @@ def skipped_lines(skipped: tuple[tuple[str, str], ...]) -> list[str]:
     if not skipped:
         return []
     count = len(skipped)
-    lines = [f"Skipped {count} file{'s' if count != 1 else ''} that could not be used:"]
+    lines = [f"Skipped {format_count(count, 'file')} that could not be used:"]
     lines += [f"  {path}: {reason}" for path, reason in skipped[:_LISTED_SKIPPED]]
     if count > _LISTED_SKIPPED:
         lines.append(f"  and {count - _LISTED_SKIPPED} more, all listed in {CONFIG_NAME}")
@@ -402,9 +402,9 @@ def zero_outputs_text(record: StepRecord, activation: str) -> str:
             f"Zero outputs and dead filters are counted for ReLU only; this run used {activation}."
         )
     return (
-        f"{format_share(record.dead_fraction, 1)} of ReLU outputs are zero; {dead} of {filters} "
-        f"filter{'s' if filters != 1 else ''} dead (a filter is dead when its output is zero "
-        "at every position of every image)."
+        f"{format_share(record.dead_fraction, 1)} of ReLU outputs are zero; {dead} of "
+        f"{format_count(filters, 'filter')} dead (a filter is dead when its output is zero at "
+        "every position of every image)."
     )
 
 

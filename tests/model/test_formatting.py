@@ -95,3 +95,9 @@ def test_one_mostly_dead_filter_keeps_its_own_words():
     (single,) = diagnostics._mostly_dead(_mostly_dead_record([0.1, 0.95]))
     assert diagnostics.merge_mostly_dead([single]) == [single]
     assert diagnostics.merge_mostly_dead([single])[0] is single
+
+
+def test_format_count():
+    from model.formatting import format_count
+
+    assert [format_count(n, "file") for n in (0, 1, 3)] == ["0 files", "1 file", "3 files"]
