@@ -251,14 +251,20 @@ def test_cell_text_colour_follows_the_cell_background(qtbot, view, controller, s
     assert all(item.color.name() == "#ffffff" for item in view.cell_text_items("weights"))
 
 
+def hover_cell(qtbot, view, group: str, cell: tuple[int, int, int, int]):
+    """Move the mouse over ``cell`` (filter, channel, row, column) of heatmap ``group``;
+    returns the group's widget and the read-out label."""
+    widget = view.findChild(object, f"filters{group.capitalize()}Plot")
+    x, y = view.mosaic_layout().cell_centre(*cell)
+    point = plotting.widget_point(widget, view.plot(group), x, y, widget)
+    qtbot.mouseMove(widget.viewport(), point)
+    return widget, view.findChild(object, "filtersReadout")
+
+
 def test_hover_reads_out_a_cell(qtbot, view, controller, step_and_wait):
     shown_big(qtbot, view, 1000, 700)
     record = step_and_wait(controller)
-    group_widget = view.findChild(object, "filtersUpdatePlot")
-    x, y = view.mosaic_layout().cell_centre(0, 2, 1, 2)
-    point = plotting.widget_point(group_widget, view.plot("update"), x, y, group_widget)
-    qtbot.mouseMove(group_widget.viewport(), point)
-    readout = view.findChild(object, "filtersReadout")
+    _widget, readout = hover_cell(qtbot, view, "update", (0, 2, 1, 2))
     qtbot.waitUntil(lambda: "channel B" in readout.text())
 
     update = record.update["conv.weight"][0, 2, 1, 2]
@@ -272,11 +278,7 @@ def test_the_read_out_follows_a_step_and_goes_when_the_mouse_leaves(
     """A Step while the mouse rests on a cell shows that cell's new values: the old ones
     (before the explosion) must not stay under the new cells."""
     shown_big(qtbot, view, 1000, 700)
-    group_widget = view.findChild(object, "filtersWeightsPlot")
-    x, y = view.mosaic_layout().cell_centre(0, 0, 0, 0)
-    point = plotting.widget_point(group_widget, view.plot("weights"), x, y, group_widget)
-    qtbot.mouseMove(group_widget.viewport(), point)
-    readout = view.findChild(object, "filtersReadout")
+    group_widget, readout = hover_cell(qtbot, view, "weights", (0, 0, 0, 0))
     qtbot.waitUntil(lambda: "(no update yet)" in readout.text())
 
     record = step_and_wait(controller)
