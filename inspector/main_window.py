@@ -629,12 +629,24 @@ class MainWindow(QMainWindow):
     def _show_starting(self) -> None:
         if self._starting is not None and self.controller.is_starting:
             self._starting.show()
+            # An error that led to this (a restart's "Training stopped") stays readable on top.
+            self._raise_errors(activate=False)
 
     def _drop_starting_note(self) -> None:
         if self._starting is not None:
             self._starting.hide()
             self._starting.deleteLater()
             self._starting = None
+            # The note held the window: the error dialogs it covered can be answered now.
+            self._raise_errors(activate=True)
+
+    def _raise_errors(self, *, activate: bool) -> None:
+        """Bring the error dialogs still open in front, the newest on top."""
+        for box in self.findChildren(QMessageBox, "errorDialog"):
+            if box.isVisible():
+                box.raise_()
+                if activate:
+                    box.activateWindow()
 
     @Slot(object)
     def _on_paused_by_finding(self, finding) -> None:

@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QDialog, QLabel, QPushButton
+from PySide6.QtWidgets import QApplication, QDialog, QLabel, QMessageBox, QPushButton
 
 from inspector import controller as controller_module
 from inspector import main_window
@@ -353,6 +353,9 @@ def test_a_dead_training_process_is_replaced_aside_on_a_large_run(
         assert starting == [True, False] and len(errors) == 1
         assert len(resets) == 1 and ctrl.latest_iteration == 0 and ctrl._client.alive
         assert messages[-1] == "Training restarted from iteration 0"
+        # The "Training stopped" dialog, covered by the note, is in front to be answered.
+        (box,) = [b for b in window.findChildren(QMessageBox, "errorDialog") if b.isVisible()]
+        qtbot.waitUntil(lambda: QApplication.activeWindow() is box, timeout=2000)
         step_and_wait(ctrl, 1)
         assert ctrl.latest_iteration == 1
     finally:
