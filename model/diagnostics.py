@@ -66,6 +66,8 @@ class Finding:
     since : first iteration of a lasting condition (a dead filter), else None.
     subject : what it is about ('filter 0', 'conv layer', 'image 1', ...).
     pauses : a running session stops when this finding first appears.
+    detail : this subject's numbers in one line, for one finding about several filters
+        (``merge_alike``); not in ``to_dict``, the explanation says it all.
     """
 
     code: str
@@ -77,6 +79,7 @@ class Finding:
     since: int | None = None
     subject: str = ""
     pauses: bool = False
+    detail: str = ""
 
     def to_dict(self) -> dict:
         """JSON-ready form (for snapshots, headless output and reports)."""
@@ -110,50 +113,100 @@ def sort_findings(findings) -> list[Finding]:
     return sorted(findings, key=lambda f: (-f.iteration, SEVERITIES.index(f.severity)))
 
 
-def merge_mostly_dead(findings: Iterable[Finding]) -> list[Finding]:
-    """``findings`` as a person reads them: the warnings of one iteration that several filters
-    are mostly dead, which only differ in the filter and its share, become one warning in the
-    place of the first, with a line per filter. Everything else is kept as it is.
+#: Filters listed one per line in a finding of several dead ones; more share the last line.
+MERGED_DEAD_LINES = 4
+#: Findings about one filter each that read as one card when several filters share them.
+_MERGED_CODES = ("dead_filter", "mostly_dead")
+
+
+def merge_alike(findings: Iterable[Finding]) -> list[Finding]:
+    """``findings`` as a person reads them: findings of one iteration about several filters
+    that only differ in the filter and its numbers (dead since the same update, or mostly
+    dead) become one finding in the place of the first, with a line per filter. Everything
+    else is kept as it is.
 
     For display only: the records, the finding log and the headless files keep a finding per
-    filter (a group's membership changes as filters cross the threshold, one filter's does not).
+    filter (a group's membership changes as filters cross a threshold, one filter's does not).
     """
-    shown: list = []  # findings, and groups of mostly-dead warnings in the place of the first
+    shown: list = []  # findings, and groups of alike findings in the place of the first
     groups: list[list[Finding]] = []  # (Fix holds a dict: not hashable)
     for finding in findings:
-        if finding.code != "mostly_dead":
+        if finding.code not in _MERGED_CODES:
             shown.append(finding)
             continue
-        group = next((g for g in groups if _same_warning(g[0], finding)), None)
+        group = next((g for g in groups if _alike(g[0], finding)), None)
         if group is None:
             groups.append([finding])
             shown.append(groups[-1])
         else:
             group.append(finding)
-    return [item if isinstance(item, Finding) else _merged_mostly_dead(item) for item in shown]
+    return [item if isinstance(item, Finding) else _merged(item) for item in shown]
 
 
-def _same_warning(a: Finding, b: Finding) -> bool:
-    return (a.iteration, a.severity, a.fixes) == (b.iteration, b.severity, b.fixes)
+def _alike(a: Finding, b: Finding) -> bool:
+    return (a.code, a.iteration, a.since, a.severity, a.fixes) == (
+        b.code,
+        b.iteration,
+        b.since,
+        b.severity,
+        b.fixes,
+    )
 
 
-def _merged_mostly_dead(group: list[Finding]) -> Finding:
-    """One warning for the filters of ``group``; a group of one keeps its own words."""
+def _listed(numbers: list[int]) -> str:
+    """ "0, 2 and 5–7": runs of three or more consecutive numbers as a range."""
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    names: list[str] = []
+    for run in runs:
+        names += [f"{run[0]}–{run[-1]}"] if len(run) >= 3 else [str(n) for n in run]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
+
+
+def _merged(group: list[Finding]) -> Finding:
+    """One finding for the filters of ``group``; a group of one keeps its own words."""
     if len(group) == 1:
         return group[0]
     names = [finding.subject.removeprefix("filter ") for finding in group]
-    listed = ", ".join(names[:-1]) + f" and {names[-1]}"
-    lines = "\n".join(f"• {finding.title}" for finding in group)
-    return replace(
-        group[0],
-        title=f"Filters {listed}: most of their ReLU outputs are zero",
-        explanation=(
+    listed = _listed([int(name) for name in names])
+    first = group[0]
+    if first.code == "dead_filter":
+        lines = [f"• Filter {name}: {f.detail}" for name, f in zip(names, group, strict=True)]
+        if len(lines) > MERGED_DEAD_LINES:
+            # A card of sixteen such lines would push its fixes out of sight.
+            rest = _listed([int(name) for name in names[MERGED_DEAD_LINES - 1 :]])
+            lines[MERGED_DEAD_LINES - 1 :] = [f"• Filters {rest}: the same, each with its own numbers"]
+        if first.since == 0:
+            lead = "They were dead from the start: the initial weights give no positive output."
+        else:
+            lead = f"The update of iteration {first.since} killed them (learning rate × gradient)."
+        notes = f" {_APPLIED_NOTE}" if any(_APPLIED_NOTE in f.explanation for f in group) else ""
+        title = f"Filters {listed} are dead (since iteration {first.since})"
+        explanation = (
+            "Their ReLU outputs are 0 for every image at every position: each one's "
+            "pre-activation is ≤ 0 everywhere. ReLU passes no gradient where its output is 0, "
+            "so their gradients are exactly zero and no later update can revive them; the "
+            f"classifier sees only zeros from them. {lead}{notes}\n" + "\n".join(lines)
+        )
+    else:
+        lines = "\n".join(f"• {finding.title}" for finding in group)
+        title = f"Filters {listed}: most of their ReLU outputs are zero"
+        explanation = (
             f"{lines}\nOnly a filter's positive outputs pass gradient back to it, so each of "
             f"these {len(group)} filters learns from a small share of the positions. One more "
             "large update in the wrong direction can make any of them 0 everywhere (a dead "
             "filter)."
-        ),
+        )
+    return replace(
+        first,
+        title=title,
+        explanation=explanation,
         subject=f"filters {', '.join(names)}",
+        detail="",
     )
 
 
@@ -276,24 +329,36 @@ def _non_finite(record: StepRecord) -> Finding | None:
     )
 
 
-def _death_breakdown(record: StepRecord, filter_index: int, before: np.ndarray) -> str:
-    """How the update of ``record`` moved filter ``filter_index`` (for the iteration it died)."""
+#: Said of an update made with momentum or clipping.
+_APPLIED_NOTE = (
+    "(With momentum or clipping the applied update is not exactly lr × gradient; the range "
+    "shown is what was applied.)"
+)
+
+
+def _death_breakdown(record: StepRecord, filter_index: int, before: np.ndarray) -> tuple[str, str]:
+    """How the update of ``record`` moved filter ``filter_index`` (for the iteration it died):
+    a sentence, and its numbers in short."""
     grad = record.grads["conv.weight"][filter_index]
     update = record.update["conv.weight"][filter_index]
     after = record.params["conv.weight"][filter_index]
     lr = record.settings.learning_rate
+    product = (
+        f"{format_number(lr)} × {format_range(grad.min(), grad.max())} = "
+        f"{format_range(update.min(), update.max())}"
+    )
+    start, end = format_range(before.min(), before.max()), format_range(after.min(), after.max())
     text = (
         f"The update that killed it, at iteration {record.iteration}, was learning rate × "
-        f"gradient = {format_number(lr)} × {format_range(grad.min(), grad.max())} = "
-        f"{format_range(update.min(), update.max())}, which moved the filter weights from "
-        f"{format_range(before.min(), before.max())} to {format_range(after.min(), after.max())}."
+        f"gradient = {product}, which moved the filter weights from {start} to {end}."
     )
     if record.settings.momentum or record.clip_scale != 1.0:
-        text += (
-            " (With momentum or clipping the applied update is not exactly lr × gradient; the "
-            "range shown is what was applied.)"
-        )
-    return text
+        text += " " + _APPLIED_NOTE
+    return text, f"weights {start} → {end}"
+
+
+#: Between a dead filter's largest pre-activation and the update that killed it in its detail.
+_DETAIL_SEPARATOR = "; "
 
 
 def _dead_filters(
@@ -304,25 +369,27 @@ def _dead_filters(
         if since is None:
             continue
         pre = record.pre_activation
-        peak = (
-            f" (its largest pre-activation is {format_number(pre[:, f].max())})"
-            if pre is not None
-            else ""
-        )
+        largest = "" if pre is None else format_number(pre[:, f].max())
+        peak = f" (its largest pre-activation is {largest})" if largest else ""
         earlier = _previous_dead_finding(previous, f)
         if since == record.iteration and previous is not None and record.grads is not None:
-            story = _death_breakdown(record, f, previous.params["conv.weight"][f])
+            story, moved = _death_breakdown(record, f, previous.params["conv.weight"][f])
             fixes = _dead_filter_fixes(record, config, since)
         elif earlier is not None:
             text = earlier.explanation
             marker = "The update that killed it"
             story = text[text.index(marker) :] if marker in text else ""
+            moved = earlier.detail.partition(_DETAIL_SEPARATOR)[2]
             fixes = earlier.fixes
         else:
             story = (
                 "It was dead from the start: the initial weights give no positive pre-activation."
             )
+            moved = ""
             fixes = _dead_filter_fixes(record, config, since)
+        detail = f"largest pre-activation {largest}" if largest else "no maps at hand"
+        if moved:
+            detail += _DETAIL_SEPARATOR + moved
         explanation = (
             f"Filter {f}'s ReLU output is 0 for every image at every position: its "
             f"pre-activation is ≤ 0 everywhere{peak}. ReLU passes no gradient where its output "
@@ -340,6 +407,7 @@ def _dead_filters(
                 since=since,
                 subject=f"filter {f}",
                 pauses=since == record.iteration,
+                detail=detail,
             )
         )
     return findings

@@ -52,7 +52,7 @@ from model.config import (
     TrainingConfig,
 )
 from model.data import LIST_COLUMNS, Dataset
-from model.diagnostics import Finding
+from model.diagnostics import Finding, merge_alike
 from model.files import SaveError, write_atomic
 from model.formatting import format_number, format_share
 from model.headless import (
@@ -277,7 +277,7 @@ def _finding_html(finding: Finding) -> str:
         f'<div class="finding {_e(finding.severity)}">'
         f'<span class="severity">{_e(finding.severity)}</span> '
         f"<strong>iteration {finding.iteration}: {_e(finding.title)}</strong>"
-        f"<p>{_e(finding.explanation)}</p>"
+        f"<p>{'<br>'.join(_e(line) for line in finding.explanation.splitlines())}</p>"
         + (f"<p>Suggested fixes:</p><ul>{fixes}</ul>" if fixes else "")
         + "</div>"
     )
@@ -348,9 +348,10 @@ def index_html(
         parts.append(f"<p>and {len(dataset) - SHOWN_IMAGES} more in {_link(DATA_DIR + '/')}.</p>")
     parts += _metrics_html(session)
     parts.append(f"<h2>Findings at the last iteration ({final.iteration})</h2>")
-    parts += [_finding_html(f) for f in final_findings] or ["<p>none</p>"]
+    # Read as the Diagnostics panel shows them: filters dead in one update are one finding.
+    parts += [_finding_html(f) for f in merge_alike(final_findings)] or ["<p>none</p>"]
     parts.append("<h2>Findings as they first appeared</h2>")
-    parts += [_finding_html(f) for f in first_findings] or ["<p>none</p>"]
+    parts += [_finding_html(f) for f in merge_alike(first_findings)] or ["<p>none</p>"]
     parts.append("<h2>Conv filters</h2>")
     for iteration, path in snapshots.items():
         shown = "the initial weights" if iteration == 0 else "weights, and the gradient and "

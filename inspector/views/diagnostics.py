@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.layout_guard import LayoutGuard
-from model.diagnostics import Finding, merge_mostly_dead, sort_findings
+from model.diagnostics import Finding, merge_alike, sort_findings
 from model.record import StepRecord
 
 SEVERITY_STYLE = {
@@ -221,7 +221,7 @@ class DiagnosticsView(QWidget):
         record = self._record
         if record is None:
             return
-        findings = merge_mostly_dead(sort_findings(record.findings))
+        findings = merge_alike(sort_findings(record.findings))
         signature = (record.iteration, tuple((f.title, f.explanation) for f in findings))
         if signature == self._drawn_signature:
             return

@@ -131,22 +131,26 @@ def test_a_new_iteration_stamp_does_not_lay_the_cards_out_again(
     assert requests.count == 0
 
 
-def test_mostly_dead_filters_share_one_card(qtbot, question_dataset):
-    """16 filters at iteration 0: two dead and six mostly dead. One card says which six, not
-    six cards that differ in a number."""
+def test_dead_and_mostly_dead_filters_share_a_card_each(qtbot, question_dataset):
+    """16 filters at iteration 0: two dead and six mostly dead. One card says which two are
+    dead and one which six are mostly dead, not eight cards that differ in a number."""
     from inspector.controller import SessionController
 
     ctrl = SessionController(question_dataset, preset_config("recommended", num_filters=16))
     widget = DiagnosticsView(ctrl)
     qtbot.addWidget(widget)
     assert sum(f.code == "mostly_dead" for f in ctrl.shown.findings) == 6
-    assert codes(widget) == ["dead_filter", "dead_filter", "mostly_dead"]
-    card = widget.cards[2]
+    assert codes(widget) == ["dead_filter", "mostly_dead"]
+    dead = widget.cards[0]
+    assert dead._title.text() == "Filters 13 and 14 are dead (since iteration 0)"
+    assert "They were dead from the start" in dead._text.text()
+    assert dead._text.text().splitlines()[1].startswith("• Filter 13: largest pre-activation -")
+    card = widget.cards[1]
     title = "Filters 0, 1, 5, 7, 11 and 15: most of their ReLU outputs are zero"
     assert card._title.text() == title
     assert card._text.text().startswith("• 98% of filter 0's ReLU outputs are zero\n")
     assert [b.label_text() for b in card.fix_buttons] == [
         f"Fix: {fix.label}" for fix in ctrl.shown.findings[2].fixes
     ]
-    assert widget.summary.text() == "Iteration 0: 2 problems, 1 warning."
+    assert widget.summary.text() == "Iteration 0: 1 problem, 1 warning."
     ctrl.shutdown()

@@ -75,7 +75,7 @@ def test_several_mostly_dead_filters_read_as_one_warning_in_the_place_of_the_fir
     dead = diagnostics.Finding("dead_filter", "error", "Filter 4 is dead", "…", subject="filter 4")
     mostly = diagnostics._mostly_dead(_mostly_dead_record([2047 / 2048, 0.1, 1741 / 2048, 0.9]))
     later = diagnostics._mostly_dead(_mostly_dead_record([0.9], iteration=4))
-    merged = diagnostics.merge_mostly_dead([dead, *mostly, *later])
+    merged = diagnostics.merge_alike([dead, *mostly, *later])
     assert merged[0] is dead and merged[2] is later[0]  # another iteration: its own warning
     group = merged[1]
     assert len(merged) == 3
@@ -93,11 +93,53 @@ def test_several_mostly_dead_filters_read_as_one_warning_in_the_place_of_the_fir
 
 def test_one_mostly_dead_filter_keeps_its_own_words():
     (single,) = diagnostics._mostly_dead(_mostly_dead_record([0.1, 0.95]))
-    assert diagnostics.merge_mostly_dead([single]) == [single]
-    assert diagnostics.merge_mostly_dead([single])[0] is single
+    assert diagnostics.merge_alike([single]) == [single]
+    assert diagnostics.merge_alike([single])[0] is single
 
 
 def test_format_count():
     from model.formatting import format_count
 
     assert [format_count(n, "file") for n in (0, 1, 3)] == ["0 files", "1 file", "3 files"]
+
+
+def test_filter_lists_read_runs_as_ranges():
+    assert diagnostics._listed([3]) == "3"
+    assert diagnostics._listed([0, 1]) == "0 and 1"
+    assert diagnostics._listed([0, 1, 2, 3]) == "0–3"
+    assert diagnostics._listed([0, 2, 5, 6, 7, 9, 10]) == "0, 2, 5–7, 9 and 10"
+
+
+def test_dead_filters_merge_only_with_those_dead_since_the_same_update():
+    def dead(f, since):
+        return diagnostics.Finding(
+            "dead_filter",
+            "error",
+            f"Filter {f} is dead (since iteration {since})",
+            "…",
+            iteration=4,
+            since=since,
+            subject=f"filter {f}",
+            detail=f"largest pre-activation -{f}",
+        )
+
+    merged = diagnostics.merge_alike([dead(0, 2), dead(1, 3), dead(2, 2)])
+    assert [f.title for f in merged] == [
+        "Filters 0 and 2 are dead (since iteration 2)",
+        "Filter 1 is dead (since iteration 3)",
+    ]
+    assert merged[0].explanation.splitlines()[1:] == [
+        "• Filter 0: largest pre-activation -0",
+        "• Filter 2: largest pre-activation -2",
+    ]
+    # The files keep one finding per filter, without the line made for merging.
+    assert "detail" not in dead(0, 2).to_dict()
+    # Beyond four filters the rest share a line, so the card's fixes stay in sight.
+    (many,) = diagnostics.merge_alike([dead(f, 2) for f in (0, 1, 2, 3, 5, 6)])
+    assert many.title == "Filters 0–3, 5 and 6 are dead (since iteration 2)"
+    assert many.explanation.splitlines()[1:] == [
+        "• Filter 0: largest pre-activation -0",
+        "• Filter 1: largest pre-activation -1",
+        "• Filter 2: largest pre-activation -2",
+        "• Filters 3, 5 and 6: the same, each with its own numbers",
+    ]

@@ -113,6 +113,19 @@ def test_every_link_of_the_page_resolves_inside_the_report(report):
     assert "<h2>Reproduce</h2>" in page and "--settings-log settings_log.json" in page
 
 
+def test_the_page_reads_filters_dead_in_one_update_as_one_finding(question, tmp_path):
+    session = TrainingSession(question, preset_config("seed", num_filters=3))
+    session.step()
+    folder = write_report(session, tmp_path / "three")
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    # At the last iteration and as first seen, with a line per filter.
+    assert page.count("Filters 0–2 are dead (since iteration 1)") == 2
+    assert page.count("<br>• Filter 2: largest pre-activation") == 2
+    assert "Filter 1 is dead" not in page
+    # The files for programs keep a finding per filter.
+    assert (folder / "findings.txt").read_text(encoding="utf-8").count("Filter 1 is dead") == 2
+
+
 def test_config_is_the_start_and_the_log_holds_the_change(report):
     session, folder = report
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))

@@ -7,6 +7,8 @@ import pytest
 
 from model.config import TrainingConfig
 from model.data import load_example
+from model.diagnostics import merge_alike, sort_findings
+from model.formatting import format_number, format_range
 from model.init import InitSpec
 from model.presets import preset_config
 from model.session import Interrupted, TrainingSession, batch_indices
@@ -119,6 +121,42 @@ def test_a_filter_dead_since_earlier_keeps_going_back_to_before_it_died(question
         if "learning_rate" in fix.changes and fix.changes["learning_rate"] < 1.0
     }
     assert len(rates) == 1
+
+
+def test_filters_killed_by_one_update_read_as_one_finding_with_each_ones_numbers(question):
+    """The question's setup with four filters: all four die in the first update. The panel
+    showed four error cards, alike but for the filter, above the update's own warnings."""
+    session = TrainingSession(question, preset_config("seed", num_filters=4))
+    first = session.step()
+    dead = [f for f in first.findings if f.code == "dead_filter"]
+    assert len(dead) == 4  # the record keeps one per filter (the log and headless files too)
+    shown = merge_alike(sort_findings(first.findings))
+    assert len(shown) == len(first.findings) - 3
+    card = shown[0]
+    assert (card.code, card.severity, card.since, card.pauses) == ("dead_filter", "error", 1, True)
+    assert card.title == "Filters 0–3 are dead (since iteration 1)"
+    assert card.subject == "filters 0, 1, 2, 3" and card.fixes == dead[0].fixes
+    lines = card.explanation.splitlines()
+    assert "The update of iteration 1 killed them" in lines[0]
+    weights = first.params["conv.weight"]
+    for f, line in enumerate(lines[1:]):
+        # Each filter's own numbers, as its own finding gives them.
+        assert line.startswith(f"• Filter {f}: largest pre-activation ")
+        assert format_range(weights[f].min(), weights[f].max()) in line
+        assert line.removeprefix(f"• Filter {f}: ") == dead[f].detail
+        start, end = dead[f].detail.split("; weights ")[1].split(" → ")
+        assert f"which moved the filter weights from {start} to {end}." in dead[f].explanation
+    # The next iteration carries each filter's story forward; its largest pre-activation is
+    # the new one.
+    second = session.step()
+    (later,) = [f for f in merge_alike(second.findings) if f.code == "dead_filter"]
+    assert later.title == card.title
+    for f, (old, new) in enumerate(zip(lines[1:], later.explanation.splitlines()[1:], strict=True)):
+        peak = format_number(second.pre_activation[:, f].max())
+        assert (
+            new.split("; ")
+            == [f"• Filter {f}: largest pre-activation {peak}"] + old.split("; ")[1:]
+        )
 
 
 def test_a_confidently_wrong_image_is_numbered_as_the_window_numbers_it(question):
