@@ -179,7 +179,9 @@ def _merged(group: list[Finding]) -> Finding:
         if len(lines) > MERGED_DEAD_LINES:
             # A card of sixteen such lines would push its fixes out of sight.
             rest = _listed([int(name) for name in names[MERGED_DEAD_LINES - 1 :]])
-            lines[MERGED_DEAD_LINES - 1 :] = [f"• Filters {rest}: the same, each with its own numbers"]
+            lines[MERGED_DEAD_LINES - 1 :] = [
+                f"• Filters {rest}: the same, each with its own numbers"
+            ]
         if first.since == 0:
             lead = "They were dead from the start: the initial weights give no positive output."
         else:
@@ -641,7 +643,7 @@ def diagnose(
         findings.append(large)
     findings += _saturation(record, labels, config)
     findings += _one_label(record, labels)
-    findings = _one_learning_rate(findings, record.settings.learning_rate)
+    findings = one_learning_rate(useful_fixes(findings, config), record.settings.learning_rate)
     return tuple(sorted(findings, key=lambda f: SEVERITIES.index(f.severity)))
 
 
@@ -669,7 +671,7 @@ def _one_label(record: StepRecord, labels: np.ndarray) -> list[Finding]:
     ]
 
 
-def _one_learning_rate(findings: list[Finding], learning_rate: float) -> list[Finding]:
+def one_learning_rate(findings: list[Finding], learning_rate: float) -> list[Finding]:
     """The same smaller learning rate on every card of one iteration that suggests one.
 
     Each finding works out its own factor (the conv layer's update ratio asked for ÷1e+07,
@@ -761,22 +763,19 @@ def pretraining_check(
     return tuple(findings)
 
 
-#: Codes of the findings that predict the first update from a preview of it; they are made again
-#: when the settings it will be made with change before it (``with_first_update``).
-FIRST_UPDATE_CODES = frozenset({"first_update_kills", "first_update_large"})
+def useful_fixes(findings: Iterable[Finding], config: TrainingConfig) -> list[Finding]:
+    """``findings`` without the fixes that would change nothing in ``config`` ("Scale pixels to
+    0..1" when they are: clicking it started the run again as it was)."""
 
+    def changes_something(fix: Fix) -> bool:
+        return any(getattr(config, name) != value for name, value in fix.changes.items())
 
-def with_first_update(initial: StepRecord, preview: StepRecord) -> tuple[Finding, ...]:
-    """``initial``'s findings with those about the first update made again from ``preview``,
-    in the place the first of them had (the other findings stay as they are)."""
-    findings = list(initial.findings)
-    at = next(
-        (i for i, f in enumerate(findings) if f.code in FIRST_UPDATE_CODES),
-        # None before: after the other checks made before training, as pretraining_check orders.
-        sum(1 for f in findings if f.code in ("init_all_positive", "raw_pixels")),
-    )
-    kept = [f for f in findings if f.code not in FIRST_UPDATE_CODES]
-    return tuple(kept[:at] + _preview_findings(initial, preview) + kept[at:])
+    return [
+        f
+        if all(changes_something(fix) for fix in f.fixes)
+        else replace(f, fixes=tuple(fix for fix in f.fixes if changes_something(fix)))
+        for f in findings
+    ]
 
 
 def _preview_findings(initial: StepRecord, preview: StepRecord) -> list[Finding]:

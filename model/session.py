@@ -220,8 +220,7 @@ class TrainingSession:
             0, params, velocity, None, self.settings, time.perf_counter(), keep=True
         )
         preview = self._advance(initial, 1, self.settings)
-        pretraining = diagnostics.pretraining_check(cfg, initial, preview, self._dataset.labels)
-        initial = replace(initial, findings=pretraining + initial.findings)
+        initial = replace(initial, findings=self._initial_findings(initial, preview))
         self._history.append(initial)
         self._latest = initial
         self._first_update_settings = self.settings
@@ -249,22 +248,39 @@ class TrainingSession:
             self.predict_first_update()
 
     def predict_first_update(self) -> bool:
-        """At iteration 0, make the findings that predict the first update again if the
-        settings it will be made with changed since they were made ("Pressing Step now will
-        kill the filter" must not outlive the learning rate it was computed with); True when
-        it did. It costs a step, which ``step`` then takes as it is."""
+        """At iteration 0, make the findings again if the settings the first update will be
+        made with changed since they were made ("Pressing Step now will kill the filter", and
+        every card's learning-rate fix, must not outlive the rate they were computed with);
+        True when it did. It costs a step, which ``step`` then takes as it is."""
         # (Momentum does not change the first update: there is no velocity before it.)
         now, then = self.settings, self._first_update_settings
         if self.iteration != 0 or replace(now, momentum=0.0) == replace(then, momentum=0.0):
             return False
         initial = self._latest
         preview, measured = self._next_update_aside()  # as compute_ahead makes it
-        initial = replace(initial, findings=diagnostics.with_first_update(initial, preview))
+        # Every finding of iteration 0 is made again: those of the maps offer a rate too.
+        diagnosed = diagnostics.diagnose(
+            replace(initial, settings=now), None, self._config, self._dataset.labels
+        )
+        initial = replace(initial, findings=self._initial_findings(initial, preview, diagnosed))
         self._history.restate(initial)
         self._latest = initial
         self._first_update_settings = self.settings
         self._ahead = _Ahead(initial, self._config, preview, measured)
         return True
+
+    def _initial_findings(
+        self, initial: StepRecord, preview: StepRecord, diagnosed: tuple | None = None
+    ) -> tuple:
+        """The findings of iteration 0: what the setup and ``preview`` of the first update
+        show, then ``diagnosed`` (``initial``'s own by default), with one learning rate on
+        every card (÷1000 and ÷10 of one rate side by side left a learner to guess)."""
+        cfg = self._config
+        pretraining = diagnostics.pretraining_check(cfg, initial, preview, self._dataset.labels)
+        findings = diagnostics.useful_fixes(
+            pretraining + (initial.findings if diagnosed is None else diagnosed), cfg
+        )
+        return tuple(diagnostics.one_learning_rate(findings, self.settings.learning_rate))
 
     def step(self) -> StepRecord:
         """One SGD update; returns its record (the one ``compute_ahead`` made, if still valid)."""

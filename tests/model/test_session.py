@@ -159,6 +159,49 @@ def test_filters_killed_by_one_update_read_as_one_finding_with_each_ones_numbers
         )
 
 
+def _rates(findings):
+    return {
+        f.code: [fix.changes["learning_rate"] for fix in f.fixes if "learning_rate" in fix.changes]
+        for f in findings
+    }
+
+
+def test_before_the_first_step_the_cards_follow_a_new_rate_and_offer_only_real_changes(question):
+    """A teacher's walkthrough: the answer's fix with 16 filters (some start mostly dead),
+    the rate raised to 0.5 before the first Step. The mostly-dead card still said ÷10 of the
+    old rate (→ 0.001) beside the prediction's ÷1000 of the new, and the prediction offered
+    "Scale pixels to 0..1" and N(0, 0.02) to a run that had both: clicking them changed
+    nothing."""
+    session = TrainingSession(question, preset_config("recommended", num_filters=16))
+    at_reset = _rates(session.latest.findings)
+    assert at_reset["mostly_dead"] == [pytest.approx(0.001)]
+    session.update_settings(learning_rate=0.5)
+    findings = session.latest.findings
+    rates = _rates(findings)
+    assert {"first_update_kills", "mostly_dead"} <= set(rates)
+    # One rate on every card, from the new one.
+    assert len({rate for fixes in rates.values() for rate in fixes}) == 1
+    assert rates["mostly_dead"][0] < 0.05
+    (kills,) = [f for f in findings if f.code == "first_update_kills"]
+    assert [fix.label.split(" (")[0] for fix in kills.fixes] == ["Divide the learning rate by 1000"]
+    # And again, from the rate set last (not the one at reset).
+    session.update_settings(learning_rate=0.05)
+    rates = _rates(session.latest.findings)
+    assert len({rate for fixes in rates.values() for rate in fixes}) == 1
+    assert rates["mostly_dead"][0] < 0.05
+    # Back to the preset's rate: as at reset.
+    session.update_settings(learning_rate=0.01)
+    assert _rates(session.latest.findings) == at_reset
+
+
+def test_a_fix_is_offered_only_when_it_changes_a_setting(question):
+    session = TrainingSession(question, preset_config("seed", pixel_scaling="unit"))
+    for record in (session.latest, session.step()):
+        for finding in record.findings:
+            labels = [fix.label for fix in finding.fixes]
+            assert "Scale pixels to 0..1 and start again" not in labels, finding.code
+
+
 def test_a_confidently_wrong_image_is_numbered_as_the_window_numbers_it(question):
     session = TrainingSession(question, preset_config("seed"))
     wrong = next(f for f in session.latest.findings if f.code == "saturated_wrong")
