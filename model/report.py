@@ -40,7 +40,7 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +54,7 @@ from model.config import (
 from model.data import LIST_COLUMNS, Dataset
 from model.diagnostics import Finding, merge_alike
 from model.files import SaveError, write_atomic
-from model.formatting import format_number, format_share
+from model.formatting import format_count, format_number, format_share
 from model.headless import (
     FINDINGS_JSON_NAME,
     FINDINGS_TEXT_NAME,
@@ -66,6 +66,7 @@ from model.headless import (
     versions,
 )
 from model.history import MetricsTable
+from model.presets import PRESETS
 from model.record import METRIC_NAMES, StepRecord
 from model.session import TrainingSession
 from model.settings_log import settings_changes, settings_log_data
@@ -96,9 +97,32 @@ _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
 def start_config(session: TrainingSession) -> TrainingConfig:
-    """The session's config with the live settings it started with (those of iteration 0);
-    later changes are in its settings log."""
-    return session.config.with_changes(**settings_changes(session.record(0).settings))
+    """The session's config with the live settings of its first update (the settings log's
+    first entry: a rate changed before the first Step is the one the run started with); later
+    changes are in its settings log."""
+    _, first = session.history.settings_log[0]
+    return session.config.with_changes(**settings_changes(first))
+
+
+def _preset_text(config: TrainingConfig, preset: str | None) -> str:
+    """The preset named, and what the run's start ``config`` has otherwise: a window names the
+    preset its current settings match, and a run started with another learning rate (or
+    changed since) comes to match it."""
+    if preset not in PRESETS:
+        return "(not from a preset)"
+    base = PRESETS[preset].config
+    changed = [
+        f"{field.name} {_setting_text(getattr(config, field.name))}"
+        for field in fields(config)
+        if getattr(config, field.name) != getattr(base, field.name)
+    ]
+    return f"{preset}, started with {', '.join(changed)}" if changed else preset
+
+
+def _setting_text(value) -> str:
+    if hasattr(value, "describe"):
+        return value.describe()
+    return format_number(value) if isinstance(value, float) else str(value)
 
 
 @dataclass(frozen=True)
@@ -248,10 +272,11 @@ def _link(path: str, text: str | None = None) -> str:
 def _settings_table(config: TrainingConfig, preset: str | None) -> list[tuple[str, str]]:
     clip = "off" if config.clip_norm is None else format_number(config.clip_norm)
     return [
-        ("preset", preset or "(not from a preset)"),
+        ("preset", _preset_text(config, preset)),
         (
             "network",
-            f"conv {config.num_filters} filter(s) 3x{config.kernel_size}x{config.kernel_size}, "
+            f"conv {format_count(config.num_filters, 'filter')} "
+            f"3x{config.kernel_size}x{config.kernel_size}, "
             f"padding {config.padding}, {config.activation}"
             + (f" (slope {config.negative_slope:g})" if config.activation == "leaky_relu" else "")
             + " -> logistic regression",

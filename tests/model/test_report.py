@@ -126,10 +126,30 @@ def test_the_page_reads_filters_dead_in_one_update_as_one_finding(question, tmp_
     assert (folder / "findings.txt").read_text(encoding="utf-8").count("Filter 1 is dead") == 2
 
 
+def test_a_rate_changed_before_the_first_update_is_the_one_the_run_started_with(
+    question, tmp_path
+):
+    """A teacher's report said "learning rate at the start 0.5" of a run whose every update
+    used 0.01, typed in before the first Step."""
+    session = TrainingSession(question, preset_config("recommended", learning_rate=0.5))
+    session.update_settings(learning_rate=0.01)
+    session.run(3, pause_on_findings=False)
+    folder = write_report(session, tmp_path / "report", preset="recommended")
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    assert config["config"]["learning_rate"] == 0.01
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    assert "<td>recommended</td>" in page
+    assert "<th>learning rate at the start</th><td>0.01000</td>" in page
+    assert "1 filter 3x3x3" in page
+
+
 def test_config_is_the_start_and_the_log_holds_the_change(report):
     session, folder = report
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     assert config["preset"] == "seed" and config["seed"] == 4 and config["iterations"] == 7
+    # The page says it started from the preset with another rate.
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    assert "<td>seed, started with learning_rate 1.000e-06</td>" in page
     assert config["config"]["learning_rate"] == 1e-6  # as at iteration 0, not the current 0.5
     assert session.config.learning_rate == 0.5
     log = json.loads((folder / "settings_log.json").read_text(encoding="utf-8"))
