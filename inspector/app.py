@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes.util
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -68,14 +69,53 @@ def missing_libraries(run=subprocess.run, find=ctypes.util.find_library) -> list
     return missing
 
 
-def display_problem(environ=os.environ, platform: str = sys.platform, missing=missing_libraries):
+def _wayland_reachable(environ) -> bool:
+    name = environ.get("WAYLAND_DISPLAY")
+    if not name:
+        return False
+    path = name if os.path.isabs(name) else os.path.join(environ.get("XDG_RUNTIME_DIR", ""), name)
+    return os.path.exists(path)
+
+
+def x_display_reachable(display: str, timeout: float = 1.0) -> bool:
+    """Whether an X server answers at ``display`` (":1", "unix:1.0", "host:10"): a connection
+    to its socket opens. An address this cannot read counts as reachable (Qt will say)."""
+    host, _, rest = display.rpartition(":")
+    number = rest.partition(".")[0]
+    if not number.isdigit():
+        return True
+    if host in ("", "unix"):
+        path = f"/tmp/.X11-unix/X{number}"
+        for address in ("\0" + path, path):  # the abstract socket, then the file
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as unix:
+                unix.settimeout(timeout)
+                try:
+                    unix.connect(address)
+                except OSError:
+                    continue
+                return True
+        return False
+    try:
+        socket.create_connection((host, 6000 + int(number)), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def display_problem(
+    environ=os.environ,
+    platform: str = sys.platform,
+    missing=missing_libraries,
+    reach=x_display_reachable,
+):
     """A one-line explanation of why no window can open here, or None if it should work."""
     requested = environ.get("QT_QPA_PLATFORM", "")
     if platform != "linux" or (requested and not requested.startswith("xcb")):
         return None
-    if not requested and environ.get("WAYLAND_DISPLAY"):
+    if not requested and _wayland_reachable(environ):
         return None
-    if not environ.get("DISPLAY"):
+    display = environ.get("DISPLAY")
+    if not display:
         return (
             "no display found (DISPLAY is not set): run it on a desktop, under Xvfb "
             "(xvfb-run training-inspector), or train without a window with "
@@ -87,6 +127,12 @@ def display_problem(environ=os.environ, platform: str = sys.platform, missing=mi
         return (
             f"Qt cannot open a window: missing system libraries ({', '.join(libraries)}); "
             f"install them with: sudo apt-get install {' '.join(packages)}"
+        )
+    if not reach(display):
+        # Qt would abort (a core dump) with advice about libraries that are not the cause.
+        return (
+            f"cannot reach the display {display!r} (nothing answers there): check DISPLAY, "
+            "or train without a window with 'training-inspector --headless --out DIR'"
         )
     return None
 

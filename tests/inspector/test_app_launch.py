@@ -1,13 +1,14 @@
 """Launching: a machine that cannot open a window gets one line saying why, never an abort."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from inspector.app import display_problem, package_for, run_app
+from inspector.app import display_problem, package_for, run_app, x_display_reachable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,6 +30,10 @@ def test_missing_xcb_libraries_are_named_with_their_packages():
     assert "\n" not in problem
 
 
+def answers(display):
+    return True
+
+
 @pytest.mark.parametrize(
     "environ,platform",
     [
@@ -39,8 +44,32 @@ def test_missing_xcb_libraries_are_named_with_their_packages():
         ({}, "win32"),
     ],
 )
-def test_no_problem_where_a_window_can_open(environ, platform):
-    assert display_problem(environ, platform, no_libraries_missing) is None
+def test_no_problem_where_a_window_can_open(environ, platform, tmp_path):
+    if "WAYLAND_DISPLAY" in environ:
+        (tmp_path / "wayland-0").touch()  # the compositor's socket
+        environ = {**environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    assert display_problem(environ, platform, no_libraries_missing, answers) is None
+
+
+def test_a_display_nobody_answers_is_said_instead_of_aborting(tmp_path):
+    """DISPLAY=:99 with nothing there made Qt abort (exit 134) blaming libxcb-cursor0."""
+    problem = display_problem({"DISPLAY": ":99"}, "linux", no_libraries_missing, lambda d: False)
+    assert problem.startswith("cannot reach the display ':99'") and "--headless" in problem
+    # A stale WAYLAND_DISPLAY (no socket) falls back to X11, as Qt does.
+    stale = {"WAYLAND_DISPLAY": "wayland-9", "XDG_RUNTIME_DIR": str(tmp_path)}
+    assert "DISPLAY is not set" in display_problem(stale, "linux", no_libraries_missing, answers)
+
+
+def test_an_x_server_is_found_by_connecting_to_it():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+        if port <= 6000:
+            pytest.skip("the system gave a port below X's range")
+        server.listen()
+        assert x_display_reachable(f"127.0.0.1:{port - 6000}")
+    assert not x_display_reachable(f"127.0.0.1:{port - 6000}")  # closed now
+    assert x_display_reachable("odd-address")  # unreadable: left to Qt
 
 
 def test_package_names_follow_debian_conventions():
