@@ -39,6 +39,7 @@ from model.data import (
 )
 from model.data import example_path as bundled_example
 from model.files import SaveError
+from model.formatting import format_count
 from model.init import INIT_KINDS, SCALE_FAMILIES, InitSpec
 from model.presets import PRESETS, preset_config
 
@@ -192,7 +193,9 @@ def parse_init_spec(text: str) -> InitSpec:
     names = list(INIT_KINDS[kind])
     values = [value.strip() for value in numbers.split(",")] if numbers.strip() else []
     if len(values) != len(names):
-        wanted = f"{len(names)} number(s): {', '.join(names)}" if names else "no numbers"
+        wanted = (
+            f"{format_count(len(names), 'number')}: {', '.join(names)}" if names else "no numbers"
+        )
         raise argparse.ArgumentTypeError(f"{kind} takes {wanted}, got {text!r}")
     try:
         params = {name: float(value) for name, value in zip(names, values, strict=True)}

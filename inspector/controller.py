@@ -51,6 +51,7 @@ from model.data import (
     load_example,
 )
 from model.diagnostics import Fix
+from model.formatting import format_count
 from model.history import MetricsTable
 from model.layers import output_size
 from model.presets import PRESETS
@@ -1019,7 +1020,9 @@ class SessionController(QObject):
     def _on_loaded(self, dataset: Dataset, source: str) -> None:
         if self.set_dataset(dataset, source):
             skipped = len(dataset.skipped)
-            note = f"; {skipped} file(s) skipped (see the Data panel)" if skipped else ""
+            note = (
+                f"; {format_count(skipped, 'file')} skipped (see the Data panel)" if skipped else ""
+            )
             self.status_message.emit(f"Loaded {len(dataset)} images{note}")
 
     def _on_load_failed(self, exc: Exception, details: str) -> None:

@@ -35,6 +35,7 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRectF, QSizeF, Qt
 from PySide6.QtWidgets import QGraphicsGridLayout, QGraphicsWidget
 
 from model.files import SaveError, existing, write_atomic
+from model.formatting import format_count
 
 #: PNGs are rendered at least this wide so they stay crisp in a printed report.
 MIN_PNG_WIDTH = 1200
@@ -504,7 +505,8 @@ def save_plots(
         listed = ", ".join(p.name for p in clashes)
         raise SaveError(
             errno.EEXIST,
-            f"Not saved: {len(clashes)} file(s) already exist in {directory}: {listed}",
+            f"Not saved: {format_count(len(clashes), 'file')} already "
+            f"{'exists' if len(clashes) == 1 else 'exist'} in {directory}: {listed}",
         )
     if not is_dir:
         reason = "is not a folder" if is_there else "does not exist"

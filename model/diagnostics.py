@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from model.formatting import format_number, format_range, format_share
+from model.formatting import format_count, format_number, format_range, format_share
 
 if TYPE_CHECKING:
     from model.config import TrainingConfig
@@ -185,7 +185,7 @@ def _merged(group: list[Finding]) -> Finding:
         if first.since == 0:
             lead = "They were dead from the start: the initial weights give no positive output."
         else:
-            lead = f"The update of iteration {first.since} killed them (learning rate × gradient)."
+            lead = f"The update of iteration {first.since} killed them (−learning rate × gradient)."
         notes = f" {_APPLIED_NOTE}" if any(_APPLIED_NOTE in f.explanation for f in group) else ""
         title = f"Filters {listed} are dead (since iteration {first.since})"
         explanation = (
@@ -333,7 +333,7 @@ def _non_finite(record: StepRecord) -> Finding | None:
 
 #: Said of an update made with momentum or clipping.
 _APPLIED_NOTE = (
-    "(With momentum or clipping the applied update is not exactly lr × gradient; the range "
+    "(With momentum or clipping the applied update is not exactly −lr × gradient; the range "
     "shown is what was applied.)"
 )
 
@@ -346,12 +346,12 @@ def _death_breakdown(record: StepRecord, filter_index: int, before: np.ndarray) 
     after = record.params["conv.weight"][filter_index]
     lr = record.settings.learning_rate
     product = (
-        f"{format_number(lr)} × {format_range(grad.min(), grad.max())} = "
+        f"−{format_number(lr)} × {format_range(grad.min(), grad.max())} = "
         f"{format_range(update.min(), update.max())}"
     )
     start, end = format_range(before.min(), before.max()), format_range(after.min(), after.max())
     text = (
-        f"The update that killed it, at iteration {record.iteration}, was learning rate × "
+        f"The update that killed it, at iteration {record.iteration}, was −learning rate × "
         f"gradient = {product}, which moved the filter weights from {start} to {end}."
     )
     if record.settings.momentum or record.clip_scale != 1.0:
@@ -585,7 +585,8 @@ def _saturation(record: StepRecord, labels: np.ndarray, config: TrainingConfig) 
             Finding(
                 code="saturated_wrong",
                 severity="warning",
-                title=f"Confidently wrong: {len(images)} image(s) with a saturated sigmoid",
+                title=f"Confidently wrong: {format_count(len(images), 'image')} with a "
+                "saturated sigmoid",
                 explanation=(
                     # (numbered from 1, as the window and the reports number images)
                     f"Image {i + 1} (label {int(labels[i])}) has logit "
@@ -607,7 +608,8 @@ def _saturation(record: StepRecord, labels: np.ndarray, config: TrainingConfig) 
             Finding(
                 code="saturated_right",
                 severity="info",
-                title=f"{int(right.sum())} image(s) classified with a saturated sigmoid",
+                title=f"{format_count(int(right.sum()), 'image')} classified with a "
+                "saturated sigmoid",
                 explanation=(
                     "Their logits are so large that σ rounds to exactly 0 or 1: their loss and "
                     "gradient are (almost) zero and they no longer teach the network anything."
@@ -763,6 +765,11 @@ def pretraining_check(
     return tuple(findings)
 
 
+def _filters_named(numbers: list[int]) -> str:
+    """'filter 0', 'filters 0–3'."""
+    return f"filter {numbers[0]}" if len(numbers) == 1 else f"filters {_listed(numbers)}"
+
+
 def useful_fixes(findings: Iterable[Finding], config: TrainingConfig) -> list[Finding]:
     """``findings`` without the fixes that would change nothing in ``config`` ("Scale pixels to
     0..1" when they are: clicking it started the run again as it was)."""
@@ -785,7 +792,7 @@ def _preview_findings(initial: StepRecord, preview: StepRecord) -> list[Finding]
     grad = preview.grads["conv.weight"]
     ratio = preview.metrics["conv_update_ratio"]
     move = (
-        f"The first update will be learning rate × gradient = {format_number(lr)} × "
+        f"The first update will be −learning rate × gradient = −{format_number(lr)} × "
         f"{format_range(grad.min(), grad.max())}, moving the filter weights from "
         f"{format_range(before.min(), before.max())} to {format_range(after.min(), after.max())}"
     )
@@ -794,8 +801,10 @@ def _preview_findings(initial: StepRecord, preview: StepRecord) -> list[Finding]
         outcome = (
             "the weights overflow to NaN or infinity"
             if not np.all(np.isfinite(after))
-            else f"every ReLU output of filter(s) {', '.join(map(str, newly_dead))} becomes 0 "
-            "for every image: the filter dies at iteration 1 and can never learn again"
+            else f"every ReLU output of {_filters_named(newly_dead)} becomes 0 for every "
+            "image: "
+            + ("the filter dies" if len(newly_dead) == 1 else "they die")
+            + " at iteration 1 and can never learn again"
         )
         return [
             Finding(

@@ -66,6 +66,7 @@ def format_compact(value: float) -> str:
     return f"{value:.3g}"
 
 
-def format_count(number: int, noun: str) -> str:
-    """'1 file', '3 files': a count and its noun, plural but for one."""
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+def format_count(number: int, noun: str, plural: str | None = None) -> str:
+    """'1 file', '3 files': a count and its noun, plural (``noun`` + 's' unless given) but
+    for one."""
+    return f"{number} {noun}" if number == 1 else f"{number} {plural or noun + 's'}"

@@ -418,7 +418,11 @@ def summary(run: HeadlessRun, result: HeadlessResult) -> str:
     snapshot_list = ", ".join(map(str, result.snapshot_iterations))
     origin = "settings from a config file" if run.preset is None else f"preset {run.preset!r}"
     changes = len(run.settings_log)
-    followed = f", following a settings log of {changes} entries" if changes else ""
+    followed = (
+        f", following a settings log of {format_count(changes, 'entry', 'entries')}"
+        if changes
+        else ""
+    )
     return "\n".join(
         (
             f"Trained {final.iteration} iterations, {origin}{followed}, on {source} "
@@ -497,12 +501,12 @@ def sweep_summary(result: SweepResult, out_dir: Path) -> str:
     counts = result.counts()
     shape = (
         f"{len(spec.learning_rates)} learning rates x {len(spec.init_scales)} init scales x "
-        f"{len(spec.pixel_scalings)} pixel scaling(s)"
+        f"{format_count(len(spec.pixel_scalings), 'pixel scaling')}"
     )
     return "\n".join(
         (
             f"Swept {len(result.cells)} cells ({shape}), {spec.iterations} iterations each, in "
-            f"{result.seconds:.1f} s on {result.workers} worker(s).",
+            f"{result.seconds:.1f} s on {format_count(result.workers, 'worker')}.",
             "Outcomes: " + ", ".join(f"{name} {counts[name]}" for name in OUTCOMES) + ".",
             f"Wrote {', '.join(SWEEP_NAMES)} to {out_dir.resolve()}",
         )

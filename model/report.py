@@ -339,8 +339,8 @@ def index_html(
         f"{zeros} '{_e(dataset.class_names[0])}' (label 0) and {ones} "
         f"'{_e(dataset.class_names[1])}' (label 1).</p>",
         f"<p>At the last iteration: loss {_e(format_number(final.loss))}, accuracy "
-        f"{format_share(final.accuracy, 1)}, {len(final.dead_filters)} of {weights.shape[0]} "
-        "filter(s) dead, "
+        f"{format_share(final.accuracy, 1)}, {len(final.dead_filters)} of "
+        f"{format_count(weights.shape[0], 'filter')} dead, "
         f"filter weights in [{_e(format_number(weights.min()))}, "
         f"{_e(format_number(weights.max()))}].</p>",
         "<h2>Settings</h2><table>",

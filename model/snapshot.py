@@ -28,7 +28,7 @@ from model.colormap import DIVERGING_LUT, diverging_rgb, symmetric_limit
 from model.config import TrainingConfig
 from model.diagnostics import Finding
 from model.files import SaveError, existing, write_atomic
-from model.formatting import format_compact, format_number, format_range
+from model.formatting import format_compact, format_count, format_number, format_range
 from model.record import METRIC_NAMES, StepRecord
 
 #: (group name, StepRecord attribute holding its arrays, title drawn above it).
@@ -320,7 +320,11 @@ def _scale_note(values: np.ndarray, limit: float) -> str:
         return "all values are 0" if finite.size == values.size else "no finite non-zero value"
     with np.errstate(invalid="ignore"):
         beyond = int(np.count_nonzero(np.abs(values) > limit))
-    return f"{beyond} value(s) beyond the scale, drawn in its end colours" if beyond else ""
+    return (
+        f"{format_count(beyond, 'value')} beyond the scale, drawn in its end colours"
+        if beyond
+        else ""
+    )
 
 
 def render_filters(record: StepRecord, *, limits: Mapping[str, float] | None = None) -> Image.Image:
@@ -516,7 +520,11 @@ def save_snapshot(
     clashing = existing(paths)
     if clashing and not overwrite:
         names = ", ".join(path.name for path in clashing)
-        raise SaveError(errno.EEXIST, f"Not saved: {names} already exist(s) in {Path(directory)}")
+        raise SaveError(
+            errno.EEXIST,
+            f"Not saved: {names} already {'exists' if len(clashing) == 1 else 'exist'} in "
+            f"{Path(directory)}",
+        )
     scale = group_limits(filter_groups(record), limits)
     data = snapshot_data(record, config, findings, scale)
     repeated = set(extra or {}) & set(data)

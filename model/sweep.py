@@ -41,6 +41,7 @@ from PIL import Image, ImageDraw, ImageFont
 from model.blas import single_threaded_blas
 from model.config import PIXEL_SCALING_LABELS, PIXEL_SCALINGS, UPDATE_MODE_LABELS, TrainingConfig
 from model.data import Dataset
+from model.formatting import format_count
 from model.init import SCALE_FAMILIES, InitSpec
 from model.session import TrainingSession
 
@@ -676,7 +677,7 @@ def _describe_base(result: SweepResult) -> str:
     family = INIT_FAMILY_LABELS[result.spec.init_family]
     return (
         f"Both layers initialised {family}, seed {base.seed}, "
-        f"{UPDATE_MODE_LABELS[base.update_mode]}, {base.num_filters} filter(s) "
+        f"{UPDATE_MODE_LABELS[base.update_mode]}, {format_count(base.num_filters, 'filter')} "
         f"{base.kernel_size}x{base.kernel_size}, {base.activation}, {base.dtype}, momentum "
         f"{base.momentum:g}; learned = accuracy >= {result.learned_accuracy:.0%} and loss "
         "below its start"

@@ -58,7 +58,7 @@ from inspector.tasks import BackgroundTask
 from inspector.views.scaled import ElidedLabel
 from model import files
 from model.config import PIXEL_SCALING_LABELS, PIXEL_SCALINGS, UPDATE_MODE_LABELS, ConfigError
-from model.formatting import format_number, format_share
+from model.formatting import format_count, format_number, format_share
 from model.sweep import (
     DEFAULT_ITERATIONS,
     INIT_FAMILIES,
@@ -196,9 +196,10 @@ def describe_cell(result: SweepResult, cell: CellResult) -> str:
         else ""
     )
     return (
-        f"{where}{what}. After {cell.iterations_run} iteration(s): loss "
+        f"{where}{what}. After {format_count(cell.iterations_run, 'iteration')}: loss "
         f"{format_number(cell.loss)}, {format_share(cell.dead_fraction)} of ReLU outputs zero, "
-        f"{cell.dead_filters} of {filters} filter(s) dead; the initial weights had accuracy "
+        f"{cell.dead_filters} of {format_count(filters, 'filter')} dead; the initial weights "
+        "had accuracy "
         f"{format_share(cell.initial_accuracy)}.{stopped}"
     )
 
@@ -1380,7 +1381,8 @@ class OutcomeMapView(QWidget):
         cells = len(spec.cells())
         self.size_label.setText(
             f"{cells} cells × {spec.iterations} iterations = "
-            f"{cells * spec.iterations:,} updates on {len(self._controller.dataset)} image(s)."
+            f"{cells * spec.iterations:,} updates on "
+            f"{format_count(len(self._controller.dataset), 'image')}."
         )
 
     @Slot()
@@ -1408,7 +1410,7 @@ class OutcomeMapView(QWidget):
         )
         subtitle = (
             f"Both layers initialised {INIT_FAMILY_LABELS[spec.init_family]}; seed {base.seed}, "
-            f"{UPDATE_MODE_LABELS[base.update_mode]}, {base.num_filters} filter(s) "
+            f"{UPDATE_MODE_LABELS[base.update_mode]}, {format_count(base.num_filters, 'filter')} "
             f"{base.kernel_size}×{base.kernel_size}, {base.activation}, momentum "
             f"{base.momentum:g}, images {result.image_size[0]}×{result.image_size[1]}. "
             f"Learned = accuracy ≥ {result.learned_accuracy * 100:.3g}% and a lower loss than at "

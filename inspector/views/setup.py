@@ -46,6 +46,7 @@ from model.config import (
     ConfigError,
     TrainingConfig,
 )
+from model.formatting import format_count
 from model.init import INIT_KINDS, INIT_LABELS
 from model.layers import output_size
 from model.presets import PRESETS
@@ -912,7 +913,8 @@ class SetupView(QWidget):
     @staticmethod
     def _summary(config: TrainingConfig) -> str:
         return (
-            f"{config.num_filters} filter(s) {config.kernel_size}×{config.kernel_size}, "
+            f"{format_count(config.num_filters, 'filter')} "
+            f"{config.kernel_size}×{config.kernel_size}, "
             f"filters {config.conv_init.describe()}, learning rate {_plain(config.learning_rate)}, "
             f"pixels {config.pixel_scaling}"
         )

@@ -63,7 +63,7 @@ def test_seed_preset_reproduces_the_question(question):
     assert first.dead_since == (1,)
     dead = [f for f in first.findings if f.code == "dead_filter"]
     assert dead and dead[0].pauses and dead[0].since == 1
-    assert "learning rate × gradient" in dead[0].explanation
+    assert "−learning rate × gradient = −0.5000 × [" in dead[0].explanation
 
     for _ in range(20):
         record = session.step()
