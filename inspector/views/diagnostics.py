@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.layout_guard import LayoutGuard
+from inspector.views.history import ask_to_drop_later
 from model.diagnostics import Finding, merge_alike, sort_findings
 from model.record import StepRecord
 
@@ -156,11 +157,17 @@ _PRETRAINING_CODES = {"init_all_positive", "raw_pixels", "first_update_kills", "
 
 
 class DiagnosticsView(QWidget):
-    """Findings of ``controller.shown``; a banner says when a finding paused the run."""
+    """Findings of ``controller.shown``; a banner says when a finding paused the run.
+
+    ``confirm(fix, dropped) -> bool`` is asked before a fix that goes back drops more than
+    the one update its card is about (``dropped`` later iterations); the default shows a
+    question box. Tests replace it.
+    """
 
     def __init__(self, controller, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._controller = controller
+        self.confirm = self._ask_to_go_back
         self._record: StepRecord | None = None
         self._drawn_signature = None
 
@@ -255,8 +262,25 @@ class DiagnosticsView(QWidget):
         return f"Iteration {record.iteration}: {', '.join(parts)}."
 
     def _apply_fix(self, fix) -> None:
+        controller = self._controller
+        if fix.rewind_to is not None and not fix.needs_reset:
+            # Going back past more than the update the card is about drops training the
+            # user did since (asked, as "Continue from here" asks).
+            dropped = controller.latest_iteration - fix.rewind_to
+            if dropped > 1 and not self.confirm(fix, dropped):
+                return
         self.banner.hide()
-        self._controller.apply_fix(fix)
+        controller.apply_fix(fix)
+
+    def _ask_to_go_back(self, fix, dropped: int) -> bool:
+        return ask_to_drop_later(
+            self,
+            fix.rewind_to,
+            dropped,
+            "Go back to apply the fix?",
+            f"{fix.label}?",
+            "Training then goes on from there with the new setting.",
+        )
 
     @Slot(object)
     def _on_reset(self, record: StepRecord) -> None:

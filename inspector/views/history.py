@@ -246,22 +246,14 @@ class HistoryView(QWidget):
         controller.continue_from_shown()
 
     def _ask_to_continue(self, iteration: int, dropped: int) -> bool:
-        latest = iteration + dropped
-        later = f"{dropped} later iteration{'s' if dropped != 1 else ''}"
-        span = f"{iteration + 1}" if dropped == 1 else f"{iteration + 1}–{latest}"
-        box = QMessageBox(self)
-        box.setIcon(QMessageBox.Icon.Question)
-        box.setWindowTitle("Continue from here?")
-        box.setText(f"Continue training from iteration {iteration}?")
-        box.setInformativeText(
-            f"The {later} ({span}) will be dropped from the history. "
-            "Training then goes on from this state with the current settings."
+        return ask_to_drop_later(
+            self,
+            iteration,
+            dropped,
+            "Continue from here?",
+            f"Continue training from iteration {iteration}?",
+            "Training then goes on from this state with the current settings.",
         )
-        accept = box.addButton(f"Drop {later}", QMessageBox.ButtonRole.AcceptRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.exec()
-        return box.clickedButton() is accept
 
     # -- controller signals --------------------------------------------------------------------
 
@@ -283,3 +275,22 @@ class HistoryView(QWidget):
         self._drag_timer.stop()
         self._set_slider(maximum=record.iteration, value=record.iteration)
         self.show_record(record)
+
+
+def ask_to_drop_later(
+    parent: QWidget, iteration: int, dropped: int, title: str, question: str, then: str
+) -> bool:
+    """Ask before going back to ``iteration`` drops the ``dropped`` later ones; True to go on.
+    The safe answer (Cancel) is the default."""
+    later = f"{dropped} later iteration{'s' if dropped != 1 else ''}"
+    span = f"{iteration + 1}" if dropped == 1 else f"{iteration + 1}–{iteration + dropped}"
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setWindowTitle(title)
+    box.setText(question)
+    box.setInformativeText(f"The {later} ({span}) will be dropped from the history. {then}")
+    accept = box.addButton(f"Drop {later}", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    box.exec()
+    return box.clickedButton() is accept

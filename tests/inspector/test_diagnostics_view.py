@@ -39,7 +39,7 @@ def test_after_the_step_the_dead_filter_comes_first_with_its_cause(view, control
     step_and_wait(controller)
     assert codes(view)[0] == "dead_filter"
     explanation = view.cards[0].finding.explanation
-    assert "learning rate × gradient" in explanation and "0.5000" in explanation
+    assert "−learning rate × gradient = −0.5000 × [" in explanation and "0.5000" in explanation
 
 
 def test_a_run_paused_by_a_dying_filter_shows_the_banner(qtbot, view, controller):
@@ -63,11 +63,33 @@ def test_an_init_fix_resets_with_the_new_setting(qtbot, view, controller, step_a
 def test_a_learning_rate_fix_rewinds_to_before_the_bad_update(
     qtbot, view, controller, step_and_wait
 ):
-    step_and_wait(controller, times=3)
+    asked = []
+    view.confirm = lambda fix, dropped: asked.append((fix.rewind_to, dropped)) or True
+    step_and_wait(controller)
     click_fix(qtbot, view, "dead_filter", "Divide the learning rate")
-    assert controller.latest_iteration == 0
+    # Going back over the one update that killed the filter: nothing else to lose, no question.
+    assert controller.latest_iteration == 0 and not asked
     assert controller.config.learning_rate < 0.5
     assert controller.config.pixel_scaling == "raw"  # nothing else changed
+
+
+def test_a_fix_that_drops_later_training_asks_first(qtbot, view, controller, step_and_wait):
+    """A teacher clicked a card's "…, from iteration 24" at iteration 251: 227 iterations went
+    without a word, while "Continue from here" asks."""
+    answers, asked = [False, True], []
+
+    def confirm(fix, dropped):
+        asked.append((fix.rewind_to, dropped))
+        return answers.pop(0)
+
+    view.confirm = confirm
+    step_and_wait(controller, times=3)
+    click_fix(qtbot, view, "dead_filter", "Divide the learning rate")
+    assert asked == [(0, 3)] and controller.latest_iteration == 3  # declined: all kept
+    assert controller.config.learning_rate == 0.5
+    click_fix(qtbot, view, "dead_filter", "Divide the learning rate")
+    assert asked == [(0, 3), (0, 3)] and controller.latest_iteration == 0
+    assert controller.config.learning_rate < 0.5
 
 
 def test_a_learning_rate_changed_before_the_first_step_predicts_it_again(qtbot, view, controller):
@@ -80,7 +102,7 @@ def test_a_learning_rate_changed_before_the_first_step_predicts_it_again(qtbot, 
     assert {"raw_pixels", "init_all_positive"} <= set(codes(view))
     controller.update_live(learning_rate=0.5)
     qtbot.waitUntil(lambda: codes(view)[0] == "first_update_kills")
-    assert "= 0.5000 ×" in view.cards[0].finding.explanation
+    assert "= −0.5000 ×" in view.cards[0].finding.explanation
 
 
 def test_cards_fit_the_panel_width(qtbot, view, controller):
