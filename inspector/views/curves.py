@@ -561,15 +561,17 @@ class CurvesView(QWidget):
     def export_csv(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write every metric of every kept iteration as CSV.
 
-        Columns: ``model.record.METRIC_NAMES`` in order, then ``loss_image_<i>`` for each
-        image i (dataset order). NaN (no gradient at iteration 0) is an empty cell. Raises
+        Columns: ``model.record.METRIC_NAMES`` in order, then ``loss_image_<k>`` for each
+        image, numbered from 1 in dataset order as the window numbers them (#1, #2, …). NaN
+        (no gradient at iteration 0) is an empty cell. Raises
         ``model.files.SaveError`` if ``path`` exists (unless ``overwrite``) or cannot be written.
         """
         columns = self._controller.metric_columns((*METRIC_NAMES, "image_losses"))
         image_losses = columns["image_losses"]
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow([*METRIC_NAMES, *(f"loss_image_{i}" for i in range(image_losses.shape[1]))])
+        images = range(1, image_losses.shape[1] + 1)
+        writer.writerow([*METRIC_NAMES, *(f"loss_image_{k}" for k in images)])
         for row in range(len(columns["iteration"])):
             cells = [_csv_cell(columns[name][row]) for name in METRIC_NAMES]
             cells[0] = str(int(columns["iteration"][row]))

@@ -166,7 +166,7 @@ def test_export_csv_writes_every_metric_and_refuses_to_overwrite(
     assert view.export_csv(path) == path
     with path.open(newline="") as handle:
         rows = list(csv.reader(handle))
-    assert rows[0] == [*METRIC_NAMES, "loss_image_0", "loss_image_1"]
+    assert rows[0] == [*METRIC_NAMES, "loss_image_1", "loss_image_2"]  # #1, #2 as on screen
     assert len(rows) == 1 + 4
     header = rows[0]
     first = dict(zip(header, rows[1], strict=True))
@@ -174,7 +174,7 @@ def test_export_csv_writes_every_metric_and_refuses_to_overwrite(
     assert first["iteration"] == "0" and first["conv_grad_norm"] == ""  # NaN -> empty
     record = controller.record(1)
     assert float(second["conv_weight_min"]) == record.metrics["conv_weight_min"]
-    assert float(second["loss_image_1"]) == record.losses[1]
+    assert float(second["loss_image_2"]) == record.losses[1]
 
     before = path.read_bytes()
     step_and_wait(controller, 1)

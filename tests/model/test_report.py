@@ -126,9 +126,7 @@ def test_the_page_reads_filters_dead_in_one_update_as_one_finding(question, tmp_
     assert (folder / "findings.txt").read_text(encoding="utf-8").count("Filter 1 is dead") == 2
 
 
-def test_a_rate_changed_before_the_first_update_is_the_one_the_run_started_with(
-    question, tmp_path
-):
+def test_a_rate_changed_before_the_first_update_is_the_one_the_run_started_with(question, tmp_path):
     """A teacher's report said "learning rate at the start 0.5" of a run whose every update
     used 0.01, typed in before the first Step."""
     session = TrainingSession(question, preset_config("recommended", learning_rate=0.5))
