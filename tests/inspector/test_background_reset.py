@@ -392,9 +392,16 @@ def test_a_request_failing_while_a_run_starts_leaves_the_process_to_the_start(
     def gone(*args, **kwargs):
         raise controller_module.TrainerError("the training process is gone")
 
+    # Gone as this thread sees it. (Not for the start's thread: its call, waiting for the
+    # held reset, polls ``alive`` too, and failed when it looked during this block.)
+    on_this_thread = threading.current_thread()
     with monkeypatch.context() as patch:
         patch.setattr(client, "call", gone)
-        patch.setattr(controller_module.TrainerClient, "alive", property(lambda self: False))
+        patch.setattr(
+            controller_module.TrainerClient,
+            "alive",
+            property(lambda self: threading.current_thread() is not on_this_thread),
+        )
         with pytest.raises(controller_module.TrainerError):
             ctrl.record(1)
     assert errors and ctrl._client is client  # not replaced in the middle of the start
