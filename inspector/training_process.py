@@ -314,10 +314,18 @@ class _FrameSender:
                 lambda: (self._pending is None and not self._sending) or self._closed
             )
 
+    def close(self) -> None:
+        """End the sending thread once it has sent what it holds (the server is done)."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
     def _loop(self) -> None:
         while True:
             with self._condition:
-                self._condition.wait_for(lambda: self._pending is not None)
+                self._condition.wait_for(lambda: self._pending is not None or self._closed)
+                if self._pending is None:
+                    return  # closed with nothing left to send
                 frame, self._pending = self._pending, None
                 self._sending = True
             try:
@@ -403,6 +411,9 @@ class TrainerServer:
         except (EOFError, OSError, BrokenPipeError):
             pass  # the window went away: so does this process
         finally:
+            # (In a training process the thread would end with it; a server on a thread of
+            # the window's process, as in tests, must not leave one behind per run.)
+            self._frames.close()
             self._slots.close()
             deadline = time.monotonic() + REPORT_FINISH_SECONDS
             for thread in self._report_threads:

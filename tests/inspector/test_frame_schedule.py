@@ -33,3 +33,23 @@ def test_after_a_stall_the_schedule_restarts_instead_of_bursting():
     gaps = [b - a for a, b in zip(sent, sent[1:], strict=False)]
     assert min(gaps) > FRAME_INTERVAL / 2
     assert max(gaps) >= 0.2
+
+
+def test_a_server_on_a_thread_leaves_no_frame_sender_behind(qtbot, question_dataset):
+    """A full test run on a fresh clone crashed with 21 frame-sending threads of finished
+    runs still waiting: each server on a thread of this process left one behind."""
+    import threading
+
+    from inspector.controller import SessionController
+    from model.presets import preset_config
+
+    def senders():
+        return [t for t in threading.enumerate() if t.name == "frames"]
+
+    before = senders()
+    ctrl = SessionController(question_dataset, preset_config("seed"), backend="thread")
+    ctrl.step()
+    qtbot.waitUntil(lambda: ctrl.latest_iteration == 1, timeout=5000)
+    assert len(senders()) == len(before) + 1
+    ctrl.shutdown()
+    qtbot.waitUntil(lambda: len(senders()) == len(before), timeout=5000)
