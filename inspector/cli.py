@@ -59,7 +59,7 @@ RANGE_SYNTAX = "START:STOP:COUNT (COUNT values from START to STOP, log-spaced) |
 MAX_AXIS_VALUES = 100
 SWEEP_LR_DEFAULT = "1e-4:10:11"
 SWEEP_SCALE_DEFAULT = "0.001:1:7"
-USAGE = f"""{PROG} [DIR] [--preset {{seed,recommended}}]
+USAGE = f"""{PROG} [DIR] [--preset {{{",".join(PRESETS)}}}]
        {PROG} --headless [--preset P | --config FILE] [--data DIR | --example NAME]
                           [--iterations N] [settings] [--settings-log FILE]
                           [--snapshot-every N] [--overwrite] --out DIR
@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--preset",
         choices=list(PRESETS),
-        help=f"starting settings (headless default: {HEADLESS_PRESET})",
+        help=f"starting settings (the window's default: seed; headless: {HEADLESS_PRESET})",
     )
     parser.add_argument("--headless", action="store_true", help="train without a window")
 

@@ -159,7 +159,8 @@ def check_output_folder(
     if found:
         raise SaveError(
             errno.EEXIST,
-            f"{folder} already holds {_listing(found)}; choose another folder or overwrite them",
+            f"{folder} already holds {_listing(found)}; choose another folder or overwrite "
+            "them (--overwrite)",
         )
 
 
