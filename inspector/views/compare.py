@@ -14,6 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtWidgets import (
     QComboBox,
+    QDockWidget,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -235,7 +236,7 @@ class CompareView(QWidget):
         bar.addWidget(self.start_button)
         self.close_button = QPushButton("Close second run")
         self.close_button.setObjectName("compareClose")
-        self.close_button.clicked.connect(self.close_comparison)
+        self.close_button.clicked.connect(self._close_clicked)
         bar.addWidget(self.close_button)
         bar.addStretch(1)
         outer.addLayout(bar)
@@ -302,6 +303,16 @@ class CompareView(QWidget):
         self._show_state()
 
     @Slot()
+    def _close_clicked(self) -> None:
+        """End the second run and put the panel away: floating over the window's panels, and
+        without a frame to close it by where no window manager draws one, it hid them."""
+        self.close_comparison()
+        parent = self.parentWidget()
+        while parent is not None and not isinstance(parent, QDockWidget):
+            parent = parent.parentWidget()
+        if parent is not None:
+            parent.hide()
+
     def close_comparison(self) -> None:
         if self.follower is None:
             return
