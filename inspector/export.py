@@ -469,9 +469,11 @@ def render_svg(item) -> bytes:
 
 
 def save_plots(
-    views_or_items, directory: str | os.PathLike, *, overwrite: bool = False
+    views_or_items, directory: str | os.PathLike, *, overwrite: bool = False, progress=None
 ) -> list[Path]:
-    """Save every plot as ``<name>.png`` and ``<name>.svg`` in ``directory``.
+    """Save every plot as ``<name>.png`` and ``<name>.svg`` in ``directory``; ``progress(done,
+    total)``, if given, is called after each file of a plot is drawn (a window paints
+    meanwhile), ``done`` counting plots.
 
     Parameters
     ----------
@@ -513,15 +515,18 @@ def save_plots(
         raise SaveError(errno.ENOTDIR, f"Could not save the plots: {directory} {reason}")
 
     rendered: list[tuple[Path, bytes]] = []
-    for name, item in items.items():
-        try:
-            with export_layout(item):  # laid out once for both files
-                rendered.append((directory / f"{name}.png", render_png(item)))
-                rendered.append((directory / f"{name}.svg", render_svg(item)))
-        except SaveError:
-            raise
-        except Exception as exc:  # pyqtgraph raises plain Exception, e.g. for a 0-size plot
-            raise SaveError(errno.EIO, f"Could not draw the plot {name}: {exc}") from exc
+    for done, (name, item) in enumerate(items.items(), 1):
+        # Each file in a layout of its own: the window may paint in between (``progress``),
+        # and must not find the plot laid out for export then.
+        for suffix, render in ((".png", render_png), (".svg", render_svg)):
+            try:
+                rendered.append((directory / f"{name}{suffix}", render(item)))
+            except SaveError:
+                raise
+            except Exception as exc:  # pyqtgraph raises plain Exception, e.g. a 0-size plot
+                raise SaveError(errno.EIO, f"Could not draw the plot {name}: {exc}") from exc
+            if progress is not None:
+                progress(done, len(items))
 
     written: list[Path] = []
     created: list[Path] = []

@@ -6,6 +6,7 @@ training settings themselves live in the session's config).
 
 from __future__ import annotations
 
+import contextlib
 import html
 import importlib
 import importlib.metadata
@@ -13,9 +14,20 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QEvent, QPoint, QRect, QSettings, Qt, QTimer, Slot
+from PySide6.QtCore import (
+    QByteArray,
+    QEvent,
+    QEventLoop,
+    QPoint,
+    QRect,
+    QSettings,
+    Qt,
+    QTimer,
+    Slot,
+)
 from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox,
     QDialog,
     QDockWidget,
@@ -812,6 +824,25 @@ class MainWindow(QMainWindow):
         screen = self.screen()
         return room.intersected(screen.availableGeometry()) if screen is not None else room
 
+    @contextlib.contextmanager
+    def drawing_plots(self):
+        """For the time plots are drawn for saving (about a second for all of them): a busy
+        cursor, and a ``progress(done, total)`` that says how far it is and lets the window
+        paint between plots; what the user presses waits until the plots are drawn (they
+        must all show one iteration)."""
+        bar = self.statusBar()
+
+        def progress(done: int, total: int) -> None:
+            bar.showMessage(f"Drawing plots: {done} of {total}…")
+            QApplication.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
+
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            yield progress
+        finally:
+            QApplication.restoreOverrideCursor()
+            bar.clearMessage()
+
     @Slot()
     def save_plots(self) -> list[Path]:
         """Save every plot (PNG and SVG) and the curves (CSV) into a new folder."""
@@ -819,11 +850,14 @@ class MainWindow(QMainWindow):
         if not chosen:
             return []
         parent = Path(chosen)
+        # Every plot of one iteration: a run would move on between them.
+        self.controller.pause()
         iteration = self.controller.shown.iteration
         try:
             folder = parent / files.free_stem(parent, f"plots-iter{iteration:06d}", [""])
             files.make_folder(folder)
-            written = export.save_plots(self.plot_items(), folder)
+            with self.drawing_plots() as progress:
+                written = export.save_plots(self.plot_items(), folder, progress=progress)
             written.append(self.curves_view.export_csv(folder / "curves.csv"))
         except files.SaveError as exc:
             self._show_error("Plots not saved", str(exc), "")

@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QSettings, Qt, QUrl, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QSettings, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QProgressBar
+from PySide6.QtWidgets import QLabel, QMessageBox, QProgressBar
 
 from inspector import export
 from inspector.errors import show_error
@@ -77,14 +77,14 @@ class ReportSaver(QObject):
         target = self._ask_target(as_zip)
         if target is None:
             return False
+        controller = window.controller
+        if controller.is_running:
+            controller.pause()  # (before the plots, which must all show one iteration)
         try:
             plot_pngs = self._plot_pngs()
         except Exception as exc:  # noqa: BLE001 - pyqtgraph raises plain Exception
             show_error(window, "Report not saved", f"Could not draw the plots: {exc}")
             return False
-        controller = window.controller
-        if controller.is_running:
-            controller.pause()
 
         def job(_progress, _cancelled):
             return controller.write_report(target, plot_pngs=plot_pngs, as_zip=as_zip)
@@ -163,15 +163,16 @@ class ReportSaver(QObject):
     def _plot_pngs(self) -> dict[str, bytes]:
         """Every plot of the window as PNG bytes, and the outcome map when there is one."""
         window = self._window
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            pngs = {name: export.render_png(item) for name, item in window.plot_items().items()}
+        with window.drawing_plots() as progress:
+            items = window.plot_items()
+            pngs = {}
+            for done, (name, item) in enumerate(items.items(), 1):
+                pngs[name] = export.render_png(item)
+                progress(done, len(items))
             outcome = window.created_view("outcome")
             picture = outcome.map_png() if outcome is not None else None
             if picture is not None:
                 pngs["outcome-map"] = picture
-        finally:
-            QApplication.restoreOverrideCursor()
         return pngs
 
     def _set_busy(self, busy: bool, target: Path | None = None) -> None:
