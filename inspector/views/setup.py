@@ -52,9 +52,13 @@ from model.layers import output_size
 from model.presets import PRESETS
 
 LAST_CONFIG_KEY = "setup/last_config"
-LR_SLIDER_MIN, LR_SLIDER_MAX = -6.0, 2.0  # log10 of the slider's ends
+#: log10 of the slider's ends: down to the question's fix (÷1e+07 of 0.5 is 5e-08), which
+#: left the slider's handle stuck at 0.000001.
+LR_SLIDER_MIN, LR_SLIDER_MAX = -8.0, 2.0
 LR_SLIDER_STEPS_PER_DECADE = 100
 CUSTOM, LAST = "custom", "last"
+CUSTOM_NOTE = "Your own settings: they match no preset."
+LAST_NOTE = "The settings you used last time."
 
 #: Plain names of the settings, as the banner and the error messages say them.
 FIELD_NAMES = {
@@ -158,8 +162,8 @@ def _mark_error(widget: QWidget, on: bool) -> None:
     _set_flag(widget, "error", on)
 
 
-def _info_label(name: str) -> QLabel:
-    label = QLabel(objectName=name)
+def _info_label(name: str, kind=QLabel) -> QLabel:
+    label = kind(objectName=name)
     label.setWordWrap(True)
     label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
     mute(label)
@@ -167,6 +171,42 @@ def _info_label(name: str) -> QLabel:
     font.setPointSizeF(font.pointSizeF() - 1)
     label.setFont(font)
     return label
+
+
+class _SteadyLabel(QLabel):
+    """A wrapped label, text at the top, as tall as the tallest of its ``texts`` would be at
+    its width, so that a new text does not move what lies below it. (A teacher's second click
+    on ×10 landed in Momentum: the first had turned the preset's four-line description into
+    "Custom".)"""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self._texts: tuple[str, ...] = ()
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        return self._texts
+
+    def set_texts(self, texts) -> None:
+        self._texts = tuple(texts)
+        self.updateGeometry()
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt override
+        own = super().heightForWidth(width)
+        if not self._texts:
+            return own
+        # Measured as this label would lay the text out (a font metrics estimate wrapped
+        # differently, a line apart).
+        scratch = QLabel()
+        scratch.setWordWrap(True)
+        scratch.setFont(self.font())
+        scratch.setContentsMargins(self.contentsMargins())
+        heights = []
+        for text in self._texts:
+            scratch.setText(text)
+            heights.append(scratch.heightForWidth(width))
+        return max(own, *heights)
 
 
 def _error_label(name: str) -> QLabel:
@@ -456,7 +496,7 @@ class SetupView(QWidget):
         )
         self._preset.activated.connect(self._on_preset_chosen)
         layout.addWidget(self._preset)
-        self._preset_note = _info_label("presetDescription")
+        self._preset_note = _info_label("presetDescription", _SteadyLabel)
         layout.addWidget(self._preset_note)
         return group
 
@@ -477,7 +517,7 @@ class SetupView(QWidget):
             round(LR_SLIDER_MAX * LR_SLIDER_STEPS_PER_DECADE),
         )
         self._lr_slider.setPageStep(LR_SLIDER_STEPS_PER_DECADE)
-        self._lr_slider.setToolTip("Learning rate on a log scale, 0.000001 to 100")
+        self._lr_slider.setToolTip("Learning rate on a log scale, 1e-8 to 100")
         self._lr_slider.valueChanged.connect(self._on_lr_slider_moved)
         self._lr_slider.sliderReleased.connect(self._apply_lr_slider)
         composite = QWidget()
@@ -494,8 +534,8 @@ class SetupView(QWidget):
         ticks = QHBoxLayout()
         ticks.setContentsMargins(0, 0, 0, 0)
         for text, align in (
-            ("0.000001", Qt.AlignmentFlag.AlignLeft),
-            ("0.01", Qt.AlignmentFlag.AlignHCenter),
+            ("1e-8", Qt.AlignmentFlag.AlignLeft),
+            ("0.001", Qt.AlignmentFlag.AlignHCenter),
             ("100", Qt.AlignmentFlag.AlignRight),
         ):
             tick = _info_label("")
@@ -901,14 +941,18 @@ class SetupView(QWidget):
             combo.addItem("Custom", CUSTOM)
             combo.setItemData(
                 combo.count() - 1,
-                "Your own settings: they match no preset.",
+                CUSTOM_NOTE,
                 Qt.ItemDataRole.ToolTipRole,
             )
             chosen = CUSTOM
         _select(combo, chosen)
         combo.blockSignals(False)
         note = combo.itemData(combo.currentIndex(), Qt.ItemDataRole.ToolTipRole)
-        self._preset_note.setText(note if chosen != LAST else "The settings you used last time.")
+        label = self._preset_note
+        # A preset chosen takes the room its description needs; a form edited away from it
+        # ("Custom") keeps that room, so that nothing below moves under the mouse.
+        label.set_texts(label.texts + (label.text(),) if chosen in (CUSTOM, LAST) else ())
+        label.setText(note if chosen != LAST else LAST_NOTE)
 
     @staticmethod
     def _summary(config: TrainingConfig) -> str:

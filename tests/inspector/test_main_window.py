@@ -96,9 +96,7 @@ def test_save_snapshot_and_plots(qtbot, window, tmp_path, step_and_wait):
     assert again and Path(again[0]).parent.name == "plots-iter000001-2"
 
 
-def test_the_window_paints_while_plots_are_drawn_and_a_run_stops_first(
-    qtbot, window, tmp_path
-):
+def test_the_window_paints_while_plots_are_drawn_and_a_run_stops_first(qtbot, window, tmp_path):
     """Save plots drew every plot in one go: the window stood still for about a second (a
     teacher measured up to 2 s on a busy machine). It now paints between plots; a run is
     paused first, so that every plot shows one iteration."""

@@ -313,3 +313,27 @@ def test_a_long_number_put_in_a_field_shows_its_start(qtbot, view, controller):
         edit = field(view, name)
         assert float(edit.text()) in (0.004641588834, 0.0316227766)
         assert edit.cursorPosition() == 0
+
+
+def test_the_slider_reaches_the_rate_the_question_needs(qtbot, view, controller):
+    """The seed preset's fix, ÷1e+07 of 0.5, left the slider's handle at its end (1e-6)."""
+    slider = field(view, "learningRateSlider", QSlider)
+    type_and_enter(qtbot, field(view, "learningRate"), "5e-08")
+    assert controller.config.learning_rate == 5e-08
+    assert slider.minimum() < slider.value() == round(math.log10(5e-08) * 100)
+
+
+def test_the_form_stays_put_when_the_preset_becomes_custom(qtbot, view, controller):
+    """A teacher clicked ×10 twice: the first click turned the preset's four-line description
+    into the one line of "Custom", the form moved up, and the second click landed in
+    Momentum."""
+    controller.start_over(preset_config("recommended"))  # as `--preset recommended` opens
+    up = view.findChild(QPushButton, "learningRateUp")
+    combo = field(view, "presetCombo", QComboBox)
+    qtbot.waitUntil(lambda: combo.currentData() == "recommended" and not banner(view).isVisible())
+    qtbot.wait(100)  # laid out
+    before = up.mapTo(view, up.rect().center())
+    qtbot.mouseClick(up, Qt.MouseButton.LeftButton)
+    assert combo.currentData() == "custom"
+    qtbot.wait(100)
+    assert up.mapTo(view, up.rect().center()) == before
