@@ -761,7 +761,10 @@ class SessionController(QObject):
         """Start the run again from iteration 0, with any pending settings."""
         self._ensure_paused()
         config = self._pending or self._config
-        self._reset(config=config)
+        if self._reset(config=config) and not self.is_starting:
+            # (A large run says "Starting the new run…" meanwhile.) Replaces what the status
+            # bar said of the run before ("Continuing from iteration 100…").
+            self.status_message.emit("Started again from iteration 0")
 
     @Slot()
     def reseed(self) -> None:

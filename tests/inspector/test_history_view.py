@@ -153,3 +153,16 @@ def test_continue_is_disabled_while_running_and_a_picked_iteration_stays(
     with qtbot.waitSignal(controller.running_changed, timeout=10000):
         controller.pause()
     assert slider(view).value() == slider(view).maximum() == controller.latest_iteration
+
+
+def test_after_going_back_a_reset_says_so_in_the_status_bar(qtbot, controller, step_and_wait):
+    """After Ctrl+R the status bar still said "Continuing from iteration 2; later iterations
+    dropped" of the run just replaced."""
+    messages = []
+    controller.status_message.connect(messages.append)
+    step_and_wait(controller, 3)
+    controller.rewind_to(2)
+    assert messages[-1].startswith("Continuing from iteration 2")
+    controller.reset()
+    assert controller.latest_iteration == 0
+    assert messages[-1] == "Started again from iteration 0"
