@@ -931,12 +931,14 @@ class MapsView(ScaledRecordView, QWidget):
 
     # -- export ------------------------------------------------------------------------------
 
-    def export_texts(self, name: str) -> tuple[str, list[tuple[float, str]]]:
+    def export_texts(
+        self, name: str, y_range: tuple[float, float] | None = None
+    ) -> tuple[str, list[tuple[float, str]]]:
         """What a saved figure of map panel ``name`` ('pre' or 'output') says besides its
         colour bar: the title (what the maps show, the iteration, and which images unless
-        they are all there) and, for each row in view, its label at that height in plot
-        coordinates (the image as the window names it and its share of zero, or negative,
-        outputs; lines joined by newlines)."""
+        they are all there) and, for each row in view (``y_range``, by default what the
+        window shows), its label at that height in plot coordinates (the image as the window
+        names it and its share of zero, or negative, outputs; lines joined by newlines)."""
         record = self._record
         first, end = self.page_range()
         dataset = self._controller.dataset
@@ -948,7 +950,7 @@ class MapsView(ScaledRecordView, QWidget):
         # The rows in view are saved; a row partly in view is labelled at the middle of its
         # part in view.
         layout = self._layout
-        y0, y1 = self._thumb_plot.vb.viewRange()[1]
+        y0, y1 = y_range if y_range is not None else self._thumb_plot.vb.viewRange()[1]
         rows = []
         for row in range(end - first):
             top = max(row * layout.pitch_y, y0)
@@ -987,13 +989,14 @@ class MapsView(ScaledRecordView, QWidget):
         was (``inspector.export``)."""
         plot = self._pre_plot if name == "pre" else self._out_plot
         title = self._pre_title if name == "pre" else self._out_title
-        text, rows = self.export_texts(name)
         axis = plot.getAxis("left")
         before = {
             "title": title.text,
             "plot": (plot.minimumWidth(), plot.maximumWidth()),
+            "height": (plot.minimumHeight(), plot.maximumHeight()),
             "axis": (axis.fixedWidth, axis.minimumWidth(), axis.maximumWidth()),
         }
+        text, rows = self.export_texts(name, self._show_whole_page(plot))
         title.setText(text)
         # A figure at least as wide as its title (it is clipped at the panel's edges).
         bold = QFontMetricsF(plotting.font(13, bold=True))
@@ -1018,9 +1021,33 @@ class MapsView(ScaledRecordView, QWidget):
             least, most = before["plot"]
             plot.setMinimumWidth(least)
             plot.setMaximumWidth(most)
+            least, most = before["height"]
+            plot.setMinimumHeight(least)
+            plot.setMaximumHeight(most)
             title.setText(before["title"])
 
         return restore
+
+    def _show_whole_page(self, plot: pg.PlotItem) -> tuple[float, float] | None:
+        """For a saved figure: every row of the page in ``plot`` at the size the window shows
+        them (the plot made as high as that takes), not only the rows in view, the last one
+        cut (a teacher's figure of 24 images held "images 1–5", #5 cut in half). Returns the
+        rows' range in plot coordinates (None: the view is left as it is)."""
+        layout, scale = self._layout, self._scale
+        if layout is None or scale <= 0 or plot.vb.height() <= 1:
+            return None
+        lead = layout.gap / 2
+        low, high = -lead, layout.data_rect().height() + lead
+        (x0, x1), (y0, y1) = plot.vb.viewRange()
+        if y0 <= low + 0.5 and y1 >= high - 0.5:
+            return None  # every row in view already
+        grow = (high - low) * scale - plot.vb.height()
+        if grow > 0:
+            height = plot.height() + grow
+            plot.setMinimumHeight(height)
+            plot.setMaximumHeight(height)
+        plot.vb.setRange(QRectF(x0, low, x1 - x0, high - low), padding=0)
+        return low, high
 
     # -- interaction -------------------------------------------------------------------------
 

@@ -240,8 +240,10 @@ def test_short_docks_export_whole_figures(qtbot, recommended, step_and_wait, tmp
         if name.startswith("curve-"):
             assert_curve_figure(path)
             continue
-        # mostly cells (0.08–0.3 of the PNG when tiny cells were scaled up with their labels)
-        assert painted(rgb) >= 0.4, (name, painted(rgb))
+        # mostly cells (0.08–0.3 of the PNG when tiny cells were scaled up with their labels;
+        # a map figure holds every row of the page, with the gaps between them)
+        least = 0.35 if name.startswith("maps-") else 0.4
+        assert painted(rgb) >= least, (name, painted(rgb))
         if name.startswith("maps-"):
             assert ink(rgb) <= MAX_INK, (name, ink(rgb))
     for name, item in items.items():

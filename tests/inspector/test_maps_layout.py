@@ -408,12 +408,21 @@ def test_saved_maps_of_a_page_say_which_images(
         "all filters"
         for n in range(shown)
     ]
+    # A saved figure holds every image of the page, not only those in view (the last of
+    # them cut in half), and the window is left as it was.
+    before = view.grab().toImage()
     save_plots(view.plot_items(), tmp_path)
     texts = svg_texts(tmp_path / "maps-relu-output.svg")
-    assert f"ReLU output · iteration 0 · images 1–{shown} of 80" in texts
+    assert "ReLU output · iteration 0 · images 1–16 of 80" in texts
+    assert [t for t in texts if re.fullmatch(r"#\d+ \w+ \(label \d\)", t)] == [
+        f"#{n + 1} {shapes_dataset.class_names[int(shapes_dataset.labels[n])]} "
+        f"(label {int(shapes_dataset.labels[n])})"
+        for n in range(16)
+    ]
     assert re.compile(r"\d+% zero, all filters").fullmatch(
         texts[texts.index("#1 cross (label 0)") + 1]
     )
+    assert view.visible_rows() == (first, end) and view.grab().toImage() == before
 
 
 def test_sizing_the_maps_never_calls_itself_deeply_at_any_size(
