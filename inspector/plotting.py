@@ -22,7 +22,6 @@ Two ways of colouring a mosaic:
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,7 +32,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPen
 from PySide6.QtWidgets import QApplication, QScrollArea, QSizePolicy, QWidget
 
 from model.colormap import DEAD_COLOR, DIVERGING_LUT, POSITIVE_LUT
-from model.formatting import format_compact, format_number
+from model.formatting import format_cell, format_number
 
 CHANNEL_NAMES = ("R", "G", "B")
 
@@ -574,20 +573,6 @@ LARGEST_CELL_FONT = 14
 #: shorter one (below it, the shorter format at a larger size reads better).
 COMFORTABLE_CELL_FONT = 11
 _REFERENCE_FONT = 20
-
-
-_SHORT_EXPONENT = re.compile(r"e\+?(-?)0*(\d)")
-
-
-def format_cell(value: float) -> str:
-    """Short but honest text of a heatmap cell: thousands to hundreds of thousands keep every
-    integer digit ('-65,092', as the question printed its weights), everything else has
-    three significant digits (``format_compact``) with a short exponent: '0.0451',
-    '2.54e-4', '-3.97e8'."""
-    value = float(value)
-    if math.isfinite(value) and 1e3 <= abs(value) < 1e6:
-        return f"{value:,.0f}"
-    return _SHORT_EXPONENT.sub(r"e\1\2", format_compact(value))
 
 
 def cell_formats(values: np.ndarray) -> tuple[list[str], list[str]]:

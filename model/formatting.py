@@ -8,6 +8,7 @@ notation, and nothing is rounded to a misleading zero.
 from __future__ import annotations
 
 import math
+import re
 
 
 def format_number(value: float, digits: int = 4) -> str:
@@ -64,6 +65,20 @@ def format_compact(value: float) -> str:
     if magnitude >= 1e4 or magnitude < 1e-3:
         return f"{value:.2e}"
     return f"{value:.3g}"
+
+
+_SHORT_EXPONENT = re.compile(r"e\+?(-?)0*(\d)")
+
+
+def format_cell(value: float) -> str:
+    """Short but honest text of a heatmap cell: thousands to hundreds of thousands keep every
+    integer digit ('-65,092', as the question printed its weights), everything else has
+    three significant digits (``format_compact``) with a short exponent: '0.0451',
+    '2.54e-4', '-3.97e8'. The window's cells and a saved snapshot's say the same."""
+    value = float(value)
+    if math.isfinite(value) and 1e3 <= abs(value) < 1e6:
+        return f"{value:,.0f}"
+    return _SHORT_EXPONENT.sub(r"e\1\2", format_compact(value))
 
 
 def format_count(number: int, noun: str, plural: str | None = None) -> str:

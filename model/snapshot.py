@@ -28,7 +28,7 @@ from model.colormap import DIVERGING_LUT, diverging_rgb, symmetric_limit
 from model.config import TrainingConfig
 from model.diagnostics import Finding
 from model.files import SaveError, existing, write_atomic
-from model.formatting import format_compact, format_count, format_number, format_range
+from model.formatting import format_cell, format_count, format_number, format_range
 from model.record import METRIC_NAMES, StepRecord
 
 #: (group name, StepRecord attribute holding its arrays, title drawn above it).
@@ -194,7 +194,7 @@ def _write_values(
     for (row, column), value in np.ndenumerate(values):
         centre = (origin[0] + column * cell + cell / 2, origin[1] + row * cell + cell / 2)
         ink = (0, 0, 0) if _is_light(colours[row, column]) else (255, 255, 255)
-        draw.text(centre, format_compact(value), fill=ink, font=font, anchor="mm")
+        draw.text(centre, format_cell(value), fill=ink, font=font, anchor="mm")
 
 
 def _fonts() -> dict[str, ImageFont.FreeTypeFont]:
@@ -291,7 +291,7 @@ def filter_layout(record: StepRecord) -> FilterLayout:
 
 
 def _cell_texts(groups: Mapping[str, np.ndarray]) -> set[str]:
-    return {format_compact(v) for values in groups.values() for v in values.ravel()}
+    return {format_cell(v) for values in groups.values() for v in values.ravel()}
 
 
 def _header_lines(record: StepRecord, weights: np.ndarray) -> tuple[str, str]:
@@ -301,7 +301,10 @@ def _header_lines(record: StepRecord, weights: np.ndarray) -> tuple[str, str]:
         f"learning rate {format_number(record.settings.learning_rate)}"
     )
     dead = len(record.dead_filters)
-    second = f"weights in {format_range(weights.min(), weights.max())} · {dead} of {f} filters dead"
+    second = (
+        f"weights in {format_range(weights.min(), weights.max())} · {dead} of "
+        f"{format_count(f, 'filter')} dead"
+    )
     return first, second
 
 

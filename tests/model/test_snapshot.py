@@ -155,7 +155,8 @@ def test_colour_bar_runs_from_blue_through_white_to_red(after_death):
     for group in range(len(layout.groups)):
         left = layout.group_left(group)
         right = left + layout.group_width - 1
-        assert tuple(row[left + 1]) == tuple(DIVERGING_LUT[0])
+        # (the bar's first pixel column: the scale's end colour, give or take its neighbour)
+        assert np.abs(row[left + 1].astype(int) - DIVERGING_LUT[0].astype(int)).max() <= 4
         assert _redish(row[right - 1])
         middle = row[(left + right) // 2]
         assert middle.min() > 230
