@@ -11,6 +11,7 @@ import html
 import importlib
 import importlib.metadata
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,6 +76,9 @@ SPEEDS = (
 DEFAULT_SPEED_INDEX = 2
 #: A new run started in the background shows its "Starting the new run" note after this long.
 STARTING_NOTE_DELAY_MS = 200
+#: Before plots are drawn for saving, the longest wait for the views to settle (a picked
+#: iteration recomputed, a compared run catching up).
+SETTLE_SECONDS = 5.0
 
 
 #: Panels built when first in view: key -> (module, class). Their modules are imported then
@@ -824,12 +828,39 @@ class MainWindow(QMainWindow):
         screen = self.screen()
         return room.intersected(screen.availableGeometry()) if screen is not None else room
 
+    def settle_for_drawing(self, what: str) -> bool:
+        """Before plots are drawn for saving (they must all show one iteration): pause the
+        runs, then wait (a few seconds at most, the window painting) for what is on its way
+        to the views: a picked iteration being fetched, a new run or images, a compared run
+        catching up. False, said in the status bar, if they are still changing."""
+        controllers = [self.controller]
+        compare = self.created_view("compare")
+        if compare is not None and compare.follower is not None:
+            controllers.append(compare.follower)
+
+        def changing() -> bool:
+            return any(c.is_running or c.is_loading or c.waiting_for_record for c in controllers)
+
+        self.controller.pause()  # (a compared run then catches up with it, and stops)
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while changing() and time.monotonic() < deadline:
+            QApplication.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents, 50)
+        if changing():
+            self.statusBar().showMessage(
+                f"{what}: the window is still changing (a run, or an iteration on its way); "
+                "try again in a moment",
+                8000,
+            )
+            return False
+        return True
+
     @contextlib.contextmanager
     def drawing_plots(self):
-        """For the time plots are drawn for saving (about a second for all of them): a busy
-        cursor, and a ``progress(done, total)`` that says how far it is and lets the window
-        paint between plots; what the user presses waits until the plots are drawn (they
-        must all show one iteration)."""
+        """For the time plots are drawn for saving (about a second for all of them), once the
+        views have settled (``settle_for_drawing``): a busy cursor, and a ``progress(done,
+        total)`` that says how far it is and lets the window paint between plots. What the
+        user presses waits until the plots are drawn; nothing else then changes the views (a
+        new iteration, run or pick comes from the user or a run)."""
         bar = self.statusBar()
 
         def progress(done: int, total: int) -> None:
@@ -850,8 +881,8 @@ class MainWindow(QMainWindow):
         if not chosen:
             return []
         parent = Path(chosen)
-        # Every plot of one iteration: a run would move on between them.
-        self.controller.pause()
+        if not self.settle_for_drawing("Plots not saved"):
+            return []
         iteration = self.controller.shown.iteration
         try:
             folder = parent / files.free_stem(parent, f"plots-iter{iteration:06d}", [""])

@@ -78,8 +78,8 @@ class ReportSaver(QObject):
         if target is None:
             return False
         controller = window.controller
-        if controller.is_running:
-            controller.pause()  # (before the plots, which must all show one iteration)
+        if not window.settle_for_drawing("Report not saved"):
+            return False
         try:
             plot_pngs = self._plot_pngs()
         except Exception as exc:  # noqa: BLE001 - pyqtgraph raises plain Exception

@@ -122,6 +122,32 @@ def test_the_window_paints_while_plots_are_drawn_and_a_run_stops_first(qtbot, wi
     assert written[0].parent.name == f"plots-iter{iteration:06d}"
 
 
+def test_plots_are_drawn_of_one_iteration_when_a_picked_one_is_on_its_way(
+    qtbot, window, tmp_path, step_and_wait, monkeypatch
+):
+    """A reviewer's case: with an iteration picked on the history slider still on its way,
+    the first plot showed iteration 5 and the ten others iteration 2, in a folder named
+    for 5. Saving now waits for the pick, then draws every plot of it."""
+    from inspector import export
+
+    controller = window.controller
+    step_and_wait(controller, 5)
+    drawn = []
+    render = export.render_png
+
+    def recording(item, *args):
+        drawn.append(controller.shown.iteration)
+        return render(item, *args)
+
+    monkeypatch.setattr(export, "render_png", recording)
+    window._ask_directory = lambda *args: str(tmp_path)
+    controller.show_iteration(2)
+    assert controller.waiting_for_record
+    written = window.save_plots()
+    assert drawn and set(drawn) == {2}
+    assert written[0].parent.name == "plots-iter000002"
+
+
 def test_failed_save_says_so_and_keeps_running(qtbot, window, tmp_path, monkeypatch):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
