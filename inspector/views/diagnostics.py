@@ -263,6 +263,7 @@ class DiagnosticsView(QWidget):
 
     def _apply_fix(self, fix) -> None:
         controller = self._controller
+        controller.pause()  # (counted and asked of a run that stands still)
         if fix.rewind_to is not None and not fix.needs_reset:
             # Going back past more than the update the card is about drops training the
             # user did since (asked, as "Continue from here" asks).

@@ -92,6 +92,29 @@ def test_a_fix_that_drops_later_training_asks_first(qtbot, view, controller, ste
     assert controller.config.learning_rate < 0.5
 
 
+def test_a_fix_asked_of_a_running_run_counts_what_it_drops_once_paused(
+    qtbot, view, controller, step_and_wait
+):
+    """A reviewer's case: asked while the run went on, the question said 5 iterations would
+    be dropped; by the answer there were 24."""
+    step_and_wait(controller)  # filter 0 dies at iteration 1
+    controller.set_speed(20)
+    controller.run_steps(10_000)
+    qtbot.waitUntil(lambda: controller.latest_iteration >= 3, timeout=10000)
+    asked = []
+
+    def confirm(fix, dropped):
+        qtbot.wait(300)  # the user reads the question (the box runs an event loop)
+        asked.append((dropped, controller.latest_iteration))
+        return True
+
+    view.confirm = confirm
+    click_fix(qtbot, view, "dead_filter", "Divide the learning rate")
+    ((dropped, latest),) = asked
+    assert not controller.is_running and dropped == latest  # (back to iteration 0)
+    assert controller.latest_iteration == 0
+
+
 def test_a_learning_rate_changed_before_the_first_step_predicts_it_again(qtbot, view, controller):
     """The warning about the first update is remade with the learning rate it will use: its
     own fix no longer leaves it on screen, and the question's rate brings it back."""
