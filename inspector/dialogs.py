@@ -1,4 +1,4 @@
-"""The file dialogs and questions that saving asks, in one place.
+"""The file dialogs and questions that saving (and going back in history) asks, in one place.
 
 Views and the window call these through small methods of their own (``_ask_save_path``,
 ``_confirm_replace``) so that tests can answer them without a dialog.
@@ -30,8 +30,31 @@ def confirm_replace(parent: QWidget, paths: list[Path]) -> bool:
     answer = QMessageBox.question(
         parent,
         "Replace files?",
-        f"These files already exist:\n{names}\n\nReplace them?",
+        (
+            f"This file already exists:\n{names}\n\nReplace it?"
+            if len(paths) == 1
+            else f"These files already exist:\n{names}\n\nReplace them?"
+        ),
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
         QMessageBox.StandardButton.No,
     )
     return answer == QMessageBox.StandardButton.Yes
+
+
+def ask_to_drop_later(
+    parent: QWidget, iteration: int, dropped: int, title: str, question: str, then: str
+) -> bool:
+    """Ask before going back to ``iteration`` drops the ``dropped`` later ones; True to go on.
+    The safe answer (Cancel) is the default."""
+    later = f"{dropped} later iteration{'s' if dropped != 1 else ''}"
+    span = f"{iteration + 1}" if dropped == 1 else f"{iteration + 1}–{iteration + dropped}"
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setWindowTitle(title)
+    box.setText(question)
+    box.setInformativeText(f"The {later} ({span}) will be dropped from the history. {then}")
+    accept = box.addButton(f"Drop {later}", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    box.exec()
+    return box.clickedButton() is accept

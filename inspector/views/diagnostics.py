@@ -15,8 +15,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector import dialogs
 from inspector.layout_guard import LayoutGuard
-from inspector.views.history import ask_to_drop_later
 from model.diagnostics import Finding, merge_alike, sort_findings
 from model.record import StepRecord
 
@@ -274,7 +274,7 @@ class DiagnosticsView(QWidget):
         controller.apply_fix(fix)
 
     def _ask_to_go_back(self, fix, dropped: int) -> bool:
-        return ask_to_drop_later(
+        return dialogs.ask_to_drop_later(
             self,
             fix.rewind_to,
             dropped,

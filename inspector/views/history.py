@@ -15,7 +15,6 @@ from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QMessageBox,
     QPushButton,
     QSizePolicy,
     QSlider,
@@ -23,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector import dialogs
 from inspector.layout_guard import LayoutGuard
 from model.formatting import format_number
 from model.record import StepRecord
@@ -246,7 +246,7 @@ class HistoryView(QWidget):
         controller.continue_from_shown()
 
     def _ask_to_continue(self, iteration: int, dropped: int) -> bool:
-        return ask_to_drop_later(
+        return dialogs.ask_to_drop_later(
             self,
             iteration,
             dropped,
@@ -275,22 +275,3 @@ class HistoryView(QWidget):
         self._drag_timer.stop()
         self._set_slider(maximum=record.iteration, value=record.iteration)
         self.show_record(record)
-
-
-def ask_to_drop_later(
-    parent: QWidget, iteration: int, dropped: int, title: str, question: str, then: str
-) -> bool:
-    """Ask before going back to ``iteration`` drops the ``dropped`` later ones; True to go on.
-    The safe answer (Cancel) is the default."""
-    later = f"{dropped} later iteration{'s' if dropped != 1 else ''}"
-    span = f"{iteration + 1}" if dropped == 1 else f"{iteration + 1}–{iteration + dropped}"
-    box = QMessageBox(parent)
-    box.setIcon(QMessageBox.Icon.Question)
-    box.setWindowTitle(title)
-    box.setText(question)
-    box.setInformativeText(f"The {later} ({span}) will be dropped from the history. {then}")
-    accept = box.addButton(f"Drop {later}", QMessageBox.ButtonRole.AcceptRole)
-    box.addButton(QMessageBox.StandardButton.Cancel)
-    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-    box.exec()
-    return box.clickedButton() is accept
