@@ -688,9 +688,12 @@ class SessionController(QObject):
             QTimer.singleShot(0, self._predict_aside)
 
     def _show_predicted(self, record: StepRecord | None) -> None:
-        """Take iteration 0's record with its predictions of the first update made again."""
+        """Take iteration 0's record with its settings, and its predictions of the first
+        update, made again."""
         if record is not None and record.iteration == self.latest_iteration == 0:
             self._latest = record
+            if len(self._metrics) and self._metrics.iterations[-1] == 0:
+                self._metrics.replace_last(record)  # (its learning rate)
             if self._pinned is None:
                 self._show(record)
 

@@ -136,6 +136,13 @@ class MetricsTable:
             record.probabilities[np.newaxis],
         )
 
+    def replace_last(self, record: StepRecord) -> None:
+        """Put the row of ``record`` in the place of the last row (the same iteration)."""
+        if not self._rows or self._scalars[self._rows - 1, 0] != record.iteration:
+            raise ValueError(f"the last row is not of iteration {record.iteration}")
+        self._rows -= 1
+        self.append(record)
+
     def extend(self, scalars: np.ndarray, losses: np.ndarray, probabilities: np.ndarray) -> None:
         """Add rows: scalars (k, len(METRIC_NAMES)), losses and probabilities (k, N)."""
         new = len(scalars)
@@ -352,12 +359,14 @@ class History:
         self._store(record)
 
     def restate(self, record: StepRecord) -> None:
-        """Replace the newest record by one whose findings were made again (a prediction of
-        the next update, remade for new settings); the finding log forgets what the newest
-        record alone had logged, and logs the new findings."""
+        """Replace the newest record by one whose settings or findings were made again (the
+        settings iteration 0 goes on with, a prediction of the next update remade for them);
+        its metrics row is replaced too, and the finding log forgets what the newest record
+        alone had logged, and logs the new findings."""
         if record.iteration != self.last_iteration:
             raise ValueError(f"expected iteration {self.last_iteration}, got {record.iteration}")
         self._store(record)
+        self.metrics.replace_last(record)
         self._finding_log.truncate_after(record.iteration - 1)
         self._finding_log.add(record.findings)
         self._findings_bytes = _findings_nbytes(self.findings)

@@ -244,6 +244,13 @@ class TrainingSession:
         self._config = self._config.with_changes(**changes)
         self._ahead = None  # computed with the old settings: void, and its memory freed
         self._history.log_settings(self.iteration + 1, self.settings)
+        if self.iteration == 0:
+            # Iteration 0 goes on with the new settings: its record (snapshots and reports
+            # of it) and its metrics row say so, as the first update will.
+            initial = self._latest
+            metrics = {**initial.metrics, "learning_rate": self.settings.learning_rate}
+            self._latest = replace(initial, settings=self.settings, metrics=metrics)
+            self._history.restate(self._latest)
         if predict:
             self.predict_first_update()
 

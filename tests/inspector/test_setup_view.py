@@ -337,3 +337,14 @@ def test_the_form_stays_put_when_the_preset_becomes_custom(qtbot, view, controll
     assert combo.currentData() == "custom"
     qtbot.wait(100)
     assert up.mapTo(view, up.rect().center()) == before
+
+
+def test_a_rate_typed_before_the_first_step_is_iteration_0s_in_the_window_too(
+    qtbot, view, controller
+):
+    """Iteration 0 goes on with the rate the first update will use: its record (a snapshot
+    saved of it) and the Curves table's first row (curves.csv) say it, not the old one."""
+    type_and_enter(qtbot, field(view, "learningRate"), "0.001")
+    assert controller.shown.iteration == 0
+    assert controller.shown.settings.learning_rate == 0.001
+    assert controller.metric_columns(("learning_rate",))["learning_rate"][0] == 0.001

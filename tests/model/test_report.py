@@ -139,6 +139,23 @@ def test_a_rate_changed_before_the_first_update_is_the_one_the_run_started_with(
     assert "<td>recommended</td>" in page
     assert "<th>learning rate at the start</th><td>0.01000</td>" in page
     assert "1 filter 3x3x3" in page
+    # Iteration 0's snapshot, and its metrics row, go on with the rate too (a review found
+    # 0.5 in filters-iter000000.json).
+    snapshot = json.loads((folder / "snapshots" / "filters-iter000000.json").read_text("utf-8"))
+    assert snapshot["config"]["learning_rate"] == 0.01
+    assert session.history.metrics.column("learning_rate")[0] == 0.01
+
+
+def test_iteration_0_goes_on_with_every_live_change_made_before_the_first_step(question):
+    session = TrainingSession(question, preset_config("recommended"))
+    session.update_settings(momentum=0.9)  # (makes no new prediction: no velocity yet)
+    session.update_settings(clip_norm=2.0)
+    record = session.record(0)
+    assert (record.settings.momentum, record.settings.clip_norm) == (0.9, 2.0)
+    assert start_config(session).momentum == 0.9
+    session.step()
+    session.update_settings(learning_rate=0.5)  # from the next update on: 0 stays as it was
+    assert session.record(0).settings.learning_rate == 0.01
 
 
 def test_config_is_the_start_and_the_log_holds_the_change(report):
