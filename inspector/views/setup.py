@@ -183,30 +183,36 @@ class _SteadyLabel(QLabel):
         super().__init__(**kwargs)
         self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self._texts: tuple[str, ...] = ()
+        self._heights: dict[int, int] = {}  # width -> height the texts need
 
     @property
     def texts(self) -> tuple[str, ...]:
         return self._texts
 
     def set_texts(self, texts) -> None:
-        self._texts = tuple(texts)
-        self.updateGeometry()
+        texts = tuple(texts)
+        if texts != self._texts:
+            self._texts = texts
+            self._heights.clear()
+            self.updateGeometry()
 
     def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt override
         own = super().heightForWidth(width)
         if not self._texts:
             return own
-        # Measured as this label would lay the text out (a font metrics estimate wrapped
-        # differently, a line apart).
-        scratch = QLabel()
-        scratch.setWordWrap(True)
-        scratch.setFont(self.font())
-        scratch.setContentsMargins(self.contentsMargins())
-        heights = []
-        for text in self._texts:
-            scratch.setText(text)
-            heights.append(scratch.heightForWidth(width))
-        return max(own, *heights)
+        if width not in self._heights:
+            # Measured as this label would lay the text out (a font metrics estimate wrapped
+            # differently, a line apart).
+            scratch = QLabel()
+            scratch.setWordWrap(True)
+            scratch.setFont(self.font())
+            scratch.setContentsMargins(self.contentsMargins())
+            heights = []
+            for text in self._texts:
+                scratch.setText(text)
+                heights.append(scratch.heightForWidth(width))
+            self._heights[width] = max(heights)
+        return max(own, self._heights[width])
 
 
 def _error_label(name: str) -> QLabel:
@@ -951,7 +957,8 @@ class SetupView(QWidget):
         label = self._preset_note
         # A preset chosen takes the room its description needs; a form edited away from it
         # ("Custom") keeps that room, so that nothing below moves under the mouse.
-        label.set_texts(label.texts + (label.text(),) if chosen in (CUSTOM, LAST) else ())
+        keep = dict.fromkeys((*label.texts, label.text()))  # (each once, in order)
+        label.set_texts(keep if chosen in (CUSTOM, LAST) else ())
         label.setText(note if chosen != LAST else LAST_NOTE)
 
     @staticmethod

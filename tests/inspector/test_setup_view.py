@@ -337,6 +337,10 @@ def test_the_form_stays_put_when_the_preset_becomes_custom(qtbot, view, controll
     assert combo.currentData() == "custom"
     qtbot.wait(100)
     assert up.mapTo(view, up.rect().center()) == before
+    # However many edits follow, it measures two texts: the preset's and its own.
+    for _ in range(5):
+        qtbot.mouseClick(view.findChild(QPushButton, "learningRateDown"), Qt.MouseButton.LeftButton)
+    assert len(view.findChild(QLabel, "presetDescription").texts) == 2
 
 
 def test_a_rate_typed_before_the_first_step_is_iteration_0s_in_the_window_too(
