@@ -645,7 +645,7 @@ def diagnose(
         findings.append(large)
     findings += _saturation(record, labels, config)
     findings += _one_label(record, labels)
-    findings = one_learning_rate(useful_fixes(findings, config), record.settings.learning_rate)
+    findings = one_learning_rate(findings, record.settings.learning_rate)
     return tuple(sorted(findings, key=lambda f: SEVERITIES.index(f.severity)))
 
 
@@ -772,7 +772,11 @@ def _filters_named(numbers: list[int]) -> str:
 
 def useful_fixes(findings: Iterable[Finding], config: TrainingConfig) -> list[Finding]:
     """``findings`` without the fixes that would change nothing in ``config`` ("Scale pixels to
-    0..1" when they are: clicking it started the run again as it was)."""
+    0..1" when they are: clicking it started the run again as it was).
+
+    For display, against the settings in use when they are shown: a record keeps every fix
+    it was made with (recomputed from history after a live change, it must come out the
+    same)."""
 
     def changes_something(fix: Fix) -> bool:
         return any(getattr(config, name) != value for name, value in fix.changes.items())

@@ -52,7 +52,7 @@ from model.config import (
     TrainingConfig,
 )
 from model.data import LIST_COLUMNS, Dataset
-from model.diagnostics import Finding, merge_alike
+from model.diagnostics import Finding, merge_alike, useful_fixes
 from model.files import SaveError, write_atomic
 from model.formatting import format_count, format_number, format_share
 from model.headless import (
@@ -372,11 +372,15 @@ def index_html(
     if len(dataset) > SHOWN_IMAGES:
         parts.append(f"<p>and {len(dataset) - SHOWN_IMAGES} more in {_link(DATA_DIR + '/')}.</p>")
     parts += _metrics_html(session)
-    parts.append(f"<h2>Findings at the last iteration ({final.iteration})</h2>")
-    # Read as the Diagnostics panel shows them: filters dead in one update are one finding.
-    parts += [_finding_html(f) for f in merge_alike(final_findings)] or ["<p>none</p>"]
-    parts.append("<h2>Findings as they first appeared</h2>")
-    parts += [_finding_html(f) for f in merge_alike(first_findings)] or ["<p>none</p>"]
+    # Read as the Diagnostics panel shows them: filters dead in one update are one finding,
+    # and fixes that would change nothing in the run's settings are left out.
+    for heading, findings in (
+        (f"Findings at the last iteration ({final.iteration})", final_findings),
+        ("Findings as they first appeared", first_findings),
+    ):
+        parts.append(f"<h2>{heading}</h2>")
+        shown = merge_alike(useful_fixes(findings, session.config))
+        parts += [_finding_html(f) for f in shown] or ["<p>none</p>"]
     parts.append("<h2>Conv filters</h2>")
     for iteration, path in snapshots.items():
         shown = "the initial weights" if iteration == 0 else "weights, and the gradient and "

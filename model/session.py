@@ -284,9 +284,7 @@ class TrainingSession:
         every card (÷1000 and ÷10 of one rate side by side left a learner to guess)."""
         cfg = self._config
         pretraining = diagnostics.pretraining_check(cfg, initial, preview, self._dataset.labels)
-        findings = diagnostics.useful_fixes(
-            pretraining + (initial.findings if diagnosed is None else diagnosed), cfg
-        )
+        findings = pretraining + (initial.findings if diagnosed is None else diagnosed)
         return tuple(diagnostics.one_learning_rate(findings, self.settings.learning_rate))
 
     def step(self) -> StepRecord:

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 
 from inspector import dialogs
 from inspector.layout_guard import LayoutGuard
-from model.diagnostics import Finding, merge_alike, sort_findings
+from model.diagnostics import Finding, merge_alike, sort_findings, useful_fixes
 from model.record import StepRecord
 
 SEVERITY_STYLE = {
@@ -228,7 +228,10 @@ class DiagnosticsView(QWidget):
         record = self._record
         if record is None:
             return
-        findings = merge_alike(sort_findings(record.findings))
+        # Fixes that would change nothing in the settings in use are left out.
+        findings = merge_alike(
+            useful_fixes(sort_findings(record.findings), self._controller.config)
+        )
         signature = (record.iteration, tuple((f.title, f.explanation) for f in findings))
         if signature == self._drawn_signature:
             return

@@ -199,3 +199,20 @@ def test_dead_and_mostly_dead_filters_share_a_card_each(qtbot, question_dataset)
     ]
     assert widget.summary.text() == "Iteration 0: 1 problem, 1 warning."
     ctrl.shutdown()
+
+
+def test_cards_leave_out_fixes_that_change_nothing(qtbot, question_dataset):
+    """The answer's fix with a rate of 0.5 was offered "Scale pixels to 0..1" and N(0, 0.02),
+    which it had: clicking them started the run again as it was."""
+    from inspector.controller import SessionController
+
+    config = preset_config("recommended", learning_rate=0.5, num_filters=16)
+    ctrl = SessionController(question_dataset, config)
+    try:
+        widget = DiagnosticsView(ctrl)
+        qtbot.addWidget(widget)
+        (kills,) = [c for c in widget.cards if c.finding.code == "first_update_kills"]
+        labels = [b.label_text() for b in kills.fix_buttons]
+        assert labels and all("learning rate" in label for label in labels)
+    finally:
+        ctrl.shutdown()
