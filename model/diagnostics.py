@@ -814,9 +814,13 @@ def _preview_findings(initial: StepRecord, preview: StepRecord) -> list[Finding]
             Finding(
                 code="first_update_kills",
                 severity="error",
-                title="Pressing Step now will kill the filter"
-                if newly_dead
-                else "Pressing Step now will overflow",
+                title=(
+                    "Pressing Step now will overflow"
+                    if not newly_dead
+                    else "Pressing Step now will kill the filter"
+                    if after.shape[0] == 1
+                    else f"Pressing Step now will kill {_filters_named(newly_dead)}"
+                ),
                 explanation=f"{move}; after it {outcome}.",
                 # The answer's fixes first: a learning rate small enough for raw pixels and
                 # all-positive weights is absurd (the factor says how absurd).

@@ -183,6 +183,7 @@ def test_before_the_first_step_the_cards_follow_a_new_rate_and_offer_only_real_c
     assert len({rate for fixes in rates.values() for rate in fixes}) == 1
     assert rates["mostly_dead"][0] < 0.05
     (kills,) = [f for f in useful_fixes(findings, session.config) if f.code == "first_update_kills"]
+    assert kills.title.startswith("Pressing Step now will kill filters ")  # (which of the 16)
     assert [fix.label.split(" (")[0] for fix in kills.fixes] == ["Divide the learning rate by 1000"]
     # And again, from the rate set last (not the one at reset).
     session.update_settings(learning_rate=0.05)
