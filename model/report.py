@@ -109,10 +109,13 @@ def _preset_text(config: TrainingConfig, preset: str | None) -> str:
     preset its current settings match, and a run started with another learning rate (or
     changed since) comes to match it."""
     if preset not in PRESETS:
+        # (a run started from a preset whose settings changed since: named by its start)
+        preset = next((name for name, p in PRESETS.items() if p.config == config), None)
+    if preset is None:
         return "(not from a preset)"
     base = PRESETS[preset].config
     changed = [
-        f"{field.name} {_setting_text(getattr(config, field.name))}"
+        f"{field.name.replace('_', ' ')} {_setting_text(getattr(config, field.name))}"
         for field in fields(config)
         if getattr(config, field.name) != getattr(base, field.name)
     ]
