@@ -157,10 +157,7 @@ class MainWindow(QMainWindow):
         self.setup_view = SetupView(controller)
         self.history_view = HistoryView(controller)
         # Panels behind other tabs, or hidden, are built when first shown (start-up time).
-        self._lazy = {
-            key: LazyView(lambda module=module, name=name: _view_class(module, name)(controller))
-            for key, (module, name) in LAZY_VIEWS.items()
-        }
+        self._lazy = {key: LazyView(lambda key=key: self._build_view(key)) for key in LAZY_VIEWS}
         self.report_saver = ReportSaver(self)
 
         self.actions = create_actions(self, self._action_specs())
@@ -190,6 +187,15 @@ class MainWindow(QMainWindow):
         self._on_running_changed(False)
 
     # -- construction ------------------------------------------------------------------------
+
+    def _build_view(self, key: str) -> QWidget:
+        """The panel ``key`` of ``LAZY_VIEWS``, built when first in view."""
+        view = _view_class(*LAZY_VIEWS[key])(self.controller)
+        if key == "compare":
+            # "Close second run" puts the panel away too (floating over the panels, and
+            # without a frame to close it by where no window manager draws one).
+            view.closed.connect(lambda: self.docks["compare"].hide())
+        return view
 
     def created_view(self, key: str) -> QWidget | None:
         """The panel ``key`` ('curves', 'whatif', 'outcome', 'compare') if it was built."""

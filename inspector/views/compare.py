@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
-    QDockWidget,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -204,7 +203,13 @@ class CompareView(QWidget):
     ----------
     controller : the main run (run A); the second run follows it.
     backend : training backend of the second run ('process' or 'thread').
+
+    Signals
+    -------
+    closed() : "Close second run" was pressed (the run is closed by then).
     """
+
+    closed = Signal()
 
     def __init__(self, controller: SessionController, parent=None, *, backend="process") -> None:
         super().__init__(parent)
@@ -304,14 +309,9 @@ class CompareView(QWidget):
 
     @Slot()
     def _close_clicked(self) -> None:
-        """End the second run and put the panel away: floating over the window's panels, and
-        without a frame to close it by where no window manager draws one, it hid them."""
+        """End the second run; ``closed`` asks the window to put the panel away."""
         self.close_comparison()
-        parent = self.parentWidget()
-        while parent is not None and not isinstance(parent, QDockWidget):
-            parent = parent.parentWidget()
-        if parent is not None:
-            parent.hide()
+        self.closed.emit()
 
     def close_comparison(self) -> None:
         if self.follower is None:
