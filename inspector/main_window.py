@@ -76,6 +76,8 @@ SPEEDS = (
 DEFAULT_SPEED_INDEX = 2
 #: A new run started in the background shows its "Starting the new run" note after this long.
 STARTING_NOTE_DELAY_MS = 200
+#: An error dialog shown this long before the busy note (or after it) is one it covers.
+NOTE_ERROR_SECONDS = 1.0
 #: Before plots are drawn for saving, the longest wait for the views to settle (a picked
 #: iteration recomputed, a compared run catching up).
 SETTLE_SECONDS = 5.0
@@ -180,6 +182,7 @@ class MainWindow(QMainWindow):
         controller.loading_changed.connect(self._on_loading_changed)
         controller.run_starting.connect(self._on_run_starting)
         self._starting: _StartingDialog | None = None
+        self._note_since = 0.0  # when the busy note was asked for
         controller.dataset_changed.connect(lambda _d: self._update_title())
         self._update_title()
         self._update_status(controller.shown)
@@ -641,6 +644,7 @@ class MainWindow(QMainWindow):
         """A large new run is being made in the background: the window keeps painting, and a
         busy note holds its controls meanwhile (they would act on the run being replaced)."""
         if starting and self._starting is None:
+            self._note_since = time.monotonic()
             self._starting = _StartingDialog(*self.controller.starting_text, self)
             # Most starts are over sooner (a tenth of a second for 16 images with 16 filters):
             # no note flashes up for those.
@@ -663,9 +667,12 @@ class MainWindow(QMainWindow):
             self._raise_errors(activate=True)
 
     def _raise_errors(self, *, activate: bool) -> None:
-        """Bring the error dialogs still open in front, the newest on top."""
+        """Bring the error dialogs still open that came with the busy note (a restart's
+        "Training stopped" comes just before it) in front, the newest on top; older ones the
+        user left open stay where they are."""
+        since = self._note_since - NOTE_ERROR_SECONDS
         for box in self.findChildren(QMessageBox, "errorDialog"):
-            if box.isVisible():
+            if box.isVisible() and (box.property("shownAt") or 0.0) >= since:
                 box.raise_()
                 if activate:
                     box.activateWindow()
@@ -677,7 +684,9 @@ class MainWindow(QMainWindow):
 
     @Slot(str, str, str)
     def _show_error(self, title: str, message: str, details: str) -> None:
-        show_error(self, title, message, details)
+        box = show_error(self, title, message, details)
+        if box is not None:  # (tests may replace show_error)
+            box.setProperty("shownAt", time.monotonic())
 
     def shortcut_rows(self) -> list[tuple[str, str]]:
         """(action, keys) of every action with a shortcut, in the order of the menus."""
