@@ -8,6 +8,7 @@ install, or how to run without a display.
 from __future__ import annotations
 
 import ctypes.util
+import ipaddress
 import os
 import socket
 import subprocess
@@ -78,8 +79,10 @@ def _wayland_reachable(environ) -> bool:
 
 
 def x_display_reachable(display: str, timeout: float = 1.0) -> bool:
-    """Whether an X server answers at ``display`` (":1", "unix:1.0", "host:10"): a connection
-    to its socket opens. An address this cannot read counts as reachable (Qt will say)."""
+    """Whether an X server answers at ``display`` (":1", "unix:1.0", "localhost:10",
+    "127.0.0.1:0"): a connection to its socket opens. An address this cannot read, or a host
+    name other than localhost (whose lookup could stall the launch), counts as reachable: Qt
+    will say."""
     host, _, rest = display.rpartition(":")
     number = rest.partition(".")[0]
     if not number.isdigit():
@@ -95,8 +98,13 @@ def x_display_reachable(display: str, timeout: float = 1.0) -> bool:
                     continue
                 return True
         return False
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return True  # a host name: looking it up could take long (left to Qt)
     try:
-        socket.create_connection((host, 6000 + int(number)), timeout=timeout).close()
+        socket.create_connection((host.strip("[]"), 6000 + int(number)), timeout=timeout).close()
     except OSError:
         return False
     return True

@@ -70,6 +70,7 @@ def test_an_x_server_is_found_by_connecting_to_it():
         assert x_display_reachable(f"127.0.0.1:{port - 6000}")
     assert not x_display_reachable(f"127.0.0.1:{port - 6000}")  # closed now
     assert x_display_reachable("odd-address")  # unreadable: left to Qt
+    assert x_display_reachable("far-away.example:0")  # not looked up: left to Qt
 
 
 def test_package_names_follow_debian_conventions():
