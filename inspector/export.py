@@ -462,6 +462,16 @@ def render_png(item, width: int = MIN_PNG_WIDTH) -> bytes:
     return bytes(data.data())
 
 
+def render_pngs(items: dict, progress=None) -> dict[str, bytes]:
+    """``render_png`` of every item (name -> item), ``progress(done, total)`` after each."""
+    pngs = {}
+    for done, (name, item) in enumerate(items.items(), 1):
+        pngs[name] = render_png(item)
+        if progress is not None:
+            progress(done, len(items))
+    return pngs
+
+
 def render_svg(item) -> bytes:
     """``item`` as an SVG document (UTF-8 bytes), laid out at its export size."""
     with export_layout(item):

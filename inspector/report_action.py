@@ -164,11 +164,7 @@ class ReportSaver(QObject):
         """Every plot of the window as PNG bytes, and the outcome map when there is one."""
         window = self._window
         with window.drawing_plots() as progress:
-            items = window.plot_items()
-            pngs = {}
-            for done, (name, item) in enumerate(items.items(), 1):
-                pngs[name] = export.render_png(item)
-                progress(done, len(items))
+            pngs = export.render_pngs(window.plot_items(), progress)
             outcome = window.created_view("outcome")
             picture = outcome.map_png() if outcome is not None else None
             if picture is not None:
