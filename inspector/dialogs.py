@@ -58,3 +58,22 @@ def ask_to_drop_later(
     box.setDefaultButton(QMessageBox.StandardButton.Cancel)
     box.exec()
     return box.clickedButton() is accept
+
+
+def ask_new_run(parent: QWidget, action: str, question: str, dropped: int) -> bool:
+    """Ask before a change of the data starts a new run that drops the ``dropped`` iterations
+    trained so far; True to go on. The safe answer (Cancel) is the default."""
+    later = f"{dropped} iteration{'s' if dropped != 1 else ''}"
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setWindowTitle("Start a new run?")
+    box.setText(question)
+    box.setInformativeText(
+        f"Changing the data starts a new run from iteration 0: the {later} trained so far "
+        "will be dropped. Save a report first (Ctrl+Shift+E) to keep them."
+    )
+    accept = box.addButton(f"{action} and start again", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    box.exec()
+    return box.clickedButton() is accept

@@ -57,9 +57,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector import dialogs
 from inspector.layout_guard import LayoutGuard
 from model.data import example_path, is_image_list
-from model.formatting import format_compact, format_number
+from model.formatting import format_compact, format_count, format_number
 
 THUMBNAIL_SIDE = 64
 RIGHT_COLOR = QColor("#2e7d32")
@@ -333,12 +334,14 @@ class DataView(QWidget):
     Public: ``show_record(record)``, ``open_folder()`` and ``add_images()`` (ask with a dialog,
     then load), ``context_menu()``, ``selected_rows()``, ``thumbnail_view`` (the QListView) and
     ``thumbnail_model``. Dialogs go through ``_ask_folder``, ``_ask_files`` and ``_ask_label``
-    so tests can replace them.
+    so tests can replace them, and ``confirm_new_run(action, question, dropped) -> bool``,
+    asked before relabelling, removing or adding images drops the iterations trained so far.
     """
 
     def __init__(self, controller, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._controller = controller
+        self.confirm_new_run = lambda *args: dialogs.ask_new_run(self, *args)
         self.setObjectName("dataView")
         self.setAcceptDrops(True)
         self._build()
@@ -731,6 +734,8 @@ class DataView(QWidget):
         label = self._ask_label(len(paths))
         if label is None:
             return
+        if not self._may_start_again("Add", f"Add {format_count(len(paths), 'image')}?"):
+            return
         self._remember_folder(str(Path(paths[0]).parent))
         self._message.hide()
         self._controller.add_files(list(paths), label)
@@ -742,6 +747,10 @@ class DataView(QWidget):
             if int(self._controller.dataset.labels[row]) != label
         ]
         if not rows:
+            return
+        if not self._may_start_again(
+            "Relabel", f"Give {format_count(len(rows), 'image')} label {label}?"
+        ):
             return
         self._message.hide()
         self._controller.set_labels(rows, label)
@@ -757,8 +766,16 @@ class DataView(QWidget):
                 "removed. Load other data instead, or keep some images."
             )
             return
+        if not self._may_start_again("Remove", f"Remove {format_count(len(rows), 'image')}?"):
+            return
         self._message.hide()
         self._controller.remove_images(rows)
+
+    def _may_start_again(self, action: str, question: str) -> bool:
+        """Whether to go on with a change of the data: at once before any training, else if
+        the user agrees to drop what was trained (edits used to drop a long run unasked)."""
+        dropped = self._controller.latest_iteration
+        return dropped == 0 or self.confirm_new_run(action, question, dropped)
 
     def _show_message(self, text: str) -> None:
         self._message.setText(text)

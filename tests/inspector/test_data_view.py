@@ -122,6 +122,8 @@ def test_thumbnails_show_prediction_and_loss_of_the_shown_record(
 
 
 def test_relabel_from_context_menu_and_key_restarts_the_run(qtbot, view, controller, step_and_wait):
+    asked = []
+    view.confirm_new_run = lambda *args: asked.append(args) or True
     step_and_wait(controller, 1)
     click_thumbnail(qtbot, view, 0)
     assert view.selected_rows() == [0]
@@ -129,6 +131,7 @@ def test_relabel_from_context_menu_and_key_restarts_the_run(qtbot, view, control
     texts = [action.text() for action in menu.actions() if not action.isSeparator()]
     assert texts == ["Label as cross (0)", "Label as circle (1)", "Remove from dataset"]
     menu.actions()[1].trigger()
+    assert asked == [("Relabel", "Give 1 image label 1?", 1)]  # the trained iteration goes
     assert controller.dataset.labels.tolist() == [1, 1]
     assert controller.shown.iteration == 0
     assert lines(view, 0)[0] == "circle (1)"
@@ -139,6 +142,30 @@ def test_relabel_from_context_menu_and_key_restarts_the_run(qtbot, view, control
     qtbot.keyClick(view.thumbnail_view, Qt.Key.Key_0)
     assert controller.dataset.labels.tolist() == [0, 1]
     assert lines(view, 0)[0] == "cross (0)"
+
+
+def test_a_data_edit_asks_before_it_drops_trained_iterations(
+    qtbot, view, controller, step_and_wait
+):
+    """A teacher's Relabel threw away a run of 101 iterations without a word."""
+    answers, asked = [False, True], []
+
+    def confirm(action, question, dropped):
+        asked.append((action, dropped))
+        return answers.pop(0)
+
+    view.confirm_new_run = confirm
+    step_and_wait(controller, 3)
+    click_thumbnail(qtbot, view, 1)
+    qtbot.mouseClick(button(view, "removeButton"), Qt.MouseButton.LeftButton)
+    assert asked == [("Remove", 3)]
+    assert len(controller.dataset) == 2 and controller.latest_iteration == 3  # kept
+    qtbot.mouseClick(button(view, "removeButton"), Qt.MouseButton.LeftButton)
+    assert len(controller.dataset) == 1 and controller.latest_iteration == 0
+    # Before any training there is nothing to lose: no question.
+    click_thumbnail(qtbot, view, 0)
+    view.context_menu().actions()[1].trigger()
+    assert len(asked) == 2 and controller.dataset.labels.tolist() == [1]
 
 
 def test_remove_one_shapes_image_and_refuse_removing_all(qtbot, view, controller, shapes_dataset):
