@@ -11,6 +11,7 @@ import html
 import importlib
 import importlib.metadata
 import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -737,9 +738,18 @@ class MainWindow(QMainWindow):
         return dialogs.confirm_replace(self, paths)
 
     def _last_save_folder(self) -> Path:
+        """Where saving starts: the folder last saved to, else beside the data folder shown
+        (not in it: a folder of label folders with a report in it would no longer load), else
+        home (for the bundled examples, inside the installed package)."""
         stored = QSettings().value("save/last_folder", "")
-        folder = Path(stored) if stored else Path.home()
-        return folder if folder.is_dir() else Path.home()
+        if stored and Path(stored).is_dir():
+            return Path(stored)
+        source = self.controller.dataset_source
+        if not source.startswith("example:") and source != "files":
+            beside = Path(source).parent
+            if beside.is_dir() and os.access(beside, os.W_OK):
+                return beside
+        return Path.home()
 
     @Slot()
     def save_snapshot(self) -> list[Path]:

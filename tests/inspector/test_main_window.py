@@ -372,3 +372,19 @@ def test_help_lists_the_keyboard_shortcuts(qtbot, window):
     qtbot.waitUntil(dialog.isVisible)
     assert "F10" in dialog.text() and "Ctrl+K" in dialog.text()
     dialog.close()
+
+
+def test_saving_starts_beside_the_data_folder_not_in_it(window, tmp_path):
+    """A teacher's first save dialog opened in the home folder, far from their images. In the
+    data folder itself a report would stop it loading (it must hold label folders only)."""
+    from PIL import Image
+
+    from model.data import load_dataset
+
+    root = tmp_path / "lesson" / "shapes"
+    for label, name in enumerate(("0_cross", "1_circle")):
+        (root / name).mkdir(parents=True)
+        Image.new("RGB", (8, 8), (200 * label, 90, 30)).save(root / name / "a.png")
+    assert window._last_save_folder() == Path.home()  # the bundled example: in the package
+    window.controller.set_dataset(load_dataset(root), str(root))
+    assert window._last_save_folder() == tmp_path / "lesson"
