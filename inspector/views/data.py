@@ -601,7 +601,8 @@ class DataView(QWidget):
         self._skipped_toggle.setVisible(count > 0)
         self._skipped_toggle.setText(f"{count:,} file{'s' if count != 1 else ''} skipped")
         for path, reason in skipped:
-            item = QListWidgetItem(f"{Path(path).name}: {reason}")
+            # (with its folder: which label's it is, as the file name alone does not say)
+            item = QListWidgetItem(f"{Path(path).parent.name}/{Path(path).name}: {reason}")
             item.setData(SkippedRole, (path, reason))
             item.setToolTip(f"{path}\n{reason}")
             self._skipped_list.addItem(item)

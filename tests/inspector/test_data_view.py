@@ -1,6 +1,8 @@
 """The Data panel, driven as a user would: thumbnails, predictions, relabelling, removing,
 opening a folder, drag and drop, loading progress and cancel."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -213,7 +215,7 @@ def test_open_folder_lists_the_skipped_file_with_its_reason(
     ((path, reason),) = controller.dataset.skipped
     assert skipped.count() == 1
     item = skipped.item(0)
-    assert item.text() == f"bad.png: {reason}"
+    assert item.text() == f"{Path(path).parent.name}/bad.png: {reason}"  # (its label folder)
     assert item.toolTip() == f"{path}\n{reason}"
 
 
