@@ -756,8 +756,15 @@ class SessionController(QObject):
             return
         if fix.rewind_to is not None and fix.rewind_to <= self.latest_iteration:
             self.rewind_to(fix.rewind_to)
+            self.request_config(config)
+            self.status_message.emit(f"Applied: {fix.label}")
+            return
         self.request_config(config)
-        self.status_message.emit(f"Applied: {fix.label}")
+        # From the run's next update on, whichever iteration the cards were shown of (one
+        # picked on the history slider is not where it applies).
+        self.status_message.emit(
+            f"Applied from iteration {self.latest_iteration + 1} on: {fix.label}"
+        )
 
     @Slot()
     def reset(self) -> None:

@@ -166,3 +166,19 @@ def test_after_going_back_a_reset_says_so_in_the_status_bar(qtbot, controller, s
     controller.reset()
     assert controller.latest_iteration == 0
     assert messages[-1] == "Started again from iteration 0"
+
+
+def test_a_fix_applied_while_an_earlier_iteration_is_shown_says_where_it_applies(
+    qtbot, controller, step_and_wait
+):
+    """A teacher clicked a card's fix while viewing iteration 100 of 273: it changed the run
+    from 274 on, and the status bar said only "Applied"."""
+    from model.diagnostics import Fix
+
+    messages = []
+    controller.status_message.connect(messages.append)
+    step_and_wait(controller, 3)
+    controller.show_iteration(1)
+    controller.apply_fix(Fix("Divide the learning rate by 10 (→ 0.05)", {"learning_rate": 0.05}))
+    assert controller.config.learning_rate == 0.05 and controller.latest_iteration == 3
+    assert messages[-1] == "Applied from iteration 4 on: Divide the learning rate by 10 (→ 0.05)"
