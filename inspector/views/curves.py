@@ -964,7 +964,9 @@ class CurvesView(QWidget):
         """Positive values on the log axis; exact zeros as markers on a line below them."""
         values = [columns[s.column] for s in panel.series]
         smallest = _positive_min(*values)
-        floor = 10.0 ** (math.floor(math.log10(smallest)) - 1) if smallest else 1e-3
+        # Half a decade below the smallest drawn decade: between two labelled grid lines, so
+        # that a zero is not read as the 1e-5 (say) of the line it would sit on.
+        floor = 10.0 ** (math.floor(math.log10(smallest)) - 0.5) if smallest else 10.0**-3.5
         any_zero = False
         for series, y in zip(panel.series, values, strict=True):
             finite = np.isfinite(y)
