@@ -85,8 +85,11 @@ class RunColumn(QWidget):
         splitter.setSizes([420, 320])
         layout.addWidget(splitter, 1)
         self._letter = letter
+        # Bound methods, never lambdas: a closed comparison's columns are deleted, and Qt
+        # disconnects only a deleted object's own methods (a lambda stayed connected to the
+        # main run and raised "Internal C++ object already deleted" at every Step).
         controller.config_changed.connect(self._show_title)
-        controller.record_shown.connect(lambda _record: self._show_title())
+        controller.record_shown.connect(self._show_title)
         self._show_title()
 
     def _show_title(self, *_args) -> None:
@@ -155,13 +158,13 @@ class CompareCurves(pg.GraphicsLayoutWidget):
         self._timer.setSingleShot(True)
         self._timer.setInterval(REDRAW_MS)
         self._timer.timeout.connect(self.redraw)
-        for controller in runs.values():
-            controller.history_changed.connect(lambda _last: self._schedule())
-            controller.session_reset.connect(lambda _record: self._schedule())
+        for controller in runs.values():  # (bound methods: see RunColumn)
+            controller.history_changed.connect(self._schedule)
+            controller.session_reset.connect(self._schedule)
         runs["A"].record_shown.connect(self._move_marker)
         self.redraw()
 
-    def _schedule(self) -> None:
+    def _schedule(self, *_args) -> None:
         if not self._timer.isActive():
             self._timer.start()
 

@@ -76,14 +76,21 @@ def test_history_reset_and_rewind_move_both(qtbot, view, controller, step_and_wa
     assert view.follower.latest_iteration == 0
 
 
-def test_closing_ends_the_second_run(qtbot, view):
+def test_closing_ends_the_second_run(qtbot, view, controller, step_and_wait):
     start(qtbot, view)
     follower = view.follower
     client = follower._client
+    step_and_wait(controller)
     qtbot.mouseClick(view.close_button, Qt.MouseButton.LeftButton)
     assert not view.is_open
     qtbot.waitUntil(lambda: not client.alive, timeout=10000)
     assert view.plot_items() == {}
+    # The main run goes on without the closed comparison's parts (they stayed connected to
+    # it and raised "Internal C++ object already deleted" at each Step and Reset).
+    qtbot.wait(50)  # (the parts deleted)
+    step_and_wait(controller)
+    controller.reset()
+    controller.update_live(learning_rate=0.1)
 
 
 def assert_message_whole_or_hidden(filters: FiltersView, name: str) -> bool:
