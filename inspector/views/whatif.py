@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.tasks import BackgroundTask
+from model.config import ConfigError
 from model.diagnostics import LARGE_UPDATE_RATIO
 from model.formatting import format_number, format_share
 from model.session import batch_indices
@@ -303,6 +304,11 @@ class WhatIfView(QWidget):
             return
         chosen = self._rows[row]
         if chosen.learning_rate == self._controller.config.learning_rate:
+            return
+        try:  # (×10 of a rate near the limit is beyond it: said, as the Setup field says it)
+            self._controller.config.with_changes(learning_rate=chosen.learning_rate)
+        except ConfigError as exc:
+            self._controller.status_message.emit(f"Not used: {exc}")
             return
         self._controller.update_live(learning_rate=chosen.learning_rate)
         self._controller.status_message.emit(

@@ -106,6 +106,21 @@ def test_use_takes_the_rate_and_the_table_follows(qtbot, controller, make_view):
     assert cell(view, 1, "rate") == "5.000e-05 (×1)"
 
 
+def test_a_rate_beyond_the_limit_is_not_used_and_says_why(qtbot, controller, make_view):
+    """At a rate of 1e12, Use on the ×10 row raised a ConfigError dialog while the status bar
+    said the rate was in use."""
+    controller.update_live(learning_rate=1e12)
+    view = make_view()
+    wait_table(qtbot, view)
+    messages = []
+    controller.status_message.connect(messages.append)
+    qtbot.mouseClick(view.use_buttons[0], Qt.MouseButton.LeftButton)  # ×10: 1e13
+    assert controller.config.learning_rate == 1e12
+    assert messages == [
+        "Not used: learning_rate: must be greater than 0 and at most 1e+12, got 1e+13"
+    ]
+
+
 def test_after_the_filter_died_no_rate_helps(qtbot, controller, make_view, step_and_wait):
     view = make_view()
     step_and_wait(controller)
