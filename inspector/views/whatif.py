@@ -142,11 +142,20 @@ def summary_text(rows: list[WhatIfRow]) -> str:
             "(see Diagnostics)."
         )
     if verdicts <= {"kills filter", "diverges"}:
+        # (Not "a smaller rate is not the fix": a far smaller one may be; the table cannot
+        # tell. With 0..1 pixels and small weights the rate is the whole problem.)
         return (
             f"Even the smallest step tried (learning rate {format_number(smallest.learning_rate)}) "
-            "would break the network: the gradient itself is far too large, so a smaller learning "
-            "rate alone is not the fix. Diagnostics suggests what to change (pixel scale, "
-            "initial weights)."
+            "would break the network: the rate must come down further (Diagnostics suggests by "
+            "how much). If that takes a rate far below the usual 0.001–0.1, the inputs or the "
+            "initial weights are out of scale too: Diagnostics says which."
+        )
+    if all(row.update_ratio == 0 and row.classifier_ratio == 0 for row in rows):
+        return (
+            "No learning rate changes the weights at this update: its gradient is exactly zero. "
+            "The images it is computed on are classified with a saturated sigmoid (σ exactly 0 "
+            "or 1: loss and gradient vanish) or give the filters no positive output; the next "
+            "update, on other images, may differ."
         )
     safe = [row for row in rows if row.verdict == "ok"]
     if not safe:

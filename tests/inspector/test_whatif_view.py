@@ -57,6 +57,7 @@ def test_seed_first_update_kills_the_filter_at_every_rate_tried(qtbot, controlle
     # Even ×0.001 lands below -50: the table says the step size alone is not the fix.
     assert cell(view, 4, "range") == "-64.49 … -52.73"
     assert "Even the smallest step tried" in view.summary.text()
+    assert "the rate must come down further" in view.summary.text()
     black = view.table.item(1, COLUMN["verdict"]).background().color().getRgb()[:3]
     assert black == VERDICT_COLOURS["kills filter"]
 
@@ -119,6 +120,20 @@ def test_a_rate_beyond_the_limit_is_not_used_and_says_why(qtbot, controller, mak
     assert messages == [
         "Not used: learning_rate: must be greater than 0 and at most 1e+12, got 1e+13"
     ]
+
+
+def test_a_zero_gradient_of_a_saturated_image_is_not_blamed_on_the_rate(
+    qtbot, controller, make_view, step_and_wait
+):
+    """The question's setup at 1e-8, after one update: the next one is on the circle, whose
+    sigmoid is saturated at exactly 1 = its label, so its gradient is exactly zero; the
+    summary said no step was "both safe and large enough to make progress"."""
+    controller.update_live(learning_rate=1e-8)
+    step_and_wait(controller)
+    view = make_view()
+    wait_table(qtbot, view)
+    assert all(row.update_ratio == 0 == row.classifier_ratio for row in view._rows)
+    assert view.summary.text().startswith("No learning rate changes the weights at this update")
 
 
 def test_after_the_filter_died_no_rate_helps(qtbot, controller, make_view, step_and_wait):
