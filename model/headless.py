@@ -506,7 +506,8 @@ def sweep_summary(result: SweepResult, out_dir: Path) -> str:
     )
     return "\n".join(
         (
-            f"Swept {len(result.cells)} cells ({shape}), {spec.iterations} iterations each, in "
+            f"Swept {format_count(len(result.cells), 'cell')} ({shape}), {spec.iterations} "
+            "iterations each, in "
             f"{result.seconds:.1f} s on {format_count(result.workers, 'worker')}.",
             "Outcomes: " + ", ".join(f"{name} {counts[name]}" for name in OUTCOMES) + ".",
             f"Wrote {', '.join(SWEEP_NAMES)} to {out_dir.resolve()}",

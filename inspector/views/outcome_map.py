@@ -1084,10 +1084,17 @@ class OutcomeMapView(QWidget):
         for box in self.pixel_boxes.values():
             box.toggled.connect(self._update_size)
         controller.config_changed.connect(self._update_marker)
-        controller.session_reset.connect(lambda _record: self._update_marker())
-        controller.dataset_changed.connect(lambda _dataset: self._update_titles())
+        controller.session_reset.connect(self._on_session_reset)
+        controller.dataset_changed.connect(self._on_dataset_changed)
         self._update_size()
         self._update_titles()
+
+    def _on_session_reset(self, _record) -> None:
+        self._update_marker()
+
+    def _on_dataset_changed(self, _dataset) -> None:
+        self._update_titles()
+        self._update_size()  # ("… updates on 2 images" was left after loading 80)
 
     def _show_controls(self, shown: bool) -> None:
         self.controls.setVisible(shown)
@@ -1222,13 +1229,17 @@ class OutcomeMapView(QWidget):
         self.running_row.setVisible(True)
         if self._result is None:
             self.canvas.set_placeholder(
-                f"Training {total} fresh runs… the map appears when they are done."
+                f"Training {format_count(total, 'fresh run')}… the map appears when they are done."
             )
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self._set_status(
-            f"Training {total} cells × {spec.iterations} iterations"
-            + (" on every core…" if workers is None else f" in {workers} process(es)…")
+            f"Training {format_count(total, 'cell')} × {spec.iterations} iterations"
+            + (
+                " on every core…"
+                if workers is None
+                else f" in {format_count(workers, 'process', 'processes')}…"
+            )
         )
         task.start()
 
@@ -1380,7 +1391,7 @@ class OutcomeMapView(QWidget):
             return
         cells = len(spec.cells())
         self.size_label.setText(
-            f"{cells} cells × {spec.iterations} iterations = "
+            f"{format_count(cells, 'cell')} × {spec.iterations} iterations = "
             f"{cells * spec.iterations:,} updates on "
             f"{format_count(len(self._controller.dataset), 'image')}."
         )
@@ -1405,8 +1416,9 @@ class OutcomeMapView(QWidget):
         base = spec.base
         name = f" on '{result.dataset_name}'" if result.dataset_name else ""
         self.title.setText(
-            f"How {len(result.cells)} fresh runs ended after {spec.iterations} iterations{name} "
-            f"({result.num_images} images), {INIT_FAMILY_LABELS[spec.init_family]} weights"
+            f"How {format_count(len(result.cells), 'fresh run')} ended after {spec.iterations} "
+            f"iterations{name} ({format_count(result.num_images, 'image')}), "
+            f"{INIT_FAMILY_LABELS[spec.init_family]} weights"
         )
         subtitle = (
             f"Both layers initialised {INIT_FAMILY_LABELS[spec.init_family]}; seed {base.seed}, "
@@ -1465,8 +1477,10 @@ class OutcomeMapView(QWidget):
         self.picked.setVisible(False)
         counts = result.counts()
         self._set_status(
-            f"Swept {len(result.cells)} cells in {result.seconds:.1f} s on {result.workers} "
-            "process(es): " + ", ".join(f"{counts[name]} {name}" for name in OUTCOMES) + "."
+            f"Swept {format_count(len(result.cells), 'cell')} in {result.seconds:.1f} s on "
+            f"{format_count(result.workers, 'process', 'processes')}: "
+            + ", ".join(f"{counts[name]} {name}" for name in OUTCOMES)
+            + "."
         )
         self.sweep_finished.emit(result)
         self._ending = "done"

@@ -78,6 +78,8 @@ def test_a_map_of_other_data_says_so(qtbot, controller, make_view, shapes_datase
         view.stale_note.text()
     )
     assert "'question'" in view.title.text()  # the map still names what it was swept on
+    # The next sweep's size counts the images there are now (it said "on 2 images").
+    assert view.size_label.text().endswith(f"on {len(shapes_dataset)} images.")
 
 
 def test_bad_input_is_refused_and_marked(qtbot, make_view):
