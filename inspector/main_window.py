@@ -267,9 +267,15 @@ class MainWindow(QMainWindow):
             ),
             ActionSpec("add_images", "&Add images…", self.data_view.add_images, "Ctrl+Shift+O"),
             ActionSpec(
-                "example_question", "The question's two images", lambda: c.load_example("question")
+                "example_question",
+                "The question's two images",
+                lambda: self.data_view.load_example("question"),
             ),
-            ActionSpec("example_shapes", "Shapes (80 images)", lambda: c.load_example("shapes")),
+            ActionSpec(
+                "example_shapes",
+                "Shapes (80 images)",
+                lambda: self.data_view.load_example("shapes"),
+            ),
             ActionSpec(
                 "save_snapshot",
                 "Save filter &snapshot…",

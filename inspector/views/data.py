@@ -411,13 +411,13 @@ class DataView(QWidget):
             "Question example",
             "questionExampleButton",
             "The question's two images: a cross (label 0) and a circle (label 1).",
-            lambda: self._load_example("question"),
+            lambda: self.load_example("question"),
         )
         self._shapes_button = self._button(
             "Shapes example",
             "shapesExampleButton",
             "80 crosses and circles in varied sizes, positions and colours.",
-            lambda: self._load_example("shapes"),
+            lambda: self.load_example("shapes"),
         )
         examples.addWidget(self._question_button)
         examples.addWidget(self._shapes_button)
@@ -717,11 +717,16 @@ class DataView(QWidget):
             self._load_folder(folder)
 
     def _load_folder(self, folder: str) -> None:
+        if not self._may_start_again("Open", f"Open the images of {Path(folder).name}?"):
+            return
         self._message.hide()
         self._remember_folder(folder)
         self._controller.load_folder(folder)
 
-    def _load_example(self, name: str) -> None:
+    def load_example(self, name: str) -> None:
+        """Open the bundled example ``name`` (asked first if that drops trained iterations)."""
+        if not self._may_start_again("Open", f"Open the {name} example?"):
+            return
         self._message.hide()
         self._controller.load_example(name)
 

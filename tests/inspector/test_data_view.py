@@ -147,7 +147,7 @@ def test_relabel_from_context_menu_and_key_restarts_the_run(qtbot, view, control
 
 
 def test_a_data_edit_asks_before_it_drops_trained_iterations(
-    qtbot, view, controller, step_and_wait
+    qtbot, view, controller, step_and_wait, tmp_path
 ):
     """A teacher's Relabel threw away a run of 101 iterations without a word."""
     answers, asked = [False, True], []
@@ -168,6 +168,13 @@ def test_a_data_edit_asks_before_it_drops_trained_iterations(
     click_thumbnail(qtbot, view, 0)
     view.context_menu().actions()[1].trigger()
     assert len(asked) == 2 and controller.dataset.labels.tolist() == [1]
+    # Other data (an example, a folder) asks too, once something was trained.
+    step_and_wait(controller, 1)
+    answers[:] = [False, False]
+    qtbot.mouseClick(button(view, "shapesExampleButton"), Qt.MouseButton.LeftButton)
+    view._ask_folder = lambda: str(tmp_path)
+    view.open_folder()
+    assert asked[2:] == [("Open", 1), ("Open", 1)] and len(controller.dataset) == 1
 
 
 def test_remove_one_shapes_image_and_refuse_removing_all(qtbot, view, controller, shapes_dataset):
