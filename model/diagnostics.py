@@ -298,7 +298,7 @@ def _factor_for(ratio: float) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def _non_finite(record: StepRecord) -> Finding | None:
+def _non_finite(record: StepRecord, previous: StepRecord | None) -> Finding | None:
     where = []
     for group_name, group in (("weights", record.params), ("gradients", record.grads)):
         if group is None:
@@ -311,18 +311,36 @@ def _non_finite(record: StepRecord) -> Finding | None:
     if not where:
         return None
     k = record.iteration
-    rewind = k - 1 if k > 0 else None
-    fixes = (fix_learning_rate(record.settings.learning_rate, 100, rewind), fix_clip(1.0, rewind))
+    rewind, factor = (k - 1 if k > 0 else None), 100.0
+    before = math.nan if previous is None else previous.metrics.get("conv_update_ratio", math.nan)
+    going_back = (
+        f"The history up to iteration {max(k - 1, 0)} is intact: rewind there and continue with "
+        "a smaller learning rate."
+    )
+    if math.isfinite(before) and before >= HUGE_UPDATE_RATIO:
+        # Already exploding before it (weights of 1e149 in a UX pass): from there a smaller
+        # rate overflowed again one update later, and the card offered the same fix again.
+        rewind, factor = 0, max(factor, _factor_for(before))
+        absmax = previous.metrics.get("conv_weight_absmax", math.nan)
+        going_back = (
+            f"The updates before it were already larger than the weights ({format_number(before)}"
+            f"× them at iteration {k - 1}, whose weights reach {format_number(absmax)}): from "
+            "there any rate overflows soon. Start again from iteration 0 with a far smaller "
+            "learning rate."
+        )
+    fixes = (
+        fix_learning_rate(record.settings.learning_rate, factor, rewind),
+        fix_clip(1.0, rewind),
+    )
     return Finding(
         code="non_finite",
         severity="error",
         title=f"NaN or infinity at iteration {k}",
         explanation=(
             f"The update at iteration {k} produced values that are not finite numbers in "
-            f"{', '.join(where)}. The learning rate × gradient overflowed the "
+            f"{', '.join(where)}. −learning rate × gradient overflowed the "
             f"{record.params['conv.weight'].dtype} range; nothing computed after this is "
-            "meaningful. The history up to iteration "
-            f"{max(k - 1, 0)} is intact: rewind there and continue with a smaller learning rate."
+            f"meaningful. {going_back}"
         ),
         fixes=fixes,
         iteration=k,
@@ -634,7 +652,7 @@ def diagnose(
     config : settings of the run.
     labels : (N,) labels of the dataset.
     """
-    non_finite = _non_finite(record)
+    non_finite = _non_finite(record, previous)
     if non_finite is not None:
         return (non_finite,)
     findings = _dead_filters(record, previous, config)

@@ -643,7 +643,30 @@ def test_non_finite_weights_pause_the_run(question):
     assert result.paused_by is not None and result.paused_by.code == "non_finite"
     stopped_at = session.iteration
     assert all(np.isfinite(session.record(k).loss) for k in range(stopped_at))
-    assert result.paused_by.fixes[0].rewind_to == stopped_at - 1
+    fix = result.paused_by.fixes[0]
+    before = session.record(stopped_at - 1).metrics["conv_update_ratio"]
+    # Going back one iteration helps only if the run was not exploding already.
+    assert fix.rewind_to == (0 if before >= 1 else stopped_at - 1)
+
+
+def test_a_run_that_exploded_before_its_nan_is_sent_back_to_the_start(shapes):
+    """A UX pass: Shapes at 1e6 with leaky ReLU overflows at iteration 23; the card sent it
+    back to 22, whose weights reach 1e149, with ÷100, and one step later it was NaN again
+    with the same card."""
+    session = TrainingSession(
+        shapes, preset_config("shapes", learning_rate=1e6, activation="leaky_relu")
+    )
+    result = session.run(60)
+    assert result.paused_by is not None and result.paused_by.code == "non_finite"
+    (rate, clip) = result.paused_by.fixes
+    assert rate.rewind_to == clip.rewind_to == 0
+    assert rate.changes["learning_rate"] <= 1e-2  # not ÷100 of 1e6
+    assert "Start again from iteration 0" in result.paused_by.explanation
+    # From there, the fix's rate goes on without overflowing.
+    session.rewind(0)
+    session.update_settings(**rate.changes)
+    session.run(30, pause_on_findings=False)
+    assert np.isfinite(session.latest.loss)
 
 
 def test_thinning_the_metrics_keeps_the_runs_peaks(question):
