@@ -446,6 +446,10 @@ class WhatIfView(QWidget):
                 "accuracy": format_share(data.accuracy),
                 "ratio": format_number(data.update_ratio),
             }
+            if data.non_finite:
+                # Shares of NaN maps and predictions from NaN logits are not numbers of the
+                # network ("100% of outputs > 0, accuracy 50%" beside NaN weights).
+                cells.update(alive="–", dead="–", accuracy="–")
             for key, text in cells.items():
                 item = self.table.item(row, COLUMN[key])
                 item.setText(text)

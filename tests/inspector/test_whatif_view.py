@@ -12,6 +12,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from inspector.views.whatif import COLUMN, VERDICT_COLOURS, WhatIfView
+from model.presets import preset_config
 
 
 @pytest.fixture
@@ -134,6 +135,20 @@ def test_a_zero_gradient_of_a_saturated_image_is_not_blamed_on_the_rate(
     wait_table(qtbot, view)
     assert all(row.update_ratio == 0 == row.classifier_ratio for row in view._rows)
     assert view.summary.text().startswith("No learning rate changes the weights at this update")
+
+
+def test_a_row_that_diverges_shows_no_shares_of_nan(qtbot, controller, make_view):
+    """On a row whose update overflows, the table said "100%" of ReLU outputs positive and
+    "accuracy 50%" (NaN logits read as predictions) beside NaN weights."""
+    controller.start_over(
+        preset_config("seed", learning_rate=1e12, activation="leaky_relu", dtype="float32")
+    )
+    qtbot.waitUntil(lambda: controller.config.dtype == "float32")
+    view = make_view()
+    wait_table(qtbot, view)
+    assert verdicts(view)[0] == "diverges"
+    assert [cell(view, 0, key) for key in ("alive", "dead", "accuracy")] == ["–"] * 3
+    assert cell(view, 1, "accuracy") == "50%"  # a row that does not diverge keeps its numbers
 
 
 def test_after_the_filter_died_no_rate_helps(qtbot, controller, make_view, step_and_wait):
