@@ -13,6 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox,
     QFrame,
     QHBoxLayout,
@@ -287,13 +288,21 @@ class CompareView(QWidget):
         """Start the second run at iteration 0 (it catches up with the main run at once)."""
         self.close_comparison()
         leader = self._controller
-        self.follower = SessionController(
-            leader.dataset,
-            self._chosen_config(),
-            self,
-            source=leader.dataset_source,
-            backend=self._backend,
-        )
+        # Its training process starts and makes iteration 0 before this returns (0.8 s
+        # measured): the window says so rather than stand still unexplained.
+        self.note.setText("Starting the second run's training process…")
+        self.note.repaint()
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            self.follower = SessionController(
+                leader.dataset,
+                self._chosen_config(),
+                self,
+                source=leader.dataset_source,
+                backend=self._backend,
+            )
+        finally:
+            QApplication.restoreOverrideCursor()
         self._link = ComparisonLink(leader, self.follower)
         columns = QSplitter(Qt.Orientation.Horizontal)
         self._columns = [RunColumn("A", leader), RunColumn("B", self.follower)]
