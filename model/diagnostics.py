@@ -298,7 +298,7 @@ def _factor_for(ratio: float) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def _non_finite(record: StepRecord, previous: StepRecord | None) -> Finding | None:
+def _non_finite(record: StepRecord, previous: StepRecord | None, last_calm=None) -> Finding | None:
     where = []
     for group_name, group in (("weights", record.params), ("gradients", record.grads)):
         if group is None:
@@ -320,13 +320,21 @@ def _non_finite(record: StepRecord, previous: StepRecord | None) -> Finding | No
     if math.isfinite(before) and before >= HUGE_UPDATE_RATIO:
         # Already exploding before it (weights of 1e149 in a UX pass): from there a smaller
         # rate overflowed again one update later, and the card offered the same fix again.
-        rewind, factor = 0, max(factor, _factor_for(before))
+        # Back to the last iteration whose update was calm (a review: not to 0 when the rate
+        # was raised live after 200 good iterations).
+        calm = last_calm() if last_calm is not None else None
+        rewind, factor = (calm or 0), max(factor, _factor_for(before))
         absmax = previous.metrics.get("conv_weight_absmax", math.nan)
+        where = (
+            "Start again from iteration 0"
+            if rewind == 0
+            else f"Go back to iteration {rewind}, the last whose update was smaller than the "
+            "weights,"
+        )
         going_back = (
             f"The updates before it were already larger than the weights ({format_number(before)}"
-            f"× them at iteration {k - 1}, whose weights reach {format_number(absmax)}): from "
-            "there any rate overflows soon. Start again from iteration 0 with a far smaller "
-            "learning rate."
+            f"× them at iteration {k - 1}, whose weights reach {format_number(absmax)}): going "
+            f"back one iteration overflows again soon. {where} with a far smaller learning rate."
         )
     fixes = (
         fix_learning_rate(record.settings.learning_rate, factor, rewind),
@@ -640,7 +648,12 @@ def _saturation(record: StepRecord, labels: np.ndarray, config: TrainingConfig) 
 
 
 def diagnose(
-    record: StepRecord, previous: StepRecord | None, config: TrainingConfig, labels: np.ndarray
+    record: StepRecord,
+    previous: StepRecord | None,
+    config: TrainingConfig,
+    labels: np.ndarray,
+    *,
+    last_calm=None,
 ) -> tuple[Finding, ...]:
     """All findings of one iteration, most severe first.
 
@@ -651,8 +664,11 @@ def diagnose(
         and what the update that killed it was.
     config : settings of the run.
     labels : (N,) labels of the dataset.
+    last_calm : ``last_calm()`` gives the last iteration before ``record`` whose conv update
+        was smaller than its weights (asked only when the run overflowed after updates larger
+        than the weights: where a fix goes back to); None: iteration 0.
     """
-    non_finite = _non_finite(record, previous)
+    non_finite = _non_finite(record, previous, last_calm)
     if non_finite is not None:
         return (non_finite,)
     findings = _dead_filters(record, previous, config)

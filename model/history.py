@@ -140,8 +140,11 @@ class MetricsTable:
         """Put the row of ``record`` in the place of the last row (the same iteration)."""
         if not self._rows or self._scalars[self._rows - 1, 0] != record.iteration:
             raise ValueError(f"the last row is not of iteration {record.iteration}")
-        self._rows -= 1
-        self.append(record)
+        scalars = [record.metrics[name] for name in METRIC_NAMES]  # (first: may raise)
+        last = self._rows - 1
+        self._scalars[last] = scalars
+        self._losses[last] = record.losses
+        self._probabilities[last] = record.probabilities
 
     def extend(self, scalars: np.ndarray, losses: np.ndarray, probabilities: np.ndarray) -> None:
         """Add rows: scalars (k, len(METRIC_NAMES)), losses and probabilities (k, N)."""

@@ -248,7 +248,9 @@ class TrainingSession:
             # Iteration 0 goes on with the new settings: its record (snapshots and reports
             # of it) and its metrics row say so, as the first update will.
             initial = self._latest
-            metrics = {**initial.metrics, "learning_rate": self.settings.learning_rate}
+            metrics = MappingProxyType(
+                {**initial.metrics, "learning_rate": self.settings.learning_rate}
+            )  # (read-only, as every record's)
             self._latest = replace(initial, settings=self.settings, metrics=metrics)
             self._history.restate(self._latest)
         if predict:
@@ -555,8 +557,23 @@ class TrainingSession:
             metrics=MappingProxyType(metrics),
         )
         with np.errstate(over="ignore", invalid="ignore"):
-            findings = diagnostics.diagnose(record, previous, cfg, self._dataset.labels)
+            findings = diagnostics.diagnose(
+                record,
+                previous,
+                cfg,
+                self._dataset.labels,
+                last_calm=lambda: self._last_calm(iteration),
+            )
         return replace(record, findings=findings, step_seconds=time.perf_counter() - started)
+
+    def _last_calm(self, iteration: int) -> int:
+        """The last iteration before ``iteration`` whose conv update was smaller than its
+        weights (iteration 0 has none: calm), from the metrics kept."""
+        table = self._history.metrics
+        iterations = table.column("iteration")
+        ratios = table.column("conv_update_ratio")
+        calm = (iterations < iteration) & ~(ratios >= diagnostics.HUGE_UPDATE_RATIO)
+        return int(iterations[calm].max()) if calm.any() else 0
 
     def _with_maps(self, record: StepRecord) -> StepRecord:
         """``record`` with its pre-activation and ReLU maps recomputed from its parameters."""

@@ -157,6 +157,8 @@ def test_iteration_0_goes_on_with_every_live_change_made_before_the_first_step(q
     session.update_settings(clip_norm=2.0)
     record = session.record(0)
     assert (record.settings.momentum, record.settings.clip_norm) == (0.9, 2.0)
+    with pytest.raises(TypeError):  # frozen, as every record is
+        record.metrics["loss"] = 123.0
     assert start_config(session).momentum == 0.9
     session.step()
     session.update_settings(learning_rate=0.5)  # from the next update on: 0 stays as it was

@@ -669,6 +669,21 @@ def test_a_run_that_exploded_before_its_nan_is_sent_back_to_the_start(shapes):
     assert np.isfinite(session.latest.loss)
 
 
+def test_a_nan_after_a_live_rate_raise_goes_back_to_the_last_calm_iteration(shapes):
+    """A review: 200 good iterations, then the rate raised live to 1e6: the fix went back to
+    iteration 0, saying any rate would overflow, though iteration 200 was fine."""
+    session = TrainingSession(
+        shapes, preset_config("shapes", learning_rate=0.01, activation="leaky_relu")
+    )
+    session.run(200, pause_on_findings=False)
+    session.update_settings(learning_rate=1e6)
+    result = session.run(60)
+    assert result.paused_by is not None and result.paused_by.code == "non_finite"
+    (rate, clip) = result.paused_by.fixes
+    assert rate.rewind_to == clip.rewind_to == 200
+    assert "Go back to iteration 200, the last whose update" in result.paused_by.explanation
+
+
 def test_thinning_the_metrics_keeps_the_runs_peaks(question):
     session = TrainingSession(question, preset_config("seed"))
     session.run(40, pause_on_findings=False)
