@@ -716,12 +716,21 @@ class DataView(QWidget):
         if folder:
             self._load_folder(folder)
 
-    def _load_folder(self, folder: str) -> None:
+    def _load_folder(self, folder: str) -> bool:
+        """Load ``folder`` (asked first after training); whether it went ahead."""
         if not self._may_start_again("Open", f"Open the images of {Path(folder).name}?"):
-            return
+            return False
         self._message.hide()
         self._remember_folder(folder)
         self._controller.load_folder(folder)
+        return True
+
+    def _drop_folder(self, folder: str, others: bool) -> None:
+        if self._load_folder(folder) and others:
+            self._show_message(
+                f"Only {Path(folder).name} is loaded: drop one folder at a time, or only image "
+                "files."
+            )
 
     def load_example(self, name: str) -> None:
         """Open the bundled example ``name`` (asked first if that drops trained iterations)."""
@@ -779,9 +788,21 @@ class DataView(QWidget):
 
     def _may_start_again(self, action: str, question: str) -> bool:
         """Whether to go on with a change of the data: at once before any training, else if
-        the user agrees to drop what was trained (edits used to drop a long run unasked)."""
-        dropped = self._controller.latest_iteration
-        return dropped == 0 or self.confirm_new_run(action, question, dropped)
+        the user agrees to drop what was trained (edits used to drop a long run unasked).
+        The run is paused first (the question counts what it drops); data that changed while
+        the question was open (a load ending) is not edited: the images picked were others."""
+        controller = self._controller
+        controller.pause()
+        dropped = controller.latest_iteration
+        if dropped == 0:
+            return True
+        dataset = controller.dataset
+        if not self.confirm_new_run(action, question, dropped):
+            return False
+        if controller.dataset is not dataset or controller.is_loading:
+            self._show_message("The data changed while you were asked: nothing was changed.")
+            return False
+        return True
 
     def _show_message(self, text: str) -> None:
         self._message.setText(text)
@@ -839,16 +860,12 @@ class DataView(QWidget):
             return
         event.acceptProposedAction()
         folders = [path for path in paths if os.path.isdir(path)]
+        # What follows may ask (the label, or whether to drop the run): a dialog, so not from
+        # inside the drop handler, whose drag session the platform may still hold.
         if folders:
-            self._load_folder(folders[0])
-            if len(folders) != len(paths):
-                self._show_message(
-                    f"Only {Path(folders[0]).name} is loaded: drop one folder at a time, or "
-                    "only image files."
-                )
+            others = len(folders) != len(paths)
+            QTimer.singleShot(0, self, lambda: self._drop_folder(folders[0], others))
             return
-        # Asking for the label opens a dialog: not from inside the drop handler, whose drag
-        # session the platform may still hold.
         QTimer.singleShot(0, self, lambda: self._add_paths(paths))
 
     def resizeEvent(self, event) -> None:

@@ -346,3 +346,24 @@ def test_the_file_dialogs_open_beside_the_data_shown_until_one_was_used(view, co
     assert view._start_folder() == str(example_path("question").parent)
     view._remember_folder(str(example_path("shapes")))
     assert view._start_folder() == str(example_path("shapes"))
+
+
+def test_an_edit_answered_after_other_data_came_changes_nothing(
+    qtbot, view, controller, step_and_wait
+):
+    """A review: while the question was open a load ended, and the answer removed image #2
+    of the new data (the Shapes example) instead of the question's circle."""
+    step_and_wait(controller, 2)
+    click_thumbnail(qtbot, view, 1)
+    controller.load_example("shapes")  # a load under way (an Open confirmed a moment ago)
+
+    def confirm(action, question, dropped):
+        qtbot.waitUntil(lambda: not controller.is_loading, timeout=20000)  # the user reads
+        return True
+
+    view.confirm_new_run = confirm
+    # (The Remove button is held while loading; the question was asked just before.)
+    view._remove_selected()
+    assert len(controller.dataset) == 80  # the Shapes example, whole
+    message = view.findChild(QLabel, "dataMessage")
+    assert message.isVisibleTo(view) and "nothing was changed" in message.text()
