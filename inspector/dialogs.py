@@ -48,31 +48,29 @@ def ask_to_drop_later(
     The safe answer (Cancel) is the default."""
     later = f"{dropped} later iteration{'s' if dropped != 1 else ''}"
     span = f"{iteration + 1}" if dropped == 1 else f"{iteration + 1}–{iteration + dropped}"
-    box = QMessageBox(parent)
-    box.setIcon(QMessageBox.Icon.Question)
-    box.setWindowTitle(title)
-    box.setText(question)
-    box.setInformativeText(f"The {later} ({span}) will be dropped from the history. {then}")
-    accept = box.addButton(f"Drop {later}", QMessageBox.ButtonRole.AcceptRole)
-    box.addButton(QMessageBox.StandardButton.Cancel)
-    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-    box.exec()
-    return box.clickedButton() is accept
+    info = f"The {later} ({span}) will be dropped from the history. {then}"
+    return _ask(parent, title, question, info, f"Drop {later}")
 
 
 def ask_new_run(parent: QWidget, action: str, question: str, dropped: int) -> bool:
     """Ask before a change of the data starts a new run that drops the ``dropped`` iterations
     trained so far; True to go on. The safe answer (Cancel) is the default."""
-    later = f"{dropped} iteration{'s' if dropped != 1 else ''}"
+    trained = f"{dropped} iteration{'s' if dropped != 1 else ''}"
+    info = (
+        f"Changing the data starts a new run from iteration 0: the {trained} trained so far "
+        "will be dropped. Save a report first (File → Save report) to keep them."
+    )
+    return _ask(parent, "Start a new run?", question, info, f"{action} and start again")
+
+
+def _ask(parent: QWidget, title: str, question: str, info: str, accept_text: str) -> bool:
+    """A question box whose answers are ``accept_text`` (True) and Cancel, the default."""
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Question)
-    box.setWindowTitle("Start a new run?")
+    box.setWindowTitle(title)
     box.setText(question)
-    box.setInformativeText(
-        f"Changing the data starts a new run from iteration 0: the {later} trained so far "
-        "will be dropped. Save a report first (Ctrl+Shift+E) to keep them."
-    )
-    accept = box.addButton(f"{action} and start again", QMessageBox.ButtonRole.AcceptRole)
+    box.setInformativeText(info)
+    accept = box.addButton(accept_text, QMessageBox.ButtonRole.AcceptRole)
     box.addButton(QMessageBox.StandardButton.Cancel)
     box.setDefaultButton(QMessageBox.StandardButton.Cancel)
     box.exec()

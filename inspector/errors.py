@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import datetime
 import sys
+import time
 import traceback
 from pathlib import Path
 
 from PySide6.QtCore import QStandardPaths
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+
+#: Property of an error dialog: when it was shown (``time.monotonic()``).
+SHOWN_AT = "shownAt"
 
 
 def log_path() -> Path:
@@ -40,6 +44,7 @@ def show_error(parent: QWidget | None, title: str, message: str, details: str = 
         QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, parent
     )
     box.setObjectName("errorDialog")
+    box.setProperty(SHOWN_AT, time.monotonic())  # (which busy note it came with)
     if details:
         box.setDetailedText(details)
         # Only where there is more to read: a plain mistake in the data is all in the message.

@@ -48,7 +48,7 @@ from PySide6.QtWidgets import (
 from inspector import dialogs, export
 from inspector.actions import ActionSpec, create_actions
 from inspector.controller import SessionController
-from inspector.errors import log_path, show_error
+from inspector.errors import SHOWN_AT, log_path, show_error
 from inspector.layout_guard import LayoutGuard
 from inspector.report_action import ReportSaver
 from inspector.views.data import DataView
@@ -679,7 +679,7 @@ class MainWindow(QMainWindow):
         user left open stay where they are."""
         since = self._note_since - NOTE_ERROR_SECONDS
         for box in self.findChildren(QMessageBox, "errorDialog"):
-            if box.isVisible() and (box.property("shownAt") or 0.0) >= since:
+            if box.isVisible() and (box.property(SHOWN_AT) or 0.0) >= since:
                 box.raise_()
                 if activate:
                     box.activateWindow()
@@ -691,9 +691,7 @@ class MainWindow(QMainWindow):
 
     @Slot(str, str, str)
     def _show_error(self, title: str, message: str, details: str) -> None:
-        box = show_error(self, title, message, details)
-        if box is not None:  # (tests may replace show_error)
-            box.setProperty("shownAt", time.monotonic())
+        show_error(self, title, message, details)
 
     def shortcut_rows(self) -> list[tuple[str, str]]:
         """(action, keys) of every action with a shortcut, in the order of the menus."""
@@ -876,6 +874,7 @@ class MainWindow(QMainWindow):
         deadline = time.monotonic() + SETTLE_SECONDS
         while changing() and time.monotonic() < deadline:
             QApplication.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents, 50)
+            time.sleep(0.01)  # (processEvents returns at once when nothing is pending)
         if changing():
             self.statusBar().showMessage(
                 f"{what}: the window is still changing (a run, or an iteration on its way); "

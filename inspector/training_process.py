@@ -544,8 +544,9 @@ class TrainerServer:
     def do_update_settings(
         self, changes: dict, predict: bool = True
     ) -> tuple[TrainingConfig, StepRecord | None]:
-        """The new config, and iteration 0's record when the change made its predictions of
-        the first update again (``TrainingSession.update_settings``), else None."""
+        """The new config, and iteration 0's record when the change was made there (its
+        settings, and maybe its predictions of the first update, made again:
+        ``TrainingSession.update_settings``), else None."""
         before = self.session.latest
         self.session.update_settings(predict=predict, **changes)
         latest = self.session.latest

@@ -813,7 +813,11 @@ def useful_fixes(findings: Iterable[Finding], config: TrainingConfig) -> list[Fi
     same)."""
 
     def changes_something(fix: Fix) -> bool:
-        return any(getattr(config, name) != value for name, value in fix.changes.items())
+        # (Going back is a change too: the rate may already be the fix's, the bad update not
+        # yet undone.)
+        return fix.rewind_to is not None or any(
+            getattr(config, name) != value for name, value in fix.changes.items()
+        )
 
     return [
         f

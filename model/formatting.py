@@ -76,7 +76,8 @@ def format_cell(value: float) -> str:
     three significant digits (``format_compact``) with a short exponent: '0.0451',
     '2.54e-4', '-3.97e8'. The window's cells and a saved snapshot's say the same."""
     value = float(value)
-    if math.isfinite(value) and 1e3 <= abs(value) < 1e6:
+    # (on the value as written: 999.6 is "1,000", 999,999.6 "1e6")
+    if math.isfinite(value) and 1e3 <= abs(round(value)) < 1e6:
         return f"{value:,.0f}"
     return _SHORT_EXPONENT.sub(r"e\1\2", format_compact(value))
 

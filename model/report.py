@@ -376,14 +376,17 @@ def index_html(
         parts.append(f"<p>and {len(dataset) - SHOWN_IMAGES} more in {_link(DATA_DIR + '/')}.</p>")
     parts += _metrics_html(session)
     # Read as the Diagnostics panel shows them: filters dead in one update are one finding,
-    # and fixes that would change nothing in the run's settings are left out.
+    # and at the last iteration fixes that would change nothing in the run's settings are
+    # left out (as they first appeared, they were offered: that is history).
     for heading, findings in (
-        (f"Findings at the last iteration ({final.iteration})", final_findings),
+        (
+            f"Findings at the last iteration ({final.iteration})",
+            useful_fixes(final_findings, session.config),
+        ),
         ("Findings as they first appeared", first_findings),
     ):
         parts.append(f"<h2>{heading}</h2>")
-        shown = merge_alike(useful_fixes(findings, session.config))
-        parts += [_finding_html(f) for f in shown] or ["<p>none</p>"]
+        parts += [_finding_html(f) for f in merge_alike(findings)] or ["<p>none</p>"]
     parts.append("<h2>Conv filters</h2>")
     for iteration, path in snapshots.items():
         shown = "the initial weights" if iteration == 0 else "weights, and the gradient and "

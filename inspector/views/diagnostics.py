@@ -204,6 +204,8 @@ class DiagnosticsView(QWidget):
         self._refresh.timeout.connect(self._draw)
 
         controller.record_shown.connect(self.show_record)
+        # A live setting changed: a fix it makes useless (or useful) goes (or comes back).
+        controller.config_changed.connect(self._on_config_changed)
         controller.session_reset.connect(self._on_reset)
         controller.paused_by_finding.connect(self._on_paused)
         controller.running_changed.connect(self._on_running_changed)
@@ -232,7 +234,10 @@ class DiagnosticsView(QWidget):
         findings = merge_alike(
             useful_fixes(sort_findings(record.findings), self._controller.config)
         )
-        signature = (record.iteration, tuple((f.title, f.explanation) for f in findings))
+        signature = (
+            record.iteration,
+            tuple((f.title, f.explanation, tuple(x.label for x in f.fixes)) for f in findings),
+        )
         if signature == self._drawn_signature:
             return
         self._drawn_signature = signature
@@ -251,6 +256,11 @@ class DiagnosticsView(QWidget):
                 card = FindingCard(finding, self._apply_fix, self._list)
                 self._list_layout.insertWidget(position, card)
         self.summary.setText(self._summary_text(record, findings))
+
+    @Slot(object)
+    def _on_config_changed(self, _config) -> None:
+        if self._record is not None and not self._controller.is_running:
+            self._draw()
 
     @staticmethod
     def _summary_text(record: StepRecord, findings: list[Finding]) -> str:

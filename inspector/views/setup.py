@@ -13,7 +13,7 @@ import dataclasses
 import json
 import math
 
-from PySide6.QtCore import QSettings, Qt, Slot
+from PySide6.QtCore import QEvent, QSettings, Qt, Slot
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -195,6 +195,11 @@ class _SteadyLabel(QLabel):
             self._texts = texts
             self._heights.clear()
             self.updateGeometry()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._heights.clear()  # (measured in the old font)
+        super().changeEvent(event)
 
     def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt override
         own = super().heightForWidth(width)

@@ -216,3 +216,19 @@ def test_cards_leave_out_fixes_that_change_nothing(qtbot, question_dataset):
         assert labels and all("learning rate" in label for label in labels)
     finally:
         ctrl.shutdown()
+
+
+def test_a_live_change_that_makes_a_fix_useless_takes_its_button_away(
+    qtbot, view, controller, step_and_wait
+):
+    """A review: the buttons were filtered when drawn, and not drawn again when a live
+    setting changed. The question after its first update offers clipping at 1; set by hand,
+    the card stops offering it (and a card going back keeps its rewind)."""
+    step_and_wait(controller)
+
+    def labels():
+        return [b.label_text() for card in view.cards for b in card.fix_buttons]
+
+    assert "Fix: Clip the gradient norm at 1" in labels()
+    controller.update_live(clip_norm=1.0)
+    assert not [text for text in labels() if text == "Fix: Clip the gradient norm at 1"]

@@ -143,3 +143,24 @@ def test_dead_filters_merge_only_with_those_dead_since_the_same_update():
         "• Filter 2: largest pre-activation -2",
         "• Filters 3, 5 and 6: the same, each with its own numbers",
     ]
+
+
+def test_cell_texts_choose_their_form_by_the_value_as_written():
+    from model.formatting import format_cell
+
+    assert format_cell(999.4) == "999"
+    assert format_cell(999.6) == "1,000"  # not "1e3" beside "1,001"
+    assert format_cell(-61_304.6) == "-61,305"
+    assert format_cell(999_999.6) == "1.00e6"  # not "1,000,000"
+    assert format_cell(2.5416e-5) == "2.54e-5"
+
+
+def test_a_fix_that_goes_back_is_kept_even_when_its_setting_is_already_set():
+    from model.config import TrainingConfig
+
+    config = TrainingConfig(learning_rate=0.01)
+    going_back = diagnostics.Fix("Divide …, from iteration 0", {"learning_rate": 0.01}, 0)
+    idle = diagnostics.Fix("Divide …", {"learning_rate": 0.01})
+    finding = diagnostics.Finding("large_update", "warning", "t", "e", fixes=(going_back, idle))
+    (shown,) = diagnostics.useful_fixes([finding], config)
+    assert shown.fixes == (going_back,)  # the bad update is still to be undone
