@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer, Signal, Slot
 
 from inspector.tasks import BackgroundTask
 from inspector.training_process import Frame, RunOutcome, TrainerClient, TrainerError
@@ -1071,10 +1071,17 @@ class SessionController(QObject):
         self._client.close()  # interrupts a record being recomputed
         for work in list(self._report_folders):
             self._clear_report_folder(work, self._client)
-        if self._aside_task is not None:
-            self._aside_task.wait()
+        tasks = [t for t in (self._aside_task, self._load_task) if t is not None]
         if self._fetch is not None:
-            self._fetch.task.wait()
+            tasks.append(self._fetch.task)
+        for task in tasks:
+            task.wait()
+        if tasks:
+            # Their results are queued to this thread: delivered now, while this controller
+            # exists (its handlers see it closed), not later to what is left of it. (Left
+            # pending, a record fetched for a picked iteration crashed the process in the
+            # next event processing.)
+            QCoreApplication.sendPostedEvents()
 
 
 def _map_values(config: TrainingConfig, dataset: Dataset) -> int:
