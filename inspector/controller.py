@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, Signal, Slot
 
 from inspector.tasks import BackgroundTask
 from inspector.training_process import Frame, RunOutcome, TrainerClient, TrainerError
@@ -1082,6 +1082,10 @@ class SessionController(QObject):
             # pending, a record fetched for a picked iteration crashed the process in the
             # next event processing.)
             QCoreApplication.sendPostedEvents()
+            # And their deleteLater() (in the handlers just run) done now, while their parent
+            # lives: deleted later with it, a task crashed the process ("shared QObject was
+            # deleted directly").
+            QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 def _map_values(config: TrainingConfig, dataset: Dataset) -> int:

@@ -184,3 +184,23 @@ def test_a_fix_applied_while_an_earlier_iteration_is_shown_says_where_it_applies
     controller.apply_fix(Fix("Divide the learning rate by 10 (→ 0.05)", {"learning_rate": 0.05}))
     assert controller.config.learning_rate == 0.05 and controller.latest_iteration == 3
     assert messages[-1] == "Applied from iteration 4 on: Divide the learning rate by 10 (→ 0.05)"
+
+
+def test_closing_with_a_picked_iteration_on_its_way_leaves_nothing_behind(
+    qtbot, question_dataset, step_and_wait
+):
+    """Shut down while a picked iteration's record was on its way, then deleted at once: the
+    fetch task, deleted later after its parent, crashed the process at the next event
+    processing ("shared QObject was deleted directly", then a segmentation fault)."""
+    import gc
+
+    from inspector.controller import SessionController
+
+    ctrl = SessionController(question_dataset, preset_config("seed"), backend="thread")
+    step_and_wait(ctrl, 3)
+    ctrl.show_iteration(1)
+    assert ctrl.waiting_for_record
+    ctrl.shutdown()
+    del ctrl
+    gc.collect()
+    qtbot.wait(100)  # (what was left pending would be delivered here)
