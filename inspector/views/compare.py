@@ -15,11 +15,9 @@ from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
-    QFrame,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -31,6 +29,7 @@ from inspector.controller import SessionController
 from inspector.views.curves import RangeAnchor, iteration_bounds
 from inspector.views.filters import FiltersView
 from inspector.views.maps import MapsView
+from inspector.views.widgets import scroll_area
 from model.config import TrainingConfig
 from model.formatting import format_number, format_share
 from model.presets import PRESETS
@@ -257,12 +256,7 @@ class CompareView(QWidget):
         self.body.setObjectName("compareBody")
         # Scrolls rather than grows: a floating panel taller than its room would spread over
         # the toolbar and the History bar that move both runs.
-        scroll = QScrollArea()
-        scroll.setObjectName("compareScroll")
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.body)
-        outer.addWidget(scroll, 1)
+        outer.addWidget(scroll_area(self.body, "compareScroll"), 1)
         self._choose_default()
         self._show_state()
 

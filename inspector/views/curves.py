@@ -26,7 +26,6 @@ from PySide6.QtGui import QFont, QFontMetricsF
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
-    QFrame,
     QGraphicsItem,
     QHBoxLayout,
     QLabel,
@@ -36,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector import plotting
+from inspector.views.widgets import scroll_area
 from model.files import write_atomic
 from model.formatting import format_number, format_share
 from model.record import METRIC_NAMES, StepRecord
@@ -470,11 +470,7 @@ class CurvesView(QWidget):
         self._graphics.ci.setContentsMargins(2, 2, 2, 2)
         self._graphics.ci.layout.setSpacing(4)
 
-        self._scroll = QScrollArea()
-        self._scroll.setObjectName("curvesScroll")
-        self._scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self._scroll.setWidgetResizable(True)
-        self._scroll.setWidget(self._graphics)
+        self._scroll = scroll_area(self._graphics, "curvesScroll")
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

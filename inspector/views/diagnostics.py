@@ -9,7 +9,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -17,6 +16,7 @@ from PySide6.QtWidgets import (
 
 from inspector import dialogs
 from inspector.layout_guard import LayoutGuard
+from inspector.views.widgets import scroll_area
 from model.diagnostics import Finding, merge_alike, sort_findings, useful_fixes
 from model.record import StepRecord
 
@@ -186,16 +186,12 @@ class DiagnosticsView(QWidget):
         self.summary.setWordWrap(True)
         outer.addWidget(self.summary)
 
-        self._scroll = QScrollArea()
-        self._scroll.setWidgetResizable(True)
-        self._scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self._scroll.setFrameShape(QFrame.Shape.NoFrame)
         self._list = QWidget()
         self._list_layout = QVBoxLayout(self._list)
         self._list_layout.setContentsMargins(0, 0, 0, 0)
         self._list_layout.setSpacing(8)
         self._list_layout.addStretch(1)
-        self._scroll.setWidget(self._list)
+        self._scroll = scroll_area(self._list, across=False)
         outer.addWidget(self._scroll, 1)
 
         self._refresh = QTimer(self)

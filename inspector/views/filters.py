@@ -38,7 +38,8 @@ from PySide6.QtWidgets import (
 
 from inspector import plotting
 from inspector.layout_guard import LayoutGuard
-from inspector.views.scaled import SCALE_WORDS, ElidedLabel, ScaledRecordView
+from inspector.views.scaled import SCALE_WORDS, ScaledRecordView
+from inspector.views.widgets import ElidedLabel
 from model.colormap import DIVERGING_LUT
 from model.formatting import format_number, format_range
 from model.record import StepRecord

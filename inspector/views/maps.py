@@ -43,10 +43,8 @@ from PySide6.QtGui import QCursor, QFontMetricsF
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
-    QFrame,
     QHBoxLayout,
     QLabel,
-    QScrollArea,
     QScrollBar,
     QSizePolicy,
     QToolButton,
@@ -56,7 +54,8 @@ from PySide6.QtWidgets import (
 
 from inspector import plotting
 from inspector.layout_guard import LayoutGuard
-from inspector.views.scaled import SCALE_WORDS, ElidedLabel, ScaledRecordView
+from inspector.views.scaled import SCALE_WORDS, ScaledRecordView
+from inspector.views.widgets import ElidedLabel, scroll_area
 from model.formatting import format_number, format_share
 from model.record import StepRecord
 
@@ -383,11 +382,7 @@ class MapsView(ScaledRecordView, QWidget):
 
         # Maps are never drawn smaller than MIN_MAP_PIXELS: where they do not fit at that size
         # the panel scrolls (as the Curves panel does) rather than squash them.
-        self._scroll = QScrollArea(self)
-        self._scroll.setObjectName("mapsScroll")
-        self._scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self._scroll.setWidgetResizable(True)
-        self._scroll.setWidget(self._graphics)
+        self._scroll = scroll_area(self._graphics, "mapsScroll", parent=self)
         for bar in (self._scroll.horizontalScrollBar(), self._scroll.verticalScrollBar()):
             bar.valueChanged.connect(self._refresh_readout)
 

@@ -55,7 +55,7 @@ from PySide6.QtWidgets import (
 from inspector import dialogs
 from inspector.errors import show_error
 from inspector.tasks import BackgroundTask
-from inspector.views.scaled import ElidedLabel
+from inspector.views.widgets import ElidedLabel, scroll_area
 from model import files
 from model.config import PIXEL_SCALING_LABELS, PIXEL_SCALINGS, UPDATE_MODE_LABELS, ConfigError
 from model.formatting import format_count, format_number, format_share
@@ -963,12 +963,7 @@ class OutcomeMapView(QWidget):
         side.addLayout(buttons)
         side.addWidget(self.status)
         side.addStretch(1)
-        self.controls = QScrollArea()
-        self.controls.setObjectName("sweepControlsScroll")
-        self.controls.setWidget(controls)
-        self.controls.setWidgetResizable(True)
-        self.controls.setFrameShape(QFrame.Shape.NoFrame)
-        self.controls.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.controls = scroll_area(controls, "sweepControlsScroll", across=False)
         self.controls.setFixedWidth(controls.sizeHint().width() + 14)
 
         self.toggle_controls = QToolButton()
@@ -1059,12 +1054,7 @@ class OutcomeMapView(QWidget):
         right.addWidget(self.scroll, 1)
         # The map never gets smaller than it needs to be whole: a panel too short for it
         # scrolls, titles and map together; the picked cell's line stays in sight below.
-        self.panel_scroll = QScrollArea()
-        self.panel_scroll.setObjectName("outcomeMapPanelScroll")
-        self.panel_scroll.setWidget(panel)
-        self.panel_scroll.setWidgetResizable(True)
-        self.panel_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.panel_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.panel_scroll = scroll_area(panel, "outcomeMapPanelScroll", across=False)
         column = QVBoxLayout()
         column.setContentsMargins(0, 0, 4, 4)
         column.setSpacing(4)

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QSizePolicy,
-    QWidget,
 )
 
 from inspector import plotting
@@ -27,44 +26,6 @@ from model.record import StepRecord
 
 SCALE_MODES = ("Per iteration", "Whole run", "Custom")
 SCALE_WORDS = {"Per iteration": "per iteration", "Whole run": "whole run", "Custom": "custom"}
-
-
-class ElidedLabel(QLabel):
-    """A one-line label that shortens its text with '…' to the width it gets (the whole text
-    stays in ``text()`` and, when shortened, in the tooltip)."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._full = ""
-        self._tip = ""
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        self.setMinimumWidth(20)
-
-    def setText(self, text: str) -> None:  # noqa: N802 (Qt override)
-        self._full = text
-        self._elide()
-
-    def text(self) -> str:
-        return self._full
-
-    def set_tip(self, tip: str) -> None:
-        """The tooltip (besides the whole text when it is shortened)."""
-        self._tip = tip
-        self._elide()
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        super().resizeEvent(event)
-        self._elide()
-
-    def _elide(self) -> None:
-        margins = self.contentsMargins()
-        room = self.width() - margins.left() - margins.right() - 2 * self.margin() - 16
-        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, room)
-        super().setText(shown)
-        tips = [self._full] if shown != self._full else []
-        if self._tip:
-            tips.append(self._tip)
-        self.setToolTip("\n\n".join(tips))
 
 
 class ScaledRecordView:

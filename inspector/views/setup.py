@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QScrollArea,
     QSizePolicy,
     QSlider,
     QSpinBox,
@@ -34,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.views.data import mute
+from inspector.views.widgets import scroll_area
 from model.config import (
     DTYPES,
     LIVE_FIELDS,
@@ -431,10 +431,6 @@ class SetupView(QWidget):
         wrap.addWidget(self._banner)
         outer.addWidget(wrapper)
 
-        scroll = QScrollArea(objectName="setupScroll")
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.setContentsMargins(6, 6, 6, 6)
@@ -445,8 +441,7 @@ class SetupView(QWidget):
         layout.addWidget(self._build_network())
         layout.addWidget(self._build_run())
         layout.addStretch(1)
-        scroll.setWidget(body)
-        outer.addWidget(scroll, 1)
+        outer.addWidget(scroll_area(body, "setupScroll", across=False), 1)
 
     def _form(self, title: str) -> tuple[QGroupBox, QFormLayout]:
         group = QGroupBox(title)

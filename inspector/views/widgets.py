@@ -1,0 +1,61 @@
+"""Small widgets the views share: a label that elides its text, and the frameless scroll
+area a panel scrolls in when its content does not fit."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QWidget
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that shortens its text with '…' to the width it gets (the whole text
+    stays in ``text()`` and, when shortened, in the tooltip)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self._tip = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setMinimumWidth(20)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt override)
+        self._full = text
+        self._elide()
+
+    def text(self) -> str:
+        return self._full
+
+    def set_tip(self, tip: str) -> None:
+        """The tooltip (besides the whole text when it is shortened)."""
+        self._tip = tip
+        self._elide()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        margins = self.contentsMargins()
+        room = self.width() - margins.left() - margins.right() - 2 * self.margin() - 16
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, room)
+        super().setText(shown)
+        tips = [self._full] if shown != self._full else []
+        if self._tip:
+            tips.append(self._tip)
+        self.setToolTip("\n\n".join(tips))
+
+
+def scroll_area(
+    content: QWidget, name: str = "", *, across: bool = True, parent: QWidget | None = None
+) -> QScrollArea:
+    """A scroll area without a frame that sizes ``content`` to its room, scrolling what does
+    not fit (never sideways unless ``across``)."""
+    area = QScrollArea(parent)
+    if name:
+        area.setObjectName(name)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidgetResizable(True)
+    if not across:
+        area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidget(content)
+    return area
