@@ -754,17 +754,14 @@ class SessionController(QObject):
             if self._reset(config=config):
                 self.status_message.emit(f"Applied: {fix.label}")
             return
-        if fix.rewind_to is not None and fix.rewind_to <= self.latest_iteration:
+        going_back = fix.rewind_to is not None and fix.rewind_to <= self.latest_iteration
+        if going_back:
             self.rewind_to(fix.rewind_to)
-            self.request_config(config)
-            self.status_message.emit(f"Applied: {fix.label}")
-            return
         self.request_config(config)
-        # From the run's next update on, whichever iteration the cards were shown of (one
-        # picked on the history slider is not where it applies).
-        self.status_message.emit(
-            f"Applied from iteration {self.latest_iteration + 1} on: {fix.label}"
-        )
+        # Not going back, it applies from the run's next update on, whichever iteration the
+        # cards were shown of (one picked on the history slider is not where it applies).
+        where = "" if going_back else f" from iteration {self.latest_iteration + 1} on"
+        self.status_message.emit(f"Applied{where}: {fix.label}")
 
     @Slot()
     def reset(self) -> None:
