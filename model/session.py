@@ -252,9 +252,9 @@ class TrainingSession:
                 {**initial.metrics, "learning_rate": self.settings.learning_rate}
             )  # (read-only, as every record's)
             self._latest = replace(initial, settings=self.settings, metrics=metrics)
-            self._history.restate(self._latest)
-        if predict:
-            self.predict_first_update()
+            # (A prediction made again restates the record itself, its findings with it.)
+            if not (predict and self.predict_first_update()):
+                self._history.restate(self._latest)
 
     def predict_first_update(self) -> bool:
         """At iteration 0, make the findings again if the settings the first update will be
