@@ -527,6 +527,11 @@ class SweepResult:
     seconds: float = 0.0
     workers: int = 1
 
+    @property
+    def learned_text(self) -> str:
+        """The accuracy that counts as learned, as written: '99.9%' stays 99.9%, not 100%."""
+        return f"{self.learned_accuracy * 100:.3g}%"
+
     def outcome_grid(self, pixel_scaling: str | None = None) -> np.ndarray:
         """(init scales, learning rates) int array of indices into ``OUTCOMES``; row 0 is the
         smallest scale, column 0 the smallest learning rate. ``pixel_scaling`` defaults to the
@@ -679,7 +684,7 @@ def _describe_base(result: SweepResult) -> str:
         f"Both layers initialised {family}, seed {base.seed}, "
         f"{UPDATE_MODE_LABELS[base.update_mode]}, {format_count(base.num_filters, 'filter')} "
         f"{base.kernel_size}x{base.kernel_size}, {base.activation}, {base.dtype}, momentum "
-        f"{base.momentum:g}; learned = accuracy >= {result.learned_accuracy:.0%} and loss "
+        f"{base.momentum:g}; learned = accuracy >= {result.learned_text} and loss "
         "below its start"
     )
 

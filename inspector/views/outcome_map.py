@@ -165,7 +165,7 @@ def describe_cell(result: SweepResult, cell: CellResult) -> str:
     # ``accuracy`` is on the whole dataset at the cell's last iteration; 'learned' needs it to
     # reach ``learned_accuracy`` and the loss to end below its start (``model.sweep.classify``).
     accuracy = format_share(cell.accuracy)
-    needed = f"{result.learned_accuracy * 100:.3g}%"  # (99.9% stays 99.9%, not 100%)
+    needed = result.learned_text
     where = (
         f"Learning rate {format_number(cell.learning_rate)}, weights {_family(result, cell)}, "
         f"pixels {PIXEL_SCALING_LABELS[cell.pixel_scaling]}: "
@@ -1415,7 +1415,7 @@ class OutcomeMapView(QWidget):
             f"{UPDATE_MODE_LABELS[base.update_mode]}, {format_count(base.num_filters, 'filter')} "
             f"{base.kernel_size}×{base.kernel_size}, {base.activation}, momentum "
             f"{base.momentum:g}, images {result.image_size[0]}×{result.image_size[1]}. "
-            f"Learned = accuracy ≥ {result.learned_accuracy * 100:.3g}% and a lower loss than at "
+            f"Learned = accuracy ≥ {result.learned_text} and a lower loss than at "
             "the start. Hover a cell for its numbers; click it to pick it."
         )
         self.subtitle.setText(subtitle)

@@ -315,3 +315,16 @@ def test_cancel_in_process_runs_no_cell(question):
             spec, question, workers=1, progress=lambda *a: calls.append(a), cancel=lambda: True
         )
     assert calls == []
+
+
+def test_the_saved_map_writes_the_learned_threshold_as_set(small_map):
+    """The window wrote a threshold of 99.9% as such; the saved map's description rounded it
+    to "100%" (``:.0%``)."""
+    from dataclasses import replace
+
+    from model.sweep import _describe_base
+
+    assert small_map.learned_text == "100%"
+    assert "learned = accuracy >= 99.9% and loss" in _describe_base(
+        replace(small_map, learned_accuracy=0.999)
+    )
