@@ -46,6 +46,7 @@ from model.data import (
     DatasetError,
     LoadCancelled,
     dataset_from_files,
+    example_path,
     is_image_list,
     load_dataset,
     load_example,
@@ -198,6 +199,17 @@ class SessionController(QObject):
         """Where the data came from: 'example:NAME', a folder path, an image list's path (see
         ``model.data.is_image_list``), or 'files'."""
         return self._dataset_source
+
+    @property
+    def dataset_path(self) -> Path | None:
+        """The folder or image list the data shown came from (a bundled example's folder);
+        None for images added one by one."""
+        source = self._dataset_source
+        if source == "files":
+            return None
+        if source.startswith("example:"):
+            return example_path(source.split(":", 1)[1])
+        return Path(source)
 
     @property
     def is_running(self) -> bool:

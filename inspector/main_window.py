@@ -748,11 +748,10 @@ class MainWindow(QMainWindow):
         stored = QSettings().value("save/last_folder", "")
         if stored and Path(stored).is_dir():
             return Path(stored)
-        source = self.controller.dataset_source
-        if not source.startswith("example:") and source != "files":
-            beside = Path(source).parent
-            if beside.is_dir() and os.access(beside, os.W_OK):
-                return beside
+        data = self.controller.dataset_path
+        if data is not None and not self.controller.dataset_source.startswith("example:"):
+            if data.parent.is_dir() and os.access(data.parent, os.W_OK):
+                return data.parent
         return Path.home()
 
     @Slot()

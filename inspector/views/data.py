@@ -59,7 +59,7 @@ from PySide6.QtWidgets import (
 
 from inspector import dialogs
 from inspector.layout_guard import LayoutGuard
-from model.data import example_path, is_image_list
+from model.data import is_image_list
 from model.formatting import format_compact, format_count, format_number
 
 THUMBNAIL_SIDE = 64
@@ -672,12 +672,8 @@ class DataView(QWidget):
         stored = QSettings().value(LAST_FOLDER_KEY, "", type=str)
         if stored and os.path.isdir(stored):
             return stored
-        source = self._controller.dataset_source
-        if source.startswith("example:"):
-            beside = example_path(source.split(":", 1)[1]).parent
-        else:
-            beside = Path(source).parent
-        return str(beside) if beside.is_dir() and source != "files" else str(Path.home())
+        data = self._controller.dataset_path
+        return str(data.parent) if data is not None and data.parent.is_dir() else str(Path.home())
 
     def _remember_folder(self, folder: str) -> None:
         QSettings().setValue(LAST_FOLDER_KEY, folder)
