@@ -942,8 +942,8 @@ class MapsView(ScaledRecordView, QWidget):
         if record is None or self._layout is None:
             return title, []
         title = f"{title} · iteration {record.iteration}"
-        # The rows in view are saved; a row partly in view is labelled at the middle of its
-        # part in view.
+        # The rows within y0..y1 are labelled (for a saved figure, every row of the page); a
+        # row partly within is labelled at the middle of that part.
         layout = self._layout
         y0, y1 = y_range if y_range is not None else self._thumb_plot.vb.viewRange()[1]
         rows = []
