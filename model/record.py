@@ -53,7 +53,7 @@ METRIC_NAMES = (
 )
 
 CONV_KEYS = ("conv.weight", "conv.bias")
-ARRAY_GROUPS = ("params", "velocity", "grads", "update")
+ARRAY_GROUPS = ("params", "velocity", "grads", "update", "conv_before")
 CLASSIFIER_KEYS = ("classifier.weight", "classifier.bias")
 
 
@@ -109,7 +109,7 @@ class StepRecord:
     params : parameters after this iteration's update.
     velocity : optimizer state after the update (None where the history dropped it).
     grads : gradient of the batch loss at the parameters before the update (None at 0).
-    update : exactly params after − params before (None at 0).
+    update : exactly params after − params before, as the dtype rounds it (None at 0).
     settings : learning rate, momentum and clipping this update used.
     batch : dataset indices this update was computed on (empty at 0).
     batch_loss : mean loss of ``batch`` before the update (None at 0).
@@ -119,6 +119,9 @@ class StepRecord:
     metrics : scalar metrics keyed by ``METRIC_NAMES``.
     findings : diagnostics of this iteration (``model.diagnostics``).
     step_seconds : wall time of the update and the evaluation.
+    conv_before : the conv weights and bias before the update (``CONV_KEYS``; None at 0).
+        Not params − update: where the update dwarfs the weights (a learning rate of 1e6),
+        rounding the difference loses the weights' last digits, and that would show them.
     """
 
     iteration: int
@@ -140,6 +143,7 @@ class StepRecord:
     metrics: Mapping[str, float]
     findings: tuple[Finding, ...] = ()
     step_seconds: float = 0.0
+    conv_before: Mapping[str, np.ndarray] | None = None
 
     def __reduce__(self):
         # Read-only mappings cannot be pickled (the desktop app sends records from its training

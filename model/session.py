@@ -28,6 +28,7 @@ from model.init import initialize
 from model.layers import output_size
 from model.optim import OptimSettings, sgd_step
 from model.record import (
+    CONV_KEYS,
     StepRecord,
     compute_metrics,
     dead_fraction_per_filter,
@@ -555,6 +556,9 @@ class TrainingSession:
             dead_fraction_per_filter=frozen_array(dead_fractions),
             dead_since=tuple(dead_since),
             metrics=MappingProxyType(metrics),
+            conv_before=None
+            if update is None
+            else MappingProxyType({key: previous.params[key] for key in CONV_KEYS}),
         )
         with np.errstate(over="ignore", invalid="ignore"):
             findings = diagnostics.diagnose(

@@ -858,9 +858,10 @@ class FiltersView(ScaledRecordView, QWidget):
         else:
             update = np.asarray(record.update["conv.weight"])
             gradient = np.asarray(record.grads["conv.weight"])
-            bias_update = np.asarray(record.update["conv.bias"])
-            with np.errstate(invalid="ignore", over="ignore"):  # inf − inf in a diverged run
-                weights_before, bias_before = weights - update, bias - bias_update
+            weights_before, bias_before = (
+                _before(record, "conv.weight"),
+                _before(record, "conv.bias"),
+            )
             lines = [
                 f"Iteration {record.iteration}, computed on {self._batch_text(record)}"
                 f"{self._dead_text(record)}:",
@@ -1077,8 +1078,9 @@ class FiltersView(ScaledRecordView, QWidget):
             return f"{where}: weight {format_number(weight)} (no update yet)"
         update = float(record.update["conv.weight"][f, channel, i, j])
         gradient = float(record.grads["conv.weight"][f, channel, i, j])
+        before = float(_before(record, "conv.weight")[f, channel, i, j])
         return (
-            f"{where}: weight {format_number(weight - update)} → {format_number(weight)}, "
+            f"{where}: weight {format_number(before)} → {format_number(weight)}, "
             f"update {format_number(update)}, gradient {format_number(gradient)}"
         )
 
@@ -1089,6 +1091,12 @@ class FiltersView(ScaledRecordView, QWidget):
             self._hovered = None  # the mouse left a group's plot: no cell is hovered
             self._show_readout()
         return super().eventFilter(watched, event)
+
+
+def _before(record: StepRecord, key: str) -> np.ndarray:
+    """The conv ``key`` array before the record's update, as kept (see
+    ``StepRecord.conv_before``)."""
+    return np.asarray(record.conv_before[key])
 
 
 def _finite_absmax(values) -> float:

@@ -176,6 +176,11 @@ def test_equation_uses_the_learning_rate_of_the_shown_update(view, controller, s
     assert format_range(gradient.min(), gradient.max()) in equation
     assert format_range(update.min(), update.max()) in equation
     assert "image 1 (cross)" in equation
+    before, after = record.conv_before["conv.weight"], record.params["conv.weight"]
+    assert (
+        f"Weights {format_range(before.min(), before.max())} → "
+        f"{format_range(after.min(), after.max())}" in equation
+    )
 
     controller.request_config(controller.config.with_changes(learning_rate=0.25))
     step_and_wait(controller)
@@ -287,8 +292,11 @@ def test_the_read_out_follows_a_step_and_goes_when_the_mouse_leaves(
     found = re.match(r"filter (\d), channel (\w), row (\d), column (\d): ", readout.text())
     assert found, readout.text()
     f, channel, i, j = found.groups()
-    weight = record.params["conv.weight"][int(f), "RGB".index(channel), int(i), int(j)]
-    assert f"→ {format_number(weight)}, update" in readout.text()
+    cell = (int(f), "RGB".index(channel), int(i), int(j))
+    weight = record.params["conv.weight"][cell]
+    # The weight before, as it was: not after − update, which lost its last digits here.
+    before = record.conv_before["conv.weight"][cell]
+    assert f"weight {format_number(before)} → {format_number(weight)}, update" in readout.text()
 
     # The mouse leaves the plot (sent: the offscreen platform delivers no Leave to a move).
     QApplication.sendEvent(group_widget.viewport(), QEvent(QEvent.Type.Leave))

@@ -142,7 +142,8 @@ def test_large_parameter_arrays_and_the_maps_go_through_shared_memory(activation
     config = TrainingConfig(num_filters=4, update_mode="full_batch", seed=1, activation=activation)
     session = TrainingSession(_dataset(), config)
     session.step()
-    parameters = {(group, "classifier.weight") for group in ARRAY_GROUPS}
+    # (the conv weights before the update are small: they travel with the record)
+    parameters = {(group, "classifier.weight") for group in ARRAY_GROUPS if group != "conv_before"}
     remade = remade_activation(config)
     chosen = {
         (name, key) for name, key, _ in _large_arrays(session.latest, with_output=remade is None)

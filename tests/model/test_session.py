@@ -26,7 +26,7 @@ def shapes():
 
 def assert_same_record(a, b):
     assert a.iteration == b.iteration
-    for group in ("params", "grads", "update", "velocity"):
+    for group in ("params", "grads", "update", "velocity", "conv_before"):
         left, right = getattr(a, group), getattr(b, group)
         assert (left is None) == (right is None), group
         if left is not None:
@@ -75,6 +75,21 @@ def test_seed_preset_reproduces_the_question(question):
     later = [f for f in record.findings if f.code == "dead_filter"][0]
     assert not later.pauses
     assert "The update that killed it, at iteration 1" in later.explanation
+
+
+def test_a_record_keeps_the_weights_before_its_update_exactly(question):
+    """The question's update dwarfs the weights: after − update has lost their last digits
+    (float32's spacing near 50,000 is 0.004), so the record keeps the weights before."""
+    session = TrainingSession(question, preset_config("seed"))
+    initial = session.latest
+    assert initial.conv_before is None
+    first = session.step()
+    for key in ("conv.weight", "conv.bias"):
+        np.testing.assert_array_equal(first.conv_before[key], initial.params[key])
+    recovered = first.params["conv.weight"] - first.update["conv.weight"]
+    assert np.any(recovered != initial.params["conv.weight"])
+    second = session.step()
+    np.testing.assert_array_equal(second.conv_before["conv.weight"], first.params["conv.weight"])
 
 
 def test_the_cards_of_one_iteration_offer_one_learning_rate(question):
