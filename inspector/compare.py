@@ -30,8 +30,8 @@ class ComparisonLink(QObject):
         super().__init__(leader)
         self.leader = leader
         self.follower = follower
-        leader.history_changed.connect(self._follow_progress)
-        leader.session_reset.connect(self._follow_reset)
+        leader.history_changed.connect(self.follow_progress)
+        leader.session_reset.connect(self.follow_reset)
         leader.record_shown.connect(self._follow_view)
         leader.iteration_picked.connect(self._follow_pick)
         follower.running_changed.connect(self._on_follower_running)
@@ -40,15 +40,15 @@ class ComparisonLink(QObject):
 
     def disconnect_all(self) -> None:
         leader, follower = self.leader, self.follower
-        leader.history_changed.disconnect(self._follow_progress)
-        leader.session_reset.disconnect(self._follow_reset)
+        leader.history_changed.disconnect(self.follow_progress)
+        leader.session_reset.disconnect(self.follow_reset)
         leader.record_shown.disconnect(self._follow_view)
         leader.iteration_picked.disconnect(self._follow_pick)
         follower.running_changed.disconnect(self._on_follower_running)
         follower.run_starting.disconnect(self._on_follower_starting)
 
     @Slot(int)
-    def _follow_progress(self, last: int) -> None:
+    def follow_progress(self, last: int) -> None:
         follower = self.follower
         if follower.is_running:
             return  # it picks up the rest when its run ends
@@ -60,10 +60,10 @@ class ComparisonLink(QObject):
     @Slot(bool)
     def _on_follower_running(self, running: bool) -> None:
         if not running:
-            self._follow_progress(self.leader.latest_iteration)
+            self.follow_progress(self.leader.latest_iteration)
 
     @Slot(object)
-    def _follow_reset(self, _record: StepRecord) -> None:
+    def follow_reset(self, _record: StepRecord | None = None) -> None:
         leader, follower = self.leader, self.follower
         if follower.is_starting:
             self._reset_again = True  # once that start has ended, with the leader's latest
@@ -87,9 +87,9 @@ class ComparisonLink(QObject):
             return
         if self._reset_again:
             self._reset_again = False
-            self._follow_reset(None)
+            self.follow_reset(None)
         else:
-            self._follow_progress(self.leader.latest_iteration)
+            self.follow_progress(self.leader.latest_iteration)
 
     @Slot(int)
     def _follow_pick(self, iteration: int) -> None:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
-    QApplication,
     QComboBox,
     QHBoxLayout,
     QLabel,
@@ -26,6 +25,8 @@ from PySide6.QtWidgets import (
 from inspector import plotting
 from inspector.compare import ComparisonLink, follower_config
 from inspector.controller import SessionController
+from inspector.tasks import BackgroundTask
+from inspector.training_process import TrainerClient
 from inspector.views.curves import RangeAnchor, iteration_bounds
 from inspector.views.filters import FiltersView
 from inspector.views.maps import MapsView
@@ -224,6 +225,11 @@ class CompareView(QWidget):
         self._scales: list[plotting.ScaleLink] = []
         self._columns: list[RunColumn] = []
         self.curves: CompareCurves | None = None
+        self._starting: BackgroundTask | None = None  # the second run's process starting
+        self._starting_client: dict | None = None  # {"client": it}, once made
+        self._start_args: tuple = ()  # (dataset, config, source) it starts with
+        self._abandoned = False  # closed (or restarted) while it was starting
+        self._failure = ""  # why the last start failed, until the next
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(6, 4, 6, 4)  # two runs need every line of height
@@ -279,24 +285,51 @@ class CompareView(QWidget):
 
     @Slot()
     def start(self) -> None:
-        """Start the second run at iteration 0 (it catches up with the main run at once)."""
+        """Start the second run at iteration 0 (it catches up with the main run at once).
+
+        Its training process starts and makes iteration 0 in the background (0.8 s measured
+        here): the window goes on meanwhile, and the note says what it waits for."""
+        if self.is_starting:
+            return
         self.close_comparison()
         leader = self._controller
-        # Its training process starts and makes iteration 0 before this returns (0.8 s
-        # measured): the window says so rather than stand still unexplained.
-        self.note.setText("Starting the second run's training process…")
-        self.note.repaint()
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            self.follower = SessionController(
-                leader.dataset,
-                self._chosen_config(),
-                self,
-                source=leader.dataset_source,
-                backend=self._backend,
-            )
-        finally:
-            QApplication.restoreOverrideCursor()
+        dataset, source = leader.dataset, leader.dataset_source
+        config, backend = self._chosen_config(), self._backend
+        holder = self._starting_client = {}
+
+        def job(_progress, _cancelled) -> TrainerClient:
+            client = holder["client"] = TrainerClient(dataset, config, backend)
+            try:
+                client.call("state")  # iteration 0 made: the controller then takes it at once
+            except BaseException:
+                client.close()
+                raise
+            return client
+
+        task = self._starting = BackgroundTask(job, self)
+        self._start_args = (dataset, config, source)
+        self._abandoned = False
+        task.done.connect(self._on_started)
+        task.failed.connect(self._on_start_failed)
+        task.ended.connect(self._on_start_ended)
+        self._show_state()
+        task.start()
+
+    @property
+    def is_starting(self) -> bool:
+        """Whether the second run's training process is starting."""
+        return self._starting is not None
+
+    @Slot(object)
+    def _on_started(self, client: TrainerClient) -> None:
+        if self._abandoned:
+            client.close()
+            return
+        leader = self._controller
+        dataset, config, source = self._start_args
+        self.follower = SessionController(
+            dataset, config, self, source=source, backend=self._backend, client=client
+        )
         self._link = ComparisonLink(leader, self.follower)
         columns = QSplitter(Qt.Orientation.Horizontal)
         self._columns = [RunColumn("A", leader), RunColumn("B", self.follower)]
@@ -310,8 +343,23 @@ class CompareView(QWidget):
         self.body.addWidget(columns)
         self.body.addWidget(self.curves)
         self.body.setSizes([640, 200])
-        self._link._follow_progress(leader.latest_iteration)
+        if leader.dataset is not dataset or follower_config(leader.config, config) != config:
+            # The main run started again meanwhile (new data, seed or sample order).
+            self._link.follow_reset()
+        else:
+            self._link.follow_progress(leader.latest_iteration)
+
+    @Slot(object, str)
+    def _on_start_failed(self, error: Exception, _details: str) -> None:
+        if not self._abandoned:
+            self._failure = f"The second run could not start: {error}"
+
+    @Slot()
+    def _on_start_ended(self) -> None:
+        self._starting.deleteLater()
+        self._starting = self._starting_client = None
         self._show_state()
+        self._failure = ""
 
     @Slot()
     def _close_clicked(self) -> None:
@@ -320,7 +368,10 @@ class CompareView(QWidget):
         self.closed.emit()
 
     def close_comparison(self) -> None:
+        if self.is_starting:
+            self._abandoned = True  # its training process is closed as soon as it is up
         if self.follower is None:
+            self._show_state()
             return
         self._link.disconnect_all()
         for column in self._columns:
@@ -339,9 +390,15 @@ class CompareView(QWidget):
         self._show_state()
 
     def _show_state(self) -> None:
+        starting = self.is_starting and not self._abandoned
         self.start_button.setText("Restart second run" if self.is_open else "Start second run")
-        self.close_button.setEnabled(self.is_open)
-        if self.is_open:
+        self.start_button.setEnabled(not self.is_starting)
+        self.close_button.setEnabled(self.is_open or starting)
+        if starting:
+            self.note.setText("Starting the second run's training process…")
+        elif self._failure:
+            self.note.setText(self._failure)
+        elif self.is_open:
             self.note.setText(
                 "Both runs use the same images, seed and sample order. Step, Run and Reset in "
                 "the toolbar, new data and the History slider move both; colours use one scale "
@@ -358,5 +415,15 @@ class CompareView(QWidget):
         return self.curves.plot_items() if self.curves is not None else {}
 
     def shutdown(self) -> None:
-        """End the second run's training process (on window close)."""
+        """End the second run's training process (on window close), or its start."""
         self.close_comparison()
+        task, holder = self._starting, self._starting_client
+        if task is not None:
+            client = holder.get("client")
+            if client is not None:
+                client.terminate()  # not waited for: it is not wanted any more
+            task.wait()
+            # Its result, queued to this thread, is delivered now (and closes the client),
+            # and the task deleted while this view exists (see SessionController.shutdown).
+            QCoreApplication.sendPostedEvents()
+            QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)

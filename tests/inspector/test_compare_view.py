@@ -22,7 +22,7 @@ def view(qtbot, controller):
 
 def start(qtbot, view):
     qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
-    assert view.is_open
+    qtbot.waitUntil(lambda: view.is_open, timeout=15000)
 
 
 def caught_up(qtbot, view, iteration):
@@ -91,6 +91,69 @@ def test_closing_ends_the_second_run(qtbot, view, controller, step_and_wait):
     step_and_wait(controller)
     controller.reset()
     controller.update_live(learning_rate=0.1)
+
+
+def test_the_second_run_starts_while_the_window_goes_on(qtbot, view, controller, step_and_wait):
+    """Its training process starts in the background (0.8 s): the window is not held, says
+    what it waits for, and the main run may move meanwhile; the second run catches up."""
+    qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
+    assert view.is_starting and not view.is_open
+    assert not view.start_button.isEnabled() and view.close_button.isEnabled()
+    assert view.note.text() == "Starting the second run's training process…"
+    step_and_wait(controller)  # while it starts
+    qtbot.waitUntil(lambda: view.is_open, timeout=15000)
+    caught_up(qtbot, view, 1)
+    assert not view.is_starting and view.start_button.isEnabled()
+    assert view.start_button.text() == "Restart second run"
+    assert view.follower.shown.batch == controller.shown.batch
+
+
+def test_a_new_seed_while_the_second_run_starts_is_followed(qtbot, view, controller):
+    qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
+    controller.reseed()
+    qtbot.waitUntil(lambda: view.is_open, timeout=15000)
+    qtbot.waitUntil(lambda: view.follower.config.seed == controller.config.seed, timeout=15000)
+    caught_up(qtbot, view, 0)
+
+
+@pytest.mark.parametrize("how", ["close", "shutdown"])
+def test_closing_while_the_second_run_starts_ends_its_process(qtbot, view, how, monkeypatch):
+    from inspector.views import compare
+
+    started = []
+
+    class Recorded(compare.TrainerClient):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(compare, "TrainerClient", Recorded)
+    qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
+    if how == "close":
+        qtbot.mouseClick(view.close_button, Qt.MouseButton.LeftButton)
+        assert not view.close_button.isEnabled()
+        qtbot.waitUntil(lambda: not view.is_starting, timeout=15000)
+    else:
+        view.shutdown()
+        assert not view.is_starting
+    assert not view.is_open and view.follower is None
+    assert len(started) == 1
+    qtbot.waitUntil(lambda: not started[0].alive, timeout=10000)
+    assert view.start_button.isEnabled() and view.start_button.text() == "Start second run"
+
+
+def test_a_second_run_that_cannot_start_says_why(qtbot, view, monkeypatch):
+    from inspector.views import compare
+
+    def broken(*_args, **_kwargs):
+        raise OSError("no more processes")
+
+    monkeypatch.setattr(compare, "TrainerClient", broken)
+    qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not view.is_starting, timeout=15000)
+    assert not view.is_open
+    assert view.note.text() == "The second run could not start: no more processes"
+    assert view.start_button.isEnabled()
 
 
 def assert_message_whole_or_hidden(filters: FiltersView, name: str) -> bool:
@@ -226,8 +289,7 @@ def test_side_by_side_leaves_the_toolbar_and_history_bar_in_reach(qtbot, window)
         assert panel.height() > 500 and panel.width() >= 1200  # room for two runs
 
     assert_clear()
-    qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
-    assert view.is_open
+    start(qtbot, view)
     qtbot.waitUntil(lambda: not view.follower.is_running, timeout=15000)
     qtbot.wait(100)
     assert_clear()
