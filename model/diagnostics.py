@@ -261,6 +261,34 @@ def fix_small_init() -> Fix:
     )
 
 
+def fix_answer() -> Fix:
+    """The answer's whole recipe (the 'recommended' preset's initialisation, pixels and
+    learning rate): each fix of one cause alone leaves the others to fail next (N(0, 0.02) on
+    raw pixels saturates the sigmoid; a learning rate small enough for raw pixels learns
+    nothing), and the learner takes the first button for the fix."""
+    from model.presets import PRESETS
+
+    answer = PRESETS["recommended"].config
+    init = answer.conv_init
+    changes = {
+        "conv_init": init,
+        "classifier_init": answer.classifier_init,
+        "pixel_scaling": answer.pixel_scaling,
+        "learning_rate": answer.learning_rate,
+    }
+    return Fix(
+        f"Apply the answer's whole fix: N({init.params['mean']:g}, {init.params['std']:g}) "
+        f"weights, pixels 0..1, learning rate {answer.learning_rate:g}, and start again",
+        changes,
+    )
+
+
+def _scale_is_wrong(config: TrainingConfig) -> bool:
+    """Whether the setup has one of the question's causes of scale: raw pixels, or filters
+    that start all of one sign."""
+    return config.pixel_scaling == "raw" or not config.conv_init.can_be_negative()
+
+
 def fix_unit_pixels() -> Fix:
     return Fix("Scale pixels to 0..1 and start again", {"pixel_scaling": "unit"})
 
@@ -444,10 +472,11 @@ def _dead_filters(
 def _dead_filter_fixes(record: StepRecord, config: TrainingConfig, since: int) -> tuple[Fix, ...]:
     """Fixes for a filter that died at ``since`` (computed once, then carried forward).
 
-    The causes the setup itself shows come first (all-positive weights, raw pixels); then a
+    The answer's whole fix first where the setup shows its causes, then each cause alone
+    (all-positive weights, raw pixels); then a
     smaller learning rate from just before the fatal update, then leaky ReLU.
     """
-    fixes = []
+    fixes = [fix_answer()] if _scale_is_wrong(config) else []
     if not config.conv_init.can_be_negative():
         fixes.append(fix_small_init())
     if config.pixel_scaling == "raw":
@@ -622,7 +651,7 @@ def _saturation(record: StepRecord, labels: np.ndarray, config: TrainingConfig) 
                     "gradient does not vanish: it is the full (p − y) = ±1 times the features, "
                     "so every update from it is as large as it can be."
                 ),
-                fixes=(fix_small_init(), fix_unit_pixels())
+                fixes=(fix_answer(), fix_small_init(), fix_unit_pixels())
                 if config.pixel_scaling == "raw"
                 else (fix_small_init(),),
                 iteration=record.iteration,
@@ -795,7 +824,7 @@ def pretraining_check(
             )
         )
     if preview is not None:
-        findings += _preview_findings(initial, preview)
+        findings += _preview_findings(initial, preview, config)
     return tuple(findings)
 
 
@@ -827,7 +856,9 @@ def useful_fixes(findings: Iterable[Finding], config: TrainingConfig) -> list[Fi
     ]
 
 
-def _preview_findings(initial: StepRecord, preview: StepRecord) -> list[Finding]:
+def _preview_findings(
+    initial: StepRecord, preview: StepRecord, config: TrainingConfig
+) -> list[Finding]:
     lr = preview.settings.learning_rate
     before = initial.params["conv.weight"]
     after = preview.params["conv.weight"]
@@ -863,6 +894,7 @@ def _preview_findings(initial: StepRecord, preview: StepRecord) -> list[Finding]
                 # The answer's fixes first: a learning rate small enough for raw pixels and
                 # all-positive weights is absurd (the factor says how absurd).
                 fixes=(
+                    *((fix_answer(),) if _scale_is_wrong(config) else ()),
                     fix_small_init(),
                     fix_unit_pixels(),
                     fix_learning_rate(lr, _factor_for(ratio)),

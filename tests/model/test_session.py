@@ -98,8 +98,8 @@ def test_the_cards_of_one_iteration_offer_one_learning_rate(question):
     smallest, each card going back as far as it needs."""
     session = TrainingSession(question, preset_config("seed"))
     record = session.step()
-    rate_fixes = {
-        finding.code: [fix for fix in finding.fixes if "learning_rate" in fix.changes]
+    rate_fixes = {  # (the answer's whole fix sets a rate too, with the rest of the recipe)
+        finding.code: [fix for fix in finding.fixes if set(fix.changes) == {"learning_rate"}]
         for finding in record.findings
     }
     assert {"dead_filter", "large_update", "large_gradient"} <= set(rate_fixes)
@@ -274,6 +274,31 @@ def test_a_new_learning_rate_before_the_first_step_predicts_it_again(question):
     assert [f.code for f in session.history.findings if f.iteration == 0].count(
         "first_update_kills"
     ) == 1
+
+
+def test_the_first_fix_of_the_questions_failure_is_the_whole_answer_and_it_learns(question):
+    """A learner takes the first button for the fix: N(0, 0.02) alone on raw pixels saturates
+    the sigmoid, a learning rate small enough for raw pixels learns nothing. The first is the
+    answer's whole recipe, before and after the filter died."""
+    session = TrainingSession(question, preset_config("seed"))
+    kills = next(f for f in session.latest.findings if f.code == "first_update_kills")
+    dead = next(f for f in session.step().findings if f.code == "dead_filter")
+    for finding in (kills, dead):
+        whole = finding.fixes[0]
+        assert whole.label == (
+            "Apply the answer's whole fix: N(0, 0.02) weights, pixels 0..1, learning rate "
+            "0.01, and start again"
+        )
+        assert whole.needs_reset and whole.rewind_to is None
+    fixed = preset_config("seed").with_changes(**dead.fixes[0].changes)
+    assert fixed == preset_config("recommended")
+    session = TrainingSession(question, fixed)
+    records = [session.step() for _ in range(50)]
+    assert records[-1].accuracy == 1.0 and not any(r.dead_filters for r in records)
+    # Without the question's causes of scale it is not offered.
+    session = TrainingSession(question, preset_config("recommended", learning_rate=1e4))
+    for record in (session.latest, session.step()):
+        assert all("whole fix" not in fix.label for f in record.findings for fix in f.fixes)
 
 
 def test_recommended_preset_learns_without_dead_filter(question):
