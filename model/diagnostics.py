@@ -708,8 +708,48 @@ def diagnose(
         findings.append(large)
     findings += _saturation(record, labels, config)
     findings += _one_label(record, labels)
+    findings += _loss_fell_dead(record, previous)
     findings = one_learning_rate(findings, record.settings.learning_rate)
     return tuple(sorted(findings, key=lambda f: SEVERITIES.index(f.severity)))
+
+
+def _loss_fell_dead(record: StepRecord, previous: StepRecord | None) -> list[Finding]:
+    """The update that killed the last filters lowered the loss: said, for the Curves show
+    the fall and a learner reads it as learning (the question's loss falls from about 10⁶ to
+    0.72 as its filter dies)."""
+    dead = record.dead_since
+    if (
+        previous is None
+        or not dead
+        or any(since is None for since in dead)
+        or record.iteration not in dead
+        or not record.loss < previous.loss
+    ):
+        return []
+    bias = float(record.params["classifier.bias"])
+    probability = float(record.probabilities[0])
+    only = "the only filter is" if len(dead) == 1 else "every filter is"
+    return [
+        Finding(
+            code="loss_fell_dead",
+            severity="warning",
+            title=(
+                f"The loss fell from {format_number(previous.loss)} to "
+                f"{format_number(record.loss)}, but not by learning"
+            ),
+            explanation=(
+                f"Since this update {only} dead, so the classifier sees only zeros: every "
+                f"image gets the same logit, the classifier's bias {format_number(bias)}, and "
+                f"the same probability of label 1, {format_number(probability)}. Accuracy is "
+                f"{format_share(record.accuracy)}. The loss fell because the huge logits of "
+                "before are gone, not because the network tells the images apart; from here "
+                "only the bias can move, and no lower loss than one guess for every image is "
+                "within reach."
+            ),
+            iteration=record.iteration,
+            subject="loss",
+        )
+    ]
 
 
 def _one_label(record: StepRecord, labels: np.ndarray) -> list[Finding]:

@@ -65,8 +65,16 @@ def test_seed_preset_reproduces_the_question(question):
     assert dead and dead[0].pauses and dead[0].since == 1
     assert "−learning rate × gradient = −0.5000 × [" in dead[0].explanation
 
+    # The loss fell a millionfold as the filter died: said to be no learning.
+    (fell,) = [f for f in first.findings if f.code == "loss_fell_dead"]
+    assert fell.title == "The loss fell from 947,260.7 to 0.7241, but not by learning"
+    assert "every image gets the same logit, the classifier's bias -0.5000" in fell.explanation
+    assert "Accuracy is 50%" in fell.explanation
+    assert first.logits.tolist() == [-0.5, -0.5]  # (the bias alone, exactly)
+
     for _ in range(20):
         record = session.step()
+        assert "loss_fell_dead" not in {f.code for f in record.findings}
         assert record.dead_fraction == 1.0
         # A dead filter's gradient is exactly zero: it can never move again.
         assert not np.any(record.grads["conv.weight"])
