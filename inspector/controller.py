@@ -243,6 +243,11 @@ class SessionController(QObject):
         return self._latest.iteration
 
     @property
+    def latest(self) -> StepRecord:
+        """The newest record of the run (what Step continues from)."""
+        return self._latest
+
+    @property
     def following_latest(self) -> bool:
         return self._pinned is None
 

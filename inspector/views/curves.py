@@ -90,6 +90,11 @@ CONV = "#d95f02"
 CLASSIFIER = "#1b9e77"
 DEAD = "#000000"
 REFERENCE = "#555555"
+DEATH = "#b2182b"
+#: Iterations at which filters died get a line on every plot, up to this many (the first).
+MAX_DEATH_LINES = 8
+#: Plots whose death lines say what they mark (the others only draw the line).
+DEATH_LABELLED = ("curve-loss", "curve-accuracy")
 
 PLOT_NAMES = (
     "curve-loss",
@@ -176,6 +181,7 @@ class _Panel:
     title_html: tuple[str, int] = ("", 0)
     floor: float = 1e-3
     anchor: RangeAnchor | None = None
+    deaths: list[pg.InfiniteLine] = field(default_factory=list)
 
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -435,6 +441,7 @@ class CurvesView(QWidget):
         self._grid_columns = 0
         self._values_on_every_row = False
         self._last_redraw = -math.inf
+        self._deaths: tuple = ()  # ((iteration, filters), ...) drawn as lines
         self._image_curves: list[pg.PlotDataItem] = []
         self._image_band: list[pg.PlotDataItem] = []
 
@@ -552,7 +559,54 @@ class CurvesView(QWidget):
                 series.curve.setData(x, columns[series.column])
         self._draw_log_panel(self._panels["curve-gradient-norms"], x, columns)
         self._draw_log_panel(self._panels["curve-update-ratio"], x, columns)
+        self._draw_deaths()
         self._update_ranges(x, columns)
+
+    def death_lines(self, name: str) -> list[tuple[float, str]]:
+        """(iteration, label) of the lines plot ``name`` draws where filters died."""
+        return [
+            (line.value(), line.label.toPlainText() if hasattr(line, "label") else "")
+            for line in self._panels[name].deaths
+        ]
+
+    def _draw_deaths(self) -> None:
+        """A line on every plot at each iteration where filters died: there the loss of the
+        question falls a millionfold, which reads as learning unless marked."""
+        died: dict[int, list[int]] = {}
+        for f, since in enumerate(self._controller.latest.dead_since):
+            if since is not None and since > 0:  # (dead from the start: no update to mark)
+                died.setdefault(since, []).append(f)
+        deaths = tuple(sorted(died.items()))[:MAX_DEATH_LINES]
+        if deaths == self._deaths:
+            return
+        self._deaths = deaths
+        for panel in self._panels.values():
+            for line in panel.deaths:
+                panel.plot.removeItem(line)
+            panel.deaths = []
+            for iteration, filters in deaths:
+                label = None
+                if panel.name in DEATH_LABELLED:
+                    label = (
+                        f"filter {filters[0]} died"
+                        if len(filters) == 1
+                        else f"{len(filters)} filters died"
+                    )
+                line = pg.InfiniteLine(
+                    pos=iteration,
+                    angle=90,
+                    movable=False,
+                    pen=_pen(DEATH, 1, Qt.PenStyle.DashLine),
+                    label=label,
+                    labelOpts={
+                        "position": 0.92,
+                        "color": DEATH,
+                        "anchors": [(0, 0.5), (0, 0.5)],
+                    },
+                )
+                line.setZValue(15)
+                panel.plot.addItem(line, ignoreBounds=True)
+                panel.deaths.append(line)
 
     def export_csv(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write every metric of every kept iteration as CSV.

@@ -120,6 +120,24 @@ def test_dead_filters_zero_gradient_is_drawn_not_dropped(view, controller, step_
     assert xs(curve_named(ratio, "conv filter: 0 (no update)")) == [2, 3]
 
 
+def test_every_plot_marks_where_filters_died(qtbot, view, controller, step_and_wait):
+    """The question's loss falls a millionfold at the update that kills its filter: the plots
+    say so there, labelled on the loss and accuracy plots."""
+    assert all(view.death_lines(name) == [] for name in PLOT_NAMES)
+    step_and_wait(controller, 2)
+    qtbot.waitUntil(lambda: view.death_lines("curve-loss") != [])
+    for name in PLOT_NAMES:
+        labelled = name in ("curve-loss", "curve-accuracy")
+        assert view.death_lines(name) == [(1.0, "filter 0 died" if labelled else "")], name
+    # Going back before the death takes the line away; a new run has none.
+    controller.rewind_to(0)
+    qtbot.waitUntil(lambda: view.death_lines("curve-loss") == [], timeout=5000)
+    step_and_wait(controller, 1)
+    qtbot.waitUntil(lambda: view.death_lines("curve-loss") != [])
+    controller.reset()
+    qtbot.waitUntil(lambda: view.death_lines("curve-loss") == [], timeout=5000)
+
+
 def test_marker_follows_the_shown_iteration(view, controller, step_and_wait, show_and_wait):
     step_and_wait(controller, 3)
     markers = [panel.marker for panel in view._panels.values()]
