@@ -1,4 +1,4 @@
-"""The Curves panel: loss, accuracy, filter weights, gradient norms, dead ReLU outputs and the
+"""The Curves panel: loss, accuracy, filter weights, gradient norms, ReLU outputs at 0 and the
 update-to-weight ratio over the iterations of the run.
 
 Every plot shares the iteration axis, marks the iteration the other views show, and on hover
@@ -122,7 +122,7 @@ _TITLES = {
     "curve-accuracy": "Accuracy (all images)",
     "curve-weights": "Conv filter weights",
     "curve-gradient-norms": "Gradient norm ‖g‖ (log)",
-    "curve-dead-fraction": "Dead ReLU outputs",
+    "curve-dead-fraction": "ReLU outputs at 0 (off)",
     "curve-update-ratio": "Update size ‖Δw‖ / ‖w‖ (log)",
 }
 _TOOLTIPS = {
@@ -142,8 +142,9 @@ _TOOLTIPS = {
         "passes no gradient, is drawn as a ▼ on the dashed '= 0' line at the bottom."
     ),
     "curve-dead-fraction": (
-        "Fraction of ReLU outputs that are exactly 0 (no gradient flows through them), "
-        "averaged over filters. 1 means the network's output no longer depends on the image."
+        "Fraction of ReLU outputs that are exactly 0 (off: no gradient flows through them), "
+        "averaged over filters. A filter is dead when all of its outputs are 0 for every image; "
+        "1 here means every filter is, and the network's output no longer depends on the image."
     ),
     "curve-update-ratio": (
         "Size of each update relative to the weights it changed, ‖Δw‖ / ‖w‖. Around 10⁻³ is "
@@ -1120,7 +1121,7 @@ class CurvesView(QWidget):
             dead = float(columns["dead_fraction"][row])
             line(
                 DEAD,
-                "dead fraction",
+                "outputs at 0",
                 f"{format_number(dead)} ({format_share(dead, 1)} of outputs are 0)",
             )
         else:

@@ -698,7 +698,7 @@ class MapsView(ScaledRecordView, QWidget):
                 self._out_bar,
                 -block,
                 out_limit,
-                [(-block / 2, "0 dead"), (out_limit, format_number(out_limit))],
+                [(-block / 2, "0 (off)"), (out_limit, format_number(out_limit))],
             )
             all_zero = record.metrics.get("activation_max") == 0
             if all_zero and mode != "Custom":
@@ -878,7 +878,8 @@ class MapsView(ScaledRecordView, QWidget):
         shares = self._shares
         filters = len(shares)
         total = len(self._controller.dataset)
-        word = "zero (dead)" if relu else "negative"
+        # ("dead" is for a filter whose every output is 0: one zero output is only off.)
+        word = "0 (off: no gradient passes back)" if relu else "negative"
         parts = []
         for f, share in enumerate(shares):
             text = f"filter {f} {format_share(share)}"
@@ -1350,7 +1351,7 @@ class MapsView(ScaledRecordView, QWidget):
             index = first + row
             pre = float(record.pre_activation[index, f, i, j])
             out = float(record.activation[index, f, i, j])
-            state = " (dead)" if self._activation == "relu" and out <= 0 else ""
+            state = " (off: no gradient)" if self._activation == "relu" and out <= 0 else ""
             outputs = np.asarray(record.activation[index, f])
             relu = self._activation == "relu"
             share = float(np.mean(outputs <= 0 if relu else outputs < 0))

@@ -197,7 +197,7 @@ def expected_text(view, record, cell):
     first = view.page_range()[0]
     pre = float(record.pre_activation[first + row, f, i, j])
     out = float(record.activation[first + row, f, i, j])
-    dead = " (dead)" if out <= 0 else ""
+    dead = " (off: no gradient)" if out <= 0 else ""
     share = float(np.mean(record.activation[first + row, f] <= 0))
     return (
         f"image {first + row + 1}, filter {f}, x={j}, y={i}: pre-activation "
@@ -227,7 +227,7 @@ def test_readout_shows_the_new_record_under_a_mouse_that_stands_still(
     assert cell is not None and cell[0] == 0
     assert readout.isVisible()
     assert readout.text() == expected_text(view, record, cell)
-    assert readout.text().endswith("(dead) · this map 100% zero")
+    assert readout.text().endswith("(off: no gradient) · this map 100% zero")
 
     # The mouse leaves the maps: the footer shows the summary (here the banner) again.
     QApplication.sendEvent(

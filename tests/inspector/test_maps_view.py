@@ -129,7 +129,10 @@ def test_recommended_dead_fractions_are_the_records(qtbot, make_controller, ques
     assert 0 < fraction < 1
 
     summary = view.findChild(object, "mapsSummary").text()
-    assert summary == (f"Outputs that are zero (dead), over all 2 images: filter 0 {fraction:.0%}")
+    assert summary == (
+        f"Outputs that are 0 (off: no gradient passes back), over all 2 images: filter 0 "
+        f"{fraction:.0%}"
+    )
     per_image = (np.asarray(record.pre_activation) <= 0).mean(axis=(2, 3))
     assert view.pair_labels() == [f"{share:.0%} zero" for share in per_image[:, 0]]
     dead_pixels = np.count_nonzero(tile(view, "output", 0, 0) == plotting.DEAD_CODE)
