@@ -804,7 +804,9 @@ class FiltersView(ScaledRecordView, QWidget):
             lines = [first, f"scale ±{format_number(limit)}"]
         else:
             word = SCALE_WORDS[mode] + (", shared" if self._scale_link is not None else "")
-            lines = [f"±{format_number(limit)}", word]
+            # ("colour": the range of the colours, not of the weights; all-positive weights
+            # in 0..1 read "±0.98" as zero-centred)
+            lines = [f"colour ±{format_number(limit)}", word]
         if mode == "Custom":
             with np.errstate(invalid="ignore"):
                 beyond = int(np.count_nonzero(np.abs(values[finite]) > limit))

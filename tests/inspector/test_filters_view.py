@@ -151,8 +151,8 @@ def test_after_one_step_weights_are_tens_of_thousands_negative(
     assert np.all((written > -66_000) & (written < -48_000))
     assert_cells_read(texts, weights)
     label = view.scale_labels()["weights"]
-    assert label == f"±{format_number(np.abs(weights).max())}\nper iteration"
-    assert label.startswith("±65,")
+    assert label == f"colour ±{format_number(np.abs(weights).max())}\nper iteration"
+    assert label.startswith("colour ±65,")
 
 
 def test_after_one_step_gradient_and_update_panels_show_the_record(view, controller, step_and_wait):
@@ -216,7 +216,7 @@ def test_custom_limit_clips_and_says_so(view, controller, step_and_wait):
 
     assert view.current_limits() == {"weights": 1000.0, "gradient": 1000.0, "update": 1000.0}
     assert view.image_item("weights").levels.tolist() == [-1000.0, 1000.0]
-    assert view.scale_labels()["weights"] == "±1,000.0\ncustom\n27 clipped"
+    assert view.scale_labels()["weights"] == "colour ±1,000.0\ncustom\n27 clipped"
 
 
 def test_negative_cell_is_drawn_blue(qtbot, view, controller, step_and_wait):
