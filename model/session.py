@@ -198,8 +198,21 @@ class TrainingSession:
     def reset(self, config: TrainingConfig | None = None, dataset: Dataset | None = None) -> None:
         """Start again from iteration 0 (same seed: same initial weights).
 
-        ``config`` and ``dataset`` replace the current ones when given.
+        ``config`` and ``dataset`` replace the current ones when given. A reset that fails (a
+        kernel that does not fit the images, no memory for the maps) changes nothing: the run
+        goes on as it was.
         """
+        # Every attribute a reset touches it replaces (none is changed in place), so the old
+        # ones are all it takes to put the run back.
+        before = dict(vars(self))
+        try:
+            self._reset(config, dataset)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(before)
+            raise
+
+    def _reset(self, config: TrainingConfig | None, dataset: Dataset | None) -> None:
         if config is not None:
             self._config = config
         if dataset is not None:

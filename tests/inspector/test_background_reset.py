@@ -215,7 +215,9 @@ def test_what_was_asked_while_a_run_starts_applies_to_it_or_is_let_go(qtbot, hel
     assert ctrl.latest_iteration == 0 and ctrl.shown.iteration == 0
 
 
-def test_a_kernel_that_does_not_fit_is_refused_by_the_training_process_as_before(qtbot, held):
+def test_a_kernel_that_does_not_fit_is_refused_by_the_training_process_as_before(
+    qtbot, held, step_and_wait
+):
     from model.data import Dataset
 
     ctrl, gate = held
@@ -229,6 +231,12 @@ def test_a_kernel_that_does_not_fit_is_refused_by_the_training_process_as_before
     assert ctrl.start_over(config, tiny, "tiny") is False
     assert errors and errors[0][0] == "Could not start the run"
     assert ctrl.dataset_source == before
+    # The training process kept the run too (it was left with the new images and no history,
+    # and every Step failed after): both go on as they were.
+    session = ctrl.server.session
+    assert session.dataset is ctrl.dataset and session.config == ctrl.config
+    step_and_wait(ctrl)
+    assert len(errors) == 1 and ctrl.latest_iteration == 1
 
 
 def test_a_compared_run_starting_in_the_background_catches_up_when_it_is_there(

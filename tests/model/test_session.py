@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from model.config import TrainingConfig
-from model.data import load_example
+from model.data import Dataset, load_example
 from model.diagnostics import merge_alike, sort_findings, useful_fixes
 from model.formatting import format_number, format_range
 from model.init import InitSpec
@@ -307,6 +307,41 @@ def test_the_first_fix_of_the_questions_failure_is_the_whole_answer_and_it_learn
     session = TrainingSession(question, preset_config("recommended", learning_rate=1e4))
     for record in (session.latest, session.step()):
         assert all("whole fix" not in fix.label for f in record.findings for fix in f.fixes)
+
+
+def _small(size: int) -> Dataset:
+    rng = np.random.default_rng(size)
+    images = rng.integers(0, 256, size=(4, 3, size, size), dtype=np.uint8)
+    return Dataset(images, np.array([0, 1, 0, 1]), ("a", "b"), tuple(f"{i}.png" for i in range(4)))
+
+
+@pytest.mark.parametrize("change", ["kernel", "data", "memory"])
+def test_a_reset_that_fails_changes_nothing(change, monkeypatch):
+    """A reviewer's case: a kernel too large for the images (or new images too small for the
+    kernel, or no memory for the maps) failed the reset but left the session half-switched,
+    its new settings or images with the old parameters, and every Step failed after it."""
+    session = TrainingSession(_small(4), preset_config("recommended", padding="valid"))
+    session.step()
+    before = (session.config, session.dataset, session.latest, session.history)
+    if change == "kernel":
+        attempt = {"config": session.config.with_changes(kernel_size=5)}
+    elif change == "data":
+        attempt = {"dataset": _small(2)}
+    else:
+        attempt = {"config": session.config.with_changes(num_filters=16)}
+
+        def no_memory(*_args, **_kwargs):
+            raise MemoryError("Unable to allocate 800. MiB")
+
+        monkeypatch.setattr(session, "_evaluate", no_memory)
+    with pytest.raises((ValueError, MemoryError)):
+        session.reset(**attempt)
+    monkeypatch.undo()
+    after = (session.config, session.dataset, session.latest, session.history)
+    assert all(now is then for now, then in zip(after, before, strict=True))
+    record = session.step()  # the run goes on as it was
+    assert record.iteration == 2 and record.pre_activation.shape == (4, 1, 2, 2)
+    assert session.record(1) is not None
 
 
 def test_recommended_preset_learns_without_dead_filter(question):
