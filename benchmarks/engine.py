@@ -7,8 +7,9 @@ backward, then ``param -= lr·grad`` under ``torch.no_grad()`` and the gradients
 
 Each side runs in its own worker process (so neither library's threads, allocator or caches
 are disturbed by the other's) on identical data, parameters and thread counts: ``--threads``
-is PyTorch's intra-op threads, and for this engine both its BLAS threads and the threads a
-large batch is shared out between (``network.forward(threads=…)``). After warm-up
+is PyTorch's intra-op threads, and for this engine both its BLAS threads and the threads or
+processes a batch is shared out between (``network.loss_and_gradients(threads=…)``: threads
+for large maps, helper processes for smaller ones, ``model.parallel``). After warm-up
 the parent alternates between them, block by block, and the table shows medians. Run from a
 clone (the checkout's ``model`` is imported, not an installed one)::
 
@@ -82,7 +83,7 @@ class Ours:
         from model import network
         from model.optim import OptimSettings, sgd_step
 
-        self._forward, self._backward, self._sgd = network.forward, network.backward, sgd_step
+        self._gradients, self._sgd = network.loss_and_gradients, sgd_step
         self.images = images
         self.labels = labels.astype(images.dtype)
         self.initial = params
@@ -96,13 +97,12 @@ class Ours:
         self.velocity = {k: np.zeros_like(v) for k, v in self.initial.items()}
 
     def __call__(self):
-        fwd = self._forward(
+        loss, grads = self._gradients(
             self.params, self.images, self.labels, activation="relu", threads=self.threads
         )
-        grads = self._backward(fwd)
         result = self._sgd(self.params, grads, self.velocity, self.settings)
         self.params, self.velocity = result.params, result.velocity
-        return fwd.loss
+        return loss
 
 
 class Torch:
@@ -165,14 +165,19 @@ def limit_threads(side: str, threads: int):
 
 
 def worker(conn, side: str, shape, dtype: str, threads: int, warmup: int) -> None:
-    """One side in its own process: build, warm up, report calls per block, then time blocks
-    of calls on request (a request of None ends it)."""
+    """One side in its own process: build and warm up; on request (0) report the calls a block
+    takes, then time blocks of that many calls on request (a request of None ends it)."""
     limit_threads(side, threads)
     images, labels, params = make_problem(shape, np.dtype(dtype))
     fn = (Ours if side == "ours" else Torch)(images, labels, params, threads)
     for _ in range(warmup):
         fn()
-    once = timed(fn, 1)
+    conn.send("warm")
+    conn.recv()
+    # Measured alone, once both sides are warm, and the fastest of a few: measured while the
+    # other side warmed up, one slow call made blocks of 2 calls, and their medians then held
+    # every hiccup of the machine.
+    once = min(timed(fn, 1) for _ in range(5))
     conn.send(max(1, int(np.ceil(MIN_BLOCK_SECONDS / max(once, 1e-7)))))
     while (calls := conn.recv()) is not None:
         conn.send(timed(fn, calls))
@@ -209,12 +214,31 @@ class CpuMeter:
         return max(0.0, self._busy_seconds() - self._busy - own) / wall
 
 
+def _stat_fields(pid) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state, ppid, ...)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _with_children(pids) -> set[int]:
+    """``pids`` and their child processes (the engine's helpers, ``model.parallel``)."""
+    pids = set(pids)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(_stat_fields(entry.name)[1]) in pids:
+                    pids.add(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return pids
+
+
 def process_cpu_seconds(pids) -> float:
-    """User + system CPU seconds of the given processes (from /proc/PID/stat)."""
+    """User + system CPU seconds of the given processes and their children (from
+    /proc/PID/stat), and of this one."""
     total = 0
-    for pid in pids:
+    for pid in _with_children(pids):
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = _stat_fields(pid)
             total += int(fields[11]) + int(fields[12])
         except (OSError, IndexError, ValueError):
             pass
@@ -237,7 +261,13 @@ def bench_shape(shape, dtype: str, args, warmup: int) -> dict:
         )
         process.start()
         sides[name], pipes[name] = process, parent
-    calls = {name: pipe.recv() for name, pipe in pipes.items()}
+    for pipe in pipes.values():
+        pipe.recv()  # warm
+    calls = {}
+    for name, pipe in pipes.items():
+        time.sleep(args.settle)
+        pipe.send(0)
+        calls[name] = pipe.recv()
     meter = CpuMeter(lambda: process_cpu_seconds(p.pid for p in sides.values()))
     clean = {name: [] for name in sides}
     noisy = {name: [] for name in sides}

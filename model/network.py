@@ -207,6 +207,7 @@ def forward(
     padding: str = "same",
     summarise: bool = False,
     threads: int = 1,
+    alongside: bool = False,
 ) -> Forward:
     """Run the network on ``images`` (N, C, H, W).
 
@@ -219,6 +220,10 @@ def forward(
     maps and their summary are the same bit for bit; the logits may be summed over other rows,
     and the weight gradients are summed part by part, so these differ from one thread's by
     rounding only (and are the same from call to call).
+
+    With ``alongside`` the pass keeps off BLAS's threads, as the threads sharing a batch do: it
+    computes part of a batch while other processes compute the rest (``model.parallel``), and
+    BLAS threads spinning after a call would take their cores (``backward`` does the same).
 
     The arrays of the result may be buffers that a later call reuses, but only once nothing
     refers to them any more (see ``model.workspace``): holding on to a ``Forward`` or to any of
@@ -239,6 +244,7 @@ def forward(
     logits = np.empty(n, dtype=np.result_type(dtype, cls_w.dtype))
     parts = _parts(n, threads, f, maps_shape[2]) if threads > 1 else [(0, n)]
     shared = len(parts) > 1
+    quiet = shared or alongside  # no BLAS threads (see ``each_chunk``)
     summaries = [_MapStatistics(f) for _ in parts] if summarise else None
     if activation == "relu":
         act = convolution.output_buffer("network.act", features_shape, dtype)
@@ -257,7 +263,7 @@ def forward(
                 start, stop = first + start, first + stop
             if act is not pre:
                 np.maximum(pre[start:stop], 0, out=act[start:stop])
-            if shared:
+            if quiet:
                 # Threads sharing the batch keep off BLAS's threads: they spin for a while after
                 # a call and take the cores from the parts. BLAS runs a float64 matrix-vector
                 # product this long on two threads, and the forward pass of (64, 128, 128, 16)
@@ -314,30 +320,37 @@ def forward(
         logits=logits,
         probabilities=probabilities,
         losses=losses,
-        caches=(conv_parts, act_cache, (act, cls_w), loss_cache),
+        caches=(conv_parts, act_cache, (act, cls_w), loss_cache, quiet),
         maps=None if statistics is None else statistics.summary(),
     )
 
 
-def backward(fwd: Forward) -> dict:
+def backward(fwd: Forward, *, images: int | None = None) -> dict:
     """Gradients of the mean loss of ``fwd`` with respect to every parameter (same keys/shapes).
+
+    With ``images`` the loss is the mean over that many images, of which ``fwd`` computed a
+    part (a batch shared between processes, ``model.parallel``): the parts' gradients then
+    add up to the whole batch's.
 
     The same chain as the layers' backward pairs (BCE → linear → activation → conv), computed
     chunk by chunk: for image n the gradient reaching the conv output is dz[n]·g[n] with
     g[n] = activation'(pre[n]) ⊙ classifier weight, so the conv weight gradient is
     Σ_n dz[n]·(g[n] @ cols[n].T) and the (N, D) upstream gradient is never materialised.
     """
-    conv_parts, act_cache, linear_cache, loss_cache = fwd.caches
+    conv_parts, act_cache, linear_cache, loss_cache, quiet = fwd.caches
     if loss_cache is None:
         raise ValueError("backward needs a forward pass that was given labels")
     features, cls_w = linear_cache
     z, y = loss_cache
     n = z.shape[0]
     # dL/dz of the mean BCE: (σ(z) − y)/N, σ(z) being the probabilities already computed.
-    dlogits = (fwd.probabilities - y) * z.dtype.type(1 / n)
+    dlogits = (fwd.probabilities - y) * z.dtype.type(1 / (n if images is None else images))
     shared = len(conv_parts) > 1
     if not shared:
-        dw_cls = layers.linear_weight_gradient(dlogits, features)
+        if quiet and n > 1:
+            dw_cls = np.einsum("i,ij->j", dlogits, features)  # (see conv_gradient)
+        else:
+            dw_cls = layers.linear_weight_gradient(dlogits, features)
     db_cls = np.asarray(np.add.reduce(dlogits))
 
     activation, inner = act_cache
@@ -418,7 +431,8 @@ def loss_and_gradients(
     activation : 'relu', 'leaky_relu' or 'identity'.
     negative_slope : slope of leaky ReLU for x <= 0.
     padding : 'same' or 'valid'.
-    threads : share a large batch between up to this many threads (see ``forward``).
+    threads : share the batch between up to this many threads (see ``forward``) or, when its
+        maps are smaller, processes (``model.parallel``). The sums then differ by rounding.
 
     Returns
     -------
@@ -429,6 +443,15 @@ def loss_and_gradients(
     if images.dtype not in (np.float32, np.float64):
         raise TypeError(f"images must be float32 or float64, got {images.dtype}")
     typed = {key: np.asarray(params[key], dtype=images.dtype) for key in PARAM_KEYS}
+    _check(typed, images, padding)
+    f = typed["conv.weight"].shape[0]
+    from model import parallel  # (it uses this module)
+
+    if parallel.worth_sharing(images.shape[0], f, typed["classifier.weight"].size // f, threads):
+        options = {"activation": activation, "negative_slope": negative_slope, "padding": padding}
+        shared = parallel.loss_and_gradients(typed, images, labels, threads, options)
+        if shared is not None:
+            return shared
     fwd = forward(
         typed,
         images,

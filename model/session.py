@@ -466,6 +466,24 @@ class TrainingSession:
             threads=self._threads,
         )
 
+    def _loss_and_gradients(self, params, images, labels):
+        """The batch's mean loss and gradients: a batch shared between threads or processes
+        goes through ``network.loss_and_gradients`` (the maps of a training step are never
+        shown: only the measuring pass keeps them)."""
+        if self._threads == 1:
+            fwd = self._forward(params, images, labels)
+            return fwd.loss, network.backward(fwd)
+        cfg = self._config
+        return network.loss_and_gradients(
+            params,
+            images,
+            labels,
+            activation=cfg.activation,
+            negative_slope=cfg.negative_slope,
+            padding=cfg.padding,
+            threads=self._threads,
+        )
+
     def _advance(
         self, previous: StepRecord, iteration: int, settings: OptimSettings, *, keep: bool = False
     ) -> StepRecord:
@@ -480,11 +498,10 @@ class TrainingSession:
         with np.errstate(over="ignore", invalid="ignore"):
             if full and measured is not None and measured[0] is previous.params:
                 fwd = measured[1]  # the same computation: these parameters on every image
-            elif full:
-                fwd = self._forward(params, self._x, self._y)
+                batch_loss, grads = fwd.loss, network.backward(fwd)
             else:
-                fwd = self._forward(params, self._x[batch], self._y[batch])
-            grads = network.backward(fwd)
+                images, labels = (self._x, self._y) if full else (self._x[batch], self._y[batch])
+                batch_loss, grads = self._loss_and_gradients(params, images, labels)
             result = sgd_step(params, grads, previous.velocity, settings)
         return self._evaluate(
             iteration,
@@ -496,7 +513,7 @@ class TrainingSession:
             grads=grads,
             update=result.update,
             batch=tuple(int(i) for i in batch),
-            batch_loss=fwd.loss,
+            batch_loss=batch_loss,
             clip_scale=result.clip_scale,
             keep=keep,
         )

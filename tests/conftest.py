@@ -15,6 +15,14 @@ def share_every_batch(monkeypatch):
 
 
 @pytest.fixture
+def share_between_processes(monkeypatch):
+    """Helper processes share even the tests' small batches (``model.parallel``)."""
+    from model import parallel
+
+    monkeypatch.setattr(parallel, "MIN_BATCH_VALUES", 0)
+
+
+@pytest.fixture
 def forward_calls(monkeypatch):
     """The engine's forward passes from here on: the name of the thread that made each."""
     calls = []

@@ -44,12 +44,17 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("sharing", ["alone", "threads", "processes"])
 @pytest.mark.parametrize("dtype,tolerance", [(np.float64, 1e-9), (np.float32, 1e-4)])
 @pytest.mark.parametrize("activation,padding,filters,kernel", CASES)
 def test_matches_pytorch(
-    rng, share_every_batch, threads, dtype, tolerance, activation, padding, filters, kernel
+    rng, request, sharing, dtype, tolerance, activation, padding, filters, kernel
 ):
+    threads = 1 if sharing == "alone" else 2
+    if sharing == "threads":
+        request.getfixturevalue("share_every_batch")
+    elif sharing == "processes":
+        request.getfixturevalue("share_between_processes")
     images = rng.uniform(0, 1, size=(4, 3, 9, 8)).astype(dtype)
     labels = np.array([0, 1, 1, 0])
     params = make_params(

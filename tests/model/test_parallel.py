@@ -1,0 +1,177 @@
+"""A batch shared between this process and helper processes (model.parallel)."""
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import model
+from model import network, parallel
+from tests.model.conftest import make_params
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def small_batches_shared(monkeypatch):
+    """Small batches go to helpers too (the threshold is for speed, not for the numbers)."""
+    monkeypatch.setattr(parallel, "MIN_BATCH_VALUES", 0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def helpers_closed():
+    yield
+    parallel.close_helpers()
+
+
+def problem(rng, dtype=np.float64, images=5, padding="same"):
+    x = rng.normal(size=(images, 3, 7, 6)).astype(dtype)
+    labels = np.arange(images) % 2
+    params = make_params(rng, filters=3, height=7, width=6, padding=padding, dtype=dtype)
+    return params, x, labels
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "activation,padding",
+    [("relu", "same"), ("relu", "valid"), ("leaky_relu", "same"), ("identity", "same")],
+)
+def test_helpers_give_one_processs_numbers_but_for_rounding(
+    rng, small_batches_shared, monkeypatch, threads, dtype, activation, padding
+):
+    params, x, labels = problem(rng, dtype, padding=padding)
+    kwargs = {"activation": activation, "negative_slope": 0.1, "padding": padding}
+    loss, grads = network.loss_and_gradients(params, x, labels, **kwargs)
+    calls = []
+    real = parallel._by_images
+    monkeypatch.setattr(parallel, "_by_images", lambda *args: calls.append(args[3]) or real(*args))
+    shared_loss, shared_grads = network.loss_and_gradients(
+        params, x, labels, threads=threads, **kwargs
+    )
+    assert calls == [threads]  # (it did go to the helpers)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    assert shared_loss == pytest.approx(loss, rel=rtol)
+    for key in model.PARAM_KEYS:
+        assert shared_grads[key].dtype == dtype and shared_grads[key].shape == grads[key].shape
+        # Summed in another order: equal up to rounding, relative to the gradient's size (an
+        # element that cancels to near zero may differ by more, relatively).
+        difference = np.linalg.norm(shared_grads[key] - grads[key])
+        assert difference <= rtol * np.linalg.norm(grads[key]), key
+    # The same numbers from call to call: the parts are fixed and summed in order.
+    again = network.loss_and_gradients(params, x, labels, threads=threads, **kwargs)
+    assert again[0] == shared_loss
+    for key in model.PARAM_KEYS:
+        np.testing.assert_array_equal(again[1][key], shared_grads[key])
+
+
+def test_which_batches_go_to_helpers():
+    threshold = parallel.MIN_BATCH_VALUES
+    # The benchmark's (16, 64, 64, 8): 524,288 values, maps too small for threads.
+    assert parallel.worth_sharing(16, 8, 64 * 64, threads=2)
+    assert not parallel.worth_sharing(16, 8, 64 * 64, threads=1)
+    assert not parallel.worth_sharing(2, 1, 64 * 64, threads=2)  # below the threshold
+    assert not parallel.worth_sharing(1, 8, 64 * 64, threads=2)  # one image: nothing to share
+    assert threshold > 2 * 64 * 64
+    # Maps of 262,144 values an image and more: threads share them (network.forward).
+    assert not parallel.worth_sharing(64, 16, 128 * 128, threads=2)
+
+
+def test_a_helper_that_ended_is_replaced(rng, small_batches_shared, monkeypatch):
+    params, x, labels = problem(rng)
+    expected = network.loss_and_gradients(params, x, labels, threads=2)
+    helper = parallel._helpers[0]  # (the one a batch shared by two uses)
+    helper.process.kill()
+    helper.process.wait()
+    # Ended between two calls: replaced, and the call goes on.
+    again = network.loss_and_gradients(params, x, labels, threads=2)
+    assert helper not in parallel._helpers
+    assert again[0] == expected[0]
+    for key in model.PARAM_KEYS:
+        np.testing.assert_array_equal(again[1][key], expected[1][key])
+    # Ended during a call: the call fails and says so; the next one has a new helper.
+    send = parallel._Helper.send
+
+    def send_then_die(self, *args):
+        send(self, *args)
+        self.process.kill()
+
+    monkeypatch.setattr(parallel._Helper, "send", send_then_die)
+    with pytest.raises(RuntimeError, match="helper process ended unexpectedly"):
+        network.loss_and_gradients(params, x, labels, threads=2)
+    monkeypatch.setattr(parallel._Helper, "send", send)
+    assert network.loss_and_gradients(params, x, labels, threads=2)[0] == expected[0]
+
+
+def test_floating_point_errors_in_a_helpers_part_reach_the_caller(rng, small_batches_shared):
+    params, x, labels = problem(rng, np.float32, images=4)
+    x[3] = 3e38  # only the helper's part (images 2-3) overflows
+    with np.errstate(over="raise", invalid="ignore"), pytest.raises(FloatingPointError):
+        network.loss_and_gradients(params, x, labels, threads=2)
+    with np.errstate(over="warn", invalid="ignore"), pytest.warns(RuntimeWarning, match="overflow"):
+        network.loss_and_gradients(params, x, labels, threads=2)
+    # And the helpers go on working after a failure.
+    params, x, labels = problem(rng)
+    shared = network.loss_and_gradients(params, x, labels, threads=2)
+    alone = network.loss_and_gradients(params, x, labels)
+    assert shared[0] == pytest.approx(alone[0], rel=1e-12)
+
+
+def test_a_second_caller_meanwhile_computes_in_its_own_process(rng, small_batches_shared):
+    params, x, labels = problem(rng)
+    alone = network.loss_and_gradients(params, x, labels)
+    with parallel._lock:  # another thread's batch holds the helpers
+        assert parallel.loss_and_gradients(params, x, labels, 2, {}) is None
+        shared = network.loss_and_gradients(params, x, labels, threads=2)
+    assert shared[0] == pytest.approx(alone[0], rel=1e-12)
+    results = []
+
+    def call():
+        results.append(network.loss_and_gradients(params, x, labels, threads=2)[0])
+
+    callers = [threading.Thread(target=call) for _ in range(4)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert results == pytest.approx([alone[0]] * 4, rel=1e-12)
+
+
+def test_a_script_without_a_main_guard_can_share_its_batches():
+    """Helpers are plain interpreters: multiprocessing's spawn would run the script again."""
+    script = (
+        "import numpy as np\n"
+        "from model import network, parallel\n"
+        "parallel.MIN_BATCH_VALUES = 0\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = rng.normal(size=(4, 3, 8, 8))\n"
+        "params = {'conv.weight': rng.normal(size=(2, 3, 3, 3)), 'conv.bias': np.zeros(2),\n"
+        "          'classifier.weight': rng.normal(size=128), 'classifier.bias': np.zeros(())}\n"
+        "loss, _ = network.loss_and_gradients(params, x, np.array([0, 1, 0, 1]), threads=2)\n"
+        "assert len(parallel._helpers) == 1\n"
+        "print('once', loss)\n"
+    )
+    environment = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("once") == 1
+    assert "leaked" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_closing_the_helpers_ends_them_and_frees_their_memory(rng, small_batches_shared):
+    params, x, labels = problem(rng)
+    network.loss_and_gradients(params, x, labels, threads=3)
+    helpers = list(parallel._helpers)
+    names = [helper.block.name for helper in helpers]
+    assert len(helpers) == 2
+    parallel.close_helpers()
+    assert parallel._helpers == []
+    for helper, name in zip(helpers, names, strict=True):
+        assert helper.process.poll() is not None
+        assert not Path("/dev/shm", name).exists()
