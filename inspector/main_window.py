@@ -177,6 +177,7 @@ class MainWindow(QMainWindow):
 
         controller.running_changed.connect(self._on_running_changed)
         controller.record_shown.connect(self._update_status)
+        controller.history_changed.connect(self._update_latest)
         controller.error_occurred.connect(self._show_error)
         controller.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         controller.paused_by_finding.connect(self._on_paused_by_finding)
@@ -584,14 +585,25 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _update_status(self, record: StepRecord) -> None:
-        latest = self.controller.latest_iteration
-        where = "" if record.iteration == latest else f" (viewing; latest {latest})"
-        self.status_iteration.setText(f"Iteration {record.iteration}{where}")
+        self._update_latest()
         self.status_loss.setText(
             f"Loss {format_number(record.loss)} · accuracy {format_share(record.accuracy)}"
         )
         self.status_time.setText(f"Step {record.step_seconds * 1000:.1f} ms")
-        self.status_memory.setText(self.controller.describe_history())
+
+    @Slot()
+    def _update_latest(self, *_args) -> None:
+        """The shown iteration and how far the run is: also while an older one is viewed and
+        the run goes on (it said "latest 3" of a run at 1,530)."""
+        shown = self.controller.shown.iteration
+        latest = self.controller.latest_iteration
+        where = "" if shown == latest else f" (viewing; latest {latest})"
+        text = f"Iteration {shown}{where}"
+        if self.status_iteration.text() != text:
+            self.status_iteration.setText(text)
+        memory = self.controller.describe_history()
+        if self.status_memory.text() != memory:
+            self.status_memory.setText(memory)
 
     def _hold_run_button(self) -> None:
         """Make the Run button's two faces (Run, Pause) once, and keep the button at least as

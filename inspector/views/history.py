@@ -128,6 +128,10 @@ class HistoryView(QWidget):
     def show_record(self, record: StepRecord) -> None:
         """Put the handle on ``record``'s iteration (unless the user is dragging it) and show
         its loss and accuracy."""
+        if self._controller.following_latest and not self._slider.isSliderDown():
+            # "Latest" (End) came after the last step back: a step back still waiting for the
+            # drag timer is older than it, and must not take the view back when it fires.
+            self._pending = None
         if self._pending is None and not self._slider.isSliderDown():
             self._set_slider(value=record.iteration)
         self._show_metrics(record)

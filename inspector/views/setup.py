@@ -107,8 +107,11 @@ def _camel(field: str) -> str:
 
 
 def _plain(value: float) -> str:
-    """A number as a person would type it: 0.01, 1e-05, 0.5, 49678.5."""
-    return f"{value:.10g}"
+    """A number as a person would type it: 0.01, 1e-05, 0.5, 49678.5; with every digit it
+    needs to be read back as the same number (a momentum of 0.9999999999999999 showed "1",
+    which Enter then refused, and edited rates lost their last digits)."""
+    text = f"{value:.10g}"
+    return text if float(text) == value else repr(float(value))
 
 
 def _show_number(edit: QLineEdit, value: float) -> None:

@@ -62,6 +62,21 @@ def test_moving_the_slider_shows_that_iteration(qtbot, view, controller, step_an
     assert slider(view).value() == 5
 
 
+def test_latest_right_after_steps_back_is_where_the_view_stays(
+    qtbot, view, controller, step_and_wait
+):
+    """A robustness pass: End pressed within 40 ms of Alt+Left, Alt+Left (key repeat) showed
+    iteration N − 2 when the drag timer fired, not following training any more."""
+    step_and_wait(controller, 5)
+    view.step_back()  # shown at once; the next waits for the drag timer
+    view.step_back()
+    assert view._pending == 3
+    controller.follow_latest()  # End
+    qtbot.wait(200)  # (past the drag timer)
+    assert controller.following_latest and controller.shown.iteration == 5
+    assert slider(view).value() == 5
+
+
 def test_keys_and_step_buttons_move_through_iterations(qtbot, view, controller, step_and_wait):
     step_and_wait(controller, 5)
     bar = slider(view)

@@ -49,6 +49,21 @@ def test_f10_twice_shows_the_dead_filter_and_explains_it(qtbot, window):
     assert window.status_iteration.text().startswith("Iteration 2")
 
 
+def test_the_status_bar_follows_the_run_while_an_older_iteration_is_viewed(
+    qtbot, window, step_and_wait
+):
+    """A robustness pass: viewing iteration 0 during a run, the status bar said "latest 3"
+    while the run was at 1,530."""
+    controller = window.controller
+    step_and_wait(controller, 3)
+    controller.run_steps(40)
+    controller.show_iteration(0)  # picked during the run: it goes on behind
+    qtbot.waitUntil(lambda: not controller.is_running, timeout=20000)
+    assert controller.shown.iteration == 0 and controller.latest_iteration == 43
+    assert window.status_iteration.text() == "Iteration 0 (viewing; latest 43)"
+    assert window.status_memory.text() == controller.describe_history()
+
+
 def test_switch_to_recommended_reset_and_run_learns(qtbot, window):
     controller = window.controller
     controller.apply_preset("recommended")

@@ -315,6 +315,24 @@ def test_a_long_number_put_in_a_field_shows_its_start(qtbot, view, controller):
         assert edit.cursorPosition() == 0
 
 
+@pytest.mark.parametrize(
+    "name,value", [("momentum", 0.9999999999999999), ("learningRate", 0.123456789012345)]
+)
+def test_a_number_shown_in_a_field_reads_back_as_the_same_number(
+    qtbot, view, controller, name, value
+):
+    """A robustness pass: a momentum of 0.9999999999999999 showed "1", which Enter then
+    refused; a learning rate of 0.123456789012345 showed "0.123456789"."""
+    edit = field(view, name)
+    type_and_enter(qtbot, edit, repr(value))
+    config_name = "momentum" if name == "momentum" else "learning_rate"
+    assert getattr(controller.config, config_name) == value
+    assert float(edit.text()) == value
+    qtbot.keyClick(edit, Qt.Key.Key_Return)  # the shown text again: the same, accepted
+    assert not field(view, f"{name}Error", QLabel).isVisibleTo(view)
+    assert getattr(controller.config, config_name) == value
+
+
 def test_the_slider_reaches_the_rate_the_question_needs(qtbot, view, controller):
     """The seed preset's fix, ÷1e+07 of 0.5, left the slider's handle at its end (1e-6)."""
     slider = field(view, "learningRateSlider", QSlider)
