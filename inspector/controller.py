@@ -831,6 +831,15 @@ class SessionController(QObject):
             if on_failure is not None:
                 on_failure()
             return False
+        kernel, padding = (config or self._config).kernel_size, (config or self._config).padding
+        try:  # refused here, in words, not sent for the training process to fail on
+            output_size(*(dataset or self._dataset).size, kernel, padding)
+        except ValueError as exc:
+            text = str(exc)
+            self.error_occurred.emit("Could not start the run", f"{text[0].upper()}{text[1:]}.", "")
+            if on_failure is not None:
+                on_failure()
+            return False
         return self._change_run(
             ("reset", config, dataset),
             lambda state: self._finish_reset(state, config, dataset),

@@ -37,7 +37,8 @@ def output_size(height: int, width: int, kernel_size: int, padding: str) -> tupl
     if out_h < 1 or out_w < 1:
         raise ValueError(
             f"a {kernel_size}x{kernel_size} kernel with {padding!r} padding does not fit "
-            f"a {height}x{width} image"
+            f"a {height}x{width} image: use a kernel of at most {min(height, width)}, or "
+            "'same' padding"
         )
     return out_h, out_w
 

@@ -215,7 +215,7 @@ def test_what_was_asked_while_a_run_starts_applies_to_it_or_is_let_go(qtbot, hel
     assert ctrl.latest_iteration == 0 and ctrl.shown.iteration == 0
 
 
-def test_a_kernel_that_does_not_fit_is_refused_by_the_training_process_as_before(
+def test_a_kernel_that_does_not_fit_is_refused_in_words_and_the_run_goes_on(
     qtbot, held, step_and_wait
 ):
     from model.data import Dataset
@@ -229,7 +229,14 @@ def test_a_kernel_that_does_not_fit_is_refused_by_the_training_process_as_before
     ctrl.error_occurred.connect(lambda *args: errors.append(args))
     before = ctrl.dataset_source
     assert ctrl.start_over(config, tiny, "tiny") is False
-    assert errors and errors[0][0] == "Could not start the run"
+    assert errors == [
+        (
+            "Could not start the run",
+            "A 5x5 kernel with 'valid' padding does not fit a 4x4 image: use a kernel of at "
+            "most 4, or 'same' padding.",
+            "",  # (a refusal, not a failure: no traceback, nothing in errors.log)
+        )
+    ]
     assert ctrl.dataset_source == before
     # The training process kept the run too (it was left with the new images and no history,
     # and every Step failed after): both go on as they were.
