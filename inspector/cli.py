@@ -41,6 +41,7 @@ from model.data import example_path as bundled_example
 from model.files import SaveError
 from model.formatting import format_count
 from model.init import INIT_KINDS, SCALE_FAMILIES, InitSpec
+from model.layers import output_size
 from model.presets import PRESETS, preset_config
 
 if TYPE_CHECKING:
@@ -309,8 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=positive_int,
         metavar="N",
-        help="share each batch of large maps (262,144+ values an image) between N threads "
-        "(default 1); the numbers then differ from one thread's by float rounding only",
+        help="share each batch between N threads (maps of 262,144+ values an image) or "
+        "processes (smaller maps, 131,072+ values a batch; or one image of 32,768+, in bands "
+        "of rows) (default 1); the numbers then differ from one thread's by float rounding only",
     )
     run.add_argument("--out", metavar="DIR", help="output folder (created if missing)")
     run.add_argument("--overwrite", action="store_true", help="replace outputs of a run in DIR")
@@ -520,6 +522,10 @@ def run_from_args(args: argparse.Namespace) -> int:
     # run_headless checks this too; checking before the load fails fast on a large dataset.
     check_output_folder(out_dir, args.overwrite)
     dataset, source = load_data(args, preset)
+    try:
+        output_size(*dataset.size, config.kernel_size, config.padding)
+    except ValueError as exc:  # a usage error, not a failure of the run
+        raise UsageError(str(exc)) from None
     iterations = args.iterations or DEFAULT_ITERATIONS
     threads = args.threads or 1
     command = reproduce_command(
@@ -546,7 +552,15 @@ def run_from_args(args: argparse.Namespace) -> int:
         settings_log=settings_log,
         threads=threads,
     )
-    print(summary(run, run_headless(run)))
+    result = run_headless(run)
+    print(summary(run, result))
+    if result.interrupted:
+        print(
+            f"Interrupted at iteration {result.final.iteration} (Ctrl+C): the files hold "
+            f"iterations 0-{result.final.iteration}, and config.json's command repeats them.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     return 0
 
 

@@ -353,7 +353,7 @@ def _non_finite(record: StepRecord, previous: StepRecord | None, last_calm=None)
         calm = last_calm() if last_calm is not None else None
         rewind, factor = (calm or 0), max(factor, _factor_for(before))
         absmax = previous.metrics.get("conv_weight_absmax", math.nan)
-        where = (
+        back_to = (
             "Start again from iteration 0"
             if rewind == 0
             else f"Go back to iteration {rewind}, the last whose update was smaller than the "
@@ -362,7 +362,22 @@ def _non_finite(record: StepRecord, previous: StepRecord | None, last_calm=None)
         going_back = (
             f"The updates before it were already larger than the weights ({format_number(before)}"
             f"× them at iteration {k - 1}, whose weights reach {format_number(absmax)}): going "
-            f"back one iteration overflows again soon. {where} with a far smaller learning rate."
+            f"back one iteration overflows again soon. {back_to} with a far smaller learning rate."
+        )
+    dtype = record.params["conv.weight"].dtype
+    if where == ["the loss"]:
+        # (a robustness pass: finite weights of 1e23 whose logits overflowed were said to be
+        # an update that overflowed)
+        largest = max(float(np.max(np.abs(value))) for value in record.params.values())
+        cause = (
+            f"At iteration {k} the weights are finite numbers (the largest {format_number(largest)}"
+            f"), but the logits they give overflow the {dtype} range, so the loss is not a "
+            "finite number: the weights have grown too large."
+        )
+    else:
+        cause = (
+            f"The update at iteration {k} produced values that are not finite numbers in "
+            f"{', '.join(where)}: −learning rate × gradient overflowed the {dtype} range."
         )
     fixes = (
         fix_learning_rate(record.settings.learning_rate, factor, rewind),
@@ -372,12 +387,7 @@ def _non_finite(record: StepRecord, previous: StepRecord | None, last_calm=None)
         code="non_finite",
         severity="error",
         title=f"NaN or infinity at iteration {k}",
-        explanation=(
-            f"The update at iteration {k} produced values that are not finite numbers in "
-            f"{', '.join(where)}. −learning rate × gradient overflowed the "
-            f"{record.params['conv.weight'].dtype} range; nothing computed after this is "
-            f"meaningful. {going_back}"
-        ),
+        explanation=f"{cause} Nothing computed after this is meaningful. {going_back}",
         fixes=fixes,
         iteration=k,
         subject="all parameters",

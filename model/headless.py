@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import errno
 import io
 import math
@@ -112,12 +113,15 @@ class HeadlessResult:
     files : every file written.
     snapshot_iterations : iterations a filter snapshot was saved at, in order.
     first_findings : every distinct finding of the run as it first appeared, in order.
+    interrupted : stopped by Ctrl+C before ``run.iterations``; the files hold the iterations
+        trained until then, as a run of that many (its command repeats them).
     """
 
     final: StepRecord
     files: tuple[Path, ...]
     snapshot_iterations: tuple[int, ...]
     first_findings: tuple[Finding, ...]
+    interrupted: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,7 +359,16 @@ def run_headless(run: HeadlessRun) -> HeadlessResult:
                 snapshots.save(record)
 
         record_step(session.latest)
-        run_with_settings_log(session, run.iterations, run.settings_log, on_step=record_step)
+        interrupted = False
+        try:
+            run_with_settings_log(session, run.iterations, run.settings_log, on_step=record_step)
+        except KeyboardInterrupt:
+            # Ctrl+C: what was trained is written, as a run of that many iterations (losing
+            # it all, the folder was then refused for the next run without --overwrite).
+            interrupted = True
+            run = _shortened(run, session.iteration)
+            if session.iteration not in snapshots.iterations:
+                snapshots.save(session.latest)
         handle.flush()
         metrics = write_atomic(
             run.out_dir / METRICS_NAME, _copy_of(temporary), overwrite=run.overwrite
@@ -375,7 +388,18 @@ def run_headless(run: HeadlessRun) -> HeadlessResult:
         files=tuple(written + snapshots.paths),
         snapshot_iterations=tuple(snapshots.iterations),
         first_findings=first,
+        interrupted=interrupted,
     )
+
+
+def _shortened(run: HeadlessRun, iterations: int) -> HeadlessRun:
+    """``run`` as a run of ``iterations`` updates, its command too."""
+    command = list(run.command)
+    if "--iterations" in command:
+        command[command.index("--iterations") + 1] = str(iterations)
+    elif command:
+        command += ["--iterations", str(iterations)]
+    return dataclasses.replace(run, iterations=iterations, command=tuple(command))
 
 
 def skipped_lines(skipped: tuple[tuple[str, str], ...]) -> list[str]:

@@ -355,21 +355,6 @@ def test_each_output_name_refuses(tmp_path):
             check_output_folder(folder)
 
 
-def test_interrupted_run_exits_130_quietly_and_leaves_no_metrics(capsys, tmp_path, monkeypatch):
-    real_step = TrainingSession.step
-
-    def step_then_interrupt(self):
-        if self.iteration == 2:
-            raise KeyboardInterrupt
-        return real_step(self)
-
-    monkeypatch.setattr(TrainingSession, "step", step_then_interrupt)
-    status, out, err = run_cli(capsys, "--headless", "--iterations", "10", "--out", tmp_path)
-    assert (status, out, err) == (130, "", "")
-    assert not (tmp_path / "metrics.csv").exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
-
-
 # ---------------------------------------------------------------------------------------------
 # Refused arguments: one line, no traceback
 # ---------------------------------------------------------------------------------------------
@@ -419,12 +404,19 @@ def test_interrupted_run_exits_130_quietly_and_leaves_no_metrics(capsys, tmp_pat
         (["--config", "/nonexistent/config.json"], "--config"),
         (["--preset", "seed", "--config", "config.json"], "either --preset or --config"),
         (["--settings-log", "/nonexistent/log.json"], "--settings-log"),
+        (
+            ["--size", "2x2", "--padding", "valid"],
+            "a 3x3 kernel with 'valid' padding does not fit a 2x2 image: use a kernel of at "
+            "most 2, or 'same' padding",
+        ),
     ],
 )
 def test_bad_arguments_fail_in_one_line(capsys, tmp_path, arguments, expected):
     out = tmp_path / "out"
     status, stdout, err = run_cli(capsys, "--headless", *arguments, "--out", out)
     assert status != 0
+    if "--padding" in arguments:  # a usage error, not "unexpected ValueError" (status 1)
+        assert status == 2
     assert err.count("\n") == 1 and err.startswith("training-inspector: error: ")
     assert expected in err and "Traceback" not in err
     assert stdout == ""
@@ -537,18 +529,32 @@ def test_a_settings_log_changes_the_learning_rate_at_its_iterations(capsys, tmp_
     assert (tmp_path / "again" / "metrics.csv").read_bytes() == (out / "metrics.csv").read_bytes()
 
 
+@pytest.mark.parametrize("sharing", ["threads", "processes"])
 def test_threads_share_the_batch_and_the_command_repeats_the_run(
-    capsys, tmp_path, monkeypatch, share_every_batch
+    capsys, tmp_path, monkeypatch, request, sharing
 ):
-    from model import network
+    from model import network, parallel, session
 
-    split = network._parts
     parts = []
-    monkeypatch.setattr(network, "_parts", lambda *args: parts.append(split(*args)) or parts[-1])
+    if sharing == "threads":
+        request.getfixturevalue("share_every_batch")
+        split = network._parts
+        monkeypatch.setattr(
+            network, "_parts", lambda *args: parts.append(len(split(*args))) or split(*args)
+        )
+    else:  # both images in each update, not the measuring pass's maps reused
+        request.getfixturevalue("share_between_processes")
+        monkeypatch.setattr(session, "REUSE_FORWARD_MAX_BYTES", 0)
+        by_images = parallel._by_images
+        monkeypatch.setattr(
+            parallel, "_by_images", lambda *args: parts.append(args[3]) or by_images(*args)
+        )
     shared_out, alone_out = tmp_path / "shared", tmp_path / "alone"
     base = ("--headless", "--iterations", "6")
+    if sharing == "processes":
+        base += ("--update", "full_batch")
     assert run_cli(capsys, *base, "--threads", "2", "--out", shared_out)[0] == 0
-    assert any(len(batch) == 2 for batch in parts)  # (batches of one image cannot be)
+    assert 2 in parts  # (threads: batches of one image cannot be shared)
     parts.clear()
     assert run_cli(capsys, *base, "--out", alone_out)[0] == 0
     assert not parts  # one thread: no batch is even considered for sharing
@@ -696,3 +702,37 @@ def test_console_script_points_at_cli_main():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert project["project"]["scripts"]["training-inspector"] == "inspector.cli:main"
+
+
+def test_ctrl_c_writes_what_was_trained_as_a_run_of_that_many_iterations(
+    capsys, tmp_path, monkeypatch
+):
+    """A robustness pass: Ctrl+C left only iteration 0's snapshot, lost every iteration
+    trained, and the folder was refused for the next run without --overwrite."""
+    from model.session import TrainingSession
+
+    step = TrainingSession.step
+
+    def interrupted(self, *args, **kwargs):
+        if self.iteration == 4:
+            raise KeyboardInterrupt
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(TrainingSession, "step", interrupted)
+    out = tmp_path / "out"
+    status, stdout, err = run_cli(capsys, "--headless", "--iterations", "50", "--out", out)
+    monkeypatch.undo()
+    assert status == 130
+    assert "Interrupted at iteration 4 (Ctrl+C): the files hold iterations 0-4" in err
+    assert stdout.startswith("Trained 4 iterations")
+    _, rows = read_metrics(out)
+    assert [int(float(row["iteration"])) for row in rows] == [0, 1, 2, 3, 4]
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert config["iterations"] == 4
+    assert (out / "filters-iter000004.json").exists()
+    command = config["command"]
+    assert command[command.index("--iterations") + 1] == "4"
+    command[command.index("--out") + 1] = str(tmp_path / "again")
+    assert run_cli(capsys, *command[1:])[0] == 0
+    assert (tmp_path / "again" / "metrics.csv").read_bytes() == (out / "metrics.csv").read_bytes()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left

@@ -745,6 +745,13 @@ def test_a_run_that_exploded_before_its_nan_is_sent_back_to_the_start(shapes):
     assert rate.rewind_to == clip.rewind_to == 0
     assert rate.changes["learning_rate"] <= 1e-2  # not ÷100 of 1e6
     assert "Start again from iteration 0" in result.paused_by.explanation
+    # The weights were finite and only the logits overflowed (the card said the update had
+    # overflowed, "in S, t, a, r, t, ...": the advice's text spelt out letter by letter).
+    assert result.paused_by.explanation.startswith(
+        "At iteration 23 the weights are finite numbers (the largest 6.759e+156), but the "
+        "logits they give overflow the float64 range"
+    )
+    assert "S, t, a, r, t" not in result.paused_by.explanation
     # From there, the fix's rate goes on without overflowing.
     session.rewind(0)
     session.update_settings(**rate.changes)
@@ -765,6 +772,7 @@ def test_a_nan_after_a_live_rate_raise_goes_back_to_the_last_calm_iteration(shap
     (rate, clip) = result.paused_by.fixes
     assert rate.rewind_to == clip.rewind_to == 200
     assert "Go back to iteration 200, the last whose update" in result.paused_by.explanation
+    assert ", t, " not in result.paused_by.explanation  # (no text spelt out letter by letter)
 
 
 def test_thinning_the_metrics_keeps_the_runs_peaks(question):
