@@ -238,6 +238,10 @@ class ReportSaver(QObject):
         window = self._window
         if isinstance(exc, (OSError, ValueError)):  # SaveError is an OSError
             show_error(window, "Report not saved", str(exc))
+        elif getattr(exc, "refused", False):
+            # The same, raised in the training process, which writes the report: said without
+            # "TrainerError: SaveError:" and a traceback.
+            show_error(window, "Report not saved", exc.text)
         else:
             show_error(window, "Report not saved", f"{type(exc).__name__}: {exc}", details)
         window.statusBar().showMessage("Report not saved; the run is unchanged", 10000)

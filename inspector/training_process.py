@@ -60,11 +60,19 @@ AHEAD_MAX_SECONDS = 0.05
 
 
 class TrainerError(RuntimeError):
-    """A request failed in the training process; ``details`` holds its traceback."""
+    """A request failed in the training process; ``details`` holds its traceback.
 
-    def __init__(self, message: str, details: str = "") -> None:
+    ``refused``: it failed for a reason that says itself, a file that could not be written or
+    a value refused (an ``OSError`` or ``ValueError`` there), and ``text`` says it without the
+    exception's name, for a person."""
+
+    def __init__(
+        self, message: str, details: str = "", *, text: str = "", refused: bool = False
+    ) -> None:
         super().__init__(message)
         self.details = details
+        self.text = text or message
+        self.refused = refused
 
 
 @dataclass(frozen=True)
@@ -494,7 +502,9 @@ class TrainerServer:
         try:
             result = getattr(self, f"do_{name}")(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - the window shows it
-            self._requests.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+            message = f"{type(exc).__name__}: {exc}"
+            refused = isinstance(exc, (OSError, ValueError))
+            self._requests.send(("error", message, traceback.format_exc(), str(exc), refused))
             return
         self._requests.send(("ok", result))
 
@@ -720,7 +730,7 @@ class TrainerClient:
         finally:
             self._call_lock.release()
         if reply[0] == "error":
-            raise TrainerError(reply[1], reply[2])
+            raise TrainerError(reply[1], reply[2], text=reply[3], refused=reply[4])
         return reply[1]
 
     @property

@@ -443,15 +443,21 @@ def loss_and_gradients(
     if images.dtype not in (np.float32, np.float64):
         raise TypeError(f"images must be float32 or float64, got {images.dtype}")
     typed = {key: np.asarray(params[key], dtype=images.dtype) for key in PARAM_KEYS}
-    _check(typed, images, padding)
-    f = typed["conv.weight"].shape[0]
-    from model import parallel  # (it uses this module)
+    if threads > 1:
+        from model import parallel  # (it uses this module)
 
-    if parallel.worth_sharing(images.shape[0], f, typed["classifier.weight"].size // f, threads):
-        options = {"activation": activation, "negative_slope": negative_slope, "padding": padding}
-        shared = parallel.loss_and_gradients(typed, images, labels, threads, options)
-        if shared is not None:
-            return shared
+        _check(typed, images, padding)  # (here, before helpers are given the batch)
+        f = typed["conv.weight"].shape[0]
+        pixels = typed["classifier.weight"].size // f
+        if parallel.worth_sharing(images.shape[0], f, pixels, threads):
+            options = {
+                "activation": activation,
+                "negative_slope": negative_slope,
+                "padding": padding,
+            }
+            shared = parallel.loss_and_gradients(typed, images, labels, threads, options)
+            if shared is not None:
+                return shared
     fwd = forward(
         typed,
         images,

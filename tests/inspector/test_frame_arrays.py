@@ -254,3 +254,22 @@ def test_an_output_map_made_again_matches_the_engines_bit_for_bit_at_the_edges(d
         assert back.activation.tobytes() == output.tobytes()
     finally:
         slots.close()
+
+
+def test_a_refused_request_says_why_without_the_exceptions_names():
+    """A report on a full disk said "TrainerError: SaveError: ..." with a traceback: a
+    refusal (OSError or ValueError in the training process) comes with its text alone."""
+    from inspector.training_process import TrainerError
+
+    client = TrainerClient(_dataset(), TrainingConfig(), "thread")
+    try:
+        with pytest.raises(TrainerError) as refused:
+            client.call("update_settings", {"learning_rate": -1})
+        assert refused.value.refused
+        assert refused.value.text.startswith("learning_rate: must be greater than 0")
+        assert str(refused.value).startswith("ConfigError: learning_rate")  # (for the log)
+        with pytest.raises(TrainerError) as failed:
+            client.call("record", 99)
+        assert not failed.value.refused and "IndexError" in str(failed.value)
+    finally:
+        client.close()

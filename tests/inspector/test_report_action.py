@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
+from inspector.training_process import TrainerError
 from model.files import SaveError
 
 
@@ -128,11 +129,16 @@ def test_an_unwritable_target_says_so_and_the_app_keeps_working(
     assert window.controller.latest_iteration == 1
 
 
+@pytest.mark.parametrize("where", ["window", "training process"])
 def test_a_failure_while_writing_says_so_and_the_app_keeps_working(
-    qtbot, window, tmp_path, monkeypatch
+    qtbot, window, tmp_path, monkeypatch, where
 ):
     def disk_full(*args, **kwargs):
-        raise SaveError(errno.ENOSPC, "Could not save the report: the disk is full")
+        error = SaveError(errno.ENOSPC, "Could not save the report: the disk is full")
+        if where == "window":
+            raise error
+        # (as the client raises it: a robustness pass saw "TrainerError: SaveError: ...")
+        raise TrainerError(f"SaveError: {error}", "Traceback ...", text=str(error), refused=True)
 
     monkeypatch.setattr(window.controller, "write_report", disk_full)
     window._ask_save_path = lambda *args: str(tmp_path / "report")
