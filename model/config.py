@@ -47,7 +47,8 @@ def _finite(name: str, value) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ConfigError(name, f"must be a number, got {value!r}") from None
+        point = " written with a decimal point" if isinstance(value, str) and "," in value else ""
+        raise ConfigError(name, f"must be a number{point}, got {value!r}") from None
     if not math.isfinite(number):
         raise ConfigError(name, f"must be a finite number, got {value!r}")
     return number

@@ -168,3 +168,13 @@ def test_float32_update_stays_float32():
     result = sgd_step(params, grads, {"w": np.zeros(3, np.float32)}, OptimSettings(0.1, 0.5, 10.0))
     assert result.params["w"].dtype == np.float32
     assert result.update["w"].dtype == np.float32
+
+
+def test_a_decimal_comma_is_refused_with_a_hint():
+    """A robustness pass: "0,5" was refused as "must be a number" with no hint why."""
+    with pytest.raises(ConfigError) as info:
+        TrainingConfig().with_changes(learning_rate="0,5")
+    assert info.value.message == "must be a number written with a decimal point, got '0,5'"
+    with pytest.raises(ConfigError) as info:
+        TrainingConfig().with_changes(learning_rate="abc")
+    assert info.value.message == "must be a number, got 'abc'"
