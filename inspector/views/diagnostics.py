@@ -3,6 +3,8 @@ with its plain-language explanation and one-click fixes."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtWidgets import (
     QFrame,
@@ -156,6 +158,17 @@ class FindingCard(QFrame):
 _PRETRAINING_CODES = {"init_all_positive", "raw_pixels", "first_update_kills", "first_update_large"}
 
 
+def _said_of_iteration_0(finding: Finding) -> Finding:
+    """A prediction made at iteration 0, as read once the run has gone on: "Pressing Step now
+    will kill the filter" told a learner looking back at iteration 0 to do something now (a
+    learner's review), though Step goes on from the latest iteration."""
+    prefix = "Pressing Step now will "
+    if finding.code != "first_update_kills" or not finding.title.startswith(prefix):
+        return finding
+    rest = finding.title.removeprefix(prefix)
+    return replace(finding, title=f"Pressing Step at iteration 0 would {rest}")
+
+
 class DiagnosticsView(QWidget):
     """Findings of ``controller.shown``; a banner says when a finding paused the run.
 
@@ -230,6 +243,9 @@ class DiagnosticsView(QWidget):
         findings = merge_alike(
             useful_fixes(sort_findings(record.findings), self._controller.config)
         )
+        if record.iteration == 0 and self._controller.latest_iteration > 0:
+            # Iteration 0 looked at after training: "now" is the latest iteration, not this one.
+            findings = [_said_of_iteration_0(f) for f in findings]
         signature = (
             record.iteration,
             tuple((f.title, f.explanation, tuple(x.label for x in f.fixes)) for f in findings),

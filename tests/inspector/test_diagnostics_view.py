@@ -35,6 +35,20 @@ def test_before_training_the_risk_is_explained(view):
     assert "1 problem" in view.summary.text()
 
 
+def test_iteration_0_looked_at_after_training_says_what_a_step_there_would_do(
+    view, controller, step_and_wait, show_and_wait
+):
+    """A learner's review: back at iteration 0 after two Steps, the card still said "Pressing
+    Step now will kill the filter", though Step goes on from iteration 2."""
+    step_and_wait(controller, 2)
+    show_and_wait(controller, 0)
+    (card,) = [c for c in view.cards if c.finding.code == "first_update_kills"]
+    assert card.finding.title == "Pressing Step at iteration 0 would kill the filter"
+    controller.reset()  # a new run at iteration 0: "now" again
+    (card,) = [c for c in view.cards if c.finding.code == "first_update_kills"]
+    assert card.finding.title == "Pressing Step now will kill the filter"
+
+
 def test_after_the_step_the_dead_filter_comes_first_with_its_cause(view, controller, step_and_wait):
     step_and_wait(controller)
     assert codes(view)[0] == "dead_filter"
