@@ -82,6 +82,27 @@ DATA_DIR = "data"
 IMAGE_LIST_NAME = "images.csv"
 SNAPSHOT_DIR = "snapshots"
 PLOT_DIR = "plots"
+#: What each plot of the window shows, under it on the report's page (a reader saw its file
+#: name, and took an outcome map swept with other settings for one of this run).
+PLOT_CAPTIONS = {
+    "filters-weights": "Filter weights at the shown iteration, one 3×3 block per input channel.",
+    "filters-gradient": "Gradient of the loss for each filter weight, of the shown update.",
+    "filters-update": "The shown update of each filter weight: new − old.",
+    "maps-pre-activation": "Each image's pre-activation maps (before ReLU) at the shown iteration.",
+    "maps-relu-output": "Each image's ReLU output maps at the shown iteration (black: 0).",
+    "curve-loss": "Loss (binary cross-entropy) over the iterations, mean and per image.",
+    "curve-accuracy": "Accuracy on all images over the iterations.",
+    "curve-weights": "Smallest, mean and largest filter weight over the iterations.",
+    "curve-gradient-norms": "Gradient norms of the conv layer and the classifier (log scale).",
+    "curve-dead-fraction": "Share of ReLU outputs that are 0 over the iterations.",
+    "curve-update-ratio": "Size of each update relative to the weights, ‖Δw‖ / ‖w‖ (log scale).",
+    "compare-loss": "Loss of this run (A) and of the second run (B) side by side.",
+    "compare-dead-fraction": "Share of ReLU outputs at 0 in runs A and B.",
+    "outcome-map": (
+        "Outcome map of a sweep made in the window: how runs with the settings on its axes ended. "
+        "Its title gives the settings it held fixed, which may not be this run's."
+    ),
+}
 REPRODUCED_DIR = "reproduced"
 #: Files whose presence marks a folder as a report, which ``overwrite`` may replace whole.
 REPORT_MARKERS = (INDEX_NAME, REPRODUCE_NAME)
@@ -400,9 +421,10 @@ def index_html(
     if plots:
         parts.append("<h2>Plots</h2>")
         for name, path in plots.items():
+            caption = PLOT_CAPTIONS.get(name, name)
             parts.append(
                 f'<figure><img src="{_e(path)}" alt="{_e(name)}">'
-                f"<figcaption>{_e(name)}</figcaption></figure>"
+                f"<figcaption>{_e(caption)}</figcaption></figure>"
             )
     parts.append("<h2>Reproduce</h2>")
     parts.append(

@@ -509,3 +509,17 @@ def test_a_report_before_the_first_step_reproduces_its_one_row(question, tmp_pat
     ours = (folder / "metrics.csv").read_text(encoding="utf-8").splitlines()
     theirs = (folder / "reproduced" / "metrics.csv").read_text(encoding="utf-8").splitlines()
     assert len(ours) == 2 and theirs[:2] == ours and len(theirs) == 3
+
+
+def test_the_page_says_what_each_plot_shows(question, tmp_path):
+    """A learner's review: each plot was captioned with its file name, and an outcome map swept
+    with other settings read as one of this run."""
+    session = TrainingSession(question, preset_config("recommended"))
+    session.run(2, pause_on_findings=False)
+    picture = Path(__file__).resolve().parents[2] / "docs" / "screenshot.png"
+    plots = {name: picture.read_bytes() for name in ("curve-loss", "outcome-map", "own plot")}
+    folder = report_module.write_report(session, tmp_path / "r", plot_pngs=plots)
+    page = html.unescape((folder / "index.html").read_text(encoding="utf-8"))
+    assert "<figcaption>Loss (binary cross-entropy) over the iterations" in page
+    assert "Its title gives the settings it held fixed, which may not be this run's." in page
+    assert "<figcaption>own plot</figcaption>" in page  # (a name without a caption: itself)
