@@ -155,7 +155,13 @@ class FindingCard(QFrame):
         self._apply_fix(self.finding.fixes[index])
 
 
-_PRETRAINING_CODES = {"init_all_positive", "raw_pixels", "first_update_kills", "first_update_large"}
+_PRETRAINING_CODES = {
+    "init_all_positive",
+    "raw_pixels",
+    "first_update_kills",
+    "first_update_large",
+    "large_maps",
+}
 
 
 def _said_of_iteration_0(finding: Finding) -> Finding:

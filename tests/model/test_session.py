@@ -344,6 +344,23 @@ def test_a_reset_that_fails_changes_nothing(change, monkeypatch):
     assert session.record(1) is not None
 
 
+def test_maps_larger_than_the_history_budget_are_said_before_training(monkeypatch):
+    """A robustness pass: 400 images of 128×128 with 8 filters in float64 held 2.3-2.7 GB in
+    the training process against a 256 MiB budget, and nothing said so before training."""
+    from model import diagnostics
+
+    monkeypatch.setattr(diagnostics, "LARGE_MAPS_BYTES", 2**20)  # (not 64 MiB, to be quick)
+    config = preset_config("recommended", num_filters=8, history_budget_mb=1)
+    session = TrainingSession(_small(64), config)  # 4 × 8 × 64×64 × 2 maps × 8 bytes = 2 MiB
+    (large,) = [f for f in session.latest.findings if f.code == "large_maps"]
+    assert large.title == "One iteration's maps take 2 MiB, more than the history's budget"
+    assert large.explanation.startswith("4 images × 8 filters × 64×64 outputs")
+    assert [fix.changes for fix in large.fixes] == [{"dtype": "float32"}]
+    float32 = TrainingSession(_small(64), config.with_changes(dtype="float32", num_filters=4))
+    assert "large_maps" not in {f.code for f in float32.latest.findings}  # 0.5 MiB
+    assert "large_maps" not in {f.code for f in session.step().findings}  # (said before training)
+
+
 def test_recommended_preset_learns_without_dead_filter(question):
     session = TrainingSession(question, preset_config("recommended"))
     initial_loss = session.latest.loss
