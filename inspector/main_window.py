@@ -428,6 +428,7 @@ class MainWindow(QMainWindow):
         super().resizeEvent(event)
         if self._default_state is not None and event.size().width() != event.oldSize().width():
             self._column_timer.start()
+        QTimer.singleShot(0, self, self._follow_window)  # (once the window is laid out)
 
     def _build_menus(self) -> None:
         a = self.actions
@@ -822,14 +823,37 @@ class MainWindow(QMainWindow):
         move both runs stay in reach."""
         dock = self.docks["compare"]
         if dock.isFloating() and not dock.isVisible():
-            room = self._panels_rect()
-            dock.setGeometry(room)
-            dock.show()
-            self._frame_inside(dock, room)
-            # A window manager on X11 adds its frame a little later: look again then.
-            QTimer.singleShot(FRAME_SETTLE_MS, dock, lambda: self._frame_inside(dock, room))
+            self._place_comparison(dock)
         dock.show()
         dock.raise_()
+
+    def _place_comparison(self, dock: QDockWidget) -> None:
+        """Lay the floating side-by-side panel over the panel area (``show_comparison``)."""
+        room = self._panels_rect()
+        dock.setGeometry(room)
+        dock.show()
+        self._frame_inside(dock, room)
+        self._comparison_placed = dock.geometry()
+
+        def settle() -> None:
+            # A window manager on X11 adds its frame a little later: look again then.
+            self._frame_inside(dock, room)
+            self._comparison_placed = dock.geometry()
+
+        QTimer.singleShot(FRAME_SETTLE_MS, dock, settle)
+
+    def _follow_window(self) -> None:
+        """The window resized: a floating side-by-side panel where it was placed follows the
+        panel area (a learner's review: opened at 1920 pixels, it stayed 1920 wide over a
+        window made 1280, hiding run B, the History bar and the status bar). One the user has
+        moved or resized stays where they put it."""
+        dock = self.docks["compare"]
+        if (
+            dock.isVisible()
+            and dock.isFloating()
+            and dock.geometry() == getattr(self, "_comparison_placed", None)
+        ):
+            self._place_comparison(dock)
 
     @staticmethod
     def _frame_inside(dock: QDockWidget, room: QRect) -> None:

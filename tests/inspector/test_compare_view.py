@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QRect, Qt
+from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtWidgets import QToolBar, QWidget
 
 from inspector.views.compare import CompareView
@@ -307,3 +307,26 @@ def test_side_by_side_leaves_the_toolbar_and_history_bar_in_reach(qtbot, window)
     qtbot.keyClick(window, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(dock.isVisible)
     assert_clear()
+
+
+def test_the_side_by_side_panel_follows_the_window_unless_moved(qtbot, window):
+    """A learner's review: opened at 1920 pixels, the floating panel stayed 1920 wide over a
+    window made 1280, hiding run B, the History bar and the status bar."""
+    window.resize(1600, 1000)
+    qtbot.wait(50)
+    qtbot.keyClick(window, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier)
+    dock = window.docks["compare"]
+    qtbot.waitUntil(dock.isVisible)
+    qtbot.wait(200)  # (placed again once the frame is there)
+    window.resize(1280, 800)
+    history = global_rect(window.docks["history"])
+    qtbot.waitUntil(lambda: dock.frameGeometry().width() <= 1280, timeout=3000)
+    assert not dock.frameGeometry().intersects(history)
+    assert global_rect(window).contains(dock.frameGeometry())
+    # Moved by the user: it stays where they put it.
+    qtbot.wait(200)
+    dock.move(dock.pos() + QPoint(40, 0))
+    moved = dock.geometry()
+    window.resize(1200, 780)
+    qtbot.wait(100)
+    assert dock.geometry() == moved
