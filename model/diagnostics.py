@@ -681,6 +681,9 @@ def _saturation(record: StepRecord, labels: np.ndarray, config: TrainingConfig) 
                 explanation=(
                     "Their logits are so large that σ rounds to exactly 0 or 1: their loss and "
                     "gradient are (almost) zero and they no longer teach the network anything."
+                    if right.sum() > 1
+                    else "Its logit is so large that σ rounds to exactly 0 or 1: its loss and "
+                    "gradient are (almost) zero and it no longer teaches the network anything."
                 ),
                 iteration=record.iteration,
                 subject="classifier",

@@ -532,6 +532,12 @@ class SweepResult:
         """The accuracy that counts as learned, as written: '99.9%' stays 99.9%, not 100%."""
         return f"{self.learned_accuracy * 100:.3g}%"
 
+    def learned_condition(self, at_least: str = "≥") -> str:
+        """'accuracy ≥ 99.9%', or 'accuracy = 100%' (not '≥ 100%', a learner's review)."""
+        if self.learned_accuracy >= 1.0:
+            return "accuracy = 100%"
+        return f"accuracy {at_least} {self.learned_text}"
+
     def outcome_grid(self, pixel_scaling: str | None = None) -> np.ndarray:
         """(init scales, learning rates) int array of indices into ``OUTCOMES``; row 0 is the
         smallest scale, column 0 the smallest learning rate. ``pixel_scaling`` defaults to the
@@ -684,7 +690,7 @@ def _describe_base(result: SweepResult) -> str:
         f"Both layers initialised {family}, seed {base.seed}, "
         f"{UPDATE_MODE_LABELS[base.update_mode]}, {format_count(base.num_filters, 'filter')} "
         f"{base.kernel_size}x{base.kernel_size}, {base.activation}, {base.dtype}, momentum "
-        f"{base.momentum:g}; learned = accuracy >= {result.learned_text} and loss "
+        f"{base.momentum:g}; learned = {result.learned_condition('>=')} and loss "
         "below its start"
     )
 

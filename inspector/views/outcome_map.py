@@ -1415,7 +1415,7 @@ class OutcomeMapView(QWidget):
             f"{UPDATE_MODE_LABELS[base.update_mode]}, {format_count(base.num_filters, 'filter')} "
             f"{base.kernel_size}×{base.kernel_size}, {base.activation}, momentum "
             f"{base.momentum:g}, images {result.image_size[0]}×{result.image_size[1]}. "
-            f"Learned = accuracy ≥ {result.learned_text} and a lower loss than at "
+            f"Learned = {result.learned_condition()} and a lower loss than at "
             "the start. Hover a cell for its numbers; click it to pick it."
         )
         self.subtitle.setText(subtitle)

@@ -65,6 +65,9 @@ def test_seed_preset_reproduces_the_question(question):
     assert dead and dead[0].pauses and dead[0].since == 1
     assert "−learning rate × gradient = −0.5000 × [" in dead[0].explanation
 
+    (right,) = [f for f in initial.findings if f.code == "saturated_right"]
+    assert right.title == "1 image classified with a saturated sigmoid"
+    assert right.explanation.startswith("Its logit is so large")  # (not "Their logits")
     # The loss fell a millionfold as the filter died: said to be no learning.
     (fell,) = [f for f in first.findings if f.code == "loss_fell_dead"]
     assert fell.title == "The loss fell from 947,260.7 to 0.7241, but not by learning"

@@ -328,3 +328,7 @@ def test_the_saved_map_writes_the_learned_threshold_as_set(small_map):
     assert "learned = accuracy >= 99.9% and loss" in _describe_base(
         replace(small_map, learned_accuracy=0.999)
     )
+    # Everything right is "= 100%", not ">= 100%" (a learner's review).
+    assert "learned = accuracy = 100% and loss" in _describe_base(small_map)
+    assert small_map.learned_condition() == "accuracy = 100%"
+    assert replace(small_map, learned_accuracy=0.95).learned_condition() == "accuracy ≥ 95%"
