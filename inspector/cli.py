@@ -311,8 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         metavar="N",
         help="share each batch between N threads (maps of 262,144+ values an image) or "
-        "processes (smaller maps, 131,072+ values a batch; or one image of 32,768+, in bands "
-        "of rows) (default 1); the numbers then differ from one thread's by float rounding only",
+        "processes (smaller maps, 131,072+ values a batch) (default 1); the numbers then "
+        "differ from one thread's by float rounding only",
     )
     run.add_argument("--out", metavar="DIR", help="output folder (created if missing)")
     run.add_argument("--overwrite", action="store_true", help="replace outputs of a run in DIR")

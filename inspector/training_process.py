@@ -37,7 +37,7 @@ from types import MappingProxyType
 import numpy as np
 
 from model.blas import single_threaded_blas
-from model.config import TrainingConfig
+from model.config import ConfigError, TrainingConfig
 from model.data import Dataset
 from model.diagnostics import Finding
 from model.history import describe_budget
@@ -63,7 +63,7 @@ class TrainerError(RuntimeError):
     """A request failed in the training process; ``details`` holds its traceback.
 
     ``refused``: it failed for a reason that says itself, a file that could not be written or
-    a value refused (an ``OSError`` or ``ValueError`` there), and ``text`` says it without the
+    a setting refused (an ``OSError`` or ``ConfigError`` there), and ``text`` says it without the
     exception's name, for a person."""
 
     def __init__(
@@ -503,7 +503,9 @@ class TrainerServer:
             result = getattr(self, f"do_{name}")(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - the window shows it
             message = f"{type(exc).__name__}: {exc}"
-            refused = isinstance(exc, (OSError, ValueError))
+            # (a file that could not be written, a setting refused; any other ValueError may
+            # be a bug, and keeps its traceback)
+            refused = isinstance(exc, (OSError, ConfigError))
             self._requests.send(("error", message, traceback.format_exc(), str(exc), refused))
             return
         self._requests.send(("ok", result))

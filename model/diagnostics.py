@@ -620,7 +620,13 @@ def _large_gradient(record: StepRecord, config: TrainingConfig) -> Finding | Non
         if config.pixel_scaling == "raw"
         else ""
     )
-    fixes = [fix_learning_rate(record.settings.learning_rate, 10), fix_clip(1.0)]
+    fixes = [fix_clip(1.0)]
+    ratio = record.metrics.get("conv_update_ratio", math.nan)
+    if not ratio < LARGE_UPDATE_RATIO:
+        # Only while the updates it makes are large: a smaller rate does not make the
+        # gradient smaller, and with calm updates the card offered ÷10 at every other
+        # iteration, for ever (a robustness pass).
+        fixes.insert(0, fix_learning_rate(record.settings.learning_rate, 10))
     if config.pixel_scaling == "raw":
         fixes.insert(0, fix_unit_pixels())
     return Finding(

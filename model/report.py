@@ -85,12 +85,12 @@ PLOT_DIR = "plots"
 #: What each plot of the window shows, under it on the report's page (a reader saw its file
 #: name, and took an outcome map swept with other settings for one of this run).
 PLOT_CAPTIONS = {
-    "filters-weights": "Filter weights at the shown iteration, one 3×3 block per input channel.",
+    "filters-weights": "Filter weights at the shown iteration, one block per input channel.",
     "filters-gradient": "Gradient of the loss for each filter weight, of the shown update.",
     "filters-update": "The shown update of each filter weight: new − old.",
-    "maps-pre-activation": "Each image's pre-activation maps (before ReLU) at the shown iteration.",
-    "maps-relu-output": "Each image's ReLU output maps at the shown iteration (black: 0).",
-    "curve-loss": "Loss (binary cross-entropy) over the iterations, mean and per image.",
+    "maps-pre-activation": "Pre-activation maps (before the activation) at the shown iteration.",
+    "maps-relu-output": "Output maps of the activation at the shown iteration.",
+    "curve-loss": "Loss (binary cross-entropy) over the iterations, the mean and the images'.",
     "curve-accuracy": "Accuracy on all images over the iterations.",
     "curve-weights": "Smallest, mean and largest filter weight over the iterations.",
     "curve-gradient-norms": "Gradient norms of the conv layer and the classifier (log scale).",

@@ -957,3 +957,24 @@ def test_a_prediction_left_for_later_is_made_by_the_first_step(question):
     assert not any(f.code == "first_update_kills" for f in again.latest.findings)
     ahead = again._ahead
     assert again.step() is ahead.record
+
+
+@pytest.mark.parametrize("learning_rate,offers_rate", [(1e-12, False), (1e-3, True)])
+def test_a_large_gradient_offers_a_smaller_rate_only_while_its_updates_are_large(
+    question, learning_rate, offers_rate
+):
+    """A robustness pass: with calm updates the "Conv gradient norm" card offered ÷10 at every
+    other iteration, for ever: a smaller rate does not make the gradient smaller."""
+    config = preset_config(
+        "recommended",
+        learning_rate=learning_rate,
+        pixel_scaling="raw",
+        conv_init=InitSpec("normal", {"mean": 0.0, "std": 0.002}),
+        classifier_init=InitSpec("normal", {"mean": 0.0, "std": 3.0}),
+    )  # (a conv gradient norm of about 1,600)
+    record = TrainingSession(question, config).step()
+    (large,) = [f for f in record.findings if f.code == "large_gradient"]
+    changes = [fix.changes for fix in large.fixes]
+    # (the rate is the one every card of the iteration agrees on: one_learning_rate)
+    assert any(set(change) == {"learning_rate"} for change in changes) == offers_rate
+    assert {"pixel_scaling": "unit"} in changes and {"clip_norm": 1.0} in changes
