@@ -31,6 +31,7 @@ import threading
 import time
 import warnings
 from multiprocessing import connection, resource_tracker, shared_memory
+from pathlib import Path
 
 import numpy as np
 
@@ -46,6 +47,8 @@ MIN_BATCH_VALUES = 2**17
 #: cores are handed back to its host), a polling one microseconds. A helper polls this long
 #: after each request, so it uses a core only while iterations come one after another.
 SPIN_SECONDS = 0.002
+#: Seconds a new helper is given to load the engine.
+START_SECONDS = 60.0
 #: Seconds a helper is given to end when this process exits.
 JOIN_SECONDS = 2.0
 #: Arrays of a part in its block, in order: inputs, then what the helper writes back.
@@ -100,7 +103,9 @@ def _shapes(images_shape: tuple, params: dict, *extra: str) -> dict:
 
 def _serve_fd(fd: int) -> None:
     """A helper process's entry point: serve the pipe end it inherited as ``fd``."""
-    _serve(connection.Connection(fd))
+    conn = connection.Connection(fd)
+    conn.send("ready")
+    _serve(conn)
 
 
 def _serve(conn) -> None:
@@ -179,26 +184,59 @@ class _Helper:
         environment = dict(os.environ)
         # One BLAS thread: it has a core of its own (see model.blas).
         environment.update(dict.fromkeys(blas.BLAS_THREAD_VARIABLES, "1"))
-        environment["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
+        # This engine first on its path: "python -c" puts the working directory first, and a
+        # folder there with a "model" of its own would be imported instead (a review).
+        engine = str(Path(__file__).resolve().parent.parent)
+        code = (
+            f"import sys; sys.path.insert(0, {engine!r}); "
+            f"from model.parallel import _serve_fd; _serve_fd({child.fileno()})"
+        )
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                f"from model.parallel import _serve_fd; _serve_fd({child.fileno()})",
-            ],
+            [sys.executable, "-c", code],
             pass_fds=(child.fileno(),),
             env=environment,
             stdin=subprocess.DEVNULL,
         )
         child.close()
         self.block: shared_memory.SharedMemory | None = None
+        self.owner = os.getpid()
+
+    def wait_ready(self) -> None:
+        """Wait until the helper has loaded the engine; raise ``HelperUnavailable`` if it
+        cannot (it then ended)."""
+        if not self.conn.poll(START_SECONDS):
+            self.process.kill()
+            raise HelperUnavailable(f"a helper process did not start in {START_SECONDS:g} s")
+        try:
+            ready = self.conn.recv()
+        except (EOFError, OSError):
+            ready = None
+        if ready != "ready":
+            self.process.kill()
+            self.process.wait()
+            raise HelperUnavailable(
+                f"a helper process could not load the engine (exit status "
+                f"{self.process.returncode}) with {sys.executable}"
+            )
 
     def arrays(self, shapes: dict, dtype: np.dtype) -> dict:
-        """The part's arrays in this helper's block, a larger block made when needed."""
+        """The part's arrays in this helper's block, a larger block made when needed; raise
+        ``HelperUnavailable`` when shared memory has no room for it."""
         _, size = _layout(shapes, dtype)
         if self.block is None or self.block.size < size:
             self._drop_block()
-            self.block = shared_memory.SharedMemory(create=True, size=size)
+            block = shared_memory.SharedMemory(create=True, size=size)
+            try:
+                # Its pages taken now: shared memory is a file system (64 MB in a container),
+                # and writing past its room kills the process with SIGBUS (a review).
+                os.posix_fallocate(block._fd, 0, size)  # noqa: SLF001
+            except OSError as exc:
+                block.close()
+                block.unlink()
+                raise HelperUnavailable(
+                    f"no room in shared memory for {size / 2**20:.1f} MiB ({exc.strerror})"
+                ) from None
+            self.block = block
         return _arrays(self.block, shapes, dtype)
 
     def send(self, shapes: dict, dtype: np.dtype, total: int, options: dict) -> None:
@@ -227,15 +265,26 @@ class _Helper:
             self.block = None
 
 
+class HelperUnavailable(RuntimeError):
+    """Helper processes cannot be used here: the batch is computed in this process."""
+
+
 _helpers: list[_Helper] = []
 _lock = threading.Lock()
+_unavailable = ""  # why helpers cannot be used in this process ("" while they can)
 
 
 def _take_helpers(count: int) -> list[_Helper]:
     for helper in [h for h in _helpers[:count] if h.process.poll() is not None]:
         _drop_helper(helper)  # ended since the last call (killed?): replaced below
     while len(_helpers) < count:
-        _helpers.append(_Helper())
+        helper = _Helper()
+        try:
+            helper.wait_ready()
+        except HelperUnavailable:
+            helper.conn.close()
+            raise
+        _helpers.append(helper)
     return _helpers[:count]
 
 
@@ -244,6 +293,18 @@ def close_helpers() -> None:
     with _lock:
         while _helpers:
             _helpers.pop().close()
+
+
+def _forget_helpers() -> None:
+    """In a forked child: the helpers are the parent's, not to be ended or freed from here
+    (a review: a forked child's exit ended them and unlinked their memory under the
+    parent)."""
+    global _lock
+    _helpers.clear()
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_helpers)
 
 
 atexit.register(close_helpers)
@@ -276,10 +337,16 @@ def loss_and_gradients(
     ``params`` already in the images' dtype; ``options`` the activation and padding keywords
     of ``network.forward``.
     """
-    if not _lock.acquire(blocking=False):
+    global _unavailable
+    if _unavailable or not _lock.acquire(blocking=False):
         return None
     try:
         return _by_images(params, images, labels, threads, options)
+    except HelperUnavailable as exc:
+        # Said once; from then on this process computes its batches alone.
+        _unavailable = str(exc)
+        warnings.warn(f"{exc}: batches are computed in this process from now on", RuntimeWarning, 3)
+        return None
     finally:
         _lock.release()
 
@@ -329,29 +396,40 @@ def _by_images(params, images, labels, threads, options):
     bounds = [n * i // threads for i in range(threads + 1)]
     parts = [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
     calls = _Calls()
-    sent = []
-    for helper, (first, end) in zip(_take_helpers(len(parts) - 1), parts[1:], strict=True):
-        shapes = _shapes((end - first, *images.shape[1:]), params)
-        arrays = helper.arrays(shapes, dtype)
-        arrays["images"][...] = images[first:end]
-        arrays["labels"][...] = labels[first:end]
-        for key in network.PARAM_KEYS:
-            arrays[key][...] = params[key]
-        if calls.send(helper, shapes, dtype, n, options):
-            sent.append((helper, arrays))
-    try:  # this process's part meanwhile
-        first, end = parts[0]
-        fwd = network.forward(
-            params, images[first:end], labels[first:end], alongside=True, **options
-        )
-        grads = network.backward(fwd, images=n)
-        loss = float(np.add.reduce(fwd.losses) / n)
-    except Exception as exc:  # noqa: BLE001 - raised by calls.check(), once all answered
-        calls.fail(exc)
-    for helper, arrays in sent:
-        if calls.receive(helper) and calls.failure is None:
+    pending: list[tuple[_Helper, dict]] = []  # sent a request, reply not read yet
+    try:
+        for helper, (first, end) in zip(_take_helpers(len(parts) - 1), parts[1:], strict=True):
+            shapes = _shapes((end - first, *images.shape[1:]), params)
+            arrays = helper.arrays(shapes, dtype)
+            arrays["images"][...] = images[first:end]
+            arrays["labels"][...] = labels[first:end]
             for key in network.PARAM_KEYS:
-                grads[key] = grads[key] + arrays[f"grad {key}"]
-            loss += float(arrays["loss"])
+                arrays[key][...] = params[key]
+            if calls.send(helper, shapes, dtype, n, options):
+                pending.append((helper, arrays))
+        try:  # this process's part meanwhile
+            first, end = parts[0]
+            fwd = network.forward(
+                params, images[first:end], labels[first:end], alongside=True, **options
+            )
+            grads = network.backward(fwd, images=n)
+            loss = float(np.add.reduce(fwd.losses) / n)
+        except Exception as exc:  # noqa: BLE001 - raised by calls.check(), once all answered
+            calls.fail(exc)
+        while pending:
+            helper, arrays = pending[0]
+            answered = calls.receive(helper)
+            pending.pop(0)
+            if answered and calls.failure is None:
+                for key in network.PARAM_KEYS:
+                    grads[key] = grads[key] + arrays[f"grad {key}"]
+                loss += float(arrays["loss"])
+    finally:
+        # Left with a reply unread (Ctrl+C, or a failure before the replies were read): that
+        # reply would be read as the next call's, its gradients one call behind (a review).
+        # Such a helper is ended and replaced at the next call.
+        for helper in [helper for helper, _ in pending]:
+            if helper in _helpers:
+                _drop_helper(helper)
     calls.check()
     return loss, grads

@@ -1,5 +1,6 @@
 """A batch shared between this process and helper processes (model.parallel)."""
 
+import errno
 import os
 import subprocess
 import sys
@@ -175,3 +176,106 @@ def test_closing_the_helpers_ends_them_and_frees_their_memory(rng, small_batches
     for helper, name in zip(helpers, names, strict=True):
         assert helper.process.poll() is not None
         assert not Path("/dev/shm", name).exists()
+
+
+def test_ctrl_c_during_a_call_leaves_no_reply_for_the_next(rng, small_batches_shared, monkeypatch):
+    """A review: a KeyboardInterrupt after the helper was sent its part left its reply unread,
+    and every later call read the reply of the call before: gradients one call behind."""
+    params, x, labels = problem(rng)
+    network.loss_and_gradients(params, x, labels, threads=2)  # (a helper running)
+    helper = parallel._helpers[0]
+    forward = network.forward
+
+    def interrupted(*args, **kwargs):
+        if kwargs.get("alongside"):
+            raise KeyboardInterrupt
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(network, "forward", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        network.loss_and_gradients(params, x, labels, threads=2)
+    monkeypatch.setattr(network, "forward", forward)
+    # Its reply unread, the helper was ended (the next one starts fresh): no reply is left
+    # for the next call to take as its own. (The wrong numbers it gave depend on timing.)
+    assert helper not in parallel._helpers and helper.process.poll() is not None
+    for scale in (1.0, 2.0):  # other parameters: a stale reply would give the old ones' numbers
+        changed = {key: value * scale for key, value in params.items()}
+        alone = network.loss_and_gradients(changed, x, labels)
+        shared = network.loss_and_gradients(changed, x, labels, threads=2)
+        assert shared[0] == pytest.approx(alone[0], rel=1e-12)
+        for key in model.PARAM_KEYS:
+            np.testing.assert_allclose(shared[1][key], alone[1][key], rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("cause", ["no engine", "no shared memory"])
+def test_without_helpers_a_batch_is_computed_in_this_process(
+    rng, small_batches_shared, monkeypatch, cause
+):
+    """A helper that cannot load the engine (another interpreter), or shared memory without
+    room (a container's 64 MB /dev/shm killed the process with SIGBUS): said once, and the
+    batches are computed here."""
+    parallel.close_helpers()
+    monkeypatch.setattr(parallel, "_unavailable", "")
+    if cause == "no engine":
+        monkeypatch.setattr(parallel.sys, "executable", "/bin/false")
+    else:
+
+        def full(*_args):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(parallel.os, "posix_fallocate", full)
+    params, x, labels = problem(rng)
+    alone = network.loss_and_gradients(params, x, labels)
+    with pytest.warns(RuntimeWarning, match="computed in this process from now on"):
+        shared = network.loss_and_gradients(params, x, labels, threads=2)
+    assert shared[0] == alone[0]
+    again = network.loss_and_gradients(params, x, labels, threads=2)  # (not tried again)
+    assert again[0] == alone[0]
+    monkeypatch.undo()
+
+
+def test_a_script_in_a_folder_with_a_model_of_its_own_still_gets_helpers(tmp_path):
+    """A review: "python -c" puts the working directory first on a helper's path, and a
+    project's own "model" package there was imported instead of the engine."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "__init__.py").write_text("raise ImportError('not the engine')\n")
+    script = tmp_path / "elsewhere" / "run.py"
+    script.parent.mkdir()
+    script.write_text(
+        "import numpy as np\n"
+        "from model import network, parallel\n"
+        "parallel.MIN_BATCH_VALUES = 0\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = rng.normal(size=(4, 3, 8, 8))\n"
+        "params = {'conv.weight': rng.normal(size=(2, 3, 3, 3)), 'conv.bias': np.zeros(2),\n"
+        "          'classifier.weight': rng.normal(size=128), 'classifier.bias': np.zeros(())}\n"
+        "network.loss_and_gradients(params, x, np.array([0, 1, 0, 1]), threads=2)\n"
+        "assert len(parallel._helpers) == 1 and not parallel._unavailable\n"
+        "print('helpers used')\n"
+    )
+    environment = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-W", "error", str(script)],
+        cwd=tmp_path,  # (where the other "model" is)
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "helpers used" in done.stdout
+
+
+def test_a_forked_child_leaves_the_parents_helpers_alone(rng, small_batches_shared):
+    """A review: a forked child's exit ended the parent's helpers and unlinked their memory."""
+    params, x, labels = problem(rng)
+    expected = network.loss_and_gradients(params, x, labels, threads=2)
+    pid = os.fork()
+    if pid == 0:  # the child: what its exit would do
+        status = 0 if parallel._helpers == [] else 1
+        parallel.close_helpers()
+        os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    again = network.loss_and_gradients(params, x, labels, threads=2)
+    assert again[0] == expected[0]
