@@ -352,11 +352,18 @@ def run_headless(run: HeadlessRun) -> HeadlessResult:
     log = FindingLog()
     with _metrics_stream(run.out_dir) as (writer, handle, temporary):
 
+        done = {"logged": -1, "row": -1}  # the last iteration each step of record_step did
+
         def record_step(record: StepRecord) -> None:
-            writer.writerow(metrics_row(record))
-            log.add(record.findings)
-            if snapshots.wanted(record):
+            # Each part once per iteration: Ctrl+C may cut it short, and it is finished then.
+            if done["logged"] < record.iteration:
+                log.add(record.findings)
+                done["logged"] = record.iteration
+            if snapshots.wanted(record) and record.iteration not in snapshots.iterations:
                 snapshots.save(record)
+            if done["row"] < record.iteration:
+                writer.writerow(metrics_row(record))
+                done["row"] = record.iteration
 
         record_step(session.latest)
         interrupted = False
@@ -364,11 +371,19 @@ def run_headless(run: HeadlessRun) -> HeadlessResult:
             run_with_settings_log(session, run.iterations, run.settings_log, on_step=record_step)
         except KeyboardInterrupt:
             # Ctrl+C: what was trained is written, as a run of that many iterations (losing
-            # it all, the folder was then refused for the next run without --overwrite).
+            # it all, the folder was then refused for the next run without --overwrite). The
+            # last iteration is recorded whole, whichever part the interrupt cut short; a
+            # snapshot it cut short is left out (some of its files may be there already).
             interrupted = True
-            run = _shortened(run, session.iteration)
-            if session.iteration not in snapshots.iterations:
-                snapshots.save(session.latest)
+            latest = session.latest
+            if done["logged"] < latest.iteration:
+                log.add(latest.findings)
+            if done["row"] < latest.iteration:
+                writer.writerow(metrics_row(latest))
+            if latest.iteration not in snapshots.iterations:
+                with contextlib.suppress(SaveError):
+                    snapshots.save(latest)
+            run = _shortened(run, latest.iteration)
         handle.flush()
         metrics = write_atomic(
             run.out_dir / METRICS_NAME, _copy_of(temporary), overwrite=run.overwrite

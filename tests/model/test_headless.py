@@ -736,3 +736,37 @@ def test_ctrl_c_writes_what_was_trained_as_a_run_of_that_many_iterations(
     assert run_cli(capsys, *command[1:])[0] == 0
     assert (tmp_path / "again" / "metrics.csv").read_bytes() == (out / "metrics.csv").read_bytes()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+@pytest.mark.parametrize("where", ["metrics row", "snapshot"])
+def test_ctrl_c_inside_the_recording_of_an_iteration_still_writes_it_whole(
+    capsys, tmp_path, monkeypatch, where
+):
+    """A review: Ctrl+C between a step and its metrics row gave rows 0-3 with a config of 4
+    iterations; Ctrl+C while a snapshot was written lost the whole run to a SaveError."""
+    from model import headless
+
+    real = {"metrics row": headless.metrics_row, "snapshot": headless.save_snapshot}[where]
+    cut = []
+
+    def cut_short(*args, **kwargs):
+        record = args[0]
+        if record.iteration == 4 and not cut:
+            cut.append(True)
+            if where == "snapshot":
+                real(*args, **kwargs)  # written, then interrupted: saving it again refuses
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    name = {"metrics row": "metrics_row", "snapshot": "save_snapshot"}[where]
+    monkeypatch.setattr(headless, name, cut_short)
+    out = tmp_path / "out"
+    arguments = ("--headless", "--iterations", "50", "--snapshot-every", "2", "--out", out)
+    status, _, err = run_cli(capsys, *arguments)
+    monkeypatch.undo()
+    assert status == 130 and "Interrupted at iteration 4" in err
+    _, rows = read_metrics(out)
+    assert [int(float(row["iteration"])) for row in rows] == [0, 1, 2, 3, 4]
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert config["iterations"] == 4
+    assert (out / "filters-iter000004.json").exists()
