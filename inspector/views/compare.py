@@ -36,6 +36,9 @@ from model.formatting import format_number, format_share
 from model.presets import PRESETS
 
 CURRENT = "current"
+#: Closing the window while the second run's training process is being made waits this long
+#: for it (it is made in a second or so; then ended).
+START_WAIT_MS = 60_000
 RUN_COLOURS = {"A": (33, 102, 172), "B": (214, 96, 77)}
 REDRAW_MS = 100
 #: Points get a dot while a run has at most this many rows (a lone point has no line).
@@ -297,8 +300,10 @@ class CompareView(QWidget):
         config, backend = self._chosen_config(), self._backend
         holder = self._starting_client = {}
 
-        def job(_progress, _cancelled) -> TrainerClient:
+        def job(_progress, cancelled) -> TrainerClient:
             client = holder["client"] = TrainerClient(dataset, config, backend)
+            if cancelled():
+                return client  # (closed by _on_start_cancelled)
             try:
                 client.call("state")  # iteration 0 made: the controller then takes it at once
             except BaseException:
@@ -311,6 +316,7 @@ class CompareView(QWidget):
         self._abandoned = False
         task.done.connect(self._on_started)
         task.failed.connect(self._on_start_failed)
+        task.cancelled.connect(self._on_start_cancelled)
         task.ended.connect(self._on_start_ended)
         self._show_state()
         task.start()
@@ -323,7 +329,7 @@ class CompareView(QWidget):
     @Slot(object)
     def _on_started(self, client: TrainerClient) -> None:
         if self._abandoned:
-            client.close()
+            _end_unwanted(client)
             return
         leader = self._controller
         dataset, config, source = self._start_args
@@ -349,6 +355,13 @@ class CompareView(QWidget):
         else:
             self._link.follow_progress(leader.latest_iteration)
 
+    @Slot()
+    def _on_start_cancelled(self) -> None:
+        """The start was abandoned while its training process was being made: it ends."""
+        client = (self._starting_client or {}).get("client")
+        if client is not None:
+            _end_unwanted(client)
+
     @Slot(object, str)
     def _on_start_failed(self, error: Exception, _details: str) -> None:
         if not self._abandoned:
@@ -369,7 +382,8 @@ class CompareView(QWidget):
 
     def close_comparison(self) -> None:
         if self.is_starting:
-            self._abandoned = True  # its training process is closed as soon as it is up
+            self._abandoned = True  # its training process is ended as soon as it is made
+            self._starting.cancel()
         if self.follower is None:
             self._show_state()
             return
@@ -422,8 +436,17 @@ class CompareView(QWidget):
             client = holder.get("client")
             if client is not None:
                 client.terminate()  # not waited for: it is not wanted any more
-            task.wait()
+            # Until the training process is made (a review: with a 5 s limit, one made after
+            # it was left running behind the closed window); then it is ended, cancelled.
+            task.wait(START_WAIT_MS)
             # Its result, queued to this thread, is delivered now (and closes the client),
             # and the task deleted while this view exists (see SessionController.shutdown).
             QCoreApplication.sendPostedEvents()
             QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+def _end_unwanted(client: TrainerClient) -> None:
+    """End a second run's training process nobody wants any more, without waiting for it to
+    answer (a quit and a join could hold the window for seconds)."""
+    client.terminate()
+    client.close(timeout=1.0)

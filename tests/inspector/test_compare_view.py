@@ -330,3 +330,27 @@ def test_the_side_by_side_panel_follows_the_window_unless_moved(qtbot, window):
     window.resize(1200, 780)
     qtbot.wait(100)
     assert dock.geometry() == moved
+
+
+def test_closing_the_window_while_the_process_is_being_made_ends_it(qtbot, view, monkeypatch):
+    """A review: closing while the second run's training process was still being made gave up
+    waiting after 5 s and left it to start behind the closed window, never ended."""
+    import time
+
+    from inspector.views import compare
+
+    made = []
+
+    class Slow(compare.TrainerClient):
+        def __init__(self, *args, **kwargs):
+            time.sleep(5.5)  # (a large dataset to send, a busy machine: over 5 s)
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(compare, "TrainerClient", Slow)
+    qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
+    qtbot.wait(100)  # (being made)
+    view.shutdown()
+    assert not view.is_starting and view.follower is None
+    assert len(made) == 1
+    qtbot.waitUntil(lambda: not made[0].alive, timeout=10000)
