@@ -351,7 +351,6 @@ def run_headless(run: HeadlessRun) -> HeadlessResult:
     snapshots = _Snapshots(run)
     log = FindingLog()
     with _metrics_stream(run.out_dir) as (writer, handle, temporary):
-
         done = {"logged": -1, "row": -1}  # the last iteration each step of record_step did
 
         def record_step(record: StepRecord) -> None:
