@@ -35,7 +35,9 @@ import math
 import os
 import platform
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -350,7 +352,8 @@ def run_headless(run: HeadlessRun) -> HeadlessResult:
     session = TrainingSession(run.dataset, run.config, threads=run.threads)
     snapshots = _Snapshots(run)
     log = FindingLog()
-    with _metrics_stream(run.out_dir) as (writer, handle, temporary):
+    writing = contextlib.ExitStack()  # from the final writes on, Ctrl+C waits for them
+    with writing, _metrics_stream(run.out_dir) as (writer, handle, temporary):
         done = {"logged": -1, "row": -1}  # the last iteration each step of record_step did
 
         def record_step(record: StepRecord) -> None:
@@ -383,20 +386,23 @@ def run_headless(run: HeadlessRun) -> HeadlessResult:
                 with contextlib.suppress(SaveError):
                     snapshots.save(latest)
             run = _shortened(run, latest.iteration)
+        writing.enter_context(_interrupts_deferred())
         handle.flush()
         metrics = write_atomic(
             run.out_dir / METRICS_NAME, _copy_of(temporary), overwrite=run.overwrite
         )
-    final = session.latest
-    first = log.findings
-    outputs = {
-        FINDINGS_TEXT_NAME: findings_text(final.iteration, final.findings, first).encode("utf-8"),
-        FINDINGS_JSON_NAME: json_bytes(findings_data(final.iteration, final.findings, first)),
-        CONFIG_NAME: json_bytes(run_description(run, session, snapshots.paths)),
-    }
-    written = [metrics]
-    for name, payload in outputs.items():
-        written.append(write_atomic(run.out_dir / name, payload, overwrite=run.overwrite))
+        final = session.latest
+        first = log.findings
+        outputs = {
+            FINDINGS_TEXT_NAME: findings_text(final.iteration, final.findings, first).encode(
+                "utf-8"
+            ),
+            FINDINGS_JSON_NAME: json_bytes(findings_data(final.iteration, final.findings, first)),
+            CONFIG_NAME: json_bytes(run_description(run, session, snapshots.paths)),
+        }
+        written = [metrics]
+        for name, payload in outputs.items():
+            written.append(write_atomic(run.out_dir / name, payload, overwrite=run.overwrite))
     return HeadlessResult(
         final=final,
         files=tuple(written + snapshots.paths),
@@ -404,6 +410,25 @@ def run_headless(run: HeadlessRun) -> HeadlessResult:
         first_findings=first,
         interrupted=interrupted,
     )
+
+
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """Ctrl+C waits until the block's end, then interrupts: the final files are written whole
+    (a review: Ctrl+C during them left no config.json, and the folder was then refused for the
+    next run without --overwrite; writing metrics.csv of 100,000 iterations takes seconds).
+    Only on the main thread, which is where Python handles signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _shortened(run: HeadlessRun, iterations: int) -> HeadlessRun:

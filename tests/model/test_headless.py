@@ -770,3 +770,29 @@ def test_ctrl_c_inside_the_recording_of_an_iteration_still_writes_it_whole(
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
     assert config["iterations"] == 4
     assert (out / "filters-iter000004.json").exists()
+
+
+def test_ctrl_c_while_the_files_are_written_waits_for_them(capsys, tmp_path, monkeypatch):
+    """A review: Ctrl+C during the final writes (seconds for 100,000 iterations) left no
+    config.json, and the folder was refused for the next run without --overwrite."""
+    import os
+    import signal
+
+    from model import headless
+
+    write = headless.write_atomic
+
+    def interrupted_while_writing(path, *args, **kwargs):
+        if path.name == "metrics.csv":
+            os.kill(os.getpid(), signal.SIGINT)  # (Ctrl+C, delivered between two bytecodes)
+        return write(path, *args, **kwargs)
+
+    monkeypatch.setattr(headless, "write_atomic", interrupted_while_writing)
+    out = tmp_path / "out"
+    status, _, _ = run_cli(capsys, "--headless", "--iterations", "3", "--out", out)
+    assert status == 130
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # (put back)
+    for name in ("metrics.csv", "config.json", "findings.txt", "findings.json"):
+        assert (out / name).exists(), name
+    _, rows = read_metrics(out)
+    assert len(rows) == 4
