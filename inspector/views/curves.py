@@ -94,14 +94,17 @@ DEATH = "#b2182b"
 #: Iterations at which filters died get a line on every plot, up to this many (the first).
 MAX_DEATH_LINES = 8
 #: Plots whose death lines say what they mark (the others only draw the line).
-DEATH_LABELLED = ("curve-loss", "curve-accuracy")
+DEATH_LABELLED = ("curve-loss", "curve-dead-fraction")
 
+#: In this order in the grid: the share of outputs at 0 beside the loss, on the first row, for
+#: it is what the question is about (a learner's review: fifth of six, it was below the fold
+#: at 1280×800, and the loss's fall at a filter's death read as learning without it).
 PLOT_NAMES = (
     "curve-loss",
+    "curve-dead-fraction",
     "curve-accuracy",
     "curve-weights",
     "curve-gradient-norms",
-    "curve-dead-fraction",
     "curve-update-ratio",
 )
 _COLUMNS = (
@@ -522,8 +525,8 @@ class CurvesView(QWidget):
     # -- public ------------------------------------------------------------------------------
 
     def plot_items(self) -> dict[str, pg.PlotItem]:
-        """Each plot by name, for "Save plots"."""
-        return {name: panel.plot for name, panel in self._panels.items()}
+        """Each plot by name, in the grid's order, for "Save plots"."""
+        return {name: self._panels[name].plot for name in PLOT_NAMES}
 
     def hover_text(self, name: str) -> str:
         """The hover readout of plot ``name`` as plain text ('' when hidden)."""

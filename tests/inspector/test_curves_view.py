@@ -122,12 +122,12 @@ def test_dead_filters_zero_gradient_is_drawn_not_dropped(view, controller, step_
 
 def test_every_plot_marks_where_filters_died(qtbot, view, controller, step_and_wait):
     """The question's loss falls a millionfold at the update that kills its filter: the plots
-    say so there, labelled on the loss and accuracy plots."""
+    say so there, labelled on the plots of the first row (loss, outputs at 0)."""
     assert all(view.death_lines(name) == [] for name in PLOT_NAMES)
     step_and_wait(controller, 2)
     qtbot.waitUntil(lambda: view.death_lines("curve-loss") != [])
     for name in PLOT_NAMES:
-        labelled = name in ("curve-loss", "curve-accuracy")
+        labelled = name in ("curve-loss", "curve-dead-fraction")
         assert view.death_lines(name) == [(1.0, "filter 0 died" if labelled else "")], name
     # Going back before the death takes the line away; a new run has none.
     controller.rewind_to(0)
