@@ -94,7 +94,32 @@ def test_a_helper_that_ended_is_replaced(rng, small_batches_shared, monkeypatch)
     assert again[0] == expected[0]
     for key in model.PARAM_KEYS:
         np.testing.assert_array_equal(again[1][key], expected[1][key])
-    # Ended during a call: the call fails and says so; the next one has a new helper.
+    # Ended during a call, before its part reached it (deterministic; one killed after its part
+    # was sent may have answered already, its part being small): the call fails and says so;
+    # the next one has a new helper.
+    send = parallel._Helper.send
+
+    def die_then_send(self, *args):
+        self.process.kill()
+        self.process.wait()
+        send(self, *args)
+
+    monkeypatch.setattr(parallel._Helper, "send", die_then_send)
+    with pytest.raises(RuntimeError, match="helper process ended unexpectedly"):
+        network.loss_and_gradients(params, x, labels, threads=2)
+    monkeypatch.setattr(parallel._Helper, "send", send)
+    assert network.loss_and_gradients(params, x, labels, threads=2)[0] == expected[0]
+
+
+def test_a_helper_that_ends_while_it_computes_fails_the_call(
+    rng, small_batches_shared, monkeypatch
+):
+    """Its reply never comes: the call fails and says so (a part of 64 images takes the helper
+    milliseconds, far longer than the kill takes to arrive)."""
+    x = rng.normal(size=(128, 3, 32, 32))
+    labels = np.arange(128) % 2
+    params = make_params(rng, filters=8, height=32, width=32)
+    network.loss_and_gradients(params, x, labels, threads=2)  # (a helper running)
     send = parallel._Helper.send
 
     def send_then_die(self, *args):
@@ -104,8 +129,6 @@ def test_a_helper_that_ended_is_replaced(rng, small_batches_shared, monkeypatch)
     monkeypatch.setattr(parallel._Helper, "send", send_then_die)
     with pytest.raises(RuntimeError, match="helper process ended unexpectedly"):
         network.loss_and_gradients(params, x, labels, threads=2)
-    monkeypatch.setattr(parallel._Helper, "send", send)
-    assert network.loss_and_gradients(params, x, labels, threads=2)[0] == expected[0]
 
 
 def test_floating_point_errors_in_a_helpers_part_reach_the_caller(rng, small_batches_shared):
