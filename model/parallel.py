@@ -226,10 +226,13 @@ class _Helper:
         if self.block is None or self.block.size < size:
             self._drop_block()
             block = shared_memory.SharedMemory(create=True, size=size)
+            # Its pages taken now: shared memory is a file system (64 MB in a container), and
+            # writing past its room kills the process with SIGBUS (a review). (Linux; macOS has
+            # no posix_fallocate, and no such small file system for shared memory.)
+            reserve = getattr(os, "posix_fallocate", None)
             try:
-                # Its pages taken now: shared memory is a file system (64 MB in a container),
-                # and writing past its room kills the process with SIGBUS (a review).
-                os.posix_fallocate(block._fd, 0, size)  # noqa: SLF001
+                if reserve is not None:
+                    reserve(block._fd, 0, size)  # noqa: SLF001
             except OSError as exc:
                 block.close()
                 block.unlink()
@@ -271,7 +274,10 @@ class HelperUnavailable(RuntimeError):
 
 _helpers: list[_Helper] = []
 _lock = threading.Lock()
-_unavailable = ""  # why helpers cannot be used in this process ("" while they can)
+#: Why helpers cannot be used in this process ("" while they can). They hand a pipe to a new
+#: interpreter by its file descriptor (``pass_fds``), which Windows does not have: there a
+#: batch is computed in this process, as with ``threads=1``.
+_unavailable = "" if os.name == "posix" else "helper processes need a POSIX system"
 
 
 def _take_helpers(count: int) -> list[_Helper]:
@@ -304,7 +310,8 @@ def _forget_helpers() -> None:
     _lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_helpers)
+if hasattr(os, "register_at_fork"):  # (POSIX)
+    os.register_at_fork(after_in_child=_forget_helpers)
 
 
 atexit.register(close_helpers)

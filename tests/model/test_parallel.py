@@ -302,3 +302,29 @@ def test_a_forked_child_leaves_the_parents_helpers_alone(rng, small_batches_shar
     assert os.waitstatus_to_exitcode(status) == 0
     again = network.loss_and_gradients(params, x, labels, threads=2)
     assert again[0] == expected[0]
+
+
+def test_without_posix_fallocate_blocks_are_made_all_the_same(
+    rng, small_batches_shared, monkeypatch
+):
+    """macOS has no posix_fallocate (nor a small file system for shared memory)."""
+    parallel.close_helpers()
+    monkeypatch.delattr(parallel.os, "posix_fallocate")
+    params, x, labels = problem(rng)
+    alone = network.loss_and_gradients(params, x, labels)
+    shared = network.loss_and_gradients(params, x, labels, threads=2)
+    assert len(parallel._helpers) == 1 and shared[0] == pytest.approx(alone[0], rel=1e-12)
+
+
+def test_where_helpers_cannot_run_batches_are_computed_here_without_a_warning(
+    rng, small_batches_shared, monkeypatch, recwarn
+):
+    """On Windows (no pass_fds) helpers are never started: as with one thread, silently."""
+    parallel.close_helpers()
+    monkeypatch.setattr(parallel, "_unavailable", "helper processes need a POSIX system")
+    params, x, labels = problem(rng)
+    assert (
+        network.loss_and_gradients(params, x, labels, threads=2)[0]
+        == (network.loss_and_gradients(params, x, labels)[0])
+    )
+    assert parallel._helpers == [] and not recwarn.list
