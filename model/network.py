@@ -448,16 +448,15 @@ def loss_and_gradients(
         value = params[key]
         same = type(value) is np.ndarray and value.dtype == dtype
         typed[key] = value if same else np.asarray(value, dtype=dtype)
-    weights = typed["conv.weight"]
     # (a batch of one image is never shared: not even the import, 1-2 µs of the 80 µs of the
     # smallest networks' iteration)
-    if threads > 1 and images.shape[0] > 1 and weights.ndim == 4 and weights.shape[0] > 0:
+    if threads > 1 and images.shape[0] > 1:
         from model import parallel  # (it uses this module)
 
-        f = weights.shape[0]
+        _check(typed, images, padding)  # (here, before helpers may be given the batch)
+        f = typed["conv.weight"].shape[0]
         pixels = typed["classifier.weight"].size // f
         if parallel.worth_sharing(images.shape[0], f, pixels, threads):
-            _check(typed, images, padding)  # (here, before helpers are given the batch)
             options = {
                 "activation": activation,
                 "negative_slope": negative_slope,

@@ -51,9 +51,6 @@ SPIN_SECONDS = 0.002
 START_SECONDS = 60.0
 #: Seconds a helper is given to end when this process exits.
 JOIN_SECONDS = 2.0
-#: Arrays of a part in its block, in order: inputs, then what the helper writes back.
-_INPUTS = ("images", "labels", *network.PARAM_KEYS)
-_OUTPUTS = tuple(f"grad {key}" for key in network.PARAM_KEYS) + ("loss",)
 #: Exceptions a helper's failure is raised again as (others become RuntimeError).
 _KNOWN_ERRORS = {e.__name__: e for e in (FloatingPointError, ValueError, MemoryError)}
 
@@ -91,13 +88,13 @@ def _arrays(block: shared_memory.SharedMemory, shapes: dict, dtype: np.dtype) ->
     }
 
 
-def _shapes(images_shape: tuple, params: dict, *extra: str) -> dict:
+def _shapes(images_shape: tuple, params: dict) -> dict:
     """The arrays of a part in its block: inputs, then what the helper writes back (the
-    gradients, the part's loss, and ``extra`` scalars)."""
+    gradients and the part's loss)."""
     shapes = {"images": images_shape, "labels": images_shape[:1]}
     shapes.update((key, params[key].shape) for key in network.PARAM_KEYS)
     shapes.update((f"grad {key}", params[key].shape) for key in network.PARAM_KEYS)
-    shapes.update((name, ()) for name in ("loss", *extra))
+    shapes["loss"] = ()
     return shapes
 
 
@@ -157,20 +154,20 @@ def _collector(raised: list):
     return collect
 
 
-def _params(arrays: dict) -> dict:
-    return {key: arrays[key] for key in network.PARAM_KEYS}
-
-
-def _write_gradients(arrays: dict, grads: dict) -> None:
-    for key in network.PARAM_KEYS:
-        arrays[f"grad {key}"][...] = grads[key]
+def _part(params, images, labels, total: int, options: dict, *, alongside: bool = False):
+    """``(loss, gradients)`` of a part of a batch of ``total`` images, both divided by
+    ``total``: the parts' add up to the batch's mean loss and its gradients."""
+    fwd = network.forward(params, images, labels, alongside=alongside, **options)
+    return float(np.add.reduce(fwd.losses) / total), network.backward(fwd, images=total)
 
 
 def _images_part(arrays: dict, total: int, options: dict) -> None:
-    """A part of the batch: its loss and gradients, divided by the batch's size ``total``."""
-    fwd = network.forward(_params(arrays), arrays["images"], arrays["labels"], **options)
-    _write_gradients(arrays, network.backward(fwd, images=total))
-    arrays["loss"][...] = np.add.reduce(fwd.losses) / total
+    """A helper's part, from its block's arrays into them."""
+    params = {key: arrays[key] for key in network.PARAM_KEYS}
+    loss, grads = _part(params, arrays["images"], arrays["labels"], total, options)
+    for key in network.PARAM_KEYS:
+        arrays[f"grad {key}"][...] = grads[key]
+    arrays["loss"][...] = loss
 
 
 class _Helper:
@@ -199,7 +196,6 @@ class _Helper:
         )
         child.close()
         self.block: shared_memory.SharedMemory | None = None
-        self.owner = os.getpid()
 
     def wait_ready(self) -> None:
         """Wait until the helper has loaded the engine; raise ``HelperUnavailable`` if it
@@ -416,11 +412,9 @@ def _by_images(params, images, labels, threads, options):
                 pending.append((helper, arrays))
         try:  # this process's part meanwhile
             first, end = parts[0]
-            fwd = network.forward(
-                params, images[first:end], labels[first:end], alongside=True, **options
+            loss, grads = _part(
+                params, images[first:end], labels[first:end], n, options, alongside=True
             )
-            grads = network.backward(fwd, images=n)
-            loss = float(np.add.reduce(fwd.losses) / n)
         except Exception as exc:  # noqa: BLE001 - raised by calls.check(), once all answered
             calls.fail(exc)
         while pending:

@@ -453,36 +453,26 @@ class TrainingSession:
 
     # -- the computation -------------------------------------------------------------------
 
-    def _forward(self, params, images, labels, *, summarise=False):
+    def _network_options(self) -> dict:
+        """The run's keywords for ``network.forward`` and ``network.loss_and_gradients``."""
         cfg = self._config
+        return {
+            "activation": cfg.activation,
+            "negative_slope": cfg.negative_slope,
+            "padding": cfg.padding,
+            "threads": self._threads,
+        }
+
+    def _forward(self, params, images, labels, *, summarise=False):
         return network.forward(
-            params,
-            images,
-            labels,
-            activation=cfg.activation,
-            negative_slope=cfg.negative_slope,
-            padding=cfg.padding,
-            summarise=summarise,
-            threads=self._threads,
+            params, images, labels, summarise=summarise, **self._network_options()
         )
 
     def _loss_and_gradients(self, params, images, labels):
-        """The batch's mean loss and gradients: a batch shared between threads or processes
-        goes through ``network.loss_and_gradients`` (the maps of a training step are never
-        shown: only the measuring pass keeps them)."""
-        if self._threads == 1:
-            fwd = self._forward(params, images, labels)
-            return fwd.loss, network.backward(fwd)
-        cfg = self._config
-        return network.loss_and_gradients(
-            params,
-            images,
-            labels,
-            activation=cfg.activation,
-            negative_slope=cfg.negative_slope,
-            padding=cfg.padding,
-            threads=self._threads,
-        )
+        """The batch's mean loss and gradients, which ``network.loss_and_gradients`` may share
+        between threads or processes (the maps of a training step are never shown: only the
+        measuring pass keeps them)."""
+        return network.loss_and_gradients(params, images, labels, **self._network_options())
 
     def _advance(
         self, previous: StepRecord, iteration: int, settings: OptimSettings, *, keep: bool = False

@@ -15,6 +15,17 @@ from model import network, parallel
 from tests.model.conftest import make_params
 
 ROOT = Path(__file__).resolve().parents[2]
+#: A script that shares a small batch with a helper; its loss is ``loss``.
+SHARING_SCRIPT = (
+    "import numpy as np\n"
+    "from model import network, parallel\n"
+    "parallel.MIN_BATCH_VALUES = 0\n"
+    "rng = np.random.default_rng(0)\n"
+    "x = rng.normal(size=(4, 3, 8, 8))\n"
+    "params = {'conv.weight': rng.normal(size=(2, 3, 3, 3)), 'conv.bias': np.zeros(2),\n"
+    "          'classifier.weight': rng.normal(size=128), 'classifier.bias': np.zeros(())}\n"
+    "loss, _ = network.loss_and_gradients(params, x, np.array([0, 1, 0, 1]), threads=2)\n"
+)
 
 
 @pytest.fixture
@@ -167,18 +178,7 @@ def test_a_second_caller_meanwhile_computes_in_its_own_process(rng, small_batche
 
 def test_a_script_without_a_main_guard_can_share_its_batches():
     """Helpers are plain interpreters: multiprocessing's spawn would run the script again."""
-    script = (
-        "import numpy as np\n"
-        "from model import network, parallel\n"
-        "parallel.MIN_BATCH_VALUES = 0\n"
-        "rng = np.random.default_rng(0)\n"
-        "x = rng.normal(size=(4, 3, 8, 8))\n"
-        "params = {'conv.weight': rng.normal(size=(2, 3, 3, 3)), 'conv.bias': np.zeros(2),\n"
-        "          'classifier.weight': rng.normal(size=128), 'classifier.bias': np.zeros(())}\n"
-        "loss, _ = network.loss_and_gradients(params, x, np.array([0, 1, 0, 1]), threads=2)\n"
-        "assert len(parallel._helpers) == 1\n"
-        "print('once', loss)\n"
-    )
+    script = SHARING_SCRIPT + "assert len(parallel._helpers) == 1\nprint('once', loss)\n"
     environment = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=120
@@ -265,16 +265,9 @@ def test_a_script_in_a_folder_with_a_model_of_its_own_still_gets_helpers(tmp_pat
     script = tmp_path / "elsewhere" / "run.py"
     script.parent.mkdir()
     script.write_text(
-        "import numpy as np\n"
-        "from model import network, parallel\n"
-        "parallel.MIN_BATCH_VALUES = 0\n"
-        "rng = np.random.default_rng(0)\n"
-        "x = rng.normal(size=(4, 3, 8, 8))\n"
-        "params = {'conv.weight': rng.normal(size=(2, 3, 3, 3)), 'conv.bias': np.zeros(2),\n"
-        "          'classifier.weight': rng.normal(size=128), 'classifier.bias': np.zeros(())}\n"
-        "network.loss_and_gradients(params, x, np.array([0, 1, 0, 1]), threads=2)\n"
-        "assert len(parallel._helpers) == 1 and not parallel._unavailable\n"
-        "print('helpers used')\n"
+        SHARING_SCRIPT
+        + "assert len(parallel._helpers) == 1 and not parallel._unavailable\n"
+        + "print('helpers used')\n"
     )
     environment = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run(
