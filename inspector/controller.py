@@ -831,9 +831,9 @@ class SessionController(QObject):
             if on_failure is not None:
                 on_failure()
             return False
-        kernel, padding = (config or self._config).kernel_size, (config or self._config).padding
+        new_config, new_dataset = config or self._config, dataset or self._dataset
         try:  # refused here, in words, not sent for the training process to fail on
-            output_size(*(dataset or self._dataset).size, kernel, padding)
+            output_size(*new_dataset.size, new_config.kernel_size, new_config.padding)
         except ValueError as exc:
             text = str(exc)
             self.error_occurred.emit("Could not start the run", f"{text[0].upper()}{text[1:]}.", "")
@@ -844,7 +844,7 @@ class SessionController(QObject):
             ("reset", config, dataset),
             lambda state: self._finish_reset(state, config, dataset),
             lambda exc: self._change_failed(exc, on_failure),
-            _map_values(config or self._config, dataset or self._dataset),
+            _map_values(new_config, new_dataset),
             "Starting the new run",
             "Computing iteration 0 on every image",
         )
@@ -1113,7 +1113,7 @@ class SessionController(QObject):
 
 def _map_values(config: TrainingConfig, dataset: Dataset) -> int:
     """Values in the maps of a run of ``config`` on ``dataset``: images × filters × output
-    pixels; 0 when the kernel does not fit the images (the training process says why)."""
+    pixels; 0 when the kernel does not fit the images (a new run is refused before: ``_reset``)."""
     try:
         height, width = output_size(*dataset.size, config.kernel_size, config.padding)
     except ValueError:

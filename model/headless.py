@@ -357,15 +357,16 @@ def run_headless(run: HeadlessRun) -> HeadlessResult:
         done = {"logged": -1, "row": -1}  # the last iteration each step of record_step did
 
         def record_step(record: StepRecord) -> None:
-            # Each part once per iteration: Ctrl+C may cut it short, and it is finished then.
+            # Each part once per iteration: Ctrl+C may cut it short, and it is finished then
+            # (the snapshot last: one the interrupt cut short cannot be saved again).
             if done["logged"] < record.iteration:
                 log.add(record.findings)
                 done["logged"] = record.iteration
-            if snapshots.wanted(record) and record.iteration not in snapshots.iterations:
-                snapshots.save(record)
             if done["row"] < record.iteration:
                 writer.writerow(metrics_row(record))
                 done["row"] = record.iteration
+            if snapshots.wanted(record) and record.iteration not in snapshots.iterations:
+                snapshots.save(record)
 
         record_step(session.latest)
         interrupted = False
@@ -378,13 +379,10 @@ def run_headless(run: HeadlessRun) -> HeadlessResult:
             # snapshot it cut short is left out (some of its files may be there already).
             interrupted = True
             latest = session.latest
-            if done["logged"] < latest.iteration:
-                log.add(latest.findings)
-            if done["row"] < latest.iteration:
-                writer.writerow(metrics_row(latest))
-            if latest.iteration not in snapshots.iterations:
-                with contextlib.suppress(SaveError):
-                    snapshots.save(latest)
+            with contextlib.suppress(SaveError):
+                record_step(latest)
+                if latest.iteration not in snapshots.iterations:
+                    snapshots.save(latest)  # (the last iteration's, as a finished run's)
             run = _shortened(run, latest.iteration)
         writing.enter_context(_interrupts_deferred())
         handle.flush()
