@@ -486,8 +486,8 @@ def _dead_filter_fixes(record: StepRecord, config: TrainingConfig, since: int) -
     """Fixes for a filter that died at ``since`` (computed once, then carried forward).
 
     The answer's whole fix first where the setup shows its causes, then each cause alone
-    (all-positive weights, raw pixels); then a
-    smaller learning rate from just before the fatal update, then leaky ReLU.
+    (all-positive weights, raw pixels); then a smaller learning rate from just before the
+    fatal update, then leaky ReLU.
     """
     fixes = [fix_answer()] if _scale_is_wrong(config) else []
     if not config.conv_init.can_be_negative():
