@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes.util
 import ipaddress
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -192,5 +193,67 @@ def run_app(data_dir: str | None = None, preset: str | None = None, *, argv=None
     controller = SessionController(dataset, config, source=source, client=client)
     window = MainWindow(controller)
     install_excepthook(lambda: window)
+    signals = SignalWatch(app, window)
     window.show()
-    return app.exec()
+    try:
+        status = app.exec()
+    finally:
+        signals.uninstall()
+    # A signal's status (130 for Ctrl+C, 143 for SIGTERM), as a shell expects of a program
+    # that a signal ended.
+    return 128 + signals.received[0] if signals.received else status
+
+
+class SignalWatch:
+    """Ctrl+C in the terminal that launched the app (SIGINT) and SIGTERM (a logout, ``kill``)
+    close the window as Quit does: the settings are saved and the training process ends.
+    Without this, SIGINT did nothing while the window was idle and SIGTERM ended the app
+    without any of that.
+
+    Python runs its signal handlers only between its own bytecodes, and Qt's event loop runs
+    none while idle: the signal's number is written to a socket (``signal.set_wakeup_fd``)
+    that Qt watches. A second Ctrl+C while closing hangs ends the app at once (the default
+    action is back by then). ``received`` holds the signals taken, in order.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, app, window) -> None:
+        from PySide6.QtCore import QSocketNotifier
+
+        self.received: list[int] = []
+        self._app, self._window = app, window
+        self._reader, self._writer = socket.socketpair()
+        for end in (self._reader, self._writer):
+            end.setblocking(False)
+        self._previous_fd = signal.set_wakeup_fd(self._writer.fileno())
+        self._previous = {number: signal.signal(number, self._note) for number in self.SIGNALS}
+        self._notifier = QSocketNotifier(self._reader.fileno(), QSocketNotifier.Type.Read)
+        self._notifier.activated.connect(self._woken)
+
+    def _note(self, number: int, _frame) -> None:
+        # (runs once Python runs again: the byte on the socket has woken Qt by then)
+        signal.signal(number, signal.SIG_DFL)
+
+    def _woken(self, *_args) -> None:
+        try:
+            numbers = self._reader.recv(64)
+        except OSError:
+            return
+        taken = [n for n in numbers if n in self.SIGNALS]
+        if not taken or self.received:
+            return
+        self.received.extend(taken[:1])
+        self._window.close()
+        # A file dialog or message box of its own event loop would keep the app running after
+        # its window closed: every event loop ends.
+        self._app.quit()
+
+    def uninstall(self) -> None:
+        """Put back the handlers and wakeup socket found at the start."""
+        self._notifier.setEnabled(False)
+        signal.set_wakeup_fd(self._previous_fd)
+        for number, previous in self._previous.items():
+            signal.signal(number, signal.SIG_DFL if previous is None else previous)
+        self._reader.close()
+        self._writer.close()

@@ -27,6 +27,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import multiprocessing
+import signal
 import threading
 import time
 import traceback
@@ -638,6 +639,9 @@ class TrainerServer:
 
 
 def _serve_in_child(requests, frames, releases, interruptions, dataset, config) -> None:
+    # Ctrl+C in the terminal reaches every process of its group: the window decides (it closes,
+    # and ends this process). Dying with it, this process lost the run under an open window.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     TrainerServer(requests, frames, releases, interruptions, dataset, config).serve()
 
 

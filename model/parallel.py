@@ -25,6 +25,7 @@ import math
 import multiprocessing
 import multiprocessing.util
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -100,6 +101,10 @@ def _shapes(images_shape: tuple, params: dict) -> dict:
 
 def _serve_fd(fd: int) -> None:
     """A helper process's entry point: serve the pipe end it inherited as ``fd``."""
+    # Ctrl+C in the terminal reaches every process of its group; the caller decides (a headless
+    # run finishes its iteration first, which a helper dying with it would fail). The helper
+    # ends when the caller closes its pipe.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     conn = connection.Connection(fd)
     conn.send("ready")
     _serve(conn)

@@ -2,6 +2,7 @@
 
 import errno
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -120,6 +121,19 @@ def test_a_helper_that_ended_is_replaced(rng, small_batches_shared, monkeypatch)
         network.loss_and_gradients(params, x, labels, threads=2)
     monkeypatch.setattr(parallel._Helper, "send", send)
     assert network.loss_and_gradients(params, x, labels, threads=2)[0] == expected[0]
+
+
+def test_a_helper_outlives_the_terminals_ctrl_c(rng, small_batches_shared):
+    """Ctrl+C reaches every process of the terminal's group: the caller decides what it means
+    (a headless run finishes its iteration first), so a helper takes no notice of it."""
+    params, x, labels = problem(rng)
+    expected = network.loss_and_gradients(params, x, labels, threads=2)
+    helper = parallel._helpers[0]
+    os.kill(helper.process.pid, signal.SIGINT)
+    with pytest.raises(subprocess.TimeoutExpired):
+        helper.process.wait(timeout=0.5)
+    assert network.loss_and_gradients(params, x, labels, threads=2)[0] == expected[0]
+    assert parallel._helpers[0] is helper
 
 
 def test_a_helper_that_ends_while_it_computes_fails_the_call(
