@@ -685,10 +685,17 @@ class TrainerClient:
             )
             # The window needs one of the (often two) cores; a second BLAS thread here would
             # fight it for that core (model.blas).
-            with single_threaded_blas():
-                self._process.start()
-            for end in (server_requests, frames_out, releases_in):
-                end.close()
+            try:
+                with single_threaded_blas():
+                    self._process.start()
+            except BaseException:
+                # (no process, no run: its pipes are closed now, not whenever they are collected)
+                for end in (self._requests, self._frames, self._releases):
+                    end.close()
+                raise
+            finally:
+                for end in (server_requests, frames_out, releases_in):
+                    end.close()
         elif backend == "thread":
             self.server = TrainerServer(
                 server_requests, frames_out, releases_in, self._interruptions, dataset, config

@@ -1,4 +1,5 @@
-"""Ctrl+C in the terminal and SIGTERM close the app as Quit does (inspector.app.SignalWatch)."""
+"""How the app and its training process end: Ctrl+C in the terminal and SIGTERM close the app as
+Quit does (inspector.app.SignalWatch); a training process that cannot start leaves nothing open."""
 
 import os
 import signal
@@ -41,3 +42,22 @@ def test_the_training_process_outlives_the_terminals_ctrl_c(qtbot, controller, w
     with qtbot.waitSignal(controller.record_shown, timeout=10000):
         controller.step()
     assert controller.latest_iteration == 1
+
+
+def test_a_training_process_that_cannot_start_leaves_no_pipe_open(question_dataset, monkeypatch):
+    """(Side by side's second run, say, on a machine out of processes: the window says so and
+    goes on, so nothing of the failed start may stay open until it is collected.)"""
+    import multiprocessing.context
+
+    from inspector.training_process import TrainerClient
+    from model.presets import preset_config
+
+    def refuse(_process):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(multiprocessing.context.SpawnProcess, "start", refuse)
+    before = set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    with pytest.raises(OSError, match="temporarily unavailable"):
+        TrainerClient(question_dataset, preset_config("seed"))
+    if before is not None:
+        assert set(os.listdir("/proc/self/fd")) <= before
