@@ -32,6 +32,8 @@ TINY_UPDATE_RATIO = 1e-9
 #: size on (the training process holds about three times them; smaller ones are no risk).
 LARGE_MAPS_BYTES = 64 * 2**20
 LARGE_GRAD_NORM = 1e3
+#: Every probability this close to 0.5: right or wrong by a hair, whatever the accuracy says.
+AT_CHANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -731,6 +733,7 @@ def diagnose(
     findings += _saturation(record, labels, config)
     findings += _one_label(record, labels)
     findings += _loss_fell_dead(record, previous)
+    findings += _at_chance(record)
     findings = one_learning_rate(findings, record.settings.learning_rate)
     return tuple(sorted(findings, key=lambda f: SEVERITIES.index(f.severity)))
 
@@ -770,6 +773,38 @@ def _loss_fell_dead(record: StepRecord, previous: StepRecord | None) -> list[Fin
             ),
             iteration=record.iteration,
             subject="loss",
+        )
+    ]
+
+
+def _at_chance(record: StepRecord) -> list[Finding]:
+    """More than half the images classified right, but every probability within ``AT_CHANCE``
+    of 0.5: the answer's fix starts like that (logits of about ±0.0003 on the question), and
+    "accuracy 100%" then read as learned. Not when the logits are all the same (dead filters):
+    other findings say that."""
+    p = np.asarray(record.probabilities, dtype=np.float64)
+    logits = np.asarray(record.logits)
+    if (
+        not record.accuracy > 0.5
+        or not np.all(np.abs(p - 0.5) < AT_CHANCE)
+        or np.all(logits == logits.flat[0])
+    ):
+        return []
+    spread = format_range(float(logits.min()), float(logits.max()))
+    return [
+        Finding(
+            code="at_chance",
+            severity="info",
+            title=f"Accuracy {format_share(record.accuracy)}, but only by a hair",
+            explanation=(
+                f"Every image's probability of label 1 is within {AT_CHANCE:g} of 0.5 (logits "
+                f"in {spread}): an image counts as right when it is on the right side of 0.5, "
+                "however slightly. Small initial weights start like this. Watch the loss "
+                f"instead: {format_number(record.loss)} now, where ln 2 = 0.6931 is what a coin "
+                "toss scores; it falls as the network learns to tell the images apart."
+            ),
+            iteration=record.iteration,
+            subject="classifier",
         )
     ]
 

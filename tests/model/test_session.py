@@ -88,6 +88,27 @@ def test_seed_preset_reproduces_the_question(question):
     assert "The update that killed it, at iteration 1" in later.explanation
 
 
+def test_an_accuracy_won_by_a_hair_is_said_to_be_chance(question):
+    """The answer's fix starts with logits of about ±0.0003: both images are on the right side
+    of 0.5 and the accuracy reads 100%, which a learner took for learned."""
+    session = TrainingSession(question, preset_config("recommended"))
+    start = session.latest
+    (chance,) = [f for f in start.findings if f.code == "at_chance"]
+    assert start.accuracy == 1.0
+    assert chance.severity == "info"
+    assert chance.title == "Accuracy 100%, but only by a hair"
+    assert "within 0.01 of 0.5" in chance.explanation
+    assert "Watch the loss instead: 0.6931 now" in chance.explanation
+    # Once the probabilities move apart, it is learning, and nothing is said.
+    for _ in range(50):
+        record = session.step()
+    assert record.accuracy == 1.0
+    assert "at_chance" not in {f.code for f in record.findings}
+    # A dead filter gives every image the same logit: its own cards say so, not this one.
+    dead = TrainingSession(question, preset_config("seed")).step()
+    assert "at_chance" not in {f.code for f in dead.findings}
+
+
 def test_a_record_keeps_the_weights_before_its_update_exactly(question):
     """The question's update dwarfs the weights: after − update has lost their last digits
     (float32's spacing near 50,000 is 0.004), so the record keeps the weights before."""
