@@ -949,13 +949,23 @@ class MainWindow(QMainWindow):
         if not self.settle_for_drawing("Plots not saved"):
             return []
         iteration = self.controller.shown.iteration
+        made: Path | None = None
+        written: list[Path] = []
         try:
             folder = parent / files.free_stem(parent, f"plots-iter{iteration:06d}", [""])
-            files.make_folder(folder)
+            made = files.make_folder(folder)
             with self.drawing_plots() as progress:
                 written = export.save_plots(self.plot_items(), folder, progress=progress)
             written.append(self.curves_view.export_csv(folder / "curves.csv"))
         except files.SaveError as exc:
+            # "Not saved" leaves nothing behind: the folder is this save's own (a full disk
+            # used to leave it empty, or with the plots but no curves).
+            if made is not None:
+                for path in written:
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                with contextlib.suppress(OSError):
+                    made.rmdir()
             self._show_error("Plots not saved", str(exc), "")
             return []
         QSettings().setValue("save/last_folder", str(parent))

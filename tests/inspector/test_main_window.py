@@ -3,11 +3,13 @@ see the filter die and why, switch to 'recommended', reset, run, then save a sna
 """
 
 import dataclasses
+import errno
 import json
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QLabel, QMessageBox, QToolBar
@@ -109,6 +111,28 @@ def test_save_snapshot_and_plots(qtbot, window, tmp_path, step_and_wait):
     assert any(n.endswith(".svg") for n in names) and any(n.endswith(".png") for n in names)
     again = window.save_plots()  # a second save goes to a new folder, never over the first
     assert again and Path(again[0]).parent.name == "plots-iter000001-2"
+
+
+@pytest.mark.parametrize("failing", ["plots", "curves"])
+def test_plots_not_saved_leave_no_folder_behind(qtbot, window, tmp_path, monkeypatch, failing):
+    """A full disk: the error says the plots were not saved, and the new folder, empty or with
+    some of the files, is gone with them."""
+    from inspector import export
+    from model.files import SaveError
+
+    def full(*_args, **_kwargs):
+        raise SaveError(errno.ENOSPC, "Could not write: No space left on device")
+
+    if failing == "plots":
+        monkeypatch.setattr(export, "save_plots", full)
+    else:
+        monkeypatch.setattr(window.curves_view, "export_csv", full)
+    errors = []
+    window._show_error = lambda *args: errors.append(args)
+    window._ask_directory = lambda *args: str(tmp_path)
+    assert window.save_plots() == []
+    assert errors and errors[0][0] == "Plots not saved"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_window_paints_while_plots_are_drawn_and_a_run_stops_first(qtbot, window, tmp_path):
