@@ -16,6 +16,7 @@ import json
 import math
 import re
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,7 +40,7 @@ from model.data import (
 )
 from model.data import example_path as bundled_example
 from model.files import SaveError
-from model.formatting import format_count
+from model.formatting import format_count, format_number
 from model.init import INIT_KINDS, SCALE_FAMILIES, InitSpec
 from model.layers import output_size
 from model.presets import PRESETS, preset_config
@@ -552,7 +553,12 @@ def run_from_args(args: argparse.Namespace) -> int:
         settings_log=settings_log,
         threads=threads,
     )
-    result = run_headless(run)
+    progress = _RunProgress(args.iterations) if sys.stderr.isatty() else None
+    try:
+        result = run_headless(run, progress)
+    finally:
+        if progress is not None:
+            progress.end()
     print(summary(run, result))
     if result.interrupted:
         print(
@@ -585,6 +591,52 @@ def sweep_command(
         ",".join(spec.pixel_scalings),
     ]
     return command
+
+
+class _RunProgress:
+    """On a terminal, a headless run's progress on one line of stderr, a few times a second:
+    where it is, how fast it goes, how long is left and the loss (a run of a million
+    iterations used to say nothing until it ended)."""
+
+    INTERVAL = 0.25
+
+    def __init__(self, total: int) -> None:
+        self._total = total
+        self._start = time.monotonic()
+        self._shown = 0.0
+        self._written = False
+
+    def __call__(self, record) -> None:
+        now = time.monotonic()
+        if now - self._shown < self.INTERVAL and record.iteration < self._total:
+            return
+        self._shown = now
+        done, total = record.iteration, self._total
+        elapsed = now - self._start
+        parts = [f"iteration {done:,} of {total:,} ({done / max(total, 1):.0%})"]
+        if done and elapsed > 0:
+            rate = done / elapsed
+            parts.append(f"{rate:,.0f} it/s")
+            if done < total:
+                parts.append(f"about {_duration((total - done) / rate)} left")
+        parts.append(f"loss {format_number(record.loss)}")
+        print("\r" + " · ".join(parts) + "\033[K", end="", file=sys.stderr, flush=True)
+        self._written = True
+
+    def end(self) -> None:
+        """Ends the progress line (the summary and any message then start on their own)."""
+        if self._written:
+            print(file=sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:,.0f} days"
 
 
 def _progress_on_terminal(done: int, total: int) -> None:

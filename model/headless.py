@@ -335,8 +335,10 @@ class _Snapshots:
         self.iterations.append(record.iteration)
 
 
-def run_headless(run: HeadlessRun) -> HeadlessResult:
-    """Train ``run.iterations`` updates and write every output into ``run.out_dir``.
+def run_headless(run: HeadlessRun, progress=None) -> HeadlessResult:
+    """Train ``run.iterations`` updates and write every output into ``run.out_dir``;
+    ``progress(record)``, if given, is called with each iteration's record once it is
+    recorded (iteration 0 included).
 
     Raises
     ------
@@ -367,6 +369,8 @@ def run_headless(run: HeadlessRun) -> HeadlessResult:
                 done["row"] = record.iteration
             if snapshots.wanted(record) and record.iteration not in snapshots.iterations:
                 snapshots.save(record)
+            if progress is not None:
+                progress(record)
 
         record_step(session.latest)
         interrupted = False

@@ -796,3 +796,29 @@ def test_ctrl_c_while_the_files_are_written_waits_for_them(capsys, tmp_path, mon
         assert (out / name).exists(), name
     _, rows = read_metrics(out)
     assert len(rows) == 4
+
+
+def test_on_a_terminal_a_run_shows_its_progress_on_one_line(capsys, tmp_path, monkeypatch):
+    """A run of a million iterations said nothing until it ended. On a terminal it now
+    rewrites one line of stderr a few times a second; piped, stderr stays empty (above)."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(cli._RunProgress, "INTERVAL", 0.0)
+    status, out, err = run_cli(capsys, "--headless", "--iterations", "5", "--out", tmp_path)
+    assert status == 0
+    lines = err.split("\r")[1:]
+    assert len(lines) == 6  # iterations 0..5
+    assert lines[0].startswith("iteration 0 of 5 (0%) · loss 0.6931")
+    assert lines[-1].startswith("iteration 5 of 5 (100%) · ") and " it/s · loss " in lines[-1]
+    assert "left" not in lines[-1] and err.endswith("\n")
+    assert " of 5 (" in lines[3] and " s left · loss " in lines[3]
+    assert out.startswith("Trained 5 iterations")
+
+
+def test_progress_estimates_read_as_durations():
+    assert [cli._duration(s) for s in (0.2, 45, 600, 7200, 5 * 86400)] == [
+        "1 s",
+        "45 s",
+        "10 min",
+        "2.0 h",
+        "5 days",
+    ]
