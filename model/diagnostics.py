@@ -331,7 +331,9 @@ def _factor_for(ratio: float) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def _non_finite(record: StepRecord, previous: StepRecord | None, last_calm=None) -> Finding | None:
+def _non_finite(
+    record: StepRecord, previous: StepRecord | None, last_calm=None, config=None
+) -> Finding | None:
     where = []
     for group_name, group in (("weights", record.params), ("gradients", record.grads)):
         if group is None:
@@ -370,6 +372,34 @@ def _non_finite(record: StepRecord, previous: StepRecord | None, last_calm=None)
             f"back one iteration overflows again soon. {back_to} with a far smaller learning rate."
         )
     dtype = record.params["conv.weight"].dtype
+    initial = _initial_overflow(record, previous, where)
+    if initial is not None:
+        return Finding(
+            code="non_finite",
+            severity="error",
+            title=f"NaN or infinity at iteration {k}",
+            explanation=(
+                (
+                    f"The initial weights are finite numbers (the largest "
+                    f"{format_number(initial)}), but the logits they give overflow the {dtype} "
+                    "range, so the loss "
+                    if math.isfinite(initial)
+                    else f"The initial weights overflow the {dtype} range themselves, so the loss "
+                )
+                + ("is not a finite number" if k == 0 else "was not a finite number at iteration 0")
+                + ": the initialisation is far too large"
+                + ("." if k == 0 else ", and every update from there is not a number either.")
+                + " Nothing computed after this is meaningful, and no learning rate helps: start"
+                " again from a small, zero-centred initialisation such as N(0, 0.02)."
+            ),
+            fixes=(
+                *((fix_answer(),) if config is not None and _scale_is_wrong(config) else ()),
+                fix_small_init(),
+            ),
+            iteration=k,
+            subject="all parameters",
+            pauses=True,
+        )
     if where == ["the loss"]:
         # (a robustness pass: finite weights of 1e23 whose logits overflowed were said to be
         # an update that overflowed)
@@ -398,6 +428,24 @@ def _non_finite(record: StepRecord, previous: StepRecord | None, last_calm=None)
         subject="all parameters",
         pauses=True,
     )
+
+
+def _initial_overflow(
+    record: StepRecord, previous: StepRecord | None, where: list[str]
+) -> float | None:
+    """The largest |initial weight| when the run's initial weights already overflowed (the
+    loss at iteration 0, and so every update after it), else None. A smaller learning rate
+    cannot help then, and going back to iteration 0 went back to the overflow (a robustness
+    pass: the ÷100 fix took click after click)."""
+    if record.iteration == 0:
+        start = record  # (no update yet: whatever is not finite, the initialisation made it)
+    elif previous is not None and previous.iteration == 0:
+        start = previous if not np.all(np.isfinite(previous.losses)) else None
+    else:
+        start = None
+    if start is None:
+        return None
+    return max(float(np.max(np.abs(value))) for value in start.params.values())
 
 
 #: Said of an update made with momentum or clipping.
@@ -721,7 +769,7 @@ def diagnose(
         was smaller than its weights (asked only when the run overflowed after updates larger
         than the weights: where a fix goes back to); None: iteration 0.
     """
-    non_finite = _non_finite(record, previous, last_calm)
+    non_finite = _non_finite(record, previous, last_calm, config)
     if non_finite is not None:
         return (non_finite,)
     findings = _dead_filters(record, previous, config)
@@ -1033,7 +1081,12 @@ def _preview_findings(
                     *((fix_answer(),) if _scale_is_wrong(config) else ()),
                     fix_small_init(),
                     fix_unit_pixels(),
-                    fix_learning_rate(lr, _factor_for(ratio)),
+                    # (not when the initial weights overflow already: no rate helps then)
+                    *(
+                        (fix_learning_rate(lr, _factor_for(ratio)),)
+                        if np.all(np.isfinite(initial.losses))
+                        else ()
+                    ),
                 ),
                 subject="first update",
             )

@@ -109,6 +109,33 @@ def test_an_accuracy_won_by_a_hair_is_said_to_be_chance(question):
     assert "at_chance" not in {f.code for f in dead.findings}
 
 
+@pytest.mark.parametrize("pixels", ["unit", "raw"])
+def test_an_initialisation_that_overflows_is_fixed_by_a_smaller_one_not_by_the_rate(
+    question, pixels
+):
+    """Weights of 1e20 in float32 overflow the logits before any update: the NaN cards
+    offered ÷100 (from iteration 0, the overflow itself), click after click."""
+    spec = InitSpec("normal", {"mean": 0.0, "std": 1e20})
+    config = preset_config(
+        "recommended", dtype="float32", pixel_scaling=pixels, conv_init=spec, classifier_init=spec
+    )
+    with np.errstate(all="ignore"):
+        session = TrainingSession(question, config)
+        start = session.latest
+        after = session.step()
+    small = "Initialise both layers with N(0, 0.02) and start again"
+    whole = ["Apply the answer's whole fix"] if pixels == "raw" else []
+    for record, said in ((start, "is not a finite number"), (after, "at iteration 0")):
+        cards = {f.code: f for f in useful_fixes(record.findings, config)}
+        card = cards["non_finite"]
+        assert said in card.explanation and "no learning rate helps" in card.explanation
+        assert "the initialisation is far too large" in card.explanation
+        labels = [fix.label for fix in card.fixes]
+        assert [label.split(":")[0] for label in labels[:-1]] == whole and labels[-1] == small
+    preview = {f.code: f for f in start.findings}["first_update_kills"]
+    assert not any("learning rate by" in fix.label for fix in preview.fixes)
+
+
 def test_a_record_keeps_the_weights_before_its_update_exactly(question):
     """The question's update dwarfs the weights: after − update has lost their last digits
     (float32's spacing near 50,000 is 0.004), so the record keeps the weights before."""
