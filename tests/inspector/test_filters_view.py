@@ -1,6 +1,7 @@
 """FiltersView: the weights, gradient and update heatmaps, their scales and the equation."""
 
 import re
+import time
 
 import numpy as np
 import pytest
@@ -372,3 +373,40 @@ def shown_big_plain(qtbot, widget, width, height):
     widget.resize(width, height)
     widget.show()
     qtbot.waitExposed(widget)
+
+
+def test_while_a_run_shows_records_the_cells_never_read_another_records_numbers(
+    qtbot, view, controller, step_and_wait, monkeypatch
+):
+    """At 20 records a second the cell texts followed every other record: with one image per
+    update, always the same image's, so the gradient cells read 0 under the colours of a
+    gradient of 100,000. Now every record that comes 40 ms or more after the one before gets
+    its texts; faster ones hide them until the run stops."""
+    from inspector.views import filters
+
+    first = step_and_wait(controller)
+    second = step_and_wait(controller)
+    assert np.any(first.grads["conv.weight"]) and not np.any(second.grads["conv.weight"])
+    shown_big(qtbot, view)
+    start = time.monotonic() + 100  # (after every record the view has drawn for real)
+    clock = [start]
+    running = [True]
+    monkeypatch.setattr(filters.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(type(controller), "is_running", property(lambda _self: running[0]))
+
+    for record, at in ((first, 0.0), (second, 0.05), (first, 0.1)):  # 20 a second
+        clock[0] = start + at
+        view.show_record(record)
+        assert all(item.isVisible() for item in view.cell_text_items("gradient"))
+        assert_cells_read(cell_texts(view, "gradient"), record.grads["conv.weight"])
+    clock[0] = start + 0.11  # faster: hidden, and the hint says why
+    view.show_record(second)
+    assert not any(item.isVisible() for item in view.cell_text_items("gradient"))
+    assert "Values hidden while the run is this fast" in view._readout.text()
+    clock[0] = start + 0.2  # still hidden until the run rests or stops
+    view.show_record(first)
+    assert not any(item.isVisible() for item in view.cell_text_items("gradient"))
+    running[0] = False
+    controller.running_changed.emit(False)
+    assert all(item.isVisible() for item in view.cell_text_items("gradient"))
+    assert_cells_read(cell_texts(view, "gradient"), first.grads["conv.weight"])
