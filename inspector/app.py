@@ -227,7 +227,13 @@ class SignalWatch:
         for end in (self._reader, self._writer):
             end.setblocking(False)
         self._previous_fd = signal.set_wakeup_fd(self._writer.fileno())
-        self._previous = {number: signal.signal(number, self._note) for number in self.SIGNALS}
+        # A signal ignored from the start stays ignored: a shell without job control starts a
+        # program in the background that way, so that Ctrl+C in its terminal leaves it alone.
+        self._previous = {
+            number: signal.signal(number, self._note)
+            for number in self.SIGNALS
+            if signal.getsignal(number) != signal.SIG_IGN
+        }
         self._notifier = QSocketNotifier(self._reader.fileno(), QSocketNotifier.Type.Read)
         self._notifier.activated.connect(self._woken)
 

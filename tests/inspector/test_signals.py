@@ -16,7 +16,8 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 def test_a_signal_closes_the_window_and_ends_the_training_process(
     qtbot, qapp, controller, window, number
 ):
-    before = signal.getsignal(number)
+    # (Python's handler, as in a terminal: pytest started in the background has SIGINT ignored)
+    before = signal.signal(number, signal.default_int_handler)
     watch = SignalWatch(qapp, window)
     try:
         assert controller._client.alive
@@ -29,7 +30,21 @@ def test_a_signal_closes_the_window_and_ends_the_training_process(
         assert signal.getsignal(number) == signal.SIG_DFL
     finally:
         watch.uninstall()
-    assert signal.getsignal(number) == before
+        assert signal.getsignal(number) == signal.default_int_handler
+        signal.signal(number, before)
+
+
+def test_a_signal_ignored_from_the_start_stays_ignored(qapp, window):
+    """A shell without job control starts a background program with SIGINT ignored, so that
+    Ctrl+C in its terminal leaves it alone."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    watch = SignalWatch(qapp, window)
+    try:
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) != signal.SIG_IGN
+    finally:
+        watch.uninstall()
+        signal.signal(signal.SIGINT, before)
 
 
 def test_the_training_process_outlives_the_terminals_ctrl_c(qtbot, controller, window):
