@@ -574,6 +574,7 @@ def _mostly_dead(record: StepRecord) -> list[Finding]:
     findings = []
     maps = record.activation
     outputs = None if maps is None else maps.shape[0] * maps.shape[2] * maps.shape[3]
+    start = record.iteration == 0
     for f, fraction in enumerate(record.dead_fraction_per_filter):
         if record.dead_since[f] is not None or fraction < HIGH_DEAD_FRACTION:
             continue
@@ -592,10 +593,22 @@ def _mostly_dead(record: StepRecord) -> list[Finding]:
                 title=f"{format_share(fraction)} of filter {f}'s ReLU outputs are zero",
                 explanation=(
                     f"Only {alive} positive, so only {passes} gradient back to filter "
-                    f"{f}. One more large update in the wrong direction can make it 0 "
-                    "everywhere (a dead filter)."
+                    f"{f}. "
+                    + (
+                        "No update has been made yet: the initial weights make it so. A large "
+                        "update in the wrong direction"
+                        if start
+                        else "One more large update in the wrong direction"
+                    )
+                    + " can make it 0 everywhere (a dead filter)."
                 ),
-                fixes=(fix_learning_rate(record.settings.learning_rate, 10), fix_leaky_relu()),
+                # (Not a smaller rate before the first update: nothing was updated yet, and
+                # whether the first update is too large has a card of its own. Offered there,
+                # it undercut the answer's fix, whose rate learns: a newcomer pass.)
+                fixes=(
+                    *(() if start else (fix_learning_rate(record.settings.learning_rate, 10),)),
+                    fix_leaky_relu(),
+                ),
                 iteration=record.iteration,
                 subject=f"filter {f}",
             )
