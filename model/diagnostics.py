@@ -48,6 +48,8 @@ class Fix:
     label: str
     changes: dict = field(default_factory=dict)
     rewind_to: int | None = None
+    #: A "divide the learning rate" fix: offered only while it lowers the rate in use.
+    lowers_rate: bool = False
 
     @property
     def needs_reset(self) -> bool:
@@ -305,6 +307,7 @@ def fix_learning_rate(learning_rate: float, factor: float, rewind_to: int | None
         f"Divide the learning rate by {factor:g} (→ {new_rate:g}){where}",
         {"learning_rate": new_rate},
         rewind_to=rewind_to,
+        lowers_rate=True,
     )
 
 
@@ -1032,13 +1035,18 @@ def _filters_named(numbers: list[int]) -> str:
 
 def useful_fixes(findings: Iterable[Finding], config: TrainingConfig) -> list[Finding]:
     """``findings`` without the fixes that would change nothing in ``config`` ("Scale pixels to
-    0..1" when they are: clicking it started the run again as it was).
+    0..1" when they are: clicking it started the run again as it was), nor a "divide the
+    learning rate" that would not lower the rate in use.
 
     For display, against the settings in use when they are shown: a record keeps every fix
     it was made with (recomputed from history after a live change, it must come out the
     same)."""
 
     def changes_something(fix: Fix) -> bool:
+        if fix.lowers_rate and not fix.changes["learning_rate"] < config.learning_rate:
+            # A card made at a larger rate than the one set since: "Divide by 1000 (→ 0.001)"
+            # raised a rate of 0.0001 tenfold (a newcomer pass).
+            return False
         # (Going back is a change too: the rate may already be the fix's, the bad update not
         # yet undone.)
         return fix.rewind_to is not None or any(

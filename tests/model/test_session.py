@@ -296,6 +296,25 @@ def test_a_fix_is_offered_only_when_it_changes_a_setting(question):
     assert "Scale pixels to 0..1 and start again" in kept
 
 
+def test_a_divide_fix_made_at_a_larger_rate_is_not_offered_once_the_rate_is_lower(question):
+    """A newcomer pass: after one fix set 0.0001, a card made at the old rate offered "Divide
+    the learning rate by 1000 (→ 0.001)", which raised it tenfold."""
+    session = TrainingSession(question, preset_config("seed"))
+    killed = session.step()
+    divides = [fix for f in killed.findings for fix in f.fixes if fix.lowers_rate]
+    assert divides
+    lowest = min(fix.changes["learning_rate"] for fix in divides)
+    session.update_settings(learning_rate=lowest)
+    for lower in (lowest, lowest / 10):
+        session.update_settings(learning_rate=lower)
+        shown = useful_fixes(killed.findings, session.config)
+        assert not any(fix.lowers_rate for f in shown for fix in f.fixes)
+    # Those that still lower it stay.
+    session.update_settings(learning_rate=0.5)
+    shown = useful_fixes(killed.findings, session.config)
+    assert sum(fix.lowers_rate for f in shown for fix in f.fixes) == len(divides)
+
+
 def test_a_confidently_wrong_image_is_numbered_as_the_window_numbers_it(question):
     session = TrainingSession(question, preset_config("seed"))
     wrong = next(f for f in session.latest.findings if f.code == "saturated_wrong")
