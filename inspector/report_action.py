@@ -161,14 +161,14 @@ class ReportSaver(QObject):
         return answer == QMessageBox.StandardButton.Yes
 
     def _plot_pngs(self) -> dict[str, bytes]:
-        """Every plot of the window as PNG bytes, and the outcome map when there is one."""
+        """Every plot of the window as PNG bytes, and the outcome map when there is one of
+        the images the run has now."""
         window = self._window
         with window.drawing_plots() as progress:
             pngs = export.render_pngs(window.plot_items(), progress)
             outcome = window.created_view("outcome")
-            picture = outcome.map_png() if outcome is not None else None
-            if picture is not None:
-                pngs["outcome-map"] = picture
+            if outcome is not None and outcome.maps_current_data():
+                pngs["outcome-map"] = outcome.map_png()
         return pngs
 
     def _set_busy(self, busy: bool, target: Path | None = None) -> None:

@@ -1136,6 +1136,11 @@ class OutcomeMapView(QWidget):
         """No pyqtgraph items: the map is saved through ``map_png`` / "Save map…"."""
         return {}
 
+    def maps_current_data(self) -> bool:
+        """Whether there is a map, swept on the images the window has now (a report leaves
+        out a map of other images: it rang the new run's setting on the old images' cells)."""
+        return self._result is not None and self._result_dataset is self._controller.dataset
+
     def map_png(self) -> bytes | None:
         """The designed map of the current result as PNG bytes, the current setting ringed."""
         if self._result is None:

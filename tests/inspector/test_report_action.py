@@ -243,3 +243,31 @@ def test_shutdown_removes_a_report_folder_the_writer_could_not(
     finally:
         controller.shutdown()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("current", [True, False])
+def test_a_report_has_the_outcome_map_only_of_the_images_it_reports_on(
+    window, monkeypatch, current
+):
+    """A newcomer pass: a report of a Shapes run held the question's outcome map, with the
+    Shapes setting ringed on one of its cells."""
+
+    class Map:
+        def maps_current_data(self):
+            return current
+
+        def map_png(self):
+            return b"\x89PNG map"
+
+    from inspector.main_window import MainWindow
+
+    created = MainWindow.created_view
+    # (on the class: a bound method put back on the window's wrapper crashed the next window)
+    monkeypatch.setattr(
+        MainWindow,
+        "created_view",
+        lambda self, key: Map() if key == "outcome" else created(self, key),
+    )
+    pngs = window.report_saver._plot_pngs()
+    assert ("outcome-map" in pngs) == current
+    assert set(pngs) - {"outcome-map"} == set(window.plot_items())
