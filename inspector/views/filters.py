@@ -1094,16 +1094,18 @@ class FiltersView(ScaledRecordView, QWidget):
 
     def _cell_readout(self, f: int, channel: int, i: int, j: int) -> str:
         record = self._record
-        where = f"filter {f}, channel {plotting.CHANNEL_NAMES[channel]}, row {i}, column {j}"
+        where = f"filter {f}, channel {plotting.CHANNEL_NAMES[channel]}, row {i}, col {j}"
         weight = float(record.params["conv.weight"][f, channel, i, j])
         if record.update is None:
             return f"{where}: weight {format_number(weight)} (no update yet)"
         update = float(record.update["conv.weight"][f, channel, i, j])
         gradient = float(record.grads["conv.weight"][f, channel, i, j])
         before = float(_before(record, "conv.weight")[f, channel, i, j])
+        # (the gradient before the update, as in the equation: at 1280 pixels the end of the
+        # line is cut, and it was the gradient, the number a learner hovers for)
         return (
             f"{where}: weight {format_number(before)} → {format_number(weight)}, "
-            f"update {format_number(update)}, gradient {format_number(gradient)}"
+            f"gradient {format_number(gradient)}, update {format_number(update)}"
         )
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt override)

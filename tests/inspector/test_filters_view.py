@@ -274,8 +274,9 @@ def test_hover_reads_out_a_cell(qtbot, view, controller, step_and_wait):
     qtbot.waitUntil(lambda: "channel B" in readout.text())
 
     update = record.update["conv.weight"][0, 2, 1, 2]
-    assert "filter 0, channel B, row 1, column 2" in readout.text()
-    assert f"update {format_number(update)}" in readout.text()
+    gradient = record.grads["conv.weight"][0, 2, 1, 2]
+    assert "filter 0, channel B, row 1, col 2: weight " in readout.text()
+    assert f", gradient {format_number(gradient)}, update {format_number(update)}" in readout.text()
 
 
 def test_the_read_out_follows_a_step_and_goes_when_the_mouse_leaves(
@@ -290,14 +291,14 @@ def test_the_read_out_follows_a_step_and_goes_when_the_mouse_leaves(
     record = step_and_wait(controller)
     qtbot.waitUntil(lambda: "no update yet" not in readout.text())
     # (the strips below fill in at the first Step, so the cell under the mouse may be another)
-    found = re.match(r"filter (\d), channel (\w), row (\d), column (\d): ", readout.text())
+    found = re.match(r"filter (\d), channel (\w), row (\d), col (\d): ", readout.text())
     assert found, readout.text()
     f, channel, i, j = found.groups()
     cell = (int(f), "RGB".index(channel), int(i), int(j))
     weight = record.params["conv.weight"][cell]
     # The weight before, as it was: not after − update, which lost its last digits here.
     before = record.conv_before["conv.weight"][cell]
-    assert f"weight {format_number(before)} → {format_number(weight)}, update" in readout.text()
+    assert f"weight {format_number(before)} → {format_number(weight)}, gradient" in readout.text()
 
     # The mouse leaves the plot (sent: the offscreen platform delivers no Leave to a move).
     QApplication.sendEvent(group_widget.viewport(), QEvent(QEvent.Type.Leave))
