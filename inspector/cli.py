@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import re
+import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -553,7 +554,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         settings_log=settings_log,
         threads=threads,
     )
-    progress = _RunProgress(args.iterations) if sys.stderr.isatty() else None
+    progress = _RunProgress(iterations) if sys.stderr.isatty() else None
     try:
         result = run_headless(run, progress)
     finally:
@@ -596,14 +597,15 @@ def sweep_command(
 class _RunProgress:
     """On a terminal, a headless run's progress on one line of stderr, a few times a second:
     where it is, how fast it goes, how long is left and the loss (a run of a million
-    iterations used to say nothing until it ended)."""
+    iterations used to say nothing until it ended). Cut to the terminal's width: a line
+    that wraps leaves its first part behind at every rewrite."""
 
     INTERVAL = 0.25
 
     def __init__(self, total: int) -> None:
         self._total = total
         self._start = time.monotonic()
-        self._shown = 0.0
+        self._shown = -math.inf
         self._written = False
 
     def __call__(self, record) -> None:
@@ -616,11 +618,13 @@ class _RunProgress:
         parts = [f"iteration {done:,} of {total:,} ({done / max(total, 1):.0%})"]
         if done and elapsed > 0:
             rate = done / elapsed
-            parts.append(f"{rate:,.0f} it/s")
+            parts.append(f"{rate:,.0f} it/s" if rate >= 10 else f"{rate:.2g} it/s")
             if done < total:
-                parts.append(f"about {_duration((total - done) / rate)} left")
+                parts.append(f"{_duration((total - done) / rate)} left")
         parts.append(f"loss {format_number(record.loss)}")
-        print("\r" + " · ".join(parts) + "\033[K", end="", file=sys.stderr, flush=True)
+        width = shutil.get_terminal_size().columns - 1
+        line = " · ".join(parts)[:width]
+        print("\r" + line + "\033[K", end="", file=sys.stderr, flush=True)
         self._written = True
 
     def end(self) -> None:

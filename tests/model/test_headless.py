@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import math
+import os
 import subprocess
 import sys
 import types
@@ -815,6 +816,25 @@ def test_on_a_terminal_a_run_shows_its_progress_on_one_line(capsys, tmp_path, mo
     assert "left" not in lines[-1] and err.endswith("\n")
     assert " of 5 (" in lines[3] and " s left · loss " in lines[3]
     assert out.startswith("Trained 5 iterations")
+    # Without --iterations (a review: the line was built from the option, None, and the run
+    # died at iteration 0), and on a narrow terminal, where a line that wraps would leave its
+    # first part behind at every rewrite.
+    monkeypatch.setattr(cli.shutil, "get_terminal_size", lambda: os.terminal_size((40, 24)))
+    status, out, err = run_cli(capsys, "--headless", "--out", tmp_path / "default")
+    assert status == 0 and out.startswith("Trained 50 iterations")
+    lines = err.split("\r")[1:]
+    assert lines[0].startswith("iteration 0 of 50 (0%)")
+    assert all(len(line.removesuffix("\033[K\n").removesuffix("\033[K")) <= 39 for line in lines)
+
+
+def test_a_slow_run_reads_its_rate_in_significant_digits(capsys, monkeypatch):
+    class Record:
+        iteration, loss = 3, 0.5
+
+    clock = iter([0.0, 10.0])
+    monkeypatch.setattr(cli.time, "monotonic", lambda: next(clock))
+    cli._RunProgress(10)(Record())
+    assert "0.3 it/s · 23 s left · loss 0.5000" in capsys.readouterr().err
 
 
 def test_progress_estimates_read_as_durations():
