@@ -1036,16 +1036,17 @@ def _filters_named(numbers: list[int]) -> str:
 def useful_fixes(findings: Iterable[Finding], config: TrainingConfig) -> list[Finding]:
     """``findings`` without the fixes that would change nothing in ``config`` ("Scale pixels to
     0..1" when they are: clicking it started the run again as it was), nor a "divide the
-    learning rate" that would not lower the rate in use.
+    learning rate" that would raise the rate in use.
 
     For display, against the settings in use when they are shown: a record keeps every fix
     it was made with (recomputed from history after a live change, it must come out the
     same)."""
 
     def changes_something(fix: Fix) -> bool:
-        if fix.lowers_rate and not fix.changes["learning_rate"] < config.learning_rate:
+        if fix.lowers_rate and fix.changes["learning_rate"] > config.learning_rate:
             # A card made at a larger rate than the one set since: "Divide by 1000 (→ 0.001)"
-            # raised a rate of 0.0001 tenfold (a newcomer pass).
+            # raised a rate of 0.0001 tenfold (a newcomer pass). At the fix's own rate it still
+            # goes back, below.
             return False
         # (Going back is a change too: the rate may already be the fix's, the bad update not
         # yet undone.)

@@ -159,8 +159,9 @@ def test_a_fix_that_goes_back_is_kept_even_when_its_setting_is_already_set():
     from model.config import TrainingConfig
 
     config = TrainingConfig(learning_rate=0.01)
-    going_back = diagnostics.Fix("Divide …, from iteration 0", {"learning_rate": 0.01}, 0)
-    idle = diagnostics.Fix("Divide …", {"learning_rate": 0.01})
+    going_back = diagnostics.fix_learning_rate(1.0, 100, rewind_to=0)  # (→ 0.01)
+    idle = diagnostics.fix_learning_rate(1.0, 100)
+    assert going_back.lowers_rate and idle.lowers_rate
     finding = diagnostics.Finding("large_update", "warning", "t", "e", fixes=(going_back, idle))
     (shown,) = diagnostics.useful_fixes([finding], config)
     assert shown.fixes == (going_back,)  # the bad update is still to be undone
