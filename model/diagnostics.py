@@ -335,7 +335,7 @@ def _factor_for(ratio: float) -> float:
 
 
 def _non_finite(
-    record: StepRecord, previous: StepRecord | None, last_calm=None, config=None
+    record: StepRecord, previous: StepRecord | None, last_calm=None, config=None, start=None
 ) -> Finding | None:
     where = []
     for group_name, group in (("weights", record.params), ("gradients", record.grads)):
@@ -375,7 +375,7 @@ def _non_finite(
             f"back one iteration overflows again soon. {back_to} with a far smaller learning rate."
         )
     dtype = record.params["conv.weight"].dtype
-    initial = _initial_overflow(record, previous, where)
+    initial = _initial_overflow(record, previous, start)
     if initial is not None:
         return Finding(
             code="non_finite",
@@ -383,9 +383,9 @@ def _non_finite(
             title=f"NaN or infinity at iteration {k}",
             explanation=(
                 (
-                    f"The initial weights are finite numbers (the largest "
-                    f"{format_number(initial)}), but the logits they give overflow the {dtype} "
-                    "range, so the loss "
+                    f"The initial weights are finite numbers (the largest filter or classifier "
+                    f"weight {format_number(initial)}), but the logits they give overflow the "
+                    f"{dtype} range, so the loss "
                     if math.isfinite(initial)
                     else f"The initial weights overflow the {dtype} range themselves, so the loss "
                 )
@@ -433,22 +433,25 @@ def _non_finite(
     )
 
 
-def _initial_overflow(
-    record: StepRecord, previous: StepRecord | None, where: list[str]
-) -> float | None:
-    """The largest |initial weight| when the run's initial weights already overflowed (the
-    loss at iteration 0, and so every update after it), else None. A smaller learning rate
-    cannot help then, and going back to iteration 0 went back to the overflow (a robustness
-    pass: the ÷100 fix took click after click)."""
+def _initial_overflow(record: StepRecord, previous: StepRecord | None, start=None) -> float | None:
+    """The largest |initial weight| of a filter or the classifier when the run's initial
+    weights already overflowed (the loss at iteration 0, and so every update after it), else
+    None. A smaller learning rate cannot help then, and going back to iteration 0 went back to
+    the overflow (a robustness pass: the ÷100 fix took click after click). ``start()`` gives
+    iteration 0's metrics (None when not kept); asked only when the iteration before is not
+    finite either."""
     if record.iteration == 0:
-        start = record  # (no update yet: whatever is not finite, the initialisation made it)
-    elif previous is not None and previous.iteration == 0:
-        start = previous if not np.all(np.isfinite(previous.losses)) else None
+        metrics = record.metrics
+    elif previous is not None and not math.isfinite(previous.loss) and start is not None:
+        metrics = start()
+        if metrics is None or math.isfinite(metrics["loss"]):
+            return None
     else:
-        start = None
-    if start is None:
         return None
-    return max(float(np.max(np.abs(value))) for value in start.params.values())
+    return max(
+        abs(float(metrics[name]))
+        for name in ("conv_weight_absmax", "classifier_weight_min", "classifier_weight_max")
+    )
 
 
 #: Said of an update made with momentum or clipping.
@@ -771,6 +774,7 @@ def diagnose(
     labels: np.ndarray,
     *,
     last_calm=None,
+    start=None,
 ) -> tuple[Finding, ...]:
     """All findings of one iteration, most severe first.
 
@@ -784,8 +788,11 @@ def diagnose(
     last_calm : ``last_calm()`` gives the last iteration before ``record`` whose conv update
         was smaller than its weights (asked only when the run overflowed after updates larger
         than the weights: where a fix goes back to); None: iteration 0.
+    start : ``start()`` gives the metrics of iteration 0, or None when they are not kept
+        (asked only when the iteration before ``record`` was not finite either: whether the
+        initial weights overflowed already).
     """
-    non_finite = _non_finite(record, previous, last_calm, config)
+    non_finite = _non_finite(record, previous, last_calm, config, start)
     if non_finite is not None:
         return (non_finite,)
     findings = _dead_filters(record, previous, config)

@@ -29,6 +29,7 @@ from model.layers import output_size
 from model.optim import OptimSettings, sgd_step
 from model.record import (
     CONV_KEYS,
+    METRIC_NAMES,
     StepRecord,
     compute_metrics,
     dead_fraction_per_filter,
@@ -587,8 +588,17 @@ class TrainingSession:
                 cfg,
                 self._dataset.labels,
                 last_calm=lambda: self._last_calm(iteration),
+                start=self._start_metrics,
             )
         return replace(record, findings=findings, step_seconds=time.perf_counter() - started)
+
+    def _start_metrics(self) -> dict | None:
+        """The metrics of iteration 0, from those kept (None when its row is not)."""
+        table = self._history.metrics
+        rows = np.flatnonzero(table.column("iteration") == 0)
+        if not rows.size:
+            return None
+        return {name: float(table.column(name)[rows[0]]) for name in METRIC_NAMES}
 
     def _last_calm(self, iteration: int) -> int:
         """The last iteration before ``iteration`` whose conv update was smaller than its

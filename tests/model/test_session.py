@@ -123,9 +123,18 @@ def test_an_initialisation_that_overflows_is_fixed_by_a_smaller_one_not_by_the_r
         session = TrainingSession(question, config)
         start = session.latest
         after = session.step()
+        later = [session.step() for _ in range(3)]  # (a review: iteration 2 said it again)
     small = "Initialise both layers with N(0, 0.02) and start again"
     whole = ["Apply the answer's whole fix"] if pixels == "raw" else []
-    for record, said in ((start, "is not a finite number"), (after, "at iteration 0")):
+    largest = max(
+        float(np.max(np.abs(start.params[k]))) for k in ("conv.weight", "classifier.weight")
+    )
+    (first,) = [f for f in start.findings if f.code == "non_finite"]
+    assert f"the largest filter or classifier weight {format_number(largest)})" in first.explanation
+    for record, said in (
+        (start, "is not a finite number"),
+        *((step, "at iteration 0") for step in (after, *later)),
+    ):
         cards = {f.code: f for f in useful_fixes(record.findings, config)}
         card = cards["non_finite"]
         assert said in card.explanation and "no learning rate helps" in card.explanation
