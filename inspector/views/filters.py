@@ -66,14 +66,18 @@ SCALE_TIPS = (
 #: Cells per group up to which every cell gets a TextItem (4 filters of 3×3×3). Each TextItem
 #: costs about 25 µs to update and 25 µs to paint, so 3 × 108 of them stay within a frame.
 TEXT_CELL_BUDGET = 108
-#: While training runs, the cell texts follow every record that comes at least this long after
-#: the one before (the speeds up to 20 a second). Faster, they are hidden until the run stops or
-#: its records rest for ``TEXT_REST_MS``: numbers that change 60 times a second cannot be read,
-#: and each text costs about 50 µs a frame. They used to be rewritten every 0.1 s, which at 20
-#: a second is every other record: with one image per update always the same image's, so the
-#: gradient cells read 0 (the circle's saturated σ) under the cross's colours, all run long.
-TEXT_INTERVAL_S = 0.04
-TEXT_REST_MS = 150
+#: While a run shows records, their cell texts follow every record at set speeds up to this
+#: many a second; faster, they are hidden until the run stops (numbers that change 60 times a
+#: second cannot be read, and each text costs about 50 µs a frame). They used to be rewritten
+#: every 0.1 s: at 20 a second that was every other record, with one image per update always
+#: the same image's, so the gradient cells read 0 (the circle's saturated σ) under colours of
+#: 100,000 all run long.
+TEXT_MAX_RATE = 25
+#: ... and "as fast as possible", from the pace of the records (an average over the last few):
+#: hidden when they come less than ``TEXT_HIDE_GAP_S`` apart, shown again from
+#: ``TEXT_SHOW_GAP_S`` (two limits, so that the texts do not blink at a pace in between).
+TEXT_HIDE_GAP_S = 0.04
+TEXT_SHOW_GAP_S = 0.06
 #: A cell that carries its value may be up to this many times wider than tall.
 MAX_CELL_RATIO = 3.0
 #: The text a table-like layout must hold to be chosen over square cells.
@@ -299,11 +303,10 @@ class FiltersView(ScaledRecordView, QWidget):
         self._hovered: tuple[int, int, int, int] | None = None
         self._zoomed = False
         self._hint = READOUT_HINT
-        self._last_record_time = -math.inf
-        self._texts_suspended = False  # hidden while a fast run shows records (TEXT_INTERVAL_S)
-        self._text_timer = QTimer(self)
-        self._text_timer.setSingleShot(True)
-        self._text_timer.timeout.connect(self._update_texts)
+        self._texts_suspended = False  # hidden while a fast run shows records (TEXT_MAX_RATE)
+        self._timed_record: StepRecord | None = None  # the last new record drawn, and when
+        self._timed_at = -math.inf
+        self._record_gap = math.inf  # average time between new records
         self._arrange_timer = QTimer(self)
         self._arrange_timer.setSingleShot(True)
         self._arrange_timer.timeout.connect(self._arrange)
@@ -937,14 +940,19 @@ class FiltersView(ScaledRecordView, QWidget):
     # -- cell values -------------------------------------------------------------------------
 
     def _request_texts(self) -> None:
-        """Rewrite the cells for the record just drawn, or, while a run shows records faster
-        than ``TEXT_INTERVAL_S`` apart, hide them until it stops or rests: a cell never
-        shows another record's number than its colour."""
+        """Rewrite the cells for the record just drawn, or hide them while the run shows
+        records too fast to read (``TEXT_MAX_RATE``): a cell never shows another record's
+        number than its colour."""
         if not any(group.texts for group in self._groups.values()):
             return
-        now = time.monotonic()
-        since, self._last_record_time = now - self._last_record_time, now
-        if self._controller.is_running and (since < TEXT_INTERVAL_S or self._texts_suspended):
+        record = self._record
+        if record is not self._timed_record:  # (not the same one drawn again: a scale change)
+            now = time.monotonic()
+            gap = now - self._timed_at
+            self._timed_record, self._timed_at = record, now
+            average = self._record_gap
+            self._record_gap = gap if not math.isfinite(average) else 0.7 * average + 0.3 * gap
+        if self._controller.is_running and self._too_fast():
             if not self._texts_suspended:
                 self._texts_suspended = True
                 for group in self._groups.values():
@@ -952,15 +960,22 @@ class FiltersView(ScaledRecordView, QWidget):
                         item.setVisible(False)
                     group.fit = None
                 self._update_hint()
-            self._text_timer.start(TEXT_REST_MS)  # (again: it fires once the records rest)
             return
-        self._text_timer.stop()
         self._update_texts()
 
+    def _too_fast(self) -> bool:
+        rate = self._controller.iterations_per_second
+        if rate > 0:
+            return rate > TEXT_MAX_RATE
+        limit = TEXT_SHOW_GAP_S if self._texts_suspended else TEXT_HIDE_GAP_S
+        return self._record_gap < limit
+
     def _on_running_changed(self, running: bool) -> None:
-        """When training stops, write the cells of the last record now."""
-        if not running and (self._texts_suspended or self._text_timer.isActive()):
-            self._text_timer.stop()
+        """When training stops, write the cells of the last record now; when it starts, its
+        records' pace is its own (not averaged with the pause before)."""
+        if running:
+            self._timed_at, self._record_gap = -math.inf, math.inf
+        elif self._texts_suspended:
             self._update_texts()
 
     def _update_texts(self) -> None:
@@ -1066,10 +1081,6 @@ class FiltersView(ScaledRecordView, QWidget):
         if not self._zoomed and self._layout is not None:
             group.plot.vb.setRange(rect=self._layout.data_rect(), padding=PADDING)
         self._fit_texts()
-
-    def _on_scale_changed(self, *_args) -> None:
-        self._last_record_time = -math.inf  # (the same record again: its texts follow at once)
-        super()._on_scale_changed()
 
     def _on_hover(self, group: _Group, scene_pos) -> None:
         cell = None
