@@ -7,6 +7,7 @@ install, or how to run without a display.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
 import ipaddress
 import os
@@ -212,8 +213,9 @@ class SignalWatch:
 
     Python runs its signal handlers only between its own bytecodes, and Qt's event loop runs
     none while idle: the signal's number is written to a socket (``signal.set_wakeup_fd``)
-    that Qt watches. A second Ctrl+C while closing hangs ends the app at once (the default
-    action is back by then). ``received`` holds the signals taken, in order.
+    that Qt watches (and passed on to a wakeup fd set before). A second signal while closing
+    hangs ends the app at once (the default actions are back by then). ``received`` holds the
+    signal taken.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -237,15 +239,21 @@ class SignalWatch:
         self._notifier = QSocketNotifier(self._reader.fileno(), QSocketNotifier.Type.Read)
         self._notifier.activated.connect(self._woken)
 
-    def _note(self, number: int, _frame) -> None:
-        # (runs once Python runs again: the byte on the socket has woken Qt by then)
-        signal.signal(number, signal.SIG_DFL)
+    def _note(self, _number: int, _frame) -> None:
+        # (runs once Python runs again: the byte on the socket has woken Qt by then) Either
+        # signal next ends the app at once, should closing hang.
+        for number in self._previous:
+            signal.signal(number, signal.SIG_DFL)
 
     def _woken(self, *_args) -> None:
         try:
             numbers = self._reader.recv(64)
         except OSError:
             return
+        if self._previous_fd >= 0:
+            # (whoever had the wakeup fd before still hears of every signal)
+            with contextlib.suppress(OSError):
+                os.write(self._previous_fd, numbers)
         taken = [n for n in numbers if n in self.SIGNALS]
         if not taken or self.received:
             return

@@ -420,7 +420,10 @@ def _interrupts_deferred():
     (a review: Ctrl+C during them left no config.json, and the folder was then refused for the
     next run without --overwrite; writing metrics.csv of 100,000 iterations takes seconds).
     Only on the main thread, which is where Python handles signals."""
-    if threading.current_thread() is not threading.main_thread():
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # (started so: nothing to defer)
+    ):
         yield
         return
     caught = []

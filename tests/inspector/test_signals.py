@@ -3,6 +3,7 @@ Quit does (inspector.app.SignalWatch); a training process that cannot start leav
 
 import os
 import signal
+import socket
 import time
 
 import pytest
@@ -18,6 +19,12 @@ def test_a_signal_closes_the_window_and_ends_the_training_process(
 ):
     # (Python's handler, as in a terminal: pytest started in the background has SIGINT ignored)
     before = signal.signal(number, signal.default_int_handler)
+    other = signal.SIGINT if number == signal.SIGTERM else signal.SIGTERM
+    other_before = signal.getsignal(other)
+    # Someone else's wakeup fd still hears of the signal.
+    theirs, ours = socket.socketpair()
+    theirs.setblocking(False)
+    previous_fd = signal.set_wakeup_fd(theirs.fileno())
     watch = SignalWatch(qapp, window)
     try:
         assert controller._client.alive
@@ -26,12 +33,25 @@ def test_a_signal_closes_the_window_and_ends_the_training_process(
         assert watch.received == [number]
         # Closed as Quit closes it: the training process was ended with it.
         qtbot.waitUntil(lambda: not controller._client.alive, timeout=5000)
-        # A second one would end the app at once, should closing hang.
-        assert signal.getsignal(number) == signal.SIG_DFL
+        # A second one, of either kind, would end the app at once, should closing hang.
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_DFL
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        qtbot.waitUntil(lambda: _readable(ours), timeout=2000)
+        assert ours.recv(64) == bytes([number])
     finally:
         watch.uninstall()
+        assert signal.set_wakeup_fd(previous_fd) == theirs.fileno()  # (put back)
+        theirs.close()
+        ours.close()
         assert signal.getsignal(number) == signal.default_int_handler
+        assert signal.getsignal(other) == other_before
         signal.signal(number, before)
+
+
+def _readable(sock) -> bool:
+    import select
+
+    return bool(select.select([sock], [], [], 0)[0])
 
 
 def test_a_signal_ignored_from_the_start_stays_ignored(qapp, window):

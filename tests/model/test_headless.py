@@ -790,16 +790,46 @@ def test_ctrl_c_while_the_files_are_written_waits_for_them(capsys, tmp_path, mon
 
     monkeypatch.setattr(headless, "write_atomic", interrupted_while_writing)
     out = tmp_path / "out"
-    # (Python's own handler in a terminal; SIG_IGN when pytest was started in the background
-    # by a shell without job control, as some CI runners and nohup scripts do)
-    before = signal.getsignal(signal.SIGINT)
-    status, _, _ = run_cli(capsys, "--headless", "--iterations", "3", "--out", out)
+    # Python's own handler, as in a terminal (pytest started in the background by a shell
+    # without job control has SIGINT ignored: see the next test)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        status, _, _ = run_cli(capsys, "--headless", "--iterations", "3", "--out", out)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # (put back)
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert status == 130
-    assert signal.getsignal(signal.SIGINT) is before  # (put back)
     for name in ("metrics.csv", "config.json", "findings.txt", "findings.json"):
         assert (out / name).exists(), name
     _, rows = read_metrics(out)
     assert len(rows) == 4
+
+
+def test_a_run_started_with_ctrl_c_ignored_ignores_it_during_its_final_writes(
+    capsys, tmp_path, monkeypatch
+):
+    """A review: started so (in the background by a shell without job control), a run still
+    ended 'Interrupted' (130) when SIGINT came during its final writes."""
+    import os
+    import signal
+
+    from model import headless
+
+    write = headless.write_atomic
+
+    def signalled_while_writing(path, *args, **kwargs):
+        if path.name == "metrics.csv":
+            os.kill(os.getpid(), signal.SIGINT)
+        return write(path, *args, **kwargs)
+
+    monkeypatch.setattr(headless, "write_atomic", signalled_while_writing)
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        status, out, _ = run_cli(capsys, "--headless", "--iterations", "3", "--out", tmp_path)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert status == 0 and out.startswith("Trained 3 iterations")
 
 
 def test_on_a_terminal_a_run_shows_its_progress_on_one_line(capsys, tmp_path, monkeypatch):
