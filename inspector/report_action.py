@@ -34,6 +34,16 @@ def _occupied(path: Path) -> bool:
     return not path.is_dir() or any(path.iterdir())
 
 
+def outcome_map_png(window) -> bytes | None:
+    """The window's outcome map as PNG bytes when it has one swept on the images it has now
+    (a report of a Shapes run held the question's map, the Shapes setting ringed on one of its
+    cells: a newcomer pass), else None."""
+    outcome = window.created_view("outcome")
+    if outcome is None or not outcome.maps_current_data():
+        return None
+    return outcome.map_png()
+
+
 class ReportSaver(QObject):
     """Asks where, draws the plots, writes the report in the background, says where it went.
 
@@ -166,9 +176,9 @@ class ReportSaver(QObject):
         window = self._window
         with window.drawing_plots() as progress:
             pngs = export.render_pngs(window.plot_items(), progress)
-            outcome = window.created_view("outcome")
-            if outcome is not None and outcome.maps_current_data():
-                pngs["outcome-map"] = outcome.map_png()
+            picture = outcome_map_png(window)
+            if picture is not None:
+                pngs["outcome-map"] = picture
         return pngs
 
     def _set_busy(self, busy: bool, target: Path | None = None) -> None:
