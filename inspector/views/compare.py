@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector import plotting
-from inspector.compare import ComparisonLink, follower_config
+from inspector.compare import SHARED_FIELDS, ComparisonLink, follower_config
 from inspector.controller import SessionController
 from inspector.tasks import BackgroundTask
 from inspector.training_process import TrainerClient
@@ -53,9 +53,24 @@ def describe(config: TrainingConfig) -> str:
     )
 
 
-def preset_title(config: TrainingConfig) -> str:
+#: How the title of the second run names what it takes from the first (``SHARED_FIELDS``).
+SHARED_NAMES = {"seed": "seed", "update_mode": "update mode", "shuffle": "sample order"}
+
+
+def preset_title(config: TrainingConfig, *, follower: bool = False) -> str:
+    """The preset ``config`` is, else "custom settings". For the second run, a preset but for
+    what it takes from the first says so: "The question's setup (fails), with run A's update
+    mode" (a newcomer picked that preset and read "custom settings")."""
     name = next((p.title for p in PRESETS.values() if p.config == config), None)
-    return name or "custom settings"
+    if name is not None:
+        return name
+    if follower:
+        for preset in PRESETS.values():
+            taken = [f for f in SHARED_FIELDS if getattr(preset.config, f) != getattr(config, f)]
+            if preset.config.with_changes(**{f: getattr(config, f) for f in taken}) == config:
+                names = " and ".join(SHARED_NAMES[f] for f in taken)
+                return f"{preset.title}, with run A's {names}"
+    return "custom settings"
 
 
 #: Least height (pixels) of a run's ReLU outputs panel in the comparison.
@@ -100,7 +115,8 @@ class RunColumn(QWidget):
         config = self.controller.config
         record = self.controller.shown
         self.title.setText(
-            f"<b>Run {self._letter} · {preset_title(config)}</b><br>{describe(config)}<br>"
+            f"<b>Run {self._letter} · {preset_title(config, follower=self._letter == 'B')}</b>"
+            f"<br>{describe(config)}<br>"
             f"iteration {record.iteration}: loss {format_number(record.loss)}, accuracy "
             f"{format_share(record.accuracy)}, ReLU outputs at 0: "
             f"{format_share(record.dead_fraction)}"

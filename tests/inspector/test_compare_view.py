@@ -354,3 +354,21 @@ def test_closing_the_window_while_the_process_is_being_made_ends_it(qtbot, view,
     assert not view.is_starting and view.follower is None
     assert len(made) == 1
     qtbot.waitUntil(lambda: not made[0].alive, timeout=10000)
+
+
+def test_a_preset_run_b_takes_run_as_settings_from_is_named_as_such():
+    """A newcomer picked "The question's setup (fails)" beside the Shapes preset and read
+    "Run B · custom settings": run B takes run A's seed, update mode and sample order."""
+    from inspector.compare import follower_config
+    from inspector.views.compare import preset_title
+    from model.presets import PRESETS, preset_config
+
+    leader = preset_config("shapes")
+    second = follower_config(leader, PRESETS["seed"].config)
+    assert preset_title(second, follower=True) == (
+        "The question's setup (fails), with run A's update mode"
+    )
+    assert preset_title(second) == "custom settings"  # (run A's own title: no run A to take from)
+    assert preset_title(follower_config(leader, leader), follower=True) == PRESETS["shapes"].title
+    custom = follower_config(leader, PRESETS["seed"].config.with_changes(learning_rate=0.3))
+    assert preset_title(custom, follower=True) == "custom settings"
