@@ -466,6 +466,9 @@ class WhatIfView(QWidget):
                 "next update on."
             )
         self.summary.setText(summary_text(self._rows))
+        # A row picked by a click held another rate before: its highlight would now mark the
+        # ×10 "too large" row after "Use" (a newcomer pass).
+        self.table.clearSelection()
 
     def _update_texts(self) -> None:
         c = self._controller

@@ -106,6 +106,8 @@ def test_use_takes_the_rate_and_the_table_follows(qtbot, controller, make_view):
     assert controller.config.learning_rate == pytest.approx(5e-5)
     wait_table(qtbot, view)
     assert cell(view, 1, "rate") == "5.000e-05 (×1)"
+    # The row clicked held 5e-5; it now holds another rate, and is no longer highlighted.
+    assert view.table.selectedItems() == []
 
 
 def test_a_rate_beyond_the_limit_is_not_used_and_says_why(qtbot, controller, make_view):
