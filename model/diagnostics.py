@@ -349,6 +349,49 @@ def _non_finite(
     if not where:
         return None
     k = record.iteration
+    dtype = record.params["conv.weight"].dtype
+    # (first: an overflow that the initial weights made asks nothing of the history)
+    initial = _initial_overflow(record, previous, start)
+    if initial is None:
+        explanation, fixes = _overflowed_update(record, previous, where, last_calm)
+    else:
+        explanation = (
+            (
+                f"The initial weights are finite numbers (the largest filter or classifier "
+                f"weight {format_number(initial)}), but the logits they give overflow the "
+                f"{dtype} range, so the loss "
+                if math.isfinite(initial)
+                else f"The initial weights overflow the {dtype} range themselves, so the loss "
+            )
+            + ("is not a finite number" if k == 0 else "was not a finite number at iteration 0")
+            + ": the initialisation is far too large"
+            + ("." if k == 0 else ", and every update from there is not a number either.")
+            + " Nothing computed after this is meaningful, and no learning rate helps: start"
+            " again from a small, zero-centred initialisation such as N(0, 0.02)."
+        )
+        fixes = (
+            *((fix_answer(),) if config is not None and _scale_is_wrong(config) else ()),
+            fix_small_init(),
+        )
+    return Finding(
+        code="non_finite",
+        severity="error",
+        title=f"NaN or infinity at iteration {k}",
+        explanation=explanation,
+        fixes=fixes,
+        iteration=k,
+        subject="all parameters",
+        pauses=True,
+    )
+
+
+def _overflowed_update(
+    record: StepRecord, previous: StepRecord | None, where: list[str], last_calm
+) -> tuple[str, tuple[Fix, ...]]:
+    """The explanation and fixes of a non-finite iteration that an update made: back to
+    before it (or before the updates that ran away) with a smaller rate."""
+    k = record.iteration
+    dtype = record.params["conv.weight"].dtype
     rewind, factor = (k - 1 if k > 0 else None), 100.0
     before = math.nan if previous is None else previous.metrics.get("conv_update_ratio", math.nan)
     going_back = (
@@ -374,35 +417,6 @@ def _non_finite(
             f"× them at iteration {k - 1}, whose weights reach {format_number(absmax)}): going "
             f"back one iteration overflows again soon. {back_to} with a far smaller learning rate."
         )
-    dtype = record.params["conv.weight"].dtype
-    initial = _initial_overflow(record, previous, start)
-    if initial is not None:
-        return Finding(
-            code="non_finite",
-            severity="error",
-            title=f"NaN or infinity at iteration {k}",
-            explanation=(
-                (
-                    f"The initial weights are finite numbers (the largest filter or classifier "
-                    f"weight {format_number(initial)}), but the logits they give overflow the "
-                    f"{dtype} range, so the loss "
-                    if math.isfinite(initial)
-                    else f"The initial weights overflow the {dtype} range themselves, so the loss "
-                )
-                + ("is not a finite number" if k == 0 else "was not a finite number at iteration 0")
-                + ": the initialisation is far too large"
-                + ("." if k == 0 else ", and every update from there is not a number either.")
-                + " Nothing computed after this is meaningful, and no learning rate helps: start"
-                " again from a small, zero-centred initialisation such as N(0, 0.02)."
-            ),
-            fixes=(
-                *((fix_answer(),) if config is not None and _scale_is_wrong(config) else ()),
-                fix_small_init(),
-            ),
-            iteration=k,
-            subject="all parameters",
-            pauses=True,
-        )
     if where == ["the loss"]:
         # (a robustness pass: finite weights of 1e23 whose logits overflowed were said to be
         # an update that overflowed)
@@ -421,16 +435,7 @@ def _non_finite(
         fix_learning_rate(record.settings.learning_rate, factor, rewind),
         fix_clip(1.0, rewind),
     )
-    return Finding(
-        code="non_finite",
-        severity="error",
-        title=f"NaN or infinity at iteration {k}",
-        explanation=f"{cause} Nothing computed after this is meaningful. {going_back}",
-        fixes=fixes,
-        iteration=k,
-        subject="all parameters",
-        pauses=True,
-    )
+    return f"{cause} Nothing computed after this is meaningful. {going_back}", fixes
 
 
 def _initial_overflow(record: StepRecord, previous: StepRecord | None, start=None) -> float | None:
