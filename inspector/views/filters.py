@@ -956,9 +956,7 @@ class FiltersView(ScaledRecordView, QWidget):
             if not self._texts_suspended:
                 self._texts_suspended = True
                 for group in self._groups.values():
-                    for item in group.texts:
-                        item.setVisible(False)
-                    group.fit = None
+                    self._write_cells(group, None, force=True)  # (no fit: hidden)
                 self._update_hint()
             return
         self._update_texts()
