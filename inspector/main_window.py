@@ -45,7 +45,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inspector import dialogs, export
+from inspector import dialogs, export, guide
 from inspector.actions import ActionSpec, create_actions
 from inspector.controller import SessionController
 from inspector.errors import SHOWN_AT, log_path, show_error
@@ -162,6 +162,7 @@ class MainWindow(QMainWindow):
         # Panels behind other tabs, or hidden, are built when first shown (start-up time).
         self._lazy = {key: LazyView(lambda key=key: self._build_view(key)) for key in LAZY_VIEWS}
         self.report_saver = ReportSaver(self)
+        self._guide: guide.GuideDialog | None = None
 
         self.actions = create_actions(self, self._action_specs())
         self._build_docks()
@@ -324,6 +325,13 @@ class MainWindow(QMainWindow):
                 "Run a second recipe next to this one on the same images, seed and sample order",
             ),
             ActionSpec("restore_layout", "Restore default layout", self.restore_default_layout),
+            ActionSpec(
+                "guide",
+                "&User guide",
+                self.show_guide,
+                None,
+                "The README: what each panel shows, the presets, your own images, the question",
+            ),
             ActionSpec("shortcuts", "&Keyboard shortcuts", self._show_shortcuts, "F1"),
             ActionSpec("about", "&About Training Inspector", self._about),
         ]
@@ -466,6 +474,7 @@ class MainWindow(QMainWindow):
         view.addAction(a["restore_layout"])
 
         help_menu = bar.addMenu("&Help")
+        help_menu.addAction(a["guide"])
         help_menu.addAction(a["shortcuts"])
         help_menu.addSeparator()
         help_menu.addAction(a["about"])
@@ -731,6 +740,16 @@ class MainWindow(QMainWindow):
         box.setObjectName("shortcutsDialog")
         box.setModal(False)
         box.show()
+
+    @Slot()
+    def show_guide(self) -> guide.GuideDialog:
+        """Help → User guide: the README in a window of its own (one, raised if open)."""
+        if self._guide is None:
+            self._guide = guide.GuideDialog(*guide.readme_source(), parent=self)
+        self._guide.show()
+        self._guide.raise_()
+        self._guide.activateWindow()
+        return self._guide
 
     def _about(self) -> None:
         QMessageBox.about(
