@@ -249,6 +249,7 @@ class CompareView(QWidget):
         self._start_args: tuple = ()  # (dataset, config, source) it starts with
         self._abandoned = False  # closed (or restarted) while it was starting
         self._failure = ""  # why the last start failed, until the next
+        self._catching_up = False  # run B trains up to run A's iteration after its start
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(6, 4, 6, 4)  # two runs need every line of height
@@ -353,6 +354,11 @@ class CompareView(QWidget):
             dataset, config, self, source=source, backend=self._backend, client=client
         )
         self._link = ComparisonLink(leader, self.follower)
+        # Started after run A has trained, run B first makes the same iterations (a newcomer
+        # saw it count up from 285 to 1,144 with no word of it): the note says so until then.
+        self._catching_up = leader.latest_iteration > 0
+        leader.history_changed.connect(self._on_progress)
+        self.follower.history_changed.connect(self._on_progress)
         columns = QSplitter(Qt.Orientation.Horizontal)
         self._columns = [RunColumn("A", leader), RunColumn("B", self.follower)]
         for column in self._columns:
@@ -404,6 +410,8 @@ class CompareView(QWidget):
             self._show_state()
             return
         self._link.disconnect_all()
+        self._controller.history_changed.disconnect(self._on_progress)
+        self._catching_up = False
         for column in self._columns:
             column.filters.link_scale(None)
             column.maps.link_scale(None)
@@ -428,6 +436,13 @@ class CompareView(QWidget):
             self.note.setText("Starting the second run's training process…")
         elif self._failure:
             self.note.setText(self._failure)
+        elif self._catching_up:
+            leader, follower = self._controller.latest_iteration, self.follower.latest_iteration
+            self.note.setText(
+                f"Run B is catching up with run A: iteration {follower:,} of {leader:,}. It "
+                "makes the iterations run A has made, on the same images in the same order; "
+                "then both move together."
+            )
         elif self.is_open:
             self.note.setText(
                 "Both runs use the same images, seed and sample order. Step, Run and Reset in "
@@ -440,6 +455,14 @@ class CompareView(QWidget):
                 "for example the question's setup beside the answer's fix. Choose the second "
                 "run's settings and press Start second run."
             )
+
+    @Slot(int)
+    def _on_progress(self, _last: int) -> None:
+        if not self._catching_up:
+            return
+        if self.follower.latest_iteration >= self._controller.latest_iteration:
+            self._catching_up = False  # (or run A went back to before it)
+        self._show_state()
 
     def plot_items(self) -> dict:
         return self.curves.plot_items() if self.curves is not None else {}

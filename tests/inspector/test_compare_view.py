@@ -372,3 +372,37 @@ def test_a_preset_run_b_takes_run_as_settings_from_is_named_as_such():
     assert preset_title(follower_config(leader, leader), follower=True) == PRESETS["shapes"].title
     custom = follower_config(leader, PRESETS["seed"].config.with_changes(learning_rate=0.3))
     assert preset_title(custom, follower=True) == "custom settings"
+
+
+def test_the_note_says_while_run_b_catches_up(qtbot, view, controller):
+    """Started after run A has trained, run B makes the same iterations first: a newcomer saw
+    it count up from 285 to 1,144 with no word of why."""
+    controller.run_steps(3000)
+    qtbot.waitUntil(lambda: controller.latest_iteration == 3000, timeout=30000)
+    qtbot.waitUntil(lambda: not controller.is_running, timeout=10000)
+    qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
+    seen = []
+
+    def note_seen() -> bool:
+        seen.append(view.note.text())
+        return view.is_open and "catching up" in seen[-1]
+
+    qtbot.waitUntil(note_seen, timeout=15000)
+    assert "of 3,000" in seen[-1] and "Run B is catching up with run A" in seen[-1]
+    caught_up(qtbot, view, 3000)
+    assert view.note.text().startswith("Both runs use the same images")
+    # Run A's new iterations are followed as before: no catching-up note for them.
+    controller.step()
+    caught_up(qtbot, view, 3001)
+    assert "catching up" not in view.note.text()
+
+
+def test_a_reset_of_run_a_ends_the_catching_up_note(qtbot, view, controller):
+    controller.run_steps(3000)
+    qtbot.waitUntil(lambda: controller.latest_iteration == 3000, timeout=30000)
+    qtbot.waitUntil(lambda: not controller.is_running, timeout=10000)
+    start(qtbot, view)
+    controller.reset()
+    qtbot.waitUntil(lambda: controller.latest_iteration == 0, timeout=10000)
+    qtbot.waitUntil(lambda: view.follower.latest_iteration == 0, timeout=15000)
+    assert "catching up" not in view.note.text()
