@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from model.formatting import format_count, format_number, format_range, format_share
+from model.formatting import (
+    format_count,
+    format_number,
+    format_product,
+    format_range,
+    format_share,
+)
 
 if TYPE_CHECKING:
     from model.config import TrainingConfig
@@ -192,7 +198,7 @@ def _merged(group: list[Finding]) -> Finding:
         if first.since == 0:
             lead = "They were dead from the start: the initial weights give no positive output."
         else:
-            lead = f"The update of iteration {first.since} killed them (−learning rate × gradient)."
+            lead = f"The update of iteration {first.since} killed them (-learning rate × gradient)."
         notes = f" {_APPLIED_NOTE}" if any(_APPLIED_NOTE in f.explanation for f in group) else ""
         title = f"Filters {listed} are dead (since iteration {first.since})"
         explanation = (
@@ -429,7 +435,7 @@ def _overflowed_update(
     else:
         cause = (
             f"The update at iteration {k} produced values that are not finite numbers in "
-            f"{', '.join(where)}: −learning rate × gradient overflowed the {dtype} range."
+            f"{', '.join(where)}: -learning rate × gradient overflowed the {dtype} range."
         )
     fixes = (
         fix_learning_rate(record.settings.learning_rate, factor, rewind),
@@ -461,8 +467,8 @@ def _initial_overflow(record: StepRecord, previous: StepRecord | None, start=Non
 
 #: Said of an update made with momentum or clipping.
 _APPLIED_NOTE = (
-    "(With momentum or clipping the applied update is not exactly −lr × gradient; the range "
-    "shown is what was applied.)"
+    "(With momentum or clipping the applied update is not exactly -lr × gradient; the update "
+    "shown is what was applied to the weights of the smallest and the largest gradient.)"
 )
 
 
@@ -473,13 +479,10 @@ def _death_breakdown(record: StepRecord, filter_index: int, before: np.ndarray) 
     update = record.update["conv.weight"][filter_index]
     after = record.params["conv.weight"][filter_index]
     lr = record.settings.learning_rate
-    product = (
-        f"−{format_number(lr)} × {format_range(grad.min(), grad.max())} = "
-        f"{format_range(update.min(), update.max())}"
-    )
+    product = format_product(f"-{format_number(lr)}", grad, update)
     start, end = format_range(before.min(), before.max()), format_range(after.min(), after.max())
     text = (
-        f"The update that killed it, at iteration {record.iteration}, was −learning rate × "
+        f"The update that killed it, at iteration {record.iteration}, was -learning rate × "
         f"gradient = {product}, which moved the filter weights from {start} to {end}."
     )
     if record.settings.momentum or record.clip_scale != 1.0:
@@ -1083,7 +1086,7 @@ def _preview_findings(
     grad = preview.grads["conv.weight"]
     ratio = preview.metrics["conv_update_ratio"]
     move = (
-        f"The first update will be −learning rate × gradient = −{format_number(lr)} × "
+        f"The first update will be -learning rate × gradient = -{format_number(lr)} × "
         f"{format_range(grad.min(), grad.max())}, moving the filter weights from "
         f"{format_range(before.min(), before.max())} to {format_range(after.min(), after.max())}"
     )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
+
 
 def format_number(value: float, digits: int = 4) -> str:
     """Readable, honest form of ``value`` with about ``digits`` significant digits.
@@ -36,6 +38,26 @@ def format_number(value: float, digits: int = 4) -> str:
 def format_range(low: float, high: float) -> str:
     """'[low, high]' with ``format_number`` on both ends."""
     return f"[{format_number(low)}, {format_number(high)}]"
+
+
+def format_product(factors: str, source, result) -> str:
+    """'factors × [a, b] = [c, d]' for ``result`` made from ``source`` element by element (the
+    update from the gradient), with the ends in step: [a, b] is the range of ``source`` and c, d
+    are ``result`` at those same elements. With a negative factor c is then the larger, so the
+    equation checks end by end (both as [min, max] did not: −0.5 × [107,312.7, 130,185.8] read
+    "= [-65,092.9, -53,656.4]", a teacher's review). Minus signs are the hyphens of every other
+    number shown, non-finite elements are left out."""
+    source = np.asarray(source, dtype=np.float64).reshape(-1)
+    result = np.asarray(result, dtype=np.float64).reshape(-1)
+    finite = np.flatnonzero(np.isfinite(source) & np.isfinite(result))
+    if not finite.size:
+        return f"{factors} × [no finite value]"
+    low = finite[np.argmin(source[finite])]
+    high = finite[np.argmax(source[finite])]
+    return (
+        f"{factors} × {format_range(source[low], source[high])} = "
+        f"{format_range(result[low], result[high])}"
+    )
 
 
 def format_share(share: float, decimals: int = 0) -> str:

@@ -41,7 +41,7 @@ from inspector.layout_guard import LayoutGuard
 from inspector.views.scaled import SCALE_WORDS, ScaledRecordView
 from inspector.views.widgets import ElidedLabel
 from model.colormap import DIVERGING_LUT
-from model.formatting import format_number, format_range
+from model.formatting import format_number, format_product, format_range
 from model.record import StepRecord
 
 #: (group, StepRecord attribute, plot name, title, subtitle).
@@ -908,17 +908,15 @@ class FiltersView(ScaledRecordView, QWidget):
         velocity = None if record.velocity is None else record.velocity.get("conv.weight")
         if settings.momentum and velocity is not None:
             text = (
-                f"update = −lr × velocity = −{lr} × {_range(velocity)} = {_range(update)}, "
+                f"update = -lr × velocity = {format_product(f'-{lr}', velocity, update)}, "
                 f"velocity = {format_number(settings.momentum)} × previous velocity + "
                 f"{'clipped ' if clipped else ''}gradient {_range(gradient)}"
             )
         elif clipped:
-            text = (
-                f"update = −lr × clip × gradient = −{lr} × {format_number(record.clip_scale)} "
-                f"× {_range(gradient)} = {_range(update)}"
-            )
+            factors = f"-{lr} × {format_number(record.clip_scale)}"
+            text = f"update = -lr × clip × gradient = {format_product(factors, gradient, update)}"
         else:
-            text = f"update = −lr × gradient = −{lr} × {_range(gradient)} = {_range(update)}"
+            text = f"update = -lr × gradient = {format_product(f'-{lr}', gradient, update)}"
         if clipped:
             text += (
                 f" (gradient norm above {format_number(settings.clip_norm)}: scaled by "

@@ -173,9 +173,12 @@ def test_equation_uses_the_learning_rate_of_the_shown_update(view, controller, s
     update = np.asarray(record.update["conv.weight"])
     gradient = np.asarray(record.grads["conv.weight"])
 
-    assert f"update = −lr × gradient = −{format_number(0.5)} × " in equation
-    assert format_range(gradient.min(), gradient.max()) in equation
-    assert format_range(update.min(), update.max()) in equation
+    # The ends in step (a teacher checked "-0.5 × [107,312.7, …]" against the first end).
+    assert (
+        f"update = -lr × gradient = -{format_number(0.5)} × "
+        f"{format_range(gradient.min(), gradient.max())} = "
+        f"{format_range(update.max(), update.min())}" in equation
+    )
     assert "image 1 (cross)" in equation
     before, after = record.conv_before["conv.weight"], record.params["conv.weight"]
     assert (
@@ -185,7 +188,7 @@ def test_equation_uses_the_learning_rate_of_the_shown_update(view, controller, s
 
     controller.request_config(controller.config.with_changes(learning_rate=0.25))
     step_and_wait(controller)
-    assert f"−{format_number(0.25)} × " in view.findChild(object, "filtersEquation").text()
+    assert f"-{format_number(0.25)} × " in view.findChild(object, "filtersEquation").text()
 
 
 def test_whole_run_scale_is_the_largest_value_so_far(qtbot, view, controller, step_and_wait):

@@ -121,7 +121,7 @@ def test_shutdown_during_a_pooled_sweep_does_not_hang(qtbot, make_view, sweep_gr
     sweep_grid(view, ("1e-4", "10", 11), ("1e-3", "1", 7), 2000, run=False)
     qtbot.mouseClick(view.run_button, Qt.MouseButton.LeftButton)
     qtbot.wait(300)
-    assert view.is_running
+    assert view.is_running, view.status.text()  # (once, in a whole-suite run: not running)
     started = time.monotonic()
     view.shutdown()
     assert time.monotonic() - started < 20

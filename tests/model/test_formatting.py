@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from model import diagnostics
-from model.formatting import format_share
+from model.formatting import format_number, format_product, format_share
 from model.optim import OptimSettings
 
 
@@ -165,3 +165,27 @@ def test_a_fix_that_goes_back_is_kept_even_when_its_setting_is_already_set():
     finding = diagnostics.Finding("large_update", "warning", "t", "e", fixes=(going_back, idle))
     (shown,) = diagnostics.useful_fixes([finding], config)
     assert shown.fixes == (going_back,)  # the bad update is still to be undone
+
+
+def test_a_product_of_ranges_pairs_the_ends_that_belong_together():
+    """-lr × [smallest, largest gradient] = [their updates]: with a negative factor the first
+    update is the larger, and each end checks on a calculator (a teacher's review)."""
+    gradient = np.array([[130185.8, 107312.8], [120000.0, np.nan]])
+    update = -0.5 * gradient
+    text = format_product("-0.5000", gradient, update)
+    assert text == "-0.5000 × [107,312.8, 130,185.8] = [-53,656.4, -65,092.9]"
+    assert format_product("-0.5000", [np.nan], [np.nan]) == "-0.5000 × [no finite value]"
+
+
+@given(
+    st.lists(st.floats(-1e6, 1e6, allow_nan=False, width=32), min_size=1, max_size=30, unique=True),
+    st.floats(-10.0, 10.0, allow_nan=False).filter(lambda f: f != 0),
+)
+def test_each_end_of_the_product_is_the_factor_times_the_end_of_the_range(values, factor):
+    source = np.array(values)
+    result = factor * source
+    text = format_product("f", source, result)
+    ends = text.split(" = ")[1]
+    assert ends == (
+        f"[{format_number(factor * source.min())}, {format_number(factor * source.max())}]"
+    )

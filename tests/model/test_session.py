@@ -63,7 +63,12 @@ def test_seed_preset_reproduces_the_question(question):
     assert first.dead_since == (1,)
     dead = [f for f in first.findings if f.code == "dead_filter"]
     assert dead and dead[0].pauses and dead[0].since == 1
-    assert "−learning rate × gradient = −0.5000 × [" in dead[0].explanation
+    # The ends in step: -0.5 × the smallest gradient is the smaller (less negative) update.
+    grad, update = first.grads["conv.weight"][0], first.update["conv.weight"][0]
+    assert (
+        f"-learning rate × gradient = -0.5000 × {format_range(grad.min(), grad.max())} = "
+        f"[{format_number(update.max())}, {format_number(update.min())}]" in dead[0].explanation
+    )
 
     (right,) = [f for f in initial.findings if f.code == "saturated_right"]
     assert right.title == "1 image classified with a saturated sigmoid"
