@@ -30,7 +30,7 @@ from inspector.training_process import TrainerClient
 from inspector.views.curves import RangeAnchor, iteration_bounds
 from inspector.views.filters import FiltersView
 from inspector.views.maps import MapsView
-from inspector.views.widgets import scroll_area
+from inspector.views.widgets import scroll_area, wheel_scrolls_panel
 from model.config import TrainingConfig
 from model.formatting import format_number, format_share
 from model.presets import PRESETS
@@ -144,11 +144,17 @@ class CompareCurves(pg.GraphicsLayoutWidget):
         self.setObjectName("compareCurves")
         self.setBackground("w")
         self._runs = runs
+        # Zoomed with Ctrl+wheel only, as every other plot: a plain wheel turn scrolls the
+        # panel (a teacher scrolling down zoomed both plots out to a ReLU axis of -10..0).
         self.loss_plot = self.addPlot(
-            title="loss (log scale)", axisItems={"bottom": _IterationAxis("bottom")}
+            title="loss (log scale)",
+            axisItems={"bottom": _IterationAxis("bottom")},
+            viewBox=plotting.GuardedViewBox(),
         )
         self.dead_plot = self.addPlot(
-            title="fraction of ReLU outputs at 0", axisItems={"bottom": _IterationAxis("bottom")}
+            title="fraction of ReLU outputs at 0",
+            axisItems={"bottom": _IterationAxis("bottom")},
+            viewBox=plotting.GuardedViewBox(),
         )
         self.loss_plot.setLogMode(y=True)
         self.dead_plot.setYRange(0, 1)
@@ -174,6 +180,7 @@ class CompareCurves(pg.GraphicsLayoutWidget):
         self.loss_plot.addItem(self.markers[0], ignoreBounds=True)
         self.dead_plot.addItem(self.markers[1], ignoreBounds=True)
         self.setMinimumHeight(150)
+        wheel_scrolls_panel(self)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(REDRAW_MS)

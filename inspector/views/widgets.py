@@ -1,10 +1,10 @@
-"""Small widgets the views share: a label that elides its text, and the frameless scroll
-area a panel scrolls in when its content does not fit."""
+"""Small widgets the views share: a label that elides its text, the frameless scroll area a
+panel scrolls in when its content does not fit, and the wheel of plots inside one."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QWidget
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtWidgets import QApplication, QFrame, QLabel, QScrollArea, QSizePolicy, QWidget
 
 
 class ElidedLabel(QLabel):
@@ -59,3 +59,33 @@ def scroll_area(
         area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     area.setWidget(content)
     return area
+
+
+class _WheelScrollsPanel(QObject):
+    """A plain wheel turn over plots scrolls the panel they are in (pyqtgraph leaves it unused
+    when the plots zoom with Ctrl+wheel only, and an unused turn does not reach the scroll area
+    around the plots by itself)."""
+
+    def __init__(self, graphics: QWidget) -> None:
+        super().__init__(graphics)
+        self._graphics = graphics
+        graphics.viewport().installEventFilter(self)
+
+    def eventFilter(self, _watched, event) -> bool:  # noqa: N802 (Qt override)
+        if event.type() != QEvent.Type.Wheel or (
+            event.modifiers() & Qt.KeyboardModifier.ControlModifier
+        ):
+            return False
+        widget = self._graphics.parentWidget()
+        while widget is not None and not isinstance(widget, QScrollArea):
+            widget = widget.parentWidget()
+        if widget is None:
+            return False
+        QApplication.sendEvent(widget.viewport(), event)
+        return True
+
+
+def wheel_scrolls_panel(graphics: QWidget) -> None:
+    """Give plain wheel turns over ``graphics`` (a plot widget whose plots zoom with Ctrl+wheel
+    only) to the scroll area it is in."""
+    _WheelScrollsPanel(graphics)

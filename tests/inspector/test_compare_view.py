@@ -406,3 +406,25 @@ def test_a_reset_of_run_a_ends_the_catching_up_note(qtbot, view, controller):
     qtbot.waitUntil(lambda: controller.latest_iteration == 0, timeout=10000)
     qtbot.waitUntil(lambda: view.follower.latest_iteration == 0, timeout=15000)
     assert "catching up" not in view.note.text()
+
+
+def test_a_plain_wheel_over_the_compared_curves_scrolls_the_panel(
+    qtbot, view, controller, step_and_wait, turn_wheel
+):
+    """A teacher scrolling the panel down with the wheel zoomed both curves out (the ReLU axis
+    read -10..0). As everywhere else, only Ctrl+wheel zooms."""
+    start(qtbot, view)
+    step_and_wait(controller, times=3)
+    caught_up(qtbot, view, 3)
+    view.resize(1200, 420)  # the runs and the curves do not fit: the panel scrolls
+    scroll = view.findChild(object, "compareScroll").verticalScrollBar()
+    qtbot.waitUntil(lambda: scroll.maximum() > 0)
+    scroll.setValue(0)
+    curves = view.curves
+    ranges = [plot.vb.viewRange() for plot in (curves.loss_plot, curves.dead_plot)]
+    point = curves.mapFromScene(curves.dead_plot.vb.sceneBoundingRect().center())
+    turn_wheel(curves.viewport(), point, -2)
+    assert [plot.vb.viewRange() for plot in (curves.loss_plot, curves.dead_plot)] == ranges
+    assert scroll.value() > 0
+    turn_wheel(curves.viewport(), point, -1, Qt.KeyboardModifier.ControlModifier)
+    assert curves.dead_plot.vb.viewRange() != ranges[1]  # Ctrl+wheel still zooms
