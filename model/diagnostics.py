@@ -210,11 +210,11 @@ def _merged(group: list[Finding]) -> Finding:
     else:
         lines = "\n".join(f"• {finding.title}" for finding in group)
         title = f"Filters {listed}: most of their ReLU outputs are zero"
+        # What the last update's size says (the same for every filter of one iteration).
+        risk = first.explanation.split(". ", 1)[1].replace("make it 0", "make any of them 0")
         explanation = (
             f"{lines}\nOnly a filter's positive outputs pass gradient back to it, so each of "
-            f"these {len(group)} filters learns from a small share of the positions. One more "
-            "large update in the wrong direction can make any of them 0 everywhere (a dead "
-            "filter)."
+            f"these {len(group)} filters learns from a small share of the positions. {risk}"
         )
     return replace(
         first,
@@ -589,6 +589,26 @@ def _mostly_dead(record: StepRecord) -> list[Finding]:
     maps = record.activation
     outputs = None if maps is None else maps.shape[0] * maps.shape[2] * maps.shape[3]
     start = record.iteration == 0
+    ratio = None if start else float(record.metrics["conv_update_ratio"])
+    # A smaller rate only where the update was too large, as What if calls it: the answer's
+    # fix starts 98% at 0 and its small updates revive it, while this card told a teacher's
+    # class to divide the rate that learns by 10 (and What if called it "ok").
+    large = ratio is not None and not ratio < LARGE_UPDATE_RATIO  # (NaN too)
+    if start:
+        risk = (
+            "No update has been made yet: the initial weights make it so. A large update in "
+            "the wrong direction"
+        )
+    elif large:
+        risk = (
+            f"The last update was {format_number(ratio)}× the size of the filter weights: one "
+            "more such update in the wrong direction"
+        )
+    else:
+        risk = (
+            f"The last update was small ({format_number(ratio)} of the filter weights' size), "
+            "so the learning rate is not what to change; a large update in the wrong direction"
+        )
     for f, fraction in enumerate(record.dead_fraction_per_filter):
         if record.dead_since[f] is not None or fraction < HIGH_DEAD_FRACTION:
             continue
@@ -607,20 +627,13 @@ def _mostly_dead(record: StepRecord) -> list[Finding]:
                 title=f"{format_share(fraction)} of filter {f}'s ReLU outputs are zero",
                 explanation=(
                     f"Only {alive} positive, so only {passes} gradient back to filter "
-                    f"{f}. "
-                    + (
-                        "No update has been made yet: the initial weights make it so. A large "
-                        "update in the wrong direction"
-                        if start
-                        else "One more large update in the wrong direction"
-                    )
-                    + " can make it 0 everywhere (a dead filter)."
+                    f"{f}. {risk} can make it 0 everywhere (a dead filter)."
                 ),
                 # (Not a smaller rate before the first update: nothing was updated yet, and
                 # whether the first update is too large has a card of its own. Offered there,
                 # it undercut the answer's fix, whose rate learns: a newcomer pass.)
                 fixes=(
-                    *(() if start else (fix_learning_rate(record.settings.learning_rate, 10),)),
+                    *((fix_learning_rate(record.settings.learning_rate, 10),) if large else ()),
                     fix_leaky_relu(),
                 ),
                 iteration=record.iteration,
