@@ -926,29 +926,36 @@ def _one_label(record: StepRecord, labels: np.ndarray) -> list[Finding]:
 
 
 def one_learning_rate(findings: list[Finding], learning_rate: float) -> list[Finding]:
-    """The same smaller learning rate on every card of one iteration that suggests one.
+    """The same smaller learning rate, from the same iteration, on every card of one iteration
+    that suggests one.
 
     Each finding works out its own factor (the conv layer's update ratio asked for ÷1e+07,
     the classifier's for ÷1e+06, a large gradient for ÷10), and a learner shown three could
     not tell which to take. One rate serves both layers: the smallest of them (it brings the
-    largest update down too). Each card keeps the iteration it goes back to (a filter dead
-    since iteration s is revived only from s − 1), and a suggestion of a larger rate (a step
-    too small) is left as it is. Every factor is a power of ten of ``learning_rate``."""
+    largest update down too). It goes back as far as the card that needs it most: a filter dead
+    since iteration s is revived only from s − 1, and a teacher found one card going back there
+    and the next, at the same rate, to a later iteration that cannot revive it (and the large
+    gradient's card going back nowhere). A suggestion of a larger rate (a step too small) is
+    left as it is. Every factor is a power of ten of ``learning_rate``."""
 
     def lowers(fix: Fix) -> bool:
         changes = fix.changes
         return set(changes) == {"learning_rate"} and changes["learning_rate"] < learning_rate
 
-    rates = {fix.changes["learning_rate"] for f in findings for fix in f.fixes if lowers(fix)}
-    if len(rates) < 2:
+    lowering = [fix for f in findings for fix in f.fixes if lowers(fix)]
+    rates = {fix.changes["learning_rate"] for fix in lowering}
+    rewinds = {fix.rewind_to for fix in lowering}
+    if len(rates) < 2 and len(rewinds) < 2:
         return findings
     factor = 10.0 ** round(math.log10(learning_rate / min(rates)))
+    going_back = [rewind for rewind in rewinds if rewind is not None]
+    rewind_to = min(going_back) if going_back else None
     unified = []
     for finding in findings:
         fixes = []
         for fix in finding.fixes:
             if lowers(fix):
-                fix = fix_learning_rate(learning_rate, factor, rewind_to=fix.rewind_to)
+                fix = fix_learning_rate(learning_rate, factor, rewind_to=rewind_to)
             if all(fix.label != kept.label for kept in fixes):
                 fixes.append(fix)
         unified.append(replace(finding, fixes=tuple(fixes)))

@@ -188,7 +188,7 @@ def test_a_record_keeps_the_weights_before_its_update_exactly(question):
 def test_the_cards_of_one_iteration_offer_one_learning_rate(question):
     """After the question's first update four cards suggest a learning rate; they used to ask
     for ÷1e+07, ÷1e+06 and ÷10 at once. One rate serves both layers: they now agree on the
-    smallest, each card going back as far as it needs."""
+    smallest, every card going back as far as the one that needs it most."""
     session = TrainingSession(question, preset_config("seed"))
     record = session.step()
     rate_fixes = {  # (the answer's whole fix sets a rate too, with the rest of the recipe)
@@ -202,10 +202,29 @@ def test_the_cards_of_one_iteration_offer_one_learning_rate(question):
     assert dead_fix.rewind_to == 0 and dead_fix.label.startswith(
         "Divide the learning rate by 1e+07"
     )
-    assert [fix.rewind_to for fix in rate_fixes["large_gradient"]] == [None]  # its own
+    # Every card goes back as far (the large gradient's went nowhere: a teacher's review).
+    assert all(fix == dead_fix for fixes in rate_fixes.values() for fix in fixes)
     for finding in record.findings:  # (no card lists the same fix twice)
         labels = [fix.label for fix in finding.fixes]
         assert len(set(labels)) == len(labels)
+
+
+def test_one_rate_goes_back_as_far_as_the_card_that_needs_it_most(question):
+    """A teacher's case: N(0, 0.02), pixels 0..1, learning rate 0.5, five Steps. The dead
+    filter's card offered "÷1000 (→ 0.0005), from iteration 1" and the classifier's card under
+    it the same rate "from iteration 4", which cannot revive a filter dead since 2."""
+    config = preset_config("recommended", learning_rate=0.5)
+    session = TrainingSession(question, config)
+    session.run(5, pause_on_findings=False)
+    record = session.latest
+    lowering = [fix for f in record.findings for fix in f.fixes if fix.lowers_rate]
+    assert {f.code for f in record.findings if any(x.lowers_rate for x in f.fixes)} >= {
+        "dead_filter",
+        "large_update",
+    }
+    (dead,) = [f for f in record.findings if f.code == "dead_filter"]
+    assert len({(fix.label, fix.rewind_to) for fix in lowering}) == 1
+    assert lowering[0].rewind_to == dead.since - 1
 
 
 def test_a_filter_dead_since_earlier_keeps_going_back_to_before_it_died(question):
