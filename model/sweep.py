@@ -77,6 +77,12 @@ class SweepCancelled(Exception):
     """Raised by ``run_sweep`` when its ``cancel`` callback returned True."""
 
 
+def default_learned_accuracy(num_images: int) -> float:
+    """1.0 on datasets of at most ``SMALL_DATASET`` images (there one wrong image is a
+    failure), else 0.95."""
+    return 1.0 if num_images <= SMALL_DATASET else 0.95
+
+
 def default_family(config: TrainingConfig) -> str:
     """The initialisation family a sweep of ``config`` varies by default: 'uniform' when the
     conv layer starts U(0, s) as in the question, else 'normal'."""
@@ -209,7 +215,7 @@ class SweepSpec:
         """The accuracy that counts as learned on a dataset of ``num_images`` images."""
         if self.learned_accuracy is not None:
             return self.learned_accuracy
-        return 1.0 if num_images <= SMALL_DATASET else 0.95
+        return default_learned_accuracy(num_images)
 
     def scale_of(self, spec: InitSpec) -> float | None:
         """The scale s for which ``init_spec(s) == spec`` (None when ``spec`` is not of this
@@ -325,6 +331,23 @@ def _settled(record) -> bool:
     return all_dead and not coasting
 
 
+def train(
+    dataset: Dataset,
+    config: TrainingConfig,
+    iterations: int,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainingSession:
+    """A fresh run of ``config`` trained for ``iterations`` updates, or until nothing can change
+    its outcome any more (``classify`` it), or until ``should_stop()`` returns True."""
+    session = TrainingSession(dataset, config)
+    record = session.latest
+    while record.iteration < iterations and not _settled(record):
+        if should_stop is not None and should_stop():
+            break
+        record = session.step()
+    return session
+
+
 def run_cell(
     dataset: Dataset,
     cell: SweepCell,
@@ -334,12 +357,8 @@ def run_cell(
 ):
     """Train one cell and classify it (a ``CellResult``); ``should_stop()`` returning True
     ends it early (its result is then of no use)."""
-    session = TrainingSession(dataset, cell.config)
+    session = train(dataset, cell.config, iterations, should_stop)
     record = session.latest
-    while record.iteration < iterations and not _settled(record):
-        if should_stop is not None and should_stop():
-            break
-        record = session.step()
     dead = [since for since in record.dead_since if since is not None]
     all_dead = len(dead) == len(record.dead_since)
     return CellResult(

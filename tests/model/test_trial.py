@@ -1,0 +1,111 @@
+"""Trying a fix before it is taken: each of the question's fixes on its own, as a teacher
+tried them by hand, and which fixes can be tried at all."""
+
+import pytest
+
+from model.data import load_example
+from model.diagnostics import Fix, fix_leaky_relu, fix_learning_rate
+from model.presets import preset_config
+from model.session import TrainingSession
+from model.sweep import CELL_HISTORY_MB
+from model.trial import TRIAL_ITERATIONS, Trial, run_trial, trial_config, trial_work
+
+
+@pytest.fixture(scope="module")
+def question():
+    return load_example("question")
+
+
+@pytest.fixture(scope="module")
+def fixes_after_the_first_step(question):
+    """The question's first update: every fix its cards offer, by label."""
+    session = TrainingSession(question, preset_config("seed"))
+    record = session.step()
+    return session, {fix.label: fix for f in record.findings for fix in f.fixes}
+
+
+def tried(question, session, fix) -> Trial:
+    config = trial_config(session.config, fix, session.iteration)
+    assert config is not None, fix.label
+    return run_trial(question, config)
+
+
+def test_only_the_answers_whole_fix_learns_the_question(question, fixes_after_the_first_step):
+    """A teacher's lecture: "now fix each cause on its own". N(0, 0.02) alone dies at
+    iteration 2, pixels 0..1 alone at 1, the smaller rate alone does not learn, leaky ReLU
+    overflows; only the answer's whole fix learns. The buttons say so before they are pressed."""
+    session, fixes = fixes_after_the_first_step
+    by_start = {label.split(" (")[0].split(":")[0]: fix for label, fix in fixes.items()}
+    outcomes = {
+        start: tried(question, session, fix)
+        for start, fix in by_start.items()
+        if trial_config(session.config, fix, session.iteration) is not None
+    }
+    whole = outcomes["Apply the answer's whole fix"]
+    assert whole.outcome == "learned" and whole.accuracy == 1.0
+    assert whole.loss < whole.initial_loss
+    assert whole.describe().startswith("Tried: it learns, loss 0.6931 → ")
+    assert f"both images right from iteration {whole.learned_at}." in whole.describe()
+
+    init = outcomes["Initialise both layers with N(0, 0.02) and start again"]
+    assert (init.outcome, init.died_at) == ("dead filter", 2)
+    assert init.describe() == "Tried: the filter dies at iteration 2."
+    pixels = outcomes["Scale pixels to 0..1 and start again"]
+    assert (pixels.outcome, pixels.died_at) == ("dead filter", 1)
+
+    rate = outcomes["Divide the learning rate by 1e+07"]
+    assert rate.outcome == "stuck" and rate.iterations_run == TRIAL_ITERATIONS
+    assert rate.describe().startswith(
+        f"Tried for {TRIAL_ITERATIONS} iterations: not learned, accuracy 50%, loss "
+    )
+    leaky = outcomes["Use leaky ReLU"]
+    assert leaky.outcome == "diverged" and 1 <= leaky.diverged_at <= TRIAL_ITERATIONS
+    assert leaky.describe() == (
+        f"Tried: the run overflows to NaN or infinity at iteration {leaky.diverged_at}."
+    )
+
+
+def test_a_trial_is_the_run_the_fix_would_start(question):
+    """Applied, the init-only fix starts this run: the trial saw what it will do."""
+    config = preset_config("seed").with_changes(
+        conv_init=preset_config("recommended").conv_init,
+        classifier_init=preset_config("recommended").classifier_init,
+    )
+    session = TrainingSession(question, config)
+    while not all(since is not None for since in session.latest.dead_since):
+        session.step()
+    assert session.iteration == 2
+
+
+def test_which_fixes_can_be_tried(question):
+    config = preset_config("seed")
+    reset = fix_leaky_relu()
+    back_to_0 = fix_learning_rate(0.5, 10, rewind_to=0)
+    back_to_3 = fix_learning_rate(0.5, 10, rewind_to=3)
+    from_now = fix_learning_rate(0.5, 10)
+    tried_config = trial_config(config, reset, 7)
+    assert tried_config == config.with_changes(
+        activation="leaky_relu", history_budget_mb=CELL_HISTORY_MB
+    )
+    assert trial_config(config, back_to_0, 7).learning_rate == pytest.approx(0.05)
+    assert trial_config(config, back_to_3, 7) is None  # needs the run's own past
+    assert trial_config(config, from_now, 7) is None  # applies from iteration 8 on
+    assert trial_config(config, from_now, 0).learning_rate == pytest.approx(0.05)
+    assert trial_config(config, Fix("Nothing", {}), 0) is None
+    refused = Fix("A rate of -1", {"learning_rate": -1.0}, rewind_to=0)
+    assert trial_config(config, refused, 3) is None
+
+
+def test_the_work_of_a_trial_counts_pixels_filters_and_iterations(question):
+    config = preset_config("seed", num_filters=4)
+    assert trial_work(question, config, 10) == 2 * 32 * 32 * 4 * 10
+
+
+def test_a_trial_stopped_early_says_nothing(question):
+    calls = []
+
+    def stop() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    assert run_trial(question, preset_config("recommended"), should_stop=stop) is None
