@@ -769,7 +769,11 @@ class SessionController(QObject):
         if fix.needs_reset:
             self._pending = config
             if self._reset(config=config):
-                self.status_message.emit(f"Applied: {fix.label}")
+                # ("Applied: Apply the answer's whole fix…" said it twice: a teacher's review.)
+                said = fix.label.removeprefix("Apply ")
+                self.status_message.emit(
+                    f"Applied {said}" if said != fix.label else f"Applied: {fix.label}"
+                )
             return
         going_back = fix.rewind_to is not None and fix.rewind_to <= self.latest_iteration
         if going_back:

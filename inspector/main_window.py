@@ -996,6 +996,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self._drop_starting_note()
         self._save_settings()
+        self.diagnostics_view.shutdown()
         for key in ("outcome", "compare", "whatif"):
             view = self.created_view(key)
             if view is not None:

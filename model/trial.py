@@ -75,12 +75,13 @@ class Trial:
                 right = f"{format_share(self.accuracy)} of the images right"
             else:
                 right = "both images right" if self.images == 2 else f"all {self.images} right"
-            when = self.learned_at
-            since = "from the start" if when == 0 else f"from iteration {when}"
-            return (
-                f"Tried: it learns, loss {format_number(self.initial_loss)} → "
-                f"{format_number(self.loss)} in {self.iterations_run} iterations, {right} {since}."
+            change = (
+                f"loss {format_number(self.initial_loss)} → {format_number(self.loss)} in "
+                f"{self.iterations_run} iterations"
             )
+            if self.learned_at == 0:  # (not by learning: the initial weights had it right)
+                return f"Tried: {right} from the start, {change}."
+            return f"Tried: it learns, {change}, {right} from iteration {self.learned_at}."
         if self.outcome == "dead filter":
             if self.filters == 1:
                 return f"Tried: the filter dies at iteration {self.died_at}."

@@ -3,9 +3,10 @@ with its plain-language explanation and one-click fixes."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
-from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtCore import QCoreApplication, QEventLoop, Qt, QTimer, Slot
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -18,9 +19,11 @@ from PySide6.QtWidgets import (
 
 from inspector import dialogs
 from inspector.layout_guard import LayoutGuard
+from inspector.tasks import BackgroundTask
 from inspector.views.widgets import scroll_area
 from model.diagnostics import Finding, merge_alike, sort_findings, useful_fixes
 from model.record import StepRecord
+from model.trial import MAX_TRIAL_WORK, TRIAL_ITERATIONS, run_trial, trial_config, trial_work
 
 SEVERITY_STYLE = {
     "error": ("#b2182b", "#fdecea", "Problem"),
@@ -29,24 +32,50 @@ SEVERITY_STYLE = {
 }
 #: While training, findings are rebuilt at most this often (their widgets are not cheap).
 RUNNING_REFRESH_MS = 250
+TRIAL_TIP = (
+    f"Tried: a fresh run of these settings for {TRIAL_ITERATIONS} updates, on the same images "
+    "with the same seed and sample order, is what pressing this fix starts."
+)
+TRYING = "Trying it…"
+#: Longest wait for a trial in progress when the window closes (it checks between updates).
+SHUTDOWN_SECONDS = 10
 
 
 class FixButton(QPushButton):
-    """A push button whose label wraps, so a long fix never widens the panel."""
+    """A push button whose label wraps, so a long fix never widens the panel; a second, muted
+    line under it says what the fix did when it was tried (``set_note``)."""
 
     def __init__(self, text: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("findingFix")
         self._label = QLabel(text, self)
-        self._label.setWordWrap(True)
-        self._label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        layout = QHBoxLayout(self)
+        self._note = QLabel(self)
+        self._note.setObjectName("findingFixTrial")
+        self._note.setStyleSheet("color: #444; font-style: italic;")
+        for label in (self._label, self._note):
+            label.setWordWrap(True)
+            label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self._note.hide()
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 4, 8, 4)
+        layout.setSpacing(1)
         layout.addWidget(self._label)
+        layout.addWidget(self._note)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
 
     def label_text(self) -> str:
         return self._label.text()
+
+    def note_text(self) -> str:
+        """What trying the fix showed ('' when it was not tried)."""
+        return self._note.text() if not self._note.isHidden() else ""
+
+    def set_note(self, note: str) -> None:
+        if note == self.note_text():
+            return
+        self._note.setText(note)
+        self._note.setVisible(bool(note))
+        self.setToolTip(self.toolTip().split("\n\n")[0] + (f"\n\n{TRIAL_TIP}" if note else ""))
 
     def sizeHint(self):  # noqa: N802 - Qt override
         return self.layout().sizeHint()
@@ -189,6 +218,13 @@ class DiagnosticsView(QWidget):
         self.confirm = self._ask_to_go_back
         self._record: StepRecord | None = None
         self._drawn_signature = None
+        # What each fix's settings did when tried (None: too large to try in a moment), for
+        # the images of ``_trials_of``; one trial runs at a time, in a thread.
+        self._trials: dict = {}
+        self._trials_of = controller.dataset
+        self._trial_task: BackgroundTask | None = None
+        self._trying = None  # the settings being tried
+        self._closed = False
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(4, 4, 4, 4)
@@ -242,6 +278,11 @@ class DiagnosticsView(QWidget):
             self._draw()
 
     def _draw(self) -> None:
+        self._draw_cards()
+        if not self._controller.is_running:
+            self._try_fixes()
+
+    def _draw_cards(self) -> None:
         record = self._record
         if record is None:
             return
@@ -279,6 +320,80 @@ class DiagnosticsView(QWidget):
     def _on_config_changed(self, _config) -> None:
         if self._record is not None and not self._controller.is_running:
             self._draw()
+
+    # -- trying the fixes --------------------------------------------------------------------
+
+    def _try_fixes(self) -> None:
+        """Say under each fix that starts a fresh run what that run did when tried, and start
+        trying the next fix not tried yet (``model.trial``)."""
+        c = self._controller
+        if c.dataset is not self._trials_of:
+            self._trials.clear()
+            self._trials_of = c.dataset
+        untried = None
+        for card in self.cards:
+            for fix, button in zip(card.finding.fixes, card.fix_buttons, strict=True):
+                config = trial_config(c.config, fix, c.latest_iteration)
+                # (Settings hold dicts, so they are kept by their repr, which says them all.)
+                key = repr(config)
+                if config is not None and key not in self._trials:
+                    if trial_work(c.dataset, config) > MAX_TRIAL_WORK:
+                        self._trials[key] = None
+                    elif untried is None:
+                        untried = config
+                trial = self._trials.get(key)
+                waiting = config is not None and key not in self._trials
+                note = trial.describe() if trial is not None else TRYING if waiting else ""
+                button.set_note(note)
+        if untried is not None and self._trial_task is None and not self._closed:
+            self._start_trial(c.dataset, untried)
+
+    def _start_trial(self, dataset, config) -> None:
+        def job(_progress, cancelled):
+            return dataset, config, run_trial(dataset, config, should_stop=cancelled)
+
+        self._trying = config
+        task = self._trial_task = BackgroundTask(job, self)
+        task.done.connect(self._on_tried)
+        task.failed.connect(self._on_trial_failed)
+        task.ended.connect(self._on_trial_ended)
+        task.start()
+
+    @Slot(object)
+    def _on_tried(self, result) -> None:
+        dataset, config, trial = result
+        if trial is not None and dataset is self._trials_of:
+            self._trials[repr(config)] = trial
+
+    @Slot(object, str)
+    def _on_trial_failed(self, _error: Exception, _details: str) -> None:
+        # (A run that overflows is an outcome, not a failure: this is running out of memory
+        # or the like.) The fix keeps no note, and is not tried again.
+        self._trials[repr(self._trying)] = None
+
+    @Slot()
+    def _on_trial_ended(self) -> None:
+        task, self._trial_task = self._trial_task, None
+        if task is not None:
+            task.deleteLater()
+        if not self._closed and not self._controller.is_running:
+            self._try_fixes()
+
+    def shutdown(self) -> None:
+        """Stop trying fixes (window closing): waits for the trial in progress to notice."""
+        self._closed = True
+        self._refresh.stop()
+        if self._trial_task is not None:
+            self._trial_task.cancel()
+            # Its thread only quits once its result reaches this (GUI) thread: deliver events
+            # while waiting rather than block in QThread.wait.
+            deadline = time.monotonic() + SHUTDOWN_SECONDS
+            while self._trial_task is not None and time.monotonic() < deadline:
+                QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.shutdown()
+        super().closeEvent(event)
 
     @staticmethod
     def _summary_text(record: StepRecord, findings: list[Finding]) -> str:
@@ -329,6 +444,8 @@ class DiagnosticsView(QWidget):
     def _on_running_changed(self, running: bool) -> None:
         if running:
             self.banner.hide()
+            if self._trial_task is not None:
+                self._trial_task.cancel()  # (tried again once the run stops)
         else:
             self._refresh.stop()
             self._draw()

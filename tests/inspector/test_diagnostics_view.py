@@ -3,7 +3,8 @@
 import pytest
 from PySide6.QtCore import Qt
 
-from inspector.views.diagnostics import DiagnosticsView
+from inspector.views import diagnostics as diagnostics_view
+from inspector.views.diagnostics import TRYING, DiagnosticsView
 from model.presets import preset_config
 
 
@@ -246,3 +247,81 @@ def test_a_live_change_that_makes_a_fix_useless_takes_its_button_away(
     assert "Fix: Clip the gradient norm at 1" in labels()
     controller.update_live(clip_norm=1.0)
     assert not [text for text in labels() if text == "Fix: Clip the gradient norm at 1"]
+
+
+def fix_notes(view) -> dict[str, str]:
+    return {
+        button.label_text().removeprefix("Fix: "): button.note_text()
+        for card in view.cards
+        for button in card.fix_buttons
+    }
+
+
+def test_each_fix_says_what_it_did_when_tried(qtbot, view, controller, step_and_wait):
+    """A teacher's lecture went "now fix each cause on its own", and each alone failed in front
+    of the class. Each button now says so before it is pressed: tried, in a fresh run of its
+    settings."""
+    qtbot.waitUntil(lambda: TRYING not in fix_notes(view).values(), timeout=20000)
+    notes = fix_notes(view)
+    whole = next(note for label, note in notes.items() if label.startswith("Apply the answer's"))
+    assert whole.startswith("Tried: it learns, loss 0.6931 → ")
+    assert notes["Initialise both layers with N(0, 0.02) and start again"] == (
+        "Tried: the filter dies at iteration 2."
+    )
+    assert notes["Scale pixels to 0..1 and start again"] == "Tried: the filter dies at iteration 1."
+    assert notes["Divide the learning rate by 1e+07 (→ 5e-08)"].startswith(
+        "Tried for 100 iterations: not learned, accuracy 50%"
+    )
+    step_and_wait(controller)
+    qtbot.waitUntil(lambda: TRYING not in fix_notes(view).values(), timeout=20000)
+    notes = fix_notes(view)
+    # Going back to iteration 0 with a smaller rate is the fresh run of that rate: tried too.
+    assert notes["Divide the learning rate by 1e+07 (→ 5e-08), from iteration 0"].startswith(
+        "Tried for 100 iterations: not learned"
+    )
+    assert notes["Use leaky ReLU (slope 0.01) and start again"].startswith(
+        "Tried: the run overflows to NaN or infinity at iteration "
+    )
+    # A setting changed from the next update on is not a fresh run: not tried.
+    assert notes["Clip the gradient norm at 1"] == ""
+
+
+def test_the_trials_follow_the_settings_in_use(qtbot, view, controller):
+    """A fix is tried on the settings it would change: the rate typed in by hand shows in the
+    init-only fix's trial."""
+    qtbot.waitUntil(lambda: TRYING not in fix_notes(view).values(), timeout=20000)
+    controller.update_live(learning_rate=1e-4)
+    qtbot.waitUntil(lambda: TRYING not in fix_notes(view).values(), timeout=20000)
+    notes = fix_notes(view)
+    assert notes["Initialise both layers with N(0, 0.02) and start again"].startswith(
+        "Tried: it learns"
+    )
+
+
+def test_runs_too_large_to_try_in_a_moment_are_not_tried(qtbot, controller, monkeypatch):
+    monkeypatch.setattr(diagnostics_view, "MAX_TRIAL_WORK", 0)
+    widget = DiagnosticsView(controller)
+    qtbot.addWidget(widget)
+    assert set(fix_notes(widget).values()) == {""}
+    assert widget._trial_task is None
+
+
+def test_a_trial_in_progress_ends_with_the_panel(qtbot, controller):
+    widget = DiagnosticsView(controller)
+    qtbot.addWidget(widget)
+    assert widget._trial_task is not None  # trying the first fix
+    widget.shutdown()
+    assert widget._trial_task is None
+
+
+def test_the_status_bar_says_the_whole_fix_was_applied_in_plain_words(qtbot, view, controller):
+    """It read "Applied: Apply the answer's whole fix: …" (a teacher's review)."""
+    said = []
+    controller.status_message.connect(said.append)
+    click_fix(qtbot, view, "first_update_kills", "Apply the answer's whole fix")
+    qtbot.waitUntil(lambda: bool(said), timeout=10000)
+    assert said[-1].startswith("Applied the answer's whole fix: N(0, 0.02) weights")
+    said.clear()
+    click_fix(qtbot, view, "mostly_dead", "Use leaky ReLU")
+    qtbot.waitUntil(lambda: bool(said), timeout=10000)
+    assert said[-1] == "Applied: Use leaky ReLU (slope 0.01) and start again"

@@ -77,6 +77,21 @@ def test_a_trial_is_the_run_the_fix_would_start(question):
     assert session.iteration == 2
 
 
+def test_images_right_from_the_start_are_not_said_to_be_learned(question):
+    """N(0, 0.02) at a tiny rate: the initial weights have both images right and the loss
+    barely moves. That is the initial weights' luck, not learning."""
+    recommended = preset_config("recommended")
+    config = preset_config("seed").with_changes(
+        learning_rate=1e-7,
+        conv_init=recommended.conv_init,
+        classifier_init=recommended.classifier_init,
+    )
+    trial = run_trial(question, config)
+    assert (trial.outcome, trial.learned_at) == ("learned", 0)
+    assert trial.describe().startswith("Tried: both images right from the start, loss ")
+    assert "learns" not in trial.describe()
+
+
 def test_which_fixes_can_be_tried(question):
     config = preset_config("seed")
     reset = fix_leaky_relu()
