@@ -132,7 +132,9 @@ _TOOLTIPS = {
     "curve-loss": (
         "Mean binary cross-entropy over every image after each update (thick), and the loss "
         "of each image (thin). The axis turns logarithmic when the loss spans more than "
-        f"{LOG_DECADES:g} decades; use the check box above to choose."
+        f"{LOG_DECADES:g} decades; use the check box above to choose. A log axis cannot show "
+        "0: an image's loss of exactly 0 (its sigmoid saturated on the right side) leaves a gap "
+        "in its line."
     ),
     "curve-accuracy": "Fraction of all images classified correctly after each update.",
     "curve-weights": (
@@ -899,6 +901,10 @@ class CurvesView(QWidget):
         title_metrics = QFontMetricsF(title_font)
         gap = legend_metrics.horizontalAdvance("    ")
         title = _TITLES[panel.name]
+        if panel.name == "curve-loss" and panel.log_y:
+            # Said in the title, as the other log plots do: a saved figure has no check box
+            # beside it (a teacher's report read as a linear loss).
+            title += " (log)"
         sizes = [legend_metrics.horizontalAdvance(plain) for _, plain in panel.legend]
         inline = title_metrics.horizontalAdvance(title) + gap * len(sizes) + sum(sizes)
         if inline <= width:
@@ -1013,6 +1019,7 @@ class CurvesView(QWidget):
             panel.log_y = state
             panel.plot.setLogMode(y=state)
             panel.plot.enableAutoRange(y=True)
+            self._layout_titles()
 
     def _draw_log_panel(self, panel: _Panel, x: np.ndarray, columns) -> None:
         """Positive values on the log axis; exact zeros as markers on a line below them."""

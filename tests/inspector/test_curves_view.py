@@ -90,8 +90,11 @@ def test_seed_loss_starts_on_a_log_axis_and_the_user_can_switch_it_off(
     loss = view.plot_items()["curve-loss"]
     assert box.isChecked() and view.loss_log_scale
     assert loss.getAxis("left").logMode
+    # The title says it too: a saved figure has no check box (a teacher's report).
+    assert "Loss (cross-entropy) (log)" in loss.titleLabel.text
     box.click()
     assert not view.loss_log_scale and not loss.getAxis("left").logMode
+    assert "(log)" not in loss.titleLabel.text
     mean = curve_named(loss, "mean")
     assert y_at(mean, 0) == pytest.approx(controller.record(0).loss)
 
