@@ -140,7 +140,10 @@ def _preset_text(config: TrainingConfig, preset: str | None) -> str:
         for field in fields(config)
         if getattr(config, field.name) != getattr(base, field.name)
     ]
-    return f"{preset}, started with {', '.join(changed)}" if changed else preset
+    # As the window names it, with the name the command line takes ("seed" alone read as an
+    # internal word to a teacher).
+    named = f"{PRESETS[preset].title} (--preset {preset})"
+    return f"{named}, started with {', '.join(changed)}" if changed else named
 
 
 def _setting_text(value) -> str:
@@ -358,7 +361,7 @@ def index_html(
         "<title>Training Inspector report</title>",
         f"<style>{_STYLE}</style></head><body>",
         "<h1>Training Inspector report</h1>",
-        f"<p>{final.iteration} SGD updates of a small convolutional network on "
+        f"<p>{format_count(final.iteration, 'SGD update')} of a small convolutional network on "
         f"{len(dataset)} images of {dataset.size[0]}x{dataset.size[1]}{_e(where)}: "
         f"{zeros} '{_e(dataset.class_names[0])}' (label 0) and {ones} "
         f"'{_e(dataset.class_names[1])}' (label 1).</p>",

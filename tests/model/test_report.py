@@ -136,14 +136,15 @@ def test_a_rate_changed_before_the_first_update_is_the_one_the_run_started_with(
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     assert config["config"]["learning_rate"] == 0.01
     page = (folder / "index.html").read_text(encoding="utf-8")
-    assert "<td>recommended</td>" in page
+    assert "<td>The answer&#x27;s fix (learns) (--preset recommended)</td>" in page
     assert "<th>learning rate at the start</th><td>0.01000</td>" in page
     # Started from the preset, the rate changed since: the window names no preset, the page
     # still the one it started from.
     session.update_settings(learning_rate=0.2)
     again = write_report(session, tmp_path / "again", preset=None)
-    assert "<td>recommended</td>" in (again / "index.html").read_text(encoding="utf-8")
+    assert "(--preset recommended)</td>" in (again / "index.html").read_text(encoding="utf-8")
     assert "1 filter 3x3x3" in page
+    assert "<p>3 SGD updates of a small" in page
     # Iteration 0's snapshot, and its metrics row, go on with the rate too (a review found
     # 0.5 in filters-iter000000.json).
     snapshot = json.loads((folder / "snapshots" / "filters-iter000000.json").read_text("utf-8"))
@@ -171,7 +172,10 @@ def test_config_is_the_start_and_the_log_holds_the_change(report):
     assert config["preset"] == "seed" and config["seed"] == 4 and config["iterations"] == 7
     # The page says it started from the preset with another rate.
     page = (folder / "index.html").read_text(encoding="utf-8")
-    assert "<td>seed, started with learning rate 1.000e-06</td>" in page
+    assert (
+        "<td>The question&#x27;s setup (fails) (--preset seed), started with learning rate "
+        "1.000e-06</td>" in page
+    )
     assert config["config"]["learning_rate"] == 1e-6  # as at iteration 0, not the current 0.5
     assert session.config.learning_rate == 0.5
     log = json.loads((folder / "settings_log.json").read_text(encoding="utf-8"))
