@@ -424,6 +424,14 @@ class SessionController(QObject):
         if self._running or steps <= 0 or self.is_loading:
             return
         if self._pinned is not None:
+            if self._pinned < self.latest_iteration:
+                # A teacher back at iteration 1 to explain it pressed Step, and the run went
+                # on from 15,419 without a word.
+                self.status_message.emit(
+                    f"Went on from the latest iteration, {self.latest_iteration:,}, not from "
+                    f"iteration {self._pinned:,} shown (Continue from here trains on from the "
+                    "one shown)"
+                )
             self.follow_latest()
         try:
             self._call("run", steps, pause_on_findings)

@@ -183,6 +183,27 @@ def test_after_going_back_a_reset_says_so_in_the_status_bar(qtbot, controller, s
     assert messages[-1] == "Started again from iteration 0"
 
 
+def test_a_step_while_an_earlier_iteration_is_shown_says_where_it_went_on_from(
+    qtbot, controller, step_and_wait
+):
+    """A teacher back at iteration 1 of 15,419 to explain it pressed Step: the run went on
+    from the latest without a word."""
+    messages = []
+    controller.status_message.connect(messages.append)
+    step_and_wait(controller, 3)
+    controller.show_iteration(1)
+    qtbot.waitUntil(lambda: controller.shown.iteration == 1, timeout=10000)
+    step_and_wait(controller)
+    assert controller.latest_iteration == 4 and controller.shown.iteration == 4
+    assert messages[-1] == (
+        "Went on from the latest iteration, 3, not from iteration 1 shown (Continue from here "
+        "trains on from the one shown)"
+    )
+    messages.clear()
+    step_and_wait(controller)  # following the latest: nothing to say
+    assert messages == []
+
+
 def test_a_fix_applied_while_an_earlier_iteration_is_shown_says_where_it_applies(
     qtbot, controller, step_and_wait
 ):
