@@ -9,7 +9,7 @@ The folder holds
   and preset; ``settings_log.json``: every later change of learning rate, momentum or clipping
   and the iteration it took effect (``model.settings_log``);
 - ``dataset.json`` and ``data/``: the images as PNGs in the dataset folder convention
-  (``data/0_<class 0>/img_0000.png``, ``data/1_<class 1>/...``), written from the very arrays
+  (``data/0_<class 0>/0000_<name>.png``, ``data/1_<class 1>/...``), written from the very arrays
   the network saw, so that loading ``data/`` gives the same arrays (same ``Dataset.digest``);
   ``images.csv`` lists them in the order the run saw them (``model.data.load_image_list``),
   which a folder cannot keep when the dataset is not sorted by label;
@@ -203,8 +203,12 @@ def data_files(dataset: Dataset) -> list[str]:
     folders = [_class_folder(label, name) for label, name in enumerate(dataset.class_names)]
     counters = [0, 0]
     paths = []
-    for label in dataset.labels:
-        paths.append(f"{DATA_DIR}/{folders[label]}/img_{counters[label]:0{width}d}.png")
+    for label, original in zip(dataset.labels, dataset.paths, strict=True):
+        # The image's own name after its number: the number keeps the order when the folder
+        # is loaded again, the name what a teacher called it ("img_0000" lost it).
+        stem = _UNSAFE_NAME.sub("_", os.path.splitext(os.path.basename(original))[0])
+        stem = stem.strip(" ._") or "img"
+        paths.append(f"{DATA_DIR}/{folders[label]}/{counters[label]:0{width}d}_{stem}.png")
         counters[label] += 1
     return paths
 

@@ -22,6 +22,7 @@ from model.headless import FINDINGS_JSON_NAME
 from model.presets import preset_config
 from model.report import (
     RunSnapshot,
+    data_files,
     default_snapshot_iterations,
     new_work_folder,
     reproduce_arguments,
@@ -86,8 +87,8 @@ def test_every_file_is_written(report):
         "metrics.csv",
         "findings.txt",
         "findings.json",
-        "data/0_cross/img_0000.png",
-        "data/1_circle/img_0000.png",
+        "data/0_cross/0000_cross.png",  # (numbered in dataset order, with their names)
+        "data/1_circle/0000_circle.png",
         "plots/loss curve.png",
     ):
         assert (folder / name).is_file(), name
@@ -484,7 +485,7 @@ def test_odd_class_names_and_an_unsorted_dataset_reproduce_exactly(tmp_path, cap
     assert np.array_equal(reloaded.images, images[order])
     description = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
     assert description["order_survives_reload"] is False
-    assert description["files"][0] == "data/1_hidden/img_0000.png"
+    assert description["files"][0] == "data/1_hidden/0000_x.png"
     # The image list keeps the run's order and class names, so the run repeats exactly.
     listed = load_image_list(folder / "images.csv")
     assert listed.digest() == dataset.digest() and listed.class_names == ("a,b", ".hidden")
@@ -527,3 +528,17 @@ def test_the_page_says_what_each_plot_shows(question, tmp_path):
     assert "<figcaption>Loss (binary cross-entropy) over the iterations" in page
     assert "Its title gives the settings it held fixed, which may not be this run's." in page
     assert "<figcaption>own plot</figcaption>" in page  # (a name without a caption: itself)
+
+
+def test_the_images_keep_their_names_after_their_numbers():
+    """A teacher's images came back as img_0000.png…: the names were lost. The numbers stay
+    first, so that loading data/ keeps the run's order."""
+    images = np.zeros((4, 3, 2, 2), dtype=np.uint8)
+    names = ("/home/t/cats/cat (1).PNG", "dogs/dog.jpg", "cats/.png", "cats/ä.png")
+    dataset = Dataset(images, np.array([0, 1, 0, 0]), ("cats", "dogs"), names)
+    assert data_files(dataset) == [
+        "data/0_cats/0000_cat _1.png",
+        "data/1_dogs/0000_dog.png",
+        "data/0_cats/0001_png.png",
+        "data/0_cats/0002_img.png",  # (nothing of "ä" is safe in every file system)
+    ]
