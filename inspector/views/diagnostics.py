@@ -323,6 +323,11 @@ class DiagnosticsView(QWidget):
 
     # -- trying the fixes --------------------------------------------------------------------
 
+    @property
+    def is_trying(self) -> bool:
+        """Whether a fix is being tried (in a thread)."""
+        return self._trial_task is not None
+
     def _try_fixes(self) -> None:
         """Say under each fix that starts a fresh run what that run did when tried, and start
         trying the next fix not tried yet (``model.trial``)."""

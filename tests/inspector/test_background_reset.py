@@ -524,7 +524,7 @@ def test_a_rate_changed_while_the_first_update_is_predicted_is_not_lost(
         )
         qtbot.waitUntil(lambda: not ctrl.is_starting, timeout=10000)
         (kills,) = [f for f in ctrl.shown.findings if f.code == "first_update_kills"]
-        assert "= −0.2500 ×" in kills.explanation  # predicted with the rate Step will use
+        assert "= -0.2500 ×" in kills.explanation  # predicted with the rate Step will use
     finally:
         gate.set()
         ctrl.shutdown()

@@ -303,15 +303,15 @@ def test_runs_too_large_to_try_in_a_moment_are_not_tried(qtbot, controller, monk
     widget = DiagnosticsView(controller)
     qtbot.addWidget(widget)
     assert set(fix_notes(widget).values()) == {""}
-    assert widget._trial_task is None
+    assert not widget.is_trying
 
 
 def test_a_trial_in_progress_ends_with_the_panel(qtbot, controller):
     widget = DiagnosticsView(controller)
     qtbot.addWidget(widget)
-    assert widget._trial_task is not None  # trying the first fix
+    assert widget.is_trying  # the first fix
     widget.shutdown()
-    assert widget._trial_task is None
+    assert not widget.is_trying
 
 
 def test_the_status_bar_says_the_whole_fix_was_applied_in_plain_words(qtbot, view, controller):
