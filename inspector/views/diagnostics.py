@@ -39,6 +39,10 @@ TRIAL_TIP = (
 TRYING = "Trying it…"
 #: Longest wait for a trial in progress when the window closes (it checks between updates).
 SHUTDOWN_SECONDS = 10
+#: Trials start once the settings and cards have been still this long.
+TRIAL_DELAY_MS = 400
+#: A trial not done in this time is stopped, and its fix left without a note.
+TRIAL_SECONDS = 3.0
 
 
 class FixButton(QPushButton):
@@ -223,7 +227,13 @@ class DiagnosticsView(QWidget):
         self._trials: dict = {}
         self._trials_of = controller.dataset
         self._trial_task: BackgroundTask | None = None
-        self._trying = None  # the settings being tried
+        self._trying = None  # the settings being tried, on the images of:
+        self._trying_dataset = None
+        self._chain = False  # the trial just ended was done: the next starts at once
+        self._trial_delay = QTimer(self)
+        self._trial_delay.setSingleShot(True)
+        self._trial_delay.setInterval(TRIAL_DELAY_MS)
+        self._trial_delay.timeout.connect(lambda: self._try_fixes(start=True))
         self._closed = False
 
         outer = QVBoxLayout(self)
@@ -328,36 +338,62 @@ class DiagnosticsView(QWidget):
         """Whether a fix is being tried (in a thread)."""
         return self._trial_task is not None
 
-    def _try_fixes(self) -> None:
-        """Say under each fix that starts a fresh run what that run did when tried, and start
-        trying the next fix not tried yet (``model.trial``)."""
+    def _try_fixes(self, *, start: bool = False) -> None:
+        """Say under each fix that starts a fresh run what that run did when tried; with
+        ``start``, start trying the first fix not tried yet, else (settings or cards changed)
+        after ``TRIAL_DELAY_MS`` of quiet: a learning rate dragged on its slider makes a new
+        set of settings to try at every step (a review), and a trial holds the interpreter
+        lock between its NumPy calls, slowing the window meanwhile. A trial nobody needs any
+        more is stopped."""
         c = self._controller
         if c.dataset is not self._trials_of:
             self._trials.clear()
             self._trials_of = c.dataset
-        untried = None
+        needed, untried = set(), None
         for card in self.cards:
             for fix, button in zip(card.finding.fixes, card.fix_buttons, strict=True):
                 config = trial_config(c.config, fix, c.latest_iteration)
                 # (Settings hold dicts, so they are kept by their repr, which says them all.)
                 key = repr(config)
-                if config is not None and key not in self._trials:
-                    if trial_work(c.dataset, config) > MAX_TRIAL_WORK:
-                        self._trials[key] = None
-                    elif untried is None:
-                        untried = config
+                if config is not None:
+                    needed.add(key)
+                    if key not in self._trials:
+                        if trial_work(c.dataset, config) > MAX_TRIAL_WORK:
+                            self._trials[key] = None
+                        elif untried is None:
+                            untried = config
                 trial = self._trials.get(key)
                 waiting = config is not None and key not in self._trials
                 note = trial.describe() if trial is not None else TRYING if waiting else ""
                 button.set_note(note)
-        if untried is not None and self._trial_task is None and not self._closed:
+        task = self._trial_task
+        if task is not None and (
+            repr(self._trying) not in needed or self._trying_dataset is not c.dataset
+        ):
+            task.cancel()
+        if untried is None or self._closed or c.is_running or c.is_loading or c.is_starting:
+            self._trial_delay.stop()
+        elif task is None and start:
             self._start_trial(c.dataset, untried)
+        elif task is None:
+            self._trial_delay.start()
 
     def _start_trial(self, dataset, config) -> None:
         def job(_progress, cancelled):
-            return dataset, config, run_trial(dataset, config, should_stop=cancelled)
+            # Stopped after TRIAL_SECONDS: a run that slow is not tried (left without a note).
+            deadline = time.monotonic() + TRIAL_SECONDS
+            timed_out = []
 
-        self._trying = config
+            def stop() -> bool:
+                if time.monotonic() > deadline:
+                    timed_out.append(True)
+                return cancelled() or bool(timed_out)
+
+            trial = run_trial(dataset, config, should_stop=stop)
+            return dataset, config, trial, bool(timed_out) and not cancelled()
+
+        self._trying, self._trying_dataset = config, dataset
+        self._chain = False
         task = self._trial_task = BackgroundTask(job, self)
         task.done.connect(self._on_tried)
         task.failed.connect(self._on_trial_failed)
@@ -366,15 +402,17 @@ class DiagnosticsView(QWidget):
 
     @Slot(object)
     def _on_tried(self, result) -> None:
-        dataset, config, trial = result
-        if trial is not None and dataset is self._trials_of:
+        dataset, config, trial, too_slow = result
+        if dataset is self._trials_of and (trial is not None or too_slow):
             self._trials[repr(config)] = trial
+            self._chain = True  # the next at once: nothing changed meanwhile
 
     @Slot(object, str)
     def _on_trial_failed(self, _error: Exception, _details: str) -> None:
         # (A run that overflows is an outcome, not a failure: this is running out of memory
-        # or the like.) The fix keeps no note, and is not tried again.
-        self._trials[repr(self._trying)] = None
+        # or the like.) The fix keeps no note, and is not tried again on these images.
+        if self._trying_dataset is self._trials_of:
+            self._trials[repr(self._trying)] = None
 
     @Slot()
     def _on_trial_ended(self) -> None:
@@ -382,12 +420,13 @@ class DiagnosticsView(QWidget):
         if task is not None:
             task.deleteLater()
         if not self._closed and not self._controller.is_running:
-            self._try_fixes()
+            self._try_fixes(start=self._chain)
 
     def shutdown(self) -> None:
         """Stop trying fixes (window closing): waits for the trial in progress to notice."""
         self._closed = True
         self._refresh.stop()
+        self._trial_delay.stop()
         if self._trial_task is not None:
             self._trial_task.cancel()
             # Its thread only quits once its result reaches this (GUI) thread: deliver events

@@ -1,5 +1,7 @@
 """The Diagnostics panel explains the shown iteration and applies fixes in one click."""
 
+import time
+
 import pytest
 from PySide6.QtCore import Qt
 
@@ -306,12 +308,67 @@ def test_runs_too_large_to_try_in_a_moment_are_not_tried(qtbot, controller, monk
     assert not widget.is_trying
 
 
-def test_a_trial_in_progress_ends_with_the_panel(qtbot, controller):
+def slow_trials(monkeypatch):
+    """Trials that take 0.1 s an update until stopped; returns the settings tried."""
+    tried = []
+
+    def slow(dataset, config, iterations=100, should_stop=None):
+        tried.append(config)
+        for _ in range(iterations):
+            if should_stop():
+                return None
+            time.sleep(0.1)
+        return None
+
+    monkeypatch.setattr(diagnostics_view, "run_trial", slow)
+    return tried
+
+
+def test_a_trial_in_progress_ends_with_the_panel(qtbot, controller, monkeypatch):
+    slow_trials(monkeypatch)
     widget = DiagnosticsView(controller)
     qtbot.addWidget(widget)
-    assert widget.is_trying  # the first fix
+    qtbot.waitUntil(lambda: widget.is_trying, timeout=5000)  # the first fix
+    started = time.monotonic()
     widget.shutdown()
-    assert not widget.is_trying
+    assert not widget.is_trying and time.monotonic() - started < 2
+
+
+def test_trials_wait_for_settings_to_be_still_and_stop_when_not_needed(
+    qtbot, make_controller, question_dataset, monkeypatch
+):
+    """A review: dragging the rate's slider made a new set of settings to try at every step,
+    each started at once, and a trial of settings gone kept running."""
+    tried = slow_trials(monkeypatch)
+    # The answer's fix at iteration 0: its one fix (leaky ReLU) is tried at the rate in use.
+    controller = make_controller(question_dataset, preset_config("recommended"))
+    widget = DiagnosticsView(controller)
+    qtbot.addWidget(widget)
+    for rate in (0.04, 0.03, 0.02):  # faster than the delay: nothing starts meanwhile
+        controller.update_live(learning_rate=rate)
+        qtbot.wait(diagnostics_view.TRIAL_DELAY_MS // 4)
+        assert not widget.is_trying and tried == []
+    qtbot.waitUntil(lambda: len(tried) == 1, timeout=5000)
+    assert tried[0].learning_rate == 0.02
+    first = widget._trial_task
+    started = time.monotonic()
+    controller.update_live(learning_rate=0.05)  # the settings tried are no longer any card's
+    qtbot.waitUntil(lambda: widget._trial_task is not first, timeout=5000)
+    assert time.monotonic() - started < diagnostics_view.TRIAL_SECONDS / 2
+    qtbot.waitUntil(lambda: len(tried) == 2, timeout=5000)
+    assert tried[1].learning_rate == 0.05
+    widget.shutdown()
+
+
+def test_a_trial_too_slow_is_stopped_and_leaves_no_note(qtbot, controller, monkeypatch):
+    slow_trials(monkeypatch)
+    monkeypatch.setattr(diagnostics_view, "TRIAL_SECONDS", 0.3)
+    widget = DiagnosticsView(controller)
+    qtbot.addWidget(widget)
+    qtbot.waitUntil(lambda: "" in fix_notes(widget).values(), timeout=5000)
+    whole = next(n for label, n in fix_notes(widget).items() if label.startswith("Apply"))
+    assert whole == ""  # not tried: no note, and not tried again
+    widget.shutdown()
 
 
 def test_the_status_bar_says_the_whole_fix_was_applied_in_plain_words(qtbot, view, controller):

@@ -8,7 +8,14 @@ from model.diagnostics import Fix, fix_leaky_relu, fix_learning_rate
 from model.presets import preset_config
 from model.session import TrainingSession
 from model.sweep import CELL_HISTORY_MB
-from model.trial import TRIAL_ITERATIONS, Trial, run_trial, trial_config, trial_work
+from model.trial import (
+    MAX_TRIAL_WORK,
+    TRIAL_ITERATIONS,
+    Trial,
+    run_trial,
+    trial_config,
+    trial_work,
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +84,16 @@ def test_a_trial_is_the_run_the_fix_would_start(question):
     assert session.iteration == 2
 
 
+def test_on_larger_sets_the_note_gives_the_level_held_and_the_last_share():
+    """A review: "98% of the images right from iteration 7" paired the last iteration's share
+    with the iteration the 95% level was first held from."""
+    trial = Trial("learned", 100, 100, 80, 8, 0.98, 0.1, 0.7, 0.95, 7)
+    assert trial.describe() == (
+        "Tried: it learns, loss 0.7000 → 0.1000 in 100 iterations, at least 95% of the images "
+        "right from iteration 7 (98% at the end)."
+    )
+
+
 def test_images_right_from_the_start_are_not_said_to_be_learned(question):
     """N(0, 0.02) at a tiny rate: the initial weights have both images right and the loss
     barely moves. That is the initial weights' luck, not learning."""
@@ -113,7 +130,13 @@ def test_which_fixes_can_be_tried(question):
 
 def test_the_work_of_a_trial_counts_pixels_filters_and_iterations(question):
     config = preset_config("seed", num_filters=4)
-    assert trial_work(question, config, 10) == 2 * 32 * 32 * 4 * 10
+    assert trial_work(question, config, 10) == 2 * 32 * 32 * 4 * 3 * 9 * 10
+    # The kernel counts (a review: 15×15 kernels took 40 s under a guard that left them out).
+    wide = config.with_changes(kernel_size=7, padding="valid")
+    assert trial_work(question, wide, 10) == 2 * 26 * 26 * 4 * 3 * 49 * 10
+    shapes = load_example("shapes")
+    assert trial_work(shapes, preset_config("shapes")) < MAX_TRIAL_WORK
+    assert trial_work(shapes, preset_config("shapes", kernel_size=7)) > MAX_TRIAL_WORK
 
 
 def test_a_trial_stopped_early_says_nothing(question):
