@@ -589,11 +589,21 @@ def _mostly_dead(record: StepRecord) -> list[Finding]:
     maps = record.activation
     outputs = None if maps is None else maps.shape[0] * maps.shape[2] * maps.shape[3]
     start = record.iteration == 0
-    ratio = None if start else float(record.metrics["conv_update_ratio"])
-    # A smaller rate only where the update was too large, as What if calls it: the answer's
-    # fix starts 98% at 0 and its small updates revive it, while this card told a teacher's
-    # class to divide the rate that learns by 10 (and What if called it "ok").
-    large = ratio is not None and not ratio < LARGE_UPDATE_RATIO  # (NaN too)
+    # A smaller rate only after an update What if would call "too large" (either layer's
+    # update at least LARGE_UPDATE_RATIO of its weights' size): the answer's fix starts 98% at
+    # 0 and its small updates revive it, while this card told a teacher's class to divide the
+    # rate that learns by 10 (and What if called it "ok"). The ratios are whole layers', not
+    # one filter's (a review).
+    layer, ratio = "", math.nan
+    if not start:
+        layer, ratio = max(
+            (
+                ("conv layer", float(record.metrics["conv_update_ratio"])),
+                ("classifier", float(record.metrics["classifier_update_ratio"])),
+            ),
+            key=lambda pair: -math.inf if math.isnan(pair[1]) else pair[1],
+        )
+    large = not start and not ratio < LARGE_UPDATE_RATIO  # (NaN too)
     if start:
         risk = (
             "No update has been made yet: the initial weights make it so. A large update in "
@@ -601,13 +611,14 @@ def _mostly_dead(record: StepRecord) -> list[Finding]:
         )
     elif large:
         risk = (
-            f"The last update was {format_number(ratio)}× the size of the filter weights: one "
-            "more such update in the wrong direction"
+            f"The last update moved the {layer}'s weights by {format_number(ratio)}× their "
+            "size: one more such update in the wrong direction"
         )
     else:
         risk = (
-            f"The last update was small ({format_number(ratio)} of the filter weights' size), "
-            "so the learning rate is not what to change; a large update in the wrong direction"
+            f"The last update was small (no layer's weights moved by more than "
+            f"{format_number(ratio)} of their size), so the learning rate is not what to "
+            "change; a large update in the wrong direction"
         )
     for f, fraction in enumerate(record.dead_fraction_per_filter):
         if record.dead_since[f] is not None or fraction < HIGH_DEAD_FRACTION:

@@ -46,14 +46,14 @@ def test_a_mostly_dead_filter_says_how_many_outputs_are_still_positive():
         dead_since=(None, None, 2),
         settings=OptimSettings(0.1, 0.0, None),
         iteration=3,
-        metrics={"conv_update_ratio": 0.5},
+        metrics={"conv_update_ratio": 0.5, "classifier_update_ratio": 0.01},
     )
     first, second = diagnostics._mostly_dead(record)
     assert first.title == ">99% of filter 0's ReLU outputs are zero"
     assert first.explanation == (
         "Only 1 of its 2,048 outputs (<1%) is positive, so only it passes gradient back to "
-        "filter 0. The last update was 0.5000× the size of the filter weights: one more such "
-        "update in the wrong direction can make it 0 everywhere (a dead filter)."
+        "filter 0. The last update moved the conv layer's weights by 0.5000× their size: one "
+        "more such update in the wrong direction can make it 0 everywhere (a dead filter)."
     )
     assert second.title == "85% of filter 1's ReLU outputs are zero"
     assert second.explanation.startswith(
@@ -69,7 +69,7 @@ def _mostly_dead_record(fractions, iteration=3):
         dead_since=(None,) * len(fractions),
         settings=OptimSettings(0.1, 0.0, None),
         iteration=iteration,
-        metrics={"conv_update_ratio": 0.5},
+        metrics={"conv_update_ratio": 0.5, "classifier_update_ratio": 0.01},
     )
 
 
@@ -91,22 +91,33 @@ def test_several_mostly_dead_filters_read_as_one_warning_in_the_place_of_the_fir
     ]
     assert "each of these 3 filters" in group.explanation
     assert group.explanation.endswith(
-        "The last update was 0.5000× the size of the filter weights: one more such update in "
-        "the wrong direction can make any of them 0 everywhere (a dead filter)."
+        "The last update moved the conv layer's weights by 0.5000× their size: one more such "
+        "update in the wrong direction can make any of them 0 everywhere (a dead filter)."
     )
     assert group.fixes == mostly[0].fixes
 
 
 def test_a_smaller_rate_is_offered_to_a_mostly_dead_filter_only_after_a_large_update():
-    """What if calls an update of 0.1 of the weights' size or more "too large"; below that it
-    is "ok", and the card does not say otherwise."""
+    """What if calls an update of 0.1 of the weights' size or more, in either layer, "too
+    large"; below that it is "ok", and the card does not say otherwise."""
     large = _mostly_dead_record([0.95])
-    small = SimpleNamespace(**{**vars(large), "metrics": {"conv_update_ratio": 0.002}})
+    small = SimpleNamespace(
+        **{**vars(large), "metrics": {"conv_update_ratio": 0.002, "classifier_update_ratio": 0.09}}
+    )
     labels = [[fix.label for fix in diagnostics._mostly_dead(r)[0].fixes] for r in (large, small)]
     assert labels == [
         ["Divide the learning rate by 10 (→ 0.01)", "Use leaky ReLU (slope 0.01) and start again"],
         ["Use leaky ReLU (slope 0.01) and start again"],
     ]
+    assert "(no layer's weights moved by more than 0.09000 of their size)" in (
+        diagnostics._mostly_dead(small)[0].explanation
+    )
+    classifier = SimpleNamespace(
+        **{**vars(large), "metrics": {"conv_update_ratio": 0.002, "classifier_update_ratio": 0.3}}
+    )
+    (card,) = diagnostics._mostly_dead(classifier)
+    assert "moved the classifier's weights by 0.3000× their size" in card.explanation
+    assert card.fixes[0].lowers_rate
 
 
 def test_one_mostly_dead_filter_keeps_its_own_words():
