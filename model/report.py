@@ -110,6 +110,11 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Images shown on the page (all are in data/).
 SHOWN_IMAGES = 24
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+#: In an image's own name: letters of any script are kept (a review found every non-Latin name
+#: written as 'img'), and the name is cut to MAX_STEM characters (a long one made the path too
+#: long to write).
+_UNSAFE_STEM = re.compile(r"[^\w. -]+")
+MAX_STEM = 60
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,8 +211,8 @@ def data_files(dataset: Dataset) -> list[str]:
     for label, original in zip(dataset.labels, dataset.paths, strict=True):
         # The image's own name after its number: the number keeps the order when the folder
         # is loaded again, the name what a teacher called it ("img_0000" lost it).
-        stem = _UNSAFE_NAME.sub("_", os.path.splitext(os.path.basename(original))[0])
-        stem = stem.strip(" ._") or "img"
+        stem = _UNSAFE_STEM.sub("_", os.path.splitext(os.path.basename(original))[0])
+        stem = stem[:MAX_STEM].strip(" ._") or "img"
         paths.append(f"{DATA_DIR}/{folders[label]}/{counters[label]:0{width}d}_{stem}.png")
         counters[label] += 1
     return paths

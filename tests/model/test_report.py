@@ -533,12 +533,13 @@ def test_the_page_says_what_each_plot_shows(question, tmp_path):
 def test_the_images_keep_their_names_after_their_numbers():
     """A teacher's images came back as img_0000.png…: the names were lost. The numbers stay
     first, so that loading data/ keeps the run's order."""
-    images = np.zeros((4, 3, 2, 2), dtype=np.uint8)
-    names = ("/home/t/cats/cat (1).PNG", "dogs/dog.jpg", "cats/.png", "cats/ä.png")
-    dataset = Dataset(images, np.array([0, 1, 0, 0]), ("cats", "dogs"), names)
+    images = np.zeros((5, 3, 2, 2), dtype=np.uint8)
+    names = ("/home/t/cats/cat (1).PNG", "dogs/dog.jpg", "cats/.png", "cats/猫ä.png", "x" * 300)
+    dataset = Dataset(images, np.array([0, 1, 0, 0, 1]), ("cats", "dogs"), names)
     assert data_files(dataset) == [
         "data/0_cats/0000_cat _1.png",
         "data/1_dogs/0000_dog.png",
         "data/0_cats/0001_png.png",
-        "data/0_cats/0002_img.png",  # (nothing of "ä" is safe in every file system)
+        "data/0_cats/0002_猫ä.png",
+        f"data/1_dogs/0001_{'x' * 60}.png",  # (a long name made the path too long to write)
     ]
