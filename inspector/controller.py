@@ -423,20 +423,20 @@ class SessionController(QObject):
     def _start(self, steps: int, *, pause_on_findings: bool) -> None:
         if self._running or steps <= 0 or self.is_loading:
             return
-        if self._pinned is not None:
-            if self._pinned < self.latest_iteration:
-                # A teacher back at iteration 1 to explain it pressed Step, and the run went
-                # on from 15,419 without a word.
-                self.status_message.emit(
-                    f"Went on from the latest iteration, {self.latest_iteration:,}, not from "
-                    f"iteration {self._pinned:,} shown (Continue from here trains on from the "
-                    "one shown)"
-                )
+        pinned = self._pinned
+        if pinned is not None:
             self.follow_latest()
         try:
             self._call("run", steps, pause_on_findings)
         except TrainerError:
             return  # reported by _call
+        if pinned is not None and pinned < self.latest_iteration:
+            # A teacher back at iteration 1 to explain it pressed Step, and the run went on
+            # from 15,419 without a word.
+            self.status_message.emit(
+                f"Went on from the latest iteration, {self.latest_iteration:,}, not from "
+                f"iteration {pinned:,} shown (Continue from here trains on from the one shown)"
+            )
         self._running = True
         self.running_changed.emit(True)
         # A Step's one frame comes as soon as its iteration is done: look often, whatever the

@@ -35,7 +35,9 @@ def readme_source(source_tree: Path | None = None) -> tuple[str, Path | None]:
     ("", None) if neither is found)."""
     tree = source_tree if source_tree is not None else Path(__file__).resolve().parent.parent
     readme = tree / "README.md"
-    if readme.is_file():
+    # Only this project's source tree: installed, the folder above the package is
+    # site-packages, where another package may have left a README.md (a review).
+    if readme.is_file() and (tree / "pyproject.toml").is_file() and (tree / "inspector").is_dir():
         try:
             return readme.read_text(encoding="utf-8"), tree
         except (OSError, UnicodeDecodeError):

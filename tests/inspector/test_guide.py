@@ -42,7 +42,10 @@ def test_the_source_tree_readme_is_read_with_its_folder():
 
 
 def test_an_installed_package_reads_its_long_description(tmp_path, monkeypatch):
-    """No README beside the packages (a wheel install): the package metadata has it."""
+    """No README beside the packages (a wheel install): the package metadata has it. Another
+    package's README in site-packages is not taken for it."""
+    (tmp_path / "README.md").write_text("# Some other project\n", encoding="utf-8")
+    (tmp_path / "inspector").mkdir()
     described = email.message.Message()
     described.set_payload("# Training Inspector\n\n## One minute with it\n\nPress F10.\n")
     monkeypatch.setattr(guide.importlib.metadata, "metadata", lambda name: described)
