@@ -24,7 +24,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QRectF, Qt, QTimer, Slot
 from PySide6.QtGui import QFont, QFontMetricsF
 from PySide6.QtWidgets import (
-    QApplication,
     QCheckBox,
     QGraphicsItem,
     QHBoxLayout,
@@ -35,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector import plotting
-from inspector.views.widgets import scroll_area
+from inspector.views.widgets import scroll_area, scroll_with_plain_wheel
 from model.files import write_atomic
 from model.formatting import format_number, format_share
 from model.record import METRIC_NAMES, StepRecord
@@ -419,11 +418,8 @@ class _PlotsFilter(QObject):
                 self._on_resize()
         elif kind == QEvent.Type.Leave:
             self._on_leave()
-        elif kind == QEvent.Type.Wheel and not (
-            event.modifiers() & Qt.KeyboardModifier.ControlModifier
-        ):
+        elif scroll_with_plain_wheel(self._scroll, event):
             self._on_leave()  # the plots move under the pointer: its readout is of another point
-            QApplication.sendEvent(self._scroll.viewport(), event)
             return True
         return False
 

@@ -61,10 +61,20 @@ def scroll_area(
     return area
 
 
+def scroll_with_plain_wheel(area: QScrollArea, event) -> bool:
+    """Give ``event``, if it is a plain wheel turn (no Ctrl: that zooms a plot), to ``area``;
+    True when it did. Plots that zoom with Ctrl+wheel only leave a plain turn unused, and an
+    unused turn does not reach the scroll area around them by itself."""
+    if event.type() != QEvent.Type.Wheel or (
+        event.modifiers() & Qt.KeyboardModifier.ControlModifier
+    ):
+        return False
+    QApplication.sendEvent(area.viewport(), event)
+    return True
+
+
 class _WheelScrollsPanel(QObject):
-    """A plain wheel turn over plots scrolls the panel they are in (pyqtgraph leaves it unused
-    when the plots zoom with Ctrl+wheel only, and an unused turn does not reach the scroll area
-    around the plots by itself)."""
+    """Plain wheel turns over plots scroll the panel they are in (``scroll_with_plain_wheel``)."""
 
     def __init__(self, graphics: QWidget) -> None:
         super().__init__(graphics)
@@ -72,17 +82,12 @@ class _WheelScrollsPanel(QObject):
         graphics.viewport().installEventFilter(self)
 
     def eventFilter(self, _watched, event) -> bool:  # noqa: N802 (Qt override)
-        if event.type() != QEvent.Type.Wheel or (
-            event.modifiers() & Qt.KeyboardModifier.ControlModifier
-        ):
+        if event.type() != QEvent.Type.Wheel:
             return False
         widget = self._graphics.parentWidget()
         while widget is not None and not isinstance(widget, QScrollArea):
             widget = widget.parentWidget()
-        if widget is None:
-            return False
-        QApplication.sendEvent(widget.viewport(), event)
-        return True
+        return widget is not None and scroll_with_plain_wheel(widget, event)
 
 
 def wheel_scrolls_panel(graphics: QWidget) -> None:

@@ -382,3 +382,31 @@ def test_the_status_bar_says_the_whole_fix_was_applied_in_plain_words(qtbot, vie
     click_fix(qtbot, view, "mostly_dead", "Use leaky ReLU")
     qtbot.waitUntil(lambda: bool(said), timeout=10000)
     assert said[-1] == "Applied: Use leaky ReLU (slope 0.01) and start again"
+
+
+def test_a_trial_is_the_run_its_fix_starts(qtbot, controller, step_and_wait):
+    """What a button says is what pressing it does: the run each fix starts through the
+    controller is the run it was tried as (a review found no test comparing the two)."""
+    import numpy as np
+
+    from model.session import TrainingSession
+    from model.trial import trial_config
+
+    for label in ("Initialise both layers with N", "Divide the learning rate by 1e+07"):
+        with qtbot.waitSignal(controller.session_reset, timeout=10000):
+            controller.start_over(preset_config("seed"))
+        step_and_wait(controller)
+        (dead,) = [f for f in controller.shown.findings if f.code == "dead_filter"]
+        (fix,) = [fix for fix in dead.fixes if fix.label.startswith(label)]
+        tried = trial_config(controller.config, fix, controller.latest_iteration)
+        controller.apply_fix(fix)  # (a new run, or back to iteration 0 with the new rate)
+        qtbot.waitUntil(
+            lambda: controller.latest_iteration == 0 and not controller.is_starting, timeout=10000
+        )
+        assert controller.config.with_changes(history_budget_mb=tried.history_budget_mb) == tried
+        fresh = TrainingSession(controller.dataset, tried)
+        for _ in range(3):
+            expected = fresh.step()
+            record = step_and_wait(controller)
+            assert record.loss == expected.loss and record.dead_since == expected.dead_since
+            assert np.array_equal(record.params["conv.weight"], expected.params["conv.weight"])

@@ -72,18 +72,6 @@ def test_only_the_answers_whole_fix_learns_the_question(question, fixes_after_th
     )
 
 
-def test_a_trial_is_the_run_the_fix_would_start(question):
-    """Applied, the init-only fix starts this run: the trial saw what it will do."""
-    config = preset_config("seed").with_changes(
-        conv_init=preset_config("recommended").conv_init,
-        classifier_init=preset_config("recommended").classifier_init,
-    )
-    session = TrainingSession(question, config)
-    while not all(since is not None for since in session.latest.dead_since):
-        session.step()
-    assert session.iteration == 2
-
-
 def test_on_larger_sets_the_note_gives_the_level_held_and_the_last_share():
     """A review: "98% of the images right from iteration 7" paired the last iteration's share
     with the iteration the 95% level was first held from."""
