@@ -350,3 +350,47 @@ def test_a_closed_dock_exports_the_shown_iteration(qtbot, tmp_path, question_dat
         assert pre == pytest.approx(abs(shown.pre_activation).max())
     finally:
         controller.shutdown()
+
+
+def test_heatmaps_in_svg_stay_crisp_where_renderers_smooth_pictures(
+    qtbot, recommended, step_and_wait
+):
+    """A teacher's report: Qt's SVG renderer (and office programs) smoothed the weights' 38×12
+    picture, blending the cells and the white gaps between channels. Each embedded picture is
+    now enlarged pixel by pixel, at the same size on the page."""
+    import base64
+    import re
+
+    from pyqtgraph.exporters import SVGExporter
+    from PySide6.QtGui import QImage
+
+    filters = shown(qtbot, FiltersView(recommended), 620, 400)
+    step_and_wait(recommended, 2)
+    item = filters.plot_items()["filters-weights"]
+    pattern = re.compile(rb'<image\b[^>]*?width="([\d.]+)" height="([\d.]+)"[^>]*?base64,([^"]+)"')
+
+    def pictures(svg: bytes):
+        return [
+            (float(w), float(h), QImage.fromData(base64.b64decode(data), "PNG"))
+            for w, h, data in pattern.findall(svg)
+        ]
+
+    with export.export_layout(item):
+        plain = pictures(bytes(SVGExporter(item).export(toBytes=True)))
+    crisp = pictures(export.render_svg(item))
+    assert plain and len(crisp) == len(plain)
+    for (width, height, small), (crisp_width, crisp_height, large) in zip(
+        plain, crisp, strict=True
+    ):
+        assert (crisp_width, crisp_height) == (width, height)  # the same size on the page
+        factor = large.width() // small.width()
+        assert factor >= 2 and large.height() == small.height() * factor
+        for y in range(small.height()):  # each pixel a block of its own colour
+            for x in range(small.width()):
+                colour = small.pixelColor(x, y)
+                for corner in (0, factor - 1):
+                    enlarged = large.pixelColor(x * factor + corner, y * factor + corner)
+                    if colour.alpha() == 0:  # (a gap: its colour is nobody's)
+                        assert enlarged.alpha() == 0
+                    else:
+                        assert enlarged == colour
