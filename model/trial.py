@@ -15,11 +15,16 @@ later iteration need the run's own past, and are not tried.
 
 from __future__ import annotations
 
+import multiprocessing
+import signal
+import time
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from model.blas import single_threaded_blas
 from model.config import ConfigError, TrainingConfig
 from model.data import Dataset
 from model.diagnostics import Fix
@@ -164,3 +169,76 @@ def run_trial(
         died_at=died_at,
         diverged_at=diverged_at,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# A process for trials
+# ---------------------------------------------------------------------------------------------
+
+_worker_stop = None
+
+
+def _start_worker(stop) -> None:
+    global _worker_stop
+    _worker_stop = stop
+    # Ctrl+C reaches the whole process group; the window alone handles it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _trial_in_worker(dataset: Dataset, config: TrainingConfig, seconds: float):
+    deadline = time.monotonic() + seconds
+    timed_out = []
+
+    def stop() -> bool:
+        if time.monotonic() > deadline:
+            timed_out.append(True)
+        return _worker_stop.is_set() or bool(timed_out)
+
+    trial = run_trial(dataset, config, should_stop=stop)
+    return trial, bool(timed_out) and not _worker_stop.is_set()
+
+
+class TrialWorker:
+    """Tries fixes one at a time in a process of its own, started on the first trial (about
+    half a second) and ended by ``close``. In a thread of the window's process, a trial's many
+    short NumPy calls held the interpreter lock between them and slowed the window's repaints
+    2–4× (a review)."""
+
+    def __init__(self) -> None:
+        self._context = multiprocessing.get_context("spawn")  # (never fork a Qt process)
+        self._pool: ProcessPoolExecutor | None = None
+        self._stop = None
+
+    def submit(self, dataset: Dataset, config: TrainingConfig, seconds: float) -> Future:
+        """Start trying ``config`` on ``dataset`` for at most ``seconds``; the future gives
+        ``(trial, too_slow)``: trial None when it was stopped (``stop``) or too slow. Submit
+        the next only once this one is done."""
+        if self._pool is None:
+            self._stop = self._context.Event()
+            with single_threaded_blas():  # one core: the window has the other
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=self._context,
+                    initializer=_start_worker,
+                    initargs=(self._stop,),
+                )
+                future = self._pool.submit(_trial_in_worker, dataset, config, seconds)
+            return future
+        self._stop.clear()
+        return self._pool.submit(_trial_in_worker, dataset, config, seconds)
+
+    def stop(self) -> None:
+        """The trial in progress stops at its next update."""
+        if self._stop is not None:
+            self._stop.set()
+
+    @property
+    def started(self) -> bool:
+        return self._pool is not None
+
+    def close(self) -> None:
+        """Stop the trial in progress and end the process (waits for its next update)."""
+        if self._pool is not None:
+            self._stop.set()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = self._stop = None

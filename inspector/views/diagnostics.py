@@ -3,10 +3,10 @@ with its plain-language explanation and one-click fixes."""
 
 from __future__ import annotations
 
-import time
+from concurrent.futures import Future
 from dataclasses import replace
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, Qt, QTimer, Slot
+from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -19,11 +19,10 @@ from PySide6.QtWidgets import (
 
 from inspector import dialogs
 from inspector.layout_guard import LayoutGuard
-from inspector.tasks import BackgroundTask
 from inspector.views.widgets import scroll_area
 from model.diagnostics import Finding, merge_alike, sort_findings, useful_fixes
 from model.record import StepRecord
-from model.trial import MAX_TRIAL_WORK, TRIAL_ITERATIONS, run_trial, trial_config, trial_work
+from model.trial import MAX_TRIAL_WORK, TRIAL_ITERATIONS, TrialWorker, trial_config, trial_work
 
 SEVERITY_STYLE = {
     "error": ("#b2182b", "#fdecea", "Problem"),
@@ -37,8 +36,10 @@ TRIAL_TIP = (
     "with the same seed and sample order, is what pressing this fix starts."
 )
 TRYING = "Trying it…"
-#: Longest wait for a trial in progress when the window closes (it checks between updates).
-SHUTDOWN_SECONDS = 10
+#: How often a trial in progress is looked at.
+TRIAL_POLL_MS = 30
+#: The trials' process ends after this long with nothing to try.
+WORKER_IDLE_MS = 20_000
 #: Trials start once the settings and cards have been still this long.
 TRIAL_DELAY_MS = 400
 #: A trial not done in this time is stopped, and its fix left without a note.
@@ -226,14 +227,23 @@ class DiagnosticsView(QWidget):
         # the images of ``_trials_of``; one trial runs at a time, in a thread.
         self._trials: dict = {}
         self._trials_of = controller.dataset
-        self._trial_task: BackgroundTask | None = None
-        self._trying = None  # the settings being tried, on the images of:
-        self._trying_dataset = None
-        self._chain = False  # the trial just ended was done: the next starts at once
+        self._worker = TrialWorker()
+        self._trial: Future | None = None  # the trial in progress, of settings:
+        self._trying = None
+        self._trying_dataset = None  # on these images
+        self._trial_stopped = False  # asked to stop: its answer is of no use
         self._trial_delay = QTimer(self)
         self._trial_delay.setSingleShot(True)
         self._trial_delay.setInterval(TRIAL_DELAY_MS)
         self._trial_delay.timeout.connect(lambda: self._try_fixes(start=True))
+        self._trial_poll = QTimer(self)
+        self._trial_poll.setInterval(TRIAL_POLL_MS)
+        self._trial_poll.timeout.connect(self._check_trial)
+        # The trials' process ends when nothing has been tried for a while (memory).
+        self._worker_idle = QTimer(self)
+        self._worker_idle.setSingleShot(True)
+        self._worker_idle.setInterval(WORKER_IDLE_MS)
+        self._worker_idle.timeout.connect(self._worker.close)
         self._closed = False
 
         outer = QVBoxLayout(self)
@@ -335,16 +345,15 @@ class DiagnosticsView(QWidget):
 
     @property
     def is_trying(self) -> bool:
-        """Whether a fix is being tried (in a thread)."""
-        return self._trial_task is not None
+        """Whether a fix is being tried."""
+        return self._trial is not None
 
     def _try_fixes(self, *, start: bool = False) -> None:
         """Say under each fix that starts a fresh run what that run did when tried; with
         ``start``, start trying the first fix not tried yet, else (settings or cards changed)
         after ``TRIAL_DELAY_MS`` of quiet: a learning rate dragged on its slider makes a new
-        set of settings to try at every step (a review), and a trial holds the interpreter
-        lock between its NumPy calls, slowing the window meanwhile. A trial nobody needs any
-        more is stopped."""
+        set of settings to try at every step (a review). A trial nobody needs any more is
+        stopped. Trials run in a process of their own (``model.trial.TrialWorker``)."""
         c = self._controller
         if c.dataset is not self._trials_of:
             self._trials.clear()
@@ -366,74 +375,63 @@ class DiagnosticsView(QWidget):
                 waiting = config is not None and key not in self._trials
                 note = trial.describe() if trial is not None else TRYING if waiting else ""
                 button.set_note(note)
-        task = self._trial_task
-        if task is not None and (
+        if self._trial is not None and (
             repr(self._trying) not in needed or self._trying_dataset is not c.dataset
         ):
-            task.cancel()
+            self._stop_trial()
         if untried is None or self._closed or c.is_running or c.is_loading or c.is_starting:
             self._trial_delay.stop()
-        elif task is None and start:
+            if untried is None and self._trial is None and self._worker.started:
+                self._worker_idle.start()
+        elif self._trial is None and start:
             self._start_trial(c.dataset, untried)
-        elif task is None:
+        elif self._trial is None:
             self._trial_delay.start()
 
     def _start_trial(self, dataset, config) -> None:
-        def job(_progress, cancelled):
-            # Stopped after TRIAL_SECONDS: a run that slow is not tried (left without a note).
-            deadline = time.monotonic() + TRIAL_SECONDS
-            timed_out = []
-
-            def stop() -> bool:
-                if time.monotonic() > deadline:
-                    timed_out.append(True)
-                return cancelled() or bool(timed_out)
-
-            trial = run_trial(dataset, config, should_stop=stop)
-            return dataset, config, trial, bool(timed_out) and not cancelled()
-
+        self._worker_idle.stop()
         self._trying, self._trying_dataset = config, dataset
-        self._chain = False
-        task = self._trial_task = BackgroundTask(job, self)
-        task.done.connect(self._on_tried)
-        task.failed.connect(self._on_trial_failed)
-        task.ended.connect(self._on_trial_ended)
-        task.start()
+        self._trial_stopped = False
+        self._trial = self._worker.submit(dataset, config, TRIAL_SECONDS)
+        self._trial_poll.start()
 
-    @Slot(object)
-    def _on_tried(self, result) -> None:
-        dataset, config, trial, too_slow = result
-        if dataset is self._trials_of and (trial is not None or too_slow):
-            self._trials[repr(config)] = trial
-            self._chain = True  # the next at once: nothing changed meanwhile
-
-    @Slot(object, str)
-    def _on_trial_failed(self, _error: Exception, _details: str) -> None:
-        # (A run that overflows is an outcome, not a failure: this is running out of memory
-        # or the like.) The fix keeps no note, and is not tried again on these images.
-        if self._trying_dataset is self._trials_of:
-            self._trials[repr(self._trying)] = None
+    def _stop_trial(self) -> None:
+        """The trial in progress stops at its next update (its answer is then dropped)."""
+        if self._trial is not None:
+            self._trial_stopped = True
+            self._worker.stop()
 
     @Slot()
-    def _on_trial_ended(self) -> None:
-        task, self._trial_task = self._trial_task, None
-        if task is not None:
-            task.deleteLater()
+    def _check_trial(self) -> None:
+        future = self._trial
+        if future is None or not future.done():
+            return
+        self._trial_poll.stop()
+        self._trial = None
+        same_images = self._trying_dataset is self._trials_of
+        done = not self._trial_stopped
+        try:
+            trial, too_slow = future.result()
+        except Exception:  # noqa: BLE001 - its process ended, or memory ran out
+            # (A run that overflows is an outcome, not a failure.) The fix keeps no note and
+            # is not tried again on these images; a new process tries the others.
+            self._worker.close()
+            if same_images:
+                self._trials[repr(self._trying)] = None
+        else:
+            if done and same_images and (trial is not None or too_slow):
+                self._trials[repr(self._trying)] = trial
         if not self._closed and not self._controller.is_running:
-            self._try_fixes(start=self._chain)
+            # The next at once when nothing changed meanwhile, else after the quiet delay.
+            self._try_fixes(start=done)
 
     def shutdown(self) -> None:
-        """Stop trying fixes (window closing): waits for the trial in progress to notice."""
+        """Stop trying fixes (window closing): the trials' process ends after its next update."""
         self._closed = True
-        self._refresh.stop()
-        self._trial_delay.stop()
-        if self._trial_task is not None:
-            self._trial_task.cancel()
-            # Its thread only quits once its result reaches this (GUI) thread: deliver events
-            # while waiting rather than block in QThread.wait.
-            deadline = time.monotonic() + SHUTDOWN_SECONDS
-            while self._trial_task is not None and time.monotonic() < deadline:
-                QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        for timer in (self._refresh, self._trial_delay, self._trial_poll, self._worker_idle):
+            timer.stop()
+        self._trial = None
+        self._worker.close()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.shutdown()
@@ -488,8 +486,7 @@ class DiagnosticsView(QWidget):
     def _on_running_changed(self, running: bool) -> None:
         if running:
             self.banner.hide()
-            if self._trial_task is not None:
-                self._trial_task.cancel()  # (tried again once the run stops)
+            self._stop_trial()  # (tried again once the run stops)
         else:
             self._refresh.stop()
             self._draw()

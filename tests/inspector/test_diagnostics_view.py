@@ -1,6 +1,6 @@
 """The Diagnostics panel explains the shown iteration and applies fixes in one click."""
 
-import time
+from concurrent.futures import Future
 
 import pytest
 from PySide6.QtCore import Qt
@@ -308,67 +308,88 @@ def test_runs_too_large_to_try_in_a_moment_are_not_tried(qtbot, controller, monk
     assert not widget.is_trying
 
 
-def slow_trials(monkeypatch):
-    """Trials that take 0.1 s an update until stopped; returns the settings tried."""
-    tried = []
+class HeldTrials:
+    """Stands in for the trials' process: each trial waits until ``stop`` (then ends with no
+    answer) or the test gives it one."""
 
-    def slow(dataset, config, iterations=100, should_stop=None):
-        tried.append(config)
-        for _ in range(iterations):
-            if should_stop():
-                return None
-            time.sleep(0.1)
-        return None
+    def __init__(self) -> None:
+        self.tried: list = []
+        self.futures: list[Future] = []
+        self.started = False
+        self.closed = 0
 
-    monkeypatch.setattr(diagnostics_view, "run_trial", slow)
-    return tried
+    def submit(self, dataset, config, seconds) -> Future:
+        self.started = True
+        self.tried.append(config)
+        self.futures.append(Future())
+        return self.futures[-1]
+
+    def stop(self) -> None:
+        for future in self.futures:
+            if not future.done():
+                future.set_result((None, False))
+
+    def close(self) -> None:
+        self.stop()
+        self.started = False
+        self.closed += 1
 
 
-def test_a_trial_in_progress_ends_with_the_panel(qtbot, controller, monkeypatch):
-    slow_trials(monkeypatch)
+def held_panel(qtbot, controller) -> tuple[DiagnosticsView, HeldTrials]:
     widget = DiagnosticsView(controller)
     qtbot.addWidget(widget)
+    held = widget._worker = HeldTrials()
+    return widget, held
+
+
+def test_a_trial_in_progress_ends_with_the_panel(qtbot, controller):
+    widget, held = held_panel(qtbot, controller)
     qtbot.waitUntil(lambda: widget.is_trying, timeout=5000)  # the first fix
-    started = time.monotonic()
     widget.shutdown()
-    assert not widget.is_trying and time.monotonic() - started < 2
+    assert not widget.is_trying and held.closed == 1
+    assert held.futures[0].result() == (None, False)  # asked to stop
 
 
 def test_trials_wait_for_settings_to_be_still_and_stop_when_not_needed(
-    qtbot, make_controller, question_dataset, monkeypatch
+    qtbot, make_controller, question_dataset
 ):
     """A review: dragging the rate's slider made a new set of settings to try at every step,
     each started at once, and a trial of settings gone kept running."""
-    tried = slow_trials(monkeypatch)
     # The answer's fix at iteration 0: its one fix (leaky ReLU) is tried at the rate in use.
     controller = make_controller(question_dataset, preset_config("recommended"))
-    widget = DiagnosticsView(controller)
-    qtbot.addWidget(widget)
+    widget, held = held_panel(qtbot, controller)
     for rate in (0.04, 0.03, 0.02):  # faster than the delay: nothing starts meanwhile
         controller.update_live(learning_rate=rate)
         qtbot.wait(diagnostics_view.TRIAL_DELAY_MS // 4)
-        assert not widget.is_trying and tried == []
-    qtbot.waitUntil(lambda: len(tried) == 1, timeout=5000)
-    assert tried[0].learning_rate == 0.02
-    first = widget._trial_task
-    started = time.monotonic()
+        assert not widget.is_trying and held.tried == []
+    qtbot.waitUntil(lambda: len(held.tried) == 1, timeout=5000)
+    assert held.tried[0].learning_rate == 0.02
     controller.update_live(learning_rate=0.05)  # the settings tried are no longer any card's
-    qtbot.waitUntil(lambda: widget._trial_task is not first, timeout=5000)
-    assert time.monotonic() - started < diagnostics_view.TRIAL_SECONDS / 2
-    qtbot.waitUntil(lambda: len(tried) == 2, timeout=5000)
-    assert tried[1].learning_rate == 0.05
+    assert held.futures[0].done()  # stopped at once
+    qtbot.waitUntil(lambda: len(held.tried) == 2, timeout=5000)
+    assert held.tried[1].learning_rate == 0.05
+    assert fix_notes(widget) == {"Use leaky ReLU (slope 0.01) and start again": TRYING}
+    # Its answer comes: the button says it, and nothing more is tried.
+    from model.trial import Trial
+
+    answer = Trial("stuck", 100, 100, 2, 1, 0.5, 0.69, 0.69)
+    held.futures[1].set_result((answer, False))
+    qtbot.waitUntil(lambda: not widget.is_trying, timeout=5000)
+    assert fix_notes(widget) == {"Use leaky ReLU (slope 0.01) and start again": answer.describe()}
+    assert len(held.tried) == 2
     widget.shutdown()
 
 
 def test_a_trial_too_slow_is_stopped_and_leaves_no_note(qtbot, controller, monkeypatch):
-    slow_trials(monkeypatch)
-    monkeypatch.setattr(diagnostics_view, "TRIAL_SECONDS", 0.3)
+    """In the trials' own process: every trial runs out of time at once here."""
+    monkeypatch.setattr(diagnostics_view, "TRIAL_SECONDS", 0.0)
     widget = DiagnosticsView(controller)
     qtbot.addWidget(widget)
-    qtbot.waitUntil(lambda: "" in fix_notes(widget).values(), timeout=5000)
-    whole = next(n for label, n in fix_notes(widget).items() if label.startswith("Apply"))
-    assert whole == ""  # not tried: no note, and not tried again
+    qtbot.waitUntil(lambda: TRYING not in fix_notes(widget).values(), timeout=30000)
+    assert set(fix_notes(widget).values()) == {""}  # not tried: no note, and not again
+    assert not widget.is_trying
     widget.shutdown()
+    assert not widget._worker.started  # the process ended with the panel
 
 
 def test_the_status_bar_says_the_whole_fix_was_applied_in_plain_words(qtbot, view, controller):
