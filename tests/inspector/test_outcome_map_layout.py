@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QRegion
 
-from inspector.views.outcome_map import OutcomeMapView, describe_cell
+from inspector.views.outcome_map import MIN_CELL, OutcomeMapView, describe_cell
 from model.init import InitSpec
 from model.presets import preset_config
 from model.sweep import MARKER_COLOUR, OUTCOME_COLOURS
@@ -77,7 +77,7 @@ def test_picking_a_cell_keeps_the_whole_map_in_view(
     assert view.try_button.isVisible() and view.pick_summary.isVisible()
     assert hidden_part(view.canvas, view.canvas.map_rect()).isEmpty()
     # The cells keep a readable size and the map still fits across the panel.
-    assert view.canvas.cell_rect(learned).width() >= 22
+    assert view.canvas.cell_rect(learned).width() >= MIN_CELL
     assert not view.scroll.horizontalScrollBar().isVisible()
     if size == PANEL_1280:  # room for everything: nothing scrolls at all
         assert view.panel_scroll.verticalScrollBar().maximum() == 0
@@ -90,6 +90,28 @@ def test_picking_a_cell_keeps_the_whole_map_in_view(
     assert view.canvas.map_rect().bottom() <= view.canvas.height()
     if size == PANEL_1280:
         assert hidden_part(view.canvas, grid_and_x_axis(view)).isEmpty()
+
+
+def test_the_default_grid_with_both_pixel_scalings_fits_the_panel_at_1280(
+    qtbot, controller, show_view
+):
+    """A teacher's (and a newcomer's) sweep of the default grid, raw and 0..1 pixels side by
+    side: the second map was cut off at the panel's edge at 1280×800, its last columns and
+    the x-axis title behind a scroll bar."""
+    view = show_view(OutcomeMapView(controller, workers=1), *PANEL_1280)
+    for name, box in view.pixel_boxes.items():
+        box.setChecked(name in ("raw", "unit"))
+    with qtbot.waitSignal(view.sweep_ended, timeout=60000) as ended:
+        qtbot.mouseClick(view.run_button, Qt.MouseButton.LeftButton)
+    assert ended.args == ["done"] and view.result.spec.pixel_scalings == ("raw", "unit")
+    assert len(view.result.cells) == 11 * 7 * 2
+    assert not view.controls.isVisible()  # folded away: a narrow panel
+    # Across, the whole of both maps is in view (down, the panel may scroll a few pixels).
+    qtbot.waitUntil(
+        lambda: view.canvas.map_rect().right() <= view.scroll.viewport().width(), timeout=5000
+    )
+    assert not view.scroll.horizontalScrollBar().isVisible()
+    assert view.canvas.cell_rect(view.result.cells[-1]).width() >= MIN_CELL
 
 
 def cell_pictures(view):
