@@ -411,15 +411,23 @@ def index_html(
     # Read as the Diagnostics panel shows them: filters dead in one update are one finding,
     # and at the last iteration fixes that would change nothing in the run's settings are
     # left out (as they first appeared, they were offered: that is history).
-    for heading, findings in (
+    # Those that first appeared at the last iteration are the ones above: not twice (a
+    # teacher's report of one Step repeated every card word for word).
+    earlier = [f for f in first_findings if f.iteration != final.iteration]
+    for heading, findings, none in (
         (
             f"Findings at the last iteration ({final.iteration})",
             useful_fixes(final_findings, session.config),
+            "none",
         ),
-        ("Findings as they first appeared", first_findings),
+        (
+            "Findings as they first appeared, before it",
+            earlier,
+            "none: every finding first appeared at the last iteration",
+        ),
     ):
         parts.append(f"<h2>{heading}</h2>")
-        parts += [_finding_html(f) for f in merge_alike(findings)] or ["<p>none</p>"]
+        parts += [_finding_html(f) for f in merge_alike(findings)] or [f"<p>{none}</p>"]
     parts.append("<h2>Conv filters</h2>")
     for iteration, path in snapshots.items():
         shown = "the initial weights" if iteration == 0 else "weights, and the gradient and "

@@ -119,10 +119,15 @@ def test_the_page_reads_filters_dead_in_one_update_as_one_finding(question, tmp_
     session.step()
     folder = write_report(session, tmp_path / "three")
     page = (folder / "index.html").read_text(encoding="utf-8")
-    # At the last iteration and as first seen, with a line per filter.
-    assert page.count("Filters 0–2 are dead (since iteration 1)") == 2
-    assert page.count("<br>• Filter 2: largest pre-activation") == 2
+    # At the last iteration, with a line per filter; not again as first seen, which was then
+    # (a teacher's report of one Step repeated every card word for word).
+    assert page.count("Filters 0–2 are dead (since iteration 1)") == 1
+    assert page.count("<br>• Filter 2: largest pre-activation") == 1
     assert "Filter 1 is dead" not in page
+    earlier = page.split("<h2>Findings as they first appeared, before it</h2>")[1]
+    earlier = earlier.split("<h2>")[0]
+    assert "All conv weights start ≥ 0" in earlier  # (iteration 0's, before the Step)
+    assert "are dead (since" not in earlier
     # The files for programs keep a finding per filter.
     assert (folder / "findings.txt").read_text(encoding="utf-8").count("Filter 1 is dead") == 2
 
