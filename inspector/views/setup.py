@@ -135,7 +135,9 @@ def _parse(field: str, text: str) -> float:
     try:
         value = float(stripped)
     except ValueError:
-        raise ConfigError(field, f"must be a number, got {stripped!r}") from None
+        # A decimal comma ("0,5", a teacher's) is not read as a point: "1,000" could be either.
+        point = " written with a decimal point (0.5, not 0,5)" if "," in stripped else ""
+        raise ConfigError(field, f"must be a number{point}, got {stripped!r}") from None
     if not math.isfinite(value):
         raise ConfigError(field, f"must be a finite number, got {stripped!r}")
     return value

@@ -77,6 +77,14 @@ def test_refused_learning_rate_is_shown_at_the_field(qtbot, view, controller, te
     assert not banner(view).isVisibleTo(view)
 
 
+def test_a_decimal_comma_is_refused_with_the_reason(qtbot, view, controller):
+    """A teacher typed 0,5: "must be a number" did not say what was wrong with it."""
+    type_and_enter(qtbot, field(view, "learningRate"), "0,5")
+    error = field(view, "learningRateError", QLabel)
+    assert "written with a decimal point (0.5, not 0,5)" in error.text()
+    assert controller.config.learning_rate == 0.5  # (the question's, unchanged)
+
+
 def test_valid_learning_rate_applies_immediately_while_training(
     qtbot, view, controller, step_and_wait
 ):
