@@ -100,8 +100,9 @@ PADDING = 0.005
 NO_UPDATE_MESSAGE = "No update yet (iteration 0): press Step (F10)"
 #: ... shorter, for narrow mosaics (eight filters and more, or a side-by-side column); the
 #: strip's caption says "no update yet" beside it anyway. Where not even the last fits, the
-#: message is hidden rather than cut.
-NO_UPDATE_SHORTER = ("No update yet: press Step (F10)", "Press Step (F10)", "Step (F10)", "F10")
+#: message is hidden rather than cut ("F10" alone, once the last, read as a stray word to a
+#: teacher).
+NO_UPDATE_SHORTER = ("No update yet: press Step (F10)", "Press Step (F10)", "Step (F10)")
 HOVER_HINT = "hover a cell for its values · Ctrl+wheel zooms · drag pans · Fit resets"
 READOUT_HINT = HOVER_HINT[0].upper() + HOVER_HINT[1:]
 
