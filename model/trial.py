@@ -15,11 +15,11 @@ later iteration need the run's own past, and are not tried.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import signal
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +40,8 @@ TRIAL_ITERATIONS = 100
 #: (80 Shapes images of 32×32 with 8 filters of 3×3×3, 1.8e9: 0.85 s). The question's images
 #: take 5.5e6. A trial that runs longer anyway is stopped by the window.
 MAX_TRIAL_WORK = 4e9
+#: Longest wait for the trials' process to end when asked to, before it is terminated.
+CLOSE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -175,70 +177,132 @@ def run_trial(
 # A process for trials
 # ---------------------------------------------------------------------------------------------
 
-_worker_stop = None
+#: Sent to the trials' process while a trial runs: it stops at its next update.
+_STOP = "stop"
 
 
-def _start_worker(stop) -> None:
-    global _worker_stop
-    _worker_stop = stop
+def _serve(connection) -> None:
+    """The trials' process: try each (dataset, config, seconds) received and send back
+    ``("done", (trial, too_slow))`` or ``("error", text)``; end when the window's process has
+    (the pipe closes: it alone holds the other end) or sends None."""
     # Ctrl+C reaches the whole process group; the window alone handles it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            request = connection.recv()
+        except (EOFError, OSError):
+            return
+        if request is None:
+            return
+        if request == _STOP:
+            continue  # (it came after its trial had ended)
+        dataset, config, seconds = request
+        said: list = []  # what the window sent during the trial (it stops the trial)
+        try:
+            reply = ("done", _trial_until(connection, dataset, config, seconds, said))
+        except Exception as exc:  # noqa: BLE001 - said to the window, which shows no note
+            reply = ("error", f"{type(exc).__name__}: {exc}")
+        try:
+            connection.send(reply)
+        except (BrokenPipeError, OSError):
+            return
+        if None in said:
+            return
 
 
-def _trial_in_worker(dataset: Dataset, config: TrainingConfig, seconds: float):
+def _trial_until(connection, dataset: Dataset, config: TrainingConfig, seconds: float, said):
+    """``run_trial`` until it ends, ``seconds`` pass (too slow) or the window says anything
+    (``_STOP``, or None to end the process), which goes into ``said``."""
     deadline = time.monotonic() + seconds
-    timed_out = []
+    timed_out = False
 
     def stop() -> bool:
-        if time.monotonic() > deadline:
-            timed_out.append(True)
-        return _worker_stop.is_set() or bool(timed_out)
+        nonlocal timed_out
+        if connection.poll():
+            said.append(connection.recv())
+        timed_out = timed_out or time.monotonic() > deadline
+        return bool(said) or timed_out
 
     trial = run_trial(dataset, config, should_stop=stop)
-    return trial, bool(timed_out) and not _worker_stop.is_set()
+    return trial, timed_out and not said
 
 
 class TrialWorker:
     """Tries fixes one at a time in a process of its own, started on the first trial (about
-    half a second) and ended by ``close``. In a thread of the window's process, a trial's many
-    short NumPy calls held the interpreter lock between them and slowed the window's repaints
-    2–4× (a review)."""
+    half a second). In a thread of the window's process, a trial's many short NumPy calls held
+    the interpreter lock between them and slowed the window's repaints 2–4× (a review).
+
+    The process reads a pipe whose other end only this process holds, so it ends when this
+    one does, however that happens (a review found a pool's idle worker left running for good
+    after the window was killed). One trial at a time: ``submit``, then ``poll`` until it gives
+    the reply, ``stop`` to end it early."""
 
     def __init__(self) -> None:
         self._context = multiprocessing.get_context("spawn")  # (never fork a Qt process)
-        self._pool: ProcessPoolExecutor | None = None
-        self._stop = None
-
-    def submit(self, dataset: Dataset, config: TrainingConfig, seconds: float) -> Future:
-        """Start trying ``config`` on ``dataset`` for at most ``seconds``; the future gives
-        ``(trial, too_slow)``: trial None when it was stopped (``stop``) or too slow. Submit
-        the next only once this one is done."""
-        if self._pool is None:
-            self._stop = self._context.Event()
-            with single_threaded_blas():  # one core: the window has the other
-                self._pool = ProcessPoolExecutor(
-                    max_workers=1,
-                    mp_context=self._context,
-                    initializer=_start_worker,
-                    initargs=(self._stop,),
-                )
-                future = self._pool.submit(_trial_in_worker, dataset, config, seconds)
-            return future
-        self._stop.clear()
-        return self._pool.submit(_trial_in_worker, dataset, config, seconds)
-
-    def stop(self) -> None:
-        """The trial in progress stops at its next update."""
-        if self._stop is not None:
-            self._stop.set()
+        self._process = None
+        self._connection = None
+        self._waiting = False
 
     @property
     def started(self) -> bool:
-        return self._pool is not None
+        return self._process is not None
 
-    def close(self) -> None:
-        """Stop the trial in progress and end the process (waits for its next update)."""
-        if self._pool is not None:
-            self._stop.set()
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = self._stop = None
+    def submit(self, dataset: Dataset, config: TrainingConfig, seconds: float) -> None:
+        """Start trying ``config`` on ``dataset`` for at most ``seconds`` (a new process if
+        there is none, or it ended). Raises ``OSError`` when no process can be started."""
+        if self._process is not None and not self._process.is_alive():
+            self.close()
+        if self._process is None:
+            ours, theirs = self._context.Pipe()
+            process = self._context.Process(
+                target=_serve, args=(theirs,), name="training-inspector-trials", daemon=True
+            )
+            with single_threaded_blas():  # one core: the window has the other
+                process.start()
+            theirs.close()
+            self._process, self._connection = process, ours
+        self._connection.send((dataset, config, seconds))
+        self._waiting = True
+
+    def poll(self) -> tuple[str, object] | None:
+        """The reply to the trial submitted, once there is one: ``("done", (trial, too_slow))``
+        (trial None when stopped or too slow), ``("error", text)``, or ``("ended", "")`` when
+        the process ended before replying (a new one starts with the next ``submit``)."""
+        if not self._waiting:
+            return None
+        try:
+            if self._connection.poll():
+                self._waiting = False
+                return self._connection.recv()
+        except (EOFError, OSError):
+            pass
+        else:
+            if self._process.is_alive():
+                return None
+        self._waiting = False
+        self.close()
+        return ("ended", "")
+
+    def stop(self) -> None:
+        """The trial in progress stops at its next update."""
+        if self._waiting:
+            with contextlib.suppress(OSError):
+                self._connection.send(_STOP)
+
+    def close(self, seconds: float = CLOSE_SECONDS) -> None:
+        """End the process: asked to, it does at the trial's next update; one that does not
+        within ``seconds`` (stopped, swapping) is terminated (a review: closing the window
+        waited as long as a stalled process)."""
+        process, connection = self._process, self._connection
+        self._process = self._connection = None
+        self._waiting = False
+        if process is None:
+            return
+        with contextlib.suppress(OSError):
+            connection.send(_STOP)
+            connection.send(None)
+        process.join(seconds)
+        if process.is_alive():
+            process.terminate()
+            process.join(seconds)
+        connection.close()

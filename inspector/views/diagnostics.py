@@ -3,7 +3,6 @@ with its plain-language explanation and one-click fixes."""
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from dataclasses import replace
 
 from PySide6.QtCore import Qt, QTimer, Slot
@@ -18,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector import dialogs
+from inspector.errors import log_error
 from inspector.layout_guard import LayoutGuard
 from inspector.views.widgets import scroll_area
 from model.diagnostics import Finding, merge_alike, sort_findings, useful_fixes
@@ -224,12 +224,11 @@ class DiagnosticsView(QWidget):
         self._record: StepRecord | None = None
         self._drawn_signature = None
         # What each fix's settings did when tried (None: too large to try in a moment), for
-        # the images of ``_trials_of``; one trial runs at a time, in a thread.
+        # the images of ``_trials_of``; one trial runs at a time, in a process of its own.
         self._trials: dict = {}
         self._trials_of = controller.dataset
         self._worker = TrialWorker()
-        self._trial: Future | None = None  # the trial in progress, of settings:
-        self._trying = None
+        self._trying = None  # the settings of the trial in progress (None: none is)
         self._trying_dataset = None  # on these images
         self._trial_stopped = False  # asked to stop: its answer is of no use
         self._trial_delay = QTimer(self)
@@ -243,7 +242,7 @@ class DiagnosticsView(QWidget):
         self._worker_idle = QTimer(self)
         self._worker_idle.setSingleShot(True)
         self._worker_idle.setInterval(WORKER_IDLE_MS)
-        self._worker_idle.timeout.connect(self._worker.close)
+        self._worker_idle.timeout.connect(lambda: self._worker.close())
         self._closed = False
 
         outer = QVBoxLayout(self)
@@ -345,8 +344,8 @@ class DiagnosticsView(QWidget):
 
     @property
     def is_trying(self) -> bool:
-        """Whether a fix is being tried."""
-        return self._trial is not None
+        """Whether a fix is being tried (in the trials' process)."""
+        return self._trying is not None
 
     def _try_fixes(self, *, start: bool = False) -> None:
         """Say under each fix that starts a fresh run what that run did when tried; with
@@ -375,62 +374,75 @@ class DiagnosticsView(QWidget):
                 waiting = config is not None and key not in self._trials
                 note = trial.describe() if trial is not None else TRYING if waiting else ""
                 button.set_note(note)
-        if self._trial is not None and (
+        if self.is_trying and (
             repr(self._trying) not in needed or self._trying_dataset is not c.dataset
         ):
             self._stop_trial()
         if untried is None or self._closed or c.is_running or c.is_loading or c.is_starting:
             self._trial_delay.stop()
-            if untried is None and self._trial is None and self._worker.started:
-                self._worker_idle.start()
-        elif self._trial is None and start:
+        elif not self.is_trying and start:
             self._start_trial(c.dataset, untried)
-        elif self._trial is None:
+        elif not self.is_trying:
             self._trial_delay.start()
+        self._end_worker_when_idle()
+
+    def _end_worker_when_idle(self) -> None:
+        """The trials' process ends after WORKER_IDLE_MS with no trial (a review found it kept
+        through a whole run when Run was pressed mid-trial)."""
+        if self.is_trying or not self._worker.started:
+            self._worker_idle.stop()
+        elif not self._worker_idle.isActive():
+            self._worker_idle.start()
 
     def _start_trial(self, dataset, config) -> None:
-        self._worker_idle.stop()
+        try:
+            self._worker.submit(dataset, config, TRIAL_SECONDS)
+        except (OSError, ValueError) as exc:  # no process could start, or the pipe broke
+            log_error("Trying a fix", f"{type(exc).__name__}: {exc}")
+            self._trials[repr(config)] = None  # (no note; the others are still tried)
+            self._worker.close()
+            self._trial_delay.start()
+            return
         self._trying, self._trying_dataset = config, dataset
         self._trial_stopped = False
-        self._trial = self._worker.submit(dataset, config, TRIAL_SECONDS)
         self._trial_poll.start()
 
     def _stop_trial(self) -> None:
         """The trial in progress stops at its next update (its answer is then dropped)."""
-        if self._trial is not None:
+        if self.is_trying:
             self._trial_stopped = True
             self._worker.stop()
 
     @Slot()
     def _check_trial(self) -> None:
-        future = self._trial
-        if future is None or not future.done():
+        reply = self._worker.poll() if self.is_trying else None
+        if reply is None:
             return
         self._trial_poll.stop()
-        self._trial = None
+        config, self._trying = self._trying, None
         same_images = self._trying_dataset is self._trials_of
         done = not self._trial_stopped
-        try:
-            trial, too_slow = future.result()
-        except Exception:  # noqa: BLE001 - its process ended, or memory ran out
-            # (A run that overflows is an outcome, not a failure.) The fix keeps no note and
-            # is not tried again on these images; a new process tries the others.
-            self._worker.close()
-            if same_images:
-                self._trials[repr(self._trying)] = None
-        else:
+        kind, answer = reply
+        if kind == "done":
+            trial, too_slow = answer
             if done and same_images and (trial is not None or too_slow):
-                self._trials[repr(self._trying)] = trial
+                self._trials[repr(config)] = trial
+        elif same_images:
+            # The trial failed (memory ran out), or its process ended ("ended": a new one
+            # tries the others). A run that overflows is an outcome, not a failure. The fix
+            # keeps no note and is not tried again on these images.
+            self._trials[repr(config)] = None
         if not self._closed and not self._controller.is_running:
             # The next at once when nothing changed meanwhile, else after the quiet delay.
             self._try_fixes(start=done)
+        self._end_worker_when_idle()
 
     def shutdown(self) -> None:
         """Stop trying fixes (window closing): the trials' process ends after its next update."""
         self._closed = True
         for timer in (self._refresh, self._trial_delay, self._trial_poll, self._worker_idle):
             timer.stop()
-        self._trial = None
+        self._trying = None
         self._worker.close()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override

@@ -1,7 +1,5 @@
 """The Diagnostics panel explains the shown iteration and applies fixes in one click."""
 
-from concurrent.futures import Future
-
 import pytest
 from PySide6.QtCore import Qt
 
@@ -310,24 +308,28 @@ def test_runs_too_large_to_try_in_a_moment_are_not_tried(qtbot, controller, monk
 
 class HeldTrials:
     """Stands in for the trials' process: each trial waits until ``stop`` (then ends with no
-    answer) or the test gives it one."""
+    answer) or the test gives it one (``answer``)."""
 
     def __init__(self) -> None:
         self.tried: list = []
-        self.futures: list[Future] = []
+        self.replies: list = []  # one per trial: None while it runs
         self.started = False
         self.closed = 0
 
-    def submit(self, dataset, config, seconds) -> Future:
+    def submit(self, dataset, config, seconds) -> None:
         self.started = True
         self.tried.append(config)
-        self.futures.append(Future())
-        return self.futures[-1]
+        self.replies.append(None)
+
+    def answer(self, reply) -> None:
+        self.replies[-1] = reply
+
+    def poll(self):
+        return self.replies[-1] if self.replies else None
 
     def stop(self) -> None:
-        for future in self.futures:
-            if not future.done():
-                future.set_result((None, False))
+        if self.replies and self.replies[-1] is None:
+            self.replies[-1] = ("done", (None, False))
 
     def close(self) -> None:
         self.stop()
@@ -347,7 +349,7 @@ def test_a_trial_in_progress_ends_with_the_panel(qtbot, controller):
     qtbot.waitUntil(lambda: widget.is_trying, timeout=5000)  # the first fix
     widget.shutdown()
     assert not widget.is_trying and held.closed == 1
-    assert held.futures[0].result() == (None, False)  # asked to stop
+    assert held.replies[0] == ("done", (None, False))  # asked to stop
 
 
 def test_trials_wait_for_settings_to_be_still_and_stop_when_not_needed(
@@ -365,7 +367,7 @@ def test_trials_wait_for_settings_to_be_still_and_stop_when_not_needed(
     qtbot.waitUntil(lambda: len(held.tried) == 1, timeout=5000)
     assert held.tried[0].learning_rate == 0.02
     controller.update_live(learning_rate=0.05)  # the settings tried are no longer any card's
-    assert held.futures[0].done()  # stopped at once
+    assert held.replies[0] == ("done", (None, False))  # stopped at once
     qtbot.waitUntil(lambda: len(held.tried) == 2, timeout=5000)
     assert held.tried[1].learning_rate == 0.05
     assert fix_notes(widget) == {"Use leaky ReLU (slope 0.01) and start again": TRYING}
@@ -373,10 +375,56 @@ def test_trials_wait_for_settings_to_be_still_and_stop_when_not_needed(
     from model.trial import Trial
 
     answer = Trial("stuck", 100, 100, 2, 1, 0.5, 0.69, 0.69)
-    held.futures[1].set_result((answer, False))
+    held.answer(("done", (answer, False)))
     qtbot.waitUntil(lambda: not widget.is_trying, timeout=5000)
     assert fix_notes(widget) == {"Use leaky ReLU (slope 0.01) and start again": answer.describe()}
     assert len(held.tried) == 2
+    widget.shutdown()
+
+
+def test_a_trial_that_fails_or_whose_process_ends_leaves_no_note_and_the_rest_go_on(
+    qtbot, controller
+):
+    """A review killed the trials' process: later trials must still be tried."""
+    widget, held = held_panel(qtbot, controller)
+    qtbot.waitUntil(lambda: len(held.tried) == 1, timeout=5000)
+    for reply in (("error", "MemoryError: "), ("ended", "")):
+        failed = held.tried[-1]
+        held.answer(reply)
+        qtbot.waitUntil(lambda f=failed: held.tried[-1] is not f, timeout=5000)
+        assert repr(failed) in widget._trials and widget._trials[repr(failed)] is None
+    widget.shutdown()
+
+
+def test_a_trial_that_cannot_start_leaves_no_note_and_the_rest_go_on(qtbot, controller):
+    widget, held = held_panel(qtbot, controller)
+    refused = []
+
+    def submit(dataset, config, seconds):
+        if not refused:
+            refused.append(config)
+            raise OSError("no process could start")
+        HeldTrials.submit(held, dataset, config, seconds)
+
+    held.submit = submit
+    qtbot.waitUntil(lambda: len(held.tried) == 1, timeout=5000)
+    assert held.tried[0] is not refused[0] and widget._trials[repr(refused[0])] is None
+    widget.shutdown()
+
+
+def test_the_trials_process_ends_when_idle_even_after_a_run(
+    qtbot, controller, monkeypatch, step_and_wait
+):
+    """A review: Run pressed during a trial kept the process through the whole run."""
+    monkeypatch.setattr(diagnostics_view, "WORKER_IDLE_MS", 100)
+    widget, held = held_panel(qtbot, controller)
+    qtbot.waitUntil(lambda: widget.is_trying, timeout=5000)
+    step_and_wait(controller)  # stops the trial; a Step's run is over at once
+    qtbot.waitUntil(lambda: not widget.is_trying, timeout=5000)
+    controller.run()  # a long run: nothing is tried meanwhile
+    qtbot.waitUntil(lambda: held.closed >= 1, timeout=5000)
+    assert controller.is_running
+    controller.pause()
     widget.shutdown()
 
 

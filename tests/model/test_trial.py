@@ -135,3 +135,95 @@ def test_a_trial_stopped_early_says_nothing(question):
         return len(calls) > 3
 
     assert run_trial(question, preset_config("recommended"), should_stop=stop) is None
+
+
+def test_the_trials_process_tries_stops_and_ends(question):
+    """model.trial.TrialWorker: one trial at a time in a process of its own."""
+    import time
+
+    from model.trial import TrialWorker
+
+    def reply_of(worker, seconds=30.0):
+        deadline = time.monotonic() + seconds
+        while (reply := worker.poll()) is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        return reply
+
+    worker = TrialWorker()
+    try:
+        config = trial_config(preset_config("seed"), fix_leaky_relu(), 0)
+        worker.submit(question, config, 30.0)
+        kind, (trial, too_slow) = reply_of(worker)
+        assert kind == "done" and not too_slow
+        assert trial.describe() == run_trial(question, config).describe()
+        # Too slow: stopped, no trial.
+        worker.submit(question, config, 0.0)
+        assert reply_of(worker) == ("done", (None, True))
+        # Its process gone while idle: the next trial has a new one.
+        process = worker._process
+        process.kill()
+        process.join(5)
+        worker.submit(question, config, 30.0)
+        assert reply_of(worker)[0] == "done" and worker._process is not process
+        # Killed during a trial (here while it starts): said so, and the next has a new one.
+        worker.submit(question, config, 30.0)
+        process = worker._process
+        process.kill()
+        process.join(5)
+        assert reply_of(worker) == ("ended", "") and not worker.started
+        worker.submit(question, config, 30.0)
+        assert reply_of(worker)[0] == "done"
+    finally:
+        process = worker._process
+        worker.close()
+    assert not process.is_alive() and not worker.started
+
+
+def test_the_trials_process_ends_with_the_process_that_started_it(tmp_path):
+    """A review killed the window's process: a pool's idle worker was left running for good.
+    The trials' process reads a pipe only its parent holds the other end of."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys, time\n"
+        "from model.data import load_example\n"
+        "from model.presets import preset_config\n"
+        "from model.trial import TrialWorker\n"
+        "if __name__ == '__main__':\n"
+        "    worker = TrialWorker()\n"
+        "    worker.submit(load_example('question'), preset_config('recommended'), 30.0)\n"
+        "    while worker.poll() is None:\n"
+        "        time.sleep(0.01)\n"
+        "    print(worker._process.pid, flush=True)\n"
+        "    time.sleep(60)\n",
+        encoding="utf-8",
+    )
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    parent = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": root},
+    )
+    try:
+        child = int(parent.stdout.readline())
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(child, signal.SIGKILL)
+            raise AssertionError("the trials' process outlived its parent")
+    finally:
+        parent.kill()
