@@ -249,7 +249,10 @@ class TrialWorker:
 
     def submit(self, dataset: Dataset, config: TrainingConfig, seconds: float) -> None:
         """Start trying ``config`` on ``dataset`` for at most ``seconds`` (a new process if
-        there is none, or it ended). Raises ``OSError`` when no process can be started."""
+        there is none, or it ended). Raises ``OSError`` when no process can be started, and
+        ``RuntimeError`` while a trial's reply is still to come (one at a time)."""
+        if self._waiting:
+            raise RuntimeError("a trial is in progress: poll for its reply first")
         if self._process is not None and not self._process.is_alive():
             self.close()
         if self._process is None:

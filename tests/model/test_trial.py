@@ -154,6 +154,8 @@ def test_the_trials_process_tries_stops_and_ends(question):
     try:
         config = trial_config(preset_config("seed"), fix_leaky_relu(), 0)
         worker.submit(question, config, 30.0)
+        with pytest.raises(RuntimeError):
+            worker.submit(question, config, 30.0)  # one at a time
         kind, (trial, too_slow) = reply_of(worker)
         assert kind == "done" and not too_slow
         assert trial.describe() == run_trial(question, config).describe()
