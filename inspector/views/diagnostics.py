@@ -22,7 +22,14 @@ from inspector.layout_guard import LayoutGuard
 from inspector.views.widgets import scroll_area
 from model.diagnostics import Finding, merge_alike, sort_findings, useful_fixes
 from model.record import StepRecord
-from model.trial import MAX_TRIAL_WORK, TRIAL_ITERATIONS, TrialWorker, trial_config, trial_work
+from model.trial import (
+    MAX_TRIAL_WORK,
+    TRIAL_ITERATIONS,
+    Trial,
+    TrialWorker,
+    trial_config,
+    trial_work,
+)
 
 SEVERITY_STYLE = {
     "error": ("#b2182b", "#fdecea", "Problem"),
@@ -36,6 +43,8 @@ TRIAL_TIP = (
     "with the same seed and sample order, is what pressing this fix starts."
 )
 TRYING = "Trying it…"
+#: Notes of fixes not tried, so that a button without a trial's outcome says why (a review).
+TOO_LARGE = "Not tried: too large a run to try in a moment."
 #: How often a trial in progress is looked at.
 TRIAL_POLL_MS = 30
 #: The trials' process ends after this long with nothing to try.
@@ -44,6 +53,7 @@ WORKER_IDLE_MS = 20_000
 TRIAL_DELAY_MS = 400
 #: A trial not done in this time is stopped, and its fix left without a note.
 TRIAL_SECONDS = 3.0
+TOO_SLOW = f"Not tried: it took longer than {TRIAL_SECONDS:g} s and was stopped."
 
 
 class FixButton(QPushButton):
@@ -367,12 +377,16 @@ class DiagnosticsView(QWidget):
                     needed.add(key)
                     if key not in self._trials:
                         if trial_work(c.dataset, config) > MAX_TRIAL_WORK:
-                            self._trials[key] = None
+                            self._trials[key] = TOO_LARGE
                         elif untried is None:
                             untried = config
                 trial = self._trials.get(key)
-                waiting = config is not None and key not in self._trials
-                note = trial.describe() if trial is not None else TRYING if waiting else ""
+                if isinstance(trial, Trial):
+                    note = trial.describe()
+                elif config is not None and key not in self._trials:
+                    note = TRYING
+                else:  # not tried (a short note says why), or it failed (none)
+                    note = trial or ""
                 button.set_note(note)
         if self.is_trying and (
             repr(self._trying) not in needed or self._trying_dataset is not c.dataset
@@ -426,7 +440,7 @@ class DiagnosticsView(QWidget):
         if kind == "done":
             trial, too_slow = answer
             if done and same_images and (trial is not None or too_slow):
-                self._trials[repr(config)] = trial
+                self._trials[repr(config)] = trial if trial is not None else TOO_SLOW
         elif same_images:
             # The trial failed (memory ran out), or its process ended ("ended": a new one
             # tries the others). A run that overflows is an outcome, not a failure. The fix

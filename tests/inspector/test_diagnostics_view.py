@@ -302,7 +302,7 @@ def test_runs_too_large_to_try_in_a_moment_are_not_tried(qtbot, controller, monk
     monkeypatch.setattr(diagnostics_view, "MAX_TRIAL_WORK", 0)
     widget = DiagnosticsView(controller)
     qtbot.addWidget(widget)
-    assert set(fix_notes(widget).values()) == {""}
+    assert set(fix_notes(widget).values()) == {diagnostics_view.TOO_LARGE}  # (says why)
     assert not widget.is_trying
 
 
@@ -434,7 +434,7 @@ def test_a_trial_too_slow_is_stopped_and_leaves_no_note(qtbot, controller, monke
     widget = DiagnosticsView(controller)
     qtbot.addWidget(widget)
     qtbot.waitUntil(lambda: TRYING not in fix_notes(widget).values(), timeout=30000)
-    assert set(fix_notes(widget).values()) == {""}  # not tried: no note
+    assert set(fix_notes(widget).values()) == {diagnostics_view.TOO_SLOW}  # not tried, and why
     qtbot.wait(2 * diagnostics_view.TRIAL_DELAY_MS)
     assert not widget.is_trying  # and not tried again
     widget.shutdown()
