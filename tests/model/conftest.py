@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 
+from model.data import load_example
+
 
 def make_params(rng, *, filters=2, kernel=3, height=5, width=4, padding="same", dtype=np.float64):
     """Random parameters for (N, 3, height, width) inputs."""
@@ -17,3 +19,9 @@ def make_params(rng, *, filters=2, kernel=3, height=5, width=4, padding="same", 
 @pytest.fixture
 def rng():
     return np.random.default_rng(2024)
+
+
+@pytest.fixture(scope="session")
+def question():
+    """The question's two images (a dataset is immutable, so every test may share it)."""
+    return load_example("question")

@@ -32,11 +32,6 @@ from model.report import (
 from model.session import TrainingSession
 
 
-@pytest.fixture(scope="module")
-def question():
-    return load_example("question")
-
-
 def changed_mid_run(dataset):
     """The question's setup with a safe learning rate, raised to the question's at iteration 4:
     the filter dies on the cross at iteration 5."""

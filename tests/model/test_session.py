@@ -15,11 +15,6 @@ from model.session import Interrupted, TrainingSession, batch_indices
 
 
 @pytest.fixture(scope="module")
-def question():
-    return load_example("question")
-
-
-@pytest.fixture(scope="module")
 def shapes():
     return load_example("shapes")
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from model.config import ConfigError
-from model.data import load_example
 from model.init import InitSpec
 from model.presets import preset_config
 from model.session import TrainingSession
@@ -28,11 +27,6 @@ from model.sweep import (
     run_sweep,
     tick_label,
 )
-
-
-@pytest.fixture(scope="module")
-def question():
-    return load_example("question")
 
 
 def one_cell(base, rate, scale, family, pixels=None):

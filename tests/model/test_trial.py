@@ -19,11 +19,6 @@ from model.trial import (
 
 
 @pytest.fixture(scope="module")
-def question():
-    return load_example("question")
-
-
-@pytest.fixture(scope="module")
 def fixes_after_the_first_step(question):
     """The question's first update: every fix its cards offer, by label."""
     session = TrainingSession(question, preset_config("seed"))

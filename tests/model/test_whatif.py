@@ -5,15 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from model.data import load_example
 from model.presets import preset_config
 from model.session import TrainingSession
 from model.whatif import DEFAULT_FACTORS, VERDICTS, WhatIfRow, format_table, verdict, what_if
-
-
-@pytest.fixture(scope="module")
-def question():
-    return load_example("question")
 
 
 def test_the_questions_step_kills_the_filter_and_a_tiny_one_does_not(question):
