@@ -321,7 +321,7 @@ def classify(source: TrainingSession | Sequence, learned_accuracy: float) -> str
     return "stuck"
 
 
-def _settled(record) -> bool:
+def settled(record) -> bool:
     """Whether nothing after ``record`` can change its run's outcome."""
     if _diverged_metrics([record.metrics[name] for name in DIVERGENCE_METRICS]):
         return True
@@ -341,7 +341,7 @@ def train(
     its outcome any more (``classify`` it), or until ``should_stop()`` returns True."""
     session = TrainingSession(dataset, config)
     record = session.latest
-    while record.iteration < iterations and not _settled(record):
+    while record.iteration < iterations and not settled(record):
         if should_stop is not None and should_stop():
             break
         record = session.step()

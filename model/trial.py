@@ -29,7 +29,13 @@ from model.config import ConfigError, TrainingConfig
 from model.data import Dataset
 from model.diagnostics import Fix
 from model.formatting import format_number, format_share
-from model.sweep import CELL_HISTORY_MB, DIVERGENCE_METRICS, classify, default_learned_accuracy
+from model.sweep import (
+    CELL_HISTORY_MB,
+    DIVERGENCE_METRICS,
+    classify,
+    default_learned_accuracy,
+    settled,
+)
 from model.sweep import train as train_fresh
 
 #: Updates a fix is tried for (twice the Outcome map's default: a run that learns the question's
@@ -140,8 +146,8 @@ def run_trial(
     and say how it ended; None when ``should_stop()`` ended it first."""
     session = train_fresh(dataset, config, iterations, should_stop)
     record = session.latest
-    if should_stop is not None and should_stop():
-        return None
+    if record.iteration < iterations and not settled(record):
+        return None  # (stopped: asking should_stop again could say so of a trial that ended)
     level = default_learned_accuracy(len(dataset))
     outcome = classify(session, level)
     table = session.history.metrics
