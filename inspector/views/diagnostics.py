@@ -39,8 +39,8 @@ SEVERITY_STYLE = {
 #: While training, findings are rebuilt at most this often (their widgets are not cheap).
 RUNNING_REFRESH_MS = 250
 TRIAL_TIP = (
-    f"Tried: a fresh run of these settings for {TRIAL_ITERATIONS} updates, on the same images "
-    "with the same seed and sample order, is what pressing this fix starts."
+    f"The line under the fix: a fresh run of its settings for {TRIAL_ITERATIONS} updates, on "
+    "the same images with the same seed and sample order, the run pressing this fix starts."
 )
 TRYING = "Trying it…"
 #: Notes of fixes not tried, so that a button without a trial's outcome says why (a review).
@@ -51,7 +51,7 @@ TRIAL_POLL_MS = 30
 WORKER_IDLE_MS = 20_000
 #: Trials start once the settings and cards have been still this long.
 TRIAL_DELAY_MS = 400
-#: A trial not done in this time is stopped, and its fix left without a note.
+#: A trial not done in this time is stopped, and its fix says so (TOO_SLOW).
 TRIAL_SECONDS = 3.0
 TOO_SLOW = f"Not tried: it took longer than {TRIAL_SECONDS:g} s and was stopped."
 
@@ -233,8 +233,9 @@ class DiagnosticsView(QWidget):
         self.confirm = self._ask_to_go_back
         self._record: StepRecord | None = None
         self._drawn_signature = None
-        # What each fix's settings did when tried (None: too large to try in a moment), for
-        # the images of ``_trials_of``; one trial runs at a time, in a process of its own.
+        # What each fix's settings did when tried: a Trial, a note why it was not tried, or
+        # None when the trial failed; for the images of ``_trials_of``. One trial runs at a
+        # time, in a process of its own.
         self._trials: dict = {}
         self._trials_of = controller.dataset
         self._worker = TrialWorker()
