@@ -27,7 +27,7 @@ from PySide6.QtCore import (
     QTimer,
     Slot,
 )
-from PySide6.QtGui import QCloseEvent, QKeySequence
+from PySide6.QtGui import QCloseEvent, QCursor, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -50,6 +51,7 @@ from inspector.actions import ActionSpec, create_actions
 from inspector.controller import SessionController
 from inspector.errors import SHOWN_AT, log_path, show_error
 from inspector.layout_guard import LayoutGuard
+from inspector.maximise import PanelMaximiser
 from inspector.report_action import ReportSaver
 from inspector.views.data import DataView
 from inspector.views.diagnostics import DiagnosticsView
@@ -165,7 +167,10 @@ class MainWindow(QMainWindow):
         self._guide: guide.GuideDialog | None = None
 
         self.actions = create_actions(self, self._action_specs())
+        self._maximise_tip = self.actions["maximise"].statusTip()
         self._build_docks()
+        self.maximiser = PanelMaximiser(self, self.docks, STATE_VERSION)
+        self.maximiser.changed.connect(self._on_maximised)
         self._build_menus()
         self._build_toolbar()
         self._build_status_bar()
@@ -324,6 +329,15 @@ class MainWindow(QMainWindow):
                 "Ctrl+K",
                 "Run a second recipe next to this one on the same images, seed and sample order",
             ),
+            ActionSpec(
+                "maximise",
+                "&Maximise panel",
+                self.toggle_maximised,
+                "Ctrl+M",
+                "Show the panel under the mouse alone in the window (the Filters panel when "
+                "the mouse is elsewhere), for a projector or a small screen; again to show "
+                "every panel",
+            ),
             ActionSpec("restore_layout", "Restore default layout", self.restore_default_layout),
             ActionSpec(
                 "guide",
@@ -415,6 +429,8 @@ class MainWindow(QMainWindow):
         """
         d = self.docks
         area = Qt.DockWidgetArea
+        if self.maximiser.key is not None:
+            return  # (the layout to go back to keeps its columns)
         placed = (
             self.dockWidgetArea(d["setup"]) == area.LeftDockWidgetArea
             and self.dockWidgetArea(d["filters"]) == area.RightDockWidgetArea
@@ -471,6 +487,7 @@ class MainWindow(QMainWindow):
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
         view.addSeparator()
+        view.addAction(a["maximise"])
         view.addAction(a["restore_layout"])
 
         help_menu = bar.addMenu("&Help")
@@ -571,17 +588,68 @@ class MainWindow(QMainWindow):
     def _save_settings(self) -> None:
         settings = QSettings()
         settings.setValue("window/geometry", self.saveGeometry())
-        settings.setValue("window/state", self.saveState(STATE_VERSION))
+        settings.setValue("window/state", self.maximiser.saved_state())
         settings.setValue("setup/last_config", json.dumps(self.controller.config.to_dict()))
 
     @Slot()
     def restore_default_layout(self) -> None:
+        self.maximiser.forget()
         for dock in self.docks.values():
             dock.setFloating(False)
             dock.show()
         if self._default_state is not None:
             self.restoreState(self._default_state, STATE_VERSION)
         self._size_docks()
+
+    # -- one panel maximised -----------------------------------------------------------------
+
+    @Slot()
+    def toggle_maximised(self) -> None:
+        """Ctrl+M: the panel under the mouse alone in the window, or every panel again."""
+        if self.maximiser.key is not None:
+            self.show_every_panel()
+        else:
+            self.maximise_panel(self.maximiser.target(QCursor.pos()))
+
+    def maximise_panel(self, key: str) -> None:
+        self.maximiser.maximise(key)
+
+    @Slot()
+    def show_every_panel(self) -> None:
+        if self.maximiser.restore():
+            self._column_timer.start()
+
+    def _on_maximised(self, key: str) -> None:
+        action = self.actions["maximise"]
+        if key:
+            title = self.docks[key].windowTitle()
+            action.setText("Show every &panel")
+            action.setStatusTip("Put every panel back where it was")
+            self.statusBar().showMessage(f"{title} maximised: Ctrl+M shows every panel", 10000)
+        else:
+            action.setText("&Maximise panel")
+            action.setStatusTip(self._maximise_tip)
+            self.statusBar().clearMessage()
+
+    def createPopupMenu(self) -> QMenu:  # noqa: N802 - Qt override
+        """The menu of a right-click on a panel's title bar or tab, or the toolbar: which
+        panels to show, led by maximising the panel clicked (or showing every panel)."""
+        menu = super().createPopupMenu() or QMenu(self)
+        first = menu.actions()[0] if menu.actions() else None
+        key = self.maximiser.panel_at(QCursor.pos())
+        if self.maximiser.key is not None:
+            menu.insertAction(first, self.actions["maximise"])
+        elif self.maximiser.can_maximise(key):
+            title = self.docks[key].windowTitle()
+            action = menu.addAction(f"Maximise {title}")
+            action.setObjectName("popupMaximise")
+            action.triggered.connect(lambda: self.maximise_panel(key))
+            menu.insertAction(first, action)
+        else:
+            return menu
+        if first is not None:
+            menu.insertSeparator(first)
+        return menu
 
     # -- status ------------------------------------------------------------------------------
 
