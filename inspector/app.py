@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from model.config import TrainingConfig
 from model.data import DatasetError, is_image_list, load_dataset, load_example, load_image_list
 from model.presets import PRESETS, preset_config
 
@@ -155,9 +156,16 @@ def _initial_dataset(data_dir: str | None, example: str = "question"):
     return load_dataset(data_dir), os.path.abspath(data_dir)
 
 
-def run_app(data_dir: str | None = None, preset: str | None = None, *, argv=None) -> int:
-    """Open the main window on ``data_dir`` (default: the preset's example) with ``preset``
-    (default 'seed', so pressing Step shows the question's failure at once)."""
+def run_app(
+    data_dir: str | None = None,
+    preset: str | None = None,
+    *,
+    config: TrainingConfig | None = None,
+    argv=None,
+) -> int:
+    """Open the main window on ``data_dir`` (default: the preset's example) with ``config``, or
+    else ``preset``'s settings (default 'seed', so pressing Step shows the question's failure
+    at once)."""
     problem = display_problem()
     if problem is not None:
         print(f"training-inspector: {problem}", file=sys.stderr)
@@ -173,7 +181,8 @@ def run_app(data_dir: str | None = None, preset: str | None = None, *, argv=None
         print(f"training-inspector: error: {exc}", file=sys.stderr)
         return 2
 
-    config = preset_config(preset_name)
+    if config is None:
+        config = preset_config(preset_name)
     # The training process starts first: it loads NumPy and builds iteration 0 while this
     # process loads Qt, instead of after it.
     from inspector.training_process import TrainerClient

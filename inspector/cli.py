@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 PROG = "training-inspector"
 HEADLESS_PRESET = "recommended"
+WINDOW_PRESET = "seed"
 DEFAULT_ITERATIONS = 50
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -118,6 +119,15 @@ SETTING_OPTIONS = (
     ("--seed", "seed", None, "S", "seed of the initialisation and the shuffling"),
 )
 
+#: Settings options, which the window takes too (it opens with them): destination -> flag.
+SETTINGS_FLAGS = {
+    "init": "--init",
+    "conv_init": "--conv-init",
+    "classifier_init": "--classifier-init",
+    "shuffle": "--shuffle",
+    "config": "--config",
+    **{field: flag for flag, field, _, _, _ in SETTING_OPTIONS},
+}
 #: Options that mean something only with --headless: destination name -> flag.
 HEADLESS_ONLY = {
     "data": "--data",
@@ -128,11 +138,6 @@ HEADLESS_ONLY = {
     "threads": "--threads",
     "out": "--out",
     "overwrite": "--overwrite",
-    "init": "--init",
-    "conv_init": "--conv-init",
-    "classifier_init": "--classifier-init",
-    "shuffle": "--shuffle",
-    "config": "--config",
     "settings_log": "--settings-log",
     "sweep": "--sweep",
     "sweep_lr": "--sweep-lr",
@@ -140,7 +145,6 @@ HEADLESS_ONLY = {
     "sweep_init": "--sweep-init",
     "sweep_pixels": "--sweep-pixels",
     "workers": "--workers",
-    **{field: flag for flag, field, _, _, _ in SETTING_OPTIONS},
 }
 #: Options that mean something only with --sweep.
 SWEEP_ONLY = ("sweep_lr", "sweep_scale", "sweep_init", "sweep_pixels", "workers")
@@ -693,11 +697,18 @@ def open_app(args: argparse.Namespace) -> int:
     for dest, flag in HEADLESS_ONLY.items():
         if getattr(args, dest) not in (None, False):
             raise UsageError(f"{flag} applies only with --headless (see --help)")
+    # Settings (a report's config.json, --lr, --seed, ...) open the window with them, on top
+    # of the preset's (the window's default preset, seed, unless --config replaces it).
+    config = None
+    if any(getattr(args, dest) is not None for dest in SETTINGS_FLAGS):
+        config = config_from_args(args, args.preset or WINDOW_PRESET)
     try:
         from inspector.app import run_app
     except ImportError as exc:
         raise CommandFailed(f"the desktop app cannot start: {exc}") from exc
-    return run_app(args.data_dir, args.preset)
+    if config is None:
+        return run_app(args.data_dir, args.preset)
+    return run_app(args.data_dir, args.preset, config=config)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -288,7 +288,8 @@ class MainWindow(QMainWindow):
                 "Save filter &snapshot…",
                 self.save_snapshot,
                 QKeySequence.StandardKey.Save,
-                "Save the shown filters as PNG, raw values (.npy) and JSON",
+                "Save the shown filters as PNG, raw values (.npy) and JSON, and every array of "
+                "the iteration (.npz)",
                 sp.SP_DialogSaveButton,
             ),
             ActionSpec(
@@ -856,7 +857,8 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def save_snapshot(self) -> list[Path]:
-        """Save the shown iteration's filters: PNG, raw .npy and JSON with config and findings."""
+        """Save the shown iteration's filters: PNG, raw .npy and JSON with config and findings,
+        and every array of the iteration (.npz)."""
         record = self.controller.shown
         suggested = self._last_save_folder() / f"filters-iter{record.iteration:06d}.png"
         chosen = self._ask_save_path("Save filter snapshot", suggested, "PNG image (*.png)")

@@ -436,7 +436,8 @@ def index_html(
             f'<figure><img src="{_e(path)}" alt="filters at iteration {iteration}">'
             f"<figcaption>Iteration {iteration}: {shown} "
             f"({_link(path.replace('.png', '.json'), 'numbers')}, "
-            f"{_link(path.replace('.png', '.npy'), 'weights as .npy')})</figcaption></figure>"
+            f"{_link(path.replace('.png', '.npy'), 'weights as .npy')}, "
+            f"{_link(path.replace('.png', '.npz'), 'every array as .npz')})</figcaption></figure>"
         )
     if plots:
         parts.append("<h2>Plots</h2>")

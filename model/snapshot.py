@@ -3,8 +3,10 @@
 ``render_filters`` draws, for every filter, its weights, the gradient of the update that led
 to them and the update itself, one K×K heatmap per input channel, coloured on a diverging scale
 centred on 0 whose limits are printed under each group, with the value written in every cell
-that is large enough. ``save_snapshot`` writes that PNG together with the raw weights (.npy) and
-a JSON file of the iteration's arrays, metrics, findings and config.
+that is large enough. ``save_snapshot`` writes that PNG together with the raw conv weights
+(.npy), every array of the iteration (.npz: both layers' parameters, their gradient, update and
+momentum, each image's logit, probability and loss, the images the update used, the maps) and a
+JSON file of the conv arrays, metrics, findings and config.
 
 Text uses Pillow's bundled font, which has only Latin-1 glyphs: labels are written with ASCII
 '-' and 'x' where print would use a minus sign and a multiplication sign.
@@ -38,7 +40,11 @@ GROUPS = (
     ("update", "update", "update = new - old"),
 )
 CHANNEL_NAMES = ("R", "G", "B")
-SNAPSHOT_SUFFIXES = (".png", ".npy", ".json")
+SNAPSHOT_SUFFIXES = (".png", ".npy", ".json", ".npz")
+#: The maps (pre-activation, ReLU output; N·F·H'·W' values each) are left out of a snapshot's
+#: .npz above this many values: a large dataset's maps at every snapshot of a long run would
+#: take gigabytes. (The question's two images: 2,048 values; Shapes: 81,920.)
+MAX_MAP_VALUES = 1 << 20
 
 BACKGROUND = (255, 255, 255)
 INK = (20, 20, 20)
@@ -79,7 +85,7 @@ def default_stem(iteration: int) -> str:
 
 
 def snapshot_paths(directory: str | os.PathLike, stem: str) -> list[Path]:
-    """The .png, .npy and .json paths of snapshot ``stem`` in ``directory``."""
+    """The .png, .npy, .json and .npz paths of snapshot ``stem`` in ``directory``."""
     return [Path(directory) / f"{stem}{suffix}" for suffix in SNAPSHOT_SUFFIXES]
 
 
@@ -470,6 +476,46 @@ def snapshot_data(
     }
 
 
+def snapshot_arrays(record: StepRecord) -> tuple[dict[str, np.ndarray], str]:
+    """Every array of ``record`` for the snapshot's .npz, and a note on the maps when they are
+    left out ("" when included).
+
+    Keys: the parameters by name ("conv.weight" (F, C, K, K), "conv.bias" (F,),
+    "classifier.weight" (F·H'·W',), "classifier.bias" ()); "grad.<name>" (the gradient the update
+    used, before clipping), "update.<name>" (new − old) and "velocity.<name>" (momentum) after
+    iteration 0; "logits", "probabilities", "losses" (N,) of every image after the update;
+    "batch" (the 0-based dataset indices the update was computed on, empty at 0);
+    "pre_activation" and "activation" (N, F, H', W') unless over ``MAX_MAP_VALUES`` values or
+    not kept for this iteration.
+    """
+    arrays = {name: np.asarray(value) for name, value in record.params.items()}
+    for prefix, group in (
+        ("grad", record.grads),
+        ("update", record.update),
+        ("velocity", record.velocity),
+    ):
+        for name, value in (group or {}).items():
+            arrays[f"{prefix}.{name}"] = np.asarray(value)
+    arrays["logits"] = np.asarray(record.logits)
+    arrays["probabilities"] = np.asarray(record.probabilities)
+    arrays["losses"] = np.asarray(record.losses)
+    arrays["batch"] = np.asarray(record.batch, dtype=np.int64)
+    maps = {"pre_activation": record.pre_activation, "activation": record.activation}
+    if any(value is None for value in maps.values()):
+        return arrays, "the maps of this iteration were not kept (the history drops them)"
+    size = next(iter(maps.values())).size
+    if size > MAX_MAP_VALUES:
+        return arrays, (f"the maps are left out: {size:,} values each, over {MAX_MAP_VALUES:,}")
+    arrays.update((name, np.asarray(value)) for name, value in maps.items())
+    return arrays, ""
+
+
+def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, allow_pickle=False, **arrays)
+    return buffer.getvalue()
+
+
 def _npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(array), allow_pickle=False)
@@ -493,7 +539,8 @@ def save_snapshot(
     limits: Mapping[str, float] | None = None,
     extra: Mapping | None = None,
 ) -> list[Path]:
-    """Write ``<stem>.png``, ``<stem>.npy`` and ``<stem>.json`` for ``record`` in ``directory``.
+    """Write ``<stem>.png``, ``<stem>.npy``, ``<stem>.json`` and ``<stem>.npz`` for ``record``
+    in ``directory``.
 
     Parameters
     ----------
@@ -502,13 +549,13 @@ def save_snapshot(
     findings : findings to store with it (usually ``record.findings``).
     directory : an existing folder.
     stem : file name without suffix; ``default_stem(record.iteration)`` when None.
-    overwrite : replace existing files; otherwise any of the three existing refuses the save.
+    overwrite : replace existing files; otherwise any of the four existing refuses the save.
     limits : fixed colour limits, as in ``render_filters``.
     extra : more JSON fields (e.g. the dataset); may not replace the standard ones.
 
     Returns
     -------
-    The three paths written (.png, .npy, .json).
+    The four paths written (.png, .npy, .json, .npz).
 
     Raises
     ------
@@ -530,6 +577,8 @@ def save_snapshot(
         )
     scale = group_limits(filter_groups(record), limits)
     data = snapshot_data(record, config, findings, scale)
+    arrays, maps_note = snapshot_arrays(record)
+    data["npz"] = {"arrays": sorted(arrays), "maps": maps_note or "included"}
     repeated = set(extra or {}) & set(data)
     if repeated:
         raise ValueError(f"extra may not replace the snapshot field {sorted(repeated)[0]!r}")
@@ -538,6 +587,7 @@ def save_snapshot(
         _png_bytes(render_filters(record, limits=scale)),
         _npy_bytes(record.params["conv.weight"]),
         json_bytes(data),
+        _npz_bytes(arrays),
     )
     written = []
     try:

@@ -88,7 +88,7 @@ def test_save_snapshot_and_plots(qtbot, window, tmp_path, step_and_wait):
     target = tmp_path / "snap.png"
     window._ask_save_path = lambda *args: str(target)
     written = window.save_snapshot()
-    assert sorted(p.name for p in written) == ["snap.json", "snap.npy", "snap.png"]
+    assert sorted(p.name for p in written) == ["snap.json", "snap.npy", "snap.npz", "snap.png"]
     np.testing.assert_array_equal(
         np.load(tmp_path / "snap.npy"), window.controller.shown.params["conv.weight"]
     )

@@ -84,7 +84,7 @@ def test_snapshots_at_start_death_and_end(seed_run):
     names = sorted(p.name for p in seed_run.glob("filters-iter*"))
     stems = sorted({name.split(".")[0] for name in names})
     assert stems == ["filters-iter000000", "filters-iter000001", "filters-iter000003"]
-    assert len(names) == 9
+    assert len(names) == 12  # .png, .npy, .json, .npz
     death = json.loads((seed_run / "filters-iter000001.json").read_text(encoding="utf-8"))
     assert death["dead_since"] == [1]
     assert death["dataset"]["source"] == {"example": "question"}
@@ -113,7 +113,7 @@ def test_config_json_describes_the_run(seed_run):
     assert len(dataset["pixel_mean"]) == 3 and len(dataset["pixel_std"]) == 3
     assert set(config["versions"]) == {"python", "numpy", "pillow"}
     assert config["command"][:2] == ["training-inspector", "--headless"]
-    assert len(config["outputs"]["snapshots"]) == 9
+    assert len(config["outputs"]["snapshots"]) == 12
 
 
 def test_findings_name_the_death_once_with_the_iteration_it_happened(seed_run):
@@ -438,8 +438,8 @@ def test_headless_needs_out(capsys):
 
 
 def test_headless_options_without_headless_are_refused(capsys):
-    status, _, err = run_cli(capsys, "--lr", "0.1")
-    assert status == 2 and err.count("\n") == 1 and "--lr applies only with --headless" in err
+    status, _, err = run_cli(capsys, "--out", "somewhere")
+    assert status == 2 and err.count("\n") == 1 and "--out applies only with --headless" in err
 
 
 def test_help_exits_zero(capsys):
@@ -661,11 +661,44 @@ def test_a_sweep_without_the_settings_family_has_no_marker(capsys, tmp_path):
 def test_without_headless_the_app_is_opened_lazily(capsys, monkeypatch):
     calls = []
     fake = types.ModuleType("inspector.app")
-    fake.run_app = lambda data_dir, preset: calls.append((data_dir, preset)) or 7
+    fake.run_app = lambda data_dir, preset, **kw: calls.append((data_dir, preset, kw)) or 7
     monkeypatch.setitem(sys.modules, "inspector.app", fake)
     assert run_cli(capsys, "some/folder", "--preset", "seed")[0] == 7
     assert run_cli(capsys)[0] == 7
-    assert calls == [("some/folder", "seed"), (None, None)]
+    assert calls == [("some/folder", "seed", {}), (None, None, {})]
+
+
+def test_the_window_opens_with_settings_and_a_runs_config(capsys, monkeypatch, tmp_path):
+    """--lr, --seed, --init... and --config (a report's config.json) open the window with those
+    settings, over the window's preset (seed) or the one named; data and output options stay
+    headless-only."""
+    calls = []
+    fake = types.ModuleType("inspector.app")
+    fake.run_app = lambda data_dir, preset, **kw: calls.append((data_dir, preset, kw)) or 0
+    monkeypatch.setitem(sys.modules, "inspector.app", fake)
+
+    assert run_cli(capsys, "--lr", "0.01", "--seed", "5", "--init", "normal:0,0.02")[0] == 0
+    normal = cli.parse_init_spec("normal:0,0.02")
+    assert calls[-1][2]["config"] == preset_config("seed", learning_rate=0.01, seed=5).with_changes(
+        conv_init=normal, classifier_init=normal
+    )
+    assert run_cli(capsys, "--preset", "recommended", "--momentum", "0.9")[0] == 0
+    assert calls[-1][2]["config"] == preset_config("recommended", momentum=0.9)
+
+    out = tmp_path / "run"
+    status, _, err = run_cli(
+        capsys, "--headless", "--preset", "seed", "--lr", "0.003", "--iterations", "1",
+        "--out", out,
+    )  # fmt: skip
+    assert status == 0, err
+    assert run_cli(capsys, "--config", str(out / "config.json"))[0] == 0
+    assert calls[-1][2]["config"] == preset_config("seed", learning_rate=0.003)
+
+    status, _, err = run_cli(capsys, "--lr", "fast")
+    assert status == 2 and "learning" in err.lower()
+    status, _, err = run_cli(capsys, "--iterations", "3")
+    assert status == 2 and "--iterations applies only with --headless" in err
+    assert len(calls) == 3
 
 
 # ---------------------------------------------------------------------------------------------

@@ -89,7 +89,7 @@ def test_every_file_is_written(report):
         assert (folder / name).is_file(), name
     snapshots = sorted(p.name for p in (folder / "snapshots").iterdir())
     assert snapshots == [
-        f"filters-iter{k:06d}{s}" for k in (0, 5, 7) for s in (".json", ".npy", ".png")
+        f"filters-iter{k:06d}{s}" for k in (0, 5, 7) for s in (".json", ".npy", ".npz", ".png")
     ]
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temporaries
 

@@ -197,13 +197,14 @@ def test_all_zero_gradient_still_renders():
 # ---------------------------------------------------------------------------------------------
 
 
-def test_save_writes_png_npy_and_strict_json(seed_session, after_death, tmp_path):
+def test_save_writes_png_npy_strict_json_and_npz(seed_session, after_death, tmp_path):
     config = seed_session.config
     paths = save_snapshot(after_death, config, after_death.findings, tmp_path)
     assert [p.name for p in paths] == [
         "filters-iter000001.png",
         "filters-iter000001.npy",
         "filters-iter000001.json",
+        "filters-iter000001.npz",
     ]
     with Image.open(paths[0]) as image:
         assert image.size == filter_layout(after_death).size
@@ -221,6 +222,41 @@ def test_save_writes_png_npy_and_strict_json(seed_session, after_death, tmp_path
     assert any(f["code"] == "dead_filter" for f in data["findings"])
     assert list(data["metrics"]) == list(METRIC_NAMES)
     assert data["metrics"]["dead_fraction"] == 1.0
+
+
+def test_the_npz_holds_every_array_of_the_iteration_as_trained(seed_session, after_death, tmp_path):
+    """Both layers' parameters, gradient, update and momentum, each image's logit, probability
+    and loss, the batch and the maps: bit for bit, in the run's dtype (for checking another
+    implementation against this one)."""
+    paths = save_snapshot(after_death, seed_session.config, (), tmp_path, "all")
+    with np.load(paths[3], allow_pickle=False) as npz:
+        arrays = dict(npz)
+    record = after_death
+    for name in ("conv.weight", "conv.bias", "classifier.weight", "classifier.bias"):
+        assert arrays[name].dtype == record.params[name].dtype
+        assert np.array_equal(arrays[name], record.params[name])
+        assert np.array_equal(arrays[f"grad.{name}"], record.grads[name])
+        assert np.array_equal(arrays[f"update.{name}"], record.update[name])
+        assert np.array_equal(arrays[f"velocity.{name}"], record.velocity[name])
+    for name in ("logits", "probabilities", "losses", "pre_activation", "activation"):
+        assert np.array_equal(arrays[name], getattr(record, name))
+    assert arrays["batch"].tolist() == list(record.batch) == [0]
+    assert arrays["classifier.weight"].shape == (1 * 32 * 32,)
+    described = _strict_json(paths[2])["npz"]
+    assert described == {"arrays": sorted(arrays), "maps": "included"}
+
+
+def test_large_or_dropped_maps_are_left_out_of_the_npz_and_the_json_says_so(
+    seed_session, after_death, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(snapshot, "MAX_MAP_VALUES", 100)
+    paths = save_snapshot(after_death, seed_session.config, (), tmp_path, "big")
+    assert "activation" not in np.load(paths[3]).files
+    assert "2,048 values each, over 100" in _strict_json(paths[2])["npz"]["maps"]
+    dropped = dataclasses.replace(after_death, pre_activation=None, activation=None)
+    paths = save_snapshot(dropped, seed_session.config, (), tmp_path, "dropped")
+    assert "pre_activation" not in np.load(paths[3]).files
+    assert "not kept" in _strict_json(paths[2])["npz"]["maps"]
 
 
 def test_json_has_no_nan_tokens_at_iteration_zero(seed_session, initial, tmp_path):
@@ -292,23 +328,25 @@ def test_existing_files_refuse_the_save_and_nothing_is_written(
     seed_session, initial, after_death, tmp_path
 ):
     config = seed_session.config
-    png, npy, json_path = save_snapshot(after_death, config, (), tmp_path, "snap")
+    png, npy, json_path, npz = save_snapshot(after_death, config, (), tmp_path, "snap")
     npy.unlink()
     before = png.read_bytes()
-    with pytest.raises(SaveError, match=r"snap\.png.*snap\.json|snap\.json.*snap\.png"):
+    with pytest.raises(SaveError, match=r"snap\.png.*snap\.json.*snap\.npz"):
         save_snapshot(initial, config, (), tmp_path, "snap")
     assert not npy.exists()
     assert png.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["snap.json", "snap.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snap.json", "snap.npz", "snap.png"]
 
 
-def test_overwrite_replaces_all_three(seed_session, initial, after_death, tmp_path):
+def test_overwrite_replaces_all_four(seed_session, initial, after_death, tmp_path):
     config = seed_session.config
     save_snapshot(after_death, config, (), tmp_path, "snap")
     paths = save_snapshot(initial, config, (), tmp_path, "snap", overwrite=True)
     assert np.array_equal(np.load(paths[1]), initial.params["conv.weight"])
     assert _strict_json(paths[2])["iteration"] == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["snap.json", "snap.npy", "snap.png"]
+    assert np.load(paths[3])["batch"].size == 0
+    names = ["snap.json", "snap.npy", "snap.npz", "snap.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
 
 
 def test_a_failed_write_removes_what_this_save_wrote(seed_session, initial, tmp_path, monkeypatch):
