@@ -93,7 +93,10 @@ PLOT_CAPTIONS = {
     "curve-loss": "Loss (binary cross-entropy) over the iterations, the mean and the images'.",
     "curve-accuracy": "Accuracy on all images over the iterations.",
     "curve-weights": "Smallest, mean and largest filter weight over the iterations.",
-    "curve-gradient-norms": "Gradient norms of the conv layer and the classifier (log scale).",
+    "curve-gradient-norms": (
+        "Gradient norms of the conv layer and the classifier, each over its weights and bias "
+        "(log scale)."
+    ),
     "curve-dead-fraction": "Share of ReLU outputs that are 0 over the iterations.",
     "curve-update-ratio": "Size of each update relative to the weights, ‖Δw‖ / ‖w‖ (log scale).",
     "compare-loss": "Loss of this run (A) and of the second run (B) side by side.",

@@ -142,8 +142,9 @@ _TOOLTIPS = {
     ),
     "curve-gradient-norms": (
         "Euclidean norm of the gradient of the batch loss for the conv layer and for the "
-        "classifier. A log axis cannot show 0: an exact zero, as from a dead filter that "
-        "passes no gradient, is drawn as a ▼ on the dashed '= 0' line at the bottom."
+        "classifier, each over its weights and its bias together, before clipping. A log "
+        "axis cannot show 0: an exact zero, as from a dead filter that passes no gradient, is "
+        "drawn as a ▼ on the dashed '= 0' line at the bottom."
     ),
     "curve-dead-fraction": (
         "Fraction of ReLU outputs that are exactly 0 (off: no gradient flows through them), "
@@ -151,7 +152,8 @@ _TOOLTIPS = {
         "1 here means every filter is, and the network's output no longer depends on the image."
     ),
     "curve-update-ratio": (
-        "Size of each update relative to the weights it changed, ‖Δw‖ / ‖w‖. Around 10⁻³ is "
+        "Size of each update relative to the weights it changed, ‖Δw‖ / ‖w‖, per layer (its "
+        "weights and bias together; w before the update). Around 10⁻³ is "
         "a common rule of thumb; far above it the learning rate is too high, far below it too "
         "low. Exact zeros (no update) are drawn as ▼ on the dashed '= 0' line."
     ),
