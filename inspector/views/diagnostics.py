@@ -290,6 +290,11 @@ class DiagnosticsView(QWidget):
         controller.session_reset.connect(self._on_reset)
         controller.paused_by_finding.connect(self._on_paused)
         controller.running_changed.connect(self._on_running_changed)
+        # Fixes are not tried while images load or a run starts; the record of a new dataset
+        # arrives before its load has ended, so they are tried once it has (a review found
+        # "Trying it…" for good after Data → Open folder).
+        controller.loading_changed.connect(self._on_busy_changed)
+        controller.run_starting.connect(self._on_busy_changed)
         self.show_record(controller.shown)
 
     @property
@@ -510,6 +515,10 @@ class DiagnosticsView(QWidget):
         self.banner.show()
 
     @Slot(bool)
+    def _on_busy_changed(self, busy: bool) -> None:
+        if not busy and not self._closed:
+            self._try_fixes()
+
     def _on_running_changed(self, running: bool) -> None:
         if running:
             self.banner.hide()

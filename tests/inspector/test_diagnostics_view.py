@@ -396,6 +396,34 @@ def test_a_trial_that_fails_or_whose_process_ends_leaves_no_note_and_the_rest_go
     widget.shutdown()
 
 
+def test_fixes_are_tried_once_a_new_folder_has_loaded(qtbot, controller):
+    """A review: after Data → Open folder every fix said "Trying it…" for good (the new
+    dataset's record came while its load was still going, when no trial may start)."""
+    from model.data import example_path
+
+    from model.trial import Trial
+
+    widget, held = held_panel(qtbot, controller)
+    answer = Trial("stuck", 100, 100, 2, 1, 0.5, 0.69, 0.69)
+    while True:  # every fix tried: nothing runs any more
+        qtbot.waitUntil(
+            lambda: widget.is_trying or TRYING not in fix_notes(widget).values(), timeout=5000
+        )
+        if not widget.is_trying:
+            break
+        tried = len(held.tried)
+        held.answer(("done", (answer, False)))
+        qtbot.waitUntil(lambda n=tried: len(held.tried) > n or not widget.is_trying, timeout=5000)
+    tried = len(held.tried)
+    controller.load_folder(str(example_path("question")))
+    qtbot.waitUntil(lambda: controller.dataset is widget._trials_of, timeout=10000)
+    qtbot.waitUntil(lambda: not controller.is_loading, timeout=10000)
+    # Tried on the new dataset once loaded: the first of its fixes starts.
+    qtbot.waitUntil(lambda: len(held.tried) == tried + 1, timeout=5000)
+    assert widget._trying_dataset is controller.dataset
+    widget.shutdown()
+
+
 def test_a_trial_that_cannot_start_leaves_no_note_and_the_rest_go_on(qtbot, controller):
     widget, held = held_panel(qtbot, controller)
     refused = []
