@@ -554,9 +554,13 @@ class MainWindow(QMainWindow):
         settings = QSettings()
         geometry = settings.value("window/geometry")
         state = settings.value("window/state")
-        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
-            self.restoreGeometry(geometry)
-        else:
+        # (A geometry Qt cannot read, say a settings file edited by hand, is as none: it would
+        # leave the window at Qt's small default size, then saved as the user's.)
+        if not (
+            isinstance(geometry, QByteArray)
+            and not geometry.isEmpty()
+            and self.restoreGeometry(geometry)
+        ):
             self._first_launch_geometry()
         return state if isinstance(state, QByteArray) and not state.isEmpty() else None
 

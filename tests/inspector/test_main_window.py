@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtWidgets import QLabel, QMessageBox, QToolBar
 
 from inspector.controller import SLOW_POLL_MS, STEP_POLL_MS, SessionController
@@ -218,6 +218,18 @@ def test_layout_is_remembered(qtbot, question_dataset):
     second.restore_default_layout()
     assert second.docks["curves"].toggleViewAction().isChecked()
     second.close()
+
+
+def test_a_window_size_qt_cannot_read_opens_the_first_launch_size(qtbot, question_dataset):
+    fresh = MainWindow(SessionController(question_dataset, preset_config("seed")))
+    qtbot.addWidget(fresh)
+    expected = fresh.size()
+    fresh.close()
+    QSettings().setValue("window/geometry", QByteArray(b"garbage\xff\xff"))
+    window = MainWindow(SessionController(question_dataset, preset_config("seed")))
+    qtbot.addWidget(window)
+    assert window.size() == expected and expected.width() >= 1280
+    window.close()
 
 
 def test_every_dock_has_an_object_name_and_actions_show_shortcuts(window):
