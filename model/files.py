@@ -11,7 +11,7 @@ import contextlib
 import errno
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -41,6 +41,7 @@ def _reason(exc: OSError) -> str:
         errno.ENOENT: "the folder does not exist",
         errno.ENOTDIR: "a part of the path is not a folder",
         errno.EEXIST: "the file already exists",
+        errno.EISDIR: "a folder of that name is there",
     }
     return reasons.get(exc.errno, exc.strerror or str(exc))
 
@@ -66,14 +67,61 @@ def write_atomic(
     -------
     The destination path.
     """
-    target = Path(path)
-    if not overwrite and existing([target]):
-        raise SaveError(errno.EEXIST, f"Not saved: {target} already exists")
-    tmp_name = None
+    return write_all_atomic([(path, write)], overwrite=overwrite, temp_dir=temp_dir)[0]
+
+
+def write_all_atomic(
+    files: Sequence[tuple[str | os.PathLike, Callable[[BinaryIO], None] | bytes]],
+    *,
+    overwrite: bool = False,
+    temp_dir: str | os.PathLike | None = None,
+) -> list[Path]:
+    """Write several files that belong together (a snapshot's picture, arrays and record) as
+    ``write_atomic`` writes one, and all or none: every file is written in full before any is
+    moved into place, so a failure (a full disk) leaves the files that were there as they
+    were, and none of the new ones.
+
+    ``files`` holds (destination, bytes or writing function) pairs. Returns the destinations.
+    """
+    targets = [Path(path) for path, _ in files]
+    if not overwrite:
+        clashing = existing(targets)
+        if clashing:
+            raise SaveError(errno.EEXIST, f"Not saved: {clashing[0]} already exists")
+    temporaries: list[str] = []
+    moved: list[Path] = []
+    target = targets[0] if targets else Path()
     try:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.name[:40]}.", suffix=".tmp", dir=temp_dir or target.parent
-        )
+        for target, (_, write) in zip(targets, files, strict=True):
+            temporaries.append(_write_temporary(target, write, temp_dir))
+        for target, tmp_name in zip(targets, temporaries, strict=True):
+            if overwrite:
+                os.replace(tmp_name, target)
+            else:
+                _link_without_overwrite(tmp_name, target)
+            moved.append(target)
+    except OSError as exc:
+        if not overwrite:  # (a new file that another could not join; replaced ones stay new)
+            for path in moved:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        raise SaveError(exc.errno, f"Could not save {target}: {_reason(exc)}") from exc
+    finally:
+        for tmp_name in temporaries:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+    return targets
+
+
+def _write_temporary(
+    target: Path, write: Callable[[BinaryIO], None] | bytes, temp_dir: str | os.PathLike | None
+) -> str:
+    """A complete, synced temporary file of ``write`` beside ``target`` (or in ``temp_dir``);
+    its name."""
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.name[:40]}.", suffix=".tmp", dir=temp_dir or target.parent
+    )
+    try:
         with os.fdopen(fd, "wb") as handle:
             if hasattr(os, "fchmod"):  # (not on Windows before Python 3.13, nor needed there)
                 # A file system without Unix permissions (FAT, some network shares) may refuse
@@ -86,18 +134,11 @@ def write_atomic(
                 write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        if overwrite:
-            os.replace(tmp_name, target)
-        else:
-            _link_without_overwrite(tmp_name, target)
-        tmp_name = None
-    except OSError as exc:
-        raise SaveError(exc.errno, f"Could not save {target}: {_reason(exc)}") from exc
-    finally:
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-    return target
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    return tmp_name
 
 
 def _link_without_overwrite(tmp_name: str, target: Path) -> None:

@@ -29,7 +29,7 @@ from PIL import Image, ImageDraw, ImageFont
 from model.colormap import DIVERGING_LUT, diverging_rgb, symmetric_limit
 from model.config import TrainingConfig
 from model.diagnostics import Finding
-from model.files import SaveError, existing, write_atomic
+from model.files import SaveError, existing, write_all_atomic
 from model.formatting import format_cell, format_count, format_number, format_range
 from model.record import METRIC_NAMES, StepRecord
 
@@ -561,8 +561,7 @@ def save_snapshot(
     ------
     SaveError
         When a file exists (and ``overwrite`` is False; nothing is written then) or a file
-        cannot be written (files this call already wrote are removed again, unless they
-        replaced existing ones).
+        cannot be written (then none of the four is written or replaced).
     ValueError
         When ``extra`` repeats a standard field or a limit is invalid.
     """
@@ -589,13 +588,6 @@ def save_snapshot(
         json_bytes(data),
         _npz_bytes(arrays),
     )
-    written = []
-    try:
-        for path, payload in zip(paths, payloads, strict=True):
-            written.append(write_atomic(path, payload, overwrite=overwrite))
-    except SaveError:
-        if not overwrite:
-            for path in written:
-                path.unlink(missing_ok=True)
-        raise
-    return written
+    # All or none: a set half new and half old (a disk that filled up while replacing it)
+    # would no longer belong together, and the old one would be gone.
+    return write_all_atomic(list(zip(paths, payloads, strict=True)), overwrite=overwrite)

@@ -400,7 +400,6 @@ def test_fixes_are_tried_once_a_new_folder_has_loaded(qtbot, controller):
     """A review: after Data → Open folder every fix said "Trying it…" for good (the new
     dataset's record came while its load was still going, when no trial may start)."""
     from model.data import example_path
-
     from model.trial import Trial
 
     widget, held = held_panel(qtbot, controller)

@@ -1,6 +1,7 @@
 """Filter snapshots: what the PNG shows, and what save_snapshot writes (or refuses to write)."""
 
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -349,18 +350,32 @@ def test_overwrite_replaces_all_four(seed_session, initial, after_death, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == names
 
 
-def test_a_failed_write_removes_what_this_save_wrote(seed_session, initial, tmp_path, monkeypatch):
-    real_write = snapshot.write_atomic
+def test_a_failed_write_writes_nothing_and_replaces_nothing(
+    seed_session, initial, after_death, tmp_path, monkeypatch
+):
+    """A review: replacing a snapshot on a disk that filled up said "not saved" but had
+    already replaced the picture and the weights, leaving the old record beside them."""
+    from model import files
 
-    def failing_on_json(path, payload, *, overwrite=False):
-        if str(path).endswith(".json"):
-            raise SaveError(28, f"Could not save {path}: the disk is full")
-        return real_write(path, payload, overwrite=overwrite)
+    real_write = files._write_temporary
 
-    monkeypatch.setattr(snapshot, "write_atomic", failing_on_json)
-    with pytest.raises(SaveError, match="disk is full"):
-        save_snapshot(initial, seed_session.config, (), tmp_path)
+    def full_on_json(target, payload, temp_dir):
+        if target.suffix == ".json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(target, payload, temp_dir)
+
+    monkeypatch.setattr(files, "_write_temporary", full_on_json)
+    with pytest.raises(SaveError, match=r"snap\.json: the disk is full"):
+        save_snapshot(initial, seed_session.config, (), tmp_path, "snap")
     assert list(tmp_path.iterdir()) == []
+
+    monkeypatch.setattr(files, "_write_temporary", real_write)
+    old = save_snapshot(after_death, seed_session.config, (), tmp_path, "snap")
+    before = {path.name: path.read_bytes() for path in old}
+    monkeypatch.setattr(files, "_write_temporary", full_on_json)
+    with pytest.raises(SaveError, match="the disk is full"):
+        save_snapshot(initial, seed_session.config, (), tmp_path, "snap", overwrite=True)
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
 
 
 def test_missing_folder_is_a_save_error(seed_session, initial, tmp_path):
