@@ -52,6 +52,25 @@ METRIC_NAMES = (
     "activation_max",
 )
 
+#: The prediction of an image whose probability is not a number (a network that diverged).
+NO_PREDICTION = -1
+
+
+def predicted_labels(probabilities: np.ndarray) -> np.ndarray:
+    """(N,) int64: 1 where the probability of label 1 is at least 0.5, 0 below it, and
+    ``NO_PREDICTION`` where it is NaN, which is no answer, right for neither label (read as
+    'below 0.5' it made a diverged network look right half of the time)."""
+    probabilities = np.asarray(probabilities)
+    labels = (probabilities >= 0.5).astype(np.int64)
+    labels[np.isnan(probabilities)] = NO_PREDICTION
+    return labels
+
+
+def predicted_label(probability: float) -> int:
+    """``predicted_labels`` of one image."""
+    return int(predicted_labels(np.array([probability]))[0])
+
+
 CONV_KEYS = ("conv.weight", "conv.bias")
 ARRAY_GROUPS = ("params", "velocity", "grads", "update", "conv_before")
 CLASSIFIER_KEYS = ("classifier.weight", "classifier.bias")
@@ -169,8 +188,8 @@ class StepRecord:
 
     @property
     def predictions(self) -> np.ndarray:
-        """Predicted label per image: 1 where the probability is at least 0.5."""
-        return (self.probabilities >= 0.5).astype(np.int64)
+        """Predicted label per image (``predicted_labels``): -1 where there is none."""
+        return predicted_labels(self.probabilities)
 
     @property
     def dead_filters(self) -> tuple[int, ...]:
@@ -244,7 +263,7 @@ def compute_metrics(
     metrics = {
         "iteration": float(iteration),
         "loss": float(np.mean(losses)),
-        "accuracy": float(np.mean((probabilities >= 0.5) == (labels == 1))),
+        "accuracy": float(np.mean(predicted_labels(probabilities) == labels)),
         "batch_loss": _nan_if_none(batch_loss),
         "dead_fraction": float(np.mean(dead_fraction_per_filter)),
         "conv_weight_min": float(conv_w.min()),

@@ -61,6 +61,7 @@ from inspector import dialogs
 from inspector.layout_guard import LayoutGuard
 from model.data import is_image_list
 from model.formatting import format_compact, format_count, format_number
+from model.record import NO_PREDICTION, predicted_label
 
 THUMBNAIL_SIDE = 64
 RIGHT_COLOR = QColor("#2e7d32")
@@ -80,7 +81,10 @@ CompactLinesRole = Qt.ItemDataRole.UserRole + 5
 
 
 def class_text(class_names, label: int) -> str:
-    """'cross (0)': a label as its class name and number."""
+    """'cross (0)': a label as its class name and number ('no class' for ``NO_PREDICTION``,
+    a probability that is not a number)."""
+    if label == NO_PREDICTION:
+        return "no class (P(1) is NaN)"
     return f"{class_names[label]} ({label})"
 
 
@@ -177,7 +181,7 @@ class ThumbnailModel(QAbstractListModel):
         if self._probabilities is None:
             return None
         probability = float(self._probabilities[row])
-        return probability, int(probability >= 0.5), float(self._losses[row])
+        return probability, predicted_label(probability), float(self._losses[row])
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or self._dataset is None:

@@ -57,7 +57,7 @@ from inspector.layout_guard import LayoutGuard
 from inspector.views.scaled import SCALE_WORDS, ScaledRecordView
 from inspector.views.widgets import ElidedLabel, scroll_area
 from model.formatting import format_number, format_share
-from model.record import StepRecord
+from model.record import NO_PREDICTION, StepRecord, predicted_label
 
 PAGE_SIZE = 16
 SCALE_TIPS = (
@@ -632,6 +632,11 @@ class MapsView(ScaledRecordView, QWidget):
             fractions = self._pair_share(output, relu, codes["output"][:count])
         elif self._layout.cols == 1:
             fractions = self._pair_share(output, relu)
+        if step == 1 or self._layout.cols == 1:
+            if not math.isfinite(record.metrics.get("activation_max", 0.0)):
+                # A map of NaN only (a diverged run) has no share of zeros or negatives: it
+                # reads "NaN", not "0% zero".
+                fractions[np.isnan(output).all(axis=(2, 3))] = np.nan
         else:
             # Maps this small on screen get no labels (LabelLayer); hover computes its own.
             fractions = np.full((count, self._layout.cols), np.nan)
@@ -736,7 +741,10 @@ class MapsView(ScaledRecordView, QWidget):
         """Each map's zero (or negative) share: beside the output map while there is one
         filter, else in the map's corner (while the map is large enough to carry it)."""
         word = "zero" if relu else "negative"
-        self._pair_texts = [f"{format_share(v)} {word}" for v in fractions.reshape(-1)]
+        self._pair_texts = [
+            f"{format_share(v)} {word}" if math.isfinite(v) else "NaN"
+            for v in fractions.reshape(-1)
+        ]
         filters = self._layout.cols
         blank = [""] * (self._layout.rows - count) * filters
         if filters == 1:
@@ -792,12 +800,20 @@ class MapsView(ScaledRecordView, QWidget):
         return np.count_nonzero(output < 0, axis=(2, 3)) / per_map
 
     def _filter_shares(self, record: StepRecord, relu: bool) -> np.ndarray:
+        """Per filter, the share of its outputs that are 0 (ReLU) or negative; NaN for a
+        filter whose every output is NaN."""
         if relu:
-            return np.asarray(record.dead_fraction_per_filter, dtype=np.float64)
-        pre = record.pre_activation
-        return np.count_nonzero(record.activation < 0, axis=(0, 2, 3)) / (
-            pre.shape[0] * pre.shape[2] * pre.shape[3]
-        )
+            shares = np.array(record.dead_fraction_per_filter, dtype=np.float64)
+        else:
+            pre = record.pre_activation
+            shares = np.count_nonzero(record.activation < 0, axis=(0, 2, 3)) / (
+                pre.shape[0] * pre.shape[2] * pre.shape[3]
+            )
+        if record.activation is not None and not math.isfinite(
+            record.metrics.get("activation_max", 0.0)
+        ):
+            shares[np.isnan(record.activation).all(axis=(0, 2, 3))] = np.nan
+        return shares
 
     def _draw_filter_headers(self, record: StepRecord, relu: bool) -> None:
         """Over each column of maps its filter, and over the outputs the filter's zero share,
@@ -835,12 +851,18 @@ class MapsView(ScaledRecordView, QWidget):
         for row, index in enumerate(range(first, end)):
             label = int(dataset.labels[index])
             probability = float(record.probabilities[index])
-            predicted = int(probability >= 0.5)
+            predicted = predicted_label(probability)
             confidence = probability if predicted else 1.0 - probability
             mark = "✓" if predicted == label else "✗"
+            # (No class for a probability that is not a number: "→ NaN ✗".)
+            guess = (
+                "NaN"
+                if predicted == NO_PREDICTION
+                else f"{names[predicted]} {format_share(confidence)}"
+            )
             parts = [
                 f"#{index + 1} {names[label]}",
-                f"→ {names[predicted]} {format_share(confidence)} {mark}",
+                f"→ {guess} {mark}",
                 f"loss {format_number(float(record.losses[index]))}",
             ]
             if lines == 1:
@@ -882,7 +904,7 @@ class MapsView(ScaledRecordView, QWidget):
         word = "0 (off: no gradient passes back)" if relu else "negative"
         parts = []
         for f, share in enumerate(shares):
-            text = f"filter {f} {format_share(share)}"
+            text = f"filter {f} {format_share(share) if math.isfinite(share) else 'NaN'}"
             since = record.dead_since[f] if f < len(record.dead_since) else None
             if relu and since is not None:
                 text += f" (dead since iteration {since})"

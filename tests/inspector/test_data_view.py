@@ -20,6 +20,7 @@ from inspector.views.data import (
     LabelRole,
 )
 from model.formatting import format_compact, format_number
+from model.presets import preset_config
 
 
 @pytest.fixture
@@ -88,6 +89,21 @@ def test_question_example_shows_two_labelled_thumbnails(view, controller):
     assert "2 images of 32×32 px" in counts
     assert "cross (0): 1" in counts and "circle (1): 1" in counts
     assert view.findChild(QLabel, "dataSource").text() == "Question example"
+
+
+def test_a_nan_probability_is_no_class_and_marked_wrong(
+    qtbot, make_controller, question_dataset, step_and_wait
+):
+    config = preset_config("seed", activation="identity", dtype="float32", learning_rate=1e12)
+    controller = make_controller(question_dataset, config)
+    data_view = DataView(controller)
+    qtbot.addWidget(data_view)
+    step_and_wait(controller, 8)
+    model = data_view.thumbnail_model
+    for row in range(2):
+        assert lines(data_view, row)[2] == "→ no class (P(1) is NaN)"
+        assert model.index(row).data(CorrectRole) is False
+    assert "0 of 2" in data_view.findChild(QLabel, "predictionSummary").text()
 
 
 def test_thumbnails_show_prediction_and_loss_of_the_shown_record(

@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel
 
 from inspector import plotting
 from inspector.views.maps import MIN_MAP_PIXELS, PAGE_SIZE, MapsView
@@ -167,6 +168,22 @@ def test_predictions_and_losses_label_the_rows(qtbot, controller, step_and_wait)
     # The wrongly predicted image is framed in red.
     colour = pixel_at(view, "inputs", 0.0, view.mosaic_layout().pitch_y + 1)
     assert colour.red() > 180 and colour.green() < 80
+
+
+def test_a_diverged_run_reads_nan_not_a_share_or_a_right_answer(
+    qtbot, make_controller, question_dataset, step_and_wait
+):
+    """A review: all-NaN maps read "0% negative" and a NaN probability "→ cross ✓"."""
+    config = preset_config("seed", activation="identity", dtype="float32", learning_rate=1e12)
+    controller = make_controller(question_dataset, config)
+    view = make_view(qtbot, controller, 1000, 700)
+    record = step_and_wait(controller, 8)
+    assert np.isnan(record.activation).all()
+    qtbot.wait(50)
+    texts = [text for _, text in view.plots()["inputs"].getAxis("left")._tickLevels[0]]
+    assert all("→ NaN ✗" in text for text in texts)
+    assert view._pair_texts == ["NaN", "NaN"]
+    assert "filter 0 NaN" in view.findChild(QLabel, "mapsSummary").text()
 
 
 def test_shapes_pages_through_80_images(qtbot, make_controller, shapes_dataset):

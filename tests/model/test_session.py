@@ -11,6 +11,7 @@ from model.diagnostics import merge_alike, sort_findings, useful_fixes
 from model.formatting import format_number, format_range
 from model.init import InitSpec
 from model.presets import preset_config
+from model.record import NO_PREDICTION, predicted_labels
 from model.session import Interrupted, TrainingSession, batch_indices
 
 
@@ -86,6 +87,19 @@ def test_seed_preset_reproduces_the_question(question):
     later = [f for f in record.findings if f.code == "dead_filter"][0]
     assert not later.pauses
     assert "The update that killed it, at iteration 1" in later.explanation
+
+
+def test_a_probability_that_is_not_a_number_is_no_prediction_and_never_right(question):
+    """A review: with every probability NaN (a diverged float32 run) the cross was marked
+    right and the accuracy read 50%: NaN >= 0.5 is False, which read as label 0."""
+    config = preset_config("seed", activation="identity", dtype="float32", learning_rate=1e12)
+    session = TrainingSession(question, config)
+    session.run(8, pause_on_findings=False)
+    record = session.latest
+    assert np.isnan(record.probabilities).all()
+    assert record.predictions.tolist() == [NO_PREDICTION, NO_PREDICTION]
+    assert record.accuracy == 0.0
+    assert predicted_labels(np.array([0.2, 0.5, np.nan, 0.9])).tolist() == [0, 1, -1, 1]
 
 
 def test_an_accuracy_won_by_a_hair_is_said_to_be_chance(question):
