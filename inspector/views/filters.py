@@ -520,19 +520,24 @@ class FiltersView(ScaledRecordView, QWidget):
         """Create the items that depend on F and K (cell texts), then lay the mosaics out."""
         weights = record.params["conv.weight"]
         filters, channels, kernel, _ = weights.shape
+        # A run of the same shape (Reset, a new seed) keeps the cell texts: making and adding
+        # 27 of them per heatmap was most of a Reset's 70 ms, and Reset held down queued up.
+        same_shape = weights.shape == self._shape
         self._record = record
         self._shape = weights.shape
         self._layout = None
         self._geometry = None
         with_text = filters * channels * kernel * kernel <= TEXT_CELL_BUDGET
         for group in self._groups.values():
+            group.formats = ()
+            group.fit = None
+            group.ticks = ()
+            if same_shape:
+                continue  # (the record shown next writes or hides every text)
             for item in group.texts:
                 group.plot.removeItem(item)
             group.texts = []
             group.text_cache = []
-            group.formats = ()
-            group.fit = None
-            group.ticks = ()
             if with_text:
                 for _ in range(filters * channels * kernel * kernel):
                     item = pg.TextItem("", color="w", anchor=(0.5, 0.5))

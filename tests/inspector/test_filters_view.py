@@ -9,7 +9,7 @@ from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import QApplication
 
 from inspector import plotting
-from inspector.views.filters import FilterLayout, FiltersView
+from inspector.views.filters import GROUP_NAMES, FilterLayout, FiltersView
 from model.formatting import format_number, format_range
 from model.presets import preset_config
 
@@ -84,6 +84,29 @@ def test_iteration_0_mosaic_holds_the_weights_where_the_layout_says(view, contro
 def test_cells_show_the_weight_values(qtbot, view, controller):
     shown_big(qtbot, view)
     assert_cells_read(cell_texts(view, "weights"), controller.shown.params["conv.weight"])
+
+
+def test_reset_and_reseed_keep_the_cell_texts_and_write_the_new_run(
+    qtbot, view, controller, step_and_wait
+):
+    """Reset used to make every cell text anew (most of its 70 ms; held down, the resets queued
+    up): a run of the same shape keeps them, and they show the new run, light cells in black."""
+    shown_big(qtbot, view)
+    step_and_wait(controller)
+    items = {name: list(view.cell_text_items(name)) for name in GROUP_NAMES}
+    controller.reseed()
+    record = controller.shown
+    assert record.iteration == 0
+    assert {name: list(view.cell_text_items(name)) for name in GROUP_NAMES} == items
+    qtbot.waitUntil(lambda: all(item.isVisible() for item in items["weights"]))
+    assert_cells_read(cell_texts(view, "weights"), record.params["conv.weight"])
+    light = plotting.light_cells(
+        np.asarray(record.params["conv.weight"]).reshape(-1), view.current_limits()["weights"]
+    )
+    for item, is_light in zip(items["weights"], light, strict=True):
+        assert item.color.name() == ("#000000" if is_light else "#ffffff")
+    # No gradient or update at iteration 0: their texts are gone, not left from iteration 1.
+    assert not any(item.isVisible() for item in items["gradient"] + items["update"])
 
 
 @pytest.mark.parametrize("size", [DOCK_1280, DOCK_1920])
