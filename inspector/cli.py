@@ -40,7 +40,7 @@ from model.data import (
     load_image_list,
 )
 from model.data import example_path as bundled_example
-from model.files import SaveError
+from model.files import SaveError, readable
 from model.formatting import format_count, format_number
 from model.init import INIT_KINDS, SCALE_FAMILIES, InitSpec
 from model.layers import output_size
@@ -564,7 +564,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.end()
-    print(summary(run, result))
+    # (readable: a terminal that is strict UTF-8 cannot print a name with bytes that are not)
+    print(readable(summary(run, result)))
     if result.interrupted:
         print(
             f"Interrupted at iteration {result.final.iteration} (Ctrl+C): the files hold "
@@ -688,7 +689,7 @@ def sweep_from_args(
         command=sweep_command(spec, preset, source, dataset, out_dir),
         overwrite=args.overwrite,
     )
-    print(sweep_summary(result, out_dir))
+    print(readable(sweep_summary(result, out_dir)))
     return 0
 
 
@@ -717,7 +718,7 @@ def open_app(args: argparse.Namespace) -> int:
 
 
 def _fail(message: object, status: int) -> int:
-    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    print(readable(f"{PROG}: error: {' '.join(str(message).split())}"), file=sys.stderr)
     return status
 
 

@@ -30,6 +30,17 @@ class SaveError(OSError):
         return self.strerror or super().__str__()
 
 
+def readable(text: str) -> str:
+    """``text`` with the bytes of a file name that are no UTF-8 (which Python keeps as lone
+    surrogates, and no UTF-8 file can hold) as U+FFFD '�'."""
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+
+
+def text_bytes(text: str) -> bytes:
+    """``text`` as UTF-8 for people to read (``readable``), rather than failing the save."""
+    return readable(text).encode("utf-8")
+
+
 def _reason(exc: OSError) -> str:
     reasons = {
         errno.EACCES: "permission denied",

@@ -48,7 +48,7 @@ import PIL
 from model.config import TrainingConfig
 from model.data import Dataset
 from model.diagnostics import SEVERITIES, Finding, FindingLog
-from model.files import SaveError, existing, write_atomic
+from model.files import SaveError, existing, text_bytes, write_atomic
 from model.formatting import format_count, format_number, format_range, format_share
 from model.record import METRIC_NAMES, StepRecord
 from model.session import TrainingSession
@@ -396,9 +396,7 @@ def run_headless(run: HeadlessRun, progress=None) -> HeadlessResult:
         final = session.latest
         first = log.findings
         outputs = {
-            FINDINGS_TEXT_NAME: findings_text(final.iteration, final.findings, first).encode(
-                "utf-8"
-            ),
+            FINDINGS_TEXT_NAME: text_bytes(findings_text(final.iteration, final.findings, first)),
             FINDINGS_JSON_NAME: json_bytes(findings_data(final.iteration, final.findings, first)),
             CONFIG_NAME: json_bytes(run_description(run, session, snapshots.paths)),
         }

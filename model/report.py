@@ -53,7 +53,7 @@ from model.config import (
 )
 from model.data import LIST_COLUMNS, Dataset
 from model.diagnostics import Finding, merge_alike, useful_fixes
-from model.files import SaveError, write_atomic
+from model.files import SaveError, readable, text_bytes, write_atomic
 from model.formatting import format_count, format_number, format_share
 from model.headless import (
     FINDINGS_JSON_NAME,
@@ -606,7 +606,8 @@ def _write_data(folder: Path, dataset: Dataset) -> None:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(LIST_COLUMNS)
         for relative, label in zip(relatives, dataset.labels, strict=True):
-            writer.writerow((relative, int(label), dataset.class_names[label]))
+            # (a class named after a folder whose name is no UTF-8: U+FFFD for those bytes)
+            writer.writerow((relative, int(label), readable(dataset.class_names[label])))
 
 
 #: metrics.csv is formatted and written this many rows at a time, each block into memory first
@@ -659,9 +660,9 @@ def _build(
         ),
         DATASET_NAME: json_bytes(dataset_description(session.dataset, source)),
         SETTINGS_LOG_NAME: json_bytes(settings_log_data(session.history.settings_log)),
-        FINDINGS_TEXT_NAME: findings_text(final.iteration, final.findings, first).encode("utf-8"),
+        FINDINGS_TEXT_NAME: text_bytes(findings_text(final.iteration, final.findings, first)),
         FINDINGS_JSON_NAME: json_bytes(findings_data(final.iteration, final.findings, first)),
-        REPRODUCE_NAME: reproduce_text(session, metric_rows).encode("utf-8"),
+        REPRODUCE_NAME: text_bytes(reproduce_text(session, metric_rows)),
     }
     for name, payload in files.items():
         (folder / name).write_bytes(payload)
@@ -695,7 +696,7 @@ def _build(
         files=sorted(listed, key=listed.index),
         metric_rows=metric_rows,
     )
-    (folder / INDEX_NAME).write_text(page, encoding="utf-8")
+    (folder / INDEX_NAME).write_bytes(text_bytes(page))
 
 
 def _is_report(folder: Path) -> bool:

@@ -442,8 +442,15 @@ def json_ready(value):
 
 def json_bytes(data) -> bytes:
     """Strict, indented UTF-8 JSON of ``data`` (after ``json_ready``)."""
-    text = json.dumps(json_ready(data), indent=2, ensure_ascii=False, allow_nan=False)
-    return (text + "\n").encode("utf-8")
+    ready = json_ready(data)
+    text = json.dumps(ready, indent=2, ensure_ascii=False, allow_nan=False)
+    try:
+        return (text + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        # A file name with bytes that are no UTF-8 (Python keeps them as lone surrogates):
+        # escaped as \udcXX, still valid JSON, read back as the same name.
+        text = json.dumps(ready, indent=2, ensure_ascii=True, allow_nan=False)
+        return (text + "\n").encode("ascii")
 
 
 def snapshot_data(

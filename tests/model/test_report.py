@@ -3,6 +3,7 @@
 import errno
 import html
 import json
+import os
 import re
 import zipfile
 from html.parser import HTMLParser
@@ -543,3 +544,44 @@ def test_the_images_keep_their_names_after_their_numbers():
         "data/0_cats/0002_猫ä.png",
         f"data/1_dogs/0001_{'x' * 60}.png",  # (a long name made the path too long to write)
     ]
+
+
+@pytest.fixture
+def undecodable_folder(tmp_path):
+    """A dataset whose folder, a class folder and a file have names with a byte that is no
+    UTF-8 (a legacy-encoded name on Linux), or a skip where the file system refuses them."""
+    root = os.fsencode(tmp_path) + b"/d\xffata"
+    try:
+        for label, name in ((0, b"0_cr\xfess"), (1, b"1_circle")):
+            os.makedirs(root + b"/" + name)
+            for i in range(2):
+                image = Image.new("RGB", (8, 8), (100 * i, 50 * label, 0))
+                image.save(os.fsdecode(root + b"/" + name + b"/im\xfd%d.png" % i), "PNG")
+    except (OSError, UnicodeError):
+        pytest.skip("this file system takes only UTF-8 names")
+    return os.fsdecode(root)
+
+
+def test_names_that_are_no_utf8_do_not_fail_a_report_or_a_headless_run(
+    undecodable_folder, tmp_path, capsys
+):
+    """A review: such a name failed Save report and a headless run with a raw
+    UnicodeEncodeError. JSON keeps the name exactly (escaped); text for people shows U+FFFD."""
+    dataset = load_dataset(undecodable_folder)
+    session = TrainingSession(dataset, preset_config("recommended"))
+    session.run(2, pause_on_findings=False)
+    folder = tmp_path / "report"
+    write_report(session, folder, preset="recommended", source={"folder": undecodable_folder})
+    described = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
+    assert described["source"]["folder"] == undecodable_folder  # the same bytes, read back
+    assert "d\ufffdata" in (folder / "index.html").read_text(encoding="utf-8")
+    reloaded = load_image_list(folder / "images.csv")
+    assert np.array_equal(reloaded.images, dataset.images)
+    assert reloaded.class_names == ("cr\ufffdss", "circle")
+
+    out = tmp_path / "headless"
+    status = cli.main(["--headless", "--data", undecodable_folder, "--iterations", "2",
+                       "--out", str(out)])  # fmt: skip
+    assert status == 0, capsys.readouterr().err
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert undecodable_folder in config["command"]
