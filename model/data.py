@@ -655,6 +655,8 @@ def _files_below(folder: Path, skipped: list[tuple[str, str]]) -> list[Path]:
             skipped.append((entry.path, "link to a folder, not followed"))
         elif entry.is_file():
             files.append(Path(entry.path))
+        elif entry.is_symlink() and not os.path.exists(entry.path):
+            skipped.append((entry.path, "a broken link: what it points to is missing"))
         else:
             skipped.append((entry.path, "not a regular file"))
     return files

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -107,6 +108,19 @@ def test_a_bad_file_is_skipped_with_its_reason_and_the_rest_loads(tmp_path):
     assert dict(dataset.skipped) == {
         str(tmp_path / "a" / "empty.jpg"): "empty file (0 bytes)",
         str(tmp_path / "a" / "notes.png"): "not an image Pillow can read",
+    }
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_a_broken_link_is_skipped_as_one(tmp_path):
+    _save(tmp_path / "a" / "good.png", _flat((1, 1, 1)))
+    _save(tmp_path / "b" / "good.png", _flat((2, 2, 2)))
+    os.symlink(tmp_path / "gone.png", tmp_path / "a" / "moved.png")
+
+    dataset = data.load_dataset(tmp_path)
+
+    assert dict(dataset.skipped) == {
+        str(tmp_path / "a" / "moved.png"): "a broken link: what it points to is missing"
     }
 
 
