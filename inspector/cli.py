@@ -33,6 +33,7 @@ from model.config import (
 )
 from model.data import (
     EXAMPLES,
+    MAX_SIDE,
     Dataset,
     DatasetError,
     is_image_list,
@@ -181,13 +182,18 @@ def positive_int(text: str) -> int:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """'HxW' -> (H, W), both >= 1 (the dataset loader checks the upper limit)."""
+    """'HxW' -> (H, W), both in 1..``MAX_SIDE`` (refused as a usage error, status 2, like
+    every other bad value, rather than by the loader as a failed load, status 1)."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
     if match is None:
         raise argparse.ArgumentTypeError(f"must be HEIGHTxWIDTH such as 32x32, got {text!r}")
     height, width = int(match[1]), int(match[2])
     if height < 1 or width < 1:
         raise argparse.ArgumentTypeError(f"height and width must be at least 1, got {text!r}")
+    if height > MAX_SIDE or width > MAX_SIDE:
+        raise argparse.ArgumentTypeError(
+            f"height and width must be at most {MAX_SIDE}, got {text!r}"
+        )
     return height, width
 
 

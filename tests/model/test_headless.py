@@ -379,7 +379,7 @@ def test_each_output_name_refuses(tmp_path):
         (["--conv-init", "normal:0,x"], "--conv-init"),
         (["--size", "0x5"], "--size"),
         (["--size", "big"], "--size"),
-        (["--size", "5000x5000"], "dataset"),
+        (["--size", "5000x5000"], "at most 1024"),
         (["--data", "/nonexistent"], "no such folder"),
         (["--preset", "bogus"], "--preset"),
         (["--example", "bogus"], "--example"),
