@@ -27,7 +27,7 @@ from functools import cached_property
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, Qt, QTimer, Slot
-from PySide6.QtGui import QFontMetrics
+from PySide6.QtGui import QFontMetrics, QFontMetricsF
 from PySide6.QtWidgets import (
     QLabel,
     QSizePolicy,
@@ -843,18 +843,33 @@ class FiltersView(ScaledRecordView, QWidget):
         block_pixels = (
             layout.block_size[1] / layout.scale * (geometry.cell_width if geometry else 1)
         )
-        ticks = []
+        side = "bottom" if layout.across else "top"
+        # Blocks narrower than their numbers (64 filters in a narrow panel) are numbered every
+        # 2nd, 5th, 10th, ... block, so that the numbers never run into each other.
+        labels = []
         for f in range(filters):
             dead = f < len(record.dead_since) and record.dead_since[f] is not None
             if block_pixels >= 110:
-                label = f"filter {f}" + (" (dead)" if dead else "")
+                labels.append(f"filter {f}" + (" (dead)" if dead else ""))
             elif block_pixels >= 60:
-                label = f"filter {f}" + (" ✝" if dead else "")
+                labels.append(f"filter {f}" + (" ✝" if dead else ""))
             else:
-                label = f"{f}" + ("✝" if dead else "")
-            ticks.append((layout.block_centre(f)[0], label))
-        ticks = tuple(ticks)
-        side = "bottom" if layout.across else "top"
+                labels.append(f"{f}" + ("✝" if dead else ""))
+        metrics = QFontMetricsF(self._groups["weights"].plot.getAxis(side).style["tickFont"])
+        # (measured without the dead marks: those may touch a neighbour, as they always did,
+        # rather than leave the dead filters unnumbered)
+        plain = [label.removesuffix(" (dead)").rstrip(" ✝") for label in labels]
+        widths = [metrics.horizontalAdvance(label) for label in plain]
+        # (the distance between the centres of two blocks: a block and the gap after it)
+        pitch = block_pixels * (1 + layout.block_gap / layout.block_size[1])
+
+        def apart(k: int) -> bool:  # every k-th label clear of the next one shown
+            shown = widths[::k]
+            pairs = zip(shown, shown[1:], strict=False)
+            return all((a + b) / 2 + 3 <= k * pitch for a, b in pairs)
+
+        every = next((k for k in (1, 2, 5, 10, 20, 50, 100) if apart(k)), filters)
+        ticks = tuple((layout.block_centre(f)[0], labels[f]) for f in range(0, filters, every))
         for group in self._groups.values():
             if group.ticks != ticks:
                 group.ticks = ticks

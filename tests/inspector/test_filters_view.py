@@ -5,7 +5,8 @@ import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, Qt
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QApplication
 
 from inspector import plotting
@@ -394,6 +395,25 @@ def test_many_filters_stand_in_columns_with_the_channels_down(qtbot, controller)
     ]
     left = view.plot("weights").getAxis("left")._tickLevels[0]
     assert [text for _, text in left] == ["R", "G", "B"]
+
+
+def test_64_filters_are_numbered_without_their_numbers_running_together(qtbot, controller):
+    """A review: 64 filters in the 1280x800 dock read "0123456789101112..."."""
+    controller.request_config(preset_config("recommended", num_filters=64))
+    controller.reset()
+    view = FiltersView(controller)
+    qtbot.addWidget(view)
+    shown_big_plain(qtbot, view, *DOCK_1280)
+    axis = view.plot("weights").getAxis("top")
+    ticks = axis._tickLevels[0]
+    numbers = [int(text.rstrip("✝")) for _, text in ticks]
+    step = numbers[1] - numbers[0]
+    assert step > 1 and numbers == list(range(0, 64, step))
+    # Far enough apart on screen for the widest number.
+    box = view.plot("weights").vb
+    xs = [box.mapViewToScene(QPointF(x, 0)).x() for x, _ in ticks]
+    metrics = QFontMetricsF(axis.style["tickFont"])
+    assert min(np.diff(xs)) >= metrics.horizontalAdvance("63✝")
 
 
 def shown_big_plain(qtbot, widget, width, height):
