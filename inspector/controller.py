@@ -786,7 +786,15 @@ class SessionController(QObject):
         going_back = fix.rewind_to is not None and fix.rewind_to <= self.latest_iteration
         if going_back:
             self.rewind_to(fix.rewind_to)
-        self.request_config(config)
+        # Live settings only: they join settings waiting in Setup for Reset rather than
+        # clearing them (as taking the whole config did, without a word: a review).
+        changes = {
+            name: getattr(config, name)
+            for name in LIVE_FIELDS
+            if getattr(config, name) != getattr(self._config, name)
+        }
+        if changes:
+            self.update_live(**changes)
         # Not going back, it applies from the run's next update on, whichever iteration the
         # cards were shown of (one picked on the history slider is not where it applies).
         where = "" if going_back else f" from iteration {self.latest_iteration + 1} on"

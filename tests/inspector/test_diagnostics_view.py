@@ -88,6 +88,23 @@ def test_a_learning_rate_fix_rewinds_to_before_the_bad_update(
     assert controller.config.pixel_scaling == "raw"  # nothing else changed
 
 
+def test_a_learning_rate_fix_keeps_settings_waiting_for_reset(
+    qtbot, view, controller, step_and_wait
+):
+    """A review: with 4 filters waiting in Setup for Reset, the rate fix threw them away
+    without a word. They now wait on, with the fix's rate."""
+    view.confirm = lambda fix, dropped: True
+    step_and_wait(controller)
+    controller.request_config(controller.config.with_changes(num_filters=4))
+    assert controller.pending_config.num_filters == 4
+    click_fix(qtbot, view, "dead_filter", "Divide the learning rate")
+    rate = controller.config.learning_rate
+    assert rate < 0.5 and controller.latest_iteration == 0
+    pending = controller.pending_config
+    assert pending is not None
+    assert (pending.num_filters, pending.learning_rate) == (4, rate)
+
+
 def test_a_fix_that_drops_later_training_asks_first(qtbot, view, controller, step_and_wait):
     """A teacher clicked a card's "…, from iteration 24" at iteration 251: 227 iterations went
     without a word, while "Continue from here" asks."""
