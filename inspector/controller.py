@@ -29,6 +29,7 @@ signals. Signals are named for what happened:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import shutil
 import time
@@ -280,6 +281,18 @@ class SessionController(QObject):
         if iteration == self._latest.iteration:
             return self._latest
         return self._call("record", iteration)
+
+    def complete(self, record: StepRecord) -> StepRecord:
+        """``record`` with its momentum buffers, which the records shown while training leave
+        out (a snapshot saves them); ``record`` as it is when the training process cannot
+        give them."""
+        if record.velocity is not None:
+            return record
+        try:
+            velocity = self._call("velocity", record.iteration)
+        except TrainerError:
+            return record
+        return dataclasses.replace(record, velocity=velocity)
 
     def describe_history(self) -> str:
         """How much of its memory budget the history uses."""

@@ -863,7 +863,7 @@ class MainWindow(QMainWindow):
     def save_snapshot(self) -> list[Path]:
         """Save the shown iteration's filters: PNG, raw .npy and JSON with config and findings,
         and every array of the iteration (.npz)."""
-        record = self.controller.shown
+        record = self.controller.complete(self.controller.shown)
         suggested = self._last_save_folder() / f"filters-iter{record.iteration:06d}.png"
         chosen = self._ask_save_path("Save filter snapshot", suggested, "PNG image (*.png)")
         if not chosen:

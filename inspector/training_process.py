@@ -582,6 +582,12 @@ class TrainerServer:
         except Interrupted:
             return None
 
+    def do_velocity(self, iteration: int):
+        """The momentum buffers after ``iteration`` (the frames leave them out), as a plain
+        dict (a record's read-only mapping does not pickle)."""
+        velocity = self.session.record(iteration).velocity
+        return None if velocity is None else dict(velocity)
+
     def do_preview(self, learning_rate: float) -> StepRecord:
         return self.session.preview(learning_rate)
 

@@ -42,9 +42,10 @@ GROUPS = (
 CHANNEL_NAMES = ("R", "G", "B")
 SNAPSHOT_SUFFIXES = (".png", ".npy", ".json", ".npz")
 #: The maps (pre-activation, ReLU output; N·F·H'·W' values each) are left out of a snapshot's
-#: .npz above this many values: a large dataset's maps at every snapshot of a long run would
-#: take gigabytes. (The question's two images: 2,048 values; Shapes: 81,920.)
-MAX_MAP_VALUES = 1 << 20
+#: .npz above this many values (2 MiB each in float64): a large dataset's maps at every
+#: snapshot of a long run would take gigabytes. (The question's two images: 2,048 values;
+#: Shapes: 81,920.)
+MAX_MAP_VALUES = 1 << 18
 
 BACKGROUND = (255, 255, 255)
 INK = (20, 20, 20)
@@ -483,9 +484,9 @@ def snapshot_data(
     }
 
 
-def snapshot_arrays(record: StepRecord) -> tuple[dict[str, np.ndarray], str]:
-    """Every array of ``record`` for the snapshot's .npz, and a note on the maps when they are
-    left out ("" when included).
+def snapshot_arrays(record: StepRecord) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Every array of ``record`` for the snapshot's .npz, and what was left out and why (an
+    empty list when nothing was).
 
     Keys: the parameters by name ("conv.weight" (F, C, K, K), "conv.bias" (F,),
     "classifier.weight" (F·H'·W',), "classifier.bias" ()); "grad.<name>" (the gradient the update
@@ -496,12 +497,17 @@ def snapshot_arrays(record: StepRecord) -> tuple[dict[str, np.ndarray], str]:
     not kept for this iteration.
     """
     arrays = {name: np.asarray(value) for name, value in record.params.items()}
-    for prefix, group in (
-        ("grad", record.grads),
-        ("update", record.update),
-        ("velocity", record.velocity),
+    left_out = []
+    for prefix, group, what in (
+        ("grad", record.grads, "gradient"),
+        ("update", record.update, "update"),
+        ("velocity", record.velocity, "momentum buffers"),
     ):
-        for name, value in (group or {}).items():
+        if group is None:
+            if record.iteration > 0 or prefix == "velocity":
+                left_out.append(f"no {what}: not kept for this iteration")
+            continue
+        for name, value in group.items():
             arrays[f"{prefix}.{name}"] = np.asarray(value)
     arrays["logits"] = np.asarray(record.logits)
     arrays["probabilities"] = np.asarray(record.probabilities)
@@ -509,12 +515,12 @@ def snapshot_arrays(record: StepRecord) -> tuple[dict[str, np.ndarray], str]:
     arrays["batch"] = np.asarray(record.batch, dtype=np.int64)
     maps = {"pre_activation": record.pre_activation, "activation": record.activation}
     if any(value is None for value in maps.values()):
-        return arrays, "the maps of this iteration were not kept (the history drops them)"
-    size = next(iter(maps.values())).size
-    if size > MAX_MAP_VALUES:
-        return arrays, (f"the maps are left out: {size:,} values each, over {MAX_MAP_VALUES:,}")
-    arrays.update((name, np.asarray(value)) for name, value in maps.items())
-    return arrays, ""
+        left_out.append("no maps: not kept for this iteration (the history drops them)")
+    elif (size := record.pre_activation.size) > MAX_MAP_VALUES:
+        left_out.append(f"no maps: {size:,} values each, over {MAX_MAP_VALUES:,}")
+    else:
+        arrays.update((name, np.asarray(value)) for name, value in maps.items())
+    return arrays, left_out
 
 
 def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
@@ -583,8 +589,8 @@ def save_snapshot(
         )
     scale = group_limits(filter_groups(record), limits)
     data = snapshot_data(record, config, findings, scale)
-    arrays, maps_note = snapshot_arrays(record)
-    data["npz"] = {"arrays": sorted(arrays), "maps": maps_note or "included"}
+    arrays, left_out = snapshot_arrays(record)
+    data["npz"] = {"arrays": sorted(arrays), "left_out": left_out}
     repeated = set(extra or {}) & set(data)
     if repeated:
         raise ValueError(f"extra may not replace the snapshot field {sorted(repeated)[0]!r}")

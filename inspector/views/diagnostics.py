@@ -519,6 +519,7 @@ class DiagnosticsView(QWidget):
         if not busy and not self._closed:
             self._try_fixes()
 
+    @Slot(bool)
     def _on_running_changed(self, running: bool) -> None:
         if running:
             self.banner.hide()

@@ -19,6 +19,7 @@ from inspector.main_window import MainWindow
 from inspector.training_process import Frame, SharedRef
 from model.presets import PRESETS, preset_config
 from model.record import METRIC_NAMES
+from model.session import TrainingSession
 
 
 def press(qtbot, window, key, modifier=Qt.KeyboardModifier.NoModifier):
@@ -111,6 +112,25 @@ def test_save_snapshot_and_plots(qtbot, window, tmp_path, step_and_wait):
     assert any(n.endswith(".svg") for n in names) and any(n.endswith(".png") for n in names)
     again = window.save_plots()  # a second save goes to a new folder, never over the first
     assert again and Path(again[0]).parent.name == "plots-iter000001-2"
+
+
+def test_a_snapshot_of_the_latest_iteration_holds_the_momentum_buffers(
+    qtbot, make_controller, show_window, question_dataset, tmp_path, step_and_wait
+):
+    """A review: records shown while training leave the momentum out, so Ctrl+S on the latest
+    iteration wrote no velocity.* (which checking an update with momentum needs)."""
+    config = preset_config("recommended", momentum=0.9)
+    window = show_window(make_controller(question_dataset, config))
+    step_and_wait(window.controller, 2)
+    assert window.controller.shown.velocity is None  # (as the frames bring it)
+    window._ask_save_path = lambda *args: str(tmp_path / "snap.png")
+    window.save_snapshot()
+    reference = TrainingSession(question_dataset, config)
+    reference.run(2, pause_on_findings=False)
+    with np.load(tmp_path / "snap.npz") as saved:
+        for name, value in reference.latest.velocity.items():
+            np.testing.assert_array_equal(saved[f"velocity.{name}"], value)
+    assert json.loads((tmp_path / "snap.json").read_text())["npz"]["left_out"] == []
 
 
 @pytest.mark.parametrize("failing", ["plots", "curves"])

@@ -244,7 +244,7 @@ def test_the_npz_holds_every_array_of_the_iteration_as_trained(seed_session, aft
     assert arrays["batch"].tolist() == list(record.batch) == [0]
     assert arrays["classifier.weight"].shape == (1 * 32 * 32,)
     described = _strict_json(paths[2])["npz"]
-    assert described == {"arrays": sorted(arrays), "maps": "included"}
+    assert described == {"arrays": sorted(arrays), "left_out": []}
 
 
 def test_large_or_dropped_maps_are_left_out_of_the_npz_and_the_json_says_so(
@@ -253,11 +253,14 @@ def test_large_or_dropped_maps_are_left_out_of_the_npz_and_the_json_says_so(
     monkeypatch.setattr(snapshot, "MAX_MAP_VALUES", 100)
     paths = save_snapshot(after_death, seed_session.config, (), tmp_path, "big")
     assert "activation" not in np.load(paths[3]).files
-    assert "2,048 values each, over 100" in _strict_json(paths[2])["npz"]["maps"]
-    dropped = dataclasses.replace(after_death, pre_activation=None, activation=None)
+    assert _strict_json(paths[2])["npz"]["left_out"] == ["no maps: 2,048 values each, over 100"]
+    dropped = dataclasses.replace(after_death, pre_activation=None, activation=None, velocity=None)
     paths = save_snapshot(dropped, seed_session.config, (), tmp_path, "dropped")
     assert "pre_activation" not in np.load(paths[3]).files
-    assert "not kept" in _strict_json(paths[2])["npz"]["maps"]
+    assert _strict_json(paths[2])["npz"]["left_out"] == [
+        "no momentum buffers: not kept for this iteration",
+        "no maps: not kept for this iteration (the history drops them)",
+    ]
 
 
 def test_json_has_no_nan_tokens_at_iteration_zero(seed_session, initial, tmp_path):

@@ -139,7 +139,7 @@ def test_a_failed_save_says_why_and_leaves_nothing_behind(
     assert list(tmp_path.glob("snap*")) == [] and list(tmp_path.glob(".snap*")) == []
     monkeypatch.undo()
     window._ask_save_path = lambda *args: str(tmp_path / "snap.png")
-    assert len(window.save_snapshot()) == 3  # what was in memory is saved on the next try
+    assert len(window.save_snapshot()) == 4  # what was in memory is saved on the next try
 
 
 def test_a_path_too_long_is_refused_with_a_message(qtbot, window, tmp_path, monkeypatch):
