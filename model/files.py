@@ -42,6 +42,10 @@ def text_bytes(text: str) -> bytes:
 
 
 def _reason(exc: OSError) -> str:
+    return _reason_text(exc.errno, exc.strerror or str(exc))
+
+
+def _reason_text(code: int | None, fallback: str = "") -> str:
     reasons = {
         errno.EACCES: "permission denied",
         errno.EPERM: "permission denied",
@@ -54,7 +58,7 @@ def _reason(exc: OSError) -> str:
         errno.EEXIST: "the file already exists",
         errno.EISDIR: "a folder of that name is there",
     }
-    return reasons.get(exc.errno, exc.strerror or str(exc))
+    return reasons.get(code, fallback)
 
 
 def write_atomic(
@@ -89,8 +93,10 @@ def write_all_atomic(
 ) -> list[Path]:
     """Write several files that belong together (a snapshot's picture, arrays and record) as
     ``write_atomic`` writes one, and all or none: every file is written in full before any is
-    moved into place, so a failure (a full disk) leaves the files that were there as they
-    were, and none of the new ones.
+    moved into place, and files being replaced are first moved aside, to be put back if any
+    new one cannot take its place (a full disk, a file held open on Windows). A failure leaves
+    the files that were there as they were, and none of the new ones; a folder where a file
+    should go refuses the save before anything is written.
 
     ``files`` holds (destination, bytes or writing function) pairs. Returns the destinations.
     """
@@ -99,12 +105,20 @@ def write_all_atomic(
         clashing = existing(targets)
         if clashing:
             raise SaveError(errno.EEXIST, f"Not saved: {clashing[0]} already exists")
+    for target in targets:
+        if target.is_dir():  # (never moved aside, let alone deleted)
+            raise SaveError(errno.EISDIR, f"Could not save {target}: {_reason_text(errno.EISDIR)}")
     temporaries: list[str] = []
+    aside: list[tuple[Path, str]] = []  # (target, where its old file waits meanwhile)
     moved: list[Path] = []
     target = targets[0] if targets else Path()
     try:
         for target, (_, write) in zip(targets, files, strict=True):
             temporaries.append(_write_temporary(target, write, temp_dir))
+        if overwrite and len(targets) > 1:
+            for target in targets:
+                if os.path.lexists(target):
+                    aside.append((target, _move_aside(target)))
         for target, tmp_name in zip(targets, temporaries, strict=True):
             if overwrite:
                 os.replace(tmp_name, target)
@@ -112,16 +126,35 @@ def write_all_atomic(
                 _link_without_overwrite(tmp_name, target)
             moved.append(target)
     except OSError as exc:
-        if not overwrite:  # (a new file that another could not join; replaced ones stay new)
-            for path in moved:
-                with contextlib.suppress(OSError):
-                    path.unlink()
+        for path in moved:  # (new files that the others could not join)
+            with contextlib.suppress(OSError):
+                path.unlink()
+        for old, parked in aside:
+            with contextlib.suppress(OSError):
+                os.replace(parked, old)
+        aside = []
         raise SaveError(exc.errno, f"Could not save {target}: {_reason(exc)}") from exc
     finally:
         for tmp_name in temporaries:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
+        for _old, parked in aside:  # (replaced: the old files go)
+            with contextlib.suppress(OSError):
+                os.unlink(parked)
     return targets
+
+
+def _move_aside(target: Path) -> str:
+    """Move ``target`` to a new hidden name beside it; that name."""
+    fd, parked = tempfile.mkstemp(prefix=f".{target.name[:40]}.", suffix=".old", dir=target.parent)
+    os.close(fd)
+    try:
+        os.replace(target, parked)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(parked)
+        raise
+    return parked
 
 
 def _write_temporary(

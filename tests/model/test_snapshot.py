@@ -381,6 +381,42 @@ def test_a_failed_write_writes_nothing_and_replaces_nothing(
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
 
 
+def test_a_replace_that_fails_half_way_puts_the_old_set_back(
+    seed_session, initial, after_death, tmp_path, monkeypatch
+):
+    """A review: with the new .npz unable to take the old one's place (held open on Windows),
+    the picture, weights and record were already the new ones."""
+    from model import files
+
+    old = save_snapshot(after_death, seed_session.config, (), tmp_path, "snap")
+    before = {path.name: path.read_bytes() for path in old}
+    real_replace = os.replace
+
+    def held_open(src, dst):
+        if str(dst).endswith("snap.npz") and str(src).endswith(".tmp"):
+            raise PermissionError(errno.EACCES, "The process cannot access the file")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", held_open)
+    with pytest.raises(SaveError, match=r"snap\.npz: permission denied"):
+        save_snapshot(initial, seed_session.config, (), tmp_path, "snap", overwrite=True)
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before  # no leftovers
+
+
+def test_a_folder_where_a_snapshot_file_goes_refuses_the_save_untouched(
+    seed_session, initial, after_death, tmp_path
+):
+    save_snapshot(after_death, seed_session.config, (), tmp_path, "snap")
+    (tmp_path / "snap.npz").unlink()
+    (tmp_path / "snap.npz").mkdir()
+    (tmp_path / "snap.npz" / "mine.txt").write_text("keep")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    with pytest.raises(SaveError, match="a folder of that name is there"):
+        save_snapshot(initial, seed_session.config, (), tmp_path, "snap", overwrite=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+    assert (tmp_path / "snap.npz" / "mine.txt").read_text() == "keep"
+
+
 def test_missing_folder_is_a_save_error(seed_session, initial, tmp_path):
     with pytest.raises(SaveError, match="folder does not exist"):
         save_snapshot(initial, seed_session.config, (), tmp_path / "missing" / "deeper")
