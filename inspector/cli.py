@@ -64,7 +64,7 @@ RANGE_SYNTAX = "START:STOP:COUNT (COUNT values from START to STOP, log-spaced) |
 MAX_AXIS_VALUES = 100
 SWEEP_LR_DEFAULT = "1e-4:10:11"
 SWEEP_SCALE_DEFAULT = "0.001:1:7"
-USAGE = f"""{PROG} [DIR] [--preset {{{",".join(PRESETS)}}}]
+USAGE = f"""{PROG} [DIR] [--preset {{{",".join(PRESETS)}}} | --config FILE] [settings]
        {PROG} --headless [--preset P | --config FILE] [--data DIR | --example NAME]
                           [--iterations N] [settings] [--settings-log FILE]
                           [--snapshot-every N] [--overwrite] --out DIR
@@ -706,6 +706,8 @@ def open_app(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag} applies only with --headless (see --help)")
     # Settings (a report's config.json, --lr, --seed, ...) open the window with them, on top
     # of the preset's (the window's default preset, seed, unless --config replaces it).
+    if args.preset is not None and args.config is not None:
+        raise UsageError("give either --preset or --config, not both")
     config = None
     if any(getattr(args, dest) is not None for dest in SETTINGS_FLAGS):
         config = config_from_args(args, args.preset or WINDOW_PRESET)

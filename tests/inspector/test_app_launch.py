@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from inspector.app import display_problem, package_for, run_app, x_display_reachable
+from model.presets import preset_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,6 +96,24 @@ def test_bad_folder_is_one_line(capsys, tmp_path, monkeypatch):
     assert run_app(str(tmp_path / "missing")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("training-inspector: error:")
+
+
+def test_settings_that_do_not_fit_the_images_are_one_line(capsys, monkeypatch, tmp_path):
+    """A review: --kernel 11 --padding valid on small images crashed the training process
+    with a traceback (headless said it in one line)."""
+    from PIL import Image
+
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    for label in ("0_a", "1_b"):
+        (tmp_path / label).mkdir()
+        Image.new("RGB", (8, 8)).save(tmp_path / label / "x.png")
+    config = preset_config("seed", kernel_size=11, padding="valid")
+    assert run_app(str(tmp_path), config=config) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "training-inspector: error: a 11x11 kernel with 'valid' padding does not fit a 8x8 "
+        "image: use a kernel of at most 8, or 'same' padding"
+    ]
 
 
 def test_the_app_starts_on_a_folder_with_a_preset_and_stays_up(tmp_path):

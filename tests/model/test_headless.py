@@ -698,6 +698,8 @@ def test_the_window_opens_with_settings_and_a_runs_config(capsys, monkeypatch, t
     assert status == 2 and "learning" in err.lower()
     status, _, err = run_cli(capsys, "--iterations", "3")
     assert status == 2 and "--iterations applies only with --headless" in err
+    status, _, err = run_cli(capsys, "--preset", "shapes", "--config", str(out / "config.json"))
+    assert status == 2 and "either --preset or --config" in err
     assert len(calls) == 3
 
 
