@@ -169,7 +169,9 @@ class MainWindow(QMainWindow):
         self.actions = create_actions(self, self._action_specs())
         self._maximise_tip = self.actions["maximise"].statusTip()
         self._build_docks()
-        self.maximiser = PanelMaximiser(self, self.docks, STATE_VERSION)
+        self.maximiser = PanelMaximiser(
+            self, self.docks, STATE_VERSION, fallback=self.restore_default_layout
+        )
         self.maximiser.changed.connect(self._on_maximised)
         self._build_menus()
         self._build_toolbar()
@@ -781,6 +783,8 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_paused_by_finding(self, finding) -> None:
+        # (With a panel maximised too: Diagnostics then joins it, as the reason the run
+        # stopped; Ctrl+M still brings back the layout from before.)
         self.docks["diagnostics"].show()
         self.docks["diagnostics"].raise_()
 

@@ -30,18 +30,26 @@ class PanelMaximiser(QObject):
     changed = Signal(str)
 
     def __init__(
-        self, window: QMainWindow, docks: dict[str, QDockWidget], state_version: int
+        self,
+        window: QMainWindow,
+        docks: dict[str, QDockWidget],
+        state_version: int,
+        fallback=None,
     ) -> None:
         super().__init__(window)
         self._window = window
         self._docks = docks
         self._version = state_version
+        self._fallback = fallback  # lays out every panel when the saved layout cannot be read
         self._key: str | None = None
         self._state: QByteArray | None = None
         self._width = 0
         for key, dock in docks.items():
             dock.toggleViewAction().toggled.connect(
-                lambda shown, key=key: self._on_toggled(key, shown)
+                lambda shown, key=key: shown or self._check_later(key)
+            )
+            dock.topLevelChanged.connect(
+                lambda floating, key=key: floating and self._check_later(key)
             )
 
     @property
@@ -114,7 +122,8 @@ class PanelMaximiser(QObject):
             return False
         state, width = self._state, self._width
         self._key, self._state = None, None
-        self._window.restoreState(state, self._version)
+        if not self._window.restoreState(state, self._version) and self._fallback is not None:
+            self._fallback()
         self.changed.emit("")
         return self._window.width() != width
 
@@ -125,8 +134,22 @@ class PanelMaximiser(QObject):
         if was:
             self.changed.emit("")
 
-    def _on_toggled(self, key: str, shown: bool) -> None:
-        # The maximised panel closed (its title bar's ×, or the View menu): every panel back,
-        # rather than a window with nothing in it but the history strip.
-        if not shown and key == self._key:
-            QTimer.singleShot(0, self, lambda: self._key == key and self.restore())
+    def _check_later(self, key: str) -> None:
+        if key == self._key:
+            QTimer.singleShot(0, self, lambda: self._left_alone(key))
+
+    def _left_alone(self, key: str) -> None:
+        """The maximised panel closed (its title bar's ×, the View menu) or floated away (its
+        float button): every other panel comes back, rather than a window with nothing in it
+        but the history strip; a floated panel stays a window of its own where it was put."""
+        if self._key != key:
+            return
+        dock = self._docks[key]
+        if dock.isFloating() and not dock.isHidden():
+            geometry = dock.geometry()
+            self.restore()
+            dock.setFloating(True)
+            dock.setGeometry(geometry)
+            dock.show()
+        elif dock.isHidden():
+            self.restore()

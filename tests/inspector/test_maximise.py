@@ -2,7 +2,7 @@
 screen, and every panel comes back exactly where it was."""
 
 import pytest
-from PySide6.QtCore import QPoint, QSettings
+from PySide6.QtCore import QByteArray, QPoint, QSettings
 from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QApplication, QLineEdit, QTabBar
 
@@ -160,3 +160,21 @@ def test_maximise_is_in_the_view_menu_and_the_shortcuts(window):
     assert window.actions["maximise"] in view_menu.actions()
     assert window.actions["maximise"].shortcut().toString() == "Ctrl+M"
     assert ("Maximise panel", "Ctrl+M") in window.shortcut_rows()
+
+
+def test_floating_the_maximised_panel_keeps_it_floating_with_every_panel_back(qtbot, window):
+    """A review: floating the maximised panel (its float button) re-docked it at once."""
+    before = shown_panels(window)
+    window.maximise_panel("filters")
+    window.docks["filters"].setFloating(True)
+    qtbot.waitUntil(lambda: window.maximiser.key is None)
+    qtbot.wait(50)
+    assert window.docks["filters"].isFloating() and window.docks["filters"].isVisible()
+    assert shown_panels(window) == before
+
+
+def test_a_layout_that_cannot_be_read_back_falls_back_to_the_default(qtbot, window):
+    window.maximise_panel("filters")
+    window.maximiser._state = QByteArray(b"not a layout")
+    window.show_every_panel()
+    assert {"setup", "filters", "maps", "diagnostics", "history"} <= shown_panels(window)
