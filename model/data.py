@@ -649,16 +649,21 @@ def _files_below(folder: Path, skipped: list[tuple[str, str]]) -> list[Path]:
         entry = next(pending[-1], None)
         if entry is None:
             pending.pop()
-        elif entry.is_dir(follow_symlinks=False):
-            pending.append(_listed(Path(entry.path), skipped))
-        elif entry.is_dir():
-            skipped.append((entry.path, "link to a folder, not followed"))
-        elif entry.is_file():
-            files.append(Path(entry.path))
-        elif entry.is_symlink() and not os.path.exists(entry.path):
-            skipped.append((entry.path, "a broken link: what it points to is missing"))
-        else:
-            skipped.append((entry.path, "not a regular file"))
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(_listed(Path(entry.path), skipped))
+            elif entry.is_dir():
+                skipped.append((entry.path, "link to a folder, not followed"))
+            elif entry.is_file():
+                files.append(Path(entry.path))
+            elif entry.is_symlink() and not os.path.lexists(os.path.realpath(entry.path)):
+                skipped.append((entry.path, "a broken link: what it points to is missing"))
+            else:
+                skipped.append((entry.path, "not a regular file"))
+        except OSError as error:  # a link to itself (ELOOP), a target that cannot be looked at
+            kind = "a link that cannot be followed" if entry.is_symlink() else "cannot be read"
+            skipped.append((entry.path, f"{kind} ({error.strerror or error})"))
     return files
 
 

@@ -112,16 +112,21 @@ def test_a_bad_file_is_skipped_with_its_reason_and_the_rest_loads(tmp_path):
 
 
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
-def test_a_broken_link_is_skipped_as_one(tmp_path):
+def test_a_broken_link_or_a_link_to_itself_is_skipped_as_such(tmp_path):
+    """A review: a link to itself (ELOOP) failed the whole load."""
     _save(tmp_path / "a" / "good.png", _flat((1, 1, 1)))
     _save(tmp_path / "b" / "good.png", _flat((2, 2, 2)))
     os.symlink(tmp_path / "gone.png", tmp_path / "a" / "moved.png")
+    os.symlink("loop", tmp_path / "a" / "loop")
 
     dataset = data.load_dataset(tmp_path)
 
-    assert dict(dataset.skipped) == {
-        str(tmp_path / "a" / "moved.png"): "a broken link: what it points to is missing"
-    }
+    assert len(dataset) == 2
+    skipped = dict(dataset.skipped)
+    assert skipped[str(tmp_path / "a" / "moved.png")] == (
+        "a broken link: what it points to is missing"
+    )
+    assert skipped[str(tmp_path / "a" / "loop")].startswith("a link that cannot be followed")
 
 
 def test_paths_are_absolute_strings_even_for_a_relative_folder(tmp_path, monkeypatch):
