@@ -449,7 +449,8 @@ def json_bytes(data) -> bytes:
         return (text + "\n").encode("utf-8")
     except UnicodeEncodeError:
         # A file name with bytes that are no UTF-8 (Python keeps them as lone surrogates):
-        # escaped as \udcXX, still valid JSON, read back as the same name.
+        # escaped as \udcXX, still valid JSON, read back by Python as the same name (strict
+        # parsers elsewhere may refuse or replace a lone surrogate).
         text = json.dumps(ready, indent=2, ensure_ascii=True, allow_nan=False)
         return (text + "\n").encode("ascii")
 

@@ -1,12 +1,13 @@
 """The README's "Checking your own implementation" is true: a separate implementation written
-from that section alone (plain NumPy, nothing imported from the model but the session whose
-numbers it checks and the datasets) reproduces the app's initial weights, its order of images
-and its updates, starting from a snapshot's .npz as the section says to."""
+from that section alone (plain NumPy and Pillow; from the app only the runs it checks, their
+settings and snapshots) reproduces the app's initial weights, its order of images, its updates
+(starting from a snapshot's .npz as the section says to) and its pixels."""
 
 import numpy as np
 import pytest
+from PIL import Image, ImageOps
 
-from model.data import load_example
+from model.data import load_dataset, load_example
 from model.init import InitSpec
 from model.presets import preset_config
 from model.session import TrainingSession
@@ -187,3 +188,46 @@ def test_an_update_made_as_written_from_a_snapshot_matches_the_next_snapshot(
         np.testing.assert_allclose(s, after["logits"], rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(a, after["activation"], rtol=1e-9, atol=1e-9)
         assert readme_loss(s, y) == pytest.approx(records[k + 1].metrics["loss"], rel=1e-9)
+
+
+def readme_pixels(path, size):
+    """EXIF upright, RGB; with transparency resized as RGBa then put onto white; BOX."""
+    height, width = size
+    with Image.open(path) as image:
+        image = ImageOps.exif_transpose(image)
+        if "A" in image.getbands() or "transparency" in image.info:
+            rgba = np.asarray(
+                image.convert("RGBA").convert("RGBa").resize((width, height), Image.BOX)
+            )
+            rgb = rgba[..., :3] + (255 - rgba[..., 3:])
+        else:
+            rgb = np.asarray(image.convert("RGB").resize((width, height), Image.BOX))
+    return rgb.transpose(2, 0, 1)
+
+
+def test_the_pixels_are_made_as_written(tmp_path):
+    rng = np.random.default_rng(5)
+
+    def save(name, mode, size):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        bands = len(mode)
+        pixels = rng.integers(0, 256, (size[1], size[0], bands), dtype=np.uint8)
+        Image.fromarray(pixels, mode).save(tmp_path / name)
+
+    save("0_a/one.png", "RGB", (16, 16))
+    save("0_a/two.png", "RGB", (24, 20))  # resized (W 24, H 20)
+    save("0_a/three.png", "RGBA", (37, 53))  # resized, with transparency
+    save("1_b/four.png", "RGB", (16, 16))
+    save("1_b/five.png", "RGBA", (16, 16))
+    dataset = load_dataset(tmp_path)
+    assert dataset.size == (16, 16)
+    for path, pixels in zip(dataset.paths, dataset.images, strict=True):
+        assert np.array_equal(pixels, readme_pixels(path, (16, 16))), path
+
+    config = preset_config("seed", pixel_scaling="standardize")
+    inputs = TrainingSession(dataset, config).inputs
+    values = dataset.images.astype(np.float64)
+    mean = values.mean(axis=(0, 2, 3))
+    std = values.std(axis=(0, 2, 3))  # (population: ddof 0)
+    expected = (values - mean[None, :, None, None]) / std[None, :, None, None]
+    np.testing.assert_allclose(inputs, expected, rtol=1e-12, atol=1e-12)
