@@ -733,7 +733,7 @@ def _special_files(folder: Path) -> dict[str, str]:
     return {
         "loop": "link to a folder, not followed",
         "up": "link to a folder, not followed",
-        "dangling.png": "not a regular file",
+        "dangling.png": "a broken link: what it points to is missing",
         "pipe.png": "not a regular file",
     }
 
