@@ -4,7 +4,8 @@ Into one output folder go
 
 - ``metrics.csv``: one row per iteration (row 0 is the initial state), columns
   ``model.record.METRIC_NAMES``, every value measured on the whole dataset after that
-  iteration's update; NaN is an empty cell, floats are written with ``repr`` (full precision);
+  iteration's update; floats are written with ``repr`` (full precision, 'nan' and 'inf'
+  included); the metrics of an update are empty cells at iteration 0, which has none;
 - ``config.json``: config, preset, settings log, dataset (source, digest, size, labels, skipped
   files, pixel statistics), iterations, the command that reproduces the run, package versions;
 - filter snapshots (``model.snapshot``) at iteration 0, at the last iteration, every
@@ -31,7 +32,6 @@ import csv
 import dataclasses
 import errno
 import io
-import math
 import os
 import platform
 import shutil
@@ -50,7 +50,7 @@ from model.data import Dataset
 from model.diagnostics import SEVERITIES, Finding, FindingLog
 from model.files import SaveError, existing, text_bytes, write_atomic
 from model.formatting import format_count, format_number, format_range, format_share
-from model.record import METRIC_NAMES, StepRecord
+from model.record import METRIC_NAMES, UPDATE_METRICS, StepRecord
 from model.session import TrainingSession
 from model.settings_log import SettingsLog, run_with_settings_log, settings_log_data
 from model.snapshot import SNAPSHOT_SUFFIXES, default_stem, json_bytes, save_snapshot
@@ -180,13 +180,21 @@ def metrics_cells(metrics: Mapping[str, float]) -> list[str]:
     return metrics_row_cells([metrics[name] for name in METRIC_NAMES])
 
 
+#: Columns of metrics.csv that iteration 0 leaves empty (``UPDATE_METRICS``).
+_EMPTY_AT_START = tuple(i for i, name in enumerate(METRIC_NAMES) if name in UPDATE_METRICS)
+
+
 def metrics_row_cells(values) -> list[str]:
     """The metrics.csv cells of one iteration's metric values in ``METRIC_NAMES`` order: the
-    iteration as an integer, floats with ``repr``, NaN as an empty cell."""
-    cells = [str(int(values[0]))]
-    for value in values[1:]:
-        value = float(value)
-        cells.append("" if math.isnan(value) else repr(value))
+    iteration as an integer, floats with ``repr`` ('nan', 'inf' included: a run that diverged
+    shows it), and an empty cell for what iteration 0 does not have (``UPDATE_METRICS``: no
+    update yet). An empty cell used to stand for every NaN, so that a loss gone NaN read as a
+    loss not measured."""
+    iteration = int(values[0])
+    cells = [str(iteration), *(repr(float(value)) for value in values[1:])]
+    if iteration == 0:
+        for index in _EMPTY_AT_START:
+            cells[index] = ""
     return cells
 
 

@@ -71,6 +71,21 @@ def predicted_label(probability: float) -> int:
     return int(predicted_labels(np.array([probability]))[0])
 
 
+#: Metrics of an update, which iteration 0 (no update yet) does not have: NaN there means
+#: "none" (an empty cell in metrics.csv), while NaN anywhere else is what the run computed.
+UPDATE_METRICS = frozenset(
+    {
+        "batch_loss",
+        "conv_grad_norm",
+        "classifier_grad_norm",
+        "grad_norm",
+        "conv_update_ratio",
+        "classifier_update_ratio",
+        "conv_grad_absmax",
+        "conv_update_absmax",
+    }
+)
+
 CONV_KEYS = ("conv.weight", "conv.bias")
 ARRAY_GROUPS = ("params", "velocity", "grads", "update", "conv_before")
 CLASSIFIER_KEYS = ("classifier.weight", "classifier.bias")

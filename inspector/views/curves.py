@@ -37,6 +37,7 @@ from inspector import plotting
 from inspector.views.widgets import scroll_area, scroll_with_plain_wheel
 from model.files import write_atomic
 from model.formatting import format_number, format_share
+from model.headless import metrics_row_cells
 from model.record import METRIC_NAMES, StepRecord
 
 #: While training, curves are redrawn at most this often (history_changed may come 60 times/s).
@@ -306,13 +307,6 @@ def _lone(mask: np.ndarray) -> np.ndarray:
     before = np.concatenate([[False], mask[:-1]])
     after = np.concatenate([mask[1:], [False]])
     return mask & ~before & ~after
-
-
-def _csv_cell(value: float) -> str:
-    value = float(value)
-    if math.isnan(value):
-        return ""
-    return repr(value)
 
 
 _NICE_STEPS = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
@@ -616,8 +610,9 @@ class CurvesView(QWidget):
         """Write every metric of every kept iteration as CSV.
 
         Columns: ``model.record.METRIC_NAMES`` in order, then ``loss_image_<k>`` for each
-        image, numbered from 1 in dataset order as the window numbers them (#1, #2, …). NaN
-        (no gradient at iteration 0) is an empty cell. Raises
+        image, numbered from 1 in dataset order as the window numbers them (#1, #2, …). Cells
+        as in metrics.csv (``model.headless.metrics_row_cells``): 'nan' for a value gone NaN,
+        empty for the metrics of an update at iteration 0. Raises
         ``model.files.SaveError`` if ``path`` exists (unless ``overwrite``) or cannot be written.
         """
         columns = self._controller.metric_columns((*METRIC_NAMES, "image_losses"))
@@ -627,9 +622,8 @@ class CurvesView(QWidget):
         images = range(1, image_losses.shape[1] + 1)
         writer.writerow([*METRIC_NAMES, *(f"loss_image_{k}" for k in images)])
         for row in range(len(columns["iteration"])):
-            cells = [_csv_cell(columns[name][row]) for name in METRIC_NAMES]
-            cells[0] = str(int(columns["iteration"][row]))
-            cells.extend(_csv_cell(v) for v in image_losses[row])
+            cells = metrics_row_cells([columns[name][row] for name in METRIC_NAMES])
+            cells.extend(repr(float(v)) for v in image_losses[row])
             writer.writerow(cells)
         return write_atomic(path, buffer.getvalue().encode("utf-8"), overwrite=overwrite)
 

@@ -432,6 +432,21 @@ def test_out_pointing_at_a_file_fails_in_one_line(capsys, tmp_path):
     assert blocker.read_text() == "keep me"
 
 
+def test_a_value_gone_nan_reads_nan_and_only_what_iteration_0_lacks_is_empty(tmp_path):
+    """A review: NaN was an empty cell everywhere, so a loss gone NaN read like the gradient
+    norm of iteration 0, which has no update to measure."""
+    arguments = [
+        "--headless", "--preset", "seed", "--activation", "identity", "--dtype", "float32",
+        "--lr", "1e12", "--iterations", "8", "--out", str(tmp_path),
+    ]  # fmt: skip
+    assert cli.main(arguments) == 0
+    _, rows = read_metrics(tmp_path)
+    assert rows[0]["conv_grad_norm"] == "" and rows[0]["batch_loss"] == ""
+    assert rows[0]["loss"] not in ("", "nan")
+    assert rows[-1]["loss"] == "nan" and rows[-1]["accuracy"] == "0.0"
+    assert all(cell != "" for row in rows[1:] for cell in row.values())
+
+
 def test_headless_needs_out(capsys):
     status, _, err = run_cli(capsys, "--headless")
     assert status == 2 and err.count("\n") == 1 and "--out" in err
