@@ -305,6 +305,7 @@ class FiltersView(ScaledRecordView, QWidget):
         # every record drawn while it stays there.
         self._hovered: tuple[int, int, int, int] | None = None
         self._zoomed = False
+        self._channel_ticks: list = []  # the letters beside "down" tiles (_update_filter_ticks)
         self._hint = READOUT_HINT
         self._texts_suspended = False  # hidden while a fast run shows records (TEXT_MAX_RATE)
         self._timed_record: StepRecord | None = None  # the last new record drawn, and when
@@ -713,6 +714,7 @@ class FiltersView(ScaledRecordView, QWidget):
             channel_axis = plot.getAxis("top" if layout.across else "left")
             channel_axis.setTicks([channel_ticks])
             group.ticks = ()
+        self._channel_ticks = channel_ticks
         if self._record is not None:
             values = self._group_values(self._record)
             for name, group in self._groups.items():
@@ -870,6 +872,19 @@ class FiltersView(ScaledRecordView, QWidget):
 
         every = next((k for k in (1, 2, 5, 10, 20, 50, 100) if apart(k)), filters)
         ticks = tuple((layout.block_centre(f)[0], labels[f]) for f in range(0, filters, every))
+        if not layout.across and geometry is not None:
+            # Tiles lower than a letter (many filters in a small panel): no letters, rather
+            # than R, G and B written over each other (the hover read-out names the channel).
+            letters = QFontMetricsF(self._groups["weights"].plot.getAxis("left").style["tickFont"])
+            names = plotting.CHANNEL_NAMES
+            if layout.kernel * geometry.cell_height < letters.height():
+                channel_ticks = []
+            else:
+                channel_ticks = [(layout.tile_centre(0, c)[1], names[c]) for c in range(3)]
+            if channel_ticks != self._channel_ticks:
+                self._channel_ticks = channel_ticks
+                for group in self._groups.values():
+                    group.plot.getAxis("left").setTicks([channel_ticks])
         for group in self._groups.values():
             if group.ticks != ticks:
                 group.ticks = ticks

@@ -414,6 +414,8 @@ def test_64_filters_are_numbered_without_their_numbers_running_together(qtbot, c
     xs = [box.mapViewToScene(QPointF(x, 0)).x() for x, _ in ticks]
     metrics = QFontMetricsF(axis.style["tickFont"])
     assert min(np.diff(xs)) >= metrics.horizontalAdvance("63✝")
+    # Tiles lower than a letter carry no R, G, B beside them (they ran over each other).
+    assert view.plot("weights").getAxis("left")._tickLevels[0] == []
 
 
 def shown_big_plain(qtbot, widget, width, height):
