@@ -46,7 +46,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inspector import dialogs, export, guide
+from inspector import dialogs, export, guide, maximise
 from inspector.actions import ActionSpec, create_actions
 from inspector.controller import SessionController
 from inspector.errors import SHOWN_AT, log_path, show_error
@@ -336,7 +336,7 @@ class MainWindow(QMainWindow):
                 "maximise",
                 "&Maximise panel",
                 self.toggle_maximised,
-                "Ctrl+M",
+                maximise.SHORTCUT,
                 "Show the panel under the mouse alone in the window (the Filters panel when "
                 "the mouse is elsewhere), for a projector or a small screen; again to show "
                 "every panel",
@@ -632,7 +632,8 @@ class MainWindow(QMainWindow):
             title = self.docks[key].windowTitle()
             action.setText("Show every &panel")
             action.setStatusTip("Put every panel back where it was")
-            self.statusBar().showMessage(f"{title} maximised: Ctrl+M shows every panel", 10000)
+            keys = maximise.shortcut_text()
+            self.statusBar().showMessage(f"{title} maximised: {keys} shows every panel", 10000)
         else:
             action.setText("&Maximise panel")
             action.setStatusTip(self._maximise_tip)

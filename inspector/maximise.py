@@ -10,8 +10,21 @@ floating panel, Side by side) are left alone.
 
 from __future__ import annotations
 
+import sys
+
 from PySide6.QtCore import QByteArray, QObject, QPoint, QTimer, Signal
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QTabBar, QWidget
+
+#: The shortcut: Ctrl+M (as in Eclipse); on macOS, where Cmd+M minimises a window, Control+M
+#: (Qt's "Meta").
+SHORTCUT = "Meta+M" if sys.platform == "darwin" else "Ctrl+M"
+
+
+def shortcut_text() -> str:
+    """``SHORTCUT`` as this platform writes it ('Ctrl+M', '⌃M')."""
+    return QKeySequence(SHORTCUT).toString(QKeySequence.SequenceFormat.NativeText)
+
 
 #: Panels never maximised (the history strip stays in view with the maximised panel).
 KEPT = ("history",)

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inspector import plotting
+from inspector import maximise, plotting
 from inspector.layout_guard import LayoutGuard
 from inspector.views.scaled import SCALE_WORDS, ScaledRecordView
 from inspector.views.widgets import ElidedLabel
@@ -105,8 +105,11 @@ NO_UPDATE_MESSAGE = "No update yet (iteration 0): press Step (F10)"
 NO_UPDATE_SHORTER = ("No update yet: press Step (F10)", "Press Step (F10)", "Step (F10)")
 HOVER_HINT = "hover a cell for its values · Ctrl+wheel zooms · drag pans · Fit resets"
 READOUT_HINT = HOVER_HINT[0].upper() + HOVER_HINT[1:]
+
+
 #: ... where the cells are too small for their values (a small window, large text).
-SMALL_CELLS_HINT = "Ctrl+M with the mouse here maximises this panel · " + HOVER_HINT
+def small_cells_hint() -> str:
+    return f"{maximise.shortcut_text()} with the mouse here maximises this panel · {HOVER_HINT}"
 
 
 @dataclass(frozen=True)
@@ -1100,7 +1103,7 @@ class FiltersView(ScaledRecordView, QWidget):
         if self._texts_suspended:
             hint = "Values hidden while the run is this fast: pause, or " + HOVER_HINT
         elif hidden:
-            hint = "Cells too small for values: " + SMALL_CELLS_HINT
+            hint = "Cells too small for values: " + small_cells_hint()
         elif too_many:
             hint = "Too many cells for values: " + HOVER_HINT
         self._hint = hint
