@@ -148,6 +148,9 @@ class Dataset:
         (N,) source file of each image.
     skipped : tuple of (str, str)
         (path, reason) for every file that was not loaded.
+    native_sizes : tuple of (int, int) or None
+        (N,) upright (H, W) of each image's file before it was resized to ``size``; None where
+        not known (an image given as an array). Given as () when none is known.
 
     Arrays given to the constructor are copied unless they are already read-only and own their
     memory, so nothing outside can change a dataset's pixels or labels.
@@ -158,6 +161,7 @@ class Dataset:
     class_names: tuple[str, str]
     paths: tuple[str, ...]
     skipped: tuple[tuple[str, str], ...] = ()
+    native_sizes: tuple[tuple[int, int] | None, ...] = ()
 
     def __post_init__(self) -> None:
         images = np.asarray(self.images)
@@ -176,6 +180,11 @@ class Dataset:
         if len(paths) != images.shape[0]:
             raise ValueError(f"{images.shape[0]} images but {len(paths)} paths")
         skipped = tuple((os.fspath(path), str(reason)) for path, reason in self.skipped)
+        natives = tuple(self.native_sizes) or (None,) * images.shape[0]
+        if len(natives) != images.shape[0]:
+            raise ValueError(f"{images.shape[0]} images but {len(natives)} native sizes")
+        natives = tuple(None if n is None else (int(n[0]), int(n[1])) for n in natives)
+        object.__setattr__(self, "native_sizes", natives)
         object.__setattr__(self, "images", _owned_read_only(images))
         object.__setattr__(self, "labels", _owned_read_only(labels.astype(np.int64)))
         object.__setattr__(self, "class_names", class_names)
@@ -188,7 +197,17 @@ class Dataset:
     def __reduce__(self):
         # Through the constructor, so an unpickled dataset (the desktop app sends one to its
         # training process) is validated and read-only like any other.
-        return (Dataset, (self.images, self.labels, self.class_names, self.paths, self.skipped))
+        return (
+            Dataset,
+            (
+                self.images,
+                self.labels,
+                self.class_names,
+                self.paths,
+                self.skipped,
+                self.native_sizes,
+            ),
+        )
 
     def __repr__(self) -> str:
         height, width = self.size
@@ -202,6 +221,10 @@ class Dataset:
     def size(self) -> tuple[int, int]:
         """(H, W) of every image."""
         return self.images.shape[2], self.images.shape[3]
+
+    def resized(self) -> list[int]:
+        """Indices of the images whose file had another size (resized to ``size``)."""
+        return [i for i, native in enumerate(self.native_sizes) if native not in (None, self.size)]
 
     def label_counts(self) -> tuple[int, int]:
         """Number of images labelled 0 and labelled 1."""
@@ -233,6 +256,7 @@ class Dataset:
             images=_sealed(self.images[keep]),
             labels=_sealed(self.labels[keep]),
             paths=tuple(path for path, kept in zip(self.paths, keep, strict=True) if kept),
+            native_sizes=tuple(n for n, kept in zip(self.native_sizes, keep, strict=True) if kept),
         )
 
     def extended(self, other: Dataset) -> Dataset:
@@ -257,6 +281,7 @@ class Dataset:
             labels=_sealed(np.concatenate([self.labels, other.labels])),
             paths=self.paths + other.paths,
             skipped=self.skipped + other.skipped,
+            native_sizes=self.native_sizes + other.native_sizes,
         )
 
     def digest(self) -> str:
@@ -445,8 +470,16 @@ def load_image(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
     ValueError
         When ``size`` is invalid.
     """
+    return _decoded(path, size)[0]
+
+
+def _decoded(path: str | os.PathLike, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
+    """``load_image``'s pixels, and the upright (H, W) of the file."""
     height, width = _checked_size(size)
     with _reading(path) as image:
+        native_width, native_height = image.size
+        if _orientation(image) in _AXIS_SWAPPING_ORIENTATIONS:
+            native_width, native_height = native_height, native_width
         _draft(image, width, height)
         ImageOps.exif_transpose(image, in_place=True)
         converted = _eight_bit(image)
@@ -455,7 +488,7 @@ def load_image(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
         pixels = np.asarray(converted)
     if converted.mode == "RGBa":
         pixels = _on_white(pixels)
-    return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+    return np.ascontiguousarray(pixels.transpose(2, 0, 1)), (native_height, native_width)
 
 
 def _load_files(
@@ -474,17 +507,18 @@ def _load_files(
     failures: dict[Path, str] = {}
     if size is None:
         size = _default_size(_upright_sizes([file for file, _ in files], failures, steps))
-    images, labels, paths = [], [], []
+    images, labels, paths, natives = [], [], [], []
     for file, label in files:
         steps.check_cancel()
         try:
-            image = _load_unless_failed(file, size, failures)
+            image, native = _load_unless_failed(file, size, failures)
         except ImageError as error:
             skipped.append((str(file), error.reason))
         else:
             images.append(image)
             labels.append(label)
             paths.append(str(file))
+            natives.append(native)
         steps.advance()
     if not images:
         raise DatasetError(f"no usable image {where}: {_reason_summary(skipped)}")
@@ -494,14 +528,17 @@ def _load_files(
         class_names=class_names,
         paths=tuple(paths),
         skipped=tuple(skipped),
+        native_sizes=tuple(natives),
     )
 
 
-def _load_unless_failed(file: Path, size: tuple[int, int], failures: dict[Path, str]) -> np.ndarray:
-    """``load_image``, without trying again a file whose header already failed."""
+def _load_unless_failed(
+    file: Path, size: tuple[int, int], failures: dict[Path, str]
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """``_decoded``, without trying again a file whose header already failed."""
     if file in failures:
         raise ImageError(failures[file])
-    return load_image(file, size)
+    return _decoded(file, size)
 
 
 class _Steps:

@@ -225,6 +225,12 @@ class ThumbnailModel(QAbstractListModel):
     def _tooltip(self, row: int, label: int) -> str:
         names = self._dataset.class_names
         text = [self._dataset.paths[row], f"Label: {class_text(names, label)}"]
+        native, (height, width) = self._dataset.native_sizes[row], self._dataset.size
+        if native is not None and native != (height, width):
+            text.append(
+                f"Resized from {native[0]}×{native[1]} px to {height}×{width} (H×W), the "
+                "aspect ratio not kept"
+            )
         predicted = self.prediction(row)
         if predicted is not None:
             probability, predicted_label, loss = predicted
@@ -594,8 +600,13 @@ class DataView(QWidget):
         zeros, ones = dataset.label_counts()
         names = dataset.class_names
         images = "image" if len(dataset) == 1 else "images"
+        resized = len(dataset.resized())
+        # (Resized without keeping the aspect ratio: a photo of another shape is squashed,
+        # which a learner should know before blaming the network; each image's tooltip says
+        # its own size.)
+        note = f" ({resized:,} resized from other sizes)" if resized else ""
         self._counts_label.setText(
-            f"{len(dataset):,} {images} of {height}×{width} px · "
+            f"{len(dataset):,} {images} of {height}×{width} px{note} · "
             f"{class_text(names, 0)}: {zeros:,} · {class_text(names, 1)}: {ones:,}"
         )
 

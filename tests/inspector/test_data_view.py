@@ -263,6 +263,26 @@ def drag_events(paths, where=None):
     return mime, enter, drop
 
 
+def test_images_of_another_size_are_said_to_be_resized(
+    qtbot, view, controller, labelled_folder, monkeypatch
+):
+    """An engineer's 20×24 images were squashed to 16×16 without a word."""
+    write_png(labelled_folder / "0_cat" / "wide.png", (9, 9, 9), size=(30, 12))
+    monkeypatch.setattr(view, "_ask_folder", lambda: str(labelled_folder))
+    wait_loaded(
+        qtbot,
+        controller,
+        lambda: qtbot.mouseClick(button(view, "openFolderButton"), Qt.MouseButton.LeftButton),
+    )
+    counts = view.findChild(QLabel, "dataCounts").text()
+    assert "5 images of 12×12 px (1 resized from other sizes)" in counts
+    row = controller.dataset.paths.index(str(labelled_folder.resolve() / "0_cat" / "wide.png"))
+    tip = view.thumbnail_model.index(row).data(Qt.ItemDataRole.ToolTipRole)
+    assert "Resized from 12×30 px to 12×12 (H×W), the aspect ratio not kept" in tip
+    other = view.thumbnail_model.index(0).data(Qt.ItemDataRole.ToolTipRole)
+    assert "Resized" not in other
+
+
 def test_dropping_a_folder_loads_it(qtbot, view, controller, labelled_folder):
     mime, enter, drop = drag_events([labelled_folder])
     QApplication.sendEvent(view, enter)

@@ -796,3 +796,21 @@ def test_an_image_list_from_a_spreadsheet_loads(tmp_path):
     bad.write_text('path,label,class_name\na.png,0,"x\ny"\nb.png,3,z\n', encoding="utf-8")
     with pytest.raises(DatasetError, match="line 4: the label"):  # lines, not rows
         data.load_image_list(bad)
+
+
+def test_each_image_keeps_the_size_of_its_file_and_which_were_resized(tmp_path):
+    import pickle
+
+    _save(tmp_path / "a" / "one.png", _flat((1, 1, 1)))
+    _save(tmp_path / "a" / "wide.png", _flat((2, 2, 2), height=4, width=10))
+    _save(tmp_path / "b" / "two.png", _flat((3, 3, 3)))
+    dataset = data.load_dataset(tmp_path)
+    assert dataset.size == (4, 4)
+    assert dataset.native_sizes == ((4, 4), (4, 10), (4, 4))
+    assert dataset.resized() == [1]
+    assert dataset.without([0]).native_sizes == ((4, 10), (4, 4))
+    assert dataset.extended(_dataset([0], size=(4, 4))).native_sizes[-1] is None
+    assert pickle.loads(pickle.dumps(dataset)).native_sizes == dataset.native_sizes
+    assert _dataset([0, 1]).native_sizes == (None, None) and _dataset([0, 1]).resized() == []
+    with pytest.raises(ValueError, match="native sizes"):
+        Dataset(dataset.images, dataset.labels, ("a", "b"), dataset.paths, (), ((4, 4),))
