@@ -308,7 +308,8 @@ class FiltersView(ScaledRecordView, QWidget):
         # every record drawn while it stays there.
         self._hovered: tuple[int, int, int, int] | None = None
         self._zoomed = False
-        self._channel_ticks: list = []  # the letters beside "down" tiles (_update_filter_ticks)
+        self._channel_ticks: list = []  # the letters beside "down" tiles (_tick_spacing)
+        self._spacing: tuple | None = None  # ((layout, geometry), every): _tick_spacing
         self._hint = READOUT_HINT
         self._texts_suspended = False  # hidden while a fast run shows records (TEXT_MAX_RATE)
         self._timed_record: StepRecord | None = None  # the last new record drawn, and when
@@ -718,6 +719,7 @@ class FiltersView(ScaledRecordView, QWidget):
             channel_axis.setTicks([channel_ticks])
             group.ticks = ()
         self._channel_ticks = channel_ticks
+        self._spacing = None  # (the letters are back: _tick_spacing looks again)
         if self._record is not None:
             values = self._group_values(self._record)
             for name, group in self._groups.items():
@@ -849,8 +851,6 @@ class FiltersView(ScaledRecordView, QWidget):
             layout.block_size[1] / layout.scale * (geometry.cell_width if geometry else 1)
         )
         side = "bottom" if layout.across else "top"
-        # Blocks narrower than their numbers (64 filters in a narrow panel) are numbered every
-        # 2nd, 5th, 10th, ... block, so that the numbers never run into each other.
         labels = []
         for f in range(filters):
             dead = f < len(record.dead_since) and record.dead_since[f] is not None
@@ -860,11 +860,31 @@ class FiltersView(ScaledRecordView, QWidget):
                 labels.append(f"filter {f}" + (" ✝" if dead else ""))
             else:
                 labels.append(f"{f}" + ("✝" if dead else ""))
+        every = self._tick_spacing(layout, geometry, block_pixels, side)
+        ticks = tuple((layout.block_centre(f)[0], labels[f]) for f in range(0, filters, every))
+        for group in self._groups.values():
+            if group.ticks != ticks:
+                group.ticks = ticks
+                group.plot.getAxis(side).setTicks([list(ticks)])
+
+    def _tick_spacing(
+        self, layout: FilterLayout, geometry: _Geometry | None, block_pixels: float, side: str
+    ) -> int:
+        """Every how many blocks a filter number stands: blocks narrower than their numbers (64
+        filters in a narrow panel) are numbered every 2nd, 5th, 10th, ... block, so that the
+        numbers never run into each other. Also drops the channel letters beside "down" tiles
+        lower than a letter. Worked out again only when the layout or the cells' size changed
+        (the ticks are updated with every record drawn)."""
+        key = (layout, geometry)
+        if self._spacing is not None and self._spacing[0] == key:
+            return self._spacing[1]
         metrics = QFontMetricsF(self._groups["weights"].plot.getAxis(side).style["tickFont"])
         # (measured without the dead marks: those may touch a neighbour, as they always did,
         # rather than leave the dead filters unnumbered)
-        plain = [label.removesuffix(" (dead)").rstrip(" ✝") for label in labels]
-        widths = [metrics.horizontalAdvance(label) for label in plain]
+        widths = [
+            metrics.horizontalAdvance(f"filter {f}" if block_pixels >= 60 else str(f))
+            for f in range(layout.filters)
+        ]
         # (the distance between the centres of two blocks: a block and the gap after it)
         pitch = block_pixels * (1 + layout.block_gap / layout.block_size[1])
 
@@ -873,8 +893,7 @@ class FiltersView(ScaledRecordView, QWidget):
             pairs = zip(shown, shown[1:], strict=False)
             return all((a + b) / 2 + 3 <= k * pitch for a, b in pairs)
 
-        every = next((k for k in (1, 2, 5, 10, 20, 50, 100) if apart(k)), filters)
-        ticks = tuple((layout.block_centre(f)[0], labels[f]) for f in range(0, filters, every))
+        every = next((k for k in (1, 2, 5, 10, 20, 50, 100) if apart(k)), layout.filters)
         if not layout.across and geometry is not None:
             # Tiles lower than a letter (many filters in a small panel): no letters, rather
             # than R, G and B written over each other (the hover read-out names the channel).
@@ -888,10 +907,8 @@ class FiltersView(ScaledRecordView, QWidget):
                 self._channel_ticks = channel_ticks
                 for group in self._groups.values():
                     group.plot.getAxis("left").setTicks([channel_ticks])
-        for group in self._groups.values():
-            if group.ticks != ticks:
-                group.ticks = ticks
-                group.plot.getAxis(side).setTicks([list(ticks)])
+        self._spacing = (key, every)
+        return every
 
     def _update_equation(self, record: StepRecord) -> None:
         weights = np.asarray(record.params["conv.weight"])
