@@ -376,12 +376,18 @@ def test_filter_layout_locates_every_cell_it_places(across):
     assert layout.locate(layout.block_centre(1)[0] - layout.units[0] / 6 + 0.01, 100.0) is None
 
 
-def test_many_filters_stand_in_columns_with_the_channels_down(qtbot, controller):
-    controller.request_config(preset_config("recommended", num_filters=16))
+def shown_with_filters(qtbot, controller, filters: int) -> FiltersView:
+    """The view at the 1280x800 dock's size on a fresh run of ``filters`` filters."""
+    controller.request_config(preset_config("recommended", num_filters=filters))
     controller.reset()
     view = FiltersView(controller)
     qtbot.addWidget(view)
     shown_big_plain(qtbot, view, *DOCK_1280)
+    return view
+
+
+def test_many_filters_stand_in_columns_with_the_channels_down(qtbot, controller):
+    view = shown_with_filters(qtbot, controller, 16)
     layout = view.mosaic_layout()
     assert layout.filters == 16 and not layout.across
     np.testing.assert_array_equal(
@@ -399,11 +405,7 @@ def test_many_filters_stand_in_columns_with_the_channels_down(qtbot, controller)
 
 def test_64_filters_are_numbered_without_their_numbers_running_together(qtbot, controller):
     """A review: 64 filters in the 1280x800 dock read "0123456789101112..."."""
-    controller.request_config(preset_config("recommended", num_filters=64))
-    controller.reset()
-    view = FiltersView(controller)
-    qtbot.addWidget(view)
-    shown_big_plain(qtbot, view, *DOCK_1280)
+    view = shown_with_filters(qtbot, controller, 64)
     axis = view.plot("weights").getAxis("top")
     ticks = axis._tickLevels[0]
     numbers = [int(text.rstrip("✝")) for _, text in ticks]
@@ -414,7 +416,12 @@ def test_64_filters_are_numbered_without_their_numbers_running_together(qtbot, c
     xs = [box.mapViewToScene(QPointF(x, 0)).x() for x, _ in ticks]
     metrics = QFontMetricsF(axis.style["tickFont"])
     assert min(np.diff(xs)) >= metrics.horizontalAdvance("63✝")
-    # Tiles lower than a letter carry no R, G, B beside them (they ran over each other).
+    # Tiles lower than a letter carry no R, G, B beside them (they ran over each other), after
+    # a Reset too (its new layout puts the letters back, to be looked at again).
+    assert view.plot("weights").getAxis("left")._tickLevels[0] == []
+    controller.reset()
+    qtbot.waitUntil(lambda: view.mosaic_layout() is not None)
+    qtbot.wait(50)
     assert view.plot("weights").getAxis("left")._tickLevels[0] == []
 
 
