@@ -628,11 +628,9 @@ class MapsView(ScaledRecordView, QWidget):
         self._out_image.setImage(self._mosaics["output"], levels=(0, 255), autoLevels=False)
 
         self._draw_bars(record, pre, output, limits, relu)
-        if step == 1:
-            fractions = self._pair_share(output, relu, codes["output"][:count])
-        elif self._layout.cols == 1:
-            fractions = self._pair_share(output, relu)
         if step == 1 or self._layout.cols == 1:
+            drawn = codes["output"][:count] if step == 1 else None
+            fractions = self._pair_share(output, relu, drawn)
             if not math.isfinite(record.metrics.get("activation_max", 0.0)):
                 # A map of NaN only (a diverged run) has no share of zeros or negatives: it
                 # reads "NaN", not "0% zero".
