@@ -692,17 +692,20 @@ class SessionController(QObject):
         iteration; any other difference is kept as the pending config for Reset (announced by
         ``pending_config_changed``). A config that differs only in live settings clears
         whatever was pending."""
-        current = self._config
-        changes = {
-            name: getattr(config, name)
-            for name in LIVE_FIELDS
-            if getattr(config, name) != getattr(current, name)
-        }
+        changes = self._live_changes(config)
         if changes:
             self._update_settings(changes)
         if self._config.needs_reset(config) and self._busy():
             return  # the run being made would clear a pending config anyway
         self._set_pending(config if self._config.needs_reset(config) else None)
+
+    def _live_changes(self, config: TrainingConfig) -> dict:
+        """The live settings (``LIVE_FIELDS``) in which ``config`` differs from the one in use."""
+        return {
+            name: getattr(config, name)
+            for name in LIVE_FIELDS
+            if getattr(config, name) != getattr(self._config, name)
+        }
 
     def _update_settings(self, changes: dict) -> None:
         if self.is_starting:
@@ -801,11 +804,7 @@ class SessionController(QObject):
             self.rewind_to(fix.rewind_to)
         # Live settings only: they join settings waiting in Setup for Reset rather than
         # clearing them (as taking the whole config did, without a word: a review).
-        changes = {
-            name: getattr(config, name)
-            for name in LIVE_FIELDS
-            if getattr(config, name) != getattr(self._config, name)
-        }
+        changes = self._live_changes(config)
         if changes:
             self.update_live(**changes)
         # Not going back, it applies from the run's next update on, whichever iteration the
