@@ -477,9 +477,7 @@ def _decoded(path: str | os.PathLike, size: tuple[int, int]) -> tuple[np.ndarray
     """``load_image``'s pixels, and the upright (H, W) of the file."""
     height, width = _checked_size(size)
     with _reading(path) as image:
-        native_width, native_height = image.size
-        if _orientation(image) in _AXIS_SWAPPING_ORIENTATIONS:
-            native_width, native_height = native_height, native_width
+        native = _upright(image)
         _draft(image, width, height)
         ImageOps.exif_transpose(image, in_place=True)
         converted = _eight_bit(image)
@@ -488,7 +486,7 @@ def _decoded(path: str | os.PathLike, size: tuple[int, int]) -> tuple[np.ndarray
         pixels = np.asarray(converted)
     if converted.mode == "RGBa":
         pixels = _on_white(pixels)
-    return np.ascontiguousarray(pixels.transpose(2, 0, 1)), (native_height, native_width)
+    return np.ascontiguousarray(pixels.transpose(2, 0, 1)), native
 
 
 def _load_files(
@@ -582,9 +580,14 @@ def _upright_sizes(
 def _upright_size(path: Path) -> tuple[int, int]:
     """(H, W) of an image after its EXIF orientation, from its header."""
     with _reading(path) as image:
-        width, height = image.size
-        if _orientation(image) in _AXIS_SWAPPING_ORIENTATIONS:
-            width, height = height, width
+        return _upright(image)
+
+
+def _upright(image: Image.Image) -> tuple[int, int]:
+    """(H, W) of an opened image after its EXIF orientation (before any decoding)."""
+    width, height = image.size
+    if _orientation(image) in _AXIS_SWAPPING_ORIENTATIONS:
+        width, height = height, width
     return height, width
 
 
