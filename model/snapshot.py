@@ -491,9 +491,9 @@ def snapshot_arrays(record: StepRecord) -> tuple[dict[str, np.ndarray], list[str
 
     Keys: the parameters by name ("conv.weight" (F, C, K, K), "conv.bias" (F,),
     "classifier.weight" (F·H'·W',), "classifier.bias" ()); "grad.<name>" (the gradient the update
-    used, before clipping), "update.<name>" (new − old) and "velocity.<name>" (momentum) after
-    iteration 0; "logits", "probabilities", "losses" (N,) of every image after the update;
-    "batch" (the 0-based dataset indices the update was computed on, empty at 0);
+    used, before clipping) and "update.<name>" (new − old) after iteration 0; "velocity.<name>"
+    (momentum; zeros at iteration 0); "logits", "probabilities", "losses" (N,) of every image
+    after the update; "batch" (the 0-based dataset indices the update was computed on, empty at 0);
     "pre_activation" and "activation" (N, F, H', W') unless over ``MAX_MAP_VALUES`` values or
     not kept for this iteration.
     """
