@@ -19,7 +19,6 @@ from pathlib import Path
 
 from model.config import TrainingConfig
 from model.data import DatasetError, is_image_list, load_dataset, load_example, load_image_list
-from model.layers import output_size
 from model.presets import PRESETS, preset_config
 
 #: Debian/Ubuntu package names that do not follow the soname convention.
@@ -185,7 +184,7 @@ def run_app(
     if config is None:
         config = preset_config(preset_name)
     try:  # (settings given on the command line, a report's config on other images)
-        output_size(*dataset.size, config.kernel_size, config.padding)
+        config.map_size(dataset.size)
     except ValueError as exc:
         print(f"training-inspector: error: {exc}", file=sys.stderr)
         return 2

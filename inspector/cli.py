@@ -44,8 +44,8 @@ from model.data import example_path as bundled_example
 from model.files import SaveError, readable
 from model.formatting import format_count, format_number
 from model.init import INIT_KINDS, SCALE_FAMILIES, InitSpec
-from model.layers import output_size
 from model.presets import PRESETS, preset_config
+from model.weights_file import WeightsFileError, read_weights
 
 if TYPE_CHECKING:
     from model.settings_log import SettingsLog
@@ -86,6 +86,11 @@ a preset; other options override it. --settings-log FILE changes the learning ra
 and clipping before the updates at which a report's run changed them, so that the report's
 REPRODUCE command repeats its metrics.csv exactly.
 
+--weights FILE starts from the weights in an .npz (conv.weight (F, 3, K, K), optionally
+conv.bias, classifier.weight and classifier.bias: a snapshot's .npz is one) or an .npy of
+filter weights. The number and size of filters come from it; what it does not give is drawn
+from the initialisers.
+
 A sweep (--sweep) trains one fresh run per cell of a grid of learning rates (--sweep-lr) x
 initial weight scales s (--sweep-scale) of both layers, N(0, s) or U(0, s) (--sweep-init;
 default: the family of the starting config's conv init), for each pixel scaling of
@@ -122,6 +127,7 @@ SETTING_OPTIONS = (
 
 #: Settings options, which the window takes too (it opens with them): destination -> flag.
 SETTINGS_FLAGS = {
+    "weights": "--weights",
     "init": "--init",
     "conv_init": "--conv-init",
     "classifier_init": "--classifier-init",
@@ -373,6 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         settings.add_argument(flag, type=parse_init_spec, metavar="SPEC", help=help_text)
     settings.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="start from the weights in this .npz or .npy (a snapshot's, or your own code's)",
+    )
+    settings.add_argument(
         "--shuffle", action=argparse.BooleanOptionalAction, help="shuffle images every epoch"
     )
     for flag, field, choices, metavar, help_text in SETTING_OPTIONS:
@@ -401,7 +412,8 @@ def load_config_file(path: str) -> TrainingConfig:
     data = _read_json(path, "--config")
     if isinstance(data, dict) and isinstance(data.get("config"), dict):
         data = data["config"]
-    return TrainingConfig.from_dict(data)
+    # A report's config names its weights file relative to itself.
+    return TrainingConfig.from_dict(data, base=str(Path(path).parent))
 
 
 def load_settings_log(path: str) -> SettingsLog:
@@ -426,9 +438,27 @@ def config_from_args(args: argparse.Namespace, preset: str | None) -> TrainingCo
         spec = getattr(args, field) or args.init
         if spec is not None:
             changes[field] = spec
+    if getattr(args, "weights", None) is not None:
+        changes.update(_weights_changes(args.weights, changes))
     if getattr(args, "config", None) is not None:
         return load_config_file(args.config).with_changes(**changes)
     return preset_config(preset or HEADLESS_PRESET, **changes)
+
+
+def _weights_changes(path: str, changes: dict) -> dict:
+    """The settings of starting from the weights file at ``path``: the file, and the number
+    and size of filters it holds unless --filters or --kernel say otherwise (the config then
+    refuses the mismatch in words)."""
+    try:
+        weights = read_weights(path)
+    except WeightsFileError as exc:
+        raise ConfigError("--weights", str(exc)) from None
+    filters, _, kernel, _ = weights.conv_shape
+    return {
+        "initial_weights": weights,
+        "num_filters": changes.get("num_filters", filters),
+        "kernel_size": changes.get("kernel_size", kernel),
+    }
 
 
 def config_arguments(config: TrainingConfig) -> list[str]:
@@ -444,6 +474,8 @@ def config_arguments(config: TrainingConfig) -> list[str]:
         value = getattr(config, field)
         # str of a float is its shortest exact form (repr), so the value reads back unchanged.
         arguments += [flag, "off" if value is None else str(value)]
+    if config.initial_weights is not None:
+        arguments += ["--weights", config.initial_weights.path]
     return arguments
 
 
@@ -535,7 +567,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     check_output_folder(out_dir, args.overwrite)
     dataset, source = load_data(args, preset)
     try:
-        output_size(*dataset.size, config.kernel_size, config.padding)
+        config.map_size(dataset.size)
     except ValueError as exc:  # a usage error, not a failure of the run
         raise UsageError(str(exc)) from None
     iterations = args.iterations or DEFAULT_ITERATIONS

@@ -12,8 +12,11 @@ import math
 import numbers
 from dataclasses import dataclass, field
 
+from model.files import readable
+from model.formatting import format_count
 from model.init import InitSpec
-from model.layers import ACTIVATIONS, PADDINGS
+from model.layers import ACTIVATIONS, PADDINGS, output_size
+from model.weights_file import StartingWeights, WeightsFileError, check_classifier
 
 PIXEL_SCALINGS = ("raw", "unit", "standardize")
 PIXEL_SCALING_LABELS = {
@@ -72,6 +75,10 @@ def _integer(name: str, value, low: int, high: int) -> int:
     return number
 
 
+def _filters(count: int, kernel: int) -> str:
+    return f"{format_count(count, 'filter')} of {kernel}×{kernel}"
+
+
 def _choice(name: str, value, choices) -> str:
     if value not in choices:
         raise ConfigError(name, f"must be one of {', '.join(choices)}, got {value!r}")
@@ -88,6 +95,8 @@ class TrainingConfig:
     padding : 'same' (output H×W, needs odd K) or 'valid'.
     activation, negative_slope : 'relu', 'leaky_relu' (with its slope) or 'identity'.
     conv_init, classifier_init : initialisers of the two layers' weights (biases start at 0).
+    initial_weights : weights read from a file that replace the drawn ones (``StartingWeights``;
+        what the file does not give is drawn as without it), or None.
     pixel_scaling : 'raw' (0..255), 'unit' (0..1) or 'standardize' (per channel, statistics of
         the loaded images).
     update_mode : 'per_image' (one SGD update per image, as in the question) or 'full_batch'.
@@ -105,6 +114,7 @@ class TrainingConfig:
     negative_slope: float = 0.01
     conv_init: InitSpec = field(default_factory=lambda: InitSpec("normal", {"std": 0.02}))
     classifier_init: InitSpec = field(default_factory=lambda: InitSpec("normal", {"std": 0.02}))
+    initial_weights: StartingWeights | None = None
     pixel_scaling: str = "unit"
     update_mode: str = "per_image"
     shuffle: bool = False
@@ -137,6 +147,7 @@ class TrainingConfig:
                 set_(self, name, value)
             elif not isinstance(value, InitSpec):
                 raise ConfigError(name, f"must be an initialiser, got {value!r}")
+        self._check_initial_weights()
         _choice("pixel_scaling", self.pixel_scaling, PIXEL_SCALINGS)
         _choice("update_mode", self.update_mode, UPDATE_MODES)
         set_(self, "shuffle", bool(self.shuffle))
@@ -164,6 +175,56 @@ class TrainingConfig:
             _integer("history_budget_mb", self.history_budget_mb, 1, 1 << 20),
         )
 
+    def _check_initial_weights(self) -> None:
+        weights = self.initial_weights
+        if weights is None:
+            return
+        if not isinstance(weights, StartingWeights):
+            raise ConfigError(
+                "initial_weights", f"must be weights read from a file, got {weights!r}"
+            )
+        f, k = self.num_filters, self.kernel_size
+        if weights.conv_shape != (f, 3, k, k):
+            given_f, _, given_k, _ = weights.conv_shape
+            raise ConfigError(
+                "initial_weights",
+                f"{readable(weights.name)} has {_filters(given_f, given_k)}; these settings have "
+                f"{_filters(f, k)} (the weights file decides the number and size of filters)",
+            )
+
+    def map_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        """(H', W') of the maps this config makes of images of ``image_size`` (H, W).
+
+        Raises
+        ------
+        ValueError
+            Saying why, when the kernel does not fit the images; ``WeightsDoNotFit`` when the
+            weights file's classifier weights are not one per ReLU output.
+        """
+        f = self.num_filters
+        out_h, out_w = output_size(*image_size, self.kernel_size, self.padding)
+        if self.initial_weights is not None:
+            where = (
+                f"{format_count(f, 'filter')} × {out_h}×{out_w} outputs "
+                f"({image_size[0]}×{image_size[1]} images, {self.padding!r} padding)"
+            )
+            check_classifier(self.initial_weights, f * out_h * out_w, where)
+        return out_h, out_w
+
+    def init_text(self, layer: str) -> str:
+        """How ``layer`` ('conv' or 'classifier') starts, in short: its initialiser's
+        ``describe()``, or the weights file it is read from."""
+        weights = self.initial_weights
+        if weights is not None and (layer == "conv" or weights.gives_classifier()):
+            return f"from {readable(weights.name)}"
+        return (self.conv_init if layer == "conv" else self.classifier_init).describe()
+
+    def conv_can_start_negative(self) -> bool:
+        """Whether a filter weight can start negative (the file's, when weights are read)."""
+        if self.initial_weights is not None:
+            return bool(self.initial_weights.arrays["conv.weight"].min() < 0)
+        return self.conv_init.can_be_negative()
+
     def with_changes(self, **changes) -> TrainingConfig:
         """A copy with ``changes`` applied and validated (raises ``ConfigError``)."""
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -181,18 +242,26 @@ class TrainingConfig:
 
     def to_dict(self) -> dict:
         """JSON-ready form; ``from_dict`` reads it back."""
-        data = dataclasses.asdict(self)
-        data["conv_init"] = self.conv_init.to_dict()
-        data["classifier_init"] = self.classifier_init.to_dict()
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name in ("conv_init", "classifier_init", "initial_weights"):
+            if data[name] is not None:
+                data[name] = data[name].to_dict()
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> TrainingConfig:
-        """Build from ``to_dict`` output; unknown keys are refused."""
+    def from_dict(cls, data: dict, base: str | None = None) -> TrainingConfig:
+        """Build from ``to_dict`` output; unknown keys are refused. A weights file named by a
+        relative path is looked for in ``base`` (the folder of the config's file)."""
         if not isinstance(data, dict):
             raise ConfigError("config", f"must be a mapping, got {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names
         if unknown:
             raise ConfigError(sorted(unknown)[0], "is not a setting")
+        weights = data.get("initial_weights")
+        if isinstance(weights, dict):
+            try:
+                data = {**data, "initial_weights": StartingWeights.from_dict(weights, base)}
+            except WeightsFileError as exc:
+                raise ConfigError("initial_weights", str(exc)) from None
         return cls(**data)

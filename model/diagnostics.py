@@ -270,7 +270,7 @@ def fix_small_init() -> Fix:
     spec = InitSpec("normal", {"mean": 0.0, "std": 0.02})
     return Fix(
         "Initialise both layers with N(0, 0.02) and start again",
-        {"conv_init": spec, "classifier_init": spec},
+        {"conv_init": spec, "classifier_init": spec, "initial_weights": None},
     )
 
 
@@ -286,6 +286,7 @@ def fix_answer() -> Fix:
     changes = {
         "conv_init": init,
         "classifier_init": answer.classifier_init,
+        "initial_weights": None,
         "pixel_scaling": answer.pixel_scaling,
         "learning_rate": answer.learning_rate,
     }
@@ -299,7 +300,7 @@ def fix_answer() -> Fix:
 def _scale_is_wrong(config: TrainingConfig) -> bool:
     """Whether the setup has one of the question's causes of scale: raw pixels, or filters
     that start all of one sign."""
-    return config.pixel_scaling == "raw" or not config.conv_init.can_be_negative()
+    return config.pixel_scaling == "raw" or not config.conv_can_start_negative()
 
 
 def fix_unit_pixels() -> Fix:
@@ -554,7 +555,7 @@ def _dead_filter_fixes(record: StepRecord, config: TrainingConfig, since: int) -
     fatal update, then leaky ReLU.
     """
     fixes = [fix_answer()] if _scale_is_wrong(config) else []
-    if not config.conv_init.can_be_negative():
+    if not config.conv_can_start_negative():
         fixes.append(fix_small_init())
     if config.pixel_scaling == "raw":
         fixes.append(fix_unit_pixels())
@@ -566,7 +567,7 @@ def _dead_filter_fixes(record: StepRecord, config: TrainingConfig, since: int) -
             )
         )
     small = fix_small_init()
-    if config.conv_init.can_be_negative() and any(
+    if config.conv_can_start_negative() and any(
         getattr(config, name) != spec for name, spec in small.changes.items()
     ):
         fixes.append(small)
@@ -990,16 +991,12 @@ def pretraining_check(
     pre_range = format_range(pre.min(), pre.max()) if pre is not None else "unknown"
     logit_range = format_range(logits.min(), logits.max())
     non_negative_pixels = config.pixel_scaling in ("raw", "unit")
-    if (
-        non_negative_pixels
-        and not config.conv_init.can_be_negative()
-        and config.activation == "relu"
-    ):
+    if non_negative_pixels and not config.conv_can_start_negative() and config.activation == "relu":
         findings.append(
             Finding(
                 code="init_all_positive",
                 severity="warning",
-                title=f"All conv weights start ≥ 0 ({config.conv_init.describe()})",
+                title=f"All conv weights start ≥ 0 ({config.init_text('conv')})",
                 explanation=(
                     "Every pixel is ≥ 0 and every filter weight starts ≥ 0, so every "
                     f"pre-activation is positive (here {pre_range}) and the logits are large "

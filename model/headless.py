@@ -492,6 +492,8 @@ def summary(run: HeadlessRun, result: HeadlessResult) -> str:
     weights = final.params["conv.weight"]
     snapshot_list = ", ".join(map(str, result.snapshot_iterations))
     origin = "settings from a config file" if run.preset is None else f"preset {run.preset!r}"
+    if run.config.initial_weights is not None:
+        origin += f", starting from the weights in {run.config.initial_weights.describe()}"
     changes = len(run.settings_log)
     followed = (
         f", following a settings log of {format_count(changes, 'entry', 'entries')}"

@@ -6,7 +6,8 @@ The folder holds
 - ``index.html``: a readable page (no external assets, relative links only) with what the run
   is, its settings, the findings with their explanations, the filter snapshots and the plots;
 - ``config.json``: the settings the run started with (live settings as at iteration 0), seed
-  and preset; ``settings_log.json``: every later change of learning rate, momentum or clipping
+  and preset; ``initial_weights.npz``: the weights file the run started from, if any (config.json
+  names it); ``settings_log.json``: every later change of learning rate, momentum or clipping
   and the iteration it took effect (``model.settings_log``);
 - ``dataset.json`` and ``data/``: the images as PNGs in the dataset folder convention
   (``data/0_<class 0>/0000_<name>.png``, ``data/1_<class 1>/...``), written from the very arrays
@@ -32,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import hashlib
 import html
 import io
 import os
@@ -70,7 +72,7 @@ from model.presets import PRESETS
 from model.record import METRIC_NAMES, StepRecord
 from model.session import TrainingSession
 from model.settings_log import settings_changes, settings_log_data
-from model.snapshot import json_bytes, save_snapshot
+from model.snapshot import json_bytes, npz_bytes, save_snapshot
 
 PROG = "training-inspector"
 INDEX_NAME = "index.html"
@@ -78,6 +80,7 @@ REPRODUCE_NAME = "REPRODUCE.txt"
 CONFIG_NAME = "config.json"
 DATASET_NAME = "dataset.json"
 SETTINGS_LOG_NAME = "settings_log.json"
+WEIGHTS_NAME = "initial_weights.npz"
 DATA_DIR = "data"
 IMAGE_LIST_NAME = "images.csv"
 SNAPSHOT_DIR = "snapshots"
@@ -320,8 +323,8 @@ def _settings_table(config: TrainingConfig, preset: str | None) -> list[tuple[st
             + (f" (slope {config.negative_slope:g})" if config.activation == "leaky_relu" else "")
             + " -> logistic regression",
         ),
-        ("conv init", config.conv_init.describe()),
-        ("classifier init", config.classifier_init.describe()),
+        ("conv init", config.init_text("conv")),
+        ("classifier init", config.init_text("classifier")),
         ("pixels", PIXEL_SCALING_LABELS[config.pixel_scaling]),
         (
             "updates",
@@ -635,6 +638,23 @@ def _write_metrics(path: Path, table: MetricsTable) -> None:
         handle.write(block.getvalue())  # the header of an empty table
 
 
+def _config_data(config: TrainingConfig, weights_copy: bytes | None) -> dict:
+    """config.json's config: a weights file is named by the report's own copy of it
+    (``weights_copy``, written as ``WEIGHTS_NAME`` beside config.json), so that the report
+    repeats its run on any machine."""
+    data = config.to_dict()
+    weights = config.initial_weights
+    if weights is not None:
+        digest = hashlib.sha256(weights_copy).hexdigest()
+        data["initial_weights"] = {
+            **weights.to_dict(),
+            "file": WEIGHTS_NAME,
+            "sha256": digest,
+            "copied_from": weights.path,
+        }
+    return data
+
+
 def _build(
     folder: Path,
     session: RunSnapshot,
@@ -648,12 +668,14 @@ def _build(
     final = session.latest
     iterations = session.snapshot_iterations
     metric_rows = len(session.history.metrics)
+    weights = config.initial_weights
+    weights_copy = None if weights is None else npz_bytes(dict(weights.arrays))
     files: dict[str, bytes] = {
         CONFIG_NAME: json_bytes(
             {
                 "preset": preset,
                 "seed": config.seed,
-                "config": config.to_dict(),
+                "config": _config_data(config, weights_copy),
                 "iterations": session.iteration,
                 "versions": versions(),
             }
@@ -664,6 +686,8 @@ def _build(
         FINDINGS_JSON_NAME: json_bytes(findings_data(final.iteration, final.findings, first)),
         REPRODUCE_NAME: text_bytes(reproduce_text(session, metric_rows)),
     }
+    if weights_copy is not None:
+        files[WEIGHTS_NAME] = weights_copy
     for name, payload in files.items():
         (folder / name).write_bytes(payload)
     _write_metrics(folder / METRICS_NAME, session.history.metrics)

@@ -25,7 +25,6 @@ from model.data import Dataset, pixel_statistics, scale_pixels
 from model.diagnostics import Finding
 from model.history import History, strip_maps
 from model.init import initialize
-from model.layers import output_size
 from model.optim import OptimSettings, sgd_step
 from model.record import (
     CONV_KEYS,
@@ -45,12 +44,13 @@ def init_params(config: TrainingConfig, image_size: tuple[int, int]) -> dict[str
     """Initial parameters for ``config`` on images of ``image_size`` (H, W).
 
     Conv weights (F, 3, K, K) are drawn first, then the classifier weights (D,), both from one
-    generator seeded by the config's seed; biases start at 0.
+    generator seeded by the config's seed; biases start at 0. The arrays of a weights file
+    (``config.initial_weights``) then replace those drawn (``model.weights_file``).
     """
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, INIT_STREAM]))
     dtype = np.dtype(config.dtype)
     f, k = config.num_filters, config.kernel_size
-    out_h, out_w = output_size(image_size[0], image_size[1], k, config.padding)
+    out_h, out_w = config.map_size(image_size)
     features = f * out_h * out_w
     conv_w = initialize(
         config.conv_init, (f, 3, k, k), fan_in=3 * k * k, fan_out=f * k * k, rng=rng, dtype=dtype
@@ -58,12 +58,16 @@ def init_params(config: TrainingConfig, image_size: tuple[int, int]) -> dict[str
     cls_w = initialize(
         config.classifier_init, (features,), fan_in=features, fan_out=1, rng=rng, dtype=dtype
     )
-    return {
+    params = {
         "conv.weight": conv_w,
         "conv.bias": np.zeros(f, dtype=dtype),
         "classifier.weight": cls_w,
         "classifier.bias": np.zeros((), dtype=dtype),
     }
+    if config.initial_weights is not None:
+        for key, values in config.initial_weights.arrays.items():
+            params[key] = values.astype(dtype)
+    return params
 
 
 @functools.lru_cache(maxsize=64)

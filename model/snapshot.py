@@ -524,7 +524,8 @@ def snapshot_arrays(record: StepRecord) -> tuple[dict[str, np.ndarray], list[str
     return arrays, left_out
 
 
-def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """``arrays`` as the bytes of an .npz file (no pickles)."""
     buffer = io.BytesIO()
     np.savez(buffer, allow_pickle=False, **arrays)
     return buffer.getvalue()
@@ -600,7 +601,7 @@ def save_snapshot(
         _png_bytes(render_filters(record, limits=scale)),
         _npy_bytes(record.params["conv.weight"]),
         json_bytes(data),
-        _npz_bytes(arrays),
+        npz_bytes(arrays),
     )
     # All or none: a set half new and half old (a disk that filled up while replacing it)
     # would no longer belong together, and the old one would be gone.

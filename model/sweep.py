@@ -201,6 +201,7 @@ class SweepSpec:
                         pixel_scaling=pixel_scaling,
                         conv_init=spec,
                         classifier_init=spec,
+                        initial_weights=None,
                         learning_rate=learning_rate,
                         history_budget_mb=CELL_HISTORY_MB,
                     )
@@ -228,6 +229,8 @@ class SweepSpec:
     def marker(self, config: TrainingConfig) -> tuple[float, float] | None:
         """(learning rate, s) of ``config`` when both its layers start as a cell of this sweep
         would and its pixel scaling is one of the map's; None otherwise (nothing to mark)."""
+        if config.initial_weights is not None:
+            return None
         scale = self.scale_of(config.conv_init)
         if scale is None or self.scale_of(config.classifier_init) != scale:
             return None

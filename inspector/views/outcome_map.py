@@ -150,6 +150,7 @@ def cell_config(result: SweepResult, cell: CellResult, current):
         learning_rate=cell.learning_rate,
         conv_init=init,
         classifier_init=init,
+        initial_weights=None,
         pixel_scaling=cell.pixel_scaling,
         history_budget_mb=current.history_budget_mb,
     )
