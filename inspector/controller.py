@@ -58,6 +58,7 @@ from model.history import MetricsTable
 from model.layers import output_size
 from model.presets import PRESETS
 from model.record import StepRecord
+from model.weights_file import WeightsDoNotFit
 from model.whatif import WhatIfRow
 
 #: While running, the training process's pipe is looked at this often. It sends 60 frames a
@@ -865,10 +866,17 @@ class SessionController(QObject):
             return False
         new_config, new_dataset = config or self._config, dataset or self._dataset
         try:  # refused here, in words, not sent for the training process to fail on
-            output_size(*new_dataset.size, new_config.kernel_size, new_config.padding)
+            new_config.map_size(new_dataset.size)
         except ValueError as exc:
             text = str(exc)
-            self.error_occurred.emit("Could not start the run", f"{text[0].upper()}{text[1:]}.", "")
+            how = (
+                " Clear the weights file (Setup → Initial weights) to draw the weights instead."
+                if isinstance(exc, WeightsDoNotFit)
+                else ""
+            )
+            self.error_occurred.emit(
+                "Could not start the run", f"{text[0].upper()}{text[1:]}.{how}", ""
+            )
             if on_failure is not None:
                 on_failure()
             return False

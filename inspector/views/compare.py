@@ -48,7 +48,7 @@ SYMBOL_ROWS = 25
 def describe(config: TrainingConfig) -> str:
     """One line naming what differs between runs: init, pixels, learning rate."""
     return (
-        f"filters {config.conv_init.describe()}, classifier {config.classifier_init.describe()}, "
+        f"filters {config.init_text('conv')}, classifier {config.init_text('classifier')}, "
         f"pixels {config.pixel_scaling}, learning rate {format_number(config.learning_rate)}"
     )
 

@@ -920,9 +920,11 @@ class FiltersView(ScaledRecordView, QWidget):
         )
         self._heading.setText(heading)
         if record.update is None:
+            weights_file = self._controller.config.initial_weights
+            start = "" if weights_file is None else f", its weights read from {weights_file.name}"
             lines = [
-                "Iteration 0 is the starting point: no gradient and no update yet. Press Step "
-                "(F10) to make the first update.",
+                f"Iteration 0 is the starting point{start}: no gradient and no update yet. "
+                "Press Step (F10) to make the first update.",
                 f"Weights {_range(weights)} · conv bias {_values(bias)}",
             ]
         else:

@@ -12,12 +12,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+from pathlib import Path
 
 from PySide6.QtCore import QEvent, QSettings, Qt, Slot
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QFileDialog,
     QFormLayout,
     QFrame,
     QGroupBox,
@@ -50,8 +53,12 @@ from model.formatting import format_count
 from model.init import INIT_KINDS, INIT_LABELS
 from model.layers import output_size
 from model.presets import PRESETS
+from model.weights_file import WeightsFileError, read_weights
 
 LAST_CONFIG_KEY = "setup/last_config"
+WEIGHTS_FOLDER_KEY = "setup/weights_folder"
+WEIGHTS_FILTER = "NumPy weights (*.npz *.npy);;All files (*)"
+NO_WEIGHTS_FILE = "None: both layers are drawn from the initialisers below."
 #: log10 of the slider's ends: down to the question's fix (÷1e+07 of 0.5 is 5e-08), which
 #: left the slider's handle stuck at 0.000001.
 LR_SLIDER_MIN, LR_SLIDER_MAX = -8.0, 2.0
@@ -67,6 +74,7 @@ FIELD_NAMES = {
     "padding": "padding",
     "activation": "activation",
     "negative_slope": "leaky slope",
+    "initial_weights": "weights file",
     "conv_init": "filter initialiser",
     "classifier_init": "classifier initialiser",
     "pixel_scaling": "pixel scaling",
@@ -594,6 +602,7 @@ class SetupView(QWidget):
 
     def _build_init(self) -> QGroupBox:
         group, form = self._form("Initial weights · apply on Reset")
+        self._build_weights_file(form)
         self._conv_init = InitEditor(
             "convInit",
             "How the filter weights are drawn at the start. Weights centred on zero (normal, "
@@ -626,6 +635,38 @@ class SetupView(QWidget):
             for edit in editor.edits.values():
                 self._tooltips[edit] = edit.toolTip()
         return group
+
+    def _build_weights_file(self, form: QFormLayout) -> None:
+        self._weights_load = QPushButton("Load…", objectName="weightsLoadButton")
+        self._weights_load.clicked.connect(self._load_weights_file)
+        self._weights_clear = QPushButton("Clear", objectName="weightsClearButton")
+        self._weights_clear.setToolTip("Draw both layers from the initialisers again.")
+        self._weights_clear.clicked.connect(lambda: self._submit("initial_weights", None))
+        self._weights_info = _info_label("weightsFileInfo")
+        extra = QWidget()
+        column = QVBoxLayout(extra)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(3)
+        buttons = QHBoxLayout()
+        buttons.setSpacing(4)
+        buttons.addWidget(self._weights_load)
+        buttons.addWidget(self._weights_clear)
+        buttons.addStretch(1)
+        column.addLayout(buttons)
+        column.addWidget(self._weights_info)
+        self._add_row(
+            form,
+            "initial_weights",
+            "From a file",
+            self._weights_load,
+            "Start from the weights your own code started from (or a snapshot's .npz, to go on "
+            "from its iteration): an .npz with conv.weight (F, 3, K, K) and optionally "
+            "conv.bias (F,), classifier.weight (F·H'·W') and classifier.bias, or an .npy of "
+            "filter weights. The filters' number and size become the file's; what it does not "
+            "give is drawn from the initialisers below.",
+            extra=extra,
+        )
+        self._tooltips[self._weights_clear] = self._weights_clear.toolTip()
 
     def _build_network(self) -> QGroupBox:
         group, form = self._form("Network · applies on Reset")
@@ -846,6 +887,7 @@ class SetupView(QWidget):
             self._conv_init.fill(config.conv_init)
             self._classifier_init.fill(config.classifier_init)
             self._describe_inits(config)
+            self._show_weights_file(config)
         finally:
             for widget in blocked:
                 widget.blockSignals(False)
@@ -862,10 +904,40 @@ class SetupView(QWidget):
 
     def _describe_inits(self, config: TrainingConfig) -> None:
         conv_fans, classifier_fans = self._fans(config)
-        self._conv_init.info.setText(self._conv_init.describe(config.conv_init, *conv_fans))
-        self._classifier_init.info.setText(
-            self._classifier_init.describe(config.classifier_init, *classifier_fans)
-        )
+        weights = config.initial_weights
+        for editor, spec, fans, replaced in (
+            (self._conv_init, config.conv_init, conv_fans, weights is not None),
+            (
+                self._classifier_init,
+                config.classifier_init,
+                classifier_fans,
+                weights is not None and weights.gives_classifier(),
+            ),
+        ):
+            editor.setEnabled(not replaced)
+            if replaced:
+                editor.info.setText(f"Not used: the weights come from {weights.name}.")
+            else:
+                editor.info.setText(editor.describe(spec, *fans))
+
+    def _show_weights_file(self, config: TrainingConfig) -> None:
+        """The weights file row, and the network sizes the file decides (locked to it)."""
+        weights = config.initial_weights
+        self._weights_clear.setEnabled(weights is not None)
+        from_file = weights is not None
+        for spin in (self._filters, self._kernel):
+            spin.setEnabled(not from_file)
+            spin.setToolTip(
+                f"Set by the weights file {weights.name} (Clear it to change this)."
+                if from_file
+                else self._tooltips.get(spin, "")
+            )
+        if weights is None:
+            self._weights_info.setText(NO_WEIGHTS_FILE)
+            return
+        drawn = "" if weights.gives_classifier() else " The classifier is drawn (not in the file)."
+        self._weights_info.setText(f"{weights.describe()}.{drawn}")
+        self._weights_info.setToolTip(weights.path)
 
     def _show_pending(self) -> None:
         pending = self._controller.pending_config
@@ -971,7 +1043,7 @@ class SetupView(QWidget):
         return (
             f"{format_count(config.num_filters, 'filter')} "
             f"{config.kernel_size}×{config.kernel_size}, "
-            f"filters {config.conv_init.describe()}, learning rate {_plain(config.learning_rate)}, "
+            f"filters {config.init_text('conv')}, learning rate {_plain(config.learning_rate)}, "
             f"pixels {config.pixel_scaling}"
         )
 
@@ -1019,6 +1091,44 @@ class SetupView(QWidget):
             controller.request_config(requested)
         self._refresh()
         return True
+
+    def _ask_weights_file(self) -> str:
+        """The weights file the user picks ('' when cancelled)."""
+        stored = QSettings().value(WEIGHTS_FOLDER_KEY, "", type=str)
+        start = stored if stored and os.path.isdir(stored) else str(Path.home())
+        path, _selected = QFileDialog.getOpenFileName(
+            self, "Start from weights in a file", start, WEIGHTS_FILTER
+        )
+        return path
+
+    @Slot()
+    def _load_weights_file(self) -> None:
+        """Read the file the user picks and ask for a run from it, with its number and size
+        of filters; a file that cannot start a run on these images is refused at the row."""
+        path = self._ask_weights_file()
+        if not path:
+            return
+        QSettings().setValue(WEIGHTS_FOLDER_KEY, str(Path(path).parent))
+        try:
+            weights = read_weights(path)
+        except WeightsFileError as exc:
+            self._clear_errors()
+            self._show_error("initial_weights", str(exc))
+            return
+        filters, _, kernel, _ = weights.conv_shape
+        changes = {"initial_weights": weights, "num_filters": filters, "kernel_size": kernel}
+        try:
+            requested = self.shown_config().with_changes(**changes)
+            requested.map_size(self._controller.dataset.size)
+        except ConfigError as exc:
+            self._refuse(ConfigError("initial_weights", exc.message), None)
+            return
+        except ValueError as exc:
+            self._refuse(ConfigError("initial_weights", str(exc)), None)
+            return
+        self._clear_errors()
+        self._controller.request_config(requested)
+        self._refresh()
 
     def _submit_init(self, field: str, editor: InitEditor, widget: QWidget) -> None:
         if self._filling:

@@ -246,6 +246,32 @@ def test_a_kernel_that_does_not_fit_is_refused_in_words_and_the_run_goes_on(
     assert len(errors) == 1 and ctrl.latest_iteration == 1
 
 
+def test_images_the_weights_file_does_not_fit_are_refused_saying_how_to_go_on(
+    qtbot, controller, tmp_path
+):
+    from model.data import Dataset
+    from model.weights_file import read_weights
+
+    weights = {"conv.weight": np.zeros((1, 3, 3, 3)), "classifier.weight": np.zeros(32 * 32)}
+    np.savez(tmp_path / "mine.npz", **weights)
+    config = controller.config.with_changes(initial_weights=read_weights(tmp_path / "mine.npz"))
+    assert controller.start_over(config) is True
+    errors = []
+    controller.error_occurred.connect(lambda *args: errors.append(args))
+    small = Dataset(np.zeros((2, 3, 16, 16), np.uint8), np.array([0, 1]), ("a", "b"), ("x", "y"))
+    assert controller.start_over(config, small, "small") is False
+    assert errors == [
+        (
+            "Could not start the run",
+            "The weights file mine.npz has 1,024 classifier weights; 1 filter × 16×16 outputs "
+            "(16×16 images, 'same' padding) need 256. Clear the weights file (Setup → Initial "
+            "weights) to draw the weights instead.",
+            "",
+        )
+    ]
+    assert controller.dataset.size == (32, 32) and controller.config == config
+
+
 def test_a_compared_run_starting_in_the_background_catches_up_when_it_is_there(
     qtbot, question_dataset, monkeypatch, step_and_wait
 ):

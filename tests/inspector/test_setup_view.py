@@ -378,3 +378,72 @@ def test_a_rate_typed_before_the_first_step_is_iteration_0s_in_the_window_too(
     assert controller.shown.iteration == 0
     assert controller.shown.settings.learning_rate == 0.001
     assert controller.metric_columns(("learning_rate",))["learning_rate"][0] == 0.001
+
+
+def test_a_weights_file_starts_the_next_run_with_its_filters(
+    qtbot, view, controller, tmp_path, monkeypatch
+):
+    """Load… takes the file's number and size of filters, shows what it gives and locks what it
+    decides; Reset starts from its very numbers; Clear draws the weights again."""
+    import numpy as np
+
+    conv = np.linspace(-0.5, 0.5, 2 * 3 * 5 * 5).reshape(2, 3, 5, 5)
+    np.savez(tmp_path / "mine.npz", **{"conv.weight": conv, "conv.bias": np.array([0.1, -0.1])})
+    monkeypatch.setattr(view, "_ask_weights_file", lambda: str(tmp_path / "mine.npz"))
+    qtbot.mouseClick(field(view, "weightsLoadButton", QPushButton), Qt.MouseButton.LeftButton)
+
+    pending = controller.pending_config
+    assert pending.initial_weights.name == "mine.npz"
+    assert (pending.num_filters, pending.kernel_size) == (2, 5)
+    info = field(view, "weightsFileInfo", QLabel).text()
+    assert info == (
+        "mine.npz (2×3×5×5 filter weights, filter biases). The classifier is drawn (not in "
+        "the file)."
+    )
+    assert not field(view, "numFilters", QSpinBox).isEnabled()
+    assert not field(view, "kernelSize", QSpinBox).isEnabled()
+    assert not field(view, "convInitKind", QComboBox).isEnabled()
+    assert field(view, "classifierInitKind", QComboBox).isEnabled()
+    assert "Not used: the weights come from mine.npz." in field(view, "convInitInfo", QLabel).text()
+    assert "weights file" in field(view, "pendingText", QLabel).text()
+
+    qtbot.mouseClick(field(view, "resetNowButton", QPushButton), Qt.MouseButton.LeftButton)
+    np.testing.assert_array_equal(controller.shown.params["conv.weight"], conv)
+    np.testing.assert_array_equal(controller.shown.params["conv.bias"], [0.1, -0.1])
+
+    qtbot.mouseClick(field(view, "weightsClearButton", QPushButton), Qt.MouseButton.LeftButton)
+    assert controller.pending_config.initial_weights is None
+    assert field(view, "numFilters", QSpinBox).isEnabled()
+    assert field(view, "weightsFileInfo", QLabel).text().startswith("None: both layers are drawn")
+
+
+def test_a_weights_file_that_cannot_start_a_run_here_is_refused_at_its_row(
+    qtbot, view, controller, tmp_path, monkeypatch
+):
+    import numpy as np
+
+    chosen = {"path": ""}
+    monkeypatch.setattr(view, "_ask_weights_file", lambda: chosen["path"])
+    error = field(view, "initialWeightsError", QLabel)
+    load = field(view, "weightsLoadButton", QPushButton)
+
+    (tmp_path / "notes.txt").write_text("weights")
+    chosen["path"] = str(tmp_path / "notes.txt")
+    qtbot.mouseClick(load, Qt.MouseButton.LeftButton)
+    assert error.isVisibleTo(view)
+    assert "notes.txt: is not a NumPy .npy or .npz file" in error.text()
+    assert controller.pending_config is None
+
+    # One classifier weight per ReLU output of 16×16 images, not of the question's 32×32.
+    np.savez(
+        tmp_path / "small.npz",
+        **{"conv.weight": np.zeros((1, 3, 3, 3)), "classifier.weight": np.zeros(256)},
+    )
+    chosen["path"] = str(tmp_path / "small.npz")
+    qtbot.mouseClick(load, Qt.MouseButton.LeftButton)
+    assert "has 256 classifier weights; 1 filter × 32×32 outputs" in error.text()
+    assert controller.pending_config is None
+
+    chosen["path"] = ""  # cancelled: nothing changes, the error stays until the next edit
+    qtbot.mouseClick(load, Qt.MouseButton.LeftButton)
+    assert controller.pending_config is None
