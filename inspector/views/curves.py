@@ -791,6 +791,7 @@ class CurvesView(QWidget):
         first = self._panels[PLOT_NAMES[0]].plot
         for name in PLOT_NAMES[1:]:
             self._panels[name].plot.setXLink(first)
+        self._auto_range()
 
     def _rebuild_images(self) -> None:
         """Per-image loss lines (or a min–max band) for the current dataset."""
@@ -1189,8 +1190,16 @@ class CurvesView(QWidget):
         self._hide_hover()
         self._rebuild_images()
         self.redraw()
+        self._auto_range()
+        self.show_record(record)
+
+    def _auto_range(self) -> None:
+        """Every plot follows its data again. The iteration axis is shared (``setXLink``) and
+        ranged by the first plot only: a linked plot whose range changes turns auto-range off
+        in the others, so with all six on, each turned the others off in turn and none was
+        left following the run (a learner's curves stayed on iterations 0-10 after a fix)."""
         for panel in self._panels.values():
             panel.plot.enableAutoRange(
-                x=True, y=panel.name not in ("curve-accuracy", "curve-dead-fraction")
+                x=panel.name == PLOT_NAMES[0],
+                y=panel.name not in ("curve-accuracy", "curve-dead-fraction"),
             )
-        self.show_record(record)

@@ -351,3 +351,29 @@ def test_a_loss_in_the_millions_keeps_its_axis_labels(qtbot, view):
     assert all(metrics.horizontalAdvance(text) <= AXIS_WIDTH for text in labels), [
         (text, metrics.horizontalAdvance(text)) for text in labels
     ]
+
+
+def test_the_curves_follow_a_run_started_again(qtbot, window, controller, step_and_wait):
+    """A learner applied the answer's fix after the filter died and ran: every plot stayed on
+    iterations 0-10, and so did the plots they saved. The six plots share their iteration axis
+    and turned each other's auto-range off on the reset; only a switch of the loss's log scale
+    put it back (here the loss stays flat, so none comes)."""
+    window.resize(1280, 800)
+    window.docks["curves"].raise_()
+    view = window.curves_view
+    qtbot.wait(100)
+    step_and_wait(controller)  # the filter dies; the loss spans decades: log scale
+    assert view.loss_log_scale
+    controller.request_config(preset_config("recommended", learning_rate=1e-6))
+    controller.reset()
+    qtbot.wait(200)  # (pyqtgraph ranges the plots when it next draws them)
+    # Which plot was left following the run depended on the order of range changes (here
+    # one was, for the learner none): the loss plot ranges the shared axis, the others follow.
+    loss = view.plot_items()["curve-loss"]
+    assert loss.vb.autoRangeEnabled()[0]
+    step_and_wait(controller, 25)
+    assert not view.loss_log_scale
+    qtbot.waitUntil(
+        lambda: all(plot.vb.viewRange()[0][1] >= 25 for plot in view.plot_items().values()),
+        timeout=5000,
+    )
