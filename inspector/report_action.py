@@ -12,7 +12,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QSettings, QUrl, Signal, Slot
+from PySide6.QtCore import (
+    QCoreApplication,
+    QEventLoop,
+    QObject,
+    QSettings,
+    Qt,
+    QUrl,
+    Signal,
+    Slot,
+)
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QLabel, QMessageBox, QProgressBar
 
@@ -87,6 +96,9 @@ class ReportSaver(QObject):
         target = self._ask_target(as_zip)
         if target is None:
             return False
+        # A name typed with .zip in the folder dialog is an archive too (it made a folder
+        # called "report.zip", which the message then called an archive to attach).
+        as_zip = target.suffix.lower() == ZIP_SUFFIX
         controller = window.controller
         if not window.settle_for_drawing("Report not saved"):
             return False
@@ -214,7 +226,7 @@ class ReportSaver(QObject):
         self._result = path
         if self._closed:
             return
-        is_zip = path.suffix.lower() == ZIP_SUFFIX
+        is_zip = path.is_file()
         box = QMessageBox(
             QMessageBox.Icon.Information,
             "Report saved",
@@ -240,6 +252,12 @@ class ReportSaver(QObject):
         page = path.parent if is_zip else path / INDEX_NAME
         opener.clicked.connect(lambda: self.open_url(QUrl.fromLocalFile(str(page))))
         box.setModal(False)
+        # It said its piece: the next Step or Run closes it rather than leave it over the
+        # panels (the status bar still names the report).
+        window.controller.running_changed.connect(box.close, Qt.ConnectionType.SingleShotConnection)
+        # Shown without taking the keyboard from the window where the window system allows,
+        # so that F10 goes on stepping.
+        box.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)
         box.show()
         self.saved_dialog = box
 

@@ -94,6 +94,26 @@ def test_save_report_as_zip(qtbot, window, tmp_path):
     assert not (tmp_path / "shared").exists()
 
 
+def test_a_zip_name_given_to_save_report_is_an_archive(qtbot, window, tmp_path):
+    """Ctrl+Shift+E with "report.zip" typed made a folder of that name, and the message
+    said to attach the archive."""
+    window._ask_save_path = lambda *args: str(tmp_path / "typed.zip")
+    written = save(qtbot, window, "save_report")
+    assert written == tmp_path / "typed.zip" and zipfile.is_zipfile(written)
+    dialog = window.report_saver.saved_dialog
+    assert "Attach the archive" in dialog.informativeText()
+
+
+def test_the_saved_message_closes_when_training_goes_on(qtbot, window, tmp_path):
+    window._ask_save_path = lambda *args: str(tmp_path / "report")
+    save(qtbot, window)
+    dialog = window.report_saver.saved_dialog
+    assert dialog.isVisible() and "index.html is the report" in dialog.informativeText()
+    window.actions["step"].trigger()
+    qtbot.waitUntil(lambda: window.controller.shown.iteration == 1, timeout=10000)
+    assert not dialog.isVisible()
+
+
 def test_an_existing_folder_is_never_replaced(qtbot, window, tmp_path):
     taken = tmp_path / "report"
     taken.mkdir()
