@@ -68,6 +68,9 @@ class Trial:
         ('learned' only; the initial weights may classify two images right by luck).
     died_at : iteration by which every filter was dead ('dead filter' only).
     diverged_at : first iteration with a NaN or infinity ('diverged' only).
+    best_accuracy, best_at : the highest accuracy of the trial and the first iteration with it
+        ('stuck' only, when above the last iteration's: a run that got every image right and
+        lost one again is not one that never learned).
     """
 
     outcome: str
@@ -82,6 +85,8 @@ class Trial:
     learned_at: int | None = None
     died_at: int | None = None
     diverged_at: int | None = None
+    best_accuracy: float | None = None
+    best_at: int | None = None
 
     def describe(self) -> str:
         """One line for the fix's button: 'Tried: …'."""
@@ -105,9 +110,13 @@ class Trial:
             return f"Tried: every filter is dead by iteration {self.died_at}."
         if self.outcome == "diverged":
             return f"Tried: the run overflows to NaN or infinity at iteration {self.diverged_at}."
+        best = ""
+        if self.best_accuracy is not None and self.best_accuracy > self.accuracy:
+            best = f" ({format_share(self.best_accuracy)} at iteration {self.best_at})"
         return (
             f"Tried for {self.iterations} iterations: not learned, accuracy "
-            f"{format_share(self.accuracy)}, loss {format_number(self.loss)}."
+            f"{format_share(self.accuracy)}{best}, loss {format_number(self.initial_loss)} → "
+            f"{format_number(self.loss)}."
         )
 
 
@@ -152,8 +161,13 @@ def run_trial(
     outcome = classify(session, level)
     table = session.history.metrics
     steps = table.column("iteration")
-    learned_at = died_at = diverged_at = None
-    if outcome == "learned":
+    learned_at = died_at = diverged_at = best_accuracy = best_at = None
+    if outcome == "stuck":
+        accuracy = table.column("accuracy")
+        best = int(np.nanargmax(accuracy)) if np.isfinite(accuracy).any() else None
+        if best is not None and accuracy[best] > record.accuracy:
+            best_accuracy, best_at = float(accuracy[best]), int(steps[best])
+    elif outcome == "learned":
         missed = np.flatnonzero(table.column("accuracy") < level)
         learned_at = int(steps[missed[-1] + 1]) if missed.size else 0
     elif outcome == "dead filter":
@@ -176,6 +190,8 @@ def run_trial(
         learned_at=learned_at,
         died_at=died_at,
         diverged_at=diverged_at,
+        best_accuracy=best_accuracy,
+        best_at=best_at,
     )
 
 

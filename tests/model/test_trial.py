@@ -1,6 +1,7 @@
 """Trying a fix before it is taken: each of the question's fixes on its own, as a teacher
 tried them by hand, and which fixes can be tried at all."""
 
+import numpy as np
 import pytest
 
 from model.data import load_example
@@ -224,3 +225,29 @@ def test_the_trials_process_ends_with_the_process_that_started_it(tmp_path):
             raise AssertionError("the trials' process outlived its parent")
     finally:
         parent.kill()
+
+
+def test_a_run_that_got_every_image_right_and_lost_one_says_so():
+    """A learner's 12 images: the whole fix had all right at iteration 81 and 11 of 12 at
+    iteration 100; "not learned, accuracy 92%" read as "this fix does not work here"."""
+    trial = Trial("stuck", 100, 100, 12, 1, 11 / 12, 0.2107, 0.6931, best_accuracy=1.0, best_at=81)
+    assert trial.describe() == (
+        "Tried for 100 iterations: not learned, accuracy 92% (100% at iteration 81), loss "
+        "0.6931 → 0.2107."
+    )
+
+
+def test_the_best_accuracy_of_a_stuck_trial_is_its_first_highest():
+    from model.data import Dataset
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (6, 3, 8, 8)).astype(np.uint8)
+    noise = Dataset(images, np.array([0, 1] * 3), ("a", "b"), tuple("uvwxyz"))
+    config = preset_config("recommended", learning_rate=0.1, seed=2)
+    trial = run_trial(noise, config, iterations=30)
+    session = TrainingSession(noise, config)
+    session.run(30, pause_on_findings=False)
+    accuracy = session.history.metrics.column("accuracy")
+    assert trial.outcome == "stuck" and accuracy[-1] < accuracy.max() == 1.0
+    assert (trial.best_accuracy, trial.best_at) == (1.0, int(np.argmax(accuracy)))
+    assert f"(100% at iteration {trial.best_at})" in trial.describe()
