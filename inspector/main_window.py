@@ -888,6 +888,7 @@ class MainWindow(QMainWindow):
                 stem,
                 overwrite=overwrite,
                 limits=self.filters_view.current_limits(),
+                dataset=self.controller.dataset,
                 extra={
                     "dataset": {
                         "source": self.controller.dataset_source,

@@ -339,6 +339,7 @@ class _Snapshots:
             self._run.out_dir,
             overwrite=self._run.overwrite,
             extra=self._extra,
+            dataset=self._run.dataset,
         )
         self.iterations.append(record.iteration)
 

@@ -698,7 +698,14 @@ def _build(
     for k in iterations:
         record: StepRecord = session.record(k)
         at_k = config.with_changes(**settings_changes(record.settings))
-        written = save_snapshot(record, at_k, record.findings, folder / SNAPSHOT_DIR, extra=extra)
+        written = save_snapshot(
+            record,
+            at_k,
+            record.findings,
+            folder / SNAPSHOT_DIR,
+            extra=extra,
+            dataset=session.dataset,
+        )
         snapshots[k] = f"{SNAPSHOT_DIR}/{written[0].name}"
     plots = {}
     if plot_pngs:

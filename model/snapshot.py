@@ -19,7 +19,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +27,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from model.colormap import DIVERGING_LUT, diverging_rgb, symmetric_limit
-from model.config import TrainingConfig
+from model.config import PIXEL_SCALING_LABELS, UPDATE_MODE_LABELS, TrainingConfig
+from model.data import Dataset
 from model.diagnostics import Finding
 from model.files import SaveError, existing, write_all_atomic
 from model.formatting import format_cell, format_count, format_number, format_range
@@ -221,6 +222,7 @@ class FilterLayout:
     label_width, header_height, titles_height, channels_height, bar_block_height : sizes of
         the filter-label column, the header, the group titles, the channel names and the
         colour bars with their labels.
+    header_width : width of the widest header line (the image is at least that wide).
     """
 
     groups: tuple[str, ...]
@@ -233,6 +235,7 @@ class FilterLayout:
     titles_height: int
     channels_height: int
     bar_block_height: int
+    header_width: int = 0
 
     @property
     def heatmap_side(self) -> int:
@@ -254,7 +257,9 @@ class FilterLayout:
     def size(self) -> tuple[int, int]:
         """(width, height) of the image."""
         width = self.group_left(len(self.groups)) - GROUP_GAP + MARGIN
-        return width, self.bars_top + self.bar_block_height + MARGIN
+        return max(
+            width, self.header_width + 2 * MARGIN
+        ), self.bars_top + self.bar_block_height + MARGIN
 
     def group_left(self, group: int) -> int:
         return MARGIN + self.label_width + group * (self.group_width + GROUP_GAP)
@@ -272,8 +277,8 @@ class FilterLayout:
         return left, top, left + self.cell - 1, top + self.cell - 1
 
 
-def filter_layout(record: StepRecord) -> FilterLayout:
-    """The layout ``render_filters`` uses for ``record``."""
+def filter_layout(record: StepRecord, caption: Sequence[str] = ()) -> FilterLayout:
+    """The layout ``render_filters`` uses for ``record`` (and ``caption``)."""
     groups = filter_groups(record)
     weights = groups["weights"]
     filters, kernel_size = weights.shape[0], weights.shape[2]
@@ -283,6 +288,8 @@ def filter_layout(record: StepRecord) -> FilterLayout:
     widest = max(_text_width(_font(CELL_FONT), text) for text in texts)
     cell = cell_size(kernel_size, widest)
     labels = [text for pair in _filter_labels(record, filters) for text in pair]
+    header = _header_lines(record, weights)
+    small = [header[1], *caption]
     return FilterLayout(
         groups=tuple(groups),
         filters=filters,
@@ -290,10 +297,14 @@ def filter_layout(record: StepRecord) -> FilterLayout:
         cell=cell,
         cell_font_size=_cell_font_size(texts, cell),
         label_width=max(_text_width(fonts["label"], text) for text in labels) + 16,
-        header_height=line["header"] + line["label"] + 18,
+        header_height=line["header"] + len(small) * (line["label"] + 4) + 14,
         titles_height=line["title"] + 6,
         channels_height=line["small"] + 4,
         bar_block_height=BAR_HEIGHT + TICK + 2 * line["small"] + 6,
+        header_width=max(
+            _text_width(fonts["header"], header[0]),
+            *(_text_width(fonts["label"], text) for text in small),
+        ),
     )
 
 
@@ -313,6 +324,38 @@ def _header_lines(record: StepRecord, weights: np.ndarray) -> tuple[str, str]:
         f"{format_count(f, 'filter')} dead"
     )
     return first, second
+
+
+def _latin1(text: str) -> str:
+    """``text`` in the glyphs of Pillow's bundled font ('?' for any other)."""
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def snapshot_caption(
+    record: StepRecord, config: TrainingConfig, dataset: Dataset | None = None
+) -> tuple[str, ...]:
+    """What a snapshot's picture says besides the filters, so that it stands alone in a post:
+    how both layers started, the pixels and the updates, and which images the update used
+    (named from ``dataset`` when given)."""
+    lines = [
+        f"filters {config.init_text('conv')}, classifier {config.init_text('classifier')}",
+        f"pixels {PIXEL_SCALING_LABELS[config.pixel_scaling]}, "
+        f"{UPDATE_MODE_LABELS[config.update_mode]}"
+        + (", shuffled" if config.shuffle else "")
+        + f", seed {config.seed}",
+    ]
+    batch = np.asarray(record.batch)
+    if record.iteration > 0 and batch.size:
+        if batch.size > 1:
+            lines.append(f"update computed on all {format_count(batch.size, 'image')}")
+        else:
+            index = int(batch[0])
+            name = ""
+            if dataset is not None:
+                label = int(dataset.labels[index])
+                name = f" '{os.path.basename(dataset.paths[index])}' ({dataset.class_names[label]})"
+            lines.append(f"update computed on image {index + 1}{name}")
+    return tuple(_latin1(line) for line in lines)
 
 
 def _filter_labels(record: StepRecord, filters: int) -> list[tuple[str, str]]:
@@ -337,7 +380,12 @@ def _scale_note(values: np.ndarray, limit: float) -> str:
     )
 
 
-def render_filters(record: StepRecord, *, limits: Mapping[str, float] | None = None) -> Image.Image:
+def render_filters(
+    record: StepRecord,
+    *,
+    limits: Mapping[str, float] | None = None,
+    caption: Sequence[str] = (),
+) -> Image.Image:
     """An RGB picture of the conv filters of ``record`` (positions: ``filter_layout``).
 
     One row per filter; per row the groups 'weights', 'gradient' and 'update' (the last two
@@ -352,6 +400,7 @@ def render_filters(record: StepRecord, *, limits: Mapping[str, float] | None = N
     limits : fixed colour limits by group name ('weights', 'gradient', 'update'); groups not
         given use their largest finite |value|. Values beyond a fixed limit take the end
         colours and are counted under the bar.
+    caption : more lines under the header (``snapshot_caption``: the settings, the images).
 
     Returns
     -------
@@ -359,14 +408,16 @@ def render_filters(record: StepRecord, *, limits: Mapping[str, float] | None = N
     """
     groups = filter_groups(record)
     scale = group_limits(groups, limits)
-    layout = filter_layout(record)
+    layout = filter_layout(record, caption)
     fonts = _fonts()
     image = Image.new("RGB", layout.size, BACKGROUND)
     draw = ImageDraw.Draw(image)
     header = _header_lines(record, groups["weights"])
     draw.text((MARGIN, MARGIN), header[0], fill=INK, font=fonts["header"])
-    second_line = MARGIN + _text_height(fonts["header"]) + 4
-    draw.text((MARGIN, second_line), header[1], fill=MUTED, font=fonts["label"])
+    top = MARGIN + _text_height(fonts["header"]) + 4
+    for line in (header[1], *caption):
+        draw.text((MARGIN, top), line, fill=MUTED, font=fonts["label"])
+        top += _text_height(fonts["label"]) + 4
     _draw_filter_labels(draw, layout, _filter_labels(record, layout.filters), fonts["label"])
     cell_font = None if layout.cell_font_size is None else _font(layout.cell_font_size)
     for index, (name, values) in enumerate(groups.items()):
@@ -553,6 +604,7 @@ def save_snapshot(
     overwrite: bool = False,
     limits: Mapping[str, float] | None = None,
     extra: Mapping | None = None,
+    dataset: Dataset | None = None,
 ) -> list[Path]:
     """Write ``<stem>.png``, ``<stem>.npy``, ``<stem>.json`` and ``<stem>.npz`` for ``record``
     in ``directory``.
@@ -566,7 +618,10 @@ def save_snapshot(
     stem : file name without suffix; ``default_stem(record.iteration)`` when None.
     overwrite : replace existing files; otherwise any of the four existing refuses the save.
     limits : fixed colour limits, as in ``render_filters``.
-    extra : more JSON fields (e.g. the dataset); may not replace the standard ones.
+    extra : more JSON fields (e.g. the dataset's source); may not replace the standard ones.
+    dataset : the run's images: the picture names the update's image, and the JSON lists
+        every image's file name and label in the run's order (the .npz's ``batch`` indexes
+        it).
 
     Returns
     -------
@@ -593,12 +648,20 @@ def save_snapshot(
     data = snapshot_data(record, config, findings, scale)
     arrays, left_out = snapshot_arrays(record)
     data["npz"] = {"arrays": sorted(arrays), "left_out": left_out}
+    if dataset is not None:
+        # Names only, as a report's dataset.json: a snapshot is shared.
+        data["images"] = [
+            {"file": os.path.basename(path), "label": int(label)}
+            for path, label in zip(dataset.paths, dataset.labels.tolist(), strict=True)
+        ]
     repeated = set(extra or {}) & set(data)
     if repeated:
         raise ValueError(f"extra may not replace the snapshot field {sorted(repeated)[0]!r}")
     data.update(extra or {})
     payloads = (
-        _png_bytes(render_filters(record, limits=scale)),
+        _png_bytes(
+            render_filters(record, limits=scale, caption=snapshot_caption(record, config, dataset))
+        ),
         _npy_bytes(record.params["conv.weight"]),
         json_bytes(data),
         npz_bytes(arrays),

@@ -208,7 +208,8 @@ def test_save_writes_png_npy_strict_json_and_npz(seed_session, after_death, tmp_
         "filters-iter000001.npz",
     ]
     with Image.open(paths[0]) as image:
-        assert image.size == filter_layout(after_death).size
+        caption = snapshot.snapshot_caption(after_death, config)
+        assert image.size == filter_layout(after_death, caption).size
     weights = np.load(paths[1], allow_pickle=False)
     assert weights.dtype == after_death.params["conv.weight"].dtype
     assert np.array_equal(weights, after_death.params["conv.weight"])
@@ -452,3 +453,60 @@ def test_read_only_folder_is_a_save_error(seed_session, initial, tmp_path):
 )
 def test_the_stem_of_a_chosen_name_drops_only_a_suffix_of_the_group(chosen, stem):
     assert stem_of(chosen, SNAPSHOT_SUFFIXES) == stem
+
+
+# ---------------------------------------------------------------------------------------------
+# Standing alone (a learner attaching a snapshot to a question)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_picture_names_the_settings_and_the_image_of_the_update(after_death):
+    """The title gave the learning rate only; the all-positive init and the raw pixels, the
+    other two causes of the question's death, were in the JSON alone."""
+    question = load_example("question")
+    config = preset_config("seed")
+    assert snapshot.snapshot_caption(after_death, config, question) == (
+        "filters uniform(low=0, high=1), classifier uniform(low=0, high=1)",
+        "pixels raw 0..255, one image at a time, seed 4",
+        "update computed on image 1 'cross.png' (cross)",
+    )
+    assert snapshot.snapshot_caption(after_death, config)[-1] == "update computed on image 1"
+    full = dataclasses.replace(after_death, batch=np.array([0, 1]))
+    assert snapshot.snapshot_caption(full, config)[-1] == "update computed on all 2 images"
+    caption = snapshot.snapshot_caption(after_death, config, question)
+    assert filter_layout(after_death, caption).size[1] > filter_layout(after_death).size[1]
+    assert (
+        render_filters(after_death, caption=caption).size
+        == filter_layout(after_death, caption).size
+    )
+
+
+def test_a_caption_wider_than_the_filters_widens_the_picture(initial):
+    narrow = render_filters(initial)
+    long_line = ("x" * 150,)
+    wide = render_filters(initial, caption=long_line)
+    assert wide.width > narrow.width
+    # The filters stay at the left: the picture grows to the right.
+    left = filter_layout(initial, long_line).cell_box("weights", 0, 0, 0, 0)[0]
+    assert left == filter_layout(initial).cell_box("weights", 0, 0, 0, 0)[0]
+
+
+def test_names_outside_the_fonts_glyphs_are_drawn_with_question_marks(after_death):
+    from model.data import Dataset
+
+    names = Dataset(
+        np.zeros((2, 3, 4, 4), np.uint8), np.array([0, 1]), ("a", "b"), ("kreuz-✕.png", "o.png")
+    )
+    line = snapshot.snapshot_caption(after_death, preset_config("seed"), names)[-1]
+    assert line == "update computed on image 1 'kreuz-?.png' (a)"
+
+
+def test_the_json_lists_every_image_so_that_batch_can_be_read(seed_session, after_death, tmp_path):
+    question = load_example("question")
+    paths = save_snapshot(after_death, seed_session.config, (), tmp_path, dataset=question)
+    data = _strict_json(paths[2])
+    assert data["images"] == [
+        {"file": "cross.png", "label": 0},
+        {"file": "circle.png", "label": 1},
+    ]
+    assert np.load(paths[3])["batch"].tolist() == [0]
