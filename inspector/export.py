@@ -27,13 +27,13 @@ import importlib
 import os
 import re
 import xml.dom.minidom
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pyqtgraph as pg
 from pyqtgraph.exporters import ImageExporter, SVGExporter
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRectF, QSizeF, Qt
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter
 from PySide6.QtWidgets import QGraphicsGridLayout, QGraphicsWidget
 
 from model.files import SaveError, existing, write_atomic
@@ -49,6 +49,7 @@ EXPORT_SIZE = QSizeF(640.0, 400.0)
 #: or this high, whichever comes first (it never shrinks).
 EXPORT_MIN_WIDTH = 600.0
 EXPORT_MAX_HEIGHT = 960.0
+CAPTION_INK = "#555555"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _CLOSE_PATH = ("Z", "z")
 
@@ -447,14 +448,56 @@ def export_layout(item):
             view.blockLink(blocked)
 
 
-def render_png(item, width: int = MIN_PNG_WIDTH) -> bytes:
+def _caption_font(width: int) -> QFont:
+    font = QFont()
+    font.setPixelSize(max(12, width // 60))
+    return font
+
+
+def caption_height(width: int, caption: Sequence[str]) -> int:
+    """Height of the band ``with_caption`` adds under an image ``width`` pixels wide."""
+    if not caption:
+        return 0
+    font = _caption_font(width)
+    return QFontMetrics(font).lineSpacing() * len(caption) + font.pixelSize()
+
+
+def with_caption(image: QImage, caption: Sequence[str]) -> QImage:
+    """``image`` with the lines of ``caption`` written in a band under it (wider when a line
+    is wider than the image)."""
+    if not caption:
+        return image
+    font = _caption_font(image.width())
+    metrics = QFontMetrics(font)
+    margin, line = font.pixelSize(), metrics.lineSpacing()
+    width = max(image.width(), max(metrics.horizontalAdvance(t) for t in caption) + 2 * margin)
+    captioned = QImage(
+        width, image.height() + caption_height(image.width(), caption), QImage.Format.Format_ARGB32
+    )
+    captioned.fill(QColor("white"))
+    painter = QPainter(captioned)
+    try:
+        painter.drawImage(0, 0, image)
+        painter.setFont(font)
+        painter.setPen(QColor(CAPTION_INK))
+        for row, text in enumerate(caption):
+            box = QRectF(margin, image.height() + margin // 2 + row * line, width, line)
+            painter.drawText(box, Qt.AlignmentFlag.AlignLeft, text)
+    finally:
+        painter.end()
+    return captioned
+
+
+def render_png(item, width: int = MIN_PNG_WIDTH, caption: Sequence[str] = ()) -> bytes:
     """``item`` (a PlotItem or GraphicsLayout shown in a view) as PNG bytes, laid out at its
-    export size (``export_layout``) and drawn at least ``width`` pixels wide."""
+    export size (``export_layout``) and drawn at least ``width`` pixels wide, with the lines of
+    ``caption`` under it (which run and iteration it shows: a saved plot stands alone)."""
     with export_layout(item):
         exporter = ImageExporter(item)
         params = exporter.parameters()
         params["width"] = max(int(width), int(params["width"]))
         image = exporter.export(toBytes=True)
+    image = with_caption(image, caption)
     data = QByteArray()
     buffer = QBuffer(data)
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
@@ -464,11 +507,12 @@ def render_png(item, width: int = MIN_PNG_WIDTH) -> bytes:
     return bytes(data.data())
 
 
-def render_pngs(items: dict, progress=None) -> dict[str, bytes]:
-    """``render_png`` of every item (name -> item), ``progress(done, total)`` after each."""
+def render_pngs(items: dict, progress=None, caption=None) -> dict[str, bytes]:
+    """``render_png`` of every item (name -> item), ``progress(done, total)`` after each,
+    with the lines ``caption(name)`` gives under it (when given)."""
     pngs = {}
     for done, (name, item) in enumerate(items.items(), 1):
-        pngs[name] = render_png(item)
+        pngs[name] = render_png(item, caption=() if caption is None else caption(name))
         if progress is not None:
             progress(done, len(items))
     return pngs
@@ -522,7 +566,12 @@ def _crisp_pictures(svg: bytes) -> bytes:
 
 
 def save_plots(
-    views_or_items, directory: str | os.PathLike, *, overwrite: bool = False, progress=None
+    views_or_items,
+    directory: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    progress=None,
+    caption=None,
 ) -> list[Path]:
     """Save every plot as ``<name>.png`` and ``<name>.svg`` in ``directory``; ``progress(done,
     total)``, if given, is called after each file of a plot is drawn (a window paints
@@ -535,6 +584,8 @@ def save_plots(
     directory : an existing folder.
     overwrite : replace existing files; when False, any existing target refuses the whole
         save before a file is written.
+    caption : ``caption(name)`` gives the lines written under the PNG of plot ``name`` (an
+        SVG is left to be edited).
 
     Returns
     -------
@@ -571,7 +622,8 @@ def save_plots(
     for done, (name, item) in enumerate(items.items(), 1):
         # Each file in a layout of its own: the window may paint in between (``progress``),
         # and must not find the plot laid out for export then.
-        for suffix, render in ((".png", render_png), (".svg", render_svg)):
+        png = functools.partial(render_png, caption=() if caption is None else caption(name))
+        for suffix, render in ((".png", png), (".svg", render_svg)):
             try:
                 rendered.append((directory / f"{name}{suffix}", render(item)))
             except SaveError:

@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from inspector.views.outcome_map import OutcomeMapView
     from inspector.views.whatif import WhatIfView
 from model import files, snapshot
-from model.formatting import format_number, format_share
+from model.formatting import format_count, format_number, format_share
 from model.record import StepRecord
 
 STATE_VERSION = 1
@@ -661,9 +661,25 @@ class MainWindow(QMainWindow):
 
     # -- status ------------------------------------------------------------------------------
 
-    def _update_title(self) -> None:
+    def _data_name(self) -> str:
         source = self.controller.dataset_source
-        name = source.split(":", 1)[1] + " example" if source.startswith("example:") else source
+        return source.split(":", 1)[1] + " example" if source.startswith("example:") else source
+
+    def plot_caption(self, name: str) -> tuple[str, ...]:
+        """What the saved plot ``name`` says under it, so that it stands alone in a post: the
+        data, the iteration shown and the settings."""
+        record, dataset = self.controller.shown, self.controller.dataset
+        shown = f"iteration {record.iteration}"
+        if name.startswith("curve-"):
+            shown = f"{shown} (the solid magenta line)"
+        return (
+            f"Training Inspector · {self._data_name()} ({format_count(len(dataset), 'image')}) "
+            f"· {shown} · learning rate {format_number(record.settings.learning_rate)}",
+            *snapshot.settings_lines(self.controller.config),
+        )
+
+    def _update_title(self) -> None:
+        name = self._data_name()
         # Document first, then the application: Qt appends the application's display name to
         # a title that does not end with it, which made "Training Inspector — … — Training
         # Inspector" in the title bar.
@@ -1054,7 +1070,9 @@ class MainWindow(QMainWindow):
             folder = parent / files.free_stem(parent, f"plots-iter{iteration:06d}", [""])
             made = files.make_folder(folder)
             with self.drawing_plots() as progress:
-                written = export.save_plots(self.plot_items(), folder, progress=progress)
+                written = export.save_plots(
+                    self.plot_items(), folder, progress=progress, caption=self.plot_caption
+                )
             written.append(self.curves_view.export_csv(folder / "curves.csv"))
         except files.SaveError as exc:
             # "Not saved" leaves nothing behind: the folder is this save's own (a full disk

@@ -187,7 +187,7 @@ class ReportSaver(QObject):
         the images the run has now."""
         window = self._window
         with window.drawing_plots() as progress:
-            pngs = export.render_pngs(window.plot_items(), progress)
+            pngs = export.render_pngs(window.plot_items(), progress, window.plot_caption)
             picture = outcome_map_png(window)
             if picture is not None:
                 pngs["outcome-map"] = picture

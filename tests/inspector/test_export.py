@@ -154,16 +154,15 @@ def longest_run(mask: np.ndarray) -> int:
     return best
 
 
-def assert_curve_figure(path):
+def assert_curve_figure(rgb, name):
     """A whole plot: proportions of a figure, axes as long as the figure, text of normal size."""
-    rgb = pixels(path)
     height, width = rgb.shape[:2]
     assert width >= MIN_PNG_WIDTH
-    assert 0.5 <= height / width <= 0.75, (path.name, width, height)
+    assert 0.5 <= height / width <= 0.75, (name, width, height)
     axis = near(rgb, MUTED, 40)
-    assert longest_run(axis) >= 0.6 * height, path.name  # the y axis: the data area's height
-    assert longest_run(axis.T) >= 0.75 * width, path.name  # the x axis: its width
-    assert ink(rgb) <= MAX_INK, (path.name, ink(rgb))
+    assert longest_run(axis) >= 0.6 * height, name  # the y axis: the data area's height
+    assert longest_run(axis.T) >= 0.75 * width, name  # the x axis: its width
+    assert ink(rgb) <= MAX_INK, (name, ink(rgb))
 
 
 def svg_size(path) -> tuple[float, float]:
@@ -200,7 +199,7 @@ def back_tab_curves(qtbot, controller, step_and_wait):
 def test_plots_of_a_tab_never_in_front_export_as_whole_figures(back_tab_curves, tmp_path):
     save_plots(back_tab_curves.plot_items(), tmp_path)
     for name in PLOT_NAMES:
-        assert_curve_figure(tmp_path / f"{name}.png")
+        assert_curve_figure(pixels(tmp_path / f"{name}.png"), name)
         width, height = svg_size(tmp_path / f"{name}.svg")
         assert width >= 500 and 0.5 <= height / width <= 0.75, (name, width, height)
     # each plot a figure of its own: its own iteration axis, title and legend on one line
@@ -238,7 +237,7 @@ def test_short_docks_export_whole_figures(qtbot, recommended, step_and_wait, tmp
         path = tmp_path / f"{name}.png"
         rgb = pixels(path)
         if name.startswith("curve-"):
-            assert_curve_figure(path)
+            assert_curve_figure(pixels(path), path.name)
             continue
         # mostly cells (0.08–0.3 of the PNG when tiny cells were scaled up with their labels;
         # a map figure holds every row of the page, with the gaps between them)
@@ -312,10 +311,18 @@ def test_window_saves_every_plot_as_a_figure(qtbot, question_dataset, step_and_w
         assert set(PLOT_NAMES) | {"maps-pre-activation", "maps-relu-output"} < set(names)
         assert {p.name for p in written} >= {f"{n}{s}" for n in names for s in (".png", ".svg")}
         for name in names:
-            rgb = pixels(folder / f"{name}.png")
+            # Under the figure, what it shows (a learner's saved plots named no run).
+            caption = window.plot_caption(name)
+            assert caption[0].startswith("Training Inspector · question example (2 images) · ")
+            assert "iteration 2" in caption[0]
+            assert caption[1] == "filters uniform(low=0, high=1), classifier uniform(low=0, high=1)"
+            whole = pixels(folder / f"{name}.png")
+            band = export.caption_height(whole.shape[1], caption)
+            assert painted(whole[-band:]) > 0.005, name  # the caption's text
+            rgb = whole[:-band]
             assert rgb.shape[1] >= MIN_PNG_WIDTH
             if name in PLOT_NAMES:
-                assert_curve_figure(folder / f"{name}.png")
+                assert_curve_figure(rgb, name)
             elif name.startswith("maps-"):
                 assert ink(rgb) <= MAX_INK, (name, ink(rgb))
                 assert painted(rgb) >= 0.4, (name, painted(rgb))
