@@ -244,6 +244,17 @@ def dataset_description(dataset: Dataset, source: Mapping | None) -> dict:
         # Names only: a report is shared, and the folders above are nobody else's business.
         "original_names": [os.path.basename(path) for path in dataset.paths],
         "order_survives_reload": order_survives_reload(dataset),
+        "skipped": [
+            {"file": os.path.basename(path), "reason": reason} for path, reason in dataset.skipped
+        ],
+        "resized": [
+            {
+                "image": index + 1,
+                "file": os.path.basename(dataset.paths[index]),
+                "file_size": list(dataset.native_sizes[index]),
+            }
+            for index in dataset.resized()
+        ],
     }
 
 
@@ -350,6 +361,33 @@ def _finding_html(finding: Finding) -> str:
     )
 
 
+def _loading_notes(dataset: Dataset) -> list[str]:
+    """What loading the images did besides reading them: files refused, images resized (as the
+    window's Data panel says; a learner's report left both out)."""
+    notes = []
+    if dataset.skipped:
+        listed = "; ".join(
+            f"{_e(os.path.basename(path))} ({_e(reason)})" for path, reason in dataset.skipped
+        )
+        notes.append(
+            f"<p>Skipped {format_count(len(dataset.skipped), 'file')} that could not be used: "
+            f"{listed}.</p>"
+        )
+    resized = dataset.resized()
+    if resized:
+        listed = "; ".join(
+            f"#{i + 1} {_e(os.path.basename(dataset.paths[i]))} from "
+            f"{dataset.native_sizes[i][0]}x{dataset.native_sizes[i][1]}"
+            for i in resized
+        )
+        notes.append(
+            f"<p>{format_count(len(resized), 'image')} resized to "
+            f"{dataset.size[0]}x{dataset.size[1]} from another size (the aspect ratio is not "
+            f"kept): {listed}.</p>"
+        )
+    return notes
+
+
 def index_html(
     session: TrainingSession,
     *,
@@ -403,12 +441,15 @@ def index_html(
             ),
             "</table>",
         ]
-    parts.append('<h2>Images</h2><div class="thumbs">')
+    parts.append("<h2>Images</h2>")
+    parts += _loading_notes(dataset)
+    parts.append('<div class="thumbs">')
     for index in range(min(len(dataset), SHOWN_IMAGES)):
         label = int(dataset.labels[index])
         parts.append(
             f'<figure><img src="{_e(image_files[index])}" alt="image {index + 1}">'
-            f"<figcaption>#{index + 1} {_e(dataset.class_names[label])}</figcaption></figure>"
+            f"<figcaption>#{index + 1} {_e(dataset.class_names[label])}<br>"
+            f"{_e(os.path.basename(dataset.paths[index]))}</figcaption></figure>"
         )
     parts.append("</div>")
     if len(dataset) > SHOWN_IMAGES:

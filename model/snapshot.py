@@ -331,19 +331,24 @@ def _latin1(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
+def settings_lines(config: TrainingConfig) -> tuple[str, str]:
+    """How a run started and learns, in two short lines (a picture's caption)."""
+    return (
+        f"filters {config.init_text('conv')}, classifier {config.init_text('classifier')}",
+        f"pixels {PIXEL_SCALING_LABELS[config.pixel_scaling]}, "
+        f"{UPDATE_MODE_LABELS[config.update_mode]}"
+        + (", shuffled" if config.shuffle else "")
+        + f", seed {config.seed}",
+    )
+
+
 def snapshot_caption(
     record: StepRecord, config: TrainingConfig, dataset: Dataset | None = None
 ) -> tuple[str, ...]:
     """What a snapshot's picture says besides the filters, so that it stands alone in a post:
     how both layers started, the pixels and the updates, and which images the update used
     (named from ``dataset`` when given)."""
-    lines = [
-        f"filters {config.init_text('conv')}, classifier {config.init_text('classifier')}",
-        f"pixels {PIXEL_SCALING_LABELS[config.pixel_scaling]}, "
-        f"{UPDATE_MODE_LABELS[config.update_mode]}"
-        + (", shuffled" if config.shuffle else "")
-        + f", seed {config.seed}",
-    ]
+    lines = list(settings_lines(config))
     batch = np.asarray(record.batch)
     if record.iteration > 0 and batch.size:
         if batch.size > 1:

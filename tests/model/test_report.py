@@ -585,3 +585,30 @@ def test_names_that_are_no_utf8_do_not_fail_a_report_or_a_headless_run(
     assert status == 0, capsys.readouterr().err
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
     assert undecodable_folder in config["command"]
+
+
+def test_the_report_says_which_files_were_skipped_and_which_resized(tmp_path):
+    """A learner's report named neither the two files the loader refused nor the 48×48 image
+    it squashed to 32×32, though the window had shown both."""
+    for label, name in ((0, "cross"), (1, "circle")):
+        folder = tmp_path / "data" / f"{label}_{name}"
+        folder.mkdir(parents=True)
+        for index in range(2):
+            Image.new("RGB", (32, 32), (200, 30 * index, 30)).save(folder / f"{name}{index}.png")
+    Image.new("RGB", (48, 48), (10, 200, 30)).save(tmp_path / "data" / "1_circle" / "big.png")
+    (tmp_path / "data" / "0_cross" / "notes.txt").write_text("not an image")
+    dataset = load_dataset(tmp_path / "data")
+    session = TrainingSession(dataset, preset_config("recommended"))
+    folder = write_report(session, tmp_path / "report", source={"folder": "data"})
+
+    described = json.loads((folder / "dataset.json").read_text())
+    assert [entry["file"] for entry in described["skipped"]] == ["notes.txt"]
+    big = dataset.paths.index(str(tmp_path / "data" / "1_circle" / "big.png"))
+    assert described["resized"] == [{"image": big + 1, "file": "big.png", "file_size": [48, 48]}]
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    assert "Skipped 1 file that could not be used: notes.txt (" in page
+    assert (
+        "1 image resized to 32x32 from another size (the aspect ratio is not kept): "
+        f"#{big + 1} big.png from 48x48." in page
+    )
+    assert "<figcaption>#1 cross<br>cross0.png</figcaption>" in page
