@@ -303,6 +303,10 @@ def _scale_is_wrong(config: TrainingConfig) -> bool:
     return config.pixel_scaling == "raw" or not config.conv_can_start_negative()
 
 
+def fix_shuffle() -> Fix:
+    return Fix("Shuffle the images every epoch and start again", {"shuffle": True})
+
+
 def fix_unit_pixels() -> Fix:
     return Fix("Scale pixels to 0..1 and start again", {"pixel_scaling": "unit"})
 
@@ -1027,10 +1031,47 @@ def pretraining_check(
                 subject="inputs",
             )
         )
+    findings += _runs_of_one_label(config, labels)
     if preview is not None:
         findings += _preview_findings(initial, preview, config)
     findings += _large_maps(config, initial)
     return tuple(findings)
+
+
+#: Updates in a row on images of one label from which their order is pointed out.
+LONG_RUN = 3
+
+
+def _runs_of_one_label(config: TrainingConfig, labels: np.ndarray) -> list[Finding]:
+    """Images updated on one at a time in an order that has long runs of one label (a folder
+    loads label 0's images, then label 1's): a learner's twelve images gave six updates on
+    crosses, then six on circles, and each fix alone died at the first circle."""
+    if config.update_mode != "per_image" or config.shuffle or np.unique(labels).size < 2:
+        return []
+    starts = np.flatnonzero(np.diff(labels)) + 1
+    bounds = np.concatenate(([0], starts, [len(labels)]))
+    runs = np.diff(bounds)
+    longest = int(runs.max())
+    if longest < LONG_RUN:
+        return []
+    first = int(labels[0])
+    return [
+        Finding(
+            code="label_runs",
+            severity="info",
+            title=f"Images come {longest} of one label in a row, and are not shuffled",
+            explanation=(
+                f"One image per update, in the dataset's order: the first {int(runs[0])} "
+                f"updates are on label {first} images, the next {int(runs[1])} on label "
+                f"{1 - first}, and every epoch repeats that order. A run of one label pushes "
+                "the weights the same way update after update, towards answering that label, "
+                "so training swings between the labels rather than settling on what tells "
+                "them apart. Shuffling gives every epoch a new, mixed order."
+            ),
+            fixes=(fix_shuffle(),),
+            subject="data",
+        )
+    ]
 
 
 def _fix_float32() -> Fix:

@@ -1037,6 +1037,41 @@ def test_data_of_one_label_is_said_to_be_so(question):
     assert not any(f.code == "one_label" for f in TrainingSession(question).latest.findings)
 
 
+def _sorted_images(labels) -> Dataset:
+    labels = np.array(labels)
+    images = np.random.default_rng(0).integers(0, 256, (len(labels), 3, 8, 8), dtype=np.uint8)
+    return Dataset(images, labels, ("cross", "circle"), tuple(f"{i}.png" for i in labels))
+
+
+def test_images_in_runs_of_one_label_are_pointed_out_before_training():
+    """A learner's folder gave six updates on crosses, then six on circles, every epoch; each
+    fix alone died at the first circle. A note says so and offers shuffling."""
+    session = TrainingSession(_sorted_images([0] * 6 + [1] * 6), preset_config("recommended"))
+    (finding,) = [f for f in session.latest.findings if f.code == "label_runs"]
+    assert finding.severity == "info"
+    assert finding.title == "Images come 6 of one label in a row, and are not shuffled"
+    assert "the first 6 updates are on label 0 images, the next 6 on label 1" in (
+        finding.explanation
+    )
+    (fix,) = finding.fixes
+    assert fix.changes == {"shuffle": True} and fix.needs_reset
+
+
+@pytest.mark.parametrize(
+    ("labels", "changes"),
+    [
+        ([0, 1] * 6, {}),  # alternating: no run
+        ([0, 0, 1, 1] * 3, {}),  # runs of two
+        ([0] * 6 + [1] * 6, {"shuffle": True}),
+        ([0] * 6 + [1] * 6, {"update_mode": "full_batch"}),  # every update sees all
+    ],
+)
+def test_no_note_of_label_runs_where_updates_do_not_follow_them(labels, changes):
+    config = preset_config("recommended", **changes)
+    findings = TrainingSession(_sorted_images(labels), config).latest.findings
+    assert not any(f.code == "label_runs" for f in findings)
+
+
 def test_after_a_rewind_the_settings_log_has_the_rate_the_next_updates_use(question):
     """A reviewer's case: a rate changed at iteration 5, then back to 2; iteration 3 is made
     with the new rate, and the log (which a thinned record is recomputed from) must say so."""
