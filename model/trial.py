@@ -16,6 +16,7 @@ later iteration need the run's own past, and are not tried.
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing
 import signal
 import time
@@ -96,7 +97,8 @@ class Trial:
                 f"{self.iterations_run} iterations"
             )
             end = ""
-            if self.learned_level >= 1.0:
+            # (95% of 12 images is all 12: "at least 95%" read as if one could be wrong)
+            if math.ceil(self.learned_level * self.images - 1e-9) >= self.images:
                 right = "both images right" if self.images == 2 else f"all {self.images} right"
             else:  # (the level held from then on; the last iteration's share may be higher)
                 right = f"at least {format_share(self.learned_level)} of the images right"
