@@ -540,10 +540,29 @@ def _page_value(name: str, value: float) -> str:
     return format_share(value) if name in shares else format_number(value)
 
 
+def page_metric_rows(iterations: np.ndarray) -> np.ndarray:
+    """Rows of a metrics table (its ``iterations``, ascending) the page shows: at most about
+    ``PAGE_METRIC_ROWS``, at a round step (1, 2 or 5 × 10ⁿ iterations), and the last one. (Spread
+    evenly, 142 rows gave the iterations 0, 10, ..., 70, 81, 91: a learner read a gap.)"""
+    last = int(iterations[-1])
+    step = 1
+    while last / step > PAGE_METRIC_ROWS - 1:
+        step = _next_step(step)
+    wanted = np.append(np.arange(0, last + 1, step), last)
+    # The first row at or after each (a thinned table may lack the iteration itself).
+    return np.unique(np.searchsorted(iterations, wanted).clip(max=len(iterations) - 1))
+
+
+def _next_step(step: int) -> int:
+    """The round number after ``step`` in 1, 2, 5, 10, 20, 50, ..."""
+    digits = 10 ** (len(str(step)) - 1)
+    return {1: 2, 2: 5, 5: 10}[step // digits] * digits
+
+
 def _metrics_html(session: TrainingSession) -> list[str]:
     table = session.history.metrics
-    picked = np.unique(np.linspace(0, len(table) - 1, min(len(table), PAGE_METRIC_ROWS)).round())
     iterations = table.iterations
+    picked = page_metric_rows(np.asarray(iterations))
     header = "".join(f"<th>{_e(title)}</th>" for _, title in _PAGE_METRICS)
     rows = []
     legend = {}

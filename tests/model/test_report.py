@@ -26,6 +26,7 @@ from model.report import (
     data_files,
     default_snapshot_iterations,
     new_work_folder,
+    page_metric_rows,
     reproduce_arguments,
     start_config,
     write_report,
@@ -612,3 +613,17 @@ def test_the_report_says_which_files_were_skipped_and_which_resized(tmp_path):
         f"#{big + 1} big.png from 48x48." in page
     )
     assert "<figcaption>#1 cross<br>cross0.png</figcaption>" in page
+
+
+@pytest.mark.parametrize(
+    ("iterations", "shown"),
+    [
+        (np.arange(142), [0, 20, 40, 60, 80, 100, 120, 140, 141]),
+        (np.arange(12), list(range(12))),
+        (np.arange(1001), list(range(0, 1001, 100))),
+        (np.array([0, 32, 64, 96, 100]), [0, 32, 64, 96, 100]),  # thinned: every row kept
+    ],
+)
+def test_the_page_shows_metrics_at_round_iterations_and_the_last(iterations, shown):
+    """Spread evenly, a learner's 142 rows were shown at 0, 10, ..., 70, 81, 91, ..."""
+    assert iterations[page_metric_rows(iterations)].tolist() == shown

@@ -256,6 +256,5 @@ def test_the_best_accuracy_of_a_stuck_trial_is_its_first_highest():
 def test_a_level_that_only_all_images_reach_is_said_as_all_of_them():
     trial = Trial("learned", 100, 100, 12, 1, 1.0, 0.1256, 0.6901, 0.95, 98)
     assert trial.describe() == (
-        "Tried: it learns, loss 0.6901 → 0.1256 in 100 iterations, all 12 right from "
-        "iteration 98."
+        "Tried: it learns, loss 0.6901 → 0.1256 in 100 iterations, all 12 right from iteration 98."
     )
