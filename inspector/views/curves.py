@@ -600,6 +600,8 @@ class CurvesView(QWidget):
                         "position": 0.92,
                         "color": DEATH,
                         "anchors": [(0, 0.5), (0, 0.5)],
+                        # (on the zero-outputs plot it sits on the filled area: readable)
+                        "fill": pg.mkBrush(255, 255, 255, 210),
                     },
                 )
                 line.setZValue(15)
