@@ -1054,19 +1054,20 @@ def _runs_of_one_label(config: TrainingConfig, labels: np.ndarray) -> list[Findi
     longest = int(runs.max())
     if longest < LONG_RUN:
         return []
-    first = int(labels[0])
+    run = int(np.argmax(runs))
+    first, label = int(bounds[run]) + 1, int(labels[bounds[run]])
     return [
         Finding(
             code="label_runs",
             severity="info",
             title=f"Images come {longest} of one label in a row, and are not shuffled",
             explanation=(
-                f"One image per update, in the dataset's order: the first {int(runs[0])} "
-                f"updates are on label {first} images, the next {int(runs[1])} on label "
-                f"{1 - first}, and every epoch repeats that order. A run of one label pushes "
-                "the weights the same way update after update, towards answering that label, "
-                "so training swings between the labels rather than settling on what tells "
-                "them apart. Shuffling gives every epoch a new, mixed order."
+                f"One image per update, in the dataset's order: updates {first} to "
+                f"{first + longest - 1} of every epoch are all on label {label} images. A run "
+                "of one label pushes the weights the same way update after update, towards "
+                "answering that label, so training swings between the labels rather than "
+                "settling on what tells them apart. Shuffling gives every epoch a new, mixed "
+                "order."
             ),
             fixes=(fix_shuffle(),),
             subject="data",

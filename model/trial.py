@@ -165,10 +165,11 @@ def run_trial(
     steps = table.column("iteration")
     learned_at = died_at = diverged_at = best_accuracy = best_at = None
     if outcome == "stuck":
-        accuracy = table.column("accuracy")
+        # After an update: iteration 0's share is the initial weights' luck, not learning.
+        accuracy = table.column("accuracy")[1:]
         best = int(np.nanargmax(accuracy)) if np.isfinite(accuracy).any() else None
         if best is not None and accuracy[best] > record.accuracy:
-            best_accuracy, best_at = float(accuracy[best]), int(steps[best])
+            best_accuracy, best_at = float(accuracy[best]), int(steps[best + 1])
     elif outcome == "learned":
         missed = np.flatnonzero(table.column("accuracy") < level)
         learned_at = int(steps[missed[-1] + 1]) if missed.size else 0

@@ -251,6 +251,10 @@ def test_the_best_accuracy_of_a_stuck_trial_is_its_first_highest():
     assert trial.outcome == "stuck" and accuracy[-1] < accuracy.max() == 1.0
     assert (trial.best_accuracy, trial.best_at) == (1.0, int(np.argmax(accuracy)))
     assert f"(100% at iteration {trial.best_at})" in trial.describe()
+    # Right at iteration 0 by the initial weights' luck is not a best of the trial's.
+    lucky = run_trial(noise, config.with_changes(learning_rate=0.03, seed=1), iterations=30)
+    assert lucky.outcome == "stuck" and "at iteration 0)" not in lucky.describe()
+    assert lucky.best_at is None or lucky.best_at > 0
 
 
 def test_a_level_that_only_all_images_reach_is_said_as_all_of_them():
