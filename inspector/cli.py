@@ -45,7 +45,7 @@ from model.files import SaveError, readable
 from model.formatting import format_count, format_number
 from model.init import INIT_KINDS, SCALE_FAMILIES, InitSpec
 from model.presets import PRESETS, preset_config
-from model.weights_file import WeightsFileError, read_weights
+from model.weights_file import COPY_NAME, StartingWeights, WeightsFileError, read_weights
 
 if TYPE_CHECKING:
     from model.settings_log import SettingsLog
@@ -406,13 +406,16 @@ def _read_json(path: str, flag: str):
         raise CommandFailed(f"{flag}: {path} is not valid JSON: {exc}") from exc
 
 
-def load_config_file(path: str) -> TrainingConfig:
+def load_config_file(path: str, *, weights: bool = True) -> TrainingConfig:
     """The config in a JSON file: ``TrainingConfig.to_dict`` output, or an object holding it
-    under "config" (the config.json of a headless run or of a report)."""
+    under "config" (the config.json of a headless run or of a report); without the weights
+    file it names when ``weights`` is False (--weights gives another)."""
     data = _read_json(path, "--config")
     if isinstance(data, dict) and isinstance(data.get("config"), dict):
         data = data["config"]
-    # A report's config names its weights file relative to itself.
+    if not weights and isinstance(data, dict):
+        data = {**data, "initial_weights": None}
+    # A report's or a run's config names its copy of the weights relative to itself.
     return TrainingConfig.from_dict(data, base=str(Path(path).parent))
 
 
@@ -438,31 +441,33 @@ def config_from_args(args: argparse.Namespace, preset: str | None) -> TrainingCo
         spec = getattr(args, field) or args.init
         if spec is not None:
             changes[field] = spec
-    if getattr(args, "weights", None) is not None:
-        changes.update(_weights_changes(args.weights, changes))
+    weights = _read_weights_option(getattr(args, "weights", None))
+    sizes = {}
+    if weights is not None:
+        sizes = {f: changes.pop(f) for f in ("num_filters", "kernel_size") if f in changes}
     if getattr(args, "config", None) is not None:
-        return load_config_file(args.config).with_changes(**changes)
-    return preset_config(preset or HEADLESS_PRESET, **changes)
+        # (--weights replaces the file the config names, which may be gone or changed)
+        config = load_config_file(args.config, weights=weights is None).with_changes(**changes)
+    else:
+        config = preset_config(preset or HEADLESS_PRESET, **changes)
+    if weights is not None:
+        config = config.with_weights(weights)
+    # --filters and --kernel that differ from the weights file's are refused in words.
+    return config.with_changes(**sizes)
 
 
-def _weights_changes(path: str, changes: dict) -> dict:
-    """The settings of starting from the weights file at ``path``: the file, and the number
-    and size of filters it holds unless --filters or --kernel say otherwise (the config then
-    refuses the mismatch in words)."""
+def _read_weights_option(path: str | None) -> StartingWeights | None:
+    if path is None:
+        return None
     try:
-        weights = read_weights(path)
+        return read_weights(path)
     except WeightsFileError as exc:
         raise ConfigError("--weights", str(exc)) from None
-    filters, _, kernel, _ = weights.conv_shape
-    return {
-        "initial_weights": weights,
-        "num_filters": changes.get("num_filters", filters),
-        "kernel_size": changes.get("kernel_size", kernel),
-    }
 
 
-def config_arguments(config: TrainingConfig) -> list[str]:
-    """Options that set every field of ``config`` the command line can set, exactly."""
+def config_arguments(config: TrainingConfig, weights_path: Path | None = None) -> list[str]:
+    """Options that set every field of ``config`` the command line can set, exactly; a weights
+    file is named by ``weights_path`` when given (a run's copy of it)."""
     arguments = [
         "--conv-init",
         format_init_spec(config.conv_init),
@@ -475,7 +480,7 @@ def config_arguments(config: TrainingConfig) -> list[str]:
         # str of a float is its shortest exact form (repr), so the value reads back unchanged.
         arguments += [flag, "off" if value is None else str(value)]
     if config.initial_weights is not None:
-        arguments += ["--weights", config.initial_weights.path]
+        arguments += ["--weights", str(weights_path or config.initial_weights.path)]
     return arguments
 
 
@@ -500,7 +505,8 @@ def reproduce_command(
     else:
         command += ["--data", source.get("folder") or source["list"]]
     command += ["--size", "{}x{}".format(*dataset.size), "--iterations", str(iterations)]
-    command += config_arguments(config)
+    # The weights from the run's own copy (the file it read may change or move).
+    command += config_arguments(config, out_dir.resolve() / COPY_NAME)
     if settings_log is not None:
         command += ["--settings-log", str(Path(settings_log).resolve())]
     if snapshot_every is not None:

@@ -12,6 +12,8 @@ import math
 import numbers
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from model.files import readable
 from model.formatting import format_count
 from model.init import InitSpec
@@ -147,7 +149,6 @@ class TrainingConfig:
                 set_(self, name, value)
             elif not isinstance(value, InitSpec):
                 raise ConfigError(name, f"must be an initialiser, got {value!r}")
-        self._check_initial_weights()
         _choice("pixel_scaling", self.pixel_scaling, PIXEL_SCALINGS)
         _choice("update_mode", self.update_mode, UPDATE_MODES)
         set_(self, "shuffle", bool(self.shuffle))
@@ -174,6 +175,7 @@ class TrainingConfig:
             "history_budget_mb",
             _integer("history_budget_mb", self.history_budget_mb, 1, 1 << 20),
         )
+        self._check_initial_weights()
 
     def _check_initial_weights(self) -> None:
         weights = self.initial_weights
@@ -191,6 +193,14 @@ class TrainingConfig:
                 f"{readable(weights.name)} has {_filters(given_f, given_k)}; these settings have "
                 f"{_filters(f, k)} (the weights file decides the number and size of filters)",
             )
+        if self.dtype == "float32":
+            largest = max(float(np.abs(values).max()) for values in weights.arrays.values())
+            if largest > float(np.finfo(np.float32).max):
+                raise ConfigError(
+                    "initial_weights",
+                    f"{readable(weights.name)} has values up to {largest:.3g}, beyond float32's "
+                    "range: compute in float64",
+                )
 
     def map_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
         """(H', W') of the maps this config makes of images of ``image_size`` (H, W).
@@ -224,6 +234,20 @@ class TrainingConfig:
         if self.initial_weights is not None:
             return bool(self.initial_weights.arrays["conv.weight"].min() < 0)
         return self.conv_init.can_be_negative()
+
+    def with_weights(self, weights: StartingWeights | None) -> TrainingConfig:
+        """A copy that starts from ``weights``, with the number and size of filters they hold
+        (the file decides them), or that draws its weights again (None)."""
+        if weights is None:
+            return self.with_changes(initial_weights=None)
+        filters, _, kernel, _ = weights.conv_shape
+        if self.padding == "same" and kernel % 2 == 0:
+            raise ConfigError(
+                "initial_weights",
+                f"{readable(weights.name)} has filters of {kernel}×{kernel}, and 'same' padding "
+                "needs an odd size: choose 'valid' padding first",
+            )
+        return self.with_changes(initial_weights=weights, num_filters=filters, kernel_size=kernel)
 
     def with_changes(self, **changes) -> TrainingConfig:
         """A copy with ``changes`` applied and validated (raises ``ConfigError``)."""

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
+
+import numpy as np
 
 #: The process's file-creation mask, read once at import (reading it means setting it).
 _UMASK = os.umask(0)
@@ -245,3 +248,10 @@ def free_stem(directory: str | os.PathLike, stem: str, suffixes: Iterable[str]) 
         n += 1
         candidate = f"{stem}-{n}"
     return candidate
+
+
+def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """``arrays`` as the bytes of an .npz file (no pickles)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, allow_pickle=False, **arrays)
+    return buffer.getvalue()

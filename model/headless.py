@@ -55,6 +55,7 @@ from model.session import TrainingSession
 from model.settings_log import SettingsLog, run_with_settings_log, settings_log_data
 from model.snapshot import SNAPSHOT_SUFFIXES, default_stem, json_bytes, save_snapshot
 from model.sweep import OUTCOMES, SweepResult
+from model.weights_file import COPY_NAME, saved_copy
 
 METRICS_NAME = "metrics.csv"
 CONFIG_NAME = "config.json"
@@ -160,7 +161,7 @@ def check_output_folder(
     if sweep:
         found = existing(folder / name for name in SWEEP_NAMES)
     else:
-        found = existing(folder / name for name in OUTPUT_NAMES)
+        found = existing(folder / name for name in (*OUTPUT_NAMES, COPY_NAME))
         found += sorted(p for p in folder.glob(SNAPSHOT_GLOB) if p.suffix in SNAPSHOT_SUFFIXES)
     if found:
         raise SaveError(
@@ -259,11 +260,17 @@ def versions() -> dict[str, str]:
     return {"python": platform.python_version(), "numpy": np.__version__, "pillow": PIL.__version__}
 
 
-def run_description(run: HeadlessRun, session: TrainingSession, snapshots: list[Path]) -> dict:
-    """config.json: everything needed to reproduce the run and to know what it read."""
+def run_description(
+    run: HeadlessRun, session: TrainingSession, snapshots: list[Path], weights_entry=None
+) -> dict:
+    """config.json: everything needed to reproduce the run and to know what it read
+    (``weights_entry`` names the copy of a weights file written beside it)."""
+    config = run.config.to_dict()
+    if weights_entry is not None:
+        config["initial_weights"] = weights_entry
     return {
         "preset": run.preset,
-        "config": run.config.to_dict(),
+        "config": config,
         "iterations": run.iterations,
         "snapshot_every": run.snapshot_every,
         "dataset": dataset_description(run, session),
@@ -404,11 +411,16 @@ def run_headless(run: HeadlessRun, progress=None) -> HeadlessResult:
         )
         final = session.latest
         first = log.findings
+        weights_copy = weights_entry = None
+        if run.config.initial_weights is not None:
+            weights_copy, weights_entry = saved_copy(run.config.initial_weights)
         outputs = {
             FINDINGS_TEXT_NAME: text_bytes(findings_text(final.iteration, final.findings, first)),
             FINDINGS_JSON_NAME: json_bytes(findings_data(final.iteration, final.findings, first)),
-            CONFIG_NAME: json_bytes(run_description(run, session, snapshots.paths)),
+            CONFIG_NAME: json_bytes(run_description(run, session, snapshots.paths, weights_entry)),
         }
+        if weights_copy is not None:
+            outputs[COPY_NAME] = weights_copy
         written = [metrics]
         for name, payload in outputs.items():
             written.append(write_atomic(run.out_dir / name, payload, overwrite=run.overwrite))
@@ -493,8 +505,10 @@ def summary(run: HeadlessRun, result: HeadlessResult) -> str:
     weights = final.params["conv.weight"]
     snapshot_list = ", ".join(map(str, result.snapshot_iterations))
     origin = "settings from a config file" if run.preset is None else f"preset {run.preset!r}"
+    written = list(OUTPUT_NAMES)
     if run.config.initial_weights is not None:
         origin += f", starting from the weights in {run.config.initial_weights.describe()}"
+        written.append(f"{COPY_NAME} (a copy of them)")
     changes = len(run.settings_log)
     followed = (
         f", following a settings log of {format_count(changes, 'entry', 'entries')}"
@@ -509,7 +523,7 @@ def summary(run: HeadlessRun, result: HeadlessResult) -> str:
             f"Final loss {format_number(final.loss)}, accuracy {format_share(final.accuracy, 1)}.",
             zero_outputs_text(final, run.config.activation),
             f"Conv weights in {format_range(weights.min(), weights.max())}.",
-            f"Wrote {', '.join(OUTPUT_NAMES)} and filter snapshots of iterations "
+            f"Wrote {', '.join(written)} and filter snapshots of iterations "
             f"{snapshot_list} to {run.out_dir.resolve()}",
         )
     )

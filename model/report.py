@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
-import hashlib
 import html
 import io
 import os
@@ -72,7 +71,8 @@ from model.presets import PRESETS
 from model.record import METRIC_NAMES, StepRecord
 from model.session import TrainingSession
 from model.settings_log import settings_changes, settings_log_data
-from model.snapshot import json_bytes, npz_bytes, save_snapshot
+from model.snapshot import json_bytes, save_snapshot
+from model.weights_file import COPY_NAME, saved_copy
 
 PROG = "training-inspector"
 INDEX_NAME = "index.html"
@@ -80,7 +80,6 @@ REPRODUCE_NAME = "REPRODUCE.txt"
 CONFIG_NAME = "config.json"
 DATASET_NAME = "dataset.json"
 SETTINGS_LOG_NAME = "settings_log.json"
-WEIGHTS_NAME = "initial_weights.npz"
 DATA_DIR = "data"
 IMAGE_LIST_NAME = "images.csv"
 SNAPSHOT_DIR = "snapshots"
@@ -322,6 +321,15 @@ def _link(path: str, text: str | None = None) -> str:
     return f'<a href="{_e(path)}">{_e(text or path)}</a>'
 
 
+def _init_text(config: TrainingConfig, layer: str) -> str:
+    """How ``layer`` started, naming the report's copy of a weights file (a reader looks for
+    the file named)."""
+    text = config.init_text(layer)
+    if config.initial_weights is not None and text.startswith("from "):
+        text += f" (copied as {COPY_NAME})"
+    return text
+
+
 def _settings_table(config: TrainingConfig, preset: str | None) -> list[tuple[str, str]]:
     clip = "off" if config.clip_norm is None else format_number(config.clip_norm)
     return [
@@ -334,8 +342,8 @@ def _settings_table(config: TrainingConfig, preset: str | None) -> list[tuple[st
             + (f" (slope {config.negative_slope:g})" if config.activation == "leaky_relu" else "")
             + " -> logistic regression",
         ),
-        ("conv init", config.init_text("conv")),
-        ("classifier init", config.init_text("classifier")),
+        ("conv init", _init_text(config, "conv")),
+        ("classifier init", _init_text(config, "classifier")),
         ("pixels", PIXEL_SCALING_LABELS[config.pixel_scaling]),
         (
             "updates",
@@ -698,23 +706,6 @@ def _write_metrics(path: Path, table: MetricsTable) -> None:
         handle.write(block.getvalue())  # the header of an empty table
 
 
-def _config_data(config: TrainingConfig, weights_copy: bytes | None) -> dict:
-    """config.json's config: a weights file is named by the report's own copy of it
-    (``weights_copy``, written as ``WEIGHTS_NAME`` beside config.json), so that the report
-    repeats its run on any machine."""
-    data = config.to_dict()
-    weights = config.initial_weights
-    if weights is not None:
-        digest = hashlib.sha256(weights_copy).hexdigest()
-        data["initial_weights"] = {
-            **weights.to_dict(),
-            "file": WEIGHTS_NAME,
-            "sha256": digest,
-            "copied_from": weights.path,
-        }
-    return data
-
-
 def _build(
     folder: Path,
     session: RunSnapshot,
@@ -728,14 +719,16 @@ def _build(
     final = session.latest
     iterations = session.snapshot_iterations
     metric_rows = len(session.history.metrics)
-    weights = config.initial_weights
-    weights_copy = None if weights is None else npz_bytes(dict(weights.arrays))
+    data = config.to_dict()
+    weights_copy = None
+    if config.initial_weights is not None:
+        weights_copy, data["initial_weights"] = saved_copy(config.initial_weights)
     files: dict[str, bytes] = {
         CONFIG_NAME: json_bytes(
             {
                 "preset": preset,
                 "seed": config.seed,
-                "config": _config_data(config, weights_copy),
+                "config": data,
                 "iterations": session.iteration,
                 "versions": versions(),
             }
@@ -747,7 +740,7 @@ def _build(
         REPRODUCE_NAME: text_bytes(reproduce_text(session, metric_rows)),
     }
     if weights_copy is not None:
-        files[WEIGHTS_NAME] = weights_copy
+        files[COPY_NAME] = weights_copy
     for name, payload in files.items():
         (folder / name).write_bytes(payload)
     _write_metrics(folder / METRICS_NAME, session.history.metrics)

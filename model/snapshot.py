@@ -30,7 +30,7 @@ from model.colormap import DIVERGING_LUT, diverging_rgb, symmetric_limit
 from model.config import PIXEL_SCALING_LABELS, UPDATE_MODE_LABELS, TrainingConfig
 from model.data import Dataset
 from model.diagnostics import Finding
-from model.files import SaveError, existing, write_all_atomic
+from model.files import SaveError, existing, npz_bytes, write_all_atomic
 from model.formatting import format_cell, format_count, format_number, format_range
 from model.record import METRIC_NAMES, StepRecord
 
@@ -520,6 +520,10 @@ def snapshot_data(
     """The JSON content of a snapshot (before ``extra`` is merged in)."""
     groups = filter_groups(record)
     settings = record.settings
+    config_data = config.to_dict()
+    if config.initial_weights is not None:
+        # A name, not a path: snapshots are shared (its SHA-256 says which file it was).
+        config_data["initial_weights"]["file"] = config.initial_weights.name
     return {
         "iteration": record.iteration,
         "seed": config.seed,
@@ -528,7 +532,7 @@ def snapshot_data(
         "momentum": settings.momentum,
         "clip_norm": settings.clip_norm,
         "clip_scale": record.clip_scale,
-        "config": config.to_dict(),
+        "config": config_data,
         "conv_weight_shape": list(groups["weights"].shape),
         "conv_weight": groups["weights"],
         "conv_bias": np.asarray(record.params["conv.bias"]),
@@ -578,13 +582,6 @@ def snapshot_arrays(record: StepRecord) -> tuple[dict[str, np.ndarray], list[str
     else:
         arrays.update((name, np.asarray(value)) for name, value in maps.items())
     return arrays, left_out
-
-
-def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
-    """``arrays`` as the bytes of an .npz file (no pickles)."""
-    buffer = io.BytesIO()
-    np.savez(buffer, allow_pickle=False, **arrays)
-    return buffer.getvalue()
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

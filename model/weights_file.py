@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
+import stat
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,9 +32,13 @@ from types import MappingProxyType
 
 import numpy as np
 
-from model.files import readable
+from model.data import MAX_SIDE
+from model.files import npz_bytes, readable
+from model.formatting import format_count
 
 PARAM_NAMES = ("conv.weight", "conv.bias", "classifier.weight", "classifier.bias")
+#: The copy of the weights a report or a headless run writes beside its config.json.
+COPY_NAME = "initial_weights.npz"
 #: Larger than any run can use (64 filters over 1024×1024 images take 512 MiB in float64).
 MAX_FILE_BYTES = 1 << 30
 EXPECTED = (
@@ -125,31 +131,119 @@ class StartingWeights:
         return weights
 
 
+def saved_copy(weights: StartingWeights) -> tuple[bytes, dict]:
+    """The bytes of a copy of ``weights`` to write as ``COPY_NAME`` beside a config.json, and
+    the config's entry naming that copy (relative to it, with its digest and the name of the
+    file it was read from): the run then repeats wherever its folder goes."""
+    payload = npz_bytes(dict(weights.arrays))
+    entry = {
+        **weights.to_dict(),
+        "file": COPY_NAME,
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "copied_from": weights.name,
+    }
+    return payload, entry
+
+
 def _refuse(path: Path, why: str) -> WeightsFileError:
     return WeightsFileError(f"{readable(str(path))}: {why}")
 
 
 def _read_bytes(path: Path) -> bytes:
+    """The file's bytes; a folder, a device or a pipe (which may never end) and a file larger
+    than ``MAX_FILE_BYTES`` are refused."""
     try:
-        size = path.stat().st_size
-        if path.is_dir():
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
             raise _refuse(path, "is a folder, not a weights file")
-        if size > MAX_FILE_BYTES:
-            raise _refuse(path, f"{size:,} bytes is more than any run's weights take")
-        return path.read_bytes()
+        if not stat.S_ISREG(mode):
+            raise _refuse(path, "is not a regular file (a device or a pipe?)")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise _refuse(path, exc.strerror or str(exc)) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise _refuse(path, f"is larger than {MAX_FILE_BYTES:,} bytes, more than any run's weights")
+    return data
+
+
+def _most_values() -> dict[str, int]:
+    """The most values each array can have in a run (64 filters of 3×15×15, a classifier over
+    64 maps of 1024×1024); a bias is let through up to the filters' count, to be refused with
+    its shape."""
+    from model.config import MAX_FILTERS, MAX_KERNEL  # (config imports this module)
+
+    return {
+        "conv.weight": MAX_FILTERS * 3 * MAX_KERNEL**2,
+        "conv.bias": MAX_FILTERS * 3 * MAX_KERNEL**2,
+        "classifier.weight": MAX_FILTERS * MAX_SIDE**2,
+        "classifier.bias": MAX_FILTERS * 3 * MAX_KERNEL**2,
+    }
+
+
+def _declared_size(stream) -> int:
+    """The number of values the header of the .npy at ``stream`` says follow."""
+    version = np.lib.format.read_magic(stream)
+    read = (
+        np.lib.format.read_array_header_1_0
+        if version == (1, 0)
+        else (np.lib.format.read_array_header_2_0)
+    )
+    shape, _fortran, _dtype = read(stream)
+    return math.prod(shape)
+
+
+def _check_declared(path: Path, data: bytes) -> None:
+    """Refuse an array whose header declares more values than a run can have, before it is
+    read: 200 bytes of .npz (compressed, or a header alone) can ask for terabytes."""
+    most = _most_values()
+
+    def check(name: str, stream) -> None:
+        declared = _declared_size(stream)
+        if declared > most[name]:
+            raise _refuse(
+                path, f"{name} has {declared:,} values, more than any run has ({most[name]:,})"
+            )
+
+    if data.startswith(NPY_MAGIC):
+        check("conv.weight", io.BytesIO(data))
+        return
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = set(archive.namelist())
+        for name in PARAM_NAMES:
+            if f"{name}.npy" in members:
+                with archive.open(f"{name}.npy") as stream:
+                    check(name, stream)
 
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
+EMPTY_ZIP_MAGIC = b"PK\x05\x06"  # (np.savez of no arrays)
+#: The other arrays of a snapshot's .npz (``model.snapshot.snapshot_arrays``), read past.
+SNAPSHOT_ARRAYS = ("logits", "probabilities", "losses", "batch", "pre_activation", "activation")
+SNAPSHOT_PREFIXES = ("grad.", "update.", "velocity.")
+
+
+def _unknown(names) -> list[str]:
+    """Names that are neither weights nor a snapshot's other arrays: a misspelt 'conv.biases'
+    was read past, and the app drew that layer while the engineer's code used theirs."""
+    return [
+        name
+        for name in names
+        if name not in PARAM_NAMES
+        and name not in SNAPSHOT_ARRAYS
+        and not name.startswith(SNAPSHOT_PREFIXES)
+    ]
 
 
 def _arrays_of(path: Path, data: bytes) -> dict[str, np.ndarray]:
     """Every array the file holds, by name (an .npy's one array is 'conv.weight')."""
+    if data.startswith(EMPTY_ZIP_MAGIC):
+        raise _refuse(path, f"holds no arrays; a weights file holds {EXPECTED}")
     if not data.startswith((NPY_MAGIC, ZIP_MAGIC)):
         raise _refuse(path, "is not a NumPy .npy or .npz file (np.save or np.savez writes them)")
     try:
+        _check_declared(path, data)
         loaded = np.load(io.BytesIO(data), allow_pickle=False)
         if isinstance(loaded, np.ndarray):
             return {"conv.weight": loaded}
@@ -157,6 +251,13 @@ def _arrays_of(path: Path, data: bytes) -> dict[str, np.ndarray]:
             if "conv.weight" not in loaded.files:
                 found = ", ".join(loaded.files) or "no arrays"
                 raise _refuse(path, f"holds {found}; a weights file holds {EXPECTED}")
+            unknown = _unknown(loaded.files)
+            if unknown:
+                raise _refuse(
+                    path,
+                    f"holds {', '.join(unknown)}, which {'is' if len(unknown) == 1 else 'are'} "
+                    f"none of {', '.join(PARAM_NAMES)} (a name misspelt?)",
+                )
             return {key: loaded[key] for key in PARAM_NAMES if key in loaded.files}
     except WeightsFileError:
         raise
@@ -166,6 +267,8 @@ def _arrays_of(path: Path, data: bytes) -> dict[str, np.ndarray]:
         raise _refuse(path, f"cannot be read as NumPy arrays ({exc})") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise _refuse(path, f"cannot be read as NumPy arrays ({exc})") from None
+    except MemoryError:
+        raise _refuse(path, "is too large to read into memory") from None
 
 
 def _checked(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -175,10 +278,14 @@ def _checked(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]
     for key, array in arrays.items():
         if array.dtype.kind not in "fiu":
             raise _refuse(path, f"{key} holds {array.dtype} values, not numbers")
+        if array.size == 0:
+            raise _refuse(path, f"{key} has no values (shape {array.shape})")
         values = np.array(array, dtype=np.float64)
         bad = np.count_nonzero(~np.isfinite(values))
         if bad:
-            raise _refuse(path, f"{key} has {bad:,} values that are not finite numbers")
+            raise _refuse(
+                path, f"{key} has {format_count(bad, 'value')} that are not finite numbers"
+            )
         out[key] = values
     conv = out["conv.weight"]
     if conv.ndim != 4 or conv.shape[1] != 3 or conv.shape[2] != conv.shape[3]:
@@ -186,7 +293,16 @@ def _checked(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]
             path,
             f"conv.weight has shape {conv.shape}; filters of RGB images are (F, 3, K, K)",
         )
-    filters = conv.shape[0]
+    filters, kernel = conv.shape[0], conv.shape[2]
+    from model.config import MAX_FILTERS, MAX_KERNEL  # (config imports this module)
+
+    if filters > MAX_FILTERS or kernel > MAX_KERNEL:
+        raise _refuse(
+            path,
+            f"conv.weight holds {format_count(filters, 'filter')} of {kernel}×{kernel}; the app "
+            "takes at most "
+            f"{MAX_FILTERS} filters of {MAX_KERNEL}×{MAX_KERNEL}",
+        )
     if "conv.bias" in out:
         if out["conv.bias"].shape != (filters,):
             raise _refuse(
@@ -196,11 +312,13 @@ def _checked(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]
             )
     if "classifier.weight" in out:
         weight = out["classifier.weight"]
-        if weight.ndim not in (1, 3) or (weight.ndim == 3 and weight.shape[0] != filters):
+        # A leading 1 is one output, as PyTorch's nn.Linear(D, 1) keeps it: (1, D).
+        shape = weight.shape[1:] if weight.ndim in (2, 4) and weight.shape[0] == 1 else weight.shape
+        if len(shape) not in (1, 3) or (len(shape) == 3 and shape[0] != filters):
             raise _refuse(
                 path,
                 f"classifier.weight has shape {weight.shape}; it is (F·H'·W',) or "
-                f"(F, H', W') with F = {filters}",
+                f"(F, H', W') with F = {filters}, or either with a leading 1",
             )
         out["classifier.weight"] = weight.reshape(-1)
     if "classifier.bias" in out:

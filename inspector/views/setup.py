@@ -1115,10 +1115,8 @@ class SetupView(QWidget):
             self._clear_errors()
             self._show_error("initial_weights", str(exc))
             return
-        filters, _, kernel, _ = weights.conv_shape
-        changes = {"initial_weights": weights, "num_filters": filters, "kernel_size": kernel}
         try:
-            requested = self.shown_config().with_changes(**changes)
+            requested = self.shown_config().with_weights(weights)
             requested.map_size(self._controller.dataset.size)
         except ConfigError as exc:
             self._refuse(ConfigError("initial_weights", exc.message), None)

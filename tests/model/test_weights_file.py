@@ -8,11 +8,11 @@ import pytest
 from inspector import cli
 from model.config import ConfigError, TrainingConfig
 from model.presets import preset_config
-from model.report import WEIGHTS_NAME, reproduce_arguments, write_report
+from model.report import reproduce_arguments, write_report
 from model.session import TrainingSession, init_params
 from model.snapshot import save_snapshot
 from model.sweep import SweepSpec
-from model.weights_file import WeightsFileError, read_weights
+from model.weights_file import COPY_NAME, WeightsFileError, read_weights
 
 
 def own_weights(rng, *, filters=2, kernel=3, side=32):
@@ -57,7 +57,7 @@ def test_what_the_file_gives_replaces_the_draws_and_the_rest_is_drawn_as_without
 
 def test_an_engineers_npz_in_their_shapes_is_read_in_the_networks(question, tmp_path, rng):
     arrays = own_weights(rng)
-    np.savez(tmp_path / "mine.npz", **arrays, unrelated=np.zeros(3))
+    np.savez(tmp_path / "mine.npz", **arrays)
     weights = read_weights(tmp_path / "mine.npz")
     assert weights.describe() == (
         "mine.npz (2×3×3×3 filter weights, filter biases, 2,048 classifier weights, "
@@ -198,12 +198,14 @@ def test_a_report_carries_its_weights_and_repeats_its_run(question, tmp_path, rn
     (tmp_path / "mine.npz").unlink()  # the report needs its own copy only
 
     config = json.loads((folder / "config.json").read_text())["config"]
-    assert config["initial_weights"]["file"] == WEIGHTS_NAME
-    assert config["initial_weights"]["copied_from"] == str(tmp_path / "mine.npz")
-    copy = read_weights(folder / WEIGHTS_NAME)
+    assert config["initial_weights"]["file"] == COPY_NAME
+    assert config["initial_weights"]["copied_from"] == "mine.npz"  # (a name: reports are shared)
+    copy = read_weights(folder / COPY_NAME)
     for key, values in weights.arrays.items():
         np.testing.assert_array_equal(copy.arrays[key], values)
-    assert "from mine.npz" in (folder / "index.html").read_text(encoding="utf-8")
+    assert f"from mine.npz (copied as {COPY_NAME})" in (folder / "index.html").read_text(
+        encoding="utf-8"
+    )
 
     monkeypatch.chdir(folder)
     assert cli.main(reproduce_arguments(session)[1:]) == 0
@@ -213,25 +215,51 @@ def test_a_report_carries_its_weights_and_repeats_its_run(question, tmp_path, rn
 
 
 def test_the_command_line_starts_from_a_file_and_its_command_repeats_it(tmp_path, rng, capsys):
+    """The run keeps a copy of the weights, which its config.json and its command name: an
+    engineer's file changed or moved afterwards, and the run could not be repeated."""
     np.save(tmp_path / "filters.npy", rng.normal(0, 0.1, (4, 3, 5, 5)))
     out = tmp_path / "run"
     argv = ["--headless", "--weights", str(tmp_path / "filters.npy"), "--iterations", "2"]
     assert cli.main([*argv, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "starting from the weights in filters.npy (4×3×5×5 filter weights)" in printed
+    assert f"{COPY_NAME} (a copy of them)" in printed
     written = json.loads((out / "config.json").read_text())
     assert written["config"]["num_filters"] == 4 and written["config"]["kernel_size"] == 5
+    assert written["config"]["initial_weights"]["file"] == COPY_NAME
     command = written["command"]
-    assert command[command.index("--weights") + 1] == str(tmp_path / "filters.npy")
-    again = tmp_path / "again"
-    command[command.index("--out") + 1] = str(again)
-    assert cli.main(command[1:]) == 0
-    assert (again / "metrics.csv").read_bytes() == (out / "metrics.csv").read_bytes()
-
+    assert command[command.index("--weights") + 1] == str(out / COPY_NAME)
     assert cli.main([*argv, "--filters", "2", "--out", str(tmp_path / "x")]) == 2
     assert "has 4 filters of 5×5; these settings have 2 filters of 5×5" in capsys.readouterr().err
     assert cli.main([*argv[:2], str(tmp_path), "--out", str(tmp_path / "y")]) == 2
     assert "--weights: " in capsys.readouterr().err
+
+    (tmp_path / "filters.npy").unlink()
+    again = tmp_path / "again"
+    command[command.index("--out") + 1] = str(again)
+    assert cli.main(command[1:]) == 0
+    assert (again / "metrics.csv").read_bytes() == (out / "metrics.csv").read_bytes()
+    from_config = ["--headless", "--config", str(out / "config.json"), "--iterations", "2"]
+    assert cli.main([*from_config, "--out", str(tmp_path / "third")]) == 0
+    assert (tmp_path / "third" / "metrics.csv").read_bytes() == (out / "metrics.csv").read_bytes()
+
+
+def test_weights_given_with_a_config_replace_the_file_it_names(tmp_path, rng, capsys):
+    """An engineer's --config C --weights F failed on C's own file (changed since)."""
+    np.save(tmp_path / "first.npy", rng.normal(0, 0.1, (1, 3, 3, 3)))
+    config = preset_config("recommended", initial_weights=read_weights(tmp_path / "first.npy"))
+    (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
+    np.save(tmp_path / "first.npy", rng.normal(0, 0.1, (1, 3, 3, 3)))  # changed since
+    np.save(tmp_path / "second.npy", rng.normal(0, 0.1, (2, 3, 3, 3)))
+    base = ["--headless", "--config", str(tmp_path / "config.json"), "--iterations", "1"]
+    assert cli.main([*base, "--out", str(tmp_path / "a")]) == 2
+    assert "is not the file this config was written with" in capsys.readouterr().err
+    assert (
+        cli.main([*base, "--weights", str(tmp_path / "second.npy"), "--out", str(tmp_path / "b")])
+        == 0
+    )
+    used = json.loads((tmp_path / "b" / "config.json").read_text())["config"]
+    assert used["num_filters"] == 2 and used["initial_weights"]["copied_from"] == "second.npy"
 
 
 def test_weights_travel_to_other_processes_read_only(tmp_path, rng):
@@ -247,3 +275,97 @@ def test_weights_travel_to_other_processes_read_only(tmp_path, rng):
         assert not copy.arrays[key].flags.writeable
     with pytest.raises(TypeError):
         copy.arrays["conv.weight"] = np.zeros(1)
+
+
+def test_a_file_declaring_more_values_than_a_run_has_is_refused_before_it_is_read(tmp_path):
+    """A review: 200 bytes of .npz whose header declares 2**40 values ended in "unexpected
+    MemoryError" (and a compressed file of zeros is small on disk, huge in memory)."""
+    import io
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (2**40,)}
+    )
+    bomb = tmp_path / "bomb.npy"
+    bomb.write_bytes(header.getvalue())  # (the magic string, then the header: no data)
+    with pytest.raises(WeightsFileError, match="conv.weight has 1,099,511,627,776 values, more"):
+        read_weights(bomb)
+    np.savez_compressed(
+        tmp_path / "zeros.npz",
+        **{"conv.weight": np.zeros((1, 3, 3, 3)), "classifier.weight": np.zeros(70_000_000)},
+    )
+    with pytest.raises(WeightsFileError, match="classifier.weight has 70,000,000 values"):
+        read_weights(tmp_path / "zeros.npz")
+
+
+def test_devices_and_pipes_are_refused_rather_than_read_for_ever(tmp_path):
+    import os
+
+    with pytest.raises(WeightsFileError, match="is not a regular file"):
+        read_weights("/dev/zero")
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(WeightsFileError, match="is not a regular file"):
+        read_weights(tmp_path / "pipe")
+
+
+def test_a_pytorch_state_dict_saved_as_it_is_loads(question, tmp_path, rng):
+    """nn.Linear(D, 1).weight is (1, D) and its bias (1,): PyTorch's flatten of NCHW is the
+    app's order, so the arrays are the same numbers."""
+    arrays = own_weights(rng, filters=1)
+    linear = arrays["classifier.weight"].reshape(1, -1)
+    np.savez(tmp_path / "torch.npz", **{**arrays, "classifier.weight": linear})
+    params = init_params(
+        preset_config("recommended", initial_weights=read_weights(tmp_path / "torch.npz")),
+        question.size,
+    )
+    np.testing.assert_array_equal(params["classifier.weight"], linear[0])
+    np.savez(tmp_path / "two.npz", **{**arrays, "classifier.weight": np.zeros((2, 512))})
+    with pytest.raises(WeightsFileError, match=r"\(2, 512\); it is .* or either with a leading 1"):
+        read_weights(tmp_path / "two.npz")
+
+
+def test_values_beyond_float32_are_refused_for_a_float32_run(tmp_path):
+    np.save(tmp_path / "huge.npy", np.full((1, 3, 3, 3), 1e39))
+    weights = read_weights(tmp_path / "huge.npy")
+    assert preset_config("recommended", initial_weights=weights).dtype == "float64"
+    with pytest.raises(ConfigError, match="values up to 1e\\+39, beyond float32's range"):
+        preset_config("recommended", initial_weights=weights, dtype="float32")
+    np.save(tmp_path / "empty.npy", np.zeros((0, 3, 3, 3)))
+    with pytest.raises(WeightsFileError, match="conv.weight has no values"):
+        read_weights(tmp_path / "empty.npy")
+
+
+def test_names_that_are_no_weights_are_refused_but_a_snapshots_other_arrays_are_not(tmp_path):
+    """An engineer's 'conv.biases' was read past: the app drew that layer, their code did not."""
+    conv = np.zeros((1, 3, 3, 3))
+    np.savez(tmp_path / "typo.npz", **{"conv.weight": conv, "conv.biases": np.zeros(1)})
+    with pytest.raises(WeightsFileError, match="holds conv.biases, which is none of conv.weight"):
+        read_weights(tmp_path / "typo.npz")
+    extras = {"grad.conv.weight": conv, "velocity.conv.bias": np.zeros(1), "logits": np.zeros(2)}
+    np.savez(tmp_path / "snapshot.npz", **{"conv.weight": conv, **extras, "batch": np.zeros(1)})
+    assert set(read_weights(tmp_path / "snapshot.npz").arrays) == {"conv.weight"}
+    np.savez(tmp_path / "empty.npz")
+    with pytest.raises(WeightsFileError, match="holds no arrays; a weights file holds conv.weight"):
+        read_weights(tmp_path / "empty.npz")
+
+
+def test_filters_the_app_cannot_take_are_refused_naming_the_file(tmp_path):
+    np.save(tmp_path / "wide.npy", np.zeros((1, 3, 33, 33)))
+    with pytest.raises(WeightsFileError, match="holds 1 filter of 33×33; the app takes at most"):
+        read_weights(tmp_path / "wide.npy")
+    np.save(tmp_path / "even.npy", np.zeros((2, 3, 4, 4)))
+    even = read_weights(tmp_path / "even.npy")
+    with pytest.raises(ConfigError, match="even.npy has filters of 4×4, and 'same' padding needs"):
+        preset_config("recommended").with_weights(even)
+    config = preset_config("recommended", padding="valid").with_weights(even)
+    assert (config.num_filters, config.kernel_size) == (2, 4)
+    assert config.with_weights(None).initial_weights is None
+
+
+def test_a_snapshot_names_the_weights_file_without_its_folders(question, tmp_path, rng):
+    np.save(tmp_path / "filters.npy", rng.normal(0, 0.1, (1, 3, 3, 3)))
+    config = preset_config("recommended", initial_weights=read_weights(tmp_path / "filters.npy"))
+    session = TrainingSession(question, config)
+    paths = save_snapshot(session.latest, config, (), tmp_path)
+    named = json.loads(paths[2].read_text())["config"]["initial_weights"]
+    assert named["file"] == "filters.npy" and named["sha256"] == config.initial_weights.sha256
