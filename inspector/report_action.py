@@ -96,9 +96,7 @@ class ReportSaver(QObject):
         target = self._ask_target(as_zip)
         if target is None:
             return False
-        # A name typed with .zip in the folder dialog is an archive too (it made a folder
-        # called "report.zip", which the message then called an archive to attach).
-        as_zip = target.suffix.lower() == ZIP_SUFFIX
+        as_zip = target.suffix.lower() == ZIP_SUFFIX  # (see _ask_target)
         controller = window.controller
         if not window.settle_for_drawing("Report not saved"):
             return False
@@ -152,6 +150,9 @@ class ReportSaver(QObject):
         target = Path(chosen)
         if as_zip and target.suffix.lower() != ZIP_SUFFIX:
             target = target.with_name(target.name + ZIP_SUFFIX)
+        # A name typed with .zip in the folder dialog is an archive too (it made a folder
+        # called "report.zip", which the message then called an archive to attach).
+        as_zip = target.suffix.lower() == ZIP_SUFFIX
         try:
             occupied = _occupied(target)
         except (files.SaveError, OSError) as exc:
@@ -254,7 +255,14 @@ class ReportSaver(QObject):
         box.setModal(False)
         # It said its piece: the next Step or Run closes it rather than leave it over the
         # panels (the status bar still names the report).
-        window.controller.running_changed.connect(box.close, Qt.ConnectionType.SingleShotConnection)
+        running_changed = window.controller.running_changed
+
+        def close_when_running(running: bool) -> None:
+            if running:  # (not when a Run going on as the report was written ends)
+                box.close()
+
+        running_changed.connect(close_when_running)
+        box.finished.connect(lambda _result: running_changed.disconnect(close_when_running))
         # Shown without taking the keyboard from the window where the window system allows,
         # so that F10 goes on stepping.
         box.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)

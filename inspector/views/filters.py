@@ -41,6 +41,7 @@ from inspector.layout_guard import LayoutGuard
 from inspector.views.scaled import SCALE_WORDS, ScaledRecordView
 from inspector.views.widgets import ElidedLabel
 from model.colormap import DIVERGING_LUT
+from model.files import readable
 from model.formatting import format_number, format_product, format_range
 from model.record import StepRecord
 
@@ -921,7 +922,11 @@ class FiltersView(ScaledRecordView, QWidget):
         self._heading.setText(heading)
         if record.update is None:
             weights_file = self._controller.config.initial_weights
-            start = "" if weights_file is None else f", its weights read from {weights_file.name}"
+            start = (
+                ""
+                if weights_file is None
+                else f", its weights read from {readable(weights_file.name)}"
+            )
             lines = [
                 f"Iteration 0 is the starting point{start}: no gradient and no update yet. "
                 "Press Step (F10) to make the first update.",

@@ -113,8 +113,9 @@ PLACEHOLDER = (
     "and is coloured by how it ended (learned, stuck, every filter dead, diverged). The "
     "current setting is ringed."
 )
-#: Settings a sweep changes per cell (plus the history budget it keeps small).
-SWEPT_FIELDS = ("learning_rate", "conv_init", "classifier_init", "pixel_scaling")
+#: Settings a sweep changes per cell (plus the history budget it keeps small); every cell
+#: draws its weights, so a weights file of the current run is not one of its settings.
+SWEPT_FIELDS = ("learning_rate", "conv_init", "classifier_init", "initial_weights", "pixel_scaling")
 
 
 def _qcolor(rgb) -> QColor:
@@ -1443,6 +1444,12 @@ class OutcomeMapView(QWidget):
                 f"The data changed since this sweep (now {len(now)} images of "
                 f"{now.size[0]}×{now.size[1]}): the map shows how runs on the earlier data ended; "
                 "run it again to map these images."
+            )
+        if config.initial_weights is not None:
+            notes.append(
+                "The current run starts from the weights in "
+                f"{files.readable(config.initial_weights.name)}, which no cell does (each "
+                "draws its weights): no cell is ringed."
             )
         if changed:
             notes.append(

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.tasks import BackgroundTask
 from inspector.views.data import mute
 from inspector.views.widgets import scroll_area
 from model.config import (
@@ -49,11 +50,12 @@ from model.config import (
     ConfigError,
     TrainingConfig,
 )
+from model.files import readable
 from model.formatting import format_count
 from model.init import INIT_KINDS, INIT_LABELS
 from model.layers import output_size
 from model.presets import PRESETS
-from model.weights_file import WeightsFileError, read_weights
+from model.weights_file import StartingWeights, WeightsFileError, read_weights
 
 LAST_CONFIG_KEY = "setup/last_config"
 WEIGHTS_FOLDER_KEY = "setup/weights_folder"
@@ -405,6 +407,7 @@ class SetupView(QWidget):
         self._tooltips: dict[QWidget, str] = {}
         self._marked: set[QWidget] = set()
         self._last_config = self._read_last_config()
+        self._weights_task: BackgroundTask | None = None
         self._build()
         controller.config_changed.connect(self._on_config_changed)
         controller.pending_config_changed.connect(self._on_pending_changed)
@@ -916,7 +919,7 @@ class SetupView(QWidget):
         ):
             editor.setEnabled(not replaced)
             if replaced:
-                editor.info.setText(f"Not used: the weights come from {weights.name}.")
+                editor.info.setText(f"Not used: the weights come from {readable(weights.name)}.")
             else:
                 editor.info.setText(editor.describe(spec, *fans))
 
@@ -928,16 +931,20 @@ class SetupView(QWidget):
         for spin in (self._filters, self._kernel):
             spin.setEnabled(not from_file)
             spin.setToolTip(
-                f"Set by the weights file {weights.name} (Clear it to change this)."
+                f"Set by the weights file {readable(weights.name)} (Clear it to change this)."
                 if from_file
                 else self._tooltips.get(spin, "")
             )
         if weights is None:
             self._weights_info.setText(NO_WEIGHTS_FILE)
+            self._weights_info.setToolTip("")
             return
         drawn = "" if weights.gives_classifier() else " The classifier is drawn (not in the file)."
         self._weights_info.setText(f"{weights.describe()}.{drawn}")
-        self._weights_info.setToolTip(weights.path)
+        self._weights_info.setToolTip(
+            f"{readable(weights.path)}\n\nRead when loaded: Load it again to take changes made "
+            "to the file since."
+        )
 
     def _show_pending(self) -> None:
         pending = self._controller.pending_config
@@ -989,13 +996,37 @@ class SetupView(QWidget):
     # -- presets and the last session ---------------------------------------------------------
 
     def _read_last_config(self) -> TrainingConfig | None:
+        """The last session's settings, without its weights file: that is read only when the
+        last session is chosen (not on the GUI thread at every start), and one changed or
+        gone since costs the file, not every other setting (a review)."""
+        self._last_weights = None
         text = QSettings().value(LAST_CONFIG_KEY, "", type=str)
         if not text:
             return None
         try:
-            return TrainingConfig.from_dict(json.loads(text))
-        except (ValueError, TypeError, KeyError):
+            data = json.loads(text)
+            self._last_weights = data.get("initial_weights")
+            return TrainingConfig.from_dict({**data, "initial_weights": None})
+        except (ValueError, TypeError, KeyError, AttributeError):
             return None
+
+    def _choose_last_session(self) -> None:
+        """Ask for the last session's settings, with its weights file read again; one that
+        cannot be is said at its row, and the other settings are taken."""
+        config, entry = self._last_config, self._last_weights
+        if isinstance(entry, dict):
+            try:
+                config = config.with_changes(initial_weights=StartingWeights.from_dict(entry))
+            except (WeightsFileError, ConfigError) as exc:
+                self._controller.request_config(config)
+                self._refresh()
+                self._show_error(
+                    "initial_weights",
+                    f"the last session's file could not be read again, so both layers are "
+                    f"drawn: {exc}. Load it again to start from it.",
+                )
+                return
+        self._controller.request_config(config)
 
     def _store_last_config(self, config: TrainingConfig) -> None:
         QSettings().setValue(LAST_CONFIG_KEY, json.dumps(config.to_dict()))
@@ -1013,9 +1044,13 @@ class SetupView(QWidget):
         last = self._last_config
         if last is not None and all(last != p.config for p in PRESETS.values()):
             combo.addItem("Last session", LAST)
+            weights = self._last_weights
+            named = ""
+            if isinstance(weights, dict) and isinstance(weights.get("file"), str):
+                named = f", weights from {readable(Path(weights['file']).name)}"
             combo.setItemData(
                 combo.count() - 1,
-                "The settings you used last time:\n" + self._summary(last),
+                "The settings you used last time:\n" + self._summary(last) + named,
                 Qt.ItemDataRole.ToolTipRole,
             )
             if chosen is None and last == config:
@@ -1054,7 +1089,8 @@ class SetupView(QWidget):
         if key in PRESETS:
             self._controller.apply_preset(key)
         elif key == LAST and self._last_config is not None:
-            self._controller.request_config(self._last_config)
+            self._choose_last_session()
+            return
         self._refresh()
 
     # -- edits --------------------------------------------------------------------------------
@@ -1081,8 +1117,14 @@ class SetupView(QWidget):
         controller = self._controller
         try:
             requested = self.shown_config().with_changes(**{field: value})
+            if requested.initial_weights is not None:
+                # (padding changes the maps the file's classifier weights must fit)
+                requested.map_size(self._controller.dataset.size)
         except ConfigError as exc:
             self._refuse(exc, widget if exc.field == field else None)
+            return False
+        except ValueError as exc:  # (WeightsDoNotFit, or a kernel larger than the images)
+            self._refuse(ConfigError(field, str(exc)), widget)
             return False
         self._clear_errors()
         if field in LIVE_FIELDS:
@@ -1103,18 +1145,37 @@ class SetupView(QWidget):
 
     @Slot()
     def _load_weights_file(self) -> None:
-        """Read the file the user picks and ask for a run from it, with its number and size
-        of filters; a file that cannot start a run on these images is refused at the row."""
+        """Read the file the user picks, in the background (a large one takes seconds), then
+        ask for a run from it (``_use_weights``)."""
         path = self._ask_weights_file()
-        if not path:
+        if not path or self._weights_task is not None:
             return
         QSettings().setValue(WEIGHTS_FOLDER_KEY, str(Path(path).parent))
-        try:
-            weights = read_weights(path)
-        except WeightsFileError as exc:
-            self._clear_errors()
-            self._show_error("initial_weights", str(exc))
-            return
+        task = BackgroundTask(lambda _progress, _cancelled: read_weights(path), self)
+        self._weights_task = task
+        task.done.connect(self._use_weights)
+        task.failed.connect(self._weights_unread)
+        task.ended.connect(self._weights_read_ended)
+        self._weights_load.setEnabled(False)
+        self._weights_info.setText(f"Reading {readable(Path(path).name)}…")
+        task.start()
+
+    @Slot(object, str)
+    def _weights_unread(self, exc: Exception, _details: str) -> None:
+        self._clear_errors()
+        self._refresh()
+        message = str(exc) if isinstance(exc, (WeightsFileError, MemoryError)) else repr(exc)
+        self._show_error("initial_weights", message or "too large to read into memory")
+
+    @Slot()
+    def _weights_read_ended(self) -> None:
+        self._weights_task = None
+        self._weights_load.setEnabled(True)
+
+    @Slot(object)
+    def _use_weights(self, weights) -> None:
+        """Ask for a run from ``weights``, with their number and size of filters; weights that
+        cannot start a run on these images are refused at the row."""
         try:
             requested = self.shown_config().with_weights(weights)
             requested.map_size(self._controller.dataset.size)

@@ -82,6 +82,28 @@ def test_a_map_of_other_data_says_so(qtbot, controller, make_view, shapes_datase
     assert view.size_label.text().endswith(f"on {len(shapes_dataset)} images.")
 
 
+def test_a_run_from_a_weights_file_is_said_to_be_on_no_cell(
+    qtbot, controller, make_view, sweep_grid, tmp_path
+):
+    """Every cell draws its weights: a file is not a setting the map is stale for, and the
+    missing ring is explained (a review)."""
+    import numpy as np
+
+    from model.weights_file import read_weights
+
+    view = make_view()
+    sweep_grid(view, ("0.05", "0.5", 2), ("0.1", "1", 2), 5)
+    np.save(tmp_path / "mine.npy", np.full((1, 3, 3, 3), 0.01))
+    weights = read_weights(tmp_path / "mine.npy")
+    with qtbot.waitSignal(controller.session_reset, timeout=10000):
+        controller.start_over(controller.config.with_weights(weights))
+    note = view.stale_note.text()
+    assert view.stale_note.isVisibleTo(view)
+    assert "starts from the weights in mine.npy, which no cell does" in note
+    assert "Settings changed" not in note
+    assert view.canvas._marker is None
+
+
 def test_bad_input_is_refused_and_marked(qtbot, make_view):
     view = make_view()
     view.lr_from.selectAll()

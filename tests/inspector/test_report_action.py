@@ -104,11 +104,22 @@ def test_a_zip_name_given_to_save_report_is_an_archive(qtbot, window, tmp_path):
     assert "Attach the archive" in dialog.informativeText()
 
 
+def test_a_taken_zip_name_is_offered_as_a_free_zip_name(qtbot, window, tmp_path):
+    (tmp_path / "typed.zip").write_bytes(b"someone's archive")
+    window._ask_save_path = lambda *args: str(tmp_path / "typed.zip")
+    window.report_saver._use_free_name = lambda taken, free: True
+    written = save(qtbot, window, "save_report")
+    assert written == tmp_path / "typed-2.zip" and zipfile.is_zipfile(written)
+    assert (tmp_path / "typed.zip").read_bytes() == b"someone's archive"
+
+
 def test_the_saved_message_closes_when_training_goes_on(qtbot, window, tmp_path):
     window._ask_save_path = lambda *args: str(tmp_path / "report")
     save(qtbot, window)
     dialog = window.report_saver.saved_dialog
     assert dialog.isVisible() and "index.html is the report" in dialog.informativeText()
+    window.controller.running_changed.emit(False)  # a Run going on as it was written ends
+    assert dialog.isVisible()
     window.actions["step"].trigger()
     qtbot.waitUntil(lambda: window.controller.shown.iteration == 1, timeout=10000)
     assert not dialog.isVisible()

@@ -58,6 +58,12 @@ def choose(qtbot, combo, key):
     combo.activated.emit(target)
 
 
+def load_weights(qtbot, view):
+    """Press Load… (the file is read in the background) and wait until it is read."""
+    qtbot.mouseClick(field(view, "weightsLoadButton", QPushButton), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view._weights_task is None, timeout=10000)  # noqa: SLF001
+
+
 def banner(view):
     return view.findChild(QFrame, "pendingBanner")
 
@@ -390,7 +396,7 @@ def test_a_weights_file_starts_the_next_run_with_its_filters(
     conv = np.linspace(-0.5, 0.5, 2 * 3 * 5 * 5).reshape(2, 3, 5, 5)
     np.savez(tmp_path / "mine.npz", **{"conv.weight": conv, "conv.bias": np.array([0.1, -0.1])})
     monkeypatch.setattr(view, "_ask_weights_file", lambda: str(tmp_path / "mine.npz"))
-    qtbot.mouseClick(field(view, "weightsLoadButton", QPushButton), Qt.MouseButton.LeftButton)
+    load_weights(qtbot, view)
 
     pending = controller.pending_config
     assert pending.initial_weights.name == "mine.npz"
@@ -425,11 +431,10 @@ def test_a_weights_file_that_cannot_start_a_run_here_is_refused_at_its_row(
     chosen = {"path": ""}
     monkeypatch.setattr(view, "_ask_weights_file", lambda: chosen["path"])
     error = field(view, "initialWeightsError", QLabel)
-    load = field(view, "weightsLoadButton", QPushButton)
 
     (tmp_path / "notes.txt").write_text("weights")
     chosen["path"] = str(tmp_path / "notes.txt")
-    qtbot.mouseClick(load, Qt.MouseButton.LeftButton)
+    load_weights(qtbot, view)
     assert error.isVisibleTo(view)
     assert "notes.txt: is not a NumPy .npy or .npz file" in error.text()
     assert controller.pending_config is None
@@ -440,10 +445,106 @@ def test_a_weights_file_that_cannot_start_a_run_here_is_refused_at_its_row(
         **{"conv.weight": np.zeros((1, 3, 3, 3)), "classifier.weight": np.zeros(256)},
     )
     chosen["path"] = str(tmp_path / "small.npz")
-    qtbot.mouseClick(load, Qt.MouseButton.LeftButton)
+    load_weights(qtbot, view)
     assert "has 256 classifier weights; 1 filter × 32×32 outputs" in error.text()
     assert controller.pending_config is None
 
     chosen["path"] = ""  # cancelled: nothing changes, the error stays until the next edit
-    qtbot.mouseClick(load, Qt.MouseButton.LeftButton)
+    load_weights(qtbot, view)
     assert controller.pending_config is None
+
+
+def test_a_padding_the_weights_files_classifier_does_not_fit_is_refused_at_padding(
+    qtbot, view, controller, tmp_path, monkeypatch
+):
+    """A review: 'valid' padding was taken, and Reset then said to clear the weights file."""
+    import numpy as np
+
+    arrays = {"conv.weight": np.zeros((1, 3, 3, 3)), "classifier.weight": np.zeros(32 * 32)}
+    np.savez(tmp_path / "same.npz", **arrays)
+    monkeypatch.setattr(view, "_ask_weights_file", lambda: str(tmp_path / "same.npz"))
+    load_weights(qtbot, view)
+    pending = controller.pending_config
+    assert pending.initial_weights is not None
+    choose(qtbot, field(view, "padding", QComboBox), "valid")
+    padding = field(view, "paddingError", QLabel)
+    assert padding.isVisibleTo(view)
+    assert "has 1,024 classifier weights; 1 filter × 30×30 outputs" in padding.text()
+    assert controller.pending_config == pending
+
+
+def test_the_last_sessions_weights_file_is_read_when_chosen_and_its_loss_costs_only_it(
+    qtbot, controller, question_dataset, tmp_path
+):
+    """A review: a weights file changed since the last session made "Last session" vanish,
+    learning rate and seed with it, and it was read on the GUI thread at every start."""
+    import json
+
+    import numpy as np
+    from PySide6.QtCore import QSettings
+
+    from inspector.controller import SessionController
+    from inspector.views.setup import LAST_CONFIG_KEY
+    from model.weights_file import read_weights
+
+    np.save(tmp_path / "mine.npy", np.full((1, 3, 3, 3), 0.01))
+    last = preset_config(
+        "recommended", learning_rate=0.0123, initial_weights=read_weights(tmp_path / "mine.npy")
+    )
+    for changed in (False, True):
+        # (a view stores the settings in use as the last session's: put them back each time)
+        QSettings().setValue(LAST_CONFIG_KEY, json.dumps(last.to_dict()))
+        if changed:
+            np.save(tmp_path / "mine.npy", np.full((1, 3, 3, 3), 0.02))
+        fresh = SessionController(question_dataset, preset_config("seed"))
+        try:
+            second = make_view(qtbot, fresh)
+            combo = field(second, "presetCombo", QComboBox)
+            assert "weights from mine.npy" in combo.itemData(
+                combo.findData("last"), Qt.ItemDataRole.ToolTipRole
+            )
+            choose(qtbot, combo, "last")
+            taken = fresh.pending_config
+            assert taken.learning_rate == 0.0123 or fresh.config.learning_rate == 0.0123
+            error = field(second, "initialWeightsError", QLabel)
+            if changed:
+                assert taken.initial_weights is None
+                assert "the last session's file could not be read again" in error.text()
+                assert "is not the file this config was written with" in error.text()
+            else:
+                assert taken.initial_weights == last.initial_weights
+                assert not error.isVisibleTo(second)
+        finally:
+            fresh.shutdown()
+
+
+def test_a_weights_file_is_read_off_the_gui_thread(qtbot, view, controller, tmp_path, monkeypatch):
+    """A review: a 488 MiB file held the window for 3.2 s."""
+    import threading
+
+    import numpy as np
+
+    from inspector.views import setup as setup_module
+    from model.weights_file import read_weights
+
+    np.save(tmp_path / "slow.npy", np.zeros((1, 3, 3, 3)))
+    release = threading.Event()
+    threads = []
+
+    def slow_read(path):
+        threads.append(threading.current_thread())
+        release.wait(10)
+        return read_weights(path)
+
+    monkeypatch.setattr(setup_module, "read_weights", slow_read)
+    monkeypatch.setattr(view, "_ask_weights_file", lambda: str(tmp_path / "slow.npy"))
+    load = field(view, "weightsLoadButton", QPushButton)
+    qtbot.mouseClick(load, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(threads))
+    assert threads[0] is not threading.main_thread()
+    assert not load.isEnabled()
+    assert field(view, "weightsFileInfo", QLabel).text() == "Reading slow.npy…"
+    release.set()
+    qtbot.waitUntil(lambda: controller.pending_config is not None, timeout=10000)
+    assert load.isEnabled()
+    assert controller.pending_config.initial_weights.name == "slow.npy"
