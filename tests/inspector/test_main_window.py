@@ -194,9 +194,9 @@ def test_plots_are_drawn_of_one_iteration_when_a_picked_one_is_on_its_way(
     drawn = []
     render = export.render_png
 
-    def recording(item, *args):
+    def recording(item, *args, **kwargs):
         drawn.append(controller.shown.iteration)
-        return render(item, *args)
+        return render(item, *args, **kwargs)
 
     monkeypatch.setattr(export, "render_png", recording)
     window._ask_directory = lambda *args: str(tmp_path)
