@@ -353,7 +353,10 @@ def check_classifier(weights: StartingWeights, features: int, where: str) -> Non
         return
     given = weights.arrays["classifier.weight"].size
     if given != features:
+        filters = weights.conv_shape[0]
+        side = math.isqrt(given // filters)
+        made_for = f" (made for {side}×{side} maps?)" if side * side * filters == given else ""
         raise WeightsDoNotFit(
-            f"the weights file {readable(weights.name)} has {given:,} classifier weights; "
-            f"{where} need {features:,}"
+            f"the weights file {readable(weights.name)} has {given:,} classifier "
+            f"weights{made_for}; {where} need {features:,}"
         )

@@ -263,7 +263,8 @@ def test_images_the_weights_file_does_not_fit_are_refused_saying_how_to_go_on(
     assert errors == [
         (
             "Could not start the run",
-            "The weights file mine.npz has 1,024 classifier weights; 1 filter × 16×16 outputs "
+            "The weights file mine.npz has 1,024 classifier weights (made for 32×32 maps?); 1 "
+            "filter × 16×16 outputs "
             "(16×16 images, 'same' padding) need 256. Clear the weights file (Setup → Initial "
             "weights) to draw the weights instead.",
             "",

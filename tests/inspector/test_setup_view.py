@@ -446,7 +446,10 @@ def test_a_weights_file_that_cannot_start_a_run_here_is_refused_at_its_row(
     )
     chosen["path"] = str(tmp_path / "small.npz")
     load_weights(qtbot, view)
-    assert "has 256 classifier weights; 1 filter × 32×32 outputs" in error.text()
+    assert (
+        "has 256 classifier weights (made for 16×16 maps?); 1 filter × 32×32 outputs"
+        in error.text()
+    )
     assert controller.pending_config is None
 
     chosen["path"] = ""  # cancelled: nothing changes, the error stays until the next edit
@@ -469,7 +472,10 @@ def test_a_padding_the_weights_files_classifier_does_not_fit_is_refused_at_paddi
     choose(qtbot, field(view, "padding", QComboBox), "valid")
     padding = field(view, "paddingError", QLabel)
     assert padding.isVisibleTo(view)
-    assert "has 1,024 classifier weights; 1 filter × 30×30 outputs" in padding.text()
+    assert (
+        "has 1,024 classifier weights (made for 32×32 maps?); 1 filter × 30×30 outputs"
+        in padding.text()
+    )
     assert controller.pending_config == pending
 
 

@@ -134,7 +134,8 @@ def test_the_file_decides_the_filters_and_the_images_decide_the_classifier(quest
     with pytest.raises(ValueError) as caught:
         config.map_size(question.size)
     assert str(caught.value) == (
-        "the weights file mine.npz has 512 classifier weights; 2 filters × 32×32 outputs "
+        "the weights file mine.npz has 512 classifier weights (made for 16×16 maps?); 2 filters "
+        "× 32×32 outputs "
         "(32×32 images, 'same' padding) need 2,048"
     )
     with pytest.raises(ValueError, match="512 classifier weights"):
