@@ -32,6 +32,7 @@ import csv
 import dataclasses
 import errno
 import io
+import math
 import os
 import platform
 import shutil
@@ -183,6 +184,8 @@ def metrics_cells(metrics: Mapping[str, float]) -> list[str]:
 
 #: Columns of metrics.csv that iteration 0 leaves empty (``UPDATE_METRICS``).
 _EMPTY_AT_START = tuple(i for i, name in enumerate(METRIC_NAMES) if name in UPDATE_METRICS)
+#: Columns written as whole numbers (the image an update used: "3", not "3.0").
+_WHOLE = METRIC_NAMES.index("update_image")
 
 
 def metrics_row_cells(values) -> list[str]:
@@ -193,6 +196,8 @@ def metrics_row_cells(values) -> list[str]:
     loss not measured."""
     iteration = int(values[0])
     cells = [str(iteration), *(repr(float(value)) for value in values[1:])]
+    if math.isfinite(values[_WHOLE]):
+        cells[_WHOLE] = str(int(values[_WHOLE]))
     if iteration == 0:
         for index in _EMPTY_AT_START:
             cells[index] = ""

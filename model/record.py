@@ -29,6 +29,7 @@ METRIC_NAMES = (
     "loss",
     "accuracy",
     "batch_loss",
+    "update_image",
     "dead_fraction",
     "conv_weight_min",
     "conv_weight_mean",
@@ -76,6 +77,7 @@ def predicted_label(probability: float) -> int:
 UPDATE_METRICS = frozenset(
     {
         "batch_loss",
+        "update_image",
         "conv_grad_norm",
         "classifier_grad_norm",
         "grad_norm",
@@ -271,8 +273,11 @@ def compute_metrics(
     batch_loss: float | None,
     settings: OptimSettings,
     clip_scale: float,
+    batch: tuple[int, ...] = (),
 ) -> dict[str, float]:
-    """The scalar metrics of one iteration (see ``METRIC_NAMES``)."""
+    """The scalar metrics of one iteration (see ``METRIC_NAMES``). ``update_image`` is the
+    image the update was computed on, counted from 1 as the window does; 0 for an update on
+    every image (full batch); NaN at iteration 0 (no update)."""
     conv_w = params["conv.weight"]
     cls_w = params["classifier.weight"]
     metrics = {
@@ -280,6 +285,9 @@ def compute_metrics(
         "loss": float(np.mean(losses)),
         "accuracy": float(np.mean(predicted_labels(probabilities) == labels)),
         "batch_loss": _nan_if_none(batch_loss),
+        "update_image": (
+            math.nan if not batch else float(batch[0] + 1) if len(batch) == 1 else 0.0
+        ),
         "dead_fraction": float(np.mean(dead_fraction_per_filter)),
         "conv_weight_min": float(conv_w.min()),
         "conv_weight_mean": float(conv_w.mean(dtype=np.float64)),

@@ -552,6 +552,7 @@ class TrainingSession:
                 batch_loss=batch_loss,
                 settings=settings,
                 clip_scale=clip_scale,
+                batch=batch,
             )
         dead_since = []
         for f, fraction in enumerate(dead_fractions):

@@ -223,6 +223,30 @@ def test_metrics_row_writes_nan_as_empty_and_iteration_as_integer():
     assert row[METRIC_NAMES.index("batch_loss")] == ""
 
 
+@pytest.mark.parametrize(
+    ("changes", "images"),
+    [
+        ({}, ["", "1", "2", "1", "2"]),  # one image per update, in order, counted from 1
+        ({"update_mode": "full_batch"}, ["", "0", "0", "0", "0"]),  # 0: every image
+    ],
+)
+def test_metrics_name_the_image_each_update_used(changes, images):
+    """An engineer comparing update by update had to work the order out from the README."""
+    session = TrainingSession(load_example("question"), preset_config("recommended", **changes))
+    session.run(4, pause_on_findings=False)
+    column = METRIC_NAMES.index("update_image")
+    assert [metrics_row(session.record(k))[column] for k in range(5)] == images
+
+
+def test_a_shuffled_runs_images_are_its_batches():
+    session = TrainingSession(load_example("shapes"), preset_config("recommended", shuffle=True))
+    session.run(6, pause_on_findings=False)
+    column = METRIC_NAMES.index("update_image")
+    for k in range(1, 7):
+        record = session.record(k)
+        assert metrics_row(record)[column] == str(record.batch[0] + 1)
+
+
 # ---------------------------------------------------------------------------------------------
 # What the console says
 # ---------------------------------------------------------------------------------------------
