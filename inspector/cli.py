@@ -563,6 +563,11 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.preset is not None and args.config is not None:
         raise UsageError("give either --preset or --config, not both")
     _refuse_misplaced(args)
+    if args.sweep and args.weights is not None:
+        raise UsageError(
+            "--weights applies to a training run, not with --sweep (every cell "
+            "draws its own weights)"
+        )
     preset = args.preset or (None if args.config is not None else HEADLESS_PRESET)
     config = config_from_args(args, preset)
     out_dir = Path(args.out)

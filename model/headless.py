@@ -426,6 +426,10 @@ def run_headless(run: HeadlessRun, progress=None) -> HeadlessResult:
         }
         if weights_copy is not None:
             outputs[COPY_NAME] = weights_copy
+        elif run.overwrite:
+            # An earlier run's copy beside a config that names none would read as this run's.
+            with contextlib.suppress(FileNotFoundError):
+                (run.out_dir / COPY_NAME).unlink()
         written = [metrics]
         for name, payload in outputs.items():
             written.append(write_atomic(run.out_dir / name, payload, overwrite=run.overwrite))
@@ -513,7 +517,7 @@ def summary(run: HeadlessRun, result: HeadlessResult) -> str:
     written = list(OUTPUT_NAMES)
     if run.config.initial_weights is not None:
         origin += f", starting from the weights in {run.config.initial_weights.describe()}"
-        written.append(f"{COPY_NAME} (a copy of them)")
+        written.append(f"{COPY_NAME} (a copy of {run.config.initial_weights.name})")
     changes = len(run.settings_log)
     followed = (
         f", following a settings log of {format_count(changes, 'entry', 'entries')}"

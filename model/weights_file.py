@@ -121,6 +121,13 @@ class StartingWeights:
         path = Path(data["file"])
         if base is not None and not path.is_absolute():
             path = Path(base) / path
+        copied_from = data.get("copied_from")
+        if isinstance(copied_from, str) and not path.exists():
+            raise _refuse(
+                path,
+                f"is missing: it is the copy of {readable(copied_from)} that the run started "
+                "from, kept beside this config.json (was the folder copied whole?)",
+            )
         weights = read_weights(path)
         expected = data.get("sha256")
         if expected is not None and expected != weights.sha256:
@@ -209,10 +216,15 @@ def _check_declared(path: Path, data: bytes) -> None:
         check("conv.weight", io.BytesIO(data))
         return
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        members = set(archive.namelist())
-        for name in PARAM_NAMES:
-            if f"{name}.npy" in members:
-                with archive.open(f"{name}.npy") as stream:
+        # Every member np.load serves as a weight, 'conv.weight.npy' or plain 'conv.weight'
+        # (a review's 778 KB file held 100,000,000 values under the plain name).
+        for member in archive.namelist():
+            name = member.removesuffix(".npy")
+            if name in PARAM_NAMES:
+                with archive.open(member) as stream:
+                    if stream.read(len(NPY_MAGIC)) != NPY_MAGIC:
+                        raise _refuse(path, f"{name} is not a NumPy array (np.savez writes one)")
+                with archive.open(member) as stream:
                     check(name, stream)
 
 
@@ -265,7 +277,9 @@ def _arrays_of(path: Path, data: bytes) -> dict[str, np.ndarray]:
         if "allow_pickle" in str(exc):
             raise _refuse(path, "holds Python objects, not arrays of numbers") from None
         raise _refuse(path, f"cannot be read as NumPy arrays ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
+        # (RuntimeError: an encrypted member; NotImplementedError: a compression NumPy's
+        # zipfile lacks)
         raise _refuse(path, f"cannot be read as NumPy arrays ({exc})") from None
     except MemoryError:
         raise _refuse(path, "is too large to read into memory") from None

@@ -224,7 +224,7 @@ def test_the_command_line_starts_from_a_file_and_its_command_repeats_it(tmp_path
     assert cli.main([*argv, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "starting from the weights in filters.npy (4×3×5×5 filter weights)" in printed
-    assert f"{COPY_NAME} (a copy of them)" in printed
+    assert f"{COPY_NAME} (a copy of filters.npy)" in printed
     written = json.loads((out / "config.json").read_text())
     assert written["config"]["num_filters"] == 4 and written["config"]["kernel_size"] == 5
     assert written["config"]["initial_weights"]["file"] == COPY_NAME
@@ -278,6 +278,14 @@ def test_weights_travel_to_other_processes_read_only(tmp_path, rng):
         copy.arrays["conv.weight"] = np.zeros(1)
 
 
+def _npy(array) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
 def test_a_file_declaring_more_values_than_a_run_has_is_refused_before_it_is_read(tmp_path):
     """A review: 200 bytes of .npz whose header declares 2**40 values ended in "unexpected
     MemoryError" (and a compressed file of zeros is small on disk, huge in memory)."""
@@ -291,10 +299,15 @@ def test_a_file_declaring_more_values_than_a_run_has_is_refused_before_it_is_rea
     bomb.write_bytes(header.getvalue())  # (the magic string, then the header: no data)
     with pytest.raises(WeightsFileError, match="conv.weight has 1,099,511,627,776 values, more"):
         read_weights(bomb)
-    np.savez_compressed(
-        tmp_path / "zeros.npz",
-        **{"conv.weight": np.zeros((1, 3, 3, 3)), "classifier.weight": np.zeros(70_000_000)},
+    import zipfile
+
+    declared = io.BytesIO()  # (a header alone: a compressed member need be no larger on disk)
+    np.lib.format.write_array_header_1_0(
+        declared, {"descr": "<f8", "fortran_order": False, "shape": (70_000_000,)}
     )
+    with zipfile.ZipFile(tmp_path / "zeros.npz", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("conv.weight.npy", _npy(np.zeros((1, 3, 3, 3))))
+        archive.writestr("classifier.weight.npy", declared.getvalue())
     with pytest.raises(WeightsFileError, match="classifier.weight has 70,000,000 values"):
         read_weights(tmp_path / "zeros.npz")
 
@@ -370,3 +383,58 @@ def test_a_snapshot_names_the_weights_file_without_its_folders(question, tmp_pat
     paths = save_snapshot(session.latest, config, (), tmp_path)
     named = json.loads(paths[2].read_text())["config"]["initial_weights"]
     assert named["file"] == "filters.npy" and named["sha256"] == config.initial_weights.sha256
+
+
+def test_members_under_plain_names_are_checked_and_must_be_numpy_arrays(tmp_path):
+    """A review: 'classifier.weight' without '.npy' skipped the declared-size check (100,000,000
+    values in a 778 KB file), and raw bytes under a weight's name gave 'unexpected
+    AttributeError'."""
+    import io
+    import zipfile
+
+    def npz(path, members):
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, payload in members.items():
+                archive.writestr(name, payload)
+
+    conv = _npy(np.zeros((1, 3, 3, 3)))
+    header = io.BytesIO()  # (the header alone: the check reads no further)
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (7 << 24,)}
+    )
+    npz(tmp_path / "plain.npz", {"conv.weight": conv, "classifier.weight": header.getvalue()})
+    with pytest.raises(WeightsFileError, match="classifier.weight has 117,440,512 values, more"):
+        read_weights(tmp_path / "plain.npz")
+    npz(tmp_path / "raw.npz", {"conv.weight.npy": conv, "conv.bias": b"\x00" * 8})
+    with pytest.raises(WeightsFileError, match="conv.bias is not a NumPy array"):
+        read_weights(tmp_path / "raw.npz")
+
+
+def test_a_copy_missing_from_its_folder_is_said_to_be_the_runs_copy(tmp_path, rng, capsys):
+    np.save(tmp_path / "filters.npy", rng.normal(0, 0.1, (1, 3, 3, 3)))
+    out = tmp_path / "run"
+    weights = ["--weights", str(tmp_path / "filters.npy")]
+    assert cli.main(["--headless", *weights, "--iterations", "1", "--out", str(out)]) == 0
+    (out / COPY_NAME).unlink()
+    again = ["--headless", "--config", str(out / "config.json"), "--out", str(tmp_path / "b")]
+    assert cli.main(again) == 2
+    assert "is missing: it is the copy of filters.npy that the run started from" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_run_without_weights_over_one_with_them_leaves_no_copy(tmp_path, rng):
+    np.save(tmp_path / "filters.npy", rng.normal(0, 0.1, (1, 3, 3, 3)))
+    out = tmp_path / "run"
+    base = ["--headless", "--iterations", "1", "--out", str(out)]
+    assert cli.main([*base, "--weights", str(tmp_path / "filters.npy")]) == 0
+    assert (out / COPY_NAME).exists()
+    assert cli.main([*base, "--overwrite"]) == 0
+    assert not (out / COPY_NAME).exists()
+
+
+def test_a_sweep_refuses_a_weights_file_its_cells_would_not_use(tmp_path, capsys):
+    np.save(tmp_path / "filters.npy", np.zeros((1, 3, 3, 3)))
+    argv = ["--headless", "--sweep", "--weights", str(tmp_path / "filters.npy")]
+    assert cli.main([*argv, "--out", str(tmp_path / "map")]) == 2
+    assert "--weights applies to a training run, not with --sweep" in capsys.readouterr().err
