@@ -644,7 +644,7 @@ class SetupView(QWidget):
         self._weights_load.clicked.connect(self._load_weights_file)
         self._weights_clear = QPushButton("Clear", objectName="weightsClearButton")
         self._weights_clear.setToolTip("Draw both layers from the initialisers again.")
-        self._weights_clear.clicked.connect(lambda: self._submit("initial_weights", None))
+        self._weights_clear.clicked.connect(self._clear_weights_file)
         self._weights_info = _info_label("weightsFileInfo")
         extra = QWidget()
         column = QVBoxLayout(extra)
@@ -923,6 +923,16 @@ class SetupView(QWidget):
             else:
                 editor.info.setText(editor.describe(spec, *fans))
 
+    def _clear_weights_file(self) -> None:
+        self._cancel_weights_read()
+        self._submit("initial_weights", None)
+
+    def _cancel_weights_read(self) -> None:
+        """A file being read is not taken after all: Clear, a preset or the last session was
+        chosen meanwhile (a review: the file read came in on top of them)."""
+        if self._weights_task is not None:
+            self._weights_task.cancel()
+
     def _show_weights_file(self, config: TrainingConfig) -> None:
         """The weights file row, and the network sizes the file decides (locked to it)."""
         weights = config.initial_weights
@@ -935,6 +945,8 @@ class SetupView(QWidget):
                 if from_file
                 else self._tooltips.get(spin, "")
             )
+        if self._weights_task is not None:
+            return  # ("Reading mine.npz…" stays until it is read)
         if weights is None:
             self._weights_info.setText(NO_WEIGHTS_FILE)
             self._weights_info.setToolTip("")
@@ -1012,20 +1024,26 @@ class SetupView(QWidget):
 
     def _choose_last_session(self) -> None:
         """Ask for the last session's settings, with its weights file read again; one that
-        cannot be is said at its row, and the other settings are taken."""
+        cannot be, or that does not fit the images loaded, is said at its row, and the other
+        settings are taken."""
+        self._cancel_weights_read()
         config, entry = self._last_config, self._last_weights
         if isinstance(entry, dict):
             try:
-                config = config.with_changes(initial_weights=StartingWeights.from_dict(entry))
-            except (WeightsFileError, ConfigError) as exc:
+                with_file = config.with_changes(initial_weights=StartingWeights.from_dict(entry))
+                with_file.map_size(self._controller.dataset.size)
+            except (WeightsFileError, ValueError) as exc:
                 self._controller.request_config(config)
                 self._refresh()
                 self._show_error(
                     "initial_weights",
-                    f"the last session's file could not be read again, so both layers are "
-                    f"drawn: {exc}. Load it again to start from it.",
+                    f"the last session's file is not used, so both layers are drawn: {exc}. "
+                    "Load it again to start from it.",
                 )
                 return
+            # (the entry is this config now: "Last session" stays chosen in the list)
+            config = self._last_config = with_file
+            self._last_weights = None
         self._controller.request_config(config)
 
     def _store_last_config(self, config: TrainingConfig) -> None:
@@ -1042,7 +1060,10 @@ class SetupView(QWidget):
             if preset.config == config:
                 chosen = name
         last = self._last_config
-        if last is not None and all(last != p.config for p in PRESETS.values()):
+        # (a weights file not read yet is a difference from every preset: a review found the
+        # last session dropped when the file was all it had of its own)
+        own = isinstance(self._last_weights, dict)
+        if last is not None and (own or all(last != p.config for p in PRESETS.values())):
             combo.addItem("Last session", LAST)
             weights = self._last_weights
             named = ""
@@ -1086,6 +1107,7 @@ class SetupView(QWidget):
     def _on_preset_chosen(self, index: int) -> None:
         key = self._preset.itemData(index)
         self._clear_errors()
+        self._cancel_weights_read()
         if key in PRESETS:
             self._controller.apply_preset(key)
         elif key == LAST and self._last_config is not None:
@@ -1171,6 +1193,7 @@ class SetupView(QWidget):
     def _weights_read_ended(self) -> None:
         self._weights_task = None
         self._weights_load.setEnabled(True)
+        self._show_weights_file(self.shown_config())  # (in place of "Reading …")
 
     @Slot(object)
     def _use_weights(self, weights) -> None:

@@ -515,7 +515,9 @@ def test_the_last_sessions_weights_file_is_read_when_chosen_and_its_loss_costs_o
             error = field(second, "initialWeightsError", QLabel)
             if changed:
                 assert taken.initial_weights is None
-                assert "the last session's file could not be read again" in error.text()
+                assert (
+                    "the last session's file is not used, so both layers are drawn" in error.text()
+                )
                 assert "is not the file this config was written with" in error.text()
             else:
                 assert taken.initial_weights == last.initial_weights
@@ -554,3 +556,81 @@ def test_a_weights_file_is_read_off_the_gui_thread(qtbot, view, controller, tmp_
     qtbot.waitUntil(lambda: controller.pending_config is not None, timeout=10000)
     assert load.isEnabled()
     assert controller.pending_config.initial_weights.name == "slow.npy"
+
+
+def test_a_last_session_whose_own_is_the_file_is_offered_and_stays_chosen(
+    qtbot, question_dataset, tmp_path
+):
+    """Review 2: a preset's settings with a weights file lost "Last session" altogether; once
+    taken, the list said Custom; a file that does not fit the images was taken anyway."""
+    import json
+
+    import numpy as np
+    from PySide6.QtCore import QSettings
+
+    from inspector.controller import SessionController
+    from inspector.views.setup import LAST_CONFIG_KEY
+    from model.weights_file import read_weights
+
+    np.save(tmp_path / "mine.npy", np.full((1, 3, 3, 3), 0.01))
+    last = preset_config("recommended").with_weights(read_weights(tmp_path / "mine.npy"))
+    np.savez(
+        tmp_path / "small.npz",
+        **{"conv.weight": np.zeros((1, 3, 3, 3)), "classifier.weight": np.zeros(256)},
+    )
+    unfit = preset_config("recommended").with_weights(read_weights(tmp_path / "small.npz"))
+    for stored, fits in ((last, True), (unfit, False)):
+        QSettings().setValue(LAST_CONFIG_KEY, json.dumps(stored.to_dict()))
+        fresh = SessionController(question_dataset, preset_config("seed"))
+        try:
+            view = make_view(qtbot, fresh)
+            combo = field(view, "presetCombo", QComboBox)
+            assert combo.findData("last") >= 0
+            choose(qtbot, combo, "last")
+            error = field(view, "initialWeightsError", QLabel)
+            if fits:
+                assert fresh.pending_config.initial_weights == stored.initial_weights
+                assert combo.currentData() == "last"
+            else:
+                assert fresh.pending_config.initial_weights is None
+                assert "has 256 classifier weights" in error.text()
+        finally:
+            fresh.shutdown()
+
+
+def test_clear_or_a_preset_chosen_while_a_file_is_read_is_not_undone_by_it(
+    qtbot, view, controller, tmp_path, monkeypatch
+):
+    import threading
+
+    import numpy as np
+
+    from inspector.views import setup as setup_module
+    from model.weights_file import read_weights
+
+    np.save(tmp_path / "slow.npy", np.zeros((1, 3, 3, 3)))
+    np.save(tmp_path / "first.npy", np.ones((1, 3, 3, 3)))
+    monkeypatch.setattr(view, "_ask_weights_file", lambda: str(tmp_path / "first.npy"))
+    load_weights(qtbot, view)  # (a file loaded first, so that Clear can be pressed)
+    assert controller.pending_config.initial_weights.name == "first.npy"
+    monkeypatch.setattr(view, "_ask_weights_file", lambda: str(tmp_path / "slow.npy"))
+    for undo in ("clear", "preset"):
+        release = threading.Event()
+        monkeypatch.setattr(
+            setup_module, "read_weights", lambda path, r=release: r.wait(10) and read_weights(path)
+        )
+        qtbot.mouseClick(field(view, "weightsLoadButton", QPushButton), Qt.MouseButton.LeftButton)
+        assert field(view, "weightsFileInfo", QLabel).text() == "Reading slow.npy…"
+        type_and_enter(qtbot, field(view, "learningRate"), "0.002")  # an edit: still reading
+        assert field(view, "weightsFileInfo", QLabel).text() == "Reading slow.npy…"
+        if undo == "clear":
+            qtbot.mouseClick(
+                field(view, "weightsClearButton", QPushButton), Qt.MouseButton.LeftButton
+            )
+        else:
+            choose(qtbot, field(view, "presetCombo", QComboBox), "shapes")
+        release.set()
+        qtbot.waitUntil(lambda: view._weights_task is None, timeout=10000)  # noqa: SLF001
+        pending = controller.pending_config
+        assert pending is None or pending.initial_weights is None, undo
+        assert field(view, "weightsLoadButton", QPushButton).isEnabled()
