@@ -56,7 +56,7 @@ from model.session import TrainingSession
 from model.settings_log import SettingsLog, run_with_settings_log, settings_log_data
 from model.snapshot import SNAPSHOT_SUFFIXES, default_stem, json_bytes, save_snapshot
 from model.sweep import OUTCOMES, SweepResult
-from model.weights_file import COPY_NAME, saved_copy
+from model.weights_file import COPY_NAME, saved_copy, whole_network_beside
 
 METRICS_NAME = "metrics.csv"
 CONFIG_NAME = "config.json"
@@ -517,6 +517,9 @@ def summary(run: HeadlessRun, result: HeadlessResult) -> str:
     written = list(OUTPUT_NAMES)
     if run.config.initial_weights is not None:
         origin += f", starting from the weights in {run.config.initial_weights.describe()}"
+        beside = whole_network_beside(run.config.initial_weights)
+        if beside is not None:
+            origin += f" (the classifier drawn: {beside} beside it holds the whole network)"
         written.append(f"{COPY_NAME} (a copy of {run.config.initial_weights.name})")
     changes = len(run.settings_log)
     followed = (

@@ -138,6 +138,17 @@ class StartingWeights:
         return weights
 
 
+def whole_network_beside(weights: StartingWeights) -> str | None:
+    """The name of the snapshot's .npz beside ``weights`` read from its .npy (filters only),
+    which holds the whole network; None when there is none or the file gave more (an
+    engineer took a snapshot's .npy for the network and had the classifier drawn)."""
+    path = Path(weights.path)
+    if path.suffix.lower() != ".npy" or weights.gives_classifier():
+        return None
+    beside = path.with_suffix(".npz")
+    return readable(beside.name) if beside.is_file() else None
+
+
 def saved_copy(weights: StartingWeights) -> tuple[bytes, dict]:
     """The bytes of a copy of ``weights`` to write as ``COPY_NAME`` beside a config.json, and
     the config's entry naming that copy (relative to it, with its digest and the name of the

@@ -55,7 +55,12 @@ from model.formatting import format_count
 from model.init import INIT_KINDS, INIT_LABELS
 from model.layers import output_size
 from model.presets import PRESETS
-from model.weights_file import StartingWeights, WeightsFileError, read_weights
+from model.weights_file import (
+    StartingWeights,
+    WeightsFileError,
+    read_weights,
+    whole_network_beside,
+)
 
 LAST_CONFIG_KEY = "setup/last_config"
 WEIGHTS_FOLDER_KEY = "setup/weights_folder"
@@ -952,6 +957,9 @@ class SetupView(QWidget):
             self._weights_info.setToolTip("")
             return
         drawn = "" if weights.gives_classifier() else " The classifier is drawn (not in the file)."
+        beside = whole_network_beside(weights)
+        if beside is not None:
+            drawn += f" {beside} beside it holds the whole network."
         self._weights_info.setText(f"{weights.describe()}.{drawn}")
         self._weights_info.setToolTip(
             f"{readable(weights.path)}\n\nRead when loaded: Load it again to take changes made "

@@ -12,7 +12,7 @@ from model.report import reproduce_arguments, write_report
 from model.session import TrainingSession, init_params
 from model.snapshot import save_snapshot
 from model.sweep import SweepSpec
-from model.weights_file import COPY_NAME, WeightsFileError, read_weights
+from model.weights_file import COPY_NAME, WeightsFileError, read_weights, whole_network_beside
 
 
 def own_weights(rng, *, filters=2, kernel=3, side=32):
@@ -438,3 +438,18 @@ def test_a_sweep_refuses_a_weights_file_its_cells_would_not_use(tmp_path, capsys
     argv = ["--headless", "--sweep", "--weights", str(tmp_path / "filters.npy")]
     assert cli.main([*argv, "--out", str(tmp_path / "map")]) == 2
     assert "--weights applies to a training run, not with --sweep" in capsys.readouterr().err
+
+
+def test_a_snapshots_npy_points_to_the_npz_beside_it(question, tmp_path, capsys):
+    """An engineer took a snapshot's .npy (filters only) for the network: the classifier was
+    drawn, with nothing but "(1×3×3×3 filter weights)" to say so."""
+    config = preset_config("recommended")
+    session = TrainingSession(question, config)
+    npy = save_snapshot(session.latest, config, (), tmp_path)[1]
+    argv = ["--headless", "--weights", str(npy), "--iterations", "1"]
+    assert cli.main([*argv, "--out", str(tmp_path / "run")]) == 0
+    assert "(the classifier drawn: filters-iter000000.npz beside it holds the whole network)" in (
+        capsys.readouterr().out
+    )
+    np.save(tmp_path / "alone.npy", np.zeros((1, 3, 3, 3)))
+    assert whole_network_beside(read_weights(tmp_path / "alone.npy")) is None
