@@ -1387,11 +1387,21 @@ class OutcomeMapView(QWidget):
             self.size_label.setText(str(exc))
             return
         cells = len(spec.cells())
-        self.size_label.setText(
-            f"{format_count(cells, 'cell')} × {spec.iterations} iterations = "
-            f"{cells * spec.iterations:,} updates on "
-            f"{format_count(len(self._controller.dataset), 'image')}."
-        )
+        images = len(self._controller.dataset)
+        size = f"{format_count(cells, 'cell')} × {spec.iterations} iterations"
+        on = format_count(images, "image")
+        if spec.base.update_mode == "per_image":
+            # (a learner's 12 images had 4 epochs a cell: a slower learner read as 'stuck')
+            self.size_label.setText(
+                f"{size} on {on}: {spec.iterations / images:.3g} epochs a cell."
+            )
+            self.size_label.setToolTip(
+                f"{cells * spec.iterations:,} updates of one image. A cell whose run learns more "
+                "slowly than this ends 'stuck'; more iterations map it."
+            )
+        else:
+            self.size_label.setText(f"{size} = {cells * spec.iterations:,} updates on {on}.")
+            self.size_label.setToolTip("")
 
     @Slot()
     def _update_marker(self, *_args) -> None:

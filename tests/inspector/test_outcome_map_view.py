@@ -79,7 +79,10 @@ def test_a_map_of_other_data_says_so(qtbot, controller, make_view, shapes_datase
     )
     assert "'question'" in view.title.text()  # the map still names what it was swept on
     # The next sweep's size counts the images there are now (it said "on 2 images").
-    assert view.size_label.text().endswith(f"on {len(shapes_dataset)} images.")
+    assert view.size_label.text().endswith(
+        f"on {len(shapes_dataset)} images: 0.0625 epochs a cell."
+    )
+    assert "learns more slowly than this ends 'stuck'" in view.size_label.toolTip()
 
 
 def test_a_run_from_a_weights_file_is_said_to_be_on_no_cell(
