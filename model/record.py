@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -18,9 +19,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from model.diagnostics import Finding
+from model.formatting import format_count
 from model.optim import OptimSettings, global_norm
 
 if TYPE_CHECKING:
+    from model.data import Dataset
     from model.network import MapSummary
 
 #: Scalar metrics of every iteration, in the order of the metrics table and metrics.csv.
@@ -70,6 +73,21 @@ def predicted_labels(probabilities: np.ndarray) -> np.ndarray:
 def predicted_label(probability: float) -> int:
     """``predicted_labels`` of one image."""
     return int(predicted_labels(np.array([probability]))[0])
+
+
+def batch_text(batch, dataset: Dataset | None = None, *, file_names: bool = False) -> str:
+    """The images an update was computed on (a record's ``batch``), as the window says them:
+    "image 3 (circle)", counted from 1 (with ``file_names``: "image 3 'c.png' (circle)"; with
+    no ``dataset``: "image 3"), or "all 12 images"."""
+    if len(batch) == 1 and (dataset is None or batch[0] < len(dataset)):
+        index = int(batch[0])
+        if dataset is None:
+            return f"image {index + 1}"
+        named = f" '{os.path.basename(dataset.paths[index])}'" if file_names else ""
+        return f"image {index + 1}{named} ({dataset.class_names[int(dataset.labels[index])]})"
+    if dataset is None or len(batch) == len(dataset):
+        return f"all {format_count(len(batch), 'image')}"
+    return f"{len(batch)} images"
 
 
 #: Metrics of an update, which iteration 0 (no update yet) does not have: NaN there means

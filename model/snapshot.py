@@ -32,7 +32,7 @@ from model.data import Dataset
 from model.diagnostics import Finding
 from model.files import SaveError, existing, npz_bytes, write_all_atomic
 from model.formatting import format_cell, format_count, format_number, format_range
-from model.record import METRIC_NAMES, StepRecord
+from model.record import METRIC_NAMES, StepRecord, batch_text
 
 #: (group name, StepRecord attribute holding its arrays, title drawn above it).
 GROUPS = (
@@ -349,17 +349,8 @@ def snapshot_caption(
     how both layers started, the pixels and the updates, and which images the update used
     (named from ``dataset`` when given)."""
     lines = list(settings_lines(config))
-    batch = np.asarray(record.batch)
-    if record.iteration > 0 and batch.size:
-        if batch.size > 1:
-            lines.append(f"update computed on all {format_count(batch.size, 'image')}")
-        else:
-            index = int(batch[0])
-            name = ""
-            if dataset is not None:
-                label = int(dataset.labels[index])
-                name = f" '{os.path.basename(dataset.paths[index])}' ({dataset.class_names[label]})"
-            lines.append(f"update computed on image {index + 1}{name}")
+    if record.iteration > 0 and len(record.batch):
+        lines.append(f"update computed on {batch_text(record.batch, dataset, file_names=True)}")
     return tuple(_latin1(line) for line in lines)
 
 

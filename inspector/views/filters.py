@@ -43,7 +43,7 @@ from inspector.views.widgets import ElidedLabel
 from model.colormap import DIVERGING_LUT
 from model.files import readable
 from model.formatting import format_number, format_product, format_range
-from model.record import StepRecord
+from model.record import StepRecord, batch_text
 
 #: (group, StepRecord attribute, plot name, title, subtitle).
 GROUPS = (
@@ -939,9 +939,9 @@ class FiltersView(ScaledRecordView, QWidget):
                 _before(record, "conv.weight"),
                 _before(record, "conv.bias"),
             )
+            images = batch_text(record.batch, self._controller.dataset)
             lines = [
-                f"Iteration {record.iteration}, computed on {self._batch_text(record)}"
-                f"{self._dead_text(record)}:",
+                f"Iteration {record.iteration}, computed on {images}{self._dead_text(record)}:",
                 self._rule_text(record, gradient, update),
                 f"Weights {_range(weights_before)} → {_range(weights)} · conv bias "
                 f"{_values(bias_before)} → {_values(bias)}",
@@ -988,17 +988,6 @@ class FiltersView(ScaledRecordView, QWidget):
                 f"{format_number(record.clip_scale)})"
             )
         return text
-
-    def _batch_text(self, record: StepRecord) -> str:
-        dataset = self._controller.dataset
-        batch = record.batch
-        if len(batch) == 1 and batch[0] < len(dataset):
-            index = batch[0]
-            name = dataset.class_names[int(dataset.labels[index])]
-            return f"image {index + 1} ({name})"
-        if len(batch) == len(dataset):
-            return f"all {len(batch)} images"
-        return f"{len(batch)} images"
 
     # -- cell values -------------------------------------------------------------------------
 
