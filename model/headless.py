@@ -56,7 +56,7 @@ from model.session import TrainingSession
 from model.settings_log import SettingsLog, run_with_settings_log, settings_log_data
 from model.snapshot import SNAPSHOT_SUFFIXES, default_stem, json_bytes, save_snapshot
 from model.sweep import OUTCOMES, SweepResult
-from model.weights_file import COPY_NAME, saved_copy, whole_network_beside
+from model.weights_file import COPY_NAME, config_with_copy, whole_network_beside
 
 METRICS_NAME = "metrics.csv"
 CONFIG_NAME = "config.json"
@@ -266,13 +266,10 @@ def versions() -> dict[str, str]:
 
 
 def run_description(
-    run: HeadlessRun, session: TrainingSession, snapshots: list[Path], weights_entry=None
+    run: HeadlessRun, session: TrainingSession, snapshots: list[Path], config: dict
 ) -> dict:
-    """config.json: everything needed to reproduce the run and to know what it read
-    (``weights_entry`` names the copy of a weights file written beside it)."""
-    config = run.config.to_dict()
-    if weights_entry is not None:
-        config["initial_weights"] = weights_entry
+    """config.json: everything needed to reproduce the run and to know what it read (``config``
+    is the run's, naming the copy of a weights file written beside it: ``config_with_copy``)."""
     return {
         "preset": run.preset,
         "config": config,
@@ -416,13 +413,11 @@ def run_headless(run: HeadlessRun, progress=None) -> HeadlessResult:
         )
         final = session.latest
         first = log.findings
-        weights_copy = weights_entry = None
-        if run.config.initial_weights is not None:
-            weights_copy, weights_entry = saved_copy(run.config.initial_weights)
+        config, weights_copy = config_with_copy(run.config)
         outputs = {
             FINDINGS_TEXT_NAME: text_bytes(findings_text(final.iteration, final.findings, first)),
             FINDINGS_JSON_NAME: json_bytes(findings_data(final.iteration, final.findings, first)),
-            CONFIG_NAME: json_bytes(run_description(run, session, snapshots.paths, weights_entry)),
+            CONFIG_NAME: json_bytes(run_description(run, session, snapshots.paths, config)),
         }
         if weights_copy is not None:
             outputs[COPY_NAME] = weights_copy

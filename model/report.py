@@ -72,7 +72,7 @@ from model.record import METRIC_NAMES, StepRecord
 from model.session import TrainingSession
 from model.settings_log import settings_changes, settings_log_data
 from model.snapshot import json_bytes, save_snapshot
-from model.weights_file import COPY_NAME, saved_copy
+from model.weights_file import COPY_NAME, config_with_copy
 
 PROG = "training-inspector"
 INDEX_NAME = "index.html"
@@ -719,10 +719,7 @@ def _build(
     final = session.latest
     iterations = session.snapshot_iterations
     metric_rows = len(session.history.metrics)
-    data = config.to_dict()
-    weights_copy = None
-    if config.initial_weights is not None:
-        weights_copy, data["initial_weights"] = saved_copy(config.initial_weights)
+    data, weights_copy = config_with_copy(config)
     files: dict[str, bytes] = {
         CONFIG_NAME: json_bytes(
             {

@@ -149,18 +149,23 @@ def whole_network_beside(weights: StartingWeights) -> str | None:
     return readable(beside.name) if beside.is_file() else None
 
 
-def saved_copy(weights: StartingWeights) -> tuple[bytes, dict]:
-    """The bytes of a copy of ``weights`` to write as ``COPY_NAME`` beside a config.json, and
-    the config's entry naming that copy (relative to it, with its digest and the name of the
-    file it was read from): the run then repeats wherever its folder goes."""
+def config_with_copy(config) -> tuple[dict, bytes | None]:
+    """A config.json's config (``config.to_dict()``) and, when it starts from a weights file,
+    the bytes of a copy of the weights to write as ``COPY_NAME`` beside it, which the config
+    then names (relative to it, with its digest and the name of the file it was read from):
+    the run repeats wherever its folder goes. Used by a report and a headless run alike."""
+    data = config.to_dict()
+    weights = config.initial_weights
+    if weights is None:
+        return data, None
     payload = npz_bytes(dict(weights.arrays))
-    entry = {
+    data["initial_weights"] = {
         **weights.to_dict(),
         "file": COPY_NAME,
         "sha256": hashlib.sha256(payload).hexdigest(),
         "copied_from": weights.name,
     }
-    return payload, entry
+    return data, payload
 
 
 def _refuse(path: Path, why: str) -> WeightsFileError:
