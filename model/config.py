@@ -17,7 +17,7 @@ import numpy as np
 from model.files import readable
 from model.formatting import format_count
 from model.init import InitSpec
-from model.layers import ACTIVATIONS, PADDINGS, output_size
+from model.layers import ACTIVATIONS, MAX_FILTERS, MAX_KERNEL, PADDINGS, output_size
 from model.weights_file import StartingWeights, WeightsFileError, check_classifier
 
 PIXEL_SCALINGS = ("raw", "unit", "standardize")
@@ -33,8 +33,6 @@ DTYPES = ("float64", "float32")
 #: Settings a running session takes between two iterations, without a reset.
 LIVE_FIELDS = frozenset({"learning_rate", "momentum", "clip_norm"})
 
-MAX_FILTERS = 64
-MAX_KERNEL = 15
 MAX_LEARNING_RATE = 1e12
 MAX_SEED = 2**63 - 1
 

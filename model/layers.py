@@ -16,6 +16,9 @@ from model import convolution
 
 PADDINGS = ("same", "valid")
 ACTIVATIONS = ("relu", "leaky_relu", "identity")
+#: The most filters, and the largest kernel, a run may have (settings and weights files).
+MAX_FILTERS = 64
+MAX_KERNEL = 15
 
 
 def padding_amount(kernel_size: int, padding: str) -> int:

@@ -7,14 +7,18 @@ earlier run.
 Files read
 ----------
 - ``.npz`` holding ``conv.weight`` (F, 3, K, K) and, optionally, ``conv.bias`` (F,),
-  ``classifier.weight`` (F·H'·W',) or (F, H', W') and ``classifier.bias`` (a scalar or one
-  value). Other arrays are left alone, so a snapshot's .npz is read as it is.
+  ``classifier.weight`` (F·H'·W',) or (F, H', W'), either with a leading 1 (PyTorch's
+  ``nn.Linear(D, 1)``), and ``classifier.bias`` (a scalar or one value). A snapshot's other
+  arrays (gradients, updates, momentum, logits, maps, ...) are read past, so its .npz is read
+  as it is; any other name is refused (a misspelt 'conv.biases' would have been drawn).
 - ``.npy`` holding one array: the conv weights (F, 3, K, K), as a snapshot's .npy or a headless
   run's ``filters-*.npy``.
 
-What the file does not give is made as without one: both layers are drawn from their
-initialisers with the run's seed and the file's arrays then replace theirs; a bias the file
-does not give starts at 0. Values are read as float64 (a float32 run rounds them).
+What the file does not give is drawn as without one, for the file's number and size of
+filters: both layers are drawn from their initialisers with the run's seed and the file's
+arrays then replace theirs; a bias the file does not give starts at 0. Values are read as
+float64 (a float32 run rounds them). A file is refused, saying which array and why, before
+it is read whole when its headers declare more values than any run has.
 """
 
 from __future__ import annotations
@@ -35,8 +39,15 @@ import numpy as np
 from model.data import MAX_SIDE
 from model.files import npz_bytes, readable
 from model.formatting import format_count
+from model.layers import MAX_FILTERS, MAX_KERNEL
 
 PARAM_NAMES = ("conv.weight", "conv.bias", "classifier.weight", "classifier.bias")
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGIC = b"PK\x03\x04"
+EMPTY_ZIP_MAGIC = b"PK\x05\x06"  # (np.savez of no arrays)
+#: The other arrays of a snapshot's .npz (``model.snapshot.snapshot_arrays``), read past.
+SNAPSHOT_ARRAYS = ("logits", "probabilities", "losses", "batch", "pre_activation", "activation")
+SNAPSHOT_PREFIXES = ("grad.", "update.", "velocity.")
 #: The copy of the weights a report or a headless run writes beside its config.json.
 COPY_NAME = "initial_weights.npz"
 #: Larger than any run can use (64 filters over 1024×1024 images take 512 MiB in float64).
@@ -190,18 +201,15 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
-def _most_values() -> dict[str, int]:
-    """The most values each array can have in a run (64 filters of 3×15×15, a classifier over
-    64 maps of 1024×1024); a bias is let through up to the filters' count, to be refused with
-    its shape."""
-    from model.config import MAX_FILTERS, MAX_KERNEL  # (config imports this module)
-
-    return {
-        "conv.weight": MAX_FILTERS * 3 * MAX_KERNEL**2,
-        "conv.bias": MAX_FILTERS * 3 * MAX_KERNEL**2,
-        "classifier.weight": MAX_FILTERS * MAX_SIDE**2,
-        "classifier.bias": MAX_FILTERS * 3 * MAX_KERNEL**2,
-    }
+#: The most values each array can have in a run (64 filters of 3×15×15, a classifier over 64
+#: maps of 1024×1024); a bias is let through up to the filters' count, to be refused with its
+#: shape.
+MOST_VALUES = {
+    "conv.weight": MAX_FILTERS * 3 * MAX_KERNEL**2,
+    "conv.bias": MAX_FILTERS * 3 * MAX_KERNEL**2,
+    "classifier.weight": MAX_FILTERS * MAX_SIDE**2,
+    "classifier.bias": MAX_FILTERS * 3 * MAX_KERNEL**2,
+}
 
 
 def _declared_size(stream) -> int:
@@ -210,7 +218,7 @@ def _declared_size(stream) -> int:
     read = (
         np.lib.format.read_array_header_1_0
         if version == (1, 0)
-        else (np.lib.format.read_array_header_2_0)
+        else np.lib.format.read_array_header_2_0
     )
     shape, _fortran, _dtype = read(stream)
     return math.prod(shape)
@@ -219,13 +227,13 @@ def _declared_size(stream) -> int:
 def _check_declared(path: Path, data: bytes) -> None:
     """Refuse an array whose header declares more values than a run can have, before it is
     read: 200 bytes of .npz (compressed, or a header alone) can ask for terabytes."""
-    most = _most_values()
 
     def check(name: str, stream) -> None:
         declared = _declared_size(stream)
-        if declared > most[name]:
+        if declared > MOST_VALUES[name]:
             raise _refuse(
-                path, f"{name} has {declared:,} values, more than any run has ({most[name]:,})"
+                path,
+                f"{name} has {declared:,} values, more than any run has ({MOST_VALUES[name]:,})",
             )
 
     if data.startswith(NPY_MAGIC):
@@ -242,14 +250,6 @@ def _check_declared(path: Path, data: bytes) -> None:
                         raise _refuse(path, f"{name} is not a NumPy array (np.savez writes one)")
                 with archive.open(member) as stream:
                     check(name, stream)
-
-
-NPY_MAGIC = b"\x93NUMPY"
-ZIP_MAGIC = b"PK\x03\x04"
-EMPTY_ZIP_MAGIC = b"PK\x05\x06"  # (np.savez of no arrays)
-#: The other arrays of a snapshot's .npz (``model.snapshot.snapshot_arrays``), read past.
-SNAPSHOT_ARRAYS = ("logits", "probabilities", "losses", "batch", "pre_activation", "activation")
-SNAPSHOT_PREFIXES = ("grad.", "update.", "velocity.")
 
 
 def _unknown(names) -> list[str]:
@@ -324,8 +324,6 @@ def _checked(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]
             f"conv.weight has shape {conv.shape}; filters of RGB images are (F, 3, K, K)",
         )
     filters, kernel = conv.shape[0], conv.shape[2]
-    from model.config import MAX_FILTERS, MAX_KERNEL  # (config imports this module)
-
     if filters > MAX_FILTERS or kernel > MAX_KERNEL:
         raise _refuse(
             path,
