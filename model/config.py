@@ -192,7 +192,7 @@ class TrainingConfig:
                 f"{_filters(f, k)} (the weights file decides the number and size of filters)",
             )
         if self.dtype == "float32":
-            largest = max(float(np.abs(values).max()) for values in weights.arrays.values())
+            largest = weights.largest
             if largest > float(np.finfo(np.float32).max):
                 raise ConfigError(
                     "initial_weights",

@@ -23,6 +23,7 @@ it is read whole when its headers declare more values than any run has.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import math
@@ -101,6 +102,11 @@ class StartingWeights:
     @property
     def conv_shape(self) -> tuple[int, int, int, int]:
         return self.arrays["conv.weight"].shape
+
+    @functools.cached_property
+    def largest(self) -> float:
+        """The largest |value| of the arrays (found once: every config check asks for it)."""
+        return max(float(np.abs(values).max()) for values in self.arrays.values())
 
     def gives_classifier(self) -> bool:
         return "classifier.weight" in self.arrays
