@@ -411,7 +411,7 @@ class SetupView(QWidget):
         self._row_labels: dict[str, QLabel] = {}
         self._tooltips: dict[QWidget, str] = {}
         self._marked: set[QWidget] = set()
-        self._last_config = self._read_last_config()
+        self._last_config, self._last_weights = self._read_last_config()
         self._weights_task: BackgroundTask | None = None
         self._build()
         controller.config_changed.connect(self._on_config_changed)
@@ -941,8 +941,8 @@ class SetupView(QWidget):
     def _show_weights_file(self, config: TrainingConfig) -> None:
         """The weights file row, and the network sizes the file decides (locked to it)."""
         weights = config.initial_weights
-        self._weights_clear.setEnabled(weights is not None)
         from_file = weights is not None
+        self._weights_clear.setEnabled(from_file)
         for spin in (self._filters, self._kernel):
             spin.setEnabled(not from_file)
             spin.setToolTip(
@@ -1015,20 +1015,22 @@ class SetupView(QWidget):
 
     # -- presets and the last session ---------------------------------------------------------
 
-    def _read_last_config(self) -> TrainingConfig | None:
-        """The last session's settings, without its weights file: that is read only when the
-        last session is chosen (not on the GUI thread at every start), and one changed or
-        gone since costs the file, not every other setting (a review)."""
-        self._last_weights = None
+    @staticmethod
+    def _read_last_config() -> tuple[TrainingConfig | None, dict | None]:
+        """The last session's settings without its weights file, and the entry naming that
+        file: it is read only when the last session is chosen (not on the GUI thread at every
+        start), and one changed or gone since costs the file, not every other setting (a
+        review)."""
         text = QSettings().value(LAST_CONFIG_KEY, "", type=str)
         if not text:
-            return None
+            return None, None
         try:
             data = json.loads(text)
-            self._last_weights = data.get("initial_weights")
-            return TrainingConfig.from_dict({**data, "initial_weights": None})
+            config = TrainingConfig.from_dict({**data, "initial_weights": None})
         except (ValueError, TypeError, KeyError, AttributeError):
-            return None
+            return None, None
+        entry = data.get("initial_weights")
+        return config, entry if isinstance(entry, dict) else None
 
     def _choose_last_session(self) -> None:
         """Ask for the last session's settings, with its weights file read again; one that
@@ -1036,7 +1038,7 @@ class SetupView(QWidget):
         settings are taken."""
         self._cancel_weights_read()
         config, entry = self._last_config, self._last_weights
-        if isinstance(entry, dict):
+        if entry is not None:
             try:
                 with_file = config.with_changes(initial_weights=StartingWeights.from_dict(entry))
                 with_file.map_size(self._controller.dataset.size)
@@ -1070,12 +1072,12 @@ class SetupView(QWidget):
         last = self._last_config
         # (a weights file not read yet is a difference from every preset: a review found the
         # last session dropped when the file was all it had of its own)
-        own = isinstance(self._last_weights, dict)
+        own = self._last_weights is not None
         if last is not None and (own or all(last != p.config for p in PRESETS.values())):
             combo.addItem("Last session", LAST)
             weights = self._last_weights
             named = ""
-            if isinstance(weights, dict) and isinstance(weights.get("file"), str):
+            if own and isinstance(weights.get("file"), str):
                 named = f", weights from {readable(Path(weights['file']).name)}"
             combo.setItemData(
                 combo.count() - 1,
