@@ -17,9 +17,12 @@ the same with 8 filters (its throughput target, shape 16, 64, 64, 8). For each i
 - live throughput: iterations per second of the app's training process while the window shows
   what it publishes, as fast as possible;
 - frames per second drawn while running (a frame is a new iteration shown, so never more than
-  the live throughput, and 60 a second on average at most); the median and 95th percentile
-  time of one repaint of all views (each draws a new record and paints itself synchronously),
-  and of the whole window (grab());
+  the live throughput, and 60 a second on average at most), and how busy the window's thread
+  was meanwhile (its CPU time over the run's, and per frame: receiving, drawing and painting);
+- one repaint of all views, median and 95th percentile over 40 iterations shown in order after
+  the run: the views draw the next iteration's record ("drawing") and then everything that
+  changed is painted as Qt paints it ("painting": the plots' scenes paint their images, axes
+  and curves after the views' own code); and the whole window painted once more (grab());
 - Step latency: from the Step action to the window painted with the new iteration, as Qt
   paints it: every region the Step changed (the views, and the toolbar, labels and status bar
   that follow the run's start and end), each Step pressed on a window idle for 0.2 s, by when
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -45,6 +49,8 @@ from pathlib import Path
 WARM_UP_SECONDS = 3.0
 #: Pause before each timed Step press.
 STEP_SETTLE_SECONDS = 0.2
+#: Iterations drawn one after another for the repaint figure.
+REPAINT_FRAMES = 40
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -98,10 +104,14 @@ def headless_rate(dataset, config, seconds: float) -> float:
 
 
 def process_events_for(app, seconds: float) -> float:
-    """Run the window's event loop for ``seconds``; returns the time it really ran."""
+    """Run the window's event loop for ``seconds``, as the app runs it (waiting for events
+    when there are none, not spinning); returns the time it really ran."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(round(seconds * 1000), loop.quit)
     start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        app.processEvents()
+    loop.exec()
     return time.perf_counter() - start
 
 
@@ -114,46 +124,54 @@ def live_run(app, dataset, config, seconds: float) -> dict:
     window = MainWindow(controller)
     window.resize(1280, 800)
     show(app, window)
-    paints = []
-    original = window.controller.record_shown
+    shown_at, cpu_at = [], []
 
-    def on_shown(_record):
-        paints.append(time.perf_counter())
+    def on_shown(_record):  # connected after the views: each has drawn the record by now
+        shown_at.append(time.perf_counter())
+        cpu_at.append(time.thread_time())
 
-    original.connect(on_shown)
+    controller.record_shown.connect(on_shown)
     controller.set_speed(0)
     for _ in range(3):
         app.processEvents()
     controller.run()
     process_events_for(app, WARM_UP_SECONDS)
     start_iteration = controller.latest_iteration
+    first_frame = len(shown_at)
     start = time.perf_counter()
+    busy_start = time.thread_time()
     elapsed = process_events_for(app, seconds)
+    busy = time.thread_time() - busy_start
     steps = controller.latest_iteration - start_iteration
     controller.pause()
+    # Only frames of the timed run (the repaint and Step phases below emit records too).
+    timed = [k for k in range(first_frame, len(shown_at)) if shown_at[k] <= start + elapsed]
+    frames = len(timed)
+    # The window's thread's CPU time from one frame drawn to the next: painting the one,
+    # receiving and drawing the other, all it did in between.
+    frame_cpu = [(cpu_at[k] - cpu_at[k - 1]) * 1000 for k in timed[1:]]
+    process_events_for(app, STEP_SETTLE_SECONDS)
 
-    # One full repaint of all views: every view draws the record and paints itself at once.
-    records = [
-        controller.record(k)
-        for k in range(max(controller.latest_iteration - 30, 0), controller.latest_iteration + 1)
-    ]
-    views = [
-        window.filters_view,
-        window.maps_view,
-        window.diagnostics_view,
-        window.data_view,
-        window.history_view,
-    ]
-    frame_times, window_times = [], []
-    for record in records:
+    # One full repaint of all views, as the run shows it: the next iteration's record drawn by
+    # every view, then everything that changed painted as Qt paints it (the plots' contents
+    # are painted by their scenes after the views' own code, so repainting the views' widgets
+    # alone would leave them out). Iterations in order, as a run shows them.
+    last = controller.latest_iteration
+    records = [controller.record(k) for k in range(max(last - REPAINT_FRAMES, 0), last + 1)]
+    controller.record_shown.emit(records[0])
+    paint_pending(app)
+    draw_times, paint_times, frame_times, window_times = [], [], [], []
+    for record in records[1:]:
         t0 = time.perf_counter()
         controller.record_shown.emit(record)
-        for view in views:
-            view.repaint()
-        frame_times.append((time.perf_counter() - t0) * 1000)
-        t0 = time.perf_counter()
+        t1 = time.perf_counter()
+        paint_pending(app)
+        t2 = time.perf_counter()
+        draw_times.append((t1 - t0) * 1000)
+        paint_times.append((t2 - t1) * 1000)
+        frame_times.append((t2 - t0) * 1000)
         window.grab()
-        window_times.append((time.perf_counter() - t0) * 1000)
+        window_times.append((time.perf_counter() - t2) * 1000)
 
     # Step (F10): from the key press to the new iteration painted, each press on a window that
     # has finished drawing the previous one (a person presses a few times a second at most;
@@ -165,10 +183,15 @@ def live_run(app, dataset, config, seconds: float) -> dict:
     window.close()
     return {
         "live_rate": steps / elapsed,
-        # Only frames of the timed run (the repaint and Step phases below emit records too).
-        "fps": len([t for t in paints if start <= t <= start + elapsed]) / elapsed,
+        "fps": frames / elapsed,
         "frame_ms_median": statistics.median(frame_times),
         "frame_ms_p95": percentile(frame_times, 95),
+        "frame_draw_ms_median": statistics.median(draw_times),
+        "frame_paint_ms_median": statistics.median(paint_times),
+        # The window's thread while running: receiving, drawing and painting every frame.
+        "gui_busy_share": busy / elapsed,
+        "gui_frame_ms_median": statistics.median(frame_cpu) if frame_cpu else math.nan,
+        "gui_frame_ms_p95": percentile(frame_cpu, 95) if frame_cpu else math.nan,
         "window_ms_median": statistics.median(window_times),
         "step_latency_ms_median": statistics.median(latencies),
         "step_on_demand_ms_median": statistics.median(on_demand),
@@ -327,9 +350,13 @@ def main(argv=None) -> int:
         results.append(row)
         print(
             f"{name}: headless {headless:,.0f} it/s, live {live['live_rate']:,.0f} it/s "
-            f"({row['live_over_headless']:.0%}), {live['fps']:.0f} fps drawn; repaint of all "
-            f"views {live['frame_ms_median']:.1f} ms (p95 {live['frame_ms_p95']:.1f}), of the "
-            f"whole window {live['window_ms_median']:.1f} ms; step drawn in "
+            f"({row['live_over_headless']:.0%}), {live['fps']:.0f} fps drawn, the window's "
+            f"thread busy {live['gui_busy_share']:.0%} ({live['gui_frame_ms_median']:.1f} ms "
+            f"a frame, p95 {live['gui_frame_ms_p95']:.1f});\n"
+            f"  repaint of all views {live['frame_ms_median']:.1f} ms (p95 "
+            f"{live['frame_ms_p95']:.1f}; drawing {live['frame_draw_ms_median']:.1f}, painting "
+            f"{live['frame_paint_ms_median']:.1f}), of the whole window "
+            f"{live['window_ms_median']:.1f} ms; step drawn in "
             f"{live['step_latency_ms_median']:.1f} ms (computed on demand "
             f"{live['step_on_demand_ms_median']:.1f} ms)"
         )
