@@ -142,14 +142,17 @@ class FindingCard(QFrame):
         self._title.setObjectName("findingTitle")
         self._title.setWordWrap(True)
         self._title.setStyleSheet("font-weight: bold; background: transparent; border: none;")
-        layout.addWidget(self._title)
+        # Title and explanation carry the iteration's numbers: guarded like the stamp, so that
+        # new numbers on as many lines do not lay out the main window again (each Step, and
+        # at each refresh while running, that repainted all of it).
+        layout.addWidget(LayoutGuard(self._title, self))
 
         self._text = QLabel()
         self._text.setObjectName("findingExplanation")
         self._text.setWordWrap(True)
         self._text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._text.setStyleSheet("background: transparent; border: none;")
-        layout.addWidget(self._text)
+        layout.addWidget(LayoutGuard(self._text, self))
         self._show_texts(finding)
 
         self.fix_buttons: list[FixButton] = []
@@ -269,7 +272,7 @@ class DiagnosticsView(QWidget):
         self.summary = QLabel()
         self.summary.setObjectName("diagnosticsSummary")
         self.summary.setWordWrap(True)
-        outer.addWidget(self.summary)
+        outer.addWidget(LayoutGuard(self.summary, self))
 
         self._list = QWidget()
         self._list_layout = QVBoxLayout(self._list)

@@ -208,6 +208,37 @@ def test_a_new_iteration_stamp_does_not_lay_the_cards_out_again(
     assert requests.count == 0
 
 
+def test_new_numbers_in_a_card_do_not_lay_the_panel_out_again(
+    qtbot, question_dataset, step_and_wait, count_events
+):
+    """With 16 filters the mostly-dead card's shares change at every Step. New numbers on as
+    many lines leave the card's layout, and the panel's, alone: before, each Step laid out
+    the main window again and repainted all of it."""
+    from PySide6.QtCore import QEvent
+
+    from inspector.controller import SessionController
+
+    ctrl = SessionController(question_dataset, preset_config("recommended", num_filters=16))
+    widget = DiagnosticsView(ctrl)
+    qtbot.addWidget(widget)
+    widget.resize(320, 900)
+    widget.show()
+    step_and_wait(ctrl, times=4)  # from here on the same findings (filters 0, 1, 5, 10, ...)
+    qtbot.wait(50)  # the layouts of the new cards settle
+    card = next(c for c in widget.cards if c.finding.code == "mostly_dead")
+    title, text = card._title.text(), card._text.text()
+    lines = (card._title.heightForWidth(card._title.width()), card._text.height())
+    requests = [count_events(w, QEvent.Type.LayoutRequest) for w in (card, widget)]
+    step_and_wait(ctrl)
+    qtbot.wait(50)
+    assert card in widget.cards and card.finding.iteration == 5
+    assert (card._title.text(), card._text.text()) != (title, text)  # new numbers shown
+    # As many lines as before, so nothing around the card needs to move.
+    assert (card._title.heightForWidth(card._title.width()), card._text.height()) == lines
+    assert [r.count for r in requests] == [0, 0]
+    ctrl.shutdown()
+
+
 def test_dead_and_mostly_dead_filters_share_a_card_each(qtbot, question_dataset):
     """16 filters at iteration 0: two dead and six mostly dead. One card says which two are
     dead and one which six are mostly dead, not eight cards that differ in a number."""
