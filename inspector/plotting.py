@@ -331,7 +331,15 @@ def font(pixel_size: int, bold: bool = False) -> QFont:
 
 class TextAxis(pg.AxisItem):
     """An axis that only writes its tick texts: no axis line, no tick marks (a column or row
-    of labels beside a mosaic, e.g. one per image)."""
+    of labels beside a mosaic, e.g. one per image).
+
+    Its texts rarely change while the mosaic beside it changes every frame, and each frame's
+    repaint takes them in: they are painted from a pixmap Qt keeps (redrawn whenever the axis
+    changes: new ticks, range or size), not by pyqtgraph in Python each time."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.setCacheMode(self.CacheMode.DeviceCoordinateCache)
 
     def drawPicture(self, p, axisSpec, tickSpecs, textSpecs):  # noqa: N802 (pyqtgraph override)
         p.setRenderHint(p.RenderHint.TextAntialiasing, True)
@@ -387,7 +395,11 @@ def colour_bar(
     bar.axis.setStyle(tickFont=font(11), hideOverlappingLabels=False, tickLength=4)
     bar.axis.setTextPen(pg.mkPen(foreground()))
     for name in ("left", "right", "top", "bottom"):
-        bar.getAxis(name).setPen(pg.mkPen(muted()))
+        axis = bar.getAxis(name)
+        axis.setPen(pg.mkPen(muted()))
+        if axis is not bar.axis:
+            # The bar's frame: painted from a pixmap Qt keeps, as TextAxis is.
+            axis.setCacheMode(axis.CacheMode.DeviceCoordinateCache)
     if not horizontal:
         bar.axis.setWidth(40)
     for name in ("top", "bottom"):

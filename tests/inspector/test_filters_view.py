@@ -489,3 +489,31 @@ def test_while_a_run_shows_records_the_cells_never_read_another_records_numbers(
         paces.append(all(show((first, second)[index % 2], at)))
     assert paces[:2] == [False, False] and paces[-1] is True
     assert_cells_read(cell_texts(view, "gradient"), second.grads["conv.weight"])
+
+
+def test_the_filter_and_channel_labels_are_not_painted_again_for_each_record(
+    qtbot, view, controller, step_and_wait, monkeypatch
+):
+    """Each record repaints the strips, and the labels beside them with them: those are
+    painted from the pixmap Qt keeps of them until they change (a zoom here), which saves
+    pyqtgraph drawing them in Python every frame."""
+    painted = []
+    original = plotting.TextAxis.paint
+
+    def counting(axis, *args):
+        painted.append(axis.orientation)
+        return original(axis, *args)
+
+    monkeypatch.setattr(plotting.TextAxis, "paint", counting)
+    shown_big(qtbot, view)
+    records = [step_and_wait(controller) for _ in range(3)]
+    view.grab()
+    painted.clear()
+    for record in records:
+        view.show_record(record)
+        image = view.grab().toImage()
+    assert painted == []
+    view.plot("weights").getViewBox().scaleBy((0.5, 0.5))
+    zoomed = view.grab().toImage()
+    assert "top" in painted  # the filter numbers drawn again for the new range...
+    assert zoomed != image  # ...and shown
