@@ -382,8 +382,11 @@ class FiltersView(ScaledRecordView, QWidget):
             self._draw_group(group, values[name], self._limits[name])
         self._sync_widths()
         self._update_filter_ticks(record)
+        self._time_record()
+        fast = self._controller.is_running and self._too_fast()
+        self._set_equation_selectable(not fast)
         self._update_equation(record)
-        self._request_texts()
+        self._request_texts(fast)
         self._show_readout()
 
     @Slot()
@@ -991,12 +994,8 @@ class FiltersView(ScaledRecordView, QWidget):
 
     # -- cell values -------------------------------------------------------------------------
 
-    def _request_texts(self) -> None:
-        """Rewrite the cells for the record just drawn, or hide them while the run shows
-        records too fast to read (``TEXT_MAX_RATE``): a cell never shows another record's
-        number than its colour."""
-        if not any(group.texts for group in self._groups.values()):
-            return
+    def _time_record(self) -> None:
+        """Average the time between the records drawn (``_too_fast``)."""
         record = self._record
         if record is not self._timed_record:  # (not the same one drawn again: a scale change)
             now = time.monotonic()
@@ -1004,7 +1003,26 @@ class FiltersView(ScaledRecordView, QWidget):
             self._timed_record, self._timed_at = record, now
             average = self._record_gap
             self._record_gap = gap if not math.isfinite(average) else 0.7 * average + 0.3 * gap
-        if self._controller.is_running and self._too_fast():
+
+    def _set_equation_selectable(self, selectable: bool) -> None:
+        """The equation's text can be selected (to copy its numbers) unless a run replaces it
+        too fast to select: a selectable label lays its text out two more times a frame and is
+        painted three times, not once."""
+        flag = (
+            Qt.TextInteractionFlag.TextSelectableByMouse
+            if selectable
+            else Qt.TextInteractionFlag.NoTextInteraction
+        )
+        if self._equation.textInteractionFlags() != flag:
+            self._equation.setTextInteractionFlags(flag)
+
+    def _request_texts(self, fast: bool) -> None:
+        """Rewrite the cells for the record just drawn, or hide them while the run shows
+        records too fast to read (``fast``: ``TEXT_MAX_RATE``): a cell never shows another
+        record's number than its colour."""
+        if not any(group.texts for group in self._groups.values()):
+            return
+        if fast:
             if not self._texts_suspended:
                 self._texts_suspended = True
                 for group in self._groups.values():
@@ -1021,11 +1039,14 @@ class FiltersView(ScaledRecordView, QWidget):
         return self._record_gap < limit
 
     def _on_running_changed(self, running: bool) -> None:
-        """When training stops, write the cells of the last record now; when it starts, its
-        records' pace is its own (not averaged with the pause before)."""
+        """When training stops, write the cells of the last record now and let the equation be
+        selected again; when it starts, its records' pace is its own (not averaged with the
+        pause before)."""
         if running:
             self._timed_at, self._record_gap = -math.inf, math.inf
-        elif self._texts_suspended:
+            return
+        self._set_equation_selectable(True)
+        if self._texts_suspended:
             self._update_texts()
 
     def _update_texts(self) -> None:

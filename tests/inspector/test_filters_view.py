@@ -458,14 +458,23 @@ def test_while_a_run_shows_records_the_cells_never_read_another_records_numbers(
         view.show_record(record)
         return [item.isVisible() for item in view.cell_text_items("gradient")]
 
+    def selectable():
+        flags = view._equation.textInteractionFlags()
+        return bool(flags & Qt.TextInteractionFlag.TextSelectableByMouse)
+
     for record, at in ((first, 0.0), (second, 0.034), (first, 0.05), (second, 0.066)):
         assert all(show(record, at))
         assert_cells_read(cell_texts(view, "gradient"), record.grads["conv.weight"])
+        assert selectable()
     speed[0] = 100.0
     assert not any(show(first, 0.07))
     assert "Values hidden while the run is this fast" in view._readout.text()
+    # Nor can the equation be selected while it is replaced this fast (it would be painted
+    # three times a frame, not once); once the run stops it can be again.
+    assert not selectable() and view._equation.text().startswith("Iteration 1,")
     running[0] = False
     controller.running_changed.emit(False)
+    assert selectable()
     assert all(item.isVisible() for item in view.cell_text_items("gradient"))
     assert_cells_read(cell_texts(view, "gradient"), first.grads["conv.weight"])
 
