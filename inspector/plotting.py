@@ -395,11 +395,9 @@ def colour_bar(
     bar.axis.setStyle(tickFont=font(11), hideOverlappingLabels=False, tickLength=4)
     bar.axis.setTextPen(pg.mkPen(foreground()))
     for name in ("left", "right", "top", "bottom"):
-        axis = bar.getAxis(name)
-        axis.setPen(pg.mkPen(muted()))
-        if axis is not bar.axis:
-            # The bar's frame: painted from a pixmap Qt keeps, as TextAxis is.
-            axis.setCacheMode(axis.CacheMode.DeviceCoordinateCache)
+        # (Not cached as TextAxis is: a cached frame lost its left line in saved PNGs and,
+        # at some window sizes, on screen.)
+        bar.getAxis(name).setPen(pg.mkPen(muted()))
     if not horizontal:
         bar.axis.setWidth(40)
     for name in ("top", "bottom"):
