@@ -19,10 +19,12 @@ the same with 8 filters (its throughput target, shape 16, 64, 64, 8). For each i
 - frames per second drawn while running (a frame is a new iteration shown, so never more than
   the live throughput, and 60 a second on average at most), and how busy the window's thread
   was meanwhile (its CPU time over the run's, and per frame: receiving, drawing and painting);
-- one repaint of all views, median and 95th percentile over 40 iterations shown in order after
-  the run: the views draw the next iteration's record ("drawing") and then everything that
-  changed is painted as Qt paints it ("painting": the plots' scenes paint their images, axes
-  and curves after the views' own code); and the whole window painted once more (grab());
+- one repaint of all views, paused (as when stepping by hand), median and 95th percentile over
+  40 iterations shown in order after the run: the views draw the next iteration's record
+  ("drawing"; the Diagnostics panel too, which while running redraws 4 times a second) and then
+  everything that changed is painted as Qt paints it ("painting": the plots' scenes paint their
+  images, axes and curves after the views' own code); and the whole window painted once more
+  (grab());
 - Step latency: from the Step action to the window painted with the new iteration, as Qt
   paints it: every region the Step changed (the views, and the toolbar, labels and status bar
   that follow the run's start and end), each Step pressed on a window idle for 0.2 s, by when
@@ -38,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import statistics
@@ -152,18 +153,20 @@ def live_run(app, dataset, config, seconds: float) -> dict:
     frame_cpu = [(cpu_at[k] - cpu_at[k - 1]) * 1000 for k in timed[1:]]
     process_events_for(app, STEP_SETTLE_SECONDS)
 
-    # One full repaint of all views, as the run shows it: the next iteration's record drawn by
-    # every view, then everything that changed painted as Qt paints it (the plots' contents
-    # are painted by their scenes after the views' own code, so repainting the views' widgets
-    # alone would leave them out). Iterations in order, as a run shows them.
+    # One full repaint of all views, paused (as when stepping by hand): the next iteration's
+    # record shown as the controller shows it and drawn by every view, the Diagnostics panel
+    # included (while running it redraws 4 times a second, not every frame), then everything
+    # that changed painted as Qt paints it. The plots' contents are painted by their scenes
+    # after the views' own code, so repainting the views' widgets alone would leave them out.
+    # Iterations in order.
     last = controller.latest_iteration
     records = [controller.record(k) for k in range(max(last - REPAINT_FRAMES, 0), last + 1)]
-    controller.record_shown.emit(records[0])
+    controller._show(records[0])  # noqa: SLF001 - what a Step or a pick ends with
     paint_pending(app)
     draw_times, paint_times, frame_times, window_times = [], [], [], []
     for record in records[1:]:
         t0 = time.perf_counter()
-        controller.record_shown.emit(record)
+        controller._show(record)  # noqa: SLF001
         t1 = time.perf_counter()
         paint_pending(app)
         t2 = time.perf_counter()
@@ -184,17 +187,17 @@ def live_run(app, dataset, config, seconds: float) -> dict:
     return {
         "live_rate": steps / elapsed,
         "fps": frames / elapsed,
-        "frame_ms_median": statistics.median(frame_times),
+        "frame_ms_median": median(frame_times),
         "frame_ms_p95": percentile(frame_times, 95),
-        "frame_draw_ms_median": statistics.median(draw_times),
-        "frame_paint_ms_median": statistics.median(paint_times),
+        "frame_draw_ms_median": median(draw_times),
+        "frame_paint_ms_median": median(paint_times),
         # The window's thread while running: receiving, drawing and painting every frame.
         "gui_busy_share": busy / elapsed,
-        "gui_frame_ms_median": statistics.median(frame_cpu) if frame_cpu else math.nan,
-        "gui_frame_ms_p95": percentile(frame_cpu, 95) if frame_cpu else math.nan,
-        "window_ms_median": statistics.median(window_times),
-        "step_latency_ms_median": statistics.median(latencies),
-        "step_on_demand_ms_median": statistics.median(on_demand),
+        "gui_frame_ms_median": median(frame_cpu),
+        "gui_frame_ms_p95": percentile(frame_cpu, 95),
+        "window_ms_median": median(window_times),
+        "step_latency_ms_median": median(latencies),
+        "step_on_demand_ms_median": median(on_demand),
     }
 
 
@@ -240,9 +243,20 @@ def paint_pending(app) -> None:
         app.processEvents()
 
 
+def median(values):
+    """The median, or None for no values (a run too short to give any)."""
+    return statistics.median(values) if values else None
+
+
 def percentile(values, q):
+    if not values:
+        return None
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def ms(value) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
 
 
 def rss_mib(pid: int) -> float:
@@ -351,14 +365,14 @@ def main(argv=None) -> int:
         print(
             f"{name}: headless {headless:,.0f} it/s, live {live['live_rate']:,.0f} it/s "
             f"({row['live_over_headless']:.0%}), {live['fps']:.0f} fps drawn, the window's "
-            f"thread busy {live['gui_busy_share']:.0%} ({live['gui_frame_ms_median']:.1f} ms "
-            f"a frame, p95 {live['gui_frame_ms_p95']:.1f});\n"
-            f"  repaint of all views {live['frame_ms_median']:.1f} ms (p95 "
-            f"{live['frame_ms_p95']:.1f}; drawing {live['frame_draw_ms_median']:.1f}, painting "
-            f"{live['frame_paint_ms_median']:.1f}), of the whole window "
-            f"{live['window_ms_median']:.1f} ms; step drawn in "
-            f"{live['step_latency_ms_median']:.1f} ms (computed on demand "
-            f"{live['step_on_demand_ms_median']:.1f} ms)"
+            f"thread busy {live['gui_busy_share']:.0%} ({ms(live['gui_frame_ms_median'])} ms "
+            f"a frame, p95 {ms(live['gui_frame_ms_p95'])});\n"
+            f"  paused, repaint of all views {ms(live['frame_ms_median'])} ms (p95 "
+            f"{ms(live['frame_ms_p95'])}; drawing {ms(live['frame_draw_ms_median'])}, painting "
+            f"{ms(live['frame_paint_ms_median'])}), of the whole window "
+            f"{ms(live['window_ms_median'])} ms; step drawn in "
+            f"{ms(live['step_latency_ms_median'])} ms (computed on demand "
+            f"{ms(live['step_on_demand_ms_median'])} ms)"
         )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
