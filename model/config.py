@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from model.files import readable
-from model.formatting import format_count
+from model.formatting import format_count, format_filters
 from model.init import InitSpec
 from model.layers import ACTIVATIONS, MAX_FILTERS, MAX_KERNEL, PADDINGS, output_size
 from model.weights_file import StartingWeights, WeightsFileError, check_classifier
@@ -73,10 +73,6 @@ def _integer(name: str, value, low: int, high: int) -> int:
     if not low <= number <= high:
         raise ConfigError(name, f"must be between {low} and {high}, got {number}")
     return number
-
-
-def _filters(count: int, kernel: int) -> str:
-    return f"{format_count(count, 'filter')} of {kernel}×{kernel}"
 
 
 def _choice(name: str, value, choices) -> str:
@@ -188,8 +184,9 @@ class TrainingConfig:
             given_f, _, given_k, _ = weights.conv_shape
             raise ConfigError(
                 "initial_weights",
-                f"{readable(weights.name)} has {_filters(given_f, given_k)}; these settings have "
-                f"{_filters(f, k)} (the weights file decides the number and size of filters)",
+                f"{readable(weights.name)} has {format_filters(given_f, given_k)}; these settings "
+                f"have {format_filters(f, k)} (the weights file decides the number and size of "
+                "filters)",
             )
         if self.dtype == "float32":
             largest = weights.largest

@@ -108,3 +108,8 @@ def format_count(number: int, noun: str, plural: str | None = None) -> str:
     """'1 file', '3 files': a count and its noun, plural (``noun`` + 's' unless given) but
     for one."""
     return f"{number} {noun}" if number == 1 else f"{number} {plural or noun + 's'}"
+
+
+def format_filters(count: int, kernel: int) -> str:
+    """'1 filter of 3×3', '16 filters of 5×5': a number of square filters and their size."""
+    return f"{format_count(count, 'filter')} of {kernel}×{kernel}"

@@ -39,7 +39,7 @@ import numpy as np
 
 from model.data import MAX_SIDE
 from model.files import npz_bytes, readable
-from model.formatting import format_count
+from model.formatting import format_count, format_filters
 from model.layers import MAX_FILTERS, MAX_KERNEL
 
 PARAM_NAMES = ("conv.weight", "conv.bias", "classifier.weight", "classifier.bias")
@@ -333,9 +333,8 @@ def _checked(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]
     if filters > MAX_FILTERS or kernel > MAX_KERNEL:
         raise _refuse(
             path,
-            f"conv.weight holds {format_count(filters, 'filter')} of {kernel}×{kernel}; the app "
-            "takes at most "
-            f"{MAX_FILTERS} filters of {MAX_KERNEL}×{MAX_KERNEL}",
+            f"conv.weight holds {format_filters(filters, kernel)}; the app takes at most "
+            f"{format_filters(MAX_FILTERS, MAX_KERNEL)}",
         )
     if "conv.bias" in out:
         if out["conv.bias"].shape != (filters,):
