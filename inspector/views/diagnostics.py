@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 from inspector import dialogs
 from inspector.errors import log_error
 from inspector.layout_guard import LayoutGuard
-from inspector.views.widgets import scroll_area
+from inspector.views.widgets import SelectableLabel, scroll_area
 from model.diagnostics import Finding, merge_alike, sort_findings, useful_fixes
 from model.record import StepRecord
 from model.trial import (
@@ -147,10 +147,9 @@ class FindingCard(QFrame):
         # at each refresh while running, that repainted all of it).
         layout.addWidget(LayoutGuard(self._title, self))
 
-        self._text = QLabel()
+        self._text = SelectableLabel()
         self._text.setObjectName("findingExplanation")
         self._text.setWordWrap(True)
-        self._text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._text.setStyleSheet("background: transparent; border: none;")
         layout.addWidget(LayoutGuard(self._text, self))
         self._show_texts(finding)

@@ -29,7 +29,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, Qt, QTimer, Slot
 from PySide6.QtGui import QFontMetrics, QFontMetricsF
 from PySide6.QtWidgets import (
-    QLabel,
     QSizePolicy,
     QToolButton,
     QVBoxLayout,
@@ -39,7 +38,7 @@ from PySide6.QtWidgets import (
 from inspector import maximise, plotting
 from inspector.layout_guard import LayoutGuard
 from inspector.views.scaled import SCALE_WORDS, ScaledRecordView
-from inspector.views.widgets import ElidedLabel
+from inspector.views.widgets import ElidedLabel, SelectableLabel
 from model.colormap import DIVERGING_LUT
 from model.files import readable
 from model.formatting import format_number, format_product, format_range
@@ -419,11 +418,10 @@ class FiltersView(ScaledRecordView, QWidget):
         self._fit.setToolTip("Show every filter again after zooming (Ctrl+wheel) or panning")
         self._fit.clicked.connect(self.reset_zoom)
 
-        self._equation = QLabel(self)
+        self._equation = SelectableLabel(self)
         self._equation.setObjectName("filtersEquation")
         self._equation.setTextFormat(Qt.TextFormat.PlainText)
         self._equation.setWordWrap(True)
-        self._equation.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._equation.setToolTip("The update of the shown iteration, with its numbers")
 
         # Elided ('…', the whole line in its tooltip) rather than cut off in a narrow panel.
@@ -1006,15 +1004,8 @@ class FiltersView(ScaledRecordView, QWidget):
 
     def _set_equation_selectable(self, selectable: bool) -> None:
         """The equation's text can be selected (to copy its numbers) unless a run replaces it
-        too fast to select: a selectable label lays its text out two more times a frame and is
-        painted three times, not once."""
-        flag = (
-            Qt.TextInteractionFlag.TextSelectableByMouse
-            if selectable
-            else Qt.TextInteractionFlag.NoTextInteraction
-        )
-        if self._equation.textInteractionFlags() != flag:
-            self._equation.setTextInteractionFlags(flag)
+        too fast to select (``SelectableLabel``)."""
+        self._equation.set_selectable(selectable)
 
     def _request_texts(self, fast: bool) -> None:
         """Rewrite the cells for the record just drawn, or hide them while the run shows

@@ -55,7 +55,7 @@ from PySide6.QtWidgets import (
 from inspector import plotting
 from inspector.layout_guard import LayoutGuard
 from inspector.views.scaled import SCALE_WORDS, ScaledRecordView
-from inspector.views.widgets import ElidedLabel, scroll_area
+from inspector.views.widgets import ElidedLabel, SelectableLabel, scroll_area
 from model.formatting import format_number, format_share
 from model.record import NO_PREDICTION, StepRecord, predicted_label
 
@@ -249,11 +249,10 @@ class MapsView(ScaledRecordView, QWidget):
         self._banner.setObjectName("mapsDeadBanner")
         self._banner.setVisible(False)
 
-        self._summary = QLabel(self)
+        self._summary = SelectableLabel(self)
         self._summary.setObjectName("mapsSummary")
         self._summary.setWordWrap(True)
         self._summary.setTextFormat(Qt.TextFormat.PlainText)
-        self._summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         self._hint = QLabel(FOOTER_HINT, self)

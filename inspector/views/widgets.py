@@ -1,5 +1,6 @@
-"""Small widgets the views share: a label that elides its text, the frameless scroll area a
-panel scrolls in when its content does not fit, and the wheel of plots inside one."""
+"""Small widgets the views share: a label that elides its text, a label whose text can be
+selected without costing a frame, the frameless scroll area a panel scrolls in when its content
+does not fit, and the wheel of plots inside one."""
 
 from __future__ import annotations
 
@@ -43,6 +44,67 @@ class ElidedLabel(QLabel):
         if self._tip:
             tips.append(self._tip)
         self.setToolTip("\n\n".join(tips))
+
+
+class SelectableLabel(QLabel):
+    """A label whose text can be selected with the mouse (to copy its numbers), for text that
+    changes with every iteration shown: it becomes selectable only when the mouse is over it.
+
+    A selectable ``QLabel`` keeps its text in a document, and each measurement of its size (the
+    layout around it asks for several) lays the document out at another width and back, which
+    asks for another repaint. A word-wrapped one whose text changed was laid out several more
+    times and painted three times, not once: with the Filters equation, a Diagnostics
+    explanation and the maps' summary, several milliseconds of each iteration shown. Not
+    selectable, it is measured and painted from its font's metrics: the same lines and the same
+    pixels.
+
+    So it is selectable while the mouse is over it, and stays so while text in it is selected
+    until its text changes (a new text ends the selection). ``set_selectable(False)`` keeps it
+    unselectable whatever the mouse does (while a run replaces the text faster than it could
+    be selected).
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._allowed = True
+        self._hovered = False
+
+    def set_selectable(self, allowed: bool) -> None:
+        """Whether the text may be selected (once the mouse is over it)."""
+        self._allowed = allowed
+        self._follow()
+
+    def is_selectable(self) -> bool:
+        """True when the text can be selected as soon as the mouse is over it."""
+        return self._allowed
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt override)
+        if text != self.text() and self.hasSelectedText():
+            # A new text ends the selection (a QLabel would keep its range, now over other
+            # characters): dropping selectability drops the selection with it.
+            self.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
+        super().setText(text)
+        self._follow()
+
+    def enterEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        self._hovered = True
+        self._follow()
+        super().enterEvent(event)
+
+    def leaveEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        self._hovered = False
+        self._follow()
+        super().leaveEvent(event)
+
+    def _follow(self) -> None:
+        selectable = self._allowed and (self._hovered or self.hasSelectedText())
+        flag = (
+            Qt.TextInteractionFlag.TextSelectableByMouse
+            if selectable
+            else Qt.TextInteractionFlag.NoTextInteraction
+        )
+        if self.textInteractionFlags() != flag:
+            self.setTextInteractionFlags(flag)
 
 
 def scroll_area(

@@ -459,8 +459,7 @@ def test_while_a_run_shows_records_the_cells_never_read_another_records_numbers(
         return [item.isVisible() for item in view.cell_text_items("gradient")]
 
     def selectable():
-        flags = view._equation.textInteractionFlags()
-        return bool(flags & Qt.TextInteractionFlag.TextSelectableByMouse)
+        return view._equation.is_selectable()
 
     for record, at in ((first, 0.0), (second, 0.034), (first, 0.05), (second, 0.066)):
         assert all(show(record, at))

@@ -1,0 +1,120 @@
+"""The selectable label: selectable under the mouse, measured and painted once per new text
+otherwise, with the same lines and pixels either way."""
+
+import pytest
+from PySide6.QtCore import QCoreApplication, QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QEnterEvent
+from PySide6.QtWidgets import QApplication, QLabel, QVBoxLayout, QWidget
+
+from inspector.layout_guard import LayoutGuard
+from inspector.views.widgets import SelectableLabel
+
+SELECT = Qt.TextInteractionFlag.TextSelectableByMouse
+TEXT = (
+    "Iteration 12: w ← w − η·∇w = 0.0123 − 0.01 × 3.33 for filter 3, channel R, row 1, "
+    "column 2, and the bias 0.12 ← 0.13 − 0.01 × 1.0, over several lines at this width"
+)
+
+
+def _panel(qtbot, label: QLabel) -> QWidget:
+    """``label`` word-wrapped in a guard above a stretch, as the views hold their equation,
+    summary and explanations."""
+    panel = QWidget()
+    qtbot.addWidget(panel)
+    label.setObjectName("numbers")
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setText(TEXT)
+    layout = QVBoxLayout(panel)
+    layout.addWidget(LayoutGuard(label, panel))
+    layout.addStretch(1)
+    panel.resize(300, 200)
+    panel.show()
+    qtbot.waitExposed(panel)
+    qtbot.wait(20)
+    return panel
+
+
+def _enter(label: QLabel) -> None:
+    centre = QPointF(label.rect().center())
+    QApplication.sendEvent(label, QEnterEvent(centre, centre, label.mapToGlobal(centre)))
+
+
+def _leave(label: QLabel) -> None:
+    QApplication.sendEvent(label, QEvent(QEvent.Type.Leave))
+
+
+def _selectable(label: QLabel) -> bool:
+    return bool(label.textInteractionFlags() & SELECT)
+
+
+def test_a_new_text_is_painted_once(qtbot, count_events):
+    label = SelectableLabel()
+    panel = _panel(qtbot, label)  # noqa: F841 (kept: the panel owns the label)
+    paints = count_events(label, QEvent.Type.Paint)
+    for iteration in range(13, 19):
+        label.setText(TEXT.replace("Iteration 12", f"Iteration {iteration}"))
+        # Painted first, then laid out, as in the window, where the frame's repaint is
+        # asked for before the label's new text asks for a layout.
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.UpdateRequest)
+        qtbot.wait(30)  # (every other posted repaint and layout request delivered)
+    assert paints.count == 6
+    assert not _selectable(label)
+
+
+def test_it_is_selectable_under_the_mouse_and_while_text_is_selected(qtbot):
+    label = SelectableLabel()
+    panel = _panel(qtbot, label)  # noqa: F841 (kept: the panel owns the label)
+    assert not _selectable(label) and label.is_selectable()
+    _enter(label)
+    assert _selectable(label)
+    _leave(label)
+    assert not _selectable(label)
+
+    # A selection outlives the mouse leaving, so that it can still be copied ...
+    _enter(label)
+    label.setSelection(0, 9)
+    _leave(label)
+    assert _selectable(label) and label.selectedText() == "Iteration"
+    # ... until the text changes, which ends it.
+    label.setText("Iteration 13")
+    assert not _selectable(label) and not label.hasSelectedText()
+
+
+def test_set_selectable_false_keeps_it_unselectable_under_the_mouse(qtbot):
+    label = SelectableLabel()
+    panel = _panel(qtbot, label)  # noqa: F841 (kept: the panel owns the label)
+    _enter(label)
+    label.set_selectable(False)
+    assert not _selectable(label) and not label.is_selectable()
+    _leave(label)
+    _enter(label)
+    assert not _selectable(label)
+    label.set_selectable(True)
+    assert _selectable(label)
+
+
+def test_the_mouse_selects_its_text(qtbot):
+    label = SelectableLabel()
+    panel = _panel(qtbot, label)  # noqa: F841 (kept: the panel owns the label)
+    start = QPoint(2, label.fontMetrics().height() // 2)
+    qtbot.mouseMove(label, start)
+    qtbot.waitUntil(lambda: _selectable(label))
+    qtbot.mousePress(label, Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(label, QPoint(label.width() // 2, start.y()))
+    qtbot.mouseRelease(label, Qt.MouseButton.LeftButton, pos=QPoint(label.width() // 2, start.y()))
+    assert len(label.selectedText()) > 5 and label.selectedText() in TEXT
+
+
+@pytest.mark.parametrize("width", [150, 283, 622])
+def test_the_same_lines_and_pixels_selectable_or_not(qtbot, width):
+    label = SelectableLabel()
+    panel = _panel(qtbot, label)
+    panel.resize(width + 40, 400)
+    qtbot.wait(20)
+    plain = (label.heightForWidth(width), label.grab().toImage())
+    _enter(label)
+    assert _selectable(label)
+    selectable = (label.heightForWidth(width), label.grab().toImage())
+    assert plain[0] == selectable[0]
+    assert plain[1] == selectable[1]
