@@ -212,19 +212,26 @@ class MosaicLayout:
         shape = self.shape if channels is None else (*self.shape, channels)
         return np.full(shape, fill, dtype=dtype)
 
-    def fill(self, mosaic: np.ndarray, tiles: np.ndarray) -> None:
-        """Write ``tiles`` (rows, cols, h, w[, channels]) into ``mosaic`` (from ``allocate``)."""
+    def fill(
+        self, mosaic: np.ndarray, tiles: np.ndarray, rows: tuple[int, int] | None = None
+    ) -> None:
+        """Write ``tiles`` (rows, cols, h, w[, channels]) into ``mosaic`` (from ``allocate``);
+        with ``rows`` = (first, end), only those tile rows (of ``tiles`` and the mosaic)."""
         h, w, s = self.tile_height, self.tile_width, self.scale
         extra = mosaic.shape[2:]
         grid = mosaic.reshape(self.rows, self.pitch_y, self.cols, self.pitch_x, *extra)
         source = np.swapaxes(tiles, 1, 2)  # rows, h, cols, w
+        if rows is not None:
+            first, end = rows
+            grid, source = grid[first:end], source[first:end]
+            mosaic = mosaic[first * self.pitch_y : end * self.pitch_y]
         if s == 1:
             grid[:, :h, :, :w] = source
             return
         sy, sx = mosaic.strides[:2]
         blocks = np.lib.stride_tricks.as_strided(
             mosaic,
-            shape=(self.rows, h, s, self.cols, w, s, *extra),
+            shape=(len(source), h, s, self.cols, w, s, *extra),
             strides=(self.pitch_y * sy, s * sy, sy, self.pitch_x * sx, s * sx, sx)
             + mosaic.strides[2:],
             writeable=True,

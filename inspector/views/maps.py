@@ -128,6 +128,11 @@ class MapsView(ScaledRecordView, QWidget):
         self._step = 0
         self._max_step = 1
         self._shown_layout: plotting.MosaicLayout | None = None
+        # How the drawn record's rows are colour-coded (record, limits, NaN check, ReLU, rows
+        # on the page), and which rows of the mosaics hold its codes / any codes.
+        self._coding: tuple | None = None
+        self._coded_rows = np.zeros(0, dtype=bool)
+        self._filled_rows = np.zeros(0, dtype=bool)
         self._scale = 1.0
         self._top = 0.0
 
@@ -310,6 +315,8 @@ class MapsView(ScaledRecordView, QWidget):
         self._thumb_plot.vb.sigResized.connect(self._on_view_resized)
         self._thumb_plot.vb.sigYRangeChanged.connect(self._on_rows_moved)
         self._pre_plot.vb.sigRangeChanged.connect(self._on_range_changed)
+        for plot in (self._thumb_plot, self._out_plot):
+            plot.vb.sigYRangeChanged.connect(self._code_rows_in_view)
 
         self._wrong_frames = pg.PlotCurveItem(connect="pairs", pen=pg.mkPen(WRONG_PEN, width=3))
         self._wrong_frames.setZValue(10)
@@ -531,6 +538,9 @@ class MapsView(ScaledRecordView, QWidget):
             "pre": shown.allocate(np.uint8, plotting.GAP_CODE),
             "output": shown.allocate(np.uint8, plotting.GAP_CODE),
         }
+        self._coding = None  # (drawn again by the caller)
+        self._coded_rows = np.zeros(full.rows, dtype=bool)
+        self._filled_rows = np.zeros(full.rows, dtype=bool)
         for image, name in ((self._pre_image, "pre"), (self._out_image, "output")):
             image.setImage(self._mosaics[name], levels=(0, 255), autoLevels=False)
             image.setRect(full.data_rect())
@@ -600,7 +610,6 @@ class MapsView(ScaledRecordView, QWidget):
         pre = record.pre_activation[first:end]
         output = record.activation[first:end]
         step = self._step
-        shown_pre, shown_output = pre[:, :, ::step, ::step], output[:, :, ::step, ::step]
         relu = self._activation == "relu"
         limits = self._chosen_limits(record)
         if self._scale_link is not None:
@@ -609,27 +618,23 @@ class MapsView(ScaledRecordView, QWidget):
         limits = {name: value if value > 0 else 1.0 for name, value in limits.items()}
         self._limits = limits
 
-        codes = self._codes
-        scratch = self._scratch[:count]
         # The metrics hold max |value| over all maps: finite means no NaN anywhere.
         check = not math.isfinite(record.metrics.get("pre_activation_absmax", math.nan))
-        encode_output = plotting.encode_activation if relu else plotting.encode_diverging
-        plotting.encode_diverging(
-            shown_pre, limits["pre"], codes["pre"][:count], scratch, check_nan=check
-        )
-        encode_output(
-            shown_output, limits["output"], codes["output"][:count], scratch, check_nan=check
-        )
-        for name in ("pre", "output"):
-            codes[name][count:] = plotting.GAP_CODE
-            self._shown_layout.fill(self._mosaics[name], codes[name])
-        self._pre_image.setImage(self._mosaics["pre"], levels=(0, 255), autoLevels=False)
-        self._out_image.setImage(self._mosaics["output"], levels=(0, 255), autoLevels=False)
+        self._coding = (record, limits, check, relu, count)
+        self._coded_rows[:] = False
+        in_view = self._rows_in_view(count)
+        self._code_rows(*in_view)
+        # Rows out of view hold no codes (another record's would be wrong if ever painted).
+        stale = np.flatnonzero(self._filled_rows & ~self._coded_rows)
+        if stale.size:
+            self._blank_rows(stale[0], stale[-1] + 1)
+        self._set_mosaics()
 
         self._draw_bars(record, pre, output, limits, relu)
         if step == 1 or self._layout.cols == 1:
-            drawn = codes["output"][:count] if step == 1 else None
-            fractions = self._pair_share(output, relu, drawn)
+            fractions = self._pair_share(
+                output, relu, self._codes["output"] if step == 1 else None, in_view
+            )
             if not math.isfinite(record.metrics.get("activation_max", 0.0)):
                 # A map of NaN only (a diverged run) has no share of zeros or negatives: it
                 # reads "NaN", not "0% zero".
@@ -644,11 +649,79 @@ class MapsView(ScaledRecordView, QWidget):
         self._draw_rows(record, first, end)
         self._draw_banner_and_summary(record, relu)
 
-    def _show_missing_maps(self) -> None:
+    def _rows_in_view(self, count: int) -> tuple[int, int]:
+        """(first, end) rows of the page's ``count`` that the maps' views show, in part or
+        whole; every row while the plots are not laid out (their range says nothing yet)."""
+        if not self._graphics.isVisible() or self._thumb_plot.vb.height() <= 1:
+            return 0, count
+        # (The three plots' rows move together; a saved figure moves one plot's first.)
+        ranges = [plot.vb.viewRange()[1] for plot in self.plots().values()]
+        pitch = self._layout.pitch_y
+        top = min(low for low, _ in ranges) / pitch
+        bottom = max(high for _, high in ranges) / pitch
+        return max(0, math.floor(top)), min(count, math.ceil(bottom))
+
+    def _code_rows(self, first: int, end: int) -> None:
+        """Colour-code rows ``first``..``end`` of the drawn record's page into the mosaics.
+
+        Only the rows in view are coded when a record is drawn, and the others when they come
+        into view (``_code_rows_in_view``) or are saved (``_prepare_export``): with 16 filters
+        of 64×64 maps that is two million values a frame, some 3 ms, and at 1280×800 only 3 of
+        the 16 rows are in view."""
+        record, limits, check, relu, count = self._coding
+        end = min(end, count)
+        if first >= end:
+            return
+        page = self.page_range()[0]
+        step = self._step
+        rows = slice(page + first, page + end)
+        pre = record.pre_activation[rows, :, ::step, ::step]
+        output = record.activation[rows, :, ::step, ::step]
+        codes, scratch = self._codes, self._scratch[first:end]
+        encode_output = plotting.encode_activation if relu else plotting.encode_diverging
+        plotting.encode_diverging(
+            pre, limits["pre"], codes["pre"][first:end], scratch, check_nan=check
+        )
+        encode_output(
+            output, limits["output"], codes["output"][first:end], scratch, check_nan=check
+        )
         for name in ("pre", "output"):
-            self._mosaics[name][...] = plotting.GAP_CODE
+            self._shown_layout.fill(self._mosaics[name], codes[name], rows=(first, end))
+        self._coded_rows[first:end] = True
+        self._filled_rows[first:end] = True
+
+    def _blank_rows(self, first: int, end: int) -> None:
+        for name in ("pre", "output"):
+            self._codes[name][first:end] = plotting.GAP_CODE
+            self._shown_layout.fill(self._mosaics[name], self._codes[name], rows=(first, end))
+        self._filled_rows[first:end] = False
+
+    def _set_mosaics(self) -> None:
         self._pre_image.setImage(self._mosaics["pre"], levels=(0, 255), autoLevels=False)
         self._out_image.setImage(self._mosaics["output"], levels=(0, 255), autoLevels=False)
+
+    def _code_missing_rows(self, first: int, end: int) -> None:
+        """Colour-code the rows from ``first`` to ``end`` that do not hold the drawn record's
+        codes yet, and show them."""
+        if self._coding is None or self._stale:
+            return
+        missing = np.flatnonzero(~self._coded_rows[first : min(end, self._coding[-1])])
+        if missing.size:
+            self._code_rows(first + missing[0], first + missing[-1] + 1)
+            self._set_mosaics()
+
+    def _code_rows_in_view(self, *_args) -> None:
+        """Rows that came into view (scrolled, zoomed, resized) get their codes."""
+        if self._coding is not None:
+            self._code_missing_rows(*self._rows_in_view(self._coding[-1]))
+
+    def _show_missing_maps(self) -> None:
+        self._coding = None
+        self._coded_rows[:] = False
+        self._filled_rows[:] = False
+        for name in ("pre", "output"):
+            self._mosaics[name][...] = plotting.GAP_CODE
+        self._set_mosaics()
         self._banner.setVisible(False)
         self._summary.setText("The maps of this iteration are not available.")
 
@@ -786,15 +859,26 @@ class MapsView(ScaledRecordView, QWidget):
             )
 
     @staticmethod
-    def _pair_share(output: np.ndarray, relu: bool, codes: np.ndarray | None = None):
-        """(n, F) share of outputs that are 0 (ReLU) or negative (other activations), counted
-        on the drawn ReLU codes when they hold every pixel (cheaper than the floats)."""
+    def _pair_share(
+        output: np.ndarray,
+        relu: bool,
+        codes: np.ndarray | None = None,
+        coded: tuple[int, int] = (0, 0),
+    ):
+        """(n, F) share of outputs that are 0 (ReLU) or negative (other activations). ReLU
+        outputs of the rows ``coded`` (first, end) are counted on their ReLU ``codes`` when
+        those hold every pixel (cheaper than the floats)."""
         per_map = output.shape[2] * output.shape[3]
-        if relu and codes is not None:
-            return np.count_nonzero(codes == plotting.DEAD_CODE, axis=(2, 3)) / per_map
-        if relu:
-            return np.count_nonzero(output <= 0, axis=(2, 3)) / per_map
-        return np.count_nonzero(output < 0, axis=(2, 3)) / per_map
+        if not relu:
+            return np.count_nonzero(output < 0, axis=(2, 3)) / per_map
+        first, end = coded if codes is not None else (0, 0)
+        counts = np.empty(output.shape[:2], dtype=np.intp)
+        if first < end:
+            coded_rows = codes[first:end]
+            counts[first:end] = np.count_nonzero(coded_rows == plotting.DEAD_CODE, axis=(2, 3))
+        counts[:first] = np.count_nonzero(output[:first] <= 0, axis=(2, 3))
+        counts[end:] = np.count_nonzero(output[end:] <= 0, axis=(2, 3))
+        return counts / per_map
 
     def _filter_shares(self, record: StepRecord, relu: bool) -> np.ndarray:
         """Per filter, the share of its outputs that are 0 (ReLU) or negative; NaN for a
@@ -1005,6 +1089,7 @@ class MapsView(ScaledRecordView, QWidget):
         plot = self._pre_plot if name == "pre" else self._out_plot
         title = self._pre_title if name == "pre" else self._out_title
         axis = plot.getAxis("left")
+        self._code_missing_rows(0, len(self._coded_rows))  # a figure holds every row
         before = {
             "title": title.text,
             "plot": (plot.minimumWidth(), plot.maximumWidth()),
@@ -1158,6 +1243,7 @@ class MapsView(ScaledRecordView, QWidget):
 
     def _on_range_changed(self, *_args) -> None:
         self._update_step(plotting.pixels_per_unit(self._pre_plot.vb))
+        self._code_rows_in_view()
         self._refresh_readout()  # other pixels under the mouse now
 
     def _update_step(self, pixels_per_unit: float) -> None:
