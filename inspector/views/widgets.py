@@ -4,7 +4,11 @@ does not fit, and the wheel of plots inside one."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, Qt
+import math
+
+from PySide6.QtCore import QEvent, QObject, QSize, Qt
+from PySide6.QtGui import Qt as GuiQt
+from PySide6.QtGui import QTextDocument, QTextOption
 from PySide6.QtWidgets import QApplication, QFrame, QLabel, QScrollArea, QSizePolicy, QWidget
 
 
@@ -68,6 +72,9 @@ class SelectableLabel(QLabel):
         super().__init__(parent)
         self._allowed = True
         self._hovered = False
+        self._document: QTextDocument | None = None
+        self._hint_key: tuple | None = None
+        self._hint = QSize()
 
     def set_selectable(self, allowed: bool) -> None:
         """Whether the text may be selected (once the mouse is over it)."""
@@ -95,6 +102,68 @@ class SelectableLabel(QLabel):
         self._hovered = False
         self._follow()
         super().leaveEvent(event)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        """The size a selectable label asks for, so that the layouts around it are the same
+        either way: its document's ideal size. (An unselectable word-wrapped label asks for
+        a line of some 80 characters instead, and a new text's hint then changed the Filters
+        panel's, which laid out the main window again.)"""
+        if (
+            self.textInteractionFlags() != Qt.TextInteractionFlag.NoTextInteraction
+            or not self.wordWrap()
+            or self.textFormat() == Qt.TextFormat.RichText
+            or (self.textFormat() == Qt.TextFormat.AutoText and GuiQt.mightBeRichText(self.text()))
+        ):
+            return super().sizeHint()  # (a document measures it already)
+        margins = self.contentsMargins()
+        key = (
+            self.text(),
+            self.font().toString(),
+            self.margin(),
+            self.indent(),
+            int(self.alignment()),
+            (margins.left(), margins.top(), margins.right(), margins.bottom()),
+            self.minimumSize().toTuple(),
+            self.frameWidth(),
+        )
+        if key != self._hint_key:
+            self._hint_key = key
+            self._hint = self._document_size()
+        return QSize(self._hint)
+
+    def _document_size(self) -> QSize:
+        """What ``QLabel`` measures a selectable word-wrapped plain text as: its text in a
+        document without margins, in the label's font, at the document's ideal width, plus
+        the label's margin, indent and contents margins."""
+        if self._document is None:
+            self._document = QTextDocument(self)
+            self._document.setUndoRedoEnabled(False)
+            self._document.setDocumentMargin(0)
+        document = self._document
+        option = QTextOption(self.alignment())
+        option.setWrapMode(QTextOption.WrapMode.WordWrap)
+        document.setDefaultTextOption(option)
+        document.setDefaultFont(self.font())
+        document.setPlainText(self.text())
+        document.adjustSize()
+        size = document.size()
+        width, height = math.ceil(size.width()), math.ceil(size.height())
+        extra_w = extra_h = 2 * self.margin()
+        indent = self.indent()
+        if indent < 0 and self.frameWidth():  # (no indent given, but a frame)
+            indent = self.fontMetrics().horizontalAdvance("x") - 2 * self.margin()
+        if indent > 0:
+            align = self.alignment()
+            if align & (Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignRight):
+                extra_w += indent
+            if align & (Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignBottom):
+                extra_h += indent
+        margins = self.contentsMargins()
+        hint = QSize(
+            width + extra_w + margins.left() + margins.right(),
+            height + extra_h + margins.top() + margins.bottom(),
+        )
+        return hint.expandedTo(self.minimumSize())
 
     def _follow(self) -> None:
         selectable = self._allowed and (self._hovered or self.hasSelectedText())

@@ -1,6 +1,8 @@
 """The selectable label: selectable under the mouse, measured and painted once per new text
 otherwise, with the same lines and pixels either way."""
 
+import random
+
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QEnterEvent
@@ -104,6 +106,46 @@ def test_the_mouse_selects_its_text(qtbot):
     qtbot.mouseMove(label, QPoint(label.width() // 2, start.y()))
     qtbot.mouseRelease(label, Qt.MouseButton.LeftButton, pos=QPoint(label.width() // 2, start.y()))
     assert len(label.selectedText()) > 5 and label.selectedText() in TEXT
+
+
+@pytest.mark.parametrize(
+    "setup",
+    ["plain", "auto format", "style sheet", "margin", "large font", "contents margins"],
+)
+def test_it_asks_the_layout_for_what_a_selectable_label_asks(qtbot, setup):
+    """Same size hints as a selectable QLabel, whatever the text: an unselectable word-wrapped
+    QLabel asks for a line of some 80 characters instead, and with that the Filters panel's
+    hint changed with the equation's numbers and laid out the main window again."""
+    rng = random.Random(setup)
+    words = "the filter's inputs are negative on every pixel 0.0123 −0.045 [1.0, 2.0] → · ×"
+    words = words.split()
+    for count in (1, 3, 12, 40, 120):
+        text = " ".join(rng.choice(words) for _ in range(count))
+        if count == 40:
+            text = text.replace(" pixel ", "\n")
+        ours, theirs = SelectableLabel(), QLabel()
+        theirs.setTextInteractionFlags(SELECT)
+        for label in (ours, theirs):
+            qtbot.addWidget(label)
+            label.setWordWrap(True)
+            if setup != "auto format":
+                label.setTextFormat(Qt.TextFormat.PlainText)
+            if setup == "style sheet":
+                label.setStyleSheet("background: transparent; border: none; padding: 3px;")
+            elif setup == "margin":
+                label.setMargin(4)
+            elif setup == "large font":
+                font = label.font()
+                font.setPointSize(15)
+                label.setFont(font)
+            elif setup == "contents margins":
+                label.setContentsMargins(2, 4, 6, 8)
+            label.setText(text)
+        assert not _selectable(ours)
+        assert ours.sizeHint() == theirs.sizeHint(), text
+        assert ours.minimumSizeHint() == theirs.minimumSizeHint(), text
+        for width in (60, 200, 500):
+            assert ours.heightForWidth(width) == theirs.heightForWidth(width), text
 
 
 @pytest.mark.parametrize("width", [150, 283, 622])
