@@ -625,16 +625,14 @@ class MapsView(ScaledRecordView, QWidget):
         in_view = self._rows_in_view(count)
         self._code_rows(*in_view)
         # Rows out of view hold no codes (another record's would be wrong if ever painted).
-        stale = np.flatnonzero(self._filled_rows & ~self._coded_rows)
-        if stale.size:
-            self._blank_rows(stale[0], stale[-1] + 1)
+        for stale in _runs(self._filled_rows & ~self._coded_rows):
+            self._blank_rows(*stale)
         self._set_mosaics()
+        drawn = self._codes["output"]  # (a change of pixel step in _draw_bars replaces it)
 
         self._draw_bars(record, pre, output, limits, relu)
         if step == 1 or self._layout.cols == 1:
-            fractions = self._pair_share(
-                output, relu, self._codes["output"] if step == 1 else None, in_view
-            )
+            fractions = self._pair_share(output, relu, drawn if step == 1 else None, in_view)
             if not math.isfinite(record.metrics.get("activation_max", 0.0)):
                 # A map of NaN only (a diverged run) has no share of zeros or negatives: it
                 # reads "NaN", not "0% zero".
@@ -705,9 +703,10 @@ class MapsView(ScaledRecordView, QWidget):
         codes yet, and show them."""
         if self._coding is None or self._stale:
             return
-        missing = np.flatnonzero(~self._coded_rows[first : min(end, self._coding[-1])])
-        if missing.size:
-            self._code_rows(first + missing[0], first + missing[-1] + 1)
+        missing = list(_runs(~self._coded_rows[first : min(end, self._coding[-1])]))
+        for start, stop in missing:
+            self._code_rows(first + start, first + stop)
+        if missing:
             self._set_mosaics()
 
     def _code_rows_in_view(self, *_args) -> None:
@@ -1467,6 +1466,12 @@ class MapsView(ScaledRecordView, QWidget):
                 f"{format_share(share)} {word}"
             )
         return None
+
+
+def _runs(rows: np.ndarray):
+    """(first, end) of each run of True in the boolean array ``rows``."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], rows.astype(np.int8), [0]))))
+    return ((int(first), int(end)) for first, end in edges.reshape(-1, 2))
 
 
 def _symmetric_ticks(limit: float) -> list[tuple[float, str]]:

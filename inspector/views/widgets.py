@@ -62,10 +62,11 @@ class SelectableLabel(QLabel):
     selectable, it is measured and painted from its font's metrics: the same lines and the same
     pixels.
 
-    So it is selectable while the mouse is over it, and stays so while text in it is selected
-    until its text changes (a new text ends the selection). ``set_selectable(False)`` keeps it
-    unselectable whatever the mouse does (while a run replaces the text faster than it could
-    be selected).
+    So it is selectable while the mouse is over it or its context menu (Copy, Select All) is
+    open, and stays so while text in it is selected until its text changes (a new text ends
+    the selection). ``set_selectable(False)`` keeps it unselectable whatever the mouse does
+    (while a run replaces the text faster than it could be selected). Its size hints are a
+    selectable label's (``sizeHint``).
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -86,12 +87,15 @@ class SelectableLabel(QLabel):
         return self._allowed
 
     def setText(self, text: str) -> None:  # noqa: N802 (Qt override)
-        if text != self.text() and self.hasSelectedText():
+        if text != self.text() and self.hasSelectedText() and not self._menu_open():
             # A new text ends the selection (a QLabel would keep its range, now over other
             # characters): dropping selectability drops the selection with it.
             self.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
         super().setText(text)
         self._follow()
+
+    def clear(self) -> None:
+        self.setText("")
 
     def enterEvent(self, event) -> None:  # noqa: N802 (Qt override)
         self._hovered = True
@@ -109,12 +113,12 @@ class SelectableLabel(QLabel):
         a line of some 80 characters instead, and a new text's hint then changed the Filters
         panel's, which laid out the main window again.)"""
         if (
-            self.textInteractionFlags() != Qt.TextInteractionFlag.NoTextInteraction
-            or not self.wordWrap()
+            not self.wordWrap()
             or self.textFormat() == Qt.TextFormat.RichText
             or (self.textFormat() == Qt.TextFormat.AutoText and GuiQt.mightBeRichText(self.text()))
         ):
-            return super().sizeHint()  # (a document measures it already)
+            return super().sizeHint()  # (the same either way)
+        # (Measured here while selectable too: QLabel keeps the hint it measured before.)
         margins = self.contentsMargins()
         key = (
             self.text(),
@@ -125,6 +129,7 @@ class SelectableLabel(QLabel):
             (margins.left(), margins.top(), margins.right(), margins.bottom()),
             self.minimumSize().toTuple(),
             self.frameWidth(),
+            self.textFormat(),
         )
         if key != self._hint_key:
             self._hint_key = key
@@ -145,9 +150,6 @@ class SelectableLabel(QLabel):
         document.setDefaultTextOption(option)
         document.setDefaultFont(self.font())
         document.setPlainText(self.text())
-        document.adjustSize()
-        size = document.size()
-        width, height = math.ceil(size.width()), math.ceil(size.height())
         extra_w = extra_h = 2 * self.margin()
         indent = self.indent()
         if indent < 0 and self.frameWidth():  # (no indent given, but a frame)
@@ -159,14 +161,29 @@ class SelectableLabel(QLabel):
             if align & (Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignBottom):
                 extra_h += indent
         margins = self.contentsMargins()
+        if self.minimumWidth() > 0:  # (wrapped at the least width it may have)
+            room = self.minimumWidth() - extra_w - margins.left() - margins.right()
+            document.setTextWidth(max(room, 0))
+        else:
+            document.adjustSize()
+        size = document.size()
+        width, height = math.ceil(size.width()), math.ceil(size.height())
         hint = QSize(
             width + extra_w + margins.left() + margins.right(),
             height + extra_h + margins.top() + margins.bottom(),
         )
         return hint.expandedTo(self.minimumSize())
 
+    def _menu_open(self) -> bool:
+        """Whether the label's own context menu (Copy, Select All) is open: its actions act
+        on the selection, so the label stays selectable meanwhile (the menu took the mouse)."""
+        popup = QApplication.activePopupWidget()
+        return popup is not None and popup.parentWidget() is self
+
     def _follow(self) -> None:
-        selectable = self._allowed and (self._hovered or self.hasSelectedText())
+        selectable = self._allowed and (
+            self._hovered or self.hasSelectedText() or self._menu_open()
+        )
         flag = (
             Qt.TextInteractionFlag.TextSelectableByMouse
             if selectable

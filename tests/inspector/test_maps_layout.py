@@ -555,6 +555,20 @@ def test_rows_are_coded_as_they_come_into_view_and_every_row_is_saved(
     states = coded_rows(view, record)
     assert states[-2:] == [True, True] and states[0] is False and None not in states
 
+    # Rows coded above and below the ones in view (scrolled to the top, then the middle):
+    # a new record codes those in view and empties the others, each run on its own.
+    bar.setValue(0)
+    bar.setValue(bar.maximum() // 2)
+    qtbot.waitUntil(lambda: 2 < view.visible_rows()[0] < count - 4)
+    first, end = (math.floor(v) for v in view.visible_rows())
+    record = step_and_wait(controller)
+    qtbot.waitUntil(lambda: view._record is record)
+    states = coded_rows(view, record)
+    assert states[first : end + 1] == [True] * (end + 1 - first) and None not in states
+    assert states[0] is False and states[-1] is False
+    shares = np.mean(record.activation[:count] <= 0, axis=(2, 3))
+    assert view.pair_labels() == [f"{format_share(v)} zero" for v in shares.reshape(-1)]
+
     # Saved, every row is in the figure (and stays coded in the window): saved again, now
     # that every row was coded beforehand, the figure is the same.
     (tmp_path / "first").mkdir()
@@ -565,3 +579,34 @@ def test_rows_are_coded_as_they_come_into_view_and_every_row_is_saved(
     for name in ("maps-pre-activation.png", "maps-relu-output.png"):
         first_saved = np.asarray(Image.open(tmp_path / "first" / name))
         assert np.array_equal(first_saved, np.asarray(Image.open(tmp_path / "again" / name)))
+
+
+def test_a_pixel_step_changed_while_drawing_leaves_the_zero_shares_true(
+    qtbot, make_controller, shapes_dataset, step_and_wait
+):
+    """Drawing the colour bars can lay the panel out and change the pixel step (every 2nd
+    pixel drawn), which makes new code arrays: the shares are counted on the codes the record
+    was drawn with, not on the new ones (a review found 25% written for 99%)."""
+    controller = make_controller(shapes_dataset, preset_config("recommended", num_filters=1))
+    view = MapsView(controller)
+    qtbot.addWidget(view)
+    view.resize(*DOCK_1280)
+    view.show()
+    record = step_and_wait(controller)
+    qtbot.waitUntil(lambda: laid_out(view) and view._record is record)
+    assert view.pixel_step() == 1
+    draw_bars, steps = view._draw_bars, []
+
+    def bars_then_a_smaller_scale(*args):
+        draw_bars(*args)
+        if not steps:
+            steps.append(1)
+            view._update_step(0.4)  # (as _size_panels does when the fitted scale drops)
+
+    view._draw_bars = bars_then_a_smaller_scale
+    record = step_and_wait(controller)
+    qtbot.waitUntil(lambda: view._record is record)
+    assert steps and view.pixel_step() == 2
+    count = view.page_range()[1]
+    shares = np.mean(record.activation[:count] <= 0, axis=(2, 3))
+    assert view.pair_labels() == [f"{format_share(v)} zero" for v in shares.reshape(-1)]

@@ -5,7 +5,7 @@ import random
 
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, QPoint, QPointF, Qt
-from PySide6.QtGui import QEnterEvent
+from PySide6.QtGui import QContextMenuEvent, QEnterEvent
 from PySide6.QtWidgets import QApplication, QLabel, QVBoxLayout, QWidget
 
 from inspector.layout_guard import LayoutGuard
@@ -119,15 +119,15 @@ def test_it_asks_the_layout_for_what_a_selectable_label_asks(qtbot, setup):
     rng = random.Random(setup)
     words = "the filter's inputs are negative on every pixel 0.0123 −0.045 [1.0, 2.0] → · ×"
     words = words.split()
-    for count in (1, 3, 12, 40, 120):
-        text = " ".join(rng.choice(words) for _ in range(count))
-        if count == 40:
-            text = text.replace(" pixel ", "\n")
+
+    def pair(text: str, least: int = 0) -> tuple[SelectableLabel, QLabel]:
         ours, theirs = SelectableLabel(), QLabel()
         theirs.setTextInteractionFlags(SELECT)
         for label in (ours, theirs):
             qtbot.addWidget(label)
             label.setWordWrap(True)
+            if least:
+                label.setMinimumWidth(least)  # (QLabel then wraps at that width)
             if setup != "auto format":
                 label.setTextFormat(Qt.TextFormat.PlainText)
             if setup == "style sheet":
@@ -141,11 +141,23 @@ def test_it_asks_the_layout_for_what_a_selectable_label_asks(qtbot, setup):
             elif setup == "contents margins":
                 label.setContentsMargins(2, 4, 6, 8)
             label.setText(text)
+        return ours, theirs
+
+    for count in (1, 3, 12, 40, 120):
+        text = " ".join(rng.choice(words) for _ in range(count))
+        if count == 40:
+            text = text.replace(" pixel ", "\n")
+        ours, theirs = pair(text)
         assert not _selectable(ours)
         assert ours.sizeHint() == theirs.sizeHint(), text
         assert ours.minimumSizeHint() == theirs.minimumSizeHint(), text
         for width in (60, 200, 500):
             assert ours.heightForWidth(width) == theirs.heightForWidth(width), text
+        # Under the mouse too (QLabel keeps the hint it measured while unselectable).
+        _enter(ours)
+        assert _selectable(ours) and ours.sizeHint() == theirs.sizeHint(), text
+        ours, theirs = pair(text, least=150)
+        assert ours.sizeHint() == theirs.sizeHint(), text
 
 
 @pytest.mark.parametrize("width", [150, 283, 622])
@@ -160,3 +172,27 @@ def test_the_same_lines_and_pixels_selectable_or_not(qtbot, width):
     selectable = (label.heightForWidth(width), label.grab().toImage())
     assert plain[0] == selectable[0]
     assert plain[1] == selectable[1]
+
+
+def test_its_context_menu_selects_and_copies_though_the_mouse_left_for_it(qtbot):
+    """The context menu takes the mouse (the label hears it leave); its Select All and Copy
+    act on the selection, so the label stays selectable while it is open."""
+    label = SelectableLabel()
+    panel = _panel(qtbot, label)  # noqa: F841 (kept: the panel owns the label)
+    _enter(label)
+    point = label.rect().center()
+    QApplication.sendEvent(
+        label, QContextMenuEvent(QContextMenuEvent.Reason.Mouse, point, label.mapToGlobal(point))
+    )
+    qtbot.waitUntil(lambda: QApplication.activePopupWidget() is not None)
+    menu = QApplication.activePopupWidget()
+    _leave(label)
+    assert _selectable(label)
+    select_all = next(a for a in menu.actions() if a.text().startswith("Select All"))
+    select_all.trigger()
+    assert label.selectedText() == TEXT
+    menu.close()
+    qtbot.waitUntil(lambda: QApplication.activePopupWidget() is None)
+    assert _selectable(label)  # (the selection is still there to copy)
+    label.setText("Iteration 13")  # ... until the text changes
+    assert not _selectable(label) and not label.hasSelectedText()
