@@ -63,8 +63,8 @@ SCALE_TIPS = (
     "iterations can be compared by colour",
     "One fixed ± limit for all three heatmaps; values beyond it are drawn in the end colours",
 )
-#: Cells per group up to which every cell gets a TextItem (4 filters of 3×3×3). Each TextItem
-#: costs about 25 µs to update and 25 µs to paint, so 3 × 108 of them stay within a frame.
+#: Cells per group up to which every cell gets its value written (4 filters of 3×3×3): 3 × 108
+#: texts drawn stay within a frame.
 TEXT_CELL_BUDGET = 108
 #: While a run shows records, their cell texts follow every record at set speeds up to this
 #: many a second; faster, they are hidden until the run stops (numbers that change 60 times a
@@ -263,8 +263,8 @@ class _Group:
     subtitle: str
     scale_text: str = ""
     buffer: np.ndarray | None = None
-    texts: list[pg.TextItem] = field(default_factory=list)
-    text_cache: list[tuple[str, bool]] = field(default_factory=list)
+    cells: plotting.CellTexts = field(default_factory=plotting.CellTexts)
+    has_texts: bool = False  # (few enough cells to write their values: TEXT_CELL_BUDGET)
     formats: tuple = ()
     light: np.ndarray | None = None
     fit: plotting.CellFit | None = None
@@ -353,10 +353,10 @@ class FiltersView(ScaledRecordView, QWidget):
     def plot(self, name: str) -> pg.PlotItem:
         return self._groups[name].plot
 
-    def cell_text_items(self, name: str) -> list[pg.TextItem]:
-        """The TextItems of a group's cells in weight order [f, c, i, j] (empty when the
+    def cell_texts(self, name: str) -> plotting.CellTexts:
+        """The item writing a group's cell values, in weight order [f, c, i, j] (no cells when the
         filters have too many cells to write in)."""
-        return list(self._groups[name].texts)
+        return self._groups[name].cells
 
     def scale_labels(self) -> dict[str, str]:
         """The colour scale written under each group's name, e.g. '±65,201.4\\nper iteration'."""
@@ -481,6 +481,9 @@ class FiltersView(ScaledRecordView, QWidget):
         group = _Group(
             name, widget, caption, plot, image, bar, frame, grid, message, title, subtitle
         )
+        group.cells.setZValue(10)
+        group.cells.setVisible(False)
+        plot.addItem(group.cells)
         plot.vb.sigResized.connect(lambda _vb, g=group: self._on_view_resized(g))
         plot.vb.sigRangeChangedManually.connect(self._on_zoomed)
         plot.vb.sigRangeChanged.connect(lambda *_args: self._fit_texts())
@@ -541,18 +544,10 @@ class FiltersView(ScaledRecordView, QWidget):
             group.ticks = ()
             if same_shape:
                 continue  # (the record shown next writes or hides every text)
-            for item in group.texts:
-                group.plot.removeItem(item)
-            group.texts = []
-            group.text_cache = []
-            if with_text:
-                for _ in range(filters * channels * kernel * kernel):
-                    item = pg.TextItem("", color="w", anchor=(0.5, 0.5))
-                    item.setZValue(10)
-                    item.setVisible(False)
-                    group.plot.addItem(item)
-                    group.texts.append(item)
-                group.text_cache = [("", False)] * len(group.texts)
+            # Cells to write in, or none: placed when the layout is (_apply_layout).
+            group.cells.setVisible(False)
+            group.cells.set_cells([], QRectF())
+            group.has_texts = with_text
         self._arrange()
 
     # -- arrangement -------------------------------------------------------------------------
@@ -570,7 +565,7 @@ class FiltersView(ScaledRecordView, QWidget):
         self._text_height = self._texts_height(width)
         self._equation_lines = self._equation_shape(self._equation.text())
         strip = (height - self._text_height - 2 * STRIPS_SPACING) / 3
-        with_text = bool(self._groups["weights"].texts)
+        with_text = self._groups["weights"].has_texts
         best_key, best = None, None
         for across in (True, False):
             scale = plotting.tile_scale(kernel)
@@ -711,9 +706,10 @@ class FiltersView(ScaledRecordView, QWidget):
             group.frame.setData(frame_x, frame_y)
             group.grid.setData(grid_x, grid_y)
             group.message.setPos(QPointF(centre.x(), centre.y()))
-            if group.texts:
-                for item, index in zip(group.texts, np.ndindex(shape), strict=True):
-                    item.setPos(*layout.cell_centre(*index))
+            if group.has_texts:
+                centres = [layout.cell_centre(*index) for index in np.ndindex(shape)]
+                group.cells.set_cells(centres, layout.data_rect())
+                group.fit = None  # (blank cells: written again)
             plot = group.plot
             plot.showAxis("left", not layout.across)
             plot.showAxis("bottom", layout.across and layout.filters > 1)
@@ -1011,7 +1007,7 @@ class FiltersView(ScaledRecordView, QWidget):
         """Rewrite the cells for the record just drawn, or hide them while the run shows
         records too fast to read (``fast``: ``TEXT_MAX_RATE``): a cell never shows another
         record's number than its colour."""
-        if not any(group.texts for group in self._groups.values()):
+        if not any(group.has_texts for group in self._groups.values()):
             return
         if fast:
             if not self._texts_suspended:
@@ -1043,7 +1039,7 @@ class FiltersView(ScaledRecordView, QWidget):
     def _update_texts(self) -> None:
         self._texts_suspended = False
         for group in self._groups.values():
-            if not group.texts:
+            if not group.has_texts:
                 continue
             if group.values is None:
                 group.formats = ()
@@ -1063,7 +1059,7 @@ class FiltersView(ScaledRecordView, QWidget):
         fits = {}
         for name, group in self._groups.items():
             self._show_grid(group)
-            if group.texts and group.formats:
+            if group.has_texts and group.formats:
                 fits[name] = plotting.fit_cell_texts(group.formats, *self._cell_pixels(group))
         sizes = [fit.size for fit in fits.values() if fit is not None]
         if sizes and not self._zoomed:
@@ -1078,7 +1074,7 @@ class FiltersView(ScaledRecordView, QWidget):
             }
         changed = False
         for name, group in self._groups.items():
-            if group.texts:
+            if group.has_texts:
                 changed |= self._write_cells(group, fits.get(name), force)
         if changed:
             self._update_hint()
@@ -1095,34 +1091,27 @@ class FiltersView(ScaledRecordView, QWidget):
         changed_fit = fit != group.fit
         group.fit = fit
         if fit is None:
-            for item in group.texts:
-                if item.isVisible():
-                    item.setVisible(False)
+            if group.cells.isVisible():
+                group.cells.setVisible(False)
             return changed_fit
         if changed_fit:
-            cell_font = plotting.cell_font(fit.size)
-            for item in group.texts:
-                item.setFont(cell_font)
+            group.cells.set_font(plotting.cell_font(fit.size))
         strings = group.formats[fit.format]
-        for index, (item, text) in enumerate(zip(group.texts, strings, strict=True)):
-            entry = (plotting.split_exponent(text) if fit.split else text, bool(group.light[index]))
-            if group.text_cache[index] != entry:
-                if group.text_cache[index][0] != entry[0]:
-                    item.setText(entry[0])
-                if group.text_cache[index][1] != entry[1]:
-                    item.setColor("k" if entry[1] else "w")
-                group.text_cache[index] = entry
-            if not item.isVisible():
-                item.setVisible(True)
+        if fit.split:
+            strings = [plotting.split_exponent(text) for text in strings]
+        group.cells.set_texts(strings, group.light)
+        if not group.cells.isVisible():
+            group.cells.setVisible(True)
         return changed_fit
 
     def _update_hint(self) -> None:
         """The read-out line's hint, when no cell is hovered."""
         hidden = any(
-            group.texts and group.formats and group.fit is None for group in self._groups.values()
+            group.has_texts and group.formats and group.fit is None
+            for group in self._groups.values()
         )
         too_many = any(
-            not group.texts and group.values is not None for group in self._groups.values()
+            not group.has_texts and group.values is not None for group in self._groups.values()
         )
         hint = READOUT_HINT
         if self._texts_suspended:

@@ -1,7 +1,9 @@
 """Fitting heatmap cell values: text widths are measured once per text and font, within a
-bounded memory, and the fit is the one the widths measured afresh give."""
+bounded memory, and the fit is the one the widths measured afresh give. The texts are written
+at a fixed screen size whatever the zoom, and scale with a saved figure."""
 
-from PySide6.QtGui import QFontMetricsF
+import numpy as np
+from PySide6.QtGui import QFontMetricsF, QImage, QPainter
 from PySide6.QtWidgets import QApplication
 
 from inspector import plotting
@@ -79,3 +81,39 @@ def test_another_application_font_measures_again(qtbot, monkeypatch):
         assert widths.widest(["-65,092.3"]) == after.horizontalAdvance("-65,092.3")
     finally:
         app.setFont(original)
+
+
+def _ink_box(image: QImage) -> tuple[int, int]:
+    """(width, height) of the pixels that are not the dark background."""
+    pixels = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), -1, 4)
+    ink = pixels[:, : image.width(), :3].max(axis=2) > 128
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    return int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+
+
+def test_cell_texts_keep_their_screen_size_at_any_zoom_and_grow_with_an_export(qtbot):
+    """Written at a fixed size in scene units: a view's zoom (the items' transform) leaves it,
+    a painter that draws the scene larger (a saved figure) scales it with the rest."""
+    from PySide6.QtCore import QRectF
+    from PySide6.QtWidgets import QGraphicsScene
+
+    def render(zoom: float, export: float) -> QImage:
+        scene = QGraphicsScene()
+        texts = plotting.CellTexts()
+        scene.addItem(texts)
+        texts.setScale(zoom)  # (a view's zoom: plot units to scene pixels)
+        texts.set_cells([(50 / zoom, 30 / zoom)], QRectF(0, 0, 100 / zoom, 60 / zoom))
+        texts.set_font(plotting.cell_font(12))
+        texts.set_texts(["-65,092"], [False])
+        image = QImage(int(100 * export), int(60 * export), QImage.Format.Format_RGB32)
+        image.fill(0)
+        painter = QPainter(image)
+        scene.render(painter, QRectF(image.rect()), QRectF(0, 0, 100, 60))
+        painter.end()
+        return image
+
+    width, height = _ink_box(render(1.0, 1.0))
+    assert 30 < width < 90 and 6 < height < 20
+    assert _ink_box(render(4.0, 1.0)) == (width, height)
+    big_w, big_h = _ink_box(render(1.0, 2.0))
+    assert abs(big_w - 2 * width) <= 4 and abs(big_h - 2 * height) <= 3

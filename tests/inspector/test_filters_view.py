@@ -32,7 +32,8 @@ def shown_big(qtbot, widget, width=DOCK_1280[0], height=DOCK_1280[1]):
     widget.resize(width, height)
     widget.show()
     qtbot.waitExposed(widget)
-    qtbot.waitUntil(lambda: all(item.isVisible() for item in widget.cell_text_items("weights")))
+    cells = widget.cell_texts("weights")
+    qtbot.waitUntil(lambda: len(cells) == 0 or cells.isVisible())  # (no cells: too many)
 
 
 def cell_values(widget, name):
@@ -46,7 +47,7 @@ def cell_values(widget, name):
 
 
 def cell_texts(widget, name):
-    return [item.toPlainText().replace("\n", "") for item in widget.cell_text_items(name)]
+    return [text.replace("\n", "") for text in widget.cell_texts(name).texts()]
 
 
 def assert_cells_read(texts, values):
@@ -94,20 +95,25 @@ def test_reset_and_reseed_keep_the_cell_texts_and_write_the_new_run(
     up): a run of the same shape keeps them, and they show the new run, light cells in black."""
     shown_big(qtbot, view)
     step_and_wait(controller)
-    items = {name: list(view.cell_text_items(name)) for name in GROUP_NAMES}
+    items = {name: view.cell_texts(name) for name in GROUP_NAMES}
+    cells = {name: len(item) for name, item in items.items()}
     controller.reseed()
     record = controller.shown
     assert record.iteration == 0
-    assert {name: list(view.cell_text_items(name)) for name in GROUP_NAMES} == items
-    qtbot.waitUntil(lambda: all(item.isVisible() for item in items["weights"]))
+    assert all(view.cell_texts(name) is item for name, item in items.items())
+    assert (
+        {name: len(item) for name, item in items.items()}
+        == cells
+        == {name: 27 for name in GROUP_NAMES}
+    )
+    qtbot.waitUntil(lambda: items["weights"].isVisible())
     assert_cells_read(cell_texts(view, "weights"), record.params["conv.weight"])
     light = plotting.light_cells(
         np.asarray(record.params["conv.weight"]).reshape(-1), view.current_limits()["weights"]
     )
-    for item, is_light in zip(items["weights"], light, strict=True):
-        assert item.color.name() == ("#000000" if is_light else "#ffffff")
+    assert items["weights"].inks() == ["#000000" if is_light else "#ffffff" for is_light in light]
     # No gradient or update at iteration 0: their texts are gone, not left from iteration 1.
-    assert not any(item.isVisible() for item in items["gradient"] + items["update"])
+    assert not items["gradient"].isVisible() and not items["update"].isVisible()
 
 
 @pytest.mark.parametrize("size", [DOCK_1280, DOCK_1920])
@@ -119,12 +125,13 @@ def test_every_value_of_the_question_filter_is_written_at_window_sizes(
     shown_big(qtbot, view, *size)
     record = step_and_wait(controller)
     arrays = {"weights": record.params, "gradient": record.grads, "update": record.update}
+    sizes = set()
     for name, array in arrays.items():
-        qtbot.waitUntil(lambda n=name: all(i.isVisible() for i in view.cell_text_items(n)))
+        qtbot.waitUntil(lambda n=name: view.cell_texts(n).isVisible())
         assert_cells_read(cell_texts(view, name), array["conv.weight"])
         # Large enough to read, the same size in all three heatmaps.
-        sizes = {item.textItem.font().pixelSize() for item in view.cell_text_items(name)}
-        assert len(sizes) == 1 and sizes.pop() >= 10
+        sizes.add(view.cell_texts(name).font().pixelSize())
+    assert len(sizes) == 1 and sizes.pop() >= 10
     # The more exact format where there is room for it.
     if size == DOCK_1920:
         assert cell_texts(view, "weights")[0] == format_number(
@@ -267,21 +274,61 @@ def test_small_cells_hide_their_values_until_zoomed(qtbot, view, controller, ste
     qtbot.waitExposed(view)
     step_and_wait(controller)
     readout = view.findChild(object, "filtersReadout")
-    texts = view.cell_text_items("weights")
-    assert not any(item.isVisible() for item in texts)
+    texts = view.cell_texts("weights")
+    assert not texts.isVisible()
     assert readout.text().startswith("Cells too small for values")
 
     plot = view.plot("weights")
     plot.vb.scaleBy((0.15, 0.15))
-    qtbot.waitUntil(lambda: any(item.isVisible() for item in texts))
-    assert_cells_read([texts[0].toPlainText()], controller.shown.params["conv.weight"][0, 0, 0, 0])
+    qtbot.waitUntil(texts.isVisible)
+    assert_cells_read(
+        [texts.texts()[0].replace("\n", "")], controller.shown.params["conv.weight"][0, 0, 0, 0]
+    )
 
 
 def test_cell_text_colour_follows_the_cell_background(qtbot, view, controller, step_and_wait):
     shown_big(qtbot, view)
     step_and_wait(controller)
     # Every weight is far below 0: dark blue cells, white text.
-    assert all(item.color.name() == "#ffffff" for item in view.cell_text_items("weights"))
+    assert set(view.cell_texts("weights").inks()) == {"#ffffff"}
+
+
+def test_cell_values_are_painted_in_their_cells_in_the_ink_of_their_cell(
+    qtbot, view, controller, step_and_wait
+):
+    """The values are written by one item for all cells (``CellTexts``): what it holds is
+    what is painted, centred in each cell, white on the dark cells of the seed's weights."""
+    shown_big(qtbot, view)
+    step_and_wait(controller)
+    cells = view.cell_texts("weights")
+    qtbot.waitUntil(cells.isVisible)
+    assert set(cells.inks()) == {"#ffffff"}
+    widget = view.findChild(object, "filtersWeightsPlot")
+    written = widget.grab().toImage()
+    cells.setVisible(False)
+    blank = widget.grab().toImage()
+    cells.setVisible(True)
+    layout, plot = view.mosaic_layout(), view.plot("weights")
+    metrics = QFontMetricsF(cells.font())
+    first = plotting.widget_point(widget, plot, *layout.cell_centre(0, 0, 0, 0), widget)
+    right = plotting.widget_point(widget, plot, *layout.cell_centre(0, 0, 0, 1), widget)
+    below = plotting.widget_point(widget, plot, *layout.cell_centre(0, 0, 1, 0), widget)
+    cell_w, cell_h = right.x() - first.x(), below.y() - first.y()  # (screen pixels)
+    for index, cell in enumerate(np.ndindex(1, 3, 3, 3)):
+        centre = plotting.widget_point(widget, plot, *layout.cell_centre(*cell), widget)
+        text = cells.texts()[index]
+        half_w = metrics.horizontalAdvance(text) / 2 + 2
+        half_h = metrics.height() / 2 + 1
+        ink, outside = 0, 0
+        for y in range(centre.y() - cell_h // 2 + 2, centre.y() + cell_h // 2 - 1):
+            for x in range(centre.x() - cell_w // 2 + 2, centre.x() + cell_w // 2 - 1):
+                if written.pixel(x, y) == blank.pixel(x, y):
+                    continue
+                inside = abs(x - centre.x()) <= half_w and abs(y - centre.y()) <= half_h
+                outside += not inside
+                colour = written.pixelColor(x, y)
+                ink += inside and min(colour.red(), colour.green(), colour.blue()) > 200
+        assert ink >= 10 and outside == 0, (cell, text, ink, outside)
 
 
 def hover_cell(qtbot, view, group: str, cell: tuple[int, int, int, int]):
@@ -343,7 +390,7 @@ def test_more_filters_after_reset_rebuild_the_cells(qtbot, view, controller):
         cell_values(view, "weights"), controller.shown.params["conv.weight"]
     )
     # 2 × 3 × 5 × 5 = 150 cells per group: beyond the text budget, values go to the read-out.
-    assert view.cell_text_items("weights") == []
+    assert len(view.cell_texts("weights")) == 0
 
 
 def test_reset_zoom_shows_every_tile(qtbot, view):
@@ -456,7 +503,7 @@ def test_while_a_run_shows_records_the_cells_never_read_another_records_numbers(
     def show(record, at):
         clock[0] = start + at
         view.show_record(record)
-        return [item.isVisible() for item in view.cell_text_items("gradient")]
+        return [view.cell_texts("gradient").isVisible()]
 
     def selectable():
         return view._equation.is_selectable()
@@ -474,7 +521,7 @@ def test_while_a_run_shows_records_the_cells_never_read_another_records_numbers(
     running[0] = False
     controller.running_changed.emit(False)
     assert selectable()
-    assert all(item.isVisible() for item in view.cell_text_items("gradient"))
+    assert view.cell_texts("gradient").isVisible()
     assert_cells_read(cell_texts(view, "gradient"), first.grads["conv.weight"])
 
     # As fast as possible: from the records' pace, with no blinking in between.
@@ -493,7 +540,7 @@ def test_while_a_run_shows_records_the_cells_never_read_another_records_numbers(
     seen = []
     for _ in range(3):  # a scale change draws the same record again: not a new one
         view._draw_record(view._record)
-        seen.append(any(item.isVisible() for item in view.cell_text_items("gradient")))
+        seen.append(view.cell_texts("gradient").isVisible())
     assert seen == [False] * 3
     paces = []
     for index, gap in enumerate((0.05, 0.05, 0.2, 0.2, 0.2, 0.2)):  # slower (a large model)
