@@ -709,6 +709,7 @@ class FiltersView(ScaledRecordView, QWidget):
             if group.has_texts:
                 centres = [layout.cell_centre(*index) for index in np.ndindex(shape)]
                 group.cells.set_cells(centres, layout.data_rect())
+                group.cells.setVisible(False)
                 group.fit = None  # (blank cells: written again)
             plot = group.plot
             plot.showAxis("left", not layout.across)
@@ -722,6 +723,8 @@ class FiltersView(ScaledRecordView, QWidget):
             values = self._group_values(self._record)
             for name, group in self._groups.items():
                 self._draw_group(group, values[name], self._limits[name])
+        self._fit_texts(force=True)  # (the cells are new: their texts and the hint)
+        self._update_hint()
 
     def _fit_views(self) -> None:
         if self._layout is None:

@@ -83,12 +83,13 @@ def test_another_application_font_measures_again(qtbot, monkeypatch):
         app.setFont(original)
 
 
-def _ink_box(image: QImage) -> tuple[int, int]:
-    """(width, height) of the pixels that are not the dark background."""
+def _ink_box(image: QImage) -> tuple[int, int, float, float]:
+    """(width, height, centre x, centre y) of the pixels that are not the dark background."""
     pixels = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), -1, 4)
     ink = pixels[:, : image.width(), :3].max(axis=2) > 128
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    return int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+    width, height = int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+    return width, height, (cols[0] + cols[-1] + 1) / 2, (rows[0] + rows[-1] + 1) / 2
 
 
 def test_cell_texts_keep_their_screen_size_at_any_zoom_and_grow_with_an_export(qtbot):
@@ -112,8 +113,10 @@ def test_cell_texts_keep_their_screen_size_at_any_zoom_and_grow_with_an_export(q
         painter.end()
         return image
 
-    width, height = _ink_box(render(1.0, 1.0))
+    width, height, x, y = _ink_box(render(1.0, 1.0))
     assert 30 < width < 90 and 6 < height < 20
-    assert _ink_box(render(4.0, 1.0)) == (width, height)
-    big_w, big_h = _ink_box(render(1.0, 2.0))
+    assert abs(x - 50) <= 2 and abs(y - 30) <= 2  # (centred on the cell)
+    assert _ink_box(render(4.0, 1.0)) == (width, height, x, y)
+    big_w, big_h, big_x, big_y = _ink_box(render(1.0, 2.0))
     assert abs(big_w - 2 * width) <= 4 and abs(big_h - 2 * height) <= 3
+    assert abs(big_x - 100) <= 3 and abs(big_y - 60) <= 3
