@@ -28,7 +28,8 @@ the fractions written are of negative outputs.
 
 The two map mosaics hold uint8 colour codes (``inspector.plotting.encode_diverging`` /
 ``encode_activation``): map [n, f] of the page lies in tile (row n, column f) of
-``mosaic_layout()``.
+``mosaic_layout()``. Only the rows in view are coded when a record is drawn; the others hold
+the gap's code until they come into view, and a saved figure codes every row first.
 """
 
 from __future__ import annotations
