@@ -34,6 +34,9 @@ def _panel(qtbot, label: QLabel) -> QWidget:
     panel.show()
     qtbot.waitExposed(panel)
     qtbot.wait(20)
+    # Wherever an earlier test left the mouse, the label starts with the mouse away from it
+    # (shown under it, it would start selectable).
+    _leave(label)
     return panel
 
 
