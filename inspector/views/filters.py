@@ -383,7 +383,9 @@ class FiltersView(ScaledRecordView, QWidget):
         self._update_filter_ticks(record)
         self._time_record()
         fast = self._controller.is_running and self._too_fast()
-        self._set_equation_selectable(not fast)
+        # The equation can be selected (to copy its numbers) unless a run replaces it too
+        # fast to select.
+        self._equation.set_selectable(not fast)
         self._update_equation(record)
         self._request_texts(fast)
         self._show_readout()
@@ -1001,11 +1003,6 @@ class FiltersView(ScaledRecordView, QWidget):
             average = self._record_gap
             self._record_gap = gap if not math.isfinite(average) else 0.7 * average + 0.3 * gap
 
-    def _set_equation_selectable(self, selectable: bool) -> None:
-        """The equation's text can be selected (to copy its numbers) unless a run replaces it
-        too fast to select (``SelectableLabel``)."""
-        self._equation.set_selectable(selectable)
-
     def _request_texts(self, fast: bool) -> None:
         """Rewrite the cells for the record just drawn, or hide them while the run shows
         records too fast to read (``fast``: ``TEXT_MAX_RATE``): a cell never shows another
@@ -1035,7 +1032,7 @@ class FiltersView(ScaledRecordView, QWidget):
         if running:
             self._timed_at, self._record_gap = -math.inf, math.inf
             return
-        self._set_equation_selectable(True)
+        self._equation.set_selectable(True)
         if self._texts_suspended:
             self._update_texts()
 
