@@ -358,6 +358,77 @@ class TextAxis(pg.AxisItem):
             p.drawText(rect, int(flags), text)
 
 
+class ScaleAxis(pg.AxisItem):
+    """A colour bar's scale: the same drawing as ``pg.AxisItem``, made faster for what a bar
+    has (a vertical scale on the right, one level of given ticks, no grid).
+
+    The bars' labels change with nearly every iteration shown, and pyqtgraph's general code
+    for ticks took about 0.25 ms a bar each time (0.5 ms a frame with 16 filters). This one
+    computes the same tick marks and text boxes (tested against pyqtgraph's) in a few steps.
+    Any other use (another side, computed ticks, several levels) goes to pyqtgraph's code.
+    """
+
+    def generateDrawSpecs(self, p):  # noqa: N802 (pyqtgraph override)
+        style = self.style
+        levels = self._tickLevels
+        if (
+            self.orientation != "right"
+            or self.grid is not False
+            or levels is None
+            or len(levels) != 1
+            or style["tickAlpha"] is not None
+            or tuple(style["stopAxisAtTick"]) != (False, False)
+            or not style["showValues"]
+            or style["maxTextLevel"] < 0
+        ):
+            return super().generateDrawSpecs(p)
+        if style["tickFont"] is not None:
+            p.setFont(style["tickFont"])
+        bounds = self.mapRectFromParent(self.geometry())
+        # The axis line, one pixel right of the left edge, a pixel beyond each end.
+        start = QPointF(bounds.left() + 1.0, bounds.top() - 1.0)
+        stop = QPointF(bounds.left() + 1.0, bounds.bottom() + 1.0)
+        ends = self.mapToDevice(start), self.mapToDevice(stop)
+        if None in ends or ends[0] == ends[1]:
+            return None  # (not shown anywhere: pyqtgraph draws nothing either)
+        low, high = self.range
+        height = bounds.height()
+        if high == low:
+            scale, offset = 1.0, 0.0
+        else:
+            scale = -height / (high - low)
+            offset = low * scale - height
+        first, last = sorted((low * scale - offset, high * scale - offset))
+        pen = self.tickPen()
+        if pen.brush().style() == Qt.BrushStyle.SolidPattern:
+            pen = QPen(pen)
+            color = QColor(pen.color())
+            color.setAlpha(255)
+            pen.setColor(color)
+        edge = bounds.left()
+        length = style["tickLength"]
+        text_left = edge + max(0, length) + style["tickTextOffset"][0]
+        left = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+        flags = left | Qt.TextFlag.TextDontClip
+        room = self.boundingRect()
+        box = QRectF(0, 0, 100, 100)
+        tick_specs, text_specs = [], []
+        widest = 0.0
+        for value, text in levels[0]:
+            y = value * scale - offset
+            if y < first or y > last:
+                continue
+            tick_specs.append((pen, QPointF(edge, y), QPointF(edge + length, y)))
+            size = p.boundingRect(box, Qt.AlignmentFlag.AlignCenter, text)
+            width, text_height = size.width(), size.height() * 0.8
+            widest = max(widest, width)
+            rect = QRectF(text_left, y - text_height / 2, width, text_height)
+            if room & rect == rect:
+                text_specs.append((rect, flags, text))
+        self._updateMaxTextSize(widest)
+        return (self.pen(), start, stop), tick_specs, text_specs
+
+
 def image_plot(image_item: pg.ImageItem | None = None, text_axes=()) -> pg.PlotItem:
     """A plot for mosaics: aspect locked, y down, no menus or auto-range button; the axes
     named in ``text_axes`` ('left', 'right', ...) are ``TextAxis``."""
@@ -398,6 +469,13 @@ def colour_bar(
         orientation="horizontal" if horizontal else "vertical",
         colorMapMenu=False,
     )
+    # The scale: the same look, drawn faster (``ScaleAxis``).
+    scale = ScaleAxis("bottom" if horizontal else "right")
+    bar.setAxisItems({scale.orientation: scale})
+    bar.axis = scale
+    scale.setStyle(showValues=True)
+    scale.unlinkFromView()
+    scale.setRange(*bar.values)
     bar.axis.enableAutoSIPrefix(False)
     bar.axis.setStyle(tickFont=font(11), hideOverlappingLabels=False, tickLength=4)
     bar.axis.setTextPen(pg.mkPen(foreground()))

@@ -1,10 +1,13 @@
 """Colour bars: a bar whose range changes while its labels stay put reuses the axis's drawing,
 and always looks exactly like a bar given that range from scratch."""
 
+import random
+
 import numpy as np
 import pyqtgraph as pg
 import pytest
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QColor, QImage, QPainter, QPicture
+from PySide6.QtWidgets import QApplication
 
 from inspector import plotting
 from model.colormap import diverging_rgb
@@ -62,3 +65,70 @@ def test_a_bar_keeps_its_axis_drawing_only_while_its_labels_stay_put(bar_in_view
     assert bar.axis.picture is None
     plotting.set_bar_range(fresh_bar, -1.0, 3.0, [(-1.0, "-3.00"), (0.0, "0"), (3.0, "3.00")])
     np.testing.assert_array_equal(_pixels(widget), _pixels(fresh))
+
+
+def _specs(specs):
+    """Draw specs as plain tuples: (pen colour, width), points, rects, flags, texts."""
+    if specs is None:
+        return None
+    (pen, start, stop), ticks, texts = specs
+
+    def ink(pen):
+        return pen.color().name(QColor.NameFormat.HexArgb)
+
+    return (
+        (ink(pen), pen.widthF(), start.toTuple(), stop.toTuple()),
+        [(ink(p), a.toTuple(), b.toTuple()) for p, a, b in ticks],
+        [(rect.getRect(), int(flags), text) for rect, flags, text in texts],
+    )
+
+
+def test_the_scale_draws_what_pyqtgraphs_axis_draws(bar_in_view):
+    """The bars' ``ScaleAxis`` computes its ticks and labels in a shorter way than
+    pyqtgraph's AxisItem: the same specs, over ranges, labels (some off the bar), fonts and
+    heights."""
+    widget, bar = bar_in_view()
+    scale = bar.axis
+    assert isinstance(scale, plotting.ScaleAxis)
+    rng = random.Random(4)
+    picture = QPicture()
+    checked = 0
+    for trial in range(60):
+        if trial % 10 == 0:
+            scale.setWidth(rng.choice([40, 60, 90]))
+            widget.resize(160, rng.choice([80, 150, 300, 520]))
+            QApplication.processEvents()
+        font = plotting.font(rng.choice([9, 11, 14]))
+        scale.setStyle(tickFont=font, tickLength=rng.choice([0, 4, 7]))
+        low = rng.uniform(-100.0, 1.0)
+        high = low + rng.choice([0.0, rng.uniform(1e-6, 1.0), rng.uniform(1.0, 1e3)])
+        values = [low, high, (low + high) / 2, low - rng.uniform(0, 1), high + rng.uniform(0, 1)]
+        ticks = [(v, f"{v:.{rng.randint(1, 4)}g}") for v in values[: rng.randint(0, 5)]]
+        bar.setLevels((low, high))
+        scale.setTicks([ticks])
+        painter = QPainter(picture)
+        painter.setFont(scale.style["tickFont"])
+        ours = scale.generateDrawSpecs(painter)
+        width = scale.textWidth
+        theirs = pg.AxisItem.generateDrawSpecs(scale, painter)
+        painter.end()
+        assert _specs(ours) == _specs(theirs), (low, high, ticks)
+        assert scale.textWidth == width
+        checked += bool(ours and ours[2])
+    assert checked >= 20  # (trials that wrote labels; the others had none on the bar or room)
+
+
+def test_other_scales_are_pyqtgraphs(bar_in_view):
+    """What a bar never has (ticks pyqtgraph chooses, several levels) is left to pyqtgraph."""
+    widget, bar = bar_in_view()
+    scale = bar.axis
+    bar.setLevels((-3.0, 5.0))
+    for ticks in (None, [[(-3.0, "-3"), (5.0, "5")], [(1.0, "1")]]):
+        scale.setTicks(ticks)
+        picture = QPicture()
+        painter = QPainter(picture)
+        ours = scale.generateDrawSpecs(painter)
+        theirs = pg.AxisItem.generateDrawSpecs(scale, painter)
+        painter.end()
+        assert _specs(ours) == _specs(theirs)
+        assert len(ours[2]) >= 2
