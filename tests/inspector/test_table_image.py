@@ -1,0 +1,105 @@
+"""The heatmaps' and mosaics' ``TableImage`` draws exactly what pyqtgraph's ImageItem draws,
+by a shorter path for codes and for floats with levels."""
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+from PySide6.QtGui import QImage
+
+from inspector import plotting
+from model.colormap import DIVERGING_LUT
+
+
+def _rendered(item: pg.ImageItem, image: np.ndarray, lut: np.ndarray, levels) -> np.ndarray:
+    item.setLookupTable(lut)
+    item.setImage(image, levels=levels, autoLevels=False)
+    item.render()
+    assert item.qimage is not None
+    converted = item.qimage.convertToFormat(QImage.Format.Format_ARGB32)
+    return np.frombuffer(converted.constBits(), np.uint8).reshape(image.shape[0], -1).copy()
+
+
+def _both(image, lut, levels):
+    ours = plotting.new_image_item(lut)
+    assert isinstance(ours, plotting.TableImage)
+    theirs = pg.ImageItem(axisOrder="row-major")
+    theirs.setAutoDownsample(False)
+    return _rendered(ours, image, lut, levels), _rendered(theirs, image, lut, levels), ours
+
+
+LUTS = {
+    "rgb": DIVERGING_LUT,
+    "rgba codes": plotting.DIVERGING_CODE_LUT,
+    "activation codes": plotting.ACTIVATION_CODE_LUT,
+}
+
+
+@pytest.mark.parametrize("lut", LUTS.values(), ids=LUTS.keys())
+@pytest.mark.parametrize("levels", [None, (0, 255)])
+def test_codes_are_shown_in_their_colours(qtbot, lut, levels):
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 256, size=(23, 41), dtype=np.uint8)
+    ours, theirs, item = _both(codes, lut, levels)
+    np.testing.assert_array_equal(ours, theirs)
+    assert item.qimage.format() == QImage.Format.Format_Indexed8
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "levels", [(-1.0, 1.0), (-3e-5, 3e-5), (-61932.0, 61932.0), (0.0, 2.5), (0.7, 0.7)]
+)
+def test_floats_are_scaled_as_pyqtgraph_scales_them(qtbot, dtype, levels):
+    rng = np.random.default_rng(1)
+    low, high = levels
+    middle, half = (low + high) / 2, max(high - low, 1e-3)
+    values = rng.uniform(middle - half, middle + half, size=(12, 38))  # (some beyond the levels)
+    values[0, :4] = [low, high, middle, 0.0]
+    image = values.astype(dtype)
+    ours, theirs, item = _both(image, DIVERGING_LUT, levels)
+    np.testing.assert_array_equal(ours, theirs)
+    assert item.qimage.format() == QImage.Format.Format_Indexed8
+
+
+def test_nans_are_left_transparent(qtbot):
+    """A heatmap's gaps (NaN) are transparent and the rest is as pyqtgraph draws it (under a
+    transparent pixel the colour does not matter)."""
+    rng = np.random.default_rng(2)
+    values = rng.uniform(-1.5, 1.5, size=(12, 38))
+    values[:, 9::10] = np.nan
+    values[4, 3] = np.nan
+    ours, theirs, item = _both(values, DIVERGING_LUT, (-1.0, 1.0))
+    assert item._codes()[1] is not None
+    alpha = ours.reshape(12, 38, 4)[..., 3]  # (ARGB32 in memory: B, G, R, A)
+    np.testing.assert_array_equal(alpha, theirs.reshape(12, 38, 4)[..., 3])
+    np.testing.assert_array_equal(alpha == 0, np.isnan(values))
+    shown = alpha > 0
+    np.testing.assert_array_equal(ours.reshape(12, 38, 4)[shown], theirs.reshape(12, 38, 4)[shown])
+
+
+def test_other_images_go_to_pyqtgraph(qtbot):
+    """Levels that do not map codes to themselves and tables of another size take pyqtgraph's
+    path, with pyqtgraph's result."""
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 256, size=(9, 9), dtype=np.uint8)
+    for lut, levels in ((DIVERGING_LUT, (10, 200)), (DIVERGING_LUT[::2], None)):
+        ours, theirs, item = _both(codes, lut, levels)
+        assert item._codes() is None
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_new_table_is_used(qtbot):
+    """The converted table is kept only while the item's table is the same."""
+    codes = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    item = plotting.new_image_item(plotting.DIVERGING_CODE_LUT)
+    _rendered(item, codes, plotting.DIVERGING_CODE_LUT, (0, 255))
+    switched = _rendered(item, codes, plotting.ACTIVATION_CODE_LUT, (0, 255))
+    fresh = _rendered(
+        plotting.new_image_item(plotting.ACTIVATION_CODE_LUT),
+        codes,
+        plotting.ACTIVATION_CODE_LUT,
+        (0, 255),
+    )
+    np.testing.assert_array_equal(switched, fresh)
+    assert not np.array_equal(
+        switched, _rendered(item, codes, plotting.DIVERGING_CODE_LUT, (0, 255))
+    )
