@@ -1,5 +1,6 @@
-"""Colour bars: a bar whose range changes while its labels stay put reuses the axis's drawing,
-and always looks exactly like a bar given that range from scratch."""
+"""Colour bars and the texts beside mosaics: a bar whose range changes while its labels stay put
+reuses the axis's drawing, and always looks exactly like a bar given that range from scratch;
+their axes (``GivenTicksAxis``) compute what pyqtgraph's AxisItem would draw."""
 
 import random
 
@@ -84,12 +85,12 @@ def _specs(specs):
 
 
 def test_the_scale_draws_what_pyqtgraphs_axis_draws(bar_in_view):
-    """The bars' ``ScaleAxis`` computes its ticks and labels in a shorter way than
+    """The bars' ``GivenTicksAxis`` computes its ticks and labels in a shorter way than
     pyqtgraph's AxisItem: the same specs, over ranges, labels (some off the bar), fonts and
     heights."""
     widget, bar = bar_in_view()
     scale = bar.axis
-    assert isinstance(scale, plotting.ScaleAxis)
+    assert isinstance(scale, plotting.GivenTicksAxis)
     rng = random.Random(4)
     picture = QPicture()
     checked = 0
@@ -132,3 +133,42 @@ def test_other_scales_are_pyqtgraphs(bar_in_view):
         painter.end()
         assert _specs(ours) == _specs(theirs)
         assert len(ours[2]) >= 2
+
+
+@pytest.mark.parametrize("inverted", [False, True])
+def test_text_axes_beside_a_mosaic_write_what_pyqtgraph_writes(qtbot, inverted):
+    """The labels beside mosaics (``TextAxis``, on any side of a view that may be upside
+    down) have the same specs as pyqtgraph's: multi-line texts, some beyond the view."""
+    widget = pg.GraphicsLayoutWidget()
+    qtbot.addWidget(widget)
+    plot = plotting.image_plot(text_axes=("left", "right", "top", "bottom"))
+    plot.getViewBox().invertY(inverted)
+    widget.addItem(plot)
+    widget.resize(420, 360)
+    widget.show()
+    qtbot.waitExposed(widget)
+    rng = random.Random(7)
+    written = 0
+    for trial in range(24):
+        plot.getViewBox().setRange(
+            xRange=(0, rng.uniform(20, 200)), yRange=(0, rng.uniform(20, 200)), padding=0
+        )
+        for name in ("left", "right", "top", "bottom"):
+            axis = plot.getAxis(name)
+            assert isinstance(axis, plotting.GivenTicksAxis)
+            axis.setStyle(tickFont=plotting.font(rng.choice([9, 11])))
+            if trial % 6 == 0 and name in ("left", "right"):
+                axis.setWidth(rng.choice([40, 120]))
+            texts = ["#1 cross", "#2 circle\n→ circle 97% ✓", "a\nb\nc", "0.5% zero"]
+            ticks = [(rng.uniform(-20, 220), rng.choice(texts)) for _ in range(rng.randint(1, 6))]
+            axis.setTicks([ticks])
+            QApplication.processEvents()
+            picture = QPicture()
+            painter = QPainter(picture)
+            painter.setFont(axis.style["tickFont"])
+            ours = axis.generateDrawSpecs(painter)
+            theirs = pg.AxisItem.generateDrawSpecs(axis, painter)
+            painter.end()
+            assert _specs(ours) == _specs(theirs), (name, ticks)
+            written += len(ours[2])
+    assert written > 100
