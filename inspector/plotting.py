@@ -305,6 +305,11 @@ class GuardedViewBox(pg.ViewBox):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.plain_wheel = None
+        paints_nothing_without_border(self)
+
+    def setBorder(self, *args, **kwargs) -> None:  # noqa: N802 (pyqtgraph override)
+        super().setBorder(*args, **kwargs)
+        paints_nothing_without_border(self)
 
     def wheelEvent(self, ev, axis=None):  # noqa: N802 (Qt override)
         if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
@@ -313,6 +318,15 @@ class GuardedViewBox(pg.ViewBox):
             ev.accept()
         else:
             ev.ignore()
+
+
+def paints_nothing_without_border(view: pg.ViewBox) -> None:
+    """Tell Qt that ``view`` draws nothing itself while it has no border (its contents and
+    background are items of their own), so that a repaint does not call its ``paint``: for
+    each view of each plot in every frame, a Python call that drew its outline with no pen."""
+    border = view.border
+    none = border is None or border.style() == Qt.PenStyle.NoPen
+    view.setFlag(view.GraphicsItemFlag.ItemHasNoContents, none)
 
 
 def foreground() -> QColor:
@@ -591,6 +605,7 @@ def colour_bar(
     scale.setStyle(showValues=True)
     scale.unlinkFromView()
     scale.setRange(*bar.values)
+    paints_nothing_without_border(bar.getViewBox())  # (never given one)
     bar.axis.enableAutoSIPrefix(False)
     bar.axis.setStyle(tickFont=font(11), hideOverlappingLabels=False, tickLength=4)
     bar.axis.setTextPen(pg.mkPen(foreground()))

@@ -1,5 +1,6 @@
-"""The heatmaps' and mosaics' ``TableImage`` draws exactly what pyqtgraph's ImageItem draws,
-by a shorter path for codes and for floats with levels."""
+"""Plot items made faster than pyqtgraph's: the heatmaps' and mosaics' ``TableImage`` draws
+exactly what pyqtgraph's ImageItem draws, by a shorter path for codes and for floats with levels;
+views without a border are not asked to paint."""
 
 import numpy as np
 import pyqtgraph as pg
@@ -10,13 +11,18 @@ from inspector import plotting
 from model.colormap import DIVERGING_LUT
 
 
+def _argb(image: QImage) -> np.ndarray:
+    """An image's pixels, (height, width, BGRA) as ARGB32 lies in memory."""
+    converted = image.convertToFormat(QImage.Format.Format_ARGB32)
+    return np.frombuffer(converted.constBits(), np.uint8).reshape(image.height(), -1, 4).copy()
+
+
 def _rendered(item: pg.ImageItem, image: np.ndarray, lut: np.ndarray, levels) -> np.ndarray:
     item.setLookupTable(lut)
     item.setImage(image, levels=levels, autoLevels=False)
     item.render()
     assert item.qimage is not None
-    converted = item.qimage.convertToFormat(QImage.Format.Format_ARGB32)
-    return np.frombuffer(converted.constBits(), np.uint8).reshape(image.shape[0], -1).copy()
+    return _argb(item.qimage).reshape(image.shape[0], -1)
 
 
 def _both(image, lut, levels):
@@ -103,3 +109,42 @@ def test_a_new_table_is_used(qtbot):
     assert not np.array_equal(
         switched, _rendered(item, codes, plotting.DIVERGING_CODE_LUT, (0, 255))
     )
+
+
+def test_views_without_a_border_are_not_asked_to_paint(qtbot, monkeypatch):
+    """A plot's view and a colour bar's draw nothing themselves (no border), so a repaint does
+    not call their ``paint``; given a border, a view paints it. Mouse hits still find them."""
+    painted = []
+    original = pg.ViewBox.paint
+
+    def counting(self, *args):
+        painted.append(self)
+        return original(self, *args)
+
+    monkeypatch.setattr(pg.ViewBox, "paint", counting)
+    widget = pg.GraphicsLayoutWidget()
+    qtbot.addWidget(widget)
+    plot = plotting.image_plot(plotting.new_image_item(DIVERGING_LUT))
+    plot.getViewBox().addItem(pg.PlotCurveItem([0, 5], [0, 5]))
+    bar = plotting.colour_bar(plotting.DIVERGING_COLORMAP)
+    widget.addItem(plot)
+    widget.addItem(bar)
+    widget.resize(300, 200)
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.grab()
+    assert painted == []
+    view = plot.getViewBox()
+    centre = view.mapToScene(view.boundingRect().center())
+    assert view in widget.scene().items(centre)
+
+    view.setBorder("#ff0000")
+    image = widget.grab().toImage()
+    assert painted and all(p is view for p in painted)
+    pixels = _argb(image)
+    red = (pixels[..., 2] > 200) & (pixels[..., 1] < 60) & (pixels[..., 0] < 60)
+    assert red.sum() > 2 * min(view.width(), view.height())  # (its outline)
+    view.setBorder(None)
+    painted.clear()
+    widget.grab()
+    assert painted == []
