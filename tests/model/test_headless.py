@@ -923,7 +923,9 @@ def test_on_a_terminal_a_run_shows_its_progress_on_one_line(capsys, tmp_path, mo
     # Without --iterations (a review: the line was built from the option, None, and the run
     # died at iteration 0), and on a narrow terminal, where a line that wraps would leave its
     # first part behind at every rewrite.
-    monkeypatch.setattr(cli.shutil, "get_terminal_size", lambda: os.terminal_size((40, 24)))
+    monkeypatch.setattr(
+        cli.shutil, "get_terminal_size", lambda *_args, **_kwargs: os.terminal_size((40, 24))
+    )
     status, out, err = run_cli(capsys, "--headless", "--out", tmp_path / "default")
     assert status == 0 and out.startswith("Trained 50 iterations")
     lines = err.split("\r")[1:]
