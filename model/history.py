@@ -107,6 +107,16 @@ def strip_maps(record: StepRecord) -> StepRecord:
     return dataclasses.replace(record, pre_activation=None, activation=None)
 
 
+def _grown(array: np.ndarray, rows: int, capacity: int) -> np.ndarray:
+    """``array`` with room for ``capacity`` rows, its first ``rows`` copied. Only those are
+    written: the room after them is not touched until rows arrive, so the system does not hand
+    it out until then (``np.concatenate`` with an empty block wrote all of it, and a table that
+    had just doubled held twice the memory its rows need)."""
+    grown = np.empty((capacity, *array.shape[1:]), dtype=array.dtype)
+    grown[:rows] = array[:rows]
+    return grown
+
+
 class MetricsTable:
     """Column-wise scalar metrics and per-image loss/probability, one row per kept iteration."""
 
@@ -150,12 +160,10 @@ class MetricsTable:
         """Add rows: scalars (k, len(METRIC_NAMES)), losses and probabilities (k, N)."""
         new = len(scalars)
         if self._rows + new > len(self._scalars):
-            grow = max(16, self._rows, new)
-            self._scalars = np.concatenate([self._scalars, np.empty((grow, len(METRIC_NAMES)))])
-            self._losses = np.concatenate([self._losses, np.empty((grow, self.num_images))])
-            self._probabilities = np.concatenate(
-                [self._probabilities, np.empty((grow, self.num_images))]
-            )
+            capacity = self._rows + max(16, self._rows, new)
+            self._scalars = _grown(self._scalars, self._rows, capacity)
+            self._losses = _grown(self._losses, self._rows, capacity)
+            self._probabilities = _grown(self._probabilities, self._rows, capacity)
         end = self._rows + new
         self._scalars[self._rows : end] = scalars
         self._losses[self._rows : end] = losses
