@@ -507,16 +507,18 @@ class TableImage(pg.ImageItem):
     (other tables or levels) goes to pyqtgraph's code. Tested against it.
     """
 
-    _table_of: np.ndarray | None = None
+    _table_of: bytes = b""
     _table = np.zeros(0, np.uint32)
 
     def _colour_table(self, lut: np.ndarray) -> np.ndarray:
-        """``lut`` as Qt's colours (0xAARRGGBB), converted once per table."""
-        if lut is not self._table_of:
+        """``lut`` as Qt's colours (0xAARRGGBB), converted once per table (kept by its bytes:
+        a table edited in place is converted again)."""
+        key = lut.tobytes() + bytes(lut.shape[1:])
+        if key != self._table_of:
             rows = lut.astype(np.uint32)
             alpha = rows[:, 3] if rows.shape[1] == 4 else np.uint32(255)
             self._table = (alpha << 24) | (rows[:, 0] << 16) | (rows[:, 1] << 8) | rows[:, 2]
-            self._table_of = lut
+            self._table_of = key
         return self._table
 
     def _codes(self) -> tuple[np.ndarray, np.ndarray | None] | None:
@@ -546,7 +548,9 @@ class TableImage(pg.ImageItem):
         span = high - low
         gaps = np.isnan(image)
         if gaps.any():
-            image = np.where(gaps, low, image)  # (any code: they are not shown)
+            # (Any value: they are not shown. In the image's type, which rescaleData's
+            # arithmetic follows: float32 is scaled in float32, as pyqtgraph scales it.)
+            image = np.where(gaps, image.dtype.type(low), image)
         else:
             gaps = None
         codes = pg.functions.rescaleData(
@@ -586,21 +590,20 @@ def new_image_item(lut: np.ndarray | None) -> pg.ImageItem:
     return item
 
 
-def colour_bar(
-    colormap: pg.ColorMap, *, horizontal: bool = False, width: int = 14
-) -> pg.ColorBarItem:
-    """A non-interactive colour bar (levels are set by the view, never by dragging)."""
+def colour_bar(colormap: pg.ColorMap, *, width: int = 14) -> pg.ColorBarItem:
+    """A vertical, non-interactive colour bar (levels are set by the view, never by dragging)
+    with its scale on the right."""
     bar = pg.ColorBarItem(
         values=(-1.0, 1.0),
         colorMap=colormap,
         interactive=False,
         width=width,
-        orientation="horizontal" if horizontal else "vertical",
+        orientation="vertical",
         colorMapMenu=False,
     )
     # The scale: the same look, drawn faster (``GivenTicksAxis``).
-    scale = GivenTicksAxis("bottom" if horizontal else "right")
-    bar.setAxisItems({scale.orientation: scale})
+    scale = GivenTicksAxis("right")
+    bar.setAxisItems({"right": scale})
     bar.axis = scale
     scale.setStyle(showValues=True)
     scale.unlinkFromView()
@@ -613,8 +616,7 @@ def colour_bar(
         # (Not cached as TextAxis is: a cached frame lost its left line in saved PNGs and,
         # at some window sizes, on screen.)
         bar.getAxis(name).setPen(pg.mkPen(muted()))
-    if not horizontal:
-        bar.axis.setWidth(40)
+    bar.axis.setWidth(40)
     for name in ("top", "bottom"):
         bar.getAxis(name).setHeight(6)
     return bar
@@ -633,7 +635,7 @@ def bar_width(bar: pg.ColorBarItem) -> float:
 def set_bar_range(bar: pg.ColorBarItem, low: float, high: float, ticks) -> bool:
     """Show [low, high] on ``bar`` with exactly the labelled ``ticks`` ((value, text), ...).
 
-    A vertical bar's axis widens to fit the longest label (it never narrows again, so that a
+    The bar's axis widens to fit the longest label (it never narrows again, so that a
     running view does not jitter). Returns whether it widened.
     """
     ticks = list(ticks)
@@ -650,12 +652,11 @@ def set_bar_range(bar: pg.ColorBarItem, low: float, high: float, ticks) -> bool:
         # during a run the labels stay the same in about half the frames.
         bar.axis.picture = picture
     bar._tick_layout = layout
-    if not bar.horizontal:
-        metrics = QFontMetricsF(bar.axis.style["tickFont"])
-        needed = max((metrics.horizontalAdvance(text) for _, text in ticks), default=0) + 9
-        if needed > axis_width(bar.axis):
-            bar.axis.setWidth(int(math.ceil(needed)))
-            return True
+    metrics = QFontMetricsF(bar.axis.style["tickFont"])
+    needed = max((metrics.horizontalAdvance(text) for _, text in ticks), default=0) + 9
+    if needed > axis_width(bar.axis):
+        bar.axis.setWidth(int(math.ceil(needed)))
+        return True
     return False
 
 

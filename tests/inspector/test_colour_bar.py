@@ -119,20 +119,37 @@ def test_the_scale_draws_what_pyqtgraphs_axis_draws(bar_in_view):
     assert checked >= 20  # (trials that wrote labels; the others had none on the bar or room)
 
 
-def test_other_scales_are_pyqtgraphs(bar_in_view):
-    """What a bar never has (ticks pyqtgraph chooses, several levels) is left to pyqtgraph."""
+@pytest.mark.parametrize(
+    "change",
+    ["computed ticks", "two levels", "grid", "tick alpha", "stop at ticks", "no values"],
+)
+def test_other_scales_are_pyqtgraphs(bar_in_view, change):
+    """What these axes never have (ticks pyqtgraph chooses, several levels, a grid, faded
+    ticks, a line that stops at the ticks, no texts) is left to pyqtgraph."""
     widget, bar = bar_in_view()
     scale = bar.axis
     bar.setLevels((-3.0, 5.0))
-    for ticks in (None, [[(-3.0, "-3"), (5.0, "5")], [(1.0, "1")]]):
-        scale.setTicks(ticks)
-        picture = QPicture()
-        painter = QPainter(picture)
-        ours = scale.generateDrawSpecs(painter)
-        theirs = pg.AxisItem.generateDrawSpecs(scale, painter)
-        painter.end()
-        assert _specs(ours) == _specs(theirs)
-        assert len(ours[2]) >= 2
+    scale.setTicks([[(-3.0, "-3"), (1.0, "1"), (5.0, "5")]])
+    if change == "computed ticks":
+        scale.setTicks(None)
+    elif change == "two levels":
+        scale.setTicks([[(-3.0, "-3"), (5.0, "5")], [(1.0, "1")]])
+    elif change == "grid":
+        scale.setGrid(128)
+    elif change == "tick alpha":
+        scale.setStyle(tickAlpha=0.3)
+    elif change == "stop at ticks":
+        scale.setStyle(stopAxisAtTick=(True, True))
+    else:
+        scale.setStyle(showValues=False)
+    QApplication.processEvents()
+    picture = QPicture()
+    painter = QPainter(picture)
+    ours = scale.generateDrawSpecs(painter)
+    theirs = pg.AxisItem.generateDrawSpecs(scale, painter)
+    painter.end()
+    assert _specs(ours) == _specs(theirs)
+    assert len(ours[1]) >= 2
 
 
 @pytest.mark.parametrize("inverted", [False, True])

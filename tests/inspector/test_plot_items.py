@@ -66,20 +66,43 @@ def test_floats_are_scaled_as_pyqtgraph_scales_them(qtbot, dtype, levels):
     assert item.qimage.format() == QImage.Format.Format_Indexed8
 
 
-def test_nans_are_left_transparent(qtbot):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_nans_are_left_transparent(qtbot, dtype):
     """A heatmap's gaps (NaN) are transparent and the rest is as pyqtgraph draws it (under a
-    transparent pixel the colour does not matter)."""
+    transparent pixel the colour does not matter). Enough values that some fall on the edge
+    between two colours, where float32 arithmetic and float64 arithmetic part (a review)."""
     rng = np.random.default_rng(2)
-    values = rng.uniform(-1.5, 1.5, size=(12, 38))
-    values[:, 9::10] = np.nan
+    low, high = -0.3, 0.7
+    values = rng.uniform(low - 0.5, high + 0.5, size=(200, 500)).astype(dtype)
+    # The edges between codes, and the values either side of them, in the image's type.
+    edges = (low + np.arange(257) * (high - low) / 256).astype(dtype)
+    near = np.concatenate([np.nextafter(edges, -np.inf), edges, np.nextafter(edges, np.inf)])
+    values[:3, :257] = near.reshape(3, 257)
+    values[:, 299::10] = np.nan
     values[4, 3] = np.nan
-    ours, theirs, item = _both(values, DIVERGING_LUT, (-1.0, 1.0))
+    ours, theirs, item = _both(values, DIVERGING_LUT, (low, high))
     assert item._codes()[1] is not None
-    alpha = ours.reshape(12, 38, 4)[..., 3]  # (ARGB32 in memory: B, G, R, A)
-    np.testing.assert_array_equal(alpha, theirs.reshape(12, 38, 4)[..., 3])
+    ours, theirs = ours.reshape(200, 500, 4), theirs.reshape(200, 500, 4)
+    alpha = ours[..., 3]  # (ARGB32 in memory: B, G, R, A)
+    np.testing.assert_array_equal(alpha, theirs[..., 3])
     np.testing.assert_array_equal(alpha == 0, np.isnan(values))
     shown = alpha > 0
-    np.testing.assert_array_equal(ours.reshape(12, 38, 4)[shown], theirs.reshape(12, 38, 4)[shown])
+    np.testing.assert_array_equal(ours[shown], theirs[shown])
+
+
+def test_images_that_are_slices_of_others(qtbot):
+    """Views into larger arrays (not contiguous) are drawn as their copies are."""
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 256, size=(20, 40), dtype=np.uint8)[:, ::2]
+    values = rng.uniform(-1, 1, size=(20, 40))[::2, 1::3]
+    for image, lut, levels in (
+        (codes, plotting.DIVERGING_CODE_LUT, (0, 255)),
+        (values, DIVERGING_LUT, (-1.0, 1.0)),
+    ):
+        assert not image.flags.c_contiguous
+        ours, theirs, _ = _both(image, lut, levels)
+        np.testing.assert_array_equal(ours, theirs)
+        np.testing.assert_array_equal(ours, _both(image.copy(), lut, levels)[0])
 
 
 def test_other_images_go_to_pyqtgraph(qtbot):
@@ -148,3 +171,15 @@ def test_views_without_a_border_are_not_asked_to_paint(qtbot, monkeypatch):
     painted.clear()
     widget.grab()
     assert painted == []
+
+
+def test_a_table_edited_in_place_is_used(qtbot):
+    """The converted table is kept by the table's contents, not only by which array it is."""
+    lut = DIVERGING_LUT.copy()
+    codes = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    item = plotting.new_image_item(lut)
+    _rendered(item, codes, lut, None)
+    lut[:] = 255 - lut
+    edited = _rendered(item, codes, lut, None)
+    fresh = pg.ImageItem(axisOrder="row-major")
+    np.testing.assert_array_equal(edited, _rendered(fresh, codes, lut, None))
