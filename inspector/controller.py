@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, Signal, Slot
+from shiboken6 import delete as shiboken_delete
+from shiboken6 import isValid
 
 from inspector.tasks import BackgroundTask
 from inspector.training_process import Frame, RunOutcome, TrainerClient, TrainerError
@@ -1149,6 +1151,13 @@ class SessionController(QObject):
             # lives: deleted later with it, a task crashed the process ("shared QObject was
             # deleted directly").
             QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        # Tasks that ended before (deleted later, not yet done) go now too, while whoever
+        # called this holds the controller: their handlers' closures hold it as well, and a
+        # controller dropped after shutdown was then deleted from inside such a task's
+        # deletion, which deleted the task a second time (a crash in the tests).
+        for task in self.findChildren(BackgroundTask):
+            if isValid(task):
+                shiboken_delete(task)
 
 
 def _map_values(config: TrainingConfig, dataset: Dataset) -> int:

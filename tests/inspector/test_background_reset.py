@@ -9,12 +9,13 @@ import threading
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import QApplication, QDialog, QLabel, QMessageBox, QPushButton
 
 from inspector import controller as controller_module
 from inspector import main_window
 from inspector.controller import SessionController
+from inspector.tasks import BackgroundTask
 from model.presets import preset_config
 
 
@@ -555,3 +556,28 @@ def test_a_rate_changed_while_the_first_update_is_predicted_is_not_lost(
     finally:
         gate.set()
         ctrl.shutdown()
+
+
+def test_shutdown_leaves_no_ended_task_to_be_deleted_later(qtbot, question_dataset):
+    """A task that ended is deleted later, and its handlers' closures hold the controller. One
+    still waiting to be deleted after shutdown kept a dropped controller alive, and deleting
+    it then deleted the controller, which deleted the task a second time: the crash of the
+    test process seen after this file's aside tests ("shared QObject was deleted directly")."""
+    ctrl = SessionController(question_dataset, preset_config("seed"), backend="thread")
+    ended = []
+
+    def on_ended(held=ctrl) -> None:  # (holds the controller, as the handlers' closures do)
+        ended.append(held)
+
+    task = BackgroundTask(lambda _progress, _cancelled: None, ctrl)
+    task.ended.connect(on_ended)
+    task.start()
+    qtbot.waitUntil(lambda: bool(ended), timeout=10000)
+    task.deleteLater()  # (as the controller's handlers do; not yet done)
+    assert task in ctrl.findChildren(BackgroundTask)
+    ctrl.shutdown()
+    assert ctrl.findChildren(BackgroundTask) == []
+    ended.clear()
+    del ctrl, task, on_ended
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    QApplication.processEvents()
