@@ -1096,6 +1096,10 @@ class SessionController(QObject):
         task.start()
 
     def _on_loaded(self, dataset: Dataset, source: str) -> None:
+        if self._closed:
+            # Delivered by shutdown (the load ended as the window closed): a new run now
+            # would start on a training process that is gone.
+            return
         if self.set_dataset(dataset, source):
             skipped = len(dataset.skipped)
             note = (
@@ -1155,9 +1159,12 @@ class SessionController(QObject):
         # called this holds the controller: their handlers' closures hold it as well, and a
         # controller dropped after shutdown was then deleted from inside such a task's
         # deletion, which deleted the task a second time (a crash in the tests).
-        for task in self.findChildren(BackgroundTask):
+        # (A task still running after its wait ends as cancelled: ``tasks.BackgroundTask``.)
+        direct = Qt.FindChildOption.FindDirectChildrenOnly
+        for task in self.findChildren(BackgroundTask, options=direct):
             if isValid(task):
                 shiboken_delete(task)
+        self._load_task = self._aside_task = self._fetch = None
 
 
 def _map_values(config: TrainingConfig, dataset: Dataset) -> int:

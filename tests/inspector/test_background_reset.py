@@ -581,3 +581,18 @@ def test_shutdown_leaves_no_ended_task_to_be_deleted_later(qtbot, question_datas
     del ctrl, task, on_ended
     QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     QApplication.processEvents()
+
+
+def test_images_loaded_as_the_window_closes_start_no_run(qtbot, question_dataset, monkeypatch):
+    """A load whose result is delivered by shutdown (it ended as the window closed) starts no
+    new run on the training process that shutdown has just closed (a review)."""
+    monkeypatch.setattr(controller_module, "BACKGROUND_RESET_VALUES", 0)
+    ctrl = SessionController(question_dataset, preset_config("seed"), backend="thread")
+    ctrl._load(lambda _progress, _cancelled: question_dataset, "folder")
+    assert ctrl._load_task.wait(5000)  # (its result queued, not delivered yet)
+    starting = []
+    ctrl.run_starting.connect(starting.append)
+    ctrl.shutdown()
+    assert starting == []
+    assert not ctrl.is_loading and not ctrl.is_starting
+    assert ctrl.findChildren(BackgroundTask) == []
