@@ -362,14 +362,6 @@ class GivenTicksAxis(pg.AxisItem):
     other use (computed ticks, several levels, a grid) goes to pyqtgraph's code.
     """
 
-    # side: (axis line's end offsets, where ticks start, tick direction, along y)
-    _SIDES = {
-        "left": (((-1.0, -1.0), (-1.0, 1.0)), "right", -1, True),
-        "right": (((1.0, -1.0), (1.0, 1.0)), "left", 1, True),
-        "top": (((-1.0, -1.0), (1.0, -1.0)), "bottom", -1, False),
-        "bottom": (((-1.0, 1.0), (1.0, 1.0)), "top", 1, False),
-    }
-
     def generateDrawSpecs(self, p):  # noqa: N802 (pyqtgraph override)
         style = self.style
         levels = self._tickLevels
@@ -386,15 +378,19 @@ class GivenTicksAxis(pg.AxisItem):
         if style["tickFont"] is not None:
             p.setFont(style["tickFont"])
         bounds = self.mapRectFromParent(self.geometry())
-        (first_end, last_end), edge_name, direction, vertical = self._SIDES[self.orientation]
+        # Ticks and texts go away from the view: left and up (-1), or right and down (+1).
+        # The axis line runs a pixel that way from the edge next to the view, a pixel beyond
+        # each end.
+        vertical = self.orientation in ("left", "right")
+        direction = -1 if self.orientation in ("left", "top") else 1
         if vertical:
-            edge = bounds.right() if edge_name == "right" else bounds.left()
-            start = QPointF(edge + first_end[0], bounds.top() + first_end[1])
-            stop = QPointF(edge + last_end[0], bounds.bottom() + last_end[1])
+            edge = bounds.right() if direction < 0 else bounds.left()
+            start = QPointF(edge + direction, bounds.top() - 1.0)
+            stop = QPointF(edge + direction, bounds.bottom() + 1.0)
         else:
-            edge = bounds.bottom() if edge_name == "bottom" else bounds.top()
-            start = QPointF(bounds.left() + first_end[0], edge + first_end[1])
-            stop = QPointF(bounds.right() + last_end[0], edge + last_end[1])
+            edge = bounds.bottom() if direction < 0 else bounds.top()
+            start = QPointF(bounds.left() - 1.0, edge + direction)
+            stop = QPointF(bounds.right() + 1.0, edge + direction)
         ends = self.mapToDevice(start), self.mapToDevice(stop)
         if None in ends or ends[0] == ends[1]:
             return None  # (not shown anywhere: pyqtgraph draws nothing either)
@@ -417,13 +413,14 @@ class GivenTicksAxis(pg.AxisItem):
         length = style["tickLength"]
         tip = edge + length * direction
         gap = max(0, length) + style["tickTextOffset"][0 if vertical else 1]
-        align = {
-            "left": Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-            "right": Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-            "top": Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom,
-            "bottom": Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
-        }[self.orientation]
-        flags = align | Qt.TextFlag.TextDontClip
+        # Texts are aligned to the side facing the view.
+        align = Qt.AlignmentFlag
+        if vertical:
+            across = align.AlignRight if direction < 0 else align.AlignLeft
+            flags = across | align.AlignVCenter | Qt.TextFlag.TextDontClip
+        else:
+            across = align.AlignBottom if direction < 0 else align.AlignTop
+            flags = across | align.AlignHCenter | Qt.TextFlag.TextDontClip
         room = self.boundingRect()
         box = QRectF(0, 0, 100, 100)
         tick_specs, text_specs = [], []
@@ -439,14 +436,12 @@ class GivenTicksAxis(pg.AxisItem):
             size = p.boundingRect(box, Qt.AlignmentFlag.AlignCenter, text)
             width, height = size.width(), size.height() * 0.8
             deepest = max(deepest, width if vertical else height)
-            if self.orientation == "left":
-                rect = QRectF(edge - gap - width, x - height / 2, width, height)
-            elif self.orientation == "right":
-                rect = QRectF(edge + gap, x - height / 2, width, height)
-            elif self.orientation == "top":
-                rect = QRectF(x - width / 2, edge - gap - height, width, height)
+            if vertical:
+                near = edge - gap - width if direction < 0 else edge + gap
+                rect = QRectF(near, x - height / 2, width, height)
             else:
-                rect = QRectF(x - width / 2, edge + gap, width, height)
+                near = edge - gap - height if direction < 0 else edge + gap
+                rect = QRectF(x - width / 2, near, width, height)
             if room & rect == rect:
                 text_specs.append((rect, flags, text))
         self._updateMaxTextSize(deepest)
