@@ -39,7 +39,6 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, Signal, Slot
 from shiboken6 import delete as shiboken_delete
-from shiboken6 import isValid
 
 from inspector.tasks import BackgroundTask
 from inspector.training_process import Frame, RunOutcome, TrainerClient, TrainerError
@@ -1162,8 +1161,7 @@ class SessionController(QObject):
         # (A task still running after its wait ends as cancelled: ``tasks.BackgroundTask``.)
         direct = Qt.FindChildOption.FindDirectChildrenOnly
         for task in self.findChildren(BackgroundTask, options=direct):
-            if isValid(task):
-                shiboken_delete(task)
+            shiboken_delete(task)  # (a live child; tasks own no tasks)
         self._load_task = self._aside_task = self._fetch = None
 
 
