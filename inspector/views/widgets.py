@@ -11,6 +11,9 @@ from PySide6.QtGui import Qt as GuiQt
 from PySide6.QtGui import QTextDocument, QTextOption
 from PySide6.QtWidgets import QApplication, QFrame, QLabel, QScrollArea, QSizePolicy, QWidget
 
+#: Qt's largest widget size (QWIDGETSIZE_MAX), at which QLabel measures a text's fewest lines.
+_WIDGET_SIZE_MAX = (1 << 24) - 1
+
 
 class ElidedLabel(QLabel):
     """A one-line label that shortens its text with '…' to the width it gets (the whole text
@@ -66,7 +69,7 @@ class SelectableLabel(QLabel):
     open, and stays so while text in it is selected until its text changes (a new text ends
     the selection). ``set_selectable(False)`` keeps it unselectable whatever the mouse does
     (while a run replaces the text faster than it could be selected). Its size hints are a
-    selectable label's (``sizeHint``).
+    selectable label's (``sizeHint``, ``minimumSizeHint``).
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -74,8 +77,9 @@ class SelectableLabel(QLabel):
         self._allowed = True
         self._hovered = False
         self._document: QTextDocument | None = None
+        self._document_style: tuple | None = None
         self._hint_key: tuple | None = None
-        self._hint = QSize()
+        self._hints: tuple[QSize, QSize] | None = None
 
     def set_selectable(self, allowed: bool) -> None:
         """Whether the text may be selected (once the mouse is over it)."""
@@ -112,13 +116,27 @@ class SelectableLabel(QLabel):
         either way: its document's ideal size. (An unselectable word-wrapped label asks for
         a line of some 80 characters instead, and a new text's hint then changed the Filters
         panel's, which laid out the main window again.)"""
+        hints = self._wrapped_hints()
+        return super().sizeHint() if hints is None else QSize(hints[0])
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        """A selectable label's too: its longest word wide, a line high (measured with the
+        size hint, in the same document: QLabel measured it again, three times, from the
+        font's metrics, for every new text of a panel's wrapped explanation)."""
+        hints = self._wrapped_hints()
+        return super().minimumSizeHint() if hints is None else QSize(hints[1])
+
+    def _wrapped_hints(self) -> tuple[QSize, QSize] | None:
+        """(size hint, minimum size hint) of a word-wrapped plain text, as a selectable QLabel
+        measures them; None for any other label (the same either way)."""
         if (
-            not self.wordWrap()
+            not self.text()  # (QLabel measures no text as some pixels wide, either way)
+            or not self.wordWrap()
             or self.textFormat() == Qt.TextFormat.RichText
             or (self.textFormat() == Qt.TextFormat.AutoText and GuiQt.mightBeRichText(self.text()))
         ):
-            return super().sizeHint()  # (the same either way)
-        # (Measured here while selectable too: QLabel keeps the hint it measured before.)
+            return None
+        # (Measured here while selectable too: QLabel keeps the hints it measured before.)
         margins = self.contentsMargins()
         key = (
             self.text(),
@@ -133,22 +151,27 @@ class SelectableLabel(QLabel):
         )
         if key != self._hint_key:
             self._hint_key = key
-            self._hint = self._document_size()
-        return QSize(self._hint)
+            self._hints = self._measure_document()
+        return self._hints
 
-    def _document_size(self) -> QSize:
+    def _measure_document(self) -> tuple[QSize, QSize]:
         """What ``QLabel`` measures a selectable word-wrapped plain text as: its text in a
-        document without margins, in the label's font, at the document's ideal width, plus
-        the label's margin, indent and contents margins."""
-        if self._document is None:
-            self._document = QTextDocument(self)
-            self._document.setUndoRedoEnabled(False)
-            self._document.setDocumentMargin(0)
+        document without margins, in the label's font, at the document's ideal width (the size
+        hint), at no width (the minimum's width) and at any width (its fewest lines: the
+        minimum's height), plus the label's margin, indent and contents margins."""
         document = self._document
-        option = QTextOption(self.alignment())
-        option.setWrapMode(QTextOption.WrapMode.WordWrap)
-        document.setDefaultTextOption(option)
-        document.setDefaultFont(self.font())
+        if document is None:
+            document = self._document = QTextDocument(self)
+            document.setUndoRedoEnabled(False)
+            document.setDocumentMargin(0)
+        style = (int(self.alignment()), self.font().toString())
+        if style != self._document_style:
+            # (Either relays out the text the document holds: set only when they change.)
+            self._document_style = style
+            option = QTextOption(self.alignment())
+            option.setWrapMode(QTextOption.WrapMode.WordWrap)
+            document.setDefaultTextOption(option)
+            document.setDefaultFont(self.font())
         document.setPlainText(self.text())
         extra_w = extra_h = 2 * self.margin()
         indent = self.indent()
@@ -161,18 +184,29 @@ class SelectableLabel(QLabel):
             if align & (Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignBottom):
                 extra_h += indent
         margins = self.contentsMargins()
-        if self.minimumWidth() > 0:  # (wrapped at the least width it may have)
-            room = self.minimumWidth() - extra_w - margins.left() - margins.right()
-            document.setTextWidth(max(room, 0))
-        else:
-            document.adjustSize()
-        size = document.size()
-        width, height = math.ceil(size.width()), math.ceil(size.height())
-        hint = QSize(
-            width + extra_w + margins.left() + margins.right(),
-            height + extra_h + margins.top() + margins.bottom(),
-        )
-        return hint.expandedTo(self.minimumSize())
+        extra_w += margins.left() + margins.right()
+        extra_h += margins.top() + margins.bottom()
+        least = self.minimumSize()
+
+        def laid_out(width: int) -> QSize:
+            """QLabel's ``sizeForWidth(width)``: at least its minimum width, or its ideal
+            width for -1."""
+            if least.width() > 0:
+                width = max(width, least.width())
+            if width >= 0:
+                document.setTextWidth(max(width - extra_w, 0))
+            else:
+                document.adjustSize()
+            size = document.size()
+            hint = QSize(math.ceil(size.width()) + extra_w, math.ceil(size.height()) + extra_h)
+            return hint.expandedTo(least)
+
+        # (Ideal width last: the next text is laid out at the width the document was left at
+        # as it is set, and a text is laid out fastest near its ideal width.)
+        least_width = laid_out(0).width()
+        one_line = laid_out(_WIDGET_SIZE_MAX).height()
+        hint = laid_out(-1)
+        return hint, QSize(least_width, min(one_line, hint.height()))
 
     def _menu_open(self) -> bool:
         """Whether the label's own context menu (Copy, Select All) is open: its actions act

@@ -146,21 +146,24 @@ def test_it_asks_the_layout_for_what_a_selectable_label_asks(qtbot, setup):
             label.setText(text)
         return ours, theirs
 
-    for count in (1, 3, 12, 40, 120):
-        text = " ".join(rng.choice(words) for _ in range(count))
-        if count == 40:
-            text = text.replace(" pixel ", "\n")
+    texts = [" ".join(rng.choice(words) for _ in range(count)) for count in (1, 3, 12, 40, 120)]
+    texts[3] = texts[3].replace(" pixel ", "\n")
+    texts += ["", "a_single_word_far_longer_than_any_line_of_the_label_" * 3]
+    for text in texts:
         ours, theirs = pair(text)
         assert not _selectable(ours)
         assert ours.sizeHint() == theirs.sizeHint(), text
         assert ours.minimumSizeHint() == theirs.minimumSizeHint(), text
         for width in (60, 200, 500):
             assert ours.heightForWidth(width) == theirs.heightForWidth(width), text
-        # Under the mouse too (QLabel keeps the hint it measured while unselectable).
+        # Under the mouse too (QLabel keeps the hints it measured while unselectable).
         _enter(ours)
-        assert _selectable(ours) and ours.sizeHint() == theirs.sizeHint(), text
+        assert _selectable(ours), text
+        assert ours.sizeHint() == theirs.sizeHint(), text
+        assert ours.minimumSizeHint() == theirs.minimumSizeHint(), text
         ours, theirs = pair(text, least=150)
         assert ours.sizeHint() == theirs.sizeHint(), text
+        assert ours.minimumSizeHint() == theirs.minimumSizeHint(), text
 
 
 @pytest.mark.parametrize("width", [150, 283, 622])
