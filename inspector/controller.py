@@ -404,16 +404,24 @@ class SessionController(QObject):
 
     @Slot()
     def pause(self) -> None:
-        """Stop training after the step in progress."""
+        """Stop training after the step in progress; the run has ended when this returns, its
+        last iteration shown."""
+        self._stop(complete=True)
+
+    def _stop(self, *, complete: bool) -> None:
+        """Stop the run; without ``complete``, a last frame with large maps ends it once they
+        are copied out (at a later ``_poll_frames``: the window answers meanwhile)."""
         if self._running:
             with contextlib.suppress(TrainerError):  # reported by _call
                 self._call("stop")
-            self._poll_frames()
+            self._poll_frames(complete=complete)
 
     @Slot()
     def toggle_run(self) -> None:
+        """Run, or pause a run (F5): a run whose last frame has large maps shows as running
+        until they are copied out, and the window answers meanwhile (``pause`` waits)."""
         if self._running:
-            self.pause()
+            self._stop(complete=False)
         else:
             self.run()
 
@@ -459,13 +467,14 @@ class SessionController(QObject):
         self._frame.start(STEP_POLL_MS if steps == 1 else self._poll_ms())
 
     @Slot()
-    def _poll_frames(self) -> None:
+    def _poll_frames(self, complete: bool = False) -> None:
         """Take the training process's frames (it sends 60 a second on average), show the newest
         record (unless an earlier iteration is pinned on the history slider), and end the run
-        when its last frame says so."""
+        when its last frame says so. A frame with large maps is completed on another thread
+        and comes at a later poll; ``complete`` waits for it (``TrainerClient.frames``)."""
         outcome = None
         newest: Frame | None = None
-        for frame in self._client.frames():
+        for frame in self._client.frames(complete=complete):
             if frame.generation != self._generation:
                 continue  # sent before a reset or rewind
             self._metrics.extend(*frame.rows)
@@ -499,8 +508,7 @@ class SessionController(QObject):
 
     def _ensure_paused(self) -> None:
         """Stop a run and take its last frame, so that the views and the session agree."""
-        if self._running:
-            self.pause()
+        self.pause()
 
     def _restart(self) -> None:
         """Start a new training process after the old one died, from iteration 0 of the same

@@ -26,6 +26,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import math
 import multiprocessing
 import signal
 import threading
@@ -90,6 +91,12 @@ class RunOutcome:
 #: Arrays of a record's parameter groups from this size on travel in shared memory with its
 #: maps (``ArraySlots``): the classifier's weights, gradient and update, one per ReLU output.
 SHARED_MIN_BYTES = 32 * 2**10
+#: A frame whose arrays take this many bytes or more to put back (``SharedRef.restored_bytes``)
+#: is completed on a thread of its own, not the window's: with 3,000 images of 32×32 and 8
+#: filters a frame's maps are 400 MB, and copying them out stopped the window for half a second
+#: to a second at every frame. Smaller ones (8 MB with 16 images × 16 filters of 64×64) are
+#: completed at once, as they come.
+BACKGROUND_RESTORE_BYTES = 32 * 2**20
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,10 @@ class SharedArray:
     offset: int
     shape: tuple[int, ...]
     dtype: str
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * np.dtype(self.dtype).itemsize
 
 
 @dataclass(frozen=True)
@@ -116,6 +127,13 @@ class SharedRef:
     arrays: tuple[SharedArray, ...]
     orders: tuple[tuple[str, tuple[str, ...]], ...] = ()
     activation: tuple[str, float] | None = None
+
+    def restored_bytes(self) -> int:
+        """Bytes that ``restore`` writes: the arrays' copies, and the output map made again."""
+        total = sum(entry.nbytes for entry in self.arrays)
+        if self.activation is not None and self.activation[0] != "identity":
+            total += sum(entry.nbytes for entry in self.arrays if entry.field == "pre_activation")
+        return total
 
     def restore(self, record: StepRecord, buffer) -> StepRecord:
         """``record`` with its arrays back, as read-only copies out of ``buffer`` (and the
@@ -181,8 +199,9 @@ class Frame:
     rewinds so that a frame sent before one is recognised as stale. With ``shared`` set, the
     record travels without its maps and its large parameter arrays, which wait in shared memory
     (``ArraySlots``). ``TrainerClient.frames`` puts them back into the newest frame that has
-    arrived; a frame that still has ``shared`` set is incomplete and not to be shown (a newer
-    one came with it, or its block was gone).
+    arrived (large ones on another thread, handed out once complete); a frame that still has
+    ``shared`` set is incomplete and not to be shown (a newer one came with it, or its block
+    was gone).
     """
 
     generation: int
@@ -664,6 +683,11 @@ class TrainerClient:
         self._call_lock = threading.Lock()
         self._frames_lock = threading.Lock()
         self._received: list[Frame] = []
+        # Frames arrived but not handed out yet, oldest first: the first is being completed
+        # by ``_restorer`` while ``_restoring`` is set (see ``_hand_out``).
+        self._held: list[Frame] = []
+        self._restoring: concurrent.futures.Future | None = None
+        self._restorer: concurrent.futures.ThreadPoolExecutor | None = None
         self._pipe_closed = False
         self.backend = backend
         context = multiprocessing.get_context("spawn")
@@ -770,32 +794,69 @@ class TrainerClient:
         # Waiting for another call, it must not count an interruption: that would be its own.
         return self.call("record", iteration, interruptions=interruptions, interrupting=False)
 
-    def frames(self) -> list[Frame]:
-        """Every frame that has arrived (oldest first), without waiting; only the newest of
-        those that came together is complete (see ``Frame``)."""
-        self._drain_frames()
+    def frames(self, *, complete: bool = False) -> list[Frame]:
+        """Every frame handed out so far (oldest first), without waiting; only the newest of
+        those that came together is complete (see ``Frame``).
+
+        A frame whose arrays are large is completed on another thread and handed out, with the
+        frames that came after it, once it is (a later call); ``complete`` waits for it
+        instead (when a run has been stopped and its last frame must be shown now)."""
+        self._drain_frames(complete=complete)
         with self._frames_lock:
             received, self._received = self._received, []
         return received
 
-    def _drain_frames(self) -> None:
+    def _drain_frames(self, *, complete: bool = False) -> None:
         with self._frames_lock:
-            arrived = []
             try:
                 while self._frames.poll():
-                    arrived.append(self._frames.recv())
+                    self._held.append(self._frames.recv())
             except (EOFError, OSError):
                 pass
-            # The window shows the newest frame only: the arrays of the ones before it are not
-            # copied out of shared memory (with 16 filters of 64×64 a frame's are 16 MB, a fifth
-            # of the window's time copied for nothing when two frames come in one poll). Their
-            # slots go back at once and they keep ``shared``, which marks them as not to show.
-            for frame in arrived[:-1]:
+            self._hand_out(complete)
+
+    def _hand_out(self, complete: bool) -> None:
+        """Move the held frames to ``_received``, in the order they came.
+
+        The window shows the newest frame only: the arrays of the ones before it are not copied
+        out of shared memory (with 16 filters of 64×64 a frame's are 16 MB, a fifth of the
+        window's time copied for nothing when two frames come in one poll). Their slots go back
+        at once and they keep ``shared``, which marks them as not to show. The newest is
+        completed at once, or, when its arrays are large, on ``_restorer``'s thread: it and the
+        frames after it stay held until that is done (their metric rows too, so that rows
+        always come in order)."""
+        while self._held:
+            if self._restoring is not None:
+                if not (complete or self._restoring.done()):
+                    return
+                frame, future = self._held.pop(0), self._restoring
+                self._restoring = None
+                try:
+                    record = future.result()
+                finally:
+                    self._release(frame.shared)
+                self._received.append(dataclasses.replace(frame, record=record, shared=None))
+                continue
+            *older, newest = self._held
+            for frame in older:
                 if frame.shared is not None:
                     self._release(frame.shared)
-            self._received.extend(arrived[:-1])
-            if arrived:
-                self._received.append(self._with_arrays(arrived[-1]))
+            self._received.extend(older)
+            self._held = []
+            ref = newest.shared
+            if ref is None or complete or ref.restored_bytes() < BACKGROUND_RESTORE_BYTES:
+                self._received.append(self._with_arrays(newest))
+                continue
+            block = self._attach(ref.block)
+            if block is None:  # (gone: it stays incomplete, as in ``_with_arrays``)
+                self._received.append(newest)
+                continue
+            if self._restorer is None:
+                self._restorer = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="frame-arrays"
+                )
+            self._restoring = self._restorer.submit(ref.restore, newest.record, block.buf)
+            self._held = [newest]
 
     def _with_arrays(self, frame: Frame) -> Frame:
         """Put the arrays waiting in shared memory back into the frame's record."""
@@ -849,6 +910,8 @@ class TrainerClient:
         if self.backend == "process" and self._process.is_alive():
             self._process.terminate()
             self._process.join(timeout)
+        if self._restorer is not None:
+            self._restorer.shutdown(wait=True)  # (before the blocks it reads are closed)
         for end in (self._requests, self._frames, self._releases):
             end.close()
         for block in self._blocks.values():

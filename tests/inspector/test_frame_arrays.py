@@ -5,11 +5,13 @@ import dataclasses
 import multiprocessing
 import os
 import signal
+import threading
 import time
 
 import numpy as np
 import pytest
 
+from inspector import training_process
 from inspector.training_process import (
     SHARED_MIN_BYTES,
     ArraySlots,
@@ -135,6 +137,158 @@ def test_only_the_newest_of_frames_that_come_together_is_copied_out():
         SharedRef.restore = restore
         slots.close()
         client.close()
+
+
+class _Feed:
+    """A thread-backend client whose frames come from the test: ``send`` puts the session's
+    next step's frame in the pipe, with its arrays in a slot, as the training process does."""
+
+    def __init__(self, config: TrainingConfig) -> None:
+        self.session = TrainingSession(_dataset(), config)
+        self.client = TrainerClient(_dataset(), config, "thread")
+        self.slots = ArraySlots()
+        self.client._frames, self._out = multiprocessing.Pipe(duplex=False)
+        self._releases_in, self.client._releases = multiprocessing.Pipe(duplex=False)
+        self.records = {}
+
+    def send(self, outcome=None) -> None:
+        self.all_slots_back()  # (takes the slots handed back, as the training process does)
+        record = self.session.step()
+        self.records[record.iteration] = record
+        sent, ref = self.slots.put(record, remade_activation(self.session.config))
+        rows = self.session.history.metrics.rows_after(record.iteration - 1)
+        self._out.send(Frame(0, sent, rows, "", outcome, ref))
+
+    def all_slots_back(self) -> bool:
+        while self._releases_in.poll():
+            self.slots.release(*self._releases_in.recv())
+        return self.slots._free == set(range(ArraySlots.SLOTS))
+
+    def close(self) -> None:
+        self.slots.close()
+        self.client.close()
+
+
+def _taken_until(client: TrainerClient, done, timeout: float = 30.0) -> list:
+    frames, deadline = [], time.monotonic() + timeout
+    while not done(frames):
+        assert time.monotonic() < deadline, [f.record.iteration for f in frames]
+        frames.extend(client.frames())
+        time.sleep(0.002)
+    return frames
+
+
+def test_a_frame_with_large_maps_is_completed_aside_and_the_frames_after_it_wait(monkeypatch):
+    """3,000 images of 32×32 with 8 filters made 400 MB of maps a frame: copied out on the
+    window's thread, it stopped answering for up to a second at every frame. Such a frame is
+    completed on another thread; the frames after it are handed out after it, so that metric
+    rows always come in order."""
+    monkeypatch.setattr(training_process, "BACKGROUND_RESTORE_BYTES", 0)  # every frame is large
+    feed = _Feed(TrainingConfig(num_filters=4, update_mode="full_batch", seed=1))
+    go_on = threading.Event()
+    threads = []
+    restore = SharedRef.restore
+
+    def slow(ref, record, buffer):
+        threads.append(threading.current_thread())
+        assert go_on.wait(30)
+        return restore(ref, record, buffer)
+
+    monkeypatch.setattr(SharedRef, "restore", slow)
+    try:
+        for _ in range(3):
+            feed.send()
+        # The two older ones come at once (rows only, as before); the newest is held.
+        first = feed.client.frames()
+        assert [(f.record.iteration, f.shared is None) for f in first] == [(1, False), (2, False)]
+        for _ in range(2):
+            feed.send()
+        assert feed.client.frames() == []  # held behind iteration 3, still being copied out
+        go_on.set()
+        later = _taken_until(
+            feed.client,
+            lambda got: got and got[-1].shared is None and got[-1].record.iteration == 5,
+        )
+        frames = first + later
+        assert [f.record.iteration for f in frames] == [1, 2, 3, 4, 5]
+        assert np.concatenate([f.rows[0] for f in frames])[:, 0].tolist() == [1, 2, 3, 4, 5]
+        assert [f.shared is None for f in frames] == [False, False, True, False, True]
+        for frame in (frames[2], frames[4]):
+            want = feed.records[frame.record.iteration]
+            assert frame.record.activation.tobytes() == want.activation.tobytes()
+            assert frame.record.pre_activation.tobytes() == want.pre_activation.tobytes()
+        assert threads and all(t is not threading.current_thread() for t in threads)
+        assert feed.all_slots_back()
+    finally:
+        go_on.set()
+        feed.close()
+
+
+def test_frames_taken_complete_wait_for_the_one_being_completed(monkeypatch):
+    """When a run is paused its last frame must be shown before ``pause`` returns."""
+    monkeypatch.setattr(training_process, "BACKGROUND_RESTORE_BYTES", 0)
+    feed = _Feed(TrainingConfig(num_filters=4, update_mode="full_batch", seed=1))
+    restore = SharedRef.restore
+    started = threading.Event()
+
+    def slow(ref, record, buffer):
+        started.set()
+        time.sleep(0.2)
+        return restore(ref, record, buffer)
+
+    monkeypatch.setattr(SharedRef, "restore", slow)
+    try:
+        feed.send()
+        assert feed.client.frames() == []
+        assert started.wait(30)
+        feed.send(outcome=training_process.RunOutcome(2, stopped=True))
+        frames = feed.client.frames(complete=True)
+        assert [(f.record.iteration, f.shared is None) for f in frames] == [(1, True), (2, True)]
+        assert frames[-1].outcome is not None
+        assert feed.client.frames() == []
+        assert feed.all_slots_back()
+    finally:
+        feed.close()
+
+
+def test_a_frame_that_fails_to_be_completed_aside_raises_as_it_would_at_once(monkeypatch):
+    monkeypatch.setattr(training_process, "BACKGROUND_RESTORE_BYTES", 0)
+    feed = _Feed(TrainingConfig(num_filters=4, update_mode="full_batch", seed=1))
+
+    def failing(ref, record, buffer):
+        raise MemoryError("no room for the maps")
+
+    monkeypatch.setattr(SharedRef, "restore", failing)
+    try:
+        feed.send()
+        with pytest.raises(MemoryError):
+            _taken_until(feed.client, lambda got: False, timeout=30)
+        assert feed.all_slots_back()
+        assert feed.client.frames() == []
+    finally:
+        feed.close()
+
+
+def test_only_large_frames_are_completed_aside():
+    config = TrainingConfig(num_filters=4, update_mode="full_batch", seed=1)
+    record = TrainingSession(_dataset(), config).latest
+    slots = ArraySlots()
+    try:
+        _, ref = slots.put(record, ("relu", 0.01))
+        maps = record.pre_activation.nbytes
+        # The copies, and the output map made again from the pre-activation.
+        parameters = sum(
+            a.nbytes for _, key, a in _large_arrays(record, with_output=False) if key is not None
+        )
+        assert ref.restored_bytes() == 2 * maps + parameters
+        _, copied = slots.put(record, None)
+        assert copied.restored_bytes() == 2 * maps + parameters
+    finally:
+        slots.close()
+    # The benchmark's 16 images × 16 filters of 64×64 are completed at once; 3,000 of 32×32
+    # with 8 filters aside.
+    assert 2 * 16 * 16 * 64 * 64 * 8 < training_process.BACKGROUND_RESTORE_BYTES
+    assert 2 * 3000 * 8 * 32 * 32 * 8 > training_process.BACKGROUND_RESTORE_BYTES
 
 
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu", "identity"])
@@ -273,3 +427,28 @@ def test_a_refused_request_says_why_without_the_exceptions_names():
         assert not failed.value.refused and "IndexError" in str(failed.value)
     finally:
         client.close()
+
+
+def test_a_run_with_large_maps_ends_with_its_last_iteration_shown(qtbot, monkeypatch):
+    """F5 does not wait for the last frame's maps (the run ends when they are there); ``pause``,
+    which the views call before changing the run, returns with them shown."""
+    from inspector.controller import SessionController
+    from model.presets import preset_config
+
+    monkeypatch.setattr(training_process, "BACKGROUND_RESTORE_BYTES", 0)
+    controller = SessionController(_dataset(), preset_config("recommended"), backend="thread")
+    session = controller.server.session
+    try:
+        controller.set_speed(0)
+        for stop in ("toggle_run", "pause"):
+            controller.run()
+            start = controller.latest_iteration
+            qtbot.waitUntil(lambda s=start: controller.shown.iteration >= s + 3, timeout=30000)
+            getattr(controller, stop)()
+            if stop == "toggle_run":
+                qtbot.waitUntil(lambda: not controller.is_running, timeout=30000)
+            assert not controller.is_running
+            assert controller.shown.iteration == controller.latest_iteration == session.iteration
+            np.testing.assert_array_equal(controller.shown.activation, session.latest.activation)
+    finally:
+        controller.shutdown()

@@ -319,7 +319,7 @@ def test_a_frame_whose_arrays_are_gone_is_not_shown(controller, step_and_wait):
     stripped = dataclasses.replace(shown, iteration=2, pre_activation=None, activation=None)
     rows = (np.zeros((1, len(METRIC_NAMES))), np.zeros((1, n)), np.zeros((1, n)))
     gone = Frame(controller._generation, stripped, rows, "", None, SharedRef("gone", 0, ()))
-    controller._client.frames = lambda: [gone]
+    controller._client.frames = lambda complete=False: [gone]
     rows_before = len(controller._metrics)
     controller._poll_frames()
     # Its metric row is taken; its incomplete record is neither shown nor the latest.
