@@ -97,6 +97,8 @@ SHARED_MIN_BYTES = 32 * 2**10
 #: to a second at every frame. Smaller ones (8 MB with 16 images × 16 filters of 64×64) are
 #: completed at once, as they come.
 BACKGROUND_RESTORE_BYTES = 32 * 2**20
+#: Seconds a run's last frame waits for a free slot before its maps go through the pipe.
+FINAL_SLOT_WAIT = 5.0
 
 
 @dataclass(frozen=True)
@@ -505,7 +507,16 @@ class TrainerServer:
         record = dataclasses.replace(self.session.latest, velocity=None)
         shared = None
         if record.pre_activation is not None:
-            placed = self._slots.put(record, remade_activation(self.session.config))
+            activation = remade_activation(self.session.config)
+            placed = self._slots.put(record, activation)
+            if placed is None and final:
+                # The window hands a slot back within a poll, or once it has put a large frame
+                # back: waiting for it beats carrying the maps through the pipe (400 MB of them
+                # kept the window waiting three seconds for a stop).
+                deadline = time.monotonic() + FINAL_SLOT_WAIT
+                while placed is None and self._releases.poll(max(deadline - time.monotonic(), 0)):
+                    self._slots.release(*self._releases.recv())
+                    placed = self._slots.put(record, activation)
             if placed is not None:
                 record, shared = placed
             elif not final:
@@ -686,6 +697,7 @@ class TrainerClient:
         # Frames arrived but not handed out yet, oldest first: the first is being completed
         # by ``_restorer`` while ``_restoring`` is set (see ``_hand_out``).
         self._held: list[Frame] = []
+        self._handed_back: set[int] = set()  # ids of held frames whose slots went back early
         self._restoring: concurrent.futures.Future | None = None
         self._restorer: concurrent.futures.ThreadPoolExecutor | None = None
         self._pipe_closed = False
@@ -813,6 +825,12 @@ class TrainerClient:
                     self._held.append(self._frames.recv())
             except (EOFError, OSError):
                 pass
+            if self._restoring is not None:
+                # Behind a frame being completed, only a run's last frame will be: the others'
+                # slots go back now (the training process may be waiting for one).
+                for frame in self._held[1:]:
+                    if frame.outcome is None:
+                        self._hand_back(frame)
             self._hand_out(complete)
 
     def _hand_out(self, complete: bool) -> None:
@@ -824,7 +842,8 @@ class TrainerClient:
         at once and they keep ``shared``, which marks them as not to show. The newest is
         completed at once, or, when its arrays are large, on ``_restorer``'s thread: it and the
         frames after it stay held until that is done (their metric rows too, so that rows
-        always come in order)."""
+        always come in order), and of those only a run's last frame keeps its slot, to be
+        completed next."""
         while self._held:
             if self._restoring is not None:
                 if not (complete or self._restoring.done()):
@@ -839,11 +858,15 @@ class TrainerClient:
                 continue
             *older, newest = self._held
             for frame in older:
-                if frame.shared is not None:
-                    self._release(frame.shared)
+                self._hand_back(frame)
             self._received.extend(older)
             self._held = []
+            gone = id(newest) in self._handed_back
+            self._handed_back.clear()
             ref = newest.shared
+            if gone:  # (its slot went back while another was completed: not to show)
+                self._received.append(newest)
+                continue
             if ref is None or complete or ref.restored_bytes() < BACKGROUND_RESTORE_BYTES:
                 self._received.append(self._with_arrays(newest))
                 continue
@@ -857,6 +880,12 @@ class TrainerClient:
                 )
             self._restoring = self._restorer.submit(ref.restore, newest.record, block.buf)
             self._held = [newest]
+
+    def _hand_back(self, frame: Frame) -> None:
+        """Give the slot of a frame that will not be completed back (once)."""
+        if frame.shared is not None and id(frame) not in self._handed_back:
+            self._handed_back.add(id(frame))
+            self._release(frame.shared)
 
     def _with_arrays(self, frame: Frame) -> Frame:
         """Put the arrays waiting in shared memory back into the frame's record."""

@@ -182,7 +182,7 @@ def test_a_frame_with_large_maps_is_completed_aside_and_the_frames_after_it_wait
     """3,000 images of 32×32 with 8 filters made 400 MB of maps a frame: copied out on the
     window's thread, it stopped answering for up to a second at every frame. Such a frame is
     completed on another thread; the frames after it are handed out after it, so that metric
-    rows always come in order."""
+    rows always come in order, and only a run's last frame among them keeps its slot."""
     monkeypatch.setattr(training_process, "BACKGROUND_RESTORE_BYTES", 0)  # every frame is large
     feed = _Feed(TrainingConfig(num_filters=4, update_mode="full_batch", seed=1))
     go_on = threading.Event()
@@ -201,14 +201,14 @@ def test_a_frame_with_large_maps_is_completed_aside_and_the_frames_after_it_wait
         # The two older ones come at once (rows only, as before); the newest is held.
         first = feed.client.frames()
         assert [(f.record.iteration, f.shared is None) for f in first] == [(1, False), (2, False)]
-        for _ in range(2):
-            feed.send()
-        assert feed.client.frames() == []  # held behind iteration 3, still being copied out
+        feed.send()
+        feed.send(outcome=training_process.RunOutcome(5, stopped=True))
+        assert feed.client.frames() == []  # held behind iteration 3, still being completed
+        # Iteration 4's slot is back already (the training process may need it); the last
+        # frame of the run keeps its own, and 3 is still being read.
+        assert not feed.all_slots_back() and len(feed.slots._free) == 1
         go_on.set()
-        later = _taken_until(
-            feed.client,
-            lambda got: got and got[-1].shared is None and got[-1].record.iteration == 5,
-        )
+        later = _taken_until(feed.client, lambda got: got and got[-1].outcome is not None)
         frames = first + later
         assert [f.record.iteration for f in frames] == [1, 2, 3, 4, 5]
         assert np.concatenate([f.rows[0] for f in frames])[:, 0].tolist() == [1, 2, 3, 4, 5]
@@ -217,7 +217,13 @@ def test_a_frame_with_large_maps_is_completed_aside_and_the_frames_after_it_wait
             want = feed.records[frame.record.iteration]
             assert frame.record.activation.tobytes() == want.activation.tobytes()
             assert frame.record.pre_activation.tobytes() == want.pre_activation.tobytes()
-        assert threads and all(t is not threading.current_thread() for t in threads)
+        assert len(threads) == 2 and threading.current_thread() not in threads
+        assert feed.all_slots_back()
+        # After the run's end, a new frame is completed again.
+        feed.send()
+        go_on.set()
+        frames = _taken_until(feed.client, lambda got: got and got[-1].shared is None)
+        assert [f.record.iteration for f in frames] == [6]
         assert feed.all_slots_back()
     finally:
         go_on.set()
@@ -452,3 +458,46 @@ def test_a_run_with_large_maps_ends_with_its_last_iteration_shown(qtbot, monkeyp
             np.testing.assert_array_equal(controller.shown.activation, session.latest.activation)
     finally:
         controller.shutdown()
+
+
+@pytest.mark.parametrize("handed_back", [True, False])
+def test_a_runs_last_frame_waits_for_a_slot_rather_than_carry_its_maps(monkeypatch, handed_back):
+    """With every slot taken (the window completing one, another waiting in the pipe, the
+    sender holding one) the last frame of a run went through the pipe with its maps: 400 MB
+    kept the window three seconds in a stop. It waits for the window to hand a slot back, and
+    only after ``FINAL_SLOT_WAIT`` carries them."""
+    monkeypatch.setattr(training_process, "FINAL_SLOT_WAIT", 10.0 if handed_back else 0.2)
+    config = TrainingConfig(num_filters=4, update_mode="full_batch", seed=1)
+    requests, _ = multiprocessing.Pipe()
+    frames_out_window, frames_out = multiprocessing.Pipe(duplex=False)
+    releases_in, releases_out = multiprocessing.Pipe(duplex=False)
+    server = training_process.TrainerServer(
+        requests, frames_out, releases_in, multiprocessing.Value("Q", 0), _dataset(), config
+    )
+    timer = None
+    try:
+        server.session.step()
+        # (as the server puts it: the same arrays, so the same slots)
+        record = dataclasses.replace(server.session.latest, velocity=None)
+        activation = remade_activation(config)
+        taken = [server._slots.put(record, activation)[1] for _ in range(ArraySlots.SLOTS)]
+        assert server._slots._free == set()
+        if handed_back:
+            timer = threading.Timer(0.3, lambda: releases_out.send((taken[1].block, taken[1].slot)))
+            timer.start()
+        started = time.monotonic()
+        server._send_frame(outcome=training_process.RunOutcome(1, stopped=True))
+        assert frames_out_window.poll(30)
+        frame = frames_out_window.recv()
+        if handed_back:
+            assert time.monotonic() - started >= 0.25
+            assert frame.shared is not None and frame.shared.slot == taken[1].slot
+            assert frame.record.pre_activation is None
+        else:
+            assert frame.shared is None and frame.record.pre_activation is not None
+        assert frame.outcome is not None
+    finally:
+        if timer is not None:
+            timer.join()
+        server._frames.close()
+        server._slots.close()
