@@ -141,6 +141,7 @@ class SessionController(QObject):
         self._pending: TrainingConfig | None = None
         self._pinned: int | None = None
         self._running = False
+        self._stopping = False  # F5 stopped the run, whose last frame is being completed
         self._load_task: BackgroundTask | None = None
         self._aside_task: BackgroundTask | None = None  # a large run starting or going back
         self._loading_announced = False
@@ -419,10 +420,13 @@ class SessionController(QObject):
     @Slot()
     def toggle_run(self) -> None:
         """Run, or pause a run (F5): a run whose last frame has large maps shows as running
-        until they are copied out, and the window answers meanwhile (``pause`` waits)."""
-        if self._running:
+        until they are copied out, and the window answers meanwhile (``pause`` waits). F5
+        again in that time runs again, once the last frame is shown."""
+        if self._running and not self._stopping:
             self._stop(complete=False)
+            self._stopping = self._running
         else:
+            self.pause()
             self.run()
 
     @Slot(float)
@@ -474,7 +478,15 @@ class SessionController(QObject):
         and comes at a later poll; ``complete`` waits for it (``TrainerClient.frames``)."""
         outcome = None
         newest: Frame | None = None
-        for frame in self._client.frames(complete=complete):
+        frames = self._client.frames(complete=complete)
+        for iteration, error, details in self._client.take_failures():
+            self.error_occurred.emit(
+                "An iteration could not be shown",
+                f"The maps of iteration {iteration:,} could not be copied out of the training "
+                f"process ({error}); the views show an earlier iteration. Training goes on.",
+                details,
+            )
+        for frame in frames:
             if frame.generation != self._generation:
                 continue  # sent before a reset or rewind
             self._metrics.extend(*frame.rows)
@@ -497,6 +509,7 @@ class SessionController(QObject):
     def _finish(self, outcome: RunOutcome) -> None:
         self._frame.stop()
         self._running = False
+        self._stopping = False
         self.running_changed.emit(False)
         if outcome.error is not None:
             self.error_occurred.emit("Training stopped", *outcome.error)
@@ -520,6 +533,7 @@ class SessionController(QObject):
         self._client.close(timeout=1.0)
         self._client = TrainerClient(self._dataset, self._config, self._backend)
         self._frame.stop()
+        self._stopping = False
         if self._running:
             self._running = False
             self.running_changed.emit(False)

@@ -33,6 +33,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing import shared_memory
 from types import MappingProxyType
 
@@ -698,6 +699,10 @@ class TrainerClient:
         # by ``_restorer`` while ``_restoring`` is set (see ``_hand_out``).
         self._held: list[Frame] = []
         self._handed_back: set[int] = set()  # ids of held frames whose slots went back early
+        # Frames that could not be completed: (iteration, error, traceback), for the window
+        # to say (``take_failures``); raised out of ``frames`` or ``call`` they lost the frame
+        # (a run's last: the run never ended) and left a request's reply unread.
+        self._failures: list[tuple[int, str, str]] = []
         self._restoring: concurrent.futures.Future | None = None
         self._restorer: concurrent.futures.ThreadPoolExecutor | None = None
         self._pipe_closed = False
@@ -825,7 +830,7 @@ class TrainerClient:
                     self._held.append(self._frames.recv())
             except (EOFError, OSError):
                 pass
-            if self._restoring is not None:
+            if self._restoring is not None and not self._restoring.done():
                 # Behind a frame being completed, only a run's last frame will be: the others'
                 # slots go back now (the training process may be waiting for one).
                 for frame in self._held[1:]:
@@ -850,11 +855,7 @@ class TrainerClient:
                     return
                 frame, future = self._held.pop(0), self._restoring
                 self._restoring = None
-                try:
-                    record = future.result()
-                finally:
-                    self._release(frame.shared)
-                self._received.append(dataclasses.replace(frame, record=record, shared=None))
+                self._received.append(self._completed(frame, future.result))
                 continue
             *older, newest = self._held
             for frame in older:
@@ -868,7 +869,7 @@ class TrainerClient:
                 self._received.append(newest)
                 continue
             if ref is None or complete or ref.restored_bytes() < BACKGROUND_RESTORE_BYTES:
-                self._received.append(self._with_arrays(newest))
+                self._received.append(self._completed(newest, partial(self._with_arrays, newest)))
                 continue
             block = self._attach(ref.block)
             if block is None:  # (gone: it stays incomplete, as in ``_with_arrays``)
@@ -900,6 +901,30 @@ class TrainerClient:
         record = ref.restore(frame.record, block.buf)
         self._release(ref)
         return dataclasses.replace(frame, record=record, shared=None)
+
+    def _completed(self, frame: Frame, complete) -> Frame:
+        """``frame`` completed by ``complete()`` (its record, or the completed frame), or, if
+        that fails, as it is: incomplete, so not shown, but its rows and outcome are taken
+        and the failure is kept for ``take_failures``."""
+        try:
+            done = complete()
+        except Exception as exc:  # (MemoryError too: a frame's maps can be hundreds of MB)
+            self._hand_back(frame)
+            self._failures.append(
+                (frame.record.iteration, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+            )
+            return frame
+        if isinstance(done, Frame):
+            return done
+        self._release(frame.shared)
+        return dataclasses.replace(frame, record=done, shared=None)
+
+    def take_failures(self) -> list[tuple[int, str, str]]:
+        """The frames that could not be completed since the last call: (iteration, error,
+        traceback) each."""
+        with self._frames_lock:
+            failures, self._failures = self._failures, []
+        return failures
 
     def _release(self, ref: SharedRef) -> None:
         """Hand a slot back to the training process (nothing to do if it is gone: the frames
@@ -939,10 +964,11 @@ class TrainerClient:
         if self.backend == "process" and self._process.is_alive():
             self._process.terminate()
             self._process.join(timeout)
-        if self._restorer is not None:
-            self._restorer.shutdown(wait=True)  # (before the blocks it reads are closed)
-        for end in (self._requests, self._frames, self._releases):
-            end.close()
-        for block in self._blocks.values():
-            block.close()
-        self._blocks.clear()
+        with self._frames_lock:  # (a call on another thread may be taking frames)
+            if self._restorer is not None:
+                self._restorer.shutdown(wait=True)  # (before the blocks it reads are closed)
+            for end in (self._requests, self._frames, self._releases):
+                end.close()
+            for block in self._blocks.values():
+                block.close()
+            self._blocks.clear()

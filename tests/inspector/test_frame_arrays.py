@@ -257,8 +257,13 @@ def test_frames_taken_complete_wait_for_the_one_being_completed(monkeypatch):
         feed.close()
 
 
-def test_a_frame_that_fails_to_be_completed_aside_raises_as_it_would_at_once(monkeypatch):
-    monkeypatch.setattr(training_process, "BACKGROUND_RESTORE_BYTES", 0)
+@pytest.mark.parametrize("aside", [True, False])
+def test_a_frame_that_cannot_be_completed_is_handed_out_incomplete_and_said(monkeypatch, aside):
+    """Raised out of ``frames`` (or out of ``call``, which takes frames while it waits) the
+    failure lost the frame, so a run's last frame never ended the run, and left the request's
+    reply unread. The frame comes incomplete (its rows and outcome kept) and the failure
+    waits to be said."""
+    monkeypatch.setattr(training_process, "BACKGROUND_RESTORE_BYTES", 0 if aside else 2**62)
     feed = _Feed(TrainingConfig(num_filters=4, update_mode="full_batch", seed=1))
 
     def failing(ref, record, buffer):
@@ -266,12 +271,47 @@ def test_a_frame_that_fails_to_be_completed_aside_raises_as_it_would_at_once(mon
 
     monkeypatch.setattr(SharedRef, "restore", failing)
     try:
-        feed.send()
-        with pytest.raises(MemoryError):
-            _taken_until(feed.client, lambda got: False, timeout=30)
+        feed.send(outcome=training_process.RunOutcome(1, stopped=True))
+        frames = _taken_until(feed.client, lambda got: bool(got))
+        assert [(f.record.iteration, f.shared is None) for f in frames] == [(1, False)]
+        assert frames[0].outcome is not None and len(frames[0].rows[0]) == 1
+        [(iteration, error, details)] = feed.client.take_failures()
+        assert iteration == 1 and error == "MemoryError: no room for the maps"
+        assert "no room for the maps" in details
+        assert feed.client.take_failures() == []
         assert feed.all_slots_back()
-        assert feed.client.frames() == []
     finally:
+        feed.close()
+
+
+def test_a_waiting_frame_whose_slot_went_back_is_not_read(monkeypatch):
+    """Behind a frame being completed, a frame that is not a run's last hands its slot back
+    at once; if it is still the newest when the first is done, it stays incomplete: its slot
+    may hold another frame's arrays by then."""
+    monkeypatch.setattr(training_process, "BACKGROUND_RESTORE_BYTES", 0)
+    feed = _Feed(TrainingConfig(num_filters=4, update_mode="full_batch", seed=1))
+    go_on = threading.Event()
+    restored = []
+    restore = SharedRef.restore
+
+    def slow(ref, record, buffer):
+        restored.append(record.iteration)
+        assert go_on.wait(30)
+        return restore(ref, record, buffer)
+
+    monkeypatch.setattr(SharedRef, "restore", slow)
+    try:
+        feed.send()
+        assert feed.client.frames() == []
+        feed.send()
+        assert feed.client.frames() == []
+        go_on.set()
+        frames = _taken_until(feed.client, lambda got: len(got) == 2)
+        assert [(f.record.iteration, f.shared is None) for f in frames] == [(1, True), (2, False)]
+        assert restored == [1]
+        assert feed.all_slots_back()
+    finally:
+        go_on.set()
         feed.close()
 
 
@@ -433,6 +473,70 @@ def test_a_refused_request_says_why_without_the_exceptions_names():
         assert not failed.value.refused and "IndexError" in str(failed.value)
     finally:
         client.close()
+
+
+def test_f5_does_not_wait_for_a_last_frame_being_completed(qtbot, monkeypatch):
+    """With 400 MB of maps F5 kept the window waiting for them; it returns at once and the
+    run ends when they are there. F5 again meanwhile runs again."""
+    from inspector.controller import SessionController
+    from model.presets import preset_config
+
+    monkeypatch.setattr(training_process, "BACKGROUND_RESTORE_BYTES", 0)
+    restore = SharedRef.restore
+
+    def slow(ref, record, buffer):
+        time.sleep(0.3)
+        return restore(ref, record, buffer)
+
+    monkeypatch.setattr(SharedRef, "restore", slow)
+    controller = SessionController(_dataset(), preset_config("recommended"), backend="thread")
+    session = controller.server.session
+    try:
+        controller.set_speed(0)
+        controller.run()
+        qtbot.waitUntil(lambda: controller.shown.iteration >= 2, timeout=30000)
+        started = time.monotonic()
+        controller.toggle_run()
+        assert time.monotonic() - started < 0.25
+        assert controller.is_running  # until its last frame is complete
+        qtbot.waitUntil(lambda: not controller.is_running, timeout=30000)
+        assert controller.shown.iteration == session.iteration
+        # F5 twice: the second, before the last frame is there, runs again.
+        controller.run()
+        start = controller.latest_iteration
+        qtbot.waitUntil(lambda: controller.shown.iteration >= start + 2, timeout=30000)
+        controller.toggle_run()
+        controller.toggle_run()
+        assert controller.is_running and controller.server._run is not None  # (a new run)
+        controller.pause()
+        assert controller.shown.iteration == session.iteration
+    finally:
+        controller.shutdown()
+
+
+def test_a_failed_last_frame_still_ends_the_run_and_is_said(qtbot, monkeypatch):
+    from inspector.controller import SessionController
+    from model.presets import preset_config
+
+    controller = SessionController(_dataset(), preset_config("recommended"), backend="thread")
+    errors = []
+    controller.error_occurred.connect(lambda *args: errors.append(args))
+
+    def failing(ref, record, buffer):
+        raise MemoryError("no room for the maps")
+
+    try:
+        shown = controller.shown.iteration
+        monkeypatch.setattr(SharedRef, "restore", failing)
+        controller.step()
+        qtbot.waitUntil(lambda: not controller.is_running, timeout=30000)
+        assert controller.shown.iteration == shown  # (never an incomplete record)
+        assert len(controller._metrics) == 2  # its row is taken
+        assert errors and errors[0][0] == "An iteration could not be shown"
+        assert "MemoryError: no room for the maps" in errors[0][1]
+        monkeypatch.setattr(SharedRef, "restore", training_process.SharedRef.restore)
+    finally:
+        controller.shutdown()
 
 
 def test_a_run_with_large_maps_ends_with_its_last_iteration_shown(qtbot, monkeypatch):
