@@ -364,12 +364,15 @@ class SessionController(QObject):
         try:
             return self._client.call(name, *args, **kwargs)
         except TrainerError as exc:
-            self.error_occurred.emit("The training process failed", str(exc), exc.details)
-            # During work done aside its own call fails too, and replaces the process once
-            # that is over (``_change_failed``), with the data source put back.
-            if not self._client.alive and not self.is_starting:
-                self._restart()
+            self._call_failed(exc)
             raise
+
+    def _call_failed(self, exc: TrainerError) -> None:
+        self.error_occurred.emit("The training process failed", str(exc), exc.details)
+        # During work done aside its own call fails too, and replaces the process once that
+        # is over (``_change_failed``), with the data source put back.
+        if not self._client.alive and not self.is_starting:
+            self._restart()
 
     def _source_description(self) -> dict[str, str]:
         source = self._dataset_source
@@ -410,11 +413,19 @@ class SessionController(QObject):
         self._stop(complete=True)
 
     def _stop(self, *, complete: bool) -> None:
-        """Stop the run; without ``complete``, a last frame with large maps ends it once they
-        are copied out (at a later ``_poll_frames``: the window answers meanwhile)."""
-        if self._running:
-            with contextlib.suppress(TrainerError):  # reported by _call
-                self._call("stop")
+        """Stop the run; without ``complete``, the run ends with its last frame at a later
+        ``_poll_frames`` (the window answers meanwhile): the training process stops after the
+        step in progress, and a last frame with large maps is completed on another thread."""
+        if not self._running:
+            return
+        try:
+            if complete:
+                self._client.call("stop")
+            else:
+                self._client.ask("stop")
+        except TrainerError as exc:
+            self._call_failed(exc)
+        if self._running:  # (not if the process was restarted)
             self._poll_frames(complete=complete)
 
     @Slot()

@@ -693,6 +693,7 @@ class TrainerClient:
 
     def __init__(self, dataset: Dataset, config: TrainingConfig, backend: str = "process"):
         self._call_lock = threading.Lock()
+        self._unanswered = 0  # replies to come that no call waits for (``ask``)
         self._frames_lock = threading.Lock()
         self._received: list[Frame] = []
         # Frames arrived but not handed out yet, oldest first: the first is being completed
@@ -774,16 +775,7 @@ class TrainerClient:
             self._call_lock.acquire()
         try:
             self._requests.send((name, args, kwargs))
-            deadline = time.monotonic() + timeout
-            # Keep taking frames while waiting: a server blocked on a full frame pipe could
-            # never read this request.
-            while not self._requests.poll(0.01):
-                self._drain_frames()
-                if not self.alive:
-                    raise TrainerError("the training process has stopped")
-                if time.monotonic() > deadline:
-                    raise TrainerError(f"the training process did not answer '{name}'")
-            reply = self._requests.recv()
+            reply = self._reply(name, time.monotonic() + timeout)
         except (EOFError, OSError, BrokenPipeError) as exc:
             self._pipe_closed = True
             raise TrainerError(f"the training process has stopped ({exc})") from exc
@@ -792,6 +784,42 @@ class TrainerClient:
         if reply[0] == "error":
             raise TrainerError(reply[1], reply[2], text=reply[3], refused=reply[4])
         return reply[1]
+
+    def _reply(self, name: str, deadline: float):
+        """The reply to the request just sent. The server answers in order: the replies owed
+        to requests sent without waiting (``ask``), or given up on, come first and are
+        dropped."""
+        while True:
+            # Keep taking frames while waiting: a server blocked on a full frame pipe could
+            # never read this request.
+            while not self._requests.poll(0.01):
+                self._drain_frames()
+                if not self.alive:
+                    raise TrainerError("the training process has stopped")
+                if time.monotonic() > deadline:
+                    self._unanswered += 1  # (should it still come)
+                    raise TrainerError(f"the training process did not answer '{name}'")
+            reply = self._requests.recv()
+            if not self._unanswered:
+                return reply
+            self._unanswered -= 1
+
+    def ask(self, name: str, *args, **kwargs) -> None:
+        """Send ``TrainerServer.do_<name>(*args, **kwargs)`` without waiting for its reply,
+        which the next call drops: for a stop, whose effect the run's last frame shows. The
+        server takes it after the step in progress (which can take a second on a large run:
+        a call waits for it). Raises ``TrainerError`` when the server is gone."""
+        if not self._call_lock.acquire(blocking=False):
+            self.interrupt()
+            self._call_lock.acquire()
+        try:
+            self._requests.send((name, args, kwargs))
+            self._unanswered += 1
+        except (OSError, BrokenPipeError) as exc:
+            self._pipe_closed = True
+            raise TrainerError(f"the training process has stopped ({exc})") from exc
+        finally:
+            self._call_lock.release()
 
     @property
     def interruptions(self) -> int:

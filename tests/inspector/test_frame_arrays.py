@@ -605,3 +605,62 @@ def test_a_runs_last_frame_waits_for_a_slot_rather_than_carry_its_maps(monkeypat
             timer.join()
         server._frames.close()
         server._slots.close()
+
+
+def test_a_request_sent_without_waiting_leaves_the_next_calls_reply_to_it(monkeypatch):
+    """``ask`` sends a stop without waiting for its reply, and a call given up on (timed out)
+    may still be answered: the server answers in order, and those replies are dropped, so
+    each call gets its own."""
+    config = TrainingConfig(num_filters=4, update_mode="full_batch", seed=1)
+    client = TrainerClient(_dataset(), config, "thread")
+    history = client.server.do_history
+
+    def slow_history():
+        time.sleep(0.3)
+        return history()
+
+    try:
+        client.call("speed", 0.0)
+        client.call("run", 100_000, False)
+        client.ask("stop")
+        assert client.call("speed", 0.0) is None
+        assert isinstance(client.call("history"), str)
+        frames = _taken_until(client, lambda got: any(f.outcome for f in got))
+        assert frames[-1].outcome.stopped
+        monkeypatch.setattr(client.server, "do_history", slow_history)
+        with pytest.raises(training_process.TrainerError, match="did not answer"):
+            client.call("history", timeout=0.05)
+        assert client.call("speed", 0.0) is None  # (not the late history)
+    finally:
+        client.close()
+
+
+def test_f5_does_not_wait_for_the_step_in_progress(qtbot, monkeypatch):
+    """A step of a large run measures the whole dataset (0.6 s with 3,000 images and 64
+    filters of 15×15), and F5 waited for it before the window answered again."""
+    from inspector.controller import SessionController
+    from model.presets import preset_config
+
+    controller = SessionController(_dataset(), preset_config("recommended"), backend="thread")
+    session = controller.server.session
+    step = session.step
+
+    def slow_step(*args, **kwargs):
+        time.sleep(0.4)
+        return step(*args, **kwargs)
+
+    try:
+        controller.set_speed(0)
+        controller.run()
+        qtbot.waitUntil(lambda: controller.shown.iteration >= 1, timeout=30000)
+        monkeypatch.setattr(session, "step", slow_step)
+        qtbot.wait(100)  # (a step under way)
+        started = time.monotonic()
+        controller.toggle_run()
+        assert time.monotonic() - started < 0.2
+        qtbot.waitUntil(lambda: not controller.is_running, timeout=30000)
+        assert controller.shown.iteration == controller.latest_iteration == session.iteration
+        monkeypatch.setattr(session, "step", step)
+        assert controller._client.call("speed", 0.0) is None  # (the stop's reply was dropped)
+    finally:
+        controller.shutdown()
