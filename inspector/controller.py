@@ -430,9 +430,10 @@ class SessionController(QObject):
 
     @Slot()
     def toggle_run(self) -> None:
-        """Run, or pause a run (F5): a run whose last frame has large maps shows as running
-        until they are copied out, and the window answers meanwhile (``pause`` waits). F5
-        again in that time runs again, once the last frame is shown."""
+        """Run, or pause a run (F5). Pausing does not wait (``pause`` does): the training
+        process stops after the step in progress, and the run ends with its last frame, whose
+        large maps are completed on another thread. F5 again meanwhile runs again once that
+        frame is shown."""
         if self._running and not self._stopping:
             self._stop(complete=False)
             self._stopping = self._running
@@ -494,7 +495,7 @@ class SessionController(QObject):
             self.error_occurred.emit(
                 "An iteration could not be shown",
                 f"The maps of iteration {iteration:,} could not be copied out of the training "
-                f"process ({error}); the views show an earlier iteration. Training goes on.",
+                f"process ({error}); the views show an earlier iteration.",
                 details,
             )
         for frame in frames:

@@ -896,11 +896,14 @@ class TrainerClient:
             if gone:  # (its slot went back while another was completed: not to show)
                 self._received.append(newest)
                 continue
-            if ref is None or complete or ref.restored_bytes() < BACKGROUND_RESTORE_BYTES:
-                self._received.append(self._completed(newest, partial(self._with_arrays, newest)))
+            if ref is None:
+                self._received.append(newest)
+                continue
+            if complete or ref.restored_bytes() < BACKGROUND_RESTORE_BYTES:
+                self._received.append(self._completed(newest, partial(self._record_of, newest)))
                 continue
             block = self._attach(ref.block)
-            if block is None:  # (gone: it stays incomplete, as in ``_with_arrays``)
+            if block is None:  # (gone: it stays incomplete, as in ``_record_of``)
                 self._received.append(newest)
                 continue
             if self._restorer is None:
@@ -916,36 +919,30 @@ class TrainerClient:
             self._handed_back.add(id(frame))
             self._release(frame.shared)
 
-    def _with_arrays(self, frame: Frame) -> Frame:
-        """Put the arrays waiting in shared memory back into the frame's record."""
+    def _record_of(self, frame: Frame) -> StepRecord | None:
+        """The frame's record with its arrays put back from shared memory; None when the
+        block is gone (a run replaced since): the frame then stays incomplete, and the
+        controller takes its rows but never shows it."""
         ref = frame.shared
-        if ref is None:
-            return frame
         block = self._attach(ref.block)
-        if block is None:
-            # The block is gone (a run replaced since): the frame keeps ``shared`` set and its
-            # record stays incomplete; the controller takes its rows but never shows it.
-            return frame
-        record = ref.restore(frame.record, block.buf)
-        self._release(ref)
-        return dataclasses.replace(frame, record=record, shared=None)
+        return None if block is None else ref.restore(frame.record, block.buf)
 
-    def _completed(self, frame: Frame, complete) -> Frame:
-        """``frame`` completed by ``complete()`` (its record, or the completed frame), or, if
-        that fails, as it is: incomplete, so not shown, but its rows and outcome are taken
-        and the failure is kept for ``take_failures``."""
+    def _completed(self, frame: Frame, record_of) -> Frame:
+        """``frame`` with the record ``record_of()`` gives and its slot given back; as it is
+        when there is none or that fails: incomplete, so not shown, but its rows and outcome
+        are taken, and a failure is kept for ``take_failures``."""
         try:
-            done = complete()
+            record = record_of()
         except Exception as exc:  # (MemoryError too: a frame's maps can be hundreds of MB)
             self._hand_back(frame)
             self._failures.append(
                 (frame.record.iteration, f"{type(exc).__name__}: {exc}", traceback.format_exc())
             )
             return frame
-        if isinstance(done, Frame):
-            return done
+        if record is None:
+            return frame
         self._release(frame.shared)
-        return dataclasses.replace(frame, record=done, shared=None)
+        return dataclasses.replace(frame, record=record, shared=None)
 
     def take_failures(self) -> list[tuple[int, str, str]]:
         """The frames that could not be completed since the last call: (iteration, error,

@@ -60,14 +60,13 @@ def test_frames_arrive_with_every_array_of_the_record(backend):
     assert 4 * 32 * 32 * 8 >= SHARED_MIN_BYTES
     client = TrainerClient(_dataset(), config, backend)
     restored = []
-    with_arrays = client._with_arrays
+    record_of = client._record_of
 
     def counting(frame):
-        if frame.shared is not None:
-            restored.append({(a.field, a.key) for a in frame.shared.arrays})
-        return with_arrays(frame)
+        restored.append({(a.field, a.key) for a in frame.shared.arrays})
+        return record_of(frame)
 
-    client._with_arrays = counting
+    client._record_of = counting
     try:
         client.call("state")
         frames = _frames_of_a_run(client, 40)
