@@ -418,28 +418,35 @@ class SessionController(QObject):
         step in progress, and a last frame with large maps is completed on another thread."""
         if not self._running:
             return
+        ended = None
         try:
             if complete:
-                self._client.call("stop")
+                ended = self._client.call("stop")
             else:
                 self._client.ask("stop")
         except TrainerError as exc:
             self._call_failed(exc)
+            complete = False  # (no answer to go by)
         if self._running:  # (not if the process was restarted)
             self._poll_frames(complete=complete)
+        if complete and self._running and ended is None:
+            # The training process had no run left, and no last frame ended this one (it
+            # was lost): end it here rather than stay "running" for good.
+            self._finish(RunOutcome(0, stopped=True))
 
     @Slot()
     def toggle_run(self) -> None:
         """Run, or pause a run (F5). Pausing does not wait (``pause`` does): the training
         process stops after the step in progress, and the run ends with its last frame, whose
-        large maps are completed on another thread. F5 again meanwhile runs again once that
-        frame is shown."""
-        if self._running and not self._stopping:
+        large maps are completed on another thread. Meanwhile the button still says Pause,
+        and pressing it again only says that the run is stopping."""
+        if not self._running:
+            self.run()
+        elif not self._stopping:
             self._stop(complete=False)
             self._stopping = self._running
         else:
-            self.pause()
-            self.run()
+            self.status_message.emit("Stopping after the step in progress")
 
     @Slot(float)
     def set_speed(self, iterations_per_second: float) -> None:

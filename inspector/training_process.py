@@ -26,6 +26,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import itertools
 import math
 import multiprocessing
 import signal
@@ -530,7 +531,9 @@ class TrainerServer:
         self._frames.offer(frame)
 
     def _answer(self, request) -> None:
-        name, args, kwargs = request
+        """Answer ``(number, name, args, kwargs)`` with ``(number, 'ok', result)`` or
+        ``(number, 'error', ...)``: the number pairs a reply with its request."""
+        number, name, args, kwargs = request
         try:
             result = getattr(self, f"do_{name}")(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - the window shows it
@@ -538,9 +541,10 @@ class TrainerServer:
             # (a file that could not be written, a setting refused; any other ValueError may
             # be a bug, and keeps its traceback)
             refused = isinstance(exc, (OSError, ConfigError))
-            self._requests.send(("error", message, traceback.format_exc(), str(exc), refused))
+            reply = ("error", message, traceback.format_exc(), str(exc), refused)
+            self._requests.send((number, *reply))
             return
-        self._requests.send(("ok", result))
+        self._requests.send((number, "ok", result))
 
     def _restart_stream(self) -> tuple:
         """After a reset or rewind: new generation, and the state to rebuild the window from."""
@@ -692,8 +696,9 @@ class TrainerClient:
     """
 
     def __init__(self, dataset: Dataset, config: TrainingConfig, backend: str = "process"):
-        self._call_lock = threading.Lock()
-        self._unanswered = 0  # replies to come that no call waits for (``ask``)
+        self._call_lock = threading.Lock()  # one call waiting for its reply at a time
+        self._send_lock = threading.Lock()
+        self._numbers = itertools.count(1)  # of requests, echoed by their replies
         self._frames_lock = threading.Lock()
         self._received: list[Frame] = []
         # Frames arrived but not handed out yet, oldest first: the first is being completed
@@ -774,8 +779,8 @@ class TrainerClient:
                 self.interrupt()
             self._call_lock.acquire()
         try:
-            self._requests.send((name, args, kwargs))
-            reply = self._reply(name, time.monotonic() + timeout)
+            number = self._send(name, args, kwargs)
+            reply = self._reply(name, number, time.monotonic() + timeout)
         except (EOFError, OSError, BrokenPipeError) as exc:
             self._pipe_closed = True
             raise TrainerError(f"the training process has stopped ({exc})") from exc
@@ -785,10 +790,17 @@ class TrainerClient:
             raise TrainerError(reply[1], reply[2], text=reply[3], refused=reply[4])
         return reply[1]
 
-    def _reply(self, name: str, deadline: float):
-        """The reply to the request just sent. The server answers in order: the replies owed
-        to requests sent without waiting (``ask``), or given up on, come first and are
-        dropped."""
+    def _send(self, name: str, args: tuple, kwargs: dict) -> int:
+        """Send a request; returns its number, which its reply carries."""
+        with self._send_lock:
+            number = next(self._numbers)
+            self._requests.send((number, name, args, kwargs))
+        return number
+
+    def _reply(self, name: str, number: int, deadline: float):
+        """The reply to request ``number``. The server answers in order; the replies that
+        come before it belong to requests nobody waits for (``ask``, or a call given up on)
+        and are dropped."""
         while True:
             # Keep taking frames while waiting: a server blocked on a full frame pipe could
             # never read this request.
@@ -797,29 +809,24 @@ class TrainerClient:
                 if not self.alive:
                     raise TrainerError("the training process has stopped")
                 if time.monotonic() > deadline:
-                    self._unanswered += 1  # (should it still come)
                     raise TrainerError(f"the training process did not answer '{name}'")
             reply = self._requests.recv()
-            if not self._unanswered:
-                return reply
-            self._unanswered -= 1
+            if reply[0] == number:
+                return reply[1:]
 
     def ask(self, name: str, *args, **kwargs) -> None:
         """Send ``TrainerServer.do_<name>(*args, **kwargs)`` without waiting for its reply,
-        which the next call drops: for a stop, whose effect the run's last frame shows. The
-        server takes it after the step in progress (which can take a second on a large run:
-        a call waits for it). Raises ``TrainerError`` when the server is gone."""
-        if not self._call_lock.acquire(blocking=False):
+        which is dropped: for a stop, whose effect the run's last frame shows. The server
+        takes it after the step in progress (which can take a second on a large run: a call
+        waits for it), and after a call in progress, which gives way if it is an
+        interruptible recomputation. Raises ``TrainerError`` when the server is gone."""
+        if self._call_lock.locked():
             self.interrupt()
-            self._call_lock.acquire()
         try:
-            self._requests.send((name, args, kwargs))
-            self._unanswered += 1
+            self._send(name, args, kwargs)
         except (OSError, BrokenPipeError) as exc:
             self._pipe_closed = True
             raise TrainerError(f"the training process has stopped ({exc})") from exc
-        finally:
-            self._call_lock.release()
 
     @property
     def interruptions(self) -> int:

@@ -500,15 +500,20 @@ def test_f5_does_not_wait_for_a_last_frame_being_completed(qtbot, monkeypatch):
         assert controller.is_running  # until its last frame is complete
         qtbot.waitUntil(lambda: not controller.is_running, timeout=30000)
         assert controller.shown.iteration == session.iteration
-        # F5 twice: the second, before the last frame is there, runs again.
+        # F5 twice: the button still says Pause, and the second press only says so.
+        messages = []
+        controller.status_message.connect(messages.append)
         controller.run()
         start = controller.latest_iteration
         qtbot.waitUntil(lambda: controller.shown.iteration >= start + 2, timeout=30000)
         controller.toggle_run()
         controller.toggle_run()
-        assert controller.is_running and controller.server._run is not None  # (a new run)
-        controller.pause()
-        assert controller.shown.iteration == session.iteration
+        assert messages == ["Stopping after the step in progress"]
+        qtbot.waitUntil(lambda: not controller.is_running, timeout=30000)
+        stopped_at = session.iteration
+        qtbot.wait(200)
+        assert session.iteration == stopped_at and controller.server._run is None
+        assert controller.shown.iteration == stopped_at
     finally:
         controller.shutdown()
 
@@ -636,30 +641,94 @@ def test_a_request_sent_without_waiting_leaves_the_next_calls_reply_to_it(monkey
 
 def test_f5_does_not_wait_for_the_step_in_progress(qtbot, monkeypatch):
     """A step of a large run measures the whole dataset (0.6 s with 3,000 images and 64
-    filters of 15×15), and F5 waited for it before the window answered again."""
+    filters of 15×15), and F5 waited for it before the window answered again. Here a step
+    waits at a gate that the test opens only once F5 has returned."""
     from inspector.controller import SessionController
     from model.presets import preset_config
 
     controller = SessionController(_dataset(), preset_config("recommended"), backend="thread")
     session = controller.server.session
     step = session.step
+    gate, in_step = threading.Event(), threading.Event()
 
-    def slow_step(*args, **kwargs):
-        time.sleep(0.4)
+    def held_step(*args, **kwargs):
+        in_step.set()
+        gate.wait(20)
         return step(*args, **kwargs)
 
     try:
         controller.set_speed(0)
         controller.run()
         qtbot.waitUntil(lambda: controller.shown.iteration >= 1, timeout=30000)
-        monkeypatch.setattr(session, "step", slow_step)
-        qtbot.wait(100)  # (a step under way)
-        started = time.monotonic()
+        monkeypatch.setattr(session, "step", held_step)
+        assert in_step.wait(20)  # (a step under way, held)
         controller.toggle_run()
-        assert time.monotonic() - started < 0.2
+        assert not gate.is_set()  # F5 returned while the step was still held
+        assert controller.is_running  # (until the run's last frame)
+        gate.set()
         qtbot.waitUntil(lambda: not controller.is_running, timeout=30000)
         assert controller.shown.iteration == controller.latest_iteration == session.iteration
         monkeypatch.setattr(session, "step", step)
         assert controller._client.call("speed", 0.0) is None  # (the stop's reply was dropped)
     finally:
+        gate.set()
+        controller.shutdown()
+
+
+def test_a_stop_sent_while_another_thread_waits_for_its_reply_does_not_wait():
+    """F5 while a picked iteration is being fetched (a call from another thread) waited for
+    that call, which waits for the step in progress; each reply now carries its request's
+    number, so the stop is sent at once and the other call still gets its own reply."""
+    config = TrainingConfig(num_filters=4, update_mode="full_batch", seed=1)
+    client = TrainerClient(_dataset(), config, "thread")
+    history = client.server.do_history
+    answering = threading.Event()
+
+    def slow_history():
+        answering.set()
+        time.sleep(0.5)
+        return history()
+
+    client.server.do_history = slow_history
+    got = []
+    try:
+        client.call("speed", 0.0)
+        client.call("run", 100_000, False)
+        other = threading.Thread(target=lambda: got.append(client.call("history")))
+        other.start()
+        assert answering.wait(20)
+        client.ask("stop")
+        assert other.is_alive()  # (sent while the other call still waited)
+        other.join(20)
+        assert isinstance(got[0], str) and got[0].startswith("history")
+        assert client.call("speed", 0.0) is None
+        frames = _taken_until(client, lambda taken: any(f.outcome for f in taken))
+        assert frames[-1].outcome.stopped
+    finally:
+        client.close()
+
+
+def test_pause_ends_a_run_whose_last_frame_was_lost(qtbot):
+    """The run ended only with its last frame; with that frame lost (its generation not the
+    window's, or its arrays failing to arrive) the window stayed "running" for good, Reset
+    included. A stop answered with "no run" ends it."""
+    from inspector.controller import SessionController
+    from model.presets import preset_config
+
+    controller = SessionController(_dataset(), preset_config("recommended"), backend="thread")
+    frames = controller._client.frames
+    try:
+        controller.set_speed(0)
+        controller.run()
+        qtbot.waitUntil(lambda: controller.shown.iteration >= 2, timeout=30000)
+        controller._client.frames = lambda complete=False: [
+            frame for frame in frames(complete=complete) if frame.outcome is None
+        ]
+        controller.toggle_run()
+        qtbot.wait(300)
+        assert controller.is_running  # (its last frame never came)
+        controller.pause()
+        assert not controller.is_running
+    finally:
+        controller._client.frames = frames
         controller.shutdown()
