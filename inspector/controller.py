@@ -499,10 +499,15 @@ class SessionController(QObject):
         newest: Frame | None = None
         frames = self._client.frames(complete=complete)
         for iteration, error, details in self._client.take_failures():
+            what = (
+                "A frame could not be read from the training process"
+                if iteration is None
+                else f"The maps of iteration {iteration:,} could not be copied out of the "
+                "training process"
+            )
             self.error_occurred.emit(
                 "An iteration could not be shown",
-                f"The maps of iteration {iteration:,} could not be copied out of the training "
-                f"process ({error}); the views show an earlier iteration.",
+                f"{what} ({error}); the views show an earlier iteration.",
                 details,
             )
         for frame in frames:

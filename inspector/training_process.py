@@ -705,10 +705,10 @@ class TrainerClient:
         # by ``_restorer`` while ``_restoring`` is set (see ``_hand_out``).
         self._held: list[Frame] = []
         self._handed_back: set[int] = set()  # ids of held frames whose slots went back early
-        # Frames that could not be completed: (iteration, error, traceback), for the window
-        # to say (``take_failures``); raised out of ``frames`` or ``call`` they lost the frame
-        # (a run's last: the run never ended) and left a request's reply unread.
-        self._failures: list[tuple[int, str, str]] = []
+        # Frames that could not be read or completed: (iteration, error, traceback), for the
+        # window to say (``take_failures``); raised out of ``frames`` or ``call`` they lost
+        # the frame (a run's last: the run never ended) and left a request's reply unread.
+        self._failures: list[tuple[int | None, str, str]] = []
         self._restoring: concurrent.futures.Future | None = None
         self._restorer: concurrent.futures.ThreadPoolExecutor | None = None
         self._pipe_closed = False
@@ -862,7 +862,14 @@ class TrainerClient:
         with self._frames_lock:
             try:
                 while self._frames.poll():
-                    self._held.append(self._frames.recv())
+                    try:
+                        self._held.append(self._frames.recv())
+                    except (EOFError, OSError):
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - kept for ``take_failures``
+                        # (A run's last frame may carry its maps pickled, hundreds of MB: out of
+                        # memory, it is lost, not the call that was taking frames.)
+                        self._fail(None, exc)
             except (EOFError, OSError):
                 pass
             if self._restoring is not None and not self._restoring.done():
@@ -942,18 +949,19 @@ class TrainerClient:
             record = record_of()
         except Exception as exc:  # (MemoryError too: a frame's maps can be hundreds of MB)
             self._hand_back(frame)
-            self._failures.append(
-                (frame.record.iteration, f"{type(exc).__name__}: {exc}", traceback.format_exc())
-            )
+            self._fail(frame.record.iteration, exc)
             return frame
         if record is None:
             return frame
         self._release(frame.shared)
         return dataclasses.replace(frame, record=record, shared=None)
 
-    def take_failures(self) -> list[tuple[int, str, str]]:
-        """The frames that could not be completed since the last call: (iteration, error,
-        traceback) each."""
+    def _fail(self, iteration: int | None, exc: Exception) -> None:
+        self._failures.append((iteration, f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+
+    def take_failures(self) -> list[tuple[int | None, str, str]]:
+        """The frames that could not be read or completed since the last call: (iteration,
+        None when the frame could not be read; error; traceback) each."""
         with self._frames_lock:
             failures, self._failures = self._failures, []
         return failures

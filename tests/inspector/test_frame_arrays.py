@@ -732,3 +732,40 @@ def test_pause_ends_a_run_whose_last_frame_was_lost(qtbot):
     finally:
         controller._client.frames = frames
         controller.shutdown()
+
+
+def test_a_frame_that_cannot_be_read_is_said_and_the_next_ones_come():
+    """A run's last frame may carry its maps pickled (when no slot came free in time): out of
+    memory unpickling them, the error went out of ``frames`` or out of the call taking frames
+    meanwhile. The frame is lost, the failure is kept to be said, and frames go on."""
+    feed = _Feed(TrainingConfig(num_filters=4, update_mode="full_batch", seed=1))
+    pipe = feed.client._frames
+
+    class Failing:
+        failed = False
+
+        def poll(self, *args):
+            return pipe.poll(*args)
+
+        def recv(self):
+            frame = pipe.recv()
+            if not Failing.failed:
+                Failing.failed = True
+                raise MemoryError("no room to unpickle the maps")
+            return frame
+
+        def close(self):
+            pipe.close()
+
+    feed.client._frames = Failing()
+    try:
+        feed.send()
+        feed.send()
+        frames = _taken_until(feed.client, lambda got: bool(got))
+        assert [f.record.iteration for f in frames] == [2]
+        [(iteration, error, _)] = feed.client.take_failures()
+        assert iteration is None and error == "MemoryError: no room to unpickle the maps"
+        feed.send()
+        assert [f.record.iteration for f in _taken_until(feed.client, bool)] == [3]
+    finally:
+        feed.close()
