@@ -474,38 +474,53 @@ def test_a_refused_request_says_why_without_the_exceptions_names():
         client.close()
 
 
-def test_f5_does_not_wait_for_a_last_frame_being_completed(qtbot, monkeypatch):
-    """With 400 MB of maps F5 kept the window waiting for them; it returns at once and the
-    run ends when they are there. F5 again meanwhile runs again."""
+@pytest.fixture
+def thread_controller(qtbot):
+    """A controller on the recommended preset and ``_dataset()``, its training server in a
+    thread of this process (``controller.server``), shut down after the test."""
     from inspector.controller import SessionController
     from model.presets import preset_config
 
+    controller = SessionController(_dataset(), preset_config("recommended"), backend="thread")
+    yield controller
+    controller.shutdown()
+
+
+def _run_for(qtbot, controller, iterations: int) -> None:
+    """Run as fast as possible until ``iterations`` more are shown."""
+    controller.set_speed(0)
+    controller.run()
+    start = controller.latest_iteration
+    qtbot.waitUntil(lambda: controller.shown.iteration >= start + iterations, timeout=30000)
+
+
+def test_f5_does_not_wait_for_a_last_frame_being_completed(qtbot, monkeypatch, thread_controller):
+    """With 400 MB of maps F5 kept the window waiting for them; it returns at once and the
+    run ends when they are there. F5 again meanwhile only says that the run is stopping."""
+    controller = thread_controller
+    session = controller.server.session
     monkeypatch.setattr(training_process, "BACKGROUND_RESTORE_BYTES", 0)
     restore = SharedRef.restore
+    holding, released = threading.Event(), threading.Event()
 
-    def slow(ref, record, buffer):
-        time.sleep(0.3)
+    def held(ref, record, buffer):
+        if holding.is_set():
+            released.wait(20)
         return restore(ref, record, buffer)
 
-    monkeypatch.setattr(SharedRef, "restore", slow)
-    controller = SessionController(_dataset(), preset_config("recommended"), backend="thread")
-    session = controller.server.session
+    monkeypatch.setattr(SharedRef, "restore", held)
     try:
-        controller.set_speed(0)
-        controller.run()
-        qtbot.waitUntil(lambda: controller.shown.iteration >= 2, timeout=30000)
-        started = time.monotonic()
+        _run_for(qtbot, controller, 2)
+        holding.set()
         controller.toggle_run()
-        assert time.monotonic() - started < 0.25
-        assert controller.is_running  # until its last frame is complete
+        assert controller.is_running  # F5 returned, its last frame held back meanwhile
+        released.set()
         qtbot.waitUntil(lambda: not controller.is_running, timeout=30000)
         assert controller.shown.iteration == session.iteration
         # F5 twice: the button still says Pause, and the second press only says so.
         messages = []
         controller.status_message.connect(messages.append)
-        controller.run()
-        start = controller.latest_iteration
-        qtbot.waitUntil(lambda: controller.shown.iteration >= start + 2, timeout=30000)
+        _run_for(qtbot, controller, 2)
         controller.toggle_run()
         controller.toggle_run()
         assert messages == ["Stopping after the step in progress"]
@@ -515,57 +530,43 @@ def test_f5_does_not_wait_for_a_last_frame_being_completed(qtbot, monkeypatch):
         assert session.iteration == stopped_at and controller.server._run is None
         assert controller.shown.iteration == stopped_at
     finally:
-        controller.shutdown()
+        released.set()
 
 
-def test_a_failed_last_frame_still_ends_the_run_and_is_said(qtbot, monkeypatch):
-    from inspector.controller import SessionController
-    from model.presets import preset_config
-
-    controller = SessionController(_dataset(), preset_config("recommended"), backend="thread")
+def test_a_failed_last_frame_still_ends_the_run_and_is_said(qtbot, monkeypatch, thread_controller):
+    controller = thread_controller
     errors = []
     controller.error_occurred.connect(lambda *args: errors.append(args))
 
     def failing(ref, record, buffer):
         raise MemoryError("no room for the maps")
 
-    try:
-        shown = controller.shown.iteration
-        monkeypatch.setattr(SharedRef, "restore", failing)
-        controller.step()
-        qtbot.waitUntil(lambda: not controller.is_running, timeout=30000)
-        assert controller.shown.iteration == shown  # (never an incomplete record)
-        assert len(controller._metrics) == 2  # its row is taken
-        assert errors and errors[0][0] == "An iteration could not be shown"
-        assert "MemoryError: no room for the maps" in errors[0][1]
-        monkeypatch.setattr(SharedRef, "restore", training_process.SharedRef.restore)
-    finally:
-        controller.shutdown()
+    shown = controller.shown.iteration
+    monkeypatch.setattr(SharedRef, "restore", failing)
+    controller.step()
+    qtbot.waitUntil(lambda: not controller.is_running, timeout=30000)
+    assert controller.shown.iteration == shown  # (never an incomplete record)
+    assert len(controller._metrics) == 2  # its row is taken
+    assert errors and errors[0][0] == "An iteration could not be shown"
+    assert "MemoryError: no room for the maps" in errors[0][1]
 
 
-def test_a_run_with_large_maps_ends_with_its_last_iteration_shown(qtbot, monkeypatch):
+def test_a_run_with_large_maps_ends_with_its_last_iteration_shown(
+    qtbot, monkeypatch, thread_controller
+):
     """F5 does not wait for the last frame's maps (the run ends when they are there); ``pause``,
     which the views call before changing the run, returns with them shown."""
-    from inspector.controller import SessionController
-    from model.presets import preset_config
-
-    monkeypatch.setattr(training_process, "BACKGROUND_RESTORE_BYTES", 0)
-    controller = SessionController(_dataset(), preset_config("recommended"), backend="thread")
+    controller = thread_controller
     session = controller.server.session
-    try:
-        controller.set_speed(0)
-        for stop in ("toggle_run", "pause"):
-            controller.run()
-            start = controller.latest_iteration
-            qtbot.waitUntil(lambda s=start: controller.shown.iteration >= s + 3, timeout=30000)
-            getattr(controller, stop)()
-            if stop == "toggle_run":
-                qtbot.waitUntil(lambda: not controller.is_running, timeout=30000)
-            assert not controller.is_running
-            assert controller.shown.iteration == controller.latest_iteration == session.iteration
-            np.testing.assert_array_equal(controller.shown.activation, session.latest.activation)
-    finally:
-        controller.shutdown()
+    monkeypatch.setattr(training_process, "BACKGROUND_RESTORE_BYTES", 0)
+    for stop in ("toggle_run", "pause"):
+        _run_for(qtbot, controller, 3)
+        getattr(controller, stop)()
+        if stop == "toggle_run":
+            qtbot.waitUntil(lambda: not controller.is_running, timeout=30000)
+        assert not controller.is_running
+        assert controller.shown.iteration == controller.latest_iteration == session.iteration
+        np.testing.assert_array_equal(controller.shown.activation, session.latest.activation)
 
 
 @pytest.mark.parametrize("handed_back", [True, False])
@@ -639,14 +640,11 @@ def test_a_request_sent_without_waiting_leaves_the_next_calls_reply_to_it(monkey
         client.close()
 
 
-def test_f5_does_not_wait_for_the_step_in_progress(qtbot, monkeypatch):
+def test_f5_does_not_wait_for_the_step_in_progress(qtbot, monkeypatch, thread_controller):
     """A step of a large run measures the whole dataset (0.6 s with 3,000 images and 64
     filters of 15×15), and F5 waited for it before the window answered again. Here a step
     waits at a gate that the test opens only once F5 has returned."""
-    from inspector.controller import SessionController
-    from model.presets import preset_config
-
-    controller = SessionController(_dataset(), preset_config("recommended"), backend="thread")
+    controller = thread_controller
     session = controller.server.session
     step = session.step
     gate, in_step = threading.Event(), threading.Event()
@@ -657,9 +655,7 @@ def test_f5_does_not_wait_for_the_step_in_progress(qtbot, monkeypatch):
         return step(*args, **kwargs)
 
     try:
-        controller.set_speed(0)
-        controller.run()
-        qtbot.waitUntil(lambda: controller.shown.iteration >= 1, timeout=30000)
+        _run_for(qtbot, controller, 1)
         monkeypatch.setattr(session, "step", held_step)
         assert in_step.wait(20)  # (a step under way, held)
         controller.toggle_run()
@@ -672,7 +668,6 @@ def test_f5_does_not_wait_for_the_step_in_progress(qtbot, monkeypatch):
         assert controller._client.call("speed", 0.0) is None  # (the stop's reply was dropped)
     finally:
         gate.set()
-        controller.shutdown()
 
 
 def test_a_stop_sent_while_another_thread_waits_for_its_reply_does_not_wait():
@@ -708,19 +703,14 @@ def test_a_stop_sent_while_another_thread_waits_for_its_reply_does_not_wait():
         client.close()
 
 
-def test_pause_ends_a_run_whose_last_frame_was_lost(qtbot):
+def test_pause_ends_a_run_whose_last_frame_was_lost(qtbot, thread_controller):
     """The run ended only with its last frame; with that frame lost (its generation not the
     window's, or its arrays failing to arrive) the window stayed "running" for good, Reset
     included. A stop answered with "no run" ends it."""
-    from inspector.controller import SessionController
-    from model.presets import preset_config
-
-    controller = SessionController(_dataset(), preset_config("recommended"), backend="thread")
+    controller = thread_controller
     frames = controller._client.frames
     try:
-        controller.set_speed(0)
-        controller.run()
-        qtbot.waitUntil(lambda: controller.shown.iteration >= 2, timeout=30000)
+        _run_for(qtbot, controller, 2)
         controller._client.frames = lambda complete=False: [
             frame for frame in frames(complete=complete) if frame.outcome is None
         ]
@@ -731,7 +721,6 @@ def test_pause_ends_a_run_whose_last_frame_was_lost(qtbot):
         assert not controller.is_running
     finally:
         controller._client.frames = frames
-        controller.shutdown()
 
 
 def test_a_frame_that_cannot_be_read_is_said_and_the_next_ones_come():
