@@ -418,18 +418,18 @@ class SessionController(QObject):
         step in progress, and a last frame with large maps is completed on another thread."""
         if not self._running:
             return
-        ended = None
+        answered, ended = False, None
         try:
             if complete:
                 ended = self._client.call("stop")
+                answered = True
             else:
                 self._client.ask("stop")
         except TrainerError as exc:
             self._call_failed(exc)
-            complete = False  # (no answer to go by)
         if self._running:  # (not if the process was restarted)
-            self._poll_frames(complete=complete)
-        if complete and self._running and ended is None:
+            self._poll_frames(complete=answered)
+        if answered and self._running and ended is None:
             # The training process had no run left, and no last frame ended this one (it
             # was lost): end it here rather than stay "running" for good.
             self._finish(RunOutcome(0, stopped=True))

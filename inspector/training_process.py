@@ -791,10 +791,15 @@ class TrainerClient:
         return reply[1]
 
     def _send(self, name: str, args: tuple, kwargs: dict) -> int:
-        """Send a request; returns its number, which its reply carries."""
+        """Send a request; returns its number, which its reply carries. Raises
+        ``TrainerError`` when the server is gone."""
         with self._send_lock:
             number = next(self._numbers)
-            self._requests.send((number, name, args, kwargs))
+            try:
+                self._requests.send((number, name, args, kwargs))
+            except OSError as exc:  # (a broken pipe too)
+                self._pipe_closed = True
+                raise TrainerError(f"the training process has stopped ({exc})") from exc
         return number
 
     def _reply(self, name: str, number: int, deadline: float):
@@ -822,11 +827,7 @@ class TrainerClient:
         interruptible recomputation. Raises ``TrainerError`` when the server is gone."""
         if self._call_lock.locked():
             self.interrupt()
-        try:
-            self._send(name, args, kwargs)
-        except (OSError, BrokenPipeError) as exc:
-            self._pipe_closed = True
-            raise TrainerError(f"the training process has stopped ({exc})") from exc
+        self._send(name, args, kwargs)
 
     @property
     def interruptions(self) -> int:
@@ -860,18 +861,17 @@ class TrainerClient:
 
     def _drain_frames(self, *, complete: bool = False) -> None:
         with self._frames_lock:
-            try:
-                while self._frames.poll():
-                    try:
-                        self._held.append(self._frames.recv())
-                    except (EOFError, OSError):
-                        raise
-                    except Exception as exc:  # noqa: BLE001 - kept for ``take_failures``
-                        # (A run's last frame may carry its maps pickled, hundreds of MB: out of
-                        # memory, it is lost, not the call that was taking frames.)
-                        self._fail(None, exc)
-            except (EOFError, OSError):
-                pass
+            while True:
+                try:
+                    if not self._frames.poll():
+                        break
+                    self._held.append(self._frames.recv())
+                except (EOFError, OSError):
+                    break  # (the pipe closed: ``alive`` says so)
+                except Exception as exc:  # noqa: BLE001 - kept for ``take_failures``
+                    # (A run's last frame may carry its maps pickled, hundreds of MB: out of
+                    # memory, it is lost, not the call that was taking frames.)
+                    self._fail(None, exc)
             if self._restoring is not None and not self._restoring.done():
                 # Behind a frame being completed, only a run's last frame will be: the others'
                 # slots go back now (the training process may be waiting for one).
@@ -907,10 +907,7 @@ class TrainerClient:
             gone = id(newest) in self._handed_back
             self._handed_back.clear()
             ref = newest.shared
-            if gone:  # (its slot went back while another was completed: not to show)
-                self._received.append(newest)
-                continue
-            if ref is None:
+            if ref is None or gone:  # (complete, or its slot went back: not to show)
                 self._received.append(newest)
                 continue
             if complete or ref.restored_bytes() < BACKGROUND_RESTORE_BYTES:
