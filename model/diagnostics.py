@@ -297,6 +297,29 @@ def fix_answer() -> Fix:
     )
 
 
+def fix_answer_standardized() -> Fix:
+    """The answer's recipe with zero-centred inputs: each channel standardised (mean 0, std 1
+    over the dataset) instead of 0..1. With pixels 0..1 every input is positive, so a filter's
+    pre-activations lean to the sign of its weights' sum and a filter can still die early;
+    standardised, they take both signs. On the question it learned on all 8 seeds tried
+    (the answer's fix on 5: it dies on 2), and on a learner's 12 images on all 8 (the answer's
+    fix on 2)."""
+    changes = {**fix_answer().changes, "pixel_scaling": "standardize"}
+    return Fix(
+        "Apply the answer's fix with standardised pixels (each channel to mean 0, std 1) "
+        "instead of 0..1, and start again",
+        changes,
+    )
+
+
+def _answer_fixes(config: TrainingConfig | None) -> tuple[Fix, ...]:
+    """The answer's whole fix and its variant with standardised pixels, where the setup shows
+    the question's causes of scale; none otherwise."""
+    if config is None or not _scale_is_wrong(config):
+        return ()
+    return (fix_answer(), fix_answer_standardized())
+
+
 def _scale_is_wrong(config: TrainingConfig) -> bool:
     """Whether the setup has one of the question's causes of scale: raw pixels, or filters
     that start all of one sign."""
@@ -381,7 +404,7 @@ def _non_finite(
             " again from a small, zero-centred initialisation such as N(0, 0.02)."
         )
         fixes = (
-            *((fix_answer(),) if config is not None and _scale_is_wrong(config) else ()),
+            *_answer_fixes(config),
             fix_small_init(),
         )
     return Finding(
@@ -554,11 +577,12 @@ def _dead_filters(
 def _dead_filter_fixes(record: StepRecord, config: TrainingConfig, since: int) -> tuple[Fix, ...]:
     """Fixes for a filter that died at ``since`` (computed once, then carried forward).
 
-    The answer's whole fix first where the setup shows its causes, then each cause alone
+    The answer's whole fix first where the setup shows its causes (then the same with
+    standardised pixels), then each cause alone
     (all-positive weights, raw pixels); then a smaller learning rate from just before the
     fatal update, then leaky ReLU.
     """
-    fixes = [fix_answer()] if _scale_is_wrong(config) else []
+    fixes = list(_answer_fixes(config))
     if not config.conv_can_start_negative():
         fixes.append(fix_small_init())
     if config.pixel_scaling == "raw":
@@ -776,7 +800,7 @@ def _saturation(record: StepRecord, labels: np.ndarray, config: TrainingConfig) 
                     "gradient does not vanish: it is the full (p − y) = ±1 times the features, "
                     "so every update from it is as large as it can be."
                 ),
-                fixes=(fix_answer(), fix_small_init(), fix_unit_pixels())
+                fixes=(*_answer_fixes(config), fix_small_init(), fix_unit_pixels())
                 if config.pixel_scaling == "raw"
                 else (fix_small_init(),),
                 iteration=record.iteration,
@@ -1185,7 +1209,7 @@ def _preview_findings(
                 # The answer's fixes first: a learning rate small enough for raw pixels and
                 # all-positive weights is absurd (the factor says how absurd).
                 fixes=(
-                    *((fix_answer(),) if _scale_is_wrong(config) else ()),
+                    *_answer_fixes(config),
                     fix_small_init(),
                     fix_unit_pixels(),
                     # (not when the initial weights overflow already: no rate helps then)

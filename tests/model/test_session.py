@@ -7,7 +7,12 @@ import pytest
 
 from model.config import TrainingConfig
 from model.data import Dataset, load_example
-from model.diagnostics import merge_alike, sort_findings, useful_fixes
+from model.diagnostics import (
+    fix_answer_standardized,
+    merge_alike,
+    sort_findings,
+    useful_fixes,
+)
 from model.formatting import format_number, format_range
 from model.init import InitSpec
 from model.presets import preset_config
@@ -139,7 +144,9 @@ def test_an_initialisation_that_overflows_is_fixed_by_a_smaller_one_not_by_the_r
         after = session.step()
         later = [session.step() for _ in range(3)]  # (a review: iteration 2 said it again)
     small = "Initialise both layers with N(0, 0.02) and start again"
-    whole = ["Apply the answer's whole fix"] if pixels == "raw" else []
+    whole = (
+        ["Apply the answer's whole fix", fix_answer_standardized().label] if pixels == "raw" else []
+    )
     largest = max(
         float(np.max(np.abs(start.params[k]))) for k in ("conv.weight", "classifier.weight")
     )
@@ -439,11 +446,16 @@ def test_the_first_fix_of_the_questions_failure_is_the_whole_answer_and_it_learn
             "0.01, and start again"
         )
         assert whole.needs_reset and whole.rewind_to is None
+        # Then the same recipe with zero-centred inputs.
+        assert finding.fixes[1] == fix_answer_standardized()
     fixed = preset_config("seed").with_changes(**dead.fixes[0].changes)
     assert fixed == preset_config("recommended")
-    session = TrainingSession(question, fixed)
-    records = [session.step() for _ in range(50)]
-    assert records[-1].accuracy == 1.0 and not any(r.dead_filters for r in records)
+    standardised = preset_config("seed").with_changes(**dead.fixes[1].changes)
+    assert standardised == preset_config("recommended", pixel_scaling="standardize")
+    for config in (fixed, standardised):
+        session = TrainingSession(question, config)
+        records = [session.step() for _ in range(50)]
+        assert records[-1].accuracy == 1.0 and not any(r.dead_filters for r in records)
     # Without the question's causes of scale it is not offered.
     session = TrainingSession(question, preset_config("recommended", learning_rate=1e4))
     for record in (session.latest, session.step()):
