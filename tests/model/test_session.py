@@ -456,10 +456,22 @@ def test_the_first_fix_of_the_questions_failure_is_the_whole_answer_and_it_learn
         session = TrainingSession(question, config)
         records = [session.step() for _ in range(50)]
         assert records[-1].accuracy == 1.0 and not any(r.dead_filters for r in records)
-    # Without the question's causes of scale it is not offered.
+    # Without the question's causes of scale neither is offered.
     session = TrainingSession(question, preset_config("recommended", learning_rate=1e4))
     for record in (session.latest, session.step()):
-        assert all("whole fix" not in fix.label for f in record.findings for fix in f.fixes)
+        assert all("the answer's" not in fix.label for f in record.findings for fix in f.fixes)
+
+
+def test_with_standardised_pixels_the_answers_variant_for_them_is_not_offered(question):
+    """All-positive weights on standardised pixels (the filter dies at iteration 3): the
+    variant would change only the weights, the same run as N(0, 0.02) alone, under a label
+    about the pixels (a review)."""
+    config = preset_config("seed", pixel_scaling="standardize", learning_rate=0.01)
+    session = TrainingSession(question, config)
+    records = [session.latest, *(session.step() for _ in range(5))]
+    offered = [fix for r in records for f in r.findings for fix in f.fixes]
+    assert any(fix.label.startswith("Apply the answer's whole fix") for fix in offered)
+    assert fix_answer_standardized() not in offered
 
 
 def _small(size: int) -> Dataset:

@@ -39,7 +39,7 @@ def tried(question, session, fix) -> Trial:
     return run_trial(question, config)
 
 
-def test_only_the_answers_whole_fix_learns_the_question(question, fixes_after_the_first_step):
+def test_only_the_answers_recipes_learn_the_question(question, fixes_after_the_first_step):
     """A teacher's lecture: "now fix each cause on its own". N(0, 0.02) alone dies at
     iteration 2, pixels 0..1 alone at 1, the smaller rate alone does not learn, leaky ReLU
     overflows; only the answer's whole fix learns (and its variant with standardised pixels).
