@@ -1149,7 +1149,9 @@ def _filters_named(numbers: list[int]) -> str:
 def useful_fixes(findings: Iterable[Finding], config: TrainingConfig) -> list[Finding]:
     """``findings`` without the fixes that would change nothing in ``config`` ("Scale pixels to
     0..1" when they are: clicking it started the run again as it was), nor a "divide the
-    learning rate" that would raise the rate in use.
+    learning rate" that would raise the rate in use, nor a fix that would make the same run as
+    one before it on its card (the answer's whole fix with pixels 0..1 and its rate set already
+    is "Initialise both layers with N(0, 0.02)": two buttons, one run, the same note).
 
     For display, against the settings in use when they are shown: a record keeps every fix
     it was made with (recomputed from history after a live change, it must come out the
@@ -1167,12 +1169,30 @@ def useful_fixes(findings: Iterable[Finding], config: TrainingConfig) -> list[Fi
             getattr(config, name) != value for name, value in fix.changes.items()
         )
 
-    return [
-        f
-        if all(changes_something(fix) for fix in f.fixes)
-        else replace(f, fixes=tuple(fix for fix in f.fixes if changes_something(fix)))
-        for f in findings
-    ]
+    def run_of(fix: Fix) -> tuple:
+        """What clicking ``fix`` does to ``config``: the settings it changes (to what), and
+        the iteration it goes back to."""
+        changed = sorted(
+            (name, repr(value))
+            for name, value in fix.changes.items()
+            if getattr(config, name) != value
+        )
+        return tuple(changed), fix.rewind_to
+
+    def kept(fixes: tuple[Fix, ...]) -> tuple[Fix, ...]:
+        runs, out = set(), []
+        for fix in fixes:
+            run = run_of(fix)
+            if changes_something(fix) and run not in runs:
+                runs.add(run)
+                out.append(fix)
+        return tuple(out)
+
+    shown = []
+    for f in findings:
+        fixes = kept(f.fixes)
+        shown.append(f if fixes == f.fixes else replace(f, fixes=fixes))
+    return shown
 
 
 def _preview_findings(

@@ -354,6 +354,39 @@ def test_a_fix_is_offered_only_when_it_changes_a_setting(question):
     assert "Scale pixels to 0..1 and start again" in kept
 
 
+@pytest.mark.parametrize(
+    ("changes", "same_run"),
+    [
+        # pixels and rate fixed already: the whole fix only sets the weights
+        ({"pixel_scaling": "unit"}, "Initialise both layers with N(0, 0.02) and start again"),
+        # weights fixed already: the whole fix only scales the pixels
+        (
+            {"conv_init": InitSpec("normal", {"mean": 0.0, "std": 0.02})},
+            "Scale pixels to 0..1 and start again",
+        ),
+    ],
+)
+def test_a_fix_that_makes_the_same_run_as_one_before_it_is_not_offered(question, changes, same_run):
+    """A review: the answer's whole fix and one cause's fix gave the same run, two buttons
+    with one note. The first on the card stays."""
+    normal = InitSpec("normal", {"mean": 0.0, "std": 0.02})
+    config = preset_config("seed", learning_rate=0.01, classifier_init=normal, **changes)
+    session = TrainingSession(question, config)
+    records = [session.latest, *(session.step() for _ in range(3))]
+    cards = [f for r in records for f in useful_fixes(r.findings, config) if f.fixes]
+    whole = [f for f in cards if f.fixes[0].label.startswith("Apply the answer's whole fix")]
+    assert whole  # (the setup still shows one of the question's causes)
+    for card in whole:
+        assert same_run not in [fix.label for fix in card.fixes], card.code
+    # Every card's buttons make different runs.
+    for card in cards:
+        runs = {(repr(config.with_changes(**fix.changes)), fix.rewind_to) for fix in card.fixes}
+        assert len(runs) == len(card.fixes), card.code
+    # The records keep both (the display drops one).
+    kept = {fix.label for r in records for f in r.findings for fix in f.fixes}
+    assert same_run in kept
+
+
 def test_a_divide_fix_made_at_a_larger_rate_is_not_offered_once_the_rate_is_lower(question):
     """A newcomer pass: after one fix set 0.0001, a card made at the old rate offered "Divide
     the learning rate by 1000 (→ 0.001)", which raised it tenfold."""
