@@ -1170,14 +1170,15 @@ def useful_fixes(findings: Iterable[Finding], config: TrainingConfig) -> list[Fi
         )
 
     def run_of(fix: Fix) -> tuple:
-        """What clicking ``fix`` does to ``config``: the settings it changes (to what), and
-        the iteration it goes back to."""
+        """What clicking ``fix`` does to ``config``: the settings it changes (to what), the
+        iteration it goes back to, and whether it starts again (it names a setting that
+        needs a reset, changed or not)."""
         changed = sorted(
             (name, repr(value))
             for name, value in fix.changes.items()
             if getattr(config, name) != value
         )
-        return tuple(changed), fix.rewind_to
+        return tuple(changed), fix.rewind_to, fix.needs_reset
 
     def kept(fixes: tuple[Fix, ...]) -> tuple[Fix, ...]:
         runs, out = set(), []

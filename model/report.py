@@ -464,8 +464,9 @@ def index_html(
         parts.append(f"<p>and {len(dataset) - SHOWN_IMAGES} more in {_link(DATA_DIR + '/')}.</p>")
     parts += _metrics_html(session)
     # Read as the Diagnostics panel shows them: filters dead in one update are one finding,
-    # and at the last iteration fixes that would change nothing in the run's settings are
-    # left out (as they first appeared, they were offered: that is history).
+    # and at the last iteration fixes that would change nothing in the run's settings, or
+    # make the same run as one above them, are left out (as they first appeared, they were
+    # offered: that is history).
     # Those that first appeared at the last iteration are the ones above: not twice (a
     # teacher's report of one Step repeated every card word for word).
     earlier = [f for f in first_findings if f.iteration != final.iteration]

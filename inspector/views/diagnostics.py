@@ -323,7 +323,8 @@ class DiagnosticsView(QWidget):
         record = self._record
         if record is None:
             return
-        # Fixes that would change nothing in the settings in use are left out.
+        # Fixes that would change nothing in the settings in use, or make the same run as one
+        # above them on their card, are left out.
         findings = merge_alike(
             useful_fixes(sort_findings(record.findings), self._controller.config)
         )

@@ -8,6 +8,8 @@ import pytest
 from model.config import TrainingConfig
 from model.data import Dataset, load_example
 from model.diagnostics import (
+    Finding,
+    Fix,
     fix_answer_standardized,
     merge_alike,
     sort_findings,
@@ -385,6 +387,19 @@ def test_a_fix_that_makes_the_same_run_as_one_before_it_is_not_offered(question,
     # The records keep both (the display drops one).
     kept = {fix.label for r in records for f in r.findings for fix in f.fixes}
     assert same_run in kept
+
+
+def test_fixes_that_start_again_and_that_go_on_are_different_runs():
+    """The same new rate, once starting again (the fix also names a setting that needs a
+    reset, set already) and once from the next update on: two runs, both shown; the same
+    rate again from the next update on is the second's run (a review)."""
+    config = preset_config("recommended")
+    again = Fix("again", {"learning_rate": 0.001, "pixel_scaling": config.pixel_scaling})
+    going_on = Fix("going on", {"learning_rate": 0.001})
+    finding = Finding("large_update", "warning", "t", "e", fixes=(again, going_on, going_on))
+    (shown,) = useful_fixes([finding], config)
+    assert again.needs_reset and not going_on.needs_reset
+    assert shown.fixes == (again, going_on)
 
 
 def test_a_divide_fix_made_at_a_larger_rate_is_not_offered_once_the_rate_is_lower(question):
