@@ -319,7 +319,8 @@ def _answer_fixes(config: TrainingConfig | None) -> tuple[Fix, ...]:
     if config is None or not _scale_is_wrong(config):
         return ()
     if config.pixel_scaling == "standardize":
-        # (The variant would only change the weights: the same run as N(0, 0.02) alone.)
+        # (The variant would change no pixels, only the weights and perhaps the rate, under a
+        # label about the pixels: at rate 0.01, the same run as N(0, 0.02) alone.)
         return (fix_answer(),)
     return (fix_answer(), fix_answer_standardized())
 
@@ -1157,34 +1158,33 @@ def useful_fixes(findings: Iterable[Finding], config: TrainingConfig) -> list[Fi
     it was made with (recomputed from history after a live change, it must come out the
     same)."""
 
-    def changes_something(fix: Fix) -> bool:
+    def run_of(fix: Fix) -> tuple | None:
+        """What clicking ``fix`` does to ``config``: the settings it changes (to what), the
+        iteration it goes back to, and whether it starts again (it names a setting that
+        needs a reset, changed or not); None when it would change nothing."""
         if fix.lowers_rate and fix.changes["learning_rate"] > config.learning_rate:
             # A card made at a larger rate than the one set since: "Divide by 1000 (→ 0.001)"
             # raised a rate of 0.0001 tenfold (a newcomer pass). At the fix's own rate it still
             # goes back, below.
-            return False
+            return None
+        changed = tuple(
+            sorted(
+                (name, repr(value))
+                for name, value in fix.changes.items()
+                if getattr(config, name) != value
+            )
+        )
         # (Going back is a change too: the rate may already be the fix's, the bad update not
         # yet undone.)
-        return fix.rewind_to is not None or any(
-            getattr(config, name) != value for name, value in fix.changes.items()
-        )
-
-    def run_of(fix: Fix) -> tuple:
-        """What clicking ``fix`` does to ``config``: the settings it changes (to what), the
-        iteration it goes back to, and whether it starts again (it names a setting that
-        needs a reset, changed or not)."""
-        changed = sorted(
-            (name, repr(value))
-            for name, value in fix.changes.items()
-            if getattr(config, name) != value
-        )
-        return tuple(changed), fix.rewind_to, fix.needs_reset
+        if not changed and fix.rewind_to is None:
+            return None
+        return changed, fix.rewind_to, fix.needs_reset
 
     def kept(fixes: tuple[Fix, ...]) -> tuple[Fix, ...]:
         runs, out = set(), []
         for fix in fixes:
             run = run_of(fix)
-            if changes_something(fix) and run not in runs:
+            if run is not None and run not in runs:
                 runs.add(run)
                 out.append(fix)
         return tuple(out)
