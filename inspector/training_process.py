@@ -782,8 +782,7 @@ class TrainerClient:
             number = self._send(name, args, kwargs)
             reply = self._reply(name, number, time.monotonic() + timeout)
         except (EOFError, OSError, BrokenPipeError) as exc:
-            self._pipe_closed = True
-            raise TrainerError(f"the training process has stopped ({exc})") from exc
+            raise self._pipe_gone(exc) from exc
         finally:
             self._call_lock.release()
         if reply[0] == "error":
@@ -798,9 +797,14 @@ class TrainerClient:
             try:
                 self._requests.send((number, name, args, kwargs))
             except OSError as exc:  # (a broken pipe too)
-                self._pipe_closed = True
-                raise TrainerError(f"the training process has stopped ({exc})") from exc
+                raise self._pipe_gone(exc) from exc
         return number
+
+    def _pipe_gone(self, exc: Exception) -> TrainerError:
+        """The error to raise for a pipe to the training process that closed (marked closed,
+        so that ``alive`` says so)."""
+        self._pipe_closed = True
+        return TrainerError(f"the training process has stopped ({exc})")
 
     def _reply(self, name: str, number: int, deadline: float):
         """The reply to request ``number``. The server answers in order; the replies that
