@@ -81,8 +81,8 @@ def test_only_the_answers_recipes_learn_the_question(question, fixes_after_the_f
 
 
 def test_standardised_pixels_learn_the_question_on_every_seed_the_answer_does_not(question):
-    """Why the answer's fix is offered again with standardised pixels: with pixels 0..1 every
-    input is positive and on some seeds the filter still dies; zero-centred inputs learned on
+    """Why the answer's fix is offered again with standardised pixels: with pixels 0..1 no
+    input is negative and on some seeds the filter still dies; zero-centred inputs learned on
     all 8 seeds (the answer's fix: the filter dies on 2 of them)."""
     seed_config = preset_config("seed")
     answer, standardised = [], []
